@@ -1,0 +1,87 @@
+//! Accounts' secrets and SASL: argon2id password hashes and the PLAIN and LOGIN mechanisms.
+//!
+//! # Layout
+//! - [`hash_password`] / [`verify_password`]: argon2id PHC strings (RFC 9106 parameters below).
+//! - [`sasl`]: decoding of SASL PLAIN (RFC 4616) messages and the LOGIN exchange.
+//! - [`generate_password`]: random passwords for first start and `user add` without input.
+//!
+//! No mail data here; users themselves are rows in the store.
+#![forbid(unsafe_code)]
+
+pub mod sasl;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::Rng;
+
+/// argon2id with 19 MiB of memory, 2 passes, 1 lane: OWASP's recommended minimum, a login
+/// costs about 20 ms on one core, which keeps password guessing slow without making logins
+/// of many devices at once expensive.
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hash a password as an argon2id PHC string (`$argon2id$v=19$...`).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing cannot fail with valid parameters")
+        .to_string()
+}
+
+/// Check a password against a stored PHC string. A malformed hash never matches.
+pub fn verify_password(hash: &str, password: &[u8]) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => hasher().verify_password(password, &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A random password of 20 characters from an alphabet without look-alikes (0/O, 1/l/I).
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// User names: `name` or `name@domain`; the part before `@` must not be empty and no control
+/// characters or spaces are allowed anywhere.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('@')
+        && name.chars().all(|c| !c.is_control() && !c.is_whitespace())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_then_verify() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, b"correct horse"));
+        assert!(!verify_password(&h, b"wrong horse"));
+        assert!(!verify_password("not a hash", b"correct horse"));
+    }
+
+    #[test]
+    fn generated_passwords_differ() {
+        let a = generate_password();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, generate_password());
+    }
+
+    #[test]
+    fn user_names() {
+        for ok in ["alice", "alice@example.org", "a.b-c_d"] {
+            assert!(valid_user_name(ok), "{ok}");
+        }
+        for bad in ["", "@example.org", "a b", "a\tb", "a\u{0}"] {
+            assert!(!valid_user_name(bad), "{bad:?}");
+        }
+    }
+}

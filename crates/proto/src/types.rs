@@ -1,0 +1,358 @@
+//! The command AST: what a parsed client command means, independent of its wire spelling.
+//!
+//! Names follow RFC 9051 section 9 (formal syntax); RFC 3501 and extension syntax (RFC 4466,
+//! RFC 4731, RFC 5182, RFC 5258, RFC 7162, RFC 2971, ...) map onto the same types.
+
+use std::path::PathBuf;
+
+/// A client command: `tag SP command-body CRLF`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub body: CommandBody,
+}
+
+/// Bytes of a message given in APPEND. Small literals stay in memory; the server spools large
+/// ones to a file before the parser sees them (the parser only carries the path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageData {
+    Inline(Vec<u8>),
+    Spooled { path: PathBuf, len: u64 },
+}
+
+impl MessageData {
+    pub fn len(&self) -> u64 {
+        match self {
+            MessageData::Inline(v) => v.len() as u64,
+            MessageData::Spooled { len, .. } => *len,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A mailbox name as sent (already decoded from quoted/literal form, NOT from modified UTF-7:
+/// the session decides how to interpret it depending on UTF8=ACCEPT / IMAP4rev2).
+pub type MailboxName = Vec<u8>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    // Any state (RFC 9051 §6.1)
+    Capability,
+    Noop,
+    Logout,
+    /// RFC 2971: `ID ("name" "value" ...)` or `ID NIL`.
+    Id(Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>),
+
+    // Not authenticated (§6.2)
+    StartTls,
+    /// `AUTHENTICATE mech [SP initial-response]`; the initial response is still base64 text
+    /// (`=` means empty).
+    Authenticate { mechanism: String, initial_response: Option<Vec<u8>> },
+    Login { username: Vec<u8>, password: Vec<u8> },
+
+    // Authenticated (§6.3)
+    Enable(Vec<String>),
+    Select { mailbox: MailboxName, params: SelectParams },
+    Examine { mailbox: MailboxName, params: SelectParams },
+    /// `CREATE mbox [SP "(" "USE" SP "(" use-attr ... ")" ")"]` (RFC 6154 §3).
+    Create { mailbox: MailboxName, special_use: Vec<String> },
+    Delete(MailboxName),
+    Rename { from: MailboxName, to: MailboxName },
+    Subscribe(MailboxName),
+    Unsubscribe(MailboxName),
+    List(ListCommand),
+    /// RFC 3501 LSUB (rev1 only).
+    Lsub { reference: MailboxName, pattern: MailboxName },
+    Namespace,
+    Status { mailbox: MailboxName, items: Vec<StatusItem> },
+    /// One or more messages (MULTIAPPEND, RFC 3502).
+    Append { mailbox: MailboxName, messages: Vec<AppendMessage> },
+    Idle,
+    /// RFC 9208.
+    GetQuota(Vec<u8>),
+    GetQuotaRoot(MailboxName),
+
+    // Selected (§6.4)
+    Check,
+    Close,
+    Unselect,
+    Expunge,
+    UidExpunge(SequenceSet),
+    Search { uid: bool, charset: Option<String>, criteria: SearchKey, ret: Option<Vec<SearchReturn>> },
+    Fetch { uid: bool, set: SequenceSet, items: FetchItems, modifiers: FetchModifiers },
+    Store { uid: bool, set: SequenceSet, action: StoreAction, silent: bool, flags: Vec<Flag>, unchanged_since: Option<u64> },
+    Copy { uid: bool, set: SequenceSet, mailbox: MailboxName },
+    Move { uid: bool, set: SequenceSet, mailbox: MailboxName },
+}
+
+impl CommandBody {
+    /// The command's name for logs and error messages.
+    pub fn name(&self) -> &'static str {
+        use CommandBody::*;
+        match self {
+            Capability => "CAPABILITY",
+            Noop => "NOOP",
+            Logout => "LOGOUT",
+            Id(_) => "ID",
+            StartTls => "STARTTLS",
+            Authenticate { .. } => "AUTHENTICATE",
+            Login { .. } => "LOGIN",
+            Enable(_) => "ENABLE",
+            Select { .. } => "SELECT",
+            Examine { .. } => "EXAMINE",
+            Create { .. } => "CREATE",
+            Delete(_) => "DELETE",
+            Rename { .. } => "RENAME",
+            Subscribe(_) => "SUBSCRIBE",
+            Unsubscribe(_) => "UNSUBSCRIBE",
+            List(_) => "LIST",
+            Lsub { .. } => "LSUB",
+            Namespace => "NAMESPACE",
+            Status { .. } => "STATUS",
+            Append { .. } => "APPEND",
+            Idle => "IDLE",
+            GetQuota(_) => "GETQUOTA",
+            GetQuotaRoot(_) => "GETQUOTAROOT",
+            Check => "CHECK",
+            Close => "CLOSE",
+            Unselect => "UNSELECT",
+            Expunge => "EXPUNGE",
+            UidExpunge(_) => "UID EXPUNGE",
+            Search { .. } => "SEARCH",
+            Fetch { .. } => "FETCH",
+            Store { .. } => "STORE",
+            Copy { .. } => "COPY",
+            Move { .. } => "MOVE",
+        }
+    }
+}
+
+/// SELECT/EXAMINE parameters (RFC 4466 `select-params`): CONDSTORE and QRESYNC (RFC 7162).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectParams {
+    pub condstore: bool,
+    pub qresync: Option<QresyncParams>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SequenceSet>,
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
+}
+
+/// `LIST [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]` (RFC 5258, RFC 9051).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListCommand {
+    pub reference: MailboxName,
+    /// One or more patterns (a parenthesized list of patterns is allowed by RFC 5258).
+    pub patterns: Vec<MailboxName>,
+    pub select_subscribed: bool,
+    pub select_remote: bool,
+    pub select_recursive_match: bool,
+    pub select_special_use: bool,
+    pub return_subscribed: bool,
+    pub return_children: bool,
+    pub return_special_use: bool,
+    pub return_status: Option<Vec<StatusItem>>,
+    /// True when the command used any extended syntax (selection or return options),
+    /// which changes some answers (RFC 5258 §3).
+    pub extended: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusItem {
+    Messages,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    Recent,
+    HighestModSeq,
+    AppendLimit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    /// Seconds since the Unix epoch and the zone offset in minutes, as given in `date-time`.
+    pub internal_date: Option<DateTime>,
+    pub data: MessageData,
+    /// True if sent as `literal8` (`~{n}`, RFC 3516); such data may contain NUL.
+    pub binary: bool,
+}
+
+/// An RFC 9051 `date-time` ("dd-Mon-yyyy hh:mm:ss +zzzz").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime {
+    pub unix: i64,
+    pub offset_minutes: i32,
+}
+
+/// A `date` in SEARCH (no time): days are compared in the server's notion of the date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Flag {
+    Seen,
+    Answered,
+    Flagged,
+    Deleted,
+    Draft,
+    /// `\Recent` only appears in rev1 responses; clients cannot STORE it.
+    Recent,
+    /// A keyword (atom), spelled as the client sent it.
+    Keyword(String),
+    /// Any other `\Something` flag extension.
+    Extension(String),
+}
+
+/// One element of a sequence set. `u32::MAX` stands for `*` in bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqRange {
+    /// `n` or `*`
+    Single(SeqNum),
+    /// `a:b` (order as sent; either may be larger)
+    Range(SeqNum, SeqNum),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqNum {
+    Value(u32),
+    /// `*`: the largest number in use.
+    Largest,
+}
+
+/// `sequence-set` or `$` (RFC 5182 saved search result).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequenceSet {
+    Ranges(Vec<SeqRange>),
+    Saved,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    Answered,
+    Bcc(Vec<u8>),
+    Before(Date),
+    Body(Vec<u8>),
+    Cc(Vec<u8>),
+    Deleted,
+    Draft,
+    Flagged,
+    From(Vec<u8>),
+    Header(Vec<u8>, Vec<u8>),
+    Keyword(String),
+    Larger(u64),
+    New,
+    Not(Box<SearchKey>),
+    Old,
+    On(Date),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Recent,
+    Seen,
+    SentBefore(Date),
+    SentOn(Date),
+    SentSince(Date),
+    Since(Date),
+    Smaller(u64),
+    Subject(Vec<u8>),
+    Text(Vec<u8>),
+    To(Vec<u8>),
+    Uid(SequenceSet),
+    Unanswered,
+    Undeleted,
+    Undraft,
+    Unflagged,
+    Unkeyword(String),
+    Unseen,
+    /// A message set (sequence numbers) as a key, or `$`.
+    SequenceSet(SequenceSet),
+    /// A parenthesized list or the implicit AND of the top level.
+    And(Vec<SearchKey>),
+    /// RFC 7162 `MODSEQ [entry-name entry-type] mod-sequence-valzer`.
+    ModSeq(u64),
+}
+
+/// `SEARCH RETURN (...)` options (RFC 4731, RFC 5182, RFC 9051).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+    Save,
+}
+
+/// FETCH item list, macros already expanded (ALL, FAST, FULL).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchItems(pub Vec<FetchItem>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItem {
+    Flags,
+    InternalDate,
+    Rfc822Size,
+    Envelope,
+    /// `BODYSTRUCTURE`
+    BodyStructure,
+    /// `BODY` (non-extensible form of BODYSTRUCTURE)
+    Body,
+    Uid,
+    ModSeq,
+    /// `RFC822` = BODY[] (sets \Seen)
+    Rfc822,
+    /// `RFC822.HEADER` = BODY.PEEK[HEADER]
+    Rfc822Header,
+    /// `RFC822.TEXT` = BODY[TEXT] (sets \Seen)
+    Rfc822Text,
+    /// `BODY[section]<partial>` / `BODY.PEEK[...]`
+    BodySection { section: Section, partial: Option<(u64, u64)>, peek: bool },
+    /// `BINARY[part]<partial>` / `BINARY.PEEK[...]` (RFC 3516)
+    Binary { part: Vec<u32>, partial: Option<(u64, u64)>, peek: bool },
+    /// `BINARY.SIZE[part]`
+    BinarySize { part: Vec<u32> },
+}
+
+/// `section-spec`: a part path and what of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    /// `1.2.3`; empty for the whole message.
+    pub part: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    /// `HEADER.FIELDS (..)`; names as sent (compare case-insensitively).
+    HeaderFields(Vec<Vec<u8>>),
+    HeaderFieldsNot(Vec<Vec<u8>>),
+    Text,
+    /// Only valid with a non-empty part path.
+    Mime,
+}
+
+/// FETCH modifiers (RFC 4466 `fetch-modifier`): CHANGEDSINCE and VANISHED (RFC 7162).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchModifiers {
+    pub changed_since: Option<u64>,
+    pub vanished: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAction {
+    Replace,
+    Add,
+    Remove,
+}

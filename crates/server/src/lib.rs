@@ -1,0 +1,2 @@
+//! mailkeep-server
+#![forbid(unsafe_code)]

@@ -1,0 +1,274 @@
+//! Mailkeep's storage: one [`MailStore`] trait in front of every backend.
+//!
+//! # Layout
+//! - [`MailStore`] (this file): accounts, mailboxes, messages, flags and the modseq change log
+//!   that the session and (later) CONDSTORE/QRESYNC read. Async, object-safe (`Arc<dyn MailStore>`).
+//! - [`sqlite`]: the embedded default. SQLite (WAL) for the index; message bodies as
+//!   content-addressed zstd files under `blobs/` (identical messages stored once). Writers share
+//!   fsyncs (group commit).
+//! - [`notify`]: per-mailbox change notifications that wake only the sessions on that mailbox.
+//! - [`conformance`]: the test suite every backend runs (`conformance::run_all(store)`).
+//!
+//! Messages are stored exactly as accepted after bare LF was turned into CRLF (done by the
+//! caller, see `mailkeep_mime::normalize_crlf`), so sizes and byte offsets are of that form.
+#![forbid(unsafe_code)]
+
+pub mod conformance;
+pub mod notify;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub use notify::{MailboxEvent, Notifier};
+
+pub type UserId = i64;
+pub type MailboxId = i64;
+
+/// Who is at fault when a store call fails.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The mailbox or message does not exist (any more). -> `NO [NONEXISTENT]`
+    #[error("no such mailbox")]
+    NoSuchMailbox,
+    /// -> `NO [ALREADYEXISTS]`
+    #[error("mailbox already exists")]
+    AlreadyExists,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("user already exists")]
+    UserExists,
+    /// The request cannot be done as asked (e.g. DELETE INBOX, rename into own child).
+    /// -> `NO [CANNOT]`
+    #[error("{0}")]
+    Cannot(String),
+    /// -> `NO [OVERQUOTA]`
+    #[error("over quota")]
+    OverQuota,
+    /// Storage fault: I/O, SQL, corruption. -> `NO [SERVERBUG]`, details only in the log.
+    #[error("storage fault: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Internal(e.to_string())
+    }
+}
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// System flags as bits; keywords are kept as strings.
+pub mod flags {
+    pub const SEEN: u32 = 1;
+    pub const ANSWERED: u32 = 2;
+    pub const FLAGGED: u32 = 4;
+    pub const DELETED: u32 = 8;
+    pub const DRAFT: u32 = 16;
+}
+
+/// The flags of one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Bits from [`flags`].
+    pub system: u32,
+    /// Keywords, as first stored (case preserved), sorted, no duplicates (compared
+    /// case-insensitively).
+    pub keywords: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    /// Full UTF-8 name with `/` as the hierarchy separator; INBOX is always spelled `INBOX`.
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    /// RFC 6154 attribute such as `\Sent`, if any.
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+}
+
+/// Counters for STATUS and SELECT.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    /// Sum of RFC822.SIZE of all messages (STATUS SIZE, RFC 8438).
+    pub size: u64,
+    pub uidnext: u32,
+    pub uidvalidity: u32,
+    pub highest_modseq: u64,
+    /// Messages with UID >= the mailbox's recent boundary (see [`MailStore::claim_recent`]).
+    pub recent: u32,
+}
+
+/// What the session keeps per message of the selected mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub flags: Flags,
+    pub modseq: u64,
+    /// RFC822.SIZE (bytes of the stored CRLF form).
+    pub size: u64,
+    /// INTERNALDATE: seconds since the epoch and the zone offset in minutes.
+    pub internal_date: i64,
+    pub internal_date_offset: i32,
+}
+
+/// What was computed from the message when it arrived (by `mailkeep-mime`), stored beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedInfo {
+    /// The IMAP text of ENVELOPE, `(` ... `)`.
+    pub envelope: Vec<u8>,
+    /// The IMAP text of BODYSTRUCTURE.
+    pub bodystructure: Vec<u8>,
+    /// The IMAP text of BODY (non-extensible).
+    pub body: Vec<u8>,
+    /// Serialized part tree (byte offsets of each part's header and body), opaque to the store.
+    pub parts: Vec<u8>,
+    /// Decoded searchable text (headers and text parts, UTF-8) for SEARCH TEXT/BODY.
+    pub search_text: String,
+    /// Offset in `search_text` where the body text starts (SEARCH BODY looks after it).
+    pub search_body_offset: usize,
+    /// Sent date from the Date: header (unix seconds), for SENTBEFORE/SENTON/SENTSINCE.
+    pub sent_date: Option<i64>,
+}
+
+/// A message to add.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The message bytes (CRLF-normalized).
+    pub data: MessageBytes,
+    pub flags: Flags,
+    pub internal_date: i64,
+    pub internal_date_offset: i32,
+    pub parsed: ParsedInfo,
+}
+
+/// Message bytes in memory or in a file the store may read (and will not delete).
+#[derive(Debug, Clone)]
+pub enum MessageBytes {
+    Memory(Arc<Vec<u8>>),
+    File(std::path::PathBuf),
+}
+
+/// STORE operation on flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// Result of a flag change for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    pub uid: u32,
+    pub flags: Flags,
+    pub modseq: u64,
+}
+
+/// Result of `set_flags`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFlagsResult {
+    /// Messages whose flags were changed (or matched, for Replace) with their new state.
+    pub updated: Vec<FlagUpdate>,
+    /// UIDs that failed an UNCHANGEDSINCE test (RFC 7162 `MODIFIED`).
+    pub modified: Vec<u32>,
+}
+
+/// Everything that changed in a mailbox after a modseq: what a session needs to catch up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Messages added or whose flags changed after `since`, ascending UID.
+    pub changed: Vec<MessageMeta>,
+    /// UIDs expunged after `since`, ascending.
+    pub expunged: Vec<u32>,
+    pub highest_modseq: u64,
+    pub uidnext: u32,
+}
+
+/// The storage interface. Every method is one transaction; methods that add or change mail
+/// return only after the change is durable (fsync), and then notify sessions on that mailbox.
+#[async_trait]
+pub trait MailStore: Send + Sync + 'static {
+    // ---- accounts ----
+    async fn create_user(&self, name: &str, password_hash: &str) -> Result<User>;
+    async fn get_user(&self, name: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<()>;
+    /// Deletes the user, their mailboxes and messages (blobs no longer referenced are removed).
+    async fn delete_user(&self, name: &str) -> Result<()>;
+
+    // ---- mailboxes ----
+    /// All mailboxes of the user, sorted by name.
+    async fn list_mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>>;
+    /// Case-sensitive lookup, except that any case of `INBOX` finds INBOX.
+    async fn get_mailbox(&self, user: UserId, name: &str) -> Result<Option<Mailbox>>;
+    /// Creates the mailbox. Fails with AlreadyExists. Parents are not created here.
+    async fn create_mailbox(&self, user: UserId, name: &str, special_use: Option<&str>) -> Result<Mailbox>;
+    /// Deletes the mailbox and its messages.
+    async fn delete_mailbox(&self, user: UserId, id: MailboxId) -> Result<()>;
+    /// Renames one mailbox (not its children: the caller renames each). Renaming INBOX is the
+    /// caller's business (RFC 9051 §6.3.6: it creates the new mailbox and moves the messages).
+    async fn rename_mailbox(&self, user: UserId, id: MailboxId, new_name: &str) -> Result<()>;
+    /// Subscriptions are names, kept even if the mailbox does not exist (RFC 9051 §6.3.7).
+    async fn subscribe(&self, user: UserId, name: &str) -> Result<()>;
+    async fn unsubscribe(&self, user: UserId, name: &str) -> Result<()>;
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<String>>;
+    async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
+
+    // ---- messages ----
+    /// Adds messages to a mailbox in one transaction; returns (uidvalidity, assigned UIDs).
+    async fn append(&self, mailbox: MailboxId, messages: Vec<NewMessage>) -> Result<(u32, Vec<u32>)>;
+    /// All messages of the mailbox, ascending UID (what SELECT loads).
+    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
+    /// What changed after `since` (a modseq); used to update a selected mailbox's view.
+    async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<Changes>;
+    /// The stored bytes of a message.
+    async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>>;
+    /// The parsed info computed when the message arrived.
+    async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo>;
+    /// Change flags of the given UIDs. `unchanged_since` implements RFC 7162 UNCHANGEDSINCE.
+    async fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreFlagsResult>;
+    /// Removes the given UIDs; returns those that were removed, ascending.
+    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+    /// Copies messages; returns (destination uidvalidity, [(source uid, new uid)]).
+    async fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<(u32, Vec<(u32, u32)>)>;
+    /// Copy then expunge in one transaction (RFC 6851).
+    async fn move_messages(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<(u32, Vec<(u32, u32)>)>;
+    /// UIDs among `uids` whose search text contains `needle` (case-insensitive substring).
+    async fn search_text(&self, mailbox: MailboxId, uids: &[u32], needle: &str, body_only: bool) -> Result<Vec<u32>>;
+
+    /// `\Recent` (rev1): returns the UIDs that are recent for this session, claiming them so
+    /// no other session sees them as recent (RFC 3501 §2.3.2). Read-only selects don't claim.
+    async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>>;
+
+    // ---- notifications and checks ----
+    fn notifier(&self) -> &Notifier;
+    /// Integrity check (`mailkeep check`): index and blobs agree. Returns problems found.
+    async fn check(&self) -> Result<Vec<String>>;
+}
