@@ -6,6 +6,10 @@
 //! - The server crate owns the socket and calls [`Session::handle`] for each command.
 #![forbid(unsafe_code)]
 
+pub mod enabled;
+pub mod error;
+pub mod selected;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
