@@ -6,9 +6,12 @@
 //! - The server crate owns the socket and calls [`Session::handle`] for each command.
 #![forbid(unsafe_code)]
 
+mod cmd;
+mod ctx;
 pub mod enabled;
 pub mod error;
 pub mod selected;
+mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

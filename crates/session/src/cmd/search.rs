@@ -1,0 +1,1 @@
+//! (selected-commands helper)
