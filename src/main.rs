@@ -1,1 +1,229 @@
-fn main() {}
+//! `mailkeep`: the server and its admin commands. Argument parsing, configuration loading and
+//! logging setup only; everything else lives in the crates.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use mailkeep_server::{Config, Server};
+use mailkeep_store::MailStore;
+use mailkeep_store::sqlite::SqliteStore;
+
+#[derive(Parser)]
+#[command(name = "mailkeep", version, about = "An IMAP4rev2 mail server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration and data are.
+#[derive(Args, Clone)]
+struct Location {
+    /// The TOML configuration file.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The data directory (overrides `data_dir` of the configuration).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the IMAP server.
+    Serve(Location),
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Check the index and message files for consistency.
+    Check(Location),
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add an account. The password is read from standard input when it is not a terminal,
+    /// otherwise asked for.
+    Add { name: String },
+    /// Delete an account and all its mail.
+    Del { name: String },
+    /// Change an account's password (read like `add`).
+    Passwd { name: String },
+    /// List accounts.
+    List,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(loc) => {
+            let config = load_config(&loc)?;
+            init_logging(&config)?;
+            runtime.block_on(serve(config))
+        }
+        Command::User { action, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(user(config, action))
+        }
+        Command::Check(loc) => {
+            let config = load_config(&loc)?;
+            runtime.block_on(check(config))
+        }
+    }
+}
+
+fn load_config(loc: &Location) -> Result<Config> {
+    let mut config = match &loc.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    if let Some(dir) = &loc.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format.as_str() {
+        "json" => builder.json().init(),
+        "text" => builder.init(),
+        other => bail!("log.format must be \"text\" or \"json\", not {other:?}"),
+    }
+    Ok(())
+}
+
+fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    SqliteStore::open(&config.data_dir).with_context(|| format!("opening the store in {}", config.data_dir.display()))
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let store = open_store(&config)?;
+    let first_start = store.list_users().await?.is_empty();
+    let server = Server::bind(config.clone(), store.clone()).await?;
+    let addrs = server.local_addrs();
+    for (kind, addr) in &addrs {
+        // Tests and scripts read this line to find ports chosen with port 0.
+        println!("mailkeep: {kind} listening on {addr}");
+        tracing::info!(listener = %kind, %addr, "listening");
+    }
+    if first_start {
+        welcome(&*store, &addrs, server.tls_fingerprint()).await?;
+    }
+    server.run(shutdown_signal()).await
+}
+
+/// First start on an empty data directory: make an account and say exactly how to log in.
+async fn welcome(
+    store: &dyn MailStore,
+    addrs: &[(mailkeep_server::ListenerKind, std::net::SocketAddr)],
+    fingerprint: Option<&str>,
+) -> Result<()> {
+    let password = mailkeep_auth::generate_password();
+    store.create_user("admin", &mailkeep_auth::hash_password(&password)).await?;
+    println!();
+    println!("  First start: created the account 'admin' with the password: {password}");
+    println!("  (shown once; change it with `mailkeep user passwd admin`)");
+    for (kind, addr) in addrs {
+        let how = match kind {
+            mailkeep_server::ListenerKind::Imap => "IMAP, STARTTLS (plain login allowed from this machine)",
+            mailkeep_server::ListenerKind::Imaps => "IMAP over TLS, self-signed certificate",
+        };
+        println!("  {kind}: host {} port {}  ({how})", addr.ip(), addr.port());
+    }
+    if let Some(f) = fingerprint {
+        println!("  certificate SHA-256: {f}");
+    }
+    println!();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn read_password(prompt_for: &str) -> Result<String> {
+    let mut stdin = std::io::stdin();
+    let password = if stdin.is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {prompt_for}: "))?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut s = String::new();
+        stdin.read_to_string(&mut s)?;
+        // One line: the trailing newline of `echo` is not part of the password.
+        s.lines().next().unwrap_or("").to_string()
+    };
+    if password.is_empty() {
+        bail!("empty password");
+    }
+    Ok(password)
+}
+
+async fn user(config: Config, action: UserAction) -> Result<()> {
+    let store = open_store(&config)?;
+    match action {
+        UserAction::Add { name } => {
+            if !mailkeep_auth::valid_user_name(&name) {
+                bail!("invalid user name {name:?}");
+            }
+            let password = read_password(&name)?;
+            store.create_user(&name, &mailkeep_auth::hash_password(&password)).await?;
+            eprintln!("added {name}");
+        }
+        UserAction::Del { name } => {
+            store.delete_user(&name).await?;
+            eprintln!("deleted {name}");
+        }
+        UserAction::Passwd { name } => {
+            if store.get_user(&name).await?.is_none() {
+                bail!("no such user {name:?}");
+            }
+            let password = read_password(&name)?;
+            store.set_password(&name, &mailkeep_auth::hash_password(&password)).await?;
+            eprintln!("password changed for {name}");
+        }
+        UserAction::List => {
+            for u in store.list_users().await? {
+                println!("{}", u.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check(config: Config) -> Result<()> {
+    let store = open_store(&config)?;
+    let problems = store.check().await?;
+    if problems.is_empty() {
+        println!("ok: index and message files agree");
+        return Ok(());
+    }
+    for p in &problems {
+        println!("problem: {p}");
+    }
+    bail!("{} problem(s) found", problems.len())
+}

@@ -1,0 +1,174 @@
+//! The one TOML configuration file. Every key has a default, so an empty file (or none) runs a
+//! server on loopback high ports with data in `./mailkeep-data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the index, message bodies, the generated certificate and spool files live.
+    pub data_dir: PathBuf,
+    /// Plaintext IMAP listeners (STARTTLS offered).
+    pub imap: Listeners,
+    /// Implicit-TLS IMAP listeners (RFC 8314).
+    pub imaps: Listeners,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("mailkeep-data"),
+            imap: Listeners { listen: vec!["127.0.0.1:1143".parse().expect("literal address")] },
+            imaps: Listeners { listen: vec!["127.0.0.1:1993".parse().expect("literal address")] },
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listeners {
+    pub listen: Vec<SocketAddr>,
+}
+
+/// A certificate chain and key in PEM files. When both are unset, a self-signed certificate is
+/// generated into `data_dir/tls/` on first start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Allow LOGIN/AUTHENTICATE without TLS from loopback addresses (a webmail or a test on the
+    /// same machine). Passwords never cross a network in clear text either way.
+    pub plaintext_on_loopback: bool,
+    /// Failed logins on one connection before it is closed (slows down password guessing).
+    pub max_failures: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { plaintext_on_loopback: true, max_failures: 3 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest command line (without literals). 64 KiB holds a UID set of thousands of ranges;
+    /// Dovecot's own limit is the same order.
+    pub max_line_length: usize,
+    /// Largest message (and literal): 50 MiB, above the common 25-35 MiB MTA limits once
+    /// base64 overhead is counted. Larger ones get `NO [TOOBIG]`.
+    pub max_message_size: u64,
+    /// Connections in total: bounds memory and file descriptors.
+    pub max_connections: usize,
+    /// Connections from one IP address: one host cannot take every slot.
+    pub max_connections_per_ip: usize,
+    /// Seconds a connection may wait before logging in (RFC 9051 §5.4 allows closing idle ones).
+    pub unauthenticated_timeout_secs: u64,
+    /// Seconds of inactivity before an authenticated connection is logged out: at least 30
+    /// minutes by RFC 9051 §5.4 (IDLE clients re-issue every 29 minutes).
+    pub idle_timeout_secs: u64,
+    /// Literals larger than this are written to a spool file instead of being held in memory.
+    pub spool_threshold: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_length: 64 * 1024,
+            max_message_size: 50 * 1024 * 1024,
+            max_connections: 50_000,
+            max_connections_per_ip: 20_000,
+            unauthenticated_timeout_secs: 60,
+            idle_timeout_secs: 30 * 60,
+            spool_threshold: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `mailkeep_server=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Parse a TOML document.
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("mailkeep-data"));
+        assert_eq!(c.imap.listen[0].port(), 1143);
+        assert_eq!(c.imaps.listen[0].port(), 1993);
+        assert_eq!(c.limits.max_message_size, 50 * 1024 * 1024);
+    }
+
+    #[test]
+    fn full_file() {
+        let c = Config::from_toml(
+            r#"
+data_dir = "/var/lib/mailkeep"
+[imap]
+listen = ["0.0.0.0:143", "[::]:143"]
+[imaps]
+listen = ["0.0.0.0:993"]
+[tls]
+cert = "/etc/mailkeep/cert.pem"
+key = "/etc/mailkeep/key.pem"
+[auth]
+plaintext_on_loopback = false
+max_failures = 5
+[limits]
+max_line_length = 8192
+idle_timeout_secs = 3600
+[log]
+format = "json"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.imap.listen.len(), 2);
+        assert!(!c.auth.plaintext_on_loopback);
+        assert_eq!(c.limits.max_line_length, 8192);
+        assert_eq!(c.limits.unauthenticated_timeout_secs, 60);
+        assert_eq!(c.log.format, "json");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(Config::from_toml("[imap]\nlistenn = []\n").is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! A client connection's byte stream, plain or TLS, and its read buffer.
+//!
+//! The read buffer is ours (not a `BufReader`) so that STARTTLS can check nothing was pipelined
+//! after the command (RFC 9051 §6.2.1: such bytes must be discarded, a known injection trick),
+//! and so that it can shrink back after a large command: an idle connection holds a few hundred
+//! bytes, not the peak of its history.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// Plain TCP or TLS over TCP.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Left behind while the TCP stream is handed to the TLS handshake.
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream closed")
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+/// What reading a line gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line including its LF (and CR before it, if sent).
+    Complete(Vec<u8>),
+    /// The line exceeded the limit; everything up to and including its LF was discarded.
+    /// The first bytes are kept so the tag can be answered.
+    TooLong(Vec<u8>),
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// The connection with its read buffer.
+pub struct Conn {
+    pub stream: Stream,
+    buf: Vec<u8>,
+    /// Start of unread data in `buf`.
+    pos: usize,
+}
+
+/// Read size: small, because most commands are short and an idle connection should hold little.
+const READ_CHUNK: usize = 2048;
+/// Keep at most this much buffer capacity between commands.
+const KEEP_CAPACITY: usize = 4096;
+
+impl Conn {
+    pub fn new(stream: Stream) -> Self {
+        Conn { stream, buf: Vec::new(), pos: 0 }
+    }
+
+    /// Bytes received but not consumed yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    /// Drop buffered input (after STARTTLS) and release memory.
+    pub fn discard_buffered(&mut self) {
+        self.buf = Vec::new();
+        self.pos = 0;
+    }
+
+    /// Give back memory after a large command.
+    pub fn shrink(&mut self) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf.shrink_to(KEEP_CAPACITY.max(self.buf.len()));
+        }
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.fill_hint(READ_CHUNK).await
+    }
+
+    /// Read more input, with room for about `want` bytes (large when a literal is expected).
+    async fn fill_hint(&mut self, want: usize) -> io::Result<usize> {
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.reserve(want.clamp(READ_CHUNK, 64 * 1024));
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        debug_assert_eq!(self.buf.len(), old + n);
+        Ok(n)
+    }
+
+    /// Read one line of at most `max` bytes.
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let mut scanned = self.pos;
+        loop {
+            if let Some(i) = self.buf[scanned..].iter().position(|b| *b == b'\n') {
+                let end = scanned + i + 1;
+                let line = self.buf[self.pos..end].to_vec();
+                self.pos = end;
+                return Ok(Line::Complete(line));
+            }
+            scanned = self.buf.len();
+            if self.buf.len() - self.pos > max {
+                let head = self.buf[self.pos..self.pos + 64.min(self.buf.len() - self.pos)].to_vec();
+                self.skip_line().await?;
+                return Ok(Line::TooLong(head));
+            }
+            if self.fill().await? == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    /// Discard input up to and including the next LF.
+    async fn skip_line(&mut self) -> io::Result<()> {
+        loop {
+            if let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                self.pos += i + 1;
+                return Ok(());
+            }
+            self.buf.clear();
+            self.pos = 0;
+            if self.fill().await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Read exactly `len` bytes into memory.
+    pub async fn read_exact_vec(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(len);
+        self.copy_exact(len as u64, |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Read exactly `len` bytes, handing each chunk to `sink` (to spool or discard).
+    pub async fn copy_exact(&mut self, len: u64, mut sink: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let mut left = len;
+        while left > 0 {
+            if self.pos == self.buf.len() && self.fill_hint(left.min(usize::MAX as u64) as usize).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let avail = (self.buf.len() - self.pos) as u64;
+            let take = avail.min(left) as usize;
+            sink(&self.buf[self.pos..self.pos + take])?;
+            self.pos += take;
+            left -= take as u64;
+        }
+        Ok(())
+    }
+
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.stream.write_all(data).await?;
+        self.stream.flush().await
+    }
+}
