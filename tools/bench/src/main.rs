@@ -1,1 +1,299 @@
-fn main() {}
+//! mailkeep-bench: compares Mailkeep with Dovecot (default and high-performance login
+//! mode) on the same machine in the same run. See docs/benchmarks.md.
+
+mod corpus;
+mod idle;
+mod imap;
+mod large;
+mod load;
+mod report;
+mod servers;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use report::{Metric, Report};
+use servers::{Kind, Server};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "IMAP benchmark: Mailkeep vs Dovecot on loopback")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+    /// Small sizes for a run of a couple of minutes.
+    #[arg(long, global = true)]
+    quick: bool,
+    /// Benchmark Dovecot only (skip Mailkeep).
+    #[arg(long, global = true)]
+    dovecot_only: bool,
+    /// The Mailkeep binary.
+    #[arg(long, global = true, default_value = "target/release/mailkeep")]
+    mailkeep_bin: PathBuf,
+    /// Dovecot variants to run: default, perf.
+    #[arg(long, global = true, value_delimiter = ',', default_value = "default,perf")]
+    variants: Vec<String>,
+    /// Seconds per mixed-session run (default 20, quick 5).
+    #[arg(long, global = true)]
+    duration: Option<u64>,
+    /// Client counts for the mixed sessions (default 10,50,200; quick 10,50).
+    #[arg(long, global = true, value_delimiter = ',')]
+    clients: Option<Vec<usize>>,
+    /// Messages preloaded per user for the mixed sessions (default 100; quick 20).
+    #[arg(long, global = true)]
+    preload: Option<usize>,
+    /// Idle connection counts (default 1000,5000,15000; quick 300).
+    #[arg(long, global = true, value_delimiter = ',')]
+    idle: Option<Vec<usize>>,
+    /// Users sharing the idle connections (all idlers of a user share its INBOX).
+    #[arg(long, global = true, default_value_t = 4)]
+    idle_users: u32,
+    /// Messages APPENDed in the delivery test (default 10000; quick 1000).
+    #[arg(long, global = true)]
+    delivery: Option<usize>,
+    /// Messages in the large mailbox (default 100000; quick 5000).
+    #[arg(long, global = true)]
+    large: Option<usize>,
+    /// Messages in the storage test (default 10000; quick 1000).
+    #[arg(long, global = true)]
+    storage: Option<usize>,
+    /// Use the real messages in this directory instead of generated ones.
+    #[arg(long, global = true)]
+    corpus: Option<PathBuf>,
+    /// Use /work/shared/corpus/messages or tests/corpus/messages if present.
+    #[arg(long, global = true)]
+    real_corpus: bool,
+    /// Where results (JSON, markdown, SVG) are written.
+    #[arg(long, global = true, default_value = "docs/bench")]
+    out_dir: PathBuf,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    /// All scenarios.
+    All,
+    /// 1. Mixed sessions.
+    Mixed,
+    /// 2. Idle connections.
+    Idle,
+    /// 3. Delivery (APPEND rate).
+    Delivery,
+    /// 4. Large mailbox.
+    Large,
+    /// 5. Storage on disk.
+    Storage,
+    #[command(hide = true)]
+    IdleWorker {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        src: std::net::IpAddr,
+        #[arg(long)]
+        first: usize,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        users: u32,
+    },
+}
+
+struct Ctx {
+    cli: Cli,
+    corpus: Arc<corpus::Corpus>,
+    report: Report,
+    mailkeep_ok: bool,
+}
+
+impl Ctx {
+    fn targets(&self) -> Vec<Kind> {
+        let mut v = Vec::new();
+        if self.cli.variants.iter().any(|x| x == "default") {
+            v.push(Kind::DovecotDefault);
+        }
+        if self.cli.variants.iter().any(|x| x == "perf") {
+            v.push(Kind::DovecotPerf);
+        }
+        if !self.cli.dovecot_only && self.mailkeep_ok {
+            v.push(Kind::Mailkeep);
+        }
+        v
+    }
+
+    async fn start(&mut self, kind: Kind, max_conns: usize) -> Option<Server> {
+        let o = servers::Options { mailkeep_bin: self.cli.mailkeep_bin.clone(), max_conns };
+        match Server::start(kind, &o).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let msg = format!("{} skipped: {e:#}", kind.name());
+                println!("  {msg}");
+                if kind == Kind::Mailkeep {
+                    self.mailkeep_ok = false;
+                    self.report.notes.push(format!("Mailkeep not measured in this run ({e:#})."));
+                } else {
+                    self.report.notes.push(msg);
+                }
+                None
+            }
+        }
+    }
+
+    fn record(&mut self, kind: Kind, what: &str, r: Result<Vec<Metric>>) {
+        match r {
+            Ok(ms) => ms.into_iter().for_each(|x| self.report.add(kind.name(), x)),
+            Err(e) => {
+                let msg = format!("{} {what} failed: {e:#}", kind.name());
+                eprintln!("  {msg}");
+                self.report.notes.push(msg);
+            }
+        }
+    }
+}
+
+fn pick<T: Clone>(v: &Option<T>, quick: bool, q: T, full: T) -> T {
+    v.clone().unwrap_or(if quick { q } else { full })
+}
+
+async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
+    let q = ctx.cli.quick;
+    for kind in ctx.targets() {
+        println!("== {} on {}", sc_name(sc), kind.name());
+        match sc {
+            Cmd::Mixed => {
+                let preload = pick(&ctx.cli.preload, q, 20, 100);
+                let dur = Duration::from_secs(pick(&ctx.cli.duration, q, 5, 20));
+                let clients = pick(&ctx.cli.clients, q, vec![10, 50], vec![10, 50, 200]);
+                let Some(srv) = ctx.start(kind, clients.iter().max().copied().unwrap_or(0) + 50).await else {
+                    continue;
+                };
+                let srv = Arc::new(srv);
+                if let Err(e) = load::preload_all(&srv, &ctx.corpus, preload).await {
+                    ctx.record(kind, "mixed preload", Err(e));
+                    continue;
+                }
+                for n in clients {
+                    let r = load::mixed(&srv, n, dur, preload).await;
+                    ctx.record(kind, "mixed", r);
+                }
+            }
+            Cmd::Idle => {
+                for k in pick(&ctx.cli.idle, q, vec![300], vec![1000, 5000, 15000]) {
+                    let Some(srv) = ctx.start(kind, k + 100).await else { continue };
+                    let r = idle::run(&srv, k, ctx.cli.idle_users).await;
+                    ctx.record(kind, "idle", r);
+                }
+            }
+            Cmd::Delivery => {
+                let total = pick(&ctx.cli.delivery, q, 1000, 10_000);
+                let Some(srv) = ctx.start(kind, 100).await else { continue };
+                let srv = Arc::new(srv);
+                for clients in [1, 16] {
+                    let r = load::delivery(&srv, clients, total).await;
+                    ctx.record(kind, "delivery", r);
+                }
+            }
+            Cmd::Large => {
+                let n = pick(&ctx.cli.large, q, 5000, 100_000);
+                let Some(srv) = ctx.start(kind, 100).await else { continue };
+                let r = large::run(&srv, &ctx.corpus, n).await;
+                ctx.record(kind, "large", r);
+            }
+            Cmd::Storage => {
+                let n = pick(&ctx.cli.storage, q, 1000, 10_000);
+                let Some(srv) = ctx.start(kind, 100).await else { continue };
+                let r = load::storage(&Arc::new(srv), &ctx.corpus, n).await.map(|(ms, raw)| {
+                    println!("  raw corpus: {raw} bytes");
+                    ms
+                });
+                ctx.record(kind, "storage", r);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn sc_name(sc: Cmd) -> &'static str {
+    match sc {
+        Cmd::Mixed => "mixed sessions",
+        Cmd::Idle => "idle connections",
+        Cmd::Delivery => "delivery",
+        Cmd::Large => "large mailbox",
+        Cmd::Storage => "storage",
+        _ => "all",
+    }
+}
+
+fn sh(cmd: &str) -> String {
+    std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+async fn bench(cli: Cli) -> Result<()> {
+    let corpus_dir = cli.corpus.clone().or_else(|| {
+        cli.real_corpus.then(|| {
+            ["/work/shared/corpus/messages", "tests/corpus/messages"].iter().map(PathBuf::from).find(|p| p.is_dir())
+        })?
+    });
+    let corpus = match &corpus_dir {
+        Some(d) => corpus::Corpus::from_dir(d)?,
+        None => corpus::Corpus::generated(),
+    };
+    let sc = cli.cmd;
+    let mut ctx = Ctx { cli, corpus: Arc::new(corpus), report: Report::default(), mailkeep_ok: true };
+    if !ctx.cli.dovecot_only && !ctx.cli.mailkeep_bin.exists() {
+        let msg = format!("Mailkeep skipped: binary {} not found", ctx.cli.mailkeep_bin.display());
+        println!("{msg}");
+        ctx.report.notes.push(msg);
+        ctx.mailkeep_ok = false;
+    }
+    let all = [Cmd::Mixed, Cmd::Idle, Cmd::Delivery, Cmd::Large, Cmd::Storage];
+    for s in all.into_iter().filter(|s| sc == Cmd::All || *s == sc) {
+        scenario(&mut ctx, s).await?;
+    }
+    let meta = format!(
+        "Run {} ({}), corpus: {}. Machine: {} CPUs, {} memory, kernel {}; {}.",
+        sh("date -u '+%Y-%m-%d %H:%M UTC'"),
+        if ctx.cli.quick { "--quick" } else { "full sizes" },
+        ctx.corpus.describe(),
+        sh("nproc"),
+        sh("free -h | awk '/Mem:/ {print $2}'"),
+        sh("uname -r"),
+        sh("dovecot --version | sed 's/^/Dovecot /'")
+    );
+    ctx.report.notes.insert(0, meta);
+    let md = ctx.report.markdown();
+    println!("\n{md}");
+    let out = &ctx.cli.out_dir;
+    std::fs::create_dir_all(out)?;
+    let suffix = if ctx.cli.quick { "-quick" } else { "" };
+    let name = if sc == Cmd::All { "results".to_string() } else { format!("results-{}", sc_name(sc).replace(' ', "-")) };
+    std::fs::write(out.join(format!("{name}{suffix}.md")), &md)?;
+    std::fs::write(out.join(format!("{name}{suffix}.json")), ctx.report.json())?;
+    for (id, svg) in ctx.report.svgs() {
+        std::fs::write(out.join(format!("{id}{suffix}.svg")), svg)?;
+    }
+    println!("results written to {}", out.display());
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Cmd::IdleWorker { addr, src, first, count, users } = cli.cmd {
+        return rt.block_on(idle::worker(addr, src, first, count, users));
+    }
+    rt.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: stopping servers");
+            servers::stop_all();
+            std::process::exit(130);
+        }
+    });
+    let r = rt.block_on(bench(cli));
+    servers::stop_all();
+    r
+}
