@@ -95,7 +95,7 @@ pub fn message(seed: u64, body_len: usize, attach: usize) -> Vec<u8> {
     while body.len() < body_len {
         let nw = 20 + rng.below(60) as usize;
         words(&mut rng, nw, &mut body);
-        if rng.below(100) == 0 {
+        if rng.below(5000) == 0 {
             body.push_str(RARE_WORD);
             body.push_str("\r\n");
         }

@@ -53,6 +53,9 @@ pub async fn run(srv: &Server, corpus: &Arc<Corpus>, n: usize) -> Result<Vec<Met
         } else {
             anyhow::ensure!(r.untagged.len() >= n, "{label}: {} responses for {n} messages", r.untagged.len());
         }
+        if label.starts_with("FETCH 1:* (ENVELOPE)") {
+            out.push(m(sc, format!("{n} msgs: {label}, first run"), "ms", false, first));
+        }
         out.push(m(sc, format!("{n} msgs: {label}"), "ms", false, med));
     }
     if c.has_cap("CONDSTORE") {
