@@ -3,21 +3,47 @@
 //! # Layout
 //! - [`Session`] (this file): takes parsed commands in, writes responses out, and tells the
 //!   server what to do next with a [`Flow`] (go on, start TLS, run an IDLE, SASL exchange, close).
+//!   Commands of any state (CAPABILITY, NOOP, LOGOUT, ID) are answered here; the rest is
+//!   dispatched on the state first.
+//! - `state`: [`State`](state::State) with the RFC 9051 state diagram, transitions and `apply`.
+//! - `anonymous`: not-authenticated state (STARTTLS, LOGIN, AUTHENTICATE and its SASL exchange).
+//! - `authenticated`: ENABLE, SELECT/EXAMINE, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, NAMESPACE,
+//!   quota; with `list` (LIST, LSUB), `status_cmd` (STATUS), `append` (APPEND), `idle` (IDLE).
+//! - `selected`: the selected view ([`selected::SelectedMailbox`]) and selected-state dispatch,
+//!   falling back to `authenticated`; the data commands themselves live in `cmd`.
+//! - `sync`: brings the selected view up to date and writes EXISTS/EXPUNGE/FETCH.
+//! - `names`, `flags`, `capability`: mailbox-name encodings, flag conversion, CAPABILITY.
 //! - The server crate owns the socket and calls [`Session::handle`] for each command.
 #![forbid(unsafe_code)]
 
+mod anonymous;
+mod append;
+mod authenticated;
+mod capability;
 mod cmd;
 mod ctx;
 pub mod enabled;
 pub mod error;
+mod flags;
+mod idle;
+mod list;
+mod names;
 pub mod selected;
+mod state;
+mod status_cmd;
 mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use mailkeep_proto::{Command, ParseError};
+use mailkeep_proto::write::{self, Code, StatusKind};
+use mailkeep_proto::{Command, CommandBody, ParseError};
 use mailkeep_store::MailStore;
+
+use crate::enabled::Enabled;
+use crate::error::CmdError;
+use crate::state::{State, Transition};
 
 /// Per-connection settings the server decides.
 #[derive(Debug, Clone)]
@@ -52,70 +78,332 @@ pub enum Flow {
     SaslContinue,
 }
 
+/// After a failed login the session waits this long before answering (Dovecot waits too):
+/// it slows password guessing on one connection without costing the server anything.
+pub const DEFAULT_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+
 pub struct Session {
-    _store: Arc<dyn MailStore>,
-    _config: SessionConfig,
+    inner: Inner,
+    state: State,
+}
+
+/// Everything but the state, so handlers can borrow both at once.
+pub(crate) struct Inner {
+    pub store: Arc<dyn MailStore>,
+    pub config: SessionConfig,
+    pub enabled: Enabled,
+    /// An AUTHENTICATE exchange waiting for the client's next line.
+    pub sasl: Option<anonymous::SaslPending>,
+    /// The tag of the running IDLE command.
+    pub idle_tag: Option<String>,
+    /// The mechanism of the successful login (`LOGIN`, `PLAIN`).
+    pub mechanism: Option<&'static str>,
+    pub auth_failure_delay: Duration,
+}
+
+/// The tagged line a handler wants written.
+pub(crate) enum Tagged {
+    Ok(Option<Code>, String),
+    Err(CmdError),
+    /// No tagged line yet (a continuation request was written: SASL, IDLE).
+    Pending,
+}
+
+/// A handler's answer: the tagged line, the state transition and what the server does next.
+pub(crate) struct Outcome {
+    pub tagged: Tagged,
+    pub transition: Transition,
+    pub flow: Flow,
+}
+
+impl Outcome {
+    pub(crate) fn ok(text: impl Into<String>) -> Self {
+        Outcome {
+            tagged: Tagged::Ok(None, text.into()),
+            transition: Transition::None,
+            flow: Flow::Continue,
+        }
+    }
+    pub(crate) fn ok_code(code: Option<Code>, text: impl Into<String>) -> Self {
+        Outcome {
+            tagged: Tagged::Ok(code, text.into()),
+            transition: Transition::None,
+            flow: Flow::Continue,
+        }
+    }
+    pub(crate) fn err(e: CmdError) -> Self {
+        Outcome {
+            tagged: Tagged::Err(e),
+            transition: Transition::None,
+            flow: Flow::Continue,
+        }
+    }
+    pub(crate) fn bad(text: impl Into<String>) -> Self {
+        Self::err(CmdError::Bad(text.into()))
+    }
+    pub(crate) fn pending(flow: Flow) -> Self {
+        Outcome {
+            tagged: Tagged::Pending,
+            transition: Transition::None,
+            flow,
+        }
+    }
+    pub(crate) fn then(mut self, transition: Transition) -> Self {
+        self.transition = transition;
+        self
+    }
+    pub(crate) fn flow(mut self, flow: Flow) -> Self {
+        self.flow = flow;
+        self
+    }
+}
+
+impl From<CmdError> for Outcome {
+    fn from(e: CmdError) -> Self {
+        Outcome::err(e)
+    }
+}
+
+/// Whether the selected view is synced after a command, and with or without EXPUNGE.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SyncMode {
+    None,
+    /// RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH (the UID forms may).
+    NoExpunge,
+    Full,
+}
+
+fn sync_mode(body: &CommandBody) -> SyncMode {
+    use CommandBody::*;
+    match body {
+        Fetch { uid: false, .. } | Store { uid: false, .. } | Search { uid: false, .. } => {
+            SyncMode::NoExpunge
+        }
+        Select { .. } | Examine { .. } | Close | Unselect | Logout | Idle => SyncMode::None,
+        Capability | Id(_) | StartTls | Authenticate { .. } | Login { .. } => SyncMode::None,
+        _ => SyncMode::Full,
+    }
 }
 
 impl Session {
     pub fn new(store: Arc<dyn MailStore>, config: SessionConfig) -> Self {
-        Session { _store: store, _config: config }
+        Session {
+            inner: Inner {
+                store,
+                config,
+                enabled: Enabled::default(),
+                sasl: None,
+                idle_tag: None,
+                mechanism: None,
+                auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+            },
+            state: State::NotAuthenticated { auth_failures: 0 },
+        }
+    }
+
+    /// Change the pause after a failed login (tests use zero).
+    pub fn set_auth_failure_delay(&mut self, delay: Duration) {
+        self.inner.auth_failure_delay = delay;
     }
 
     /// The server greeting (`* OK [CAPABILITY ...] Mailkeep ready`).
     pub fn greeting(&self, out: &mut Vec<u8>) {
-        let _ = out;
-        todo!("session agent")
+        let caps = capability::list(&self.inner.config, false);
+        write::status(
+            out,
+            None,
+            StatusKind::Ok,
+            Some(&Code::Capability(caps)),
+            "Mailkeep ready.",
+        );
     }
 
     /// Run one command, writing every response (untagged and tagged) into `out`.
     pub async fn handle(&mut self, command: Command, out: &mut Vec<u8>) -> Flow {
-        let _ = (command, out);
-        todo!("session agent")
+        let Command { tag, body } = command;
+        let name = body.name();
+        let mode = sync_mode(&body);
+        let inner = &mut self.inner;
+        let outcome = match body {
+            // Any state (RFC 9051 §6.1).
+            CommandBody::Capability => {
+                let line = capability::line(&inner.config, self.state.user().is_some());
+                out.extend_from_slice(format!("* {line}\r\n").as_bytes());
+                Outcome::ok("Capability completed.")
+            }
+            CommandBody::Noop => Outcome::ok("NOOP completed."),
+            CommandBody::Logout => {
+                write::status(out, None, StatusKind::Bye, None, "Logging out");
+                Outcome::ok("Logout completed.")
+                    .then(Transition::Logout)
+                    .flow(Flow::Close)
+            }
+            CommandBody::Id(_) => {
+                // RFC 2971: the client's fields are only informative; we say who we are.
+                out.extend_from_slice(b"* ID (\"name\" \"Mailkeep\" \"version\" \"");
+                out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+                out.extend_from_slice(b"\")\r\n");
+                Outcome::ok("ID completed.")
+            }
+            body => match &mut self.state {
+                State::NotAuthenticated { auth_failures } => {
+                    anonymous::handle(inner, auth_failures, &tag, body, out).await
+                }
+                State::Authenticated { user } => {
+                    authenticated::handle(inner, user, None, &tag, body, out).await
+                }
+                State::Selected { user, sel } => {
+                    selected::handle(inner, user, sel, &tag, body, out).await
+                }
+                State::Logout => Outcome::bad("Logged out."),
+            },
+        };
+        self.finish(&tag, name, mode, outcome, out).await
     }
 
-    /// A command that could not be parsed: write `tag BAD ...` (or `* BAD`).
+    /// Apply the transition, sync the selected view if the command allows it, write the
+    /// tagged line.
+    async fn finish(
+        &mut self,
+        tag: &str,
+        name: &str,
+        mode: SyncMode,
+        outcome: Outcome,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let Outcome {
+            tagged,
+            transition,
+            mut flow,
+        } = outcome;
+        self.state.apply(transition);
+        if mode != SyncMode::None && !matches!(tagged, Tagged::Pending) {
+            if let Some(f) = self.sync_selected(out, mode == SyncMode::Full).await {
+                flow = f;
+            }
+        }
+        match tagged {
+            Tagged::Ok(code, text) => {
+                write::status(out, Some(tag), StatusKind::Ok, code.as_ref(), &text)
+            }
+            Tagged::Err(e) => e.write(tag, name, out),
+            Tagged::Pending => {}
+        }
+        flow
+    }
+
+    /// Sync the selected mailbox, if any. Returns `Some(Flow::Close)` if the mailbox is gone
+    /// (deleted by another session): there is no way to tell a rev1 client but BYE.
+    async fn sync_selected(&mut self, out: &mut Vec<u8>, allow_expunge: bool) -> Option<Flow> {
+        let State::Selected { user, sel } = &mut self.state else {
+            return None;
+        };
+        let mut ctx = ctx::Ctx {
+            store: &self.inner.store,
+            enabled: &self.inner.enabled,
+            user,
+            sel,
+        };
+        match sync::sync(&mut ctx, out, allow_expunge).await {
+            Ok(()) => None,
+            Err(CmdError::No(Some(Code::Nonexistent), _)) => {
+                write::status(
+                    out,
+                    None,
+                    StatusKind::Bye,
+                    None,
+                    "Selected mailbox was deleted, have to disconnect.",
+                );
+                self.state.apply(Transition::Logout);
+                Some(Flow::Close)
+            }
+            Err(e) => {
+                if let CmdError::Store(e) = &e {
+                    tracing::error!(error = %e, "sync of the selected mailbox failed");
+                }
+                None
+            }
+        }
+    }
+
+    /// A command that could not be parsed: write `tag BAD ...` (or `* BAD ...`).
     pub fn parse_error(&mut self, error: &ParseError, out: &mut Vec<u8>) -> Flow {
-        let _ = (error, out);
-        todo!("session agent")
+        let text = format!("Error in IMAP command: {}", error.message);
+        write::status(out, error.tag.as_deref(), StatusKind::Bad, None, &text);
+        Flow::Continue
     }
 
     /// One line of a SASL exchange (without CRLF); `*` cancels (RFC 9051 §6.2.2).
     pub async fn sasl_response(&mut self, line: &[u8], out: &mut Vec<u8>) -> Flow {
-        let _ = (line, out);
-        todo!("session agent")
+        let Some(pending) = self.inner.sasl.take() else {
+            write::status(
+                out,
+                None,
+                StatusKind::Bad,
+                None,
+                "No authentication in progress.",
+            );
+            return Flow::Continue;
+        };
+        let tag = pending.tag.clone();
+        let outcome = match &mut self.state {
+            State::NotAuthenticated { auth_failures } => {
+                anonymous::sasl_step(&mut self.inner, auth_failures, pending, line, out).await
+            }
+            _ => Outcome::bad("Already authenticated."),
+        };
+        self.finish(&tag, "AUTHENTICATE", SyncMode::None, outcome, out)
+            .await
     }
 
     /// Called after the STARTTLS handshake succeeded.
     pub fn tls_started(&mut self) {
-        todo!("session agent")
+        self.inner.config.tls_active = true;
+        self.inner.config.starttls_available = false;
     }
 
     /// Wait until the selected mailbox changes (pending forever when nothing is selected).
     /// Cancel-safe: used in the server's `select!` during IDLE.
     pub async fn changed(&mut self) {
-        todo!("session agent")
+        idle::changed(&mut self.state).await
     }
 
     /// During IDLE: write untagged EXISTS/EXPUNGE/FETCH for what changed.
     pub async fn idle_update(&mut self, out: &mut Vec<u8>) {
-        let _ = out;
-        todo!("session agent")
+        if let State::Selected { sel, .. } = &mut self.state {
+            sel.subscription.receiver.borrow_and_update();
+        }
+        // A mailbox deleted under an IDLE ends the connection; the server sees the state on
+        // the next command, so the BYE written here is enough.
+        let _ = self.sync_selected(out, true).await;
     }
 
     /// The client sent DONE (or something else: `ok == false`, answered with BAD) to end IDLE.
     pub async fn idle_done(&mut self, ok: bool, out: &mut Vec<u8>) -> Flow {
-        let _ = (ok, out);
-        todo!("session agent")
+        let tag = self
+            .inner
+            .idle_tag
+            .take()
+            .unwrap_or_else(|| "*".to_string());
+        let outcome = if ok {
+            Outcome::ok("Idle completed.")
+        } else {
+            Outcome::bad("Expected DONE.")
+        };
+        if matches!(self.state, State::Logout) {
+            return Flow::Close;
+        }
+        self.finish(&tag, "IDLE", SyncMode::Full, outcome, out)
+            .await
     }
 
     /// The user name once authenticated (for logs).
     pub fn user(&self) -> Option<&str> {
-        todo!("session agent")
+        self.state.user().map(|u| u.name.as_str())
     }
 
     /// The mechanism and TLS state of the last successful login, for the login log line.
     pub fn auth_mechanism(&self) -> Option<&str> {
-        todo!("session agent")
+        self.inner.mechanism
     }
 }

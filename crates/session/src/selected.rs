@@ -7,9 +7,211 @@
 
 use std::collections::HashSet;
 
-use mailkeep_proto::{SeqNum, SeqRange, SequenceSet};
+use mailkeep_proto::write::Code;
+use mailkeep_proto::{CommandBody, SeqNum, SeqRange, SequenceSet};
 use mailkeep_store::notify::Subscription;
-use mailkeep_store::{Mailbox, MessageMeta};
+use mailkeep_store::{Mailbox, MessageMeta, User};
+
+use crate::cmd;
+use crate::ctx::Ctx;
+use crate::error::{CmdError, CmdResult};
+use crate::state::Transition;
+use crate::{Inner, Outcome, authenticated, names};
+
+/// Selected-state dispatch (RFC 9051 §6.4): the data commands run in `cmd` with a [`Ctx`];
+/// everything else falls back to the authenticated state's handlers.
+pub(crate) async fn handle(
+    inner: &mut Inner,
+    user: &User,
+    sel: &mut SelectedMailbox,
+    tag: &str,
+    body: CommandBody,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let result: CmdResult<Outcome> = match body {
+        CommandBody::Check => Ok(Outcome::ok("Check completed.")),
+        CommandBody::Close => {
+            // RFC 9051 §6.4.1: silently expunge \Deleted messages when read-write.
+            if !sel.read_only {
+                let mut ctx = Ctx {
+                    store: &inner.store,
+                    enabled: &inner.enabled,
+                    user,
+                    sel,
+                };
+                if let Err(e) = cmd::expunge::expunge(&mut ctx, None, &mut Vec::new()).await {
+                    return Outcome::err(e);
+                }
+            }
+            Ok(Outcome::ok("Close completed.").then(Transition::Unselect))
+        }
+        CommandBody::Unselect => Ok(Outcome::ok("Unselect completed.").then(Transition::Unselect)),
+        CommandBody::Expunge => {
+            let mut ctx = Ctx {
+                store: &inner.store,
+                enabled: &inner.enabled,
+                user,
+                sel,
+            };
+            cmd::expunge::expunge(&mut ctx, None, out)
+                .await
+                .map(|()| Outcome::ok("Expunge completed."))
+        }
+        CommandBody::UidExpunge(set) => {
+            let mut ctx = Ctx {
+                store: &inner.store,
+                enabled: &inner.enabled,
+                user,
+                sel,
+            };
+            cmd::expunge::expunge(&mut ctx, Some(&set), out)
+                .await
+                .map(|()| Outcome::ok("Expunge completed."))
+        }
+        CommandBody::Fetch {
+            uid,
+            set,
+            items,
+            modifiers,
+        } => {
+            let mut ctx = Ctx {
+                store: &inner.store,
+                enabled: &inner.enabled,
+                user,
+                sel,
+            };
+            cmd::fetch::fetch(&mut ctx, uid, &set, &items, &modifiers, out)
+                .await
+                .map(|()| {
+                    Outcome::ok(if uid {
+                        "UID FETCH completed."
+                    } else {
+                        "FETCH completed."
+                    })
+                })
+        }
+        CommandBody::Search {
+            uid,
+            charset,
+            criteria,
+            ret,
+        } => {
+            let mut ctx = Ctx {
+                store: &inner.store,
+                enabled: &inner.enabled,
+                user,
+                sel,
+            };
+            cmd::search::search(
+                &mut ctx,
+                uid,
+                charset.as_deref(),
+                &criteria,
+                ret.as_deref(),
+                out,
+            )
+            .await
+            .map(|()| {
+                Outcome::ok(if uid {
+                    "UID SEARCH completed."
+                } else {
+                    "SEARCH completed."
+                })
+            })
+        }
+        CommandBody::Store {
+            uid,
+            set,
+            action,
+            silent,
+            flags,
+            unchanged_since,
+        } => {
+            let mut ctx = Ctx {
+                store: &inner.store,
+                enabled: &inner.enabled,
+                user,
+                sel,
+            };
+            cmd::store_flags::store(
+                &mut ctx,
+                uid,
+                &set,
+                action,
+                silent,
+                &flags,
+                unchanged_since,
+                out,
+            )
+            .await
+            .map(|code| {
+                Outcome::ok_code(
+                    code,
+                    if uid {
+                        "UID STORE completed."
+                    } else {
+                        "STORE completed."
+                    },
+                )
+            })
+        }
+        CommandBody::Copy { uid, set, mailbox } => match destination(inner, user, &mailbox).await {
+            Ok(dest) => {
+                let mut ctx = Ctx {
+                    store: &inner.store,
+                    enabled: &inner.enabled,
+                    user,
+                    sel,
+                };
+                cmd::copy_move::copy(&mut ctx, uid, &set, &dest, out)
+                    .await
+                    .map(|code| {
+                        Outcome::ok_code(
+                            code,
+                            if uid {
+                                "UID COPY completed."
+                            } else {
+                                "COPY completed."
+                            },
+                        )
+                    })
+            }
+            Err(e) => Err(e),
+        },
+        CommandBody::Move { uid, set, mailbox } => match destination(inner, user, &mailbox).await {
+            Ok(dest) => {
+                let mut ctx = Ctx {
+                    store: &inner.store,
+                    enabled: &inner.enabled,
+                    user,
+                    sel,
+                };
+                cmd::copy_move::move_(&mut ctx, uid, &set, &dest, out)
+                    .await
+                    .map(|()| {
+                        Outcome::ok(if uid {
+                            "UID MOVE completed."
+                        } else {
+                            "MOVE completed."
+                        })
+                    })
+            }
+            Err(e) => Err(e),
+        },
+        body => return authenticated::handle(inner, user, Some(sel), tag, body, out).await,
+    };
+    result.unwrap_or_else(Outcome::err)
+}
+
+/// The target of COPY/MOVE: `NO [TRYCREATE]` when missing (RFC 9051 §6.4.7).
+async fn destination(inner: &Inner, user: &User, raw: &[u8]) -> CmdResult<Mailbox> {
+    let name = names::decode(raw, &inner.enabled)?;
+    inner
+        .store
+        .get_mailbox(user.id, &name)
+        .await?
+        .ok_or_else(|| CmdError::No(Some(Code::TryCreate), "Mailbox doesn't exist.".into()))
+}
 
 pub struct SelectedMailbox {
     pub mailbox: Mailbox,
@@ -27,6 +229,11 @@ pub struct SelectedMailbox {
     /// command that implies it).
     pub condstore: bool,
     pub subscription: Subscription,
+    /// UIDs another session expunged that this client has not been told about yet (EXPUNGE
+    /// is not allowed during FETCH, STORE, SEARCH): they stay in `messages` until then.
+    pub pending_expunge: Vec<u32>,
+    /// Keywords announced in the last `* FLAGS` (a new one means a new `* FLAGS`).
+    pub keywords: Vec<String>,
 }
 
 /// Why a message set is not usable.
@@ -37,13 +244,53 @@ pub enum SetError {
 }
 
 impl SelectedMailbox {
+    pub(crate) fn new(
+        mailbox: Mailbox,
+        read_only: bool,
+        messages: Vec<MessageMeta>,
+        recent: HashSet<u32>,
+        condstore: bool,
+        subscription: Subscription,
+    ) -> Self {
+        let mut keywords: Vec<String> = Vec::new();
+        for m in &messages {
+            for k in &m.flags.keywords {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.push(k.clone());
+                }
+            }
+        }
+        keywords.sort();
+        let modseq = messages
+            .iter()
+            .map(|m| m.modseq)
+            .max()
+            .unwrap_or(0)
+            .max(mailbox.highest_modseq);
+        SelectedMailbox {
+            mailbox,
+            read_only,
+            messages,
+            modseq,
+            recent,
+            saved: Vec::new(),
+            condstore,
+            subscription,
+            pending_expunge: Vec::new(),
+            keywords,
+        }
+    }
+
     pub fn exists(&self) -> u32 {
         self.messages.len() as u32
     }
 
     /// Sequence number (1-based) of a UID in this view.
     pub fn seq_of_uid(&self, uid: u32) -> Option<u32> {
-        self.messages.binary_search_by_key(&uid, |m| m.uid).ok().map(|i| i as u32 + 1)
+        self.messages
+            .binary_search_by_key(&uid, |m| m.uid)
+            .ok()
+            .map(|i| i as u32 + 1)
     }
 
     /// The messages a set refers to, as indexes into `messages`, ascending, no duplicates.

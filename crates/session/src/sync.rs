@@ -1,7 +1,10 @@
 //! Bringing the selected view up to date with the store (RFC 9051 §7.4, RFC 2180 §4).
 
+use mailkeep_proto::write;
+
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
+use crate::flags;
 
 /// Apply what changed in the store since the view's modseq and write the untagged responses:
 /// `* n EXISTS` (+ `* n RECENT` for rev1) for new messages, `* n FETCH (FLAGS ...)` for flag
@@ -9,7 +12,127 @@ use crate::error::CmdResult;
 /// session made that change itself and has answered for it), and `* n EXPUNGE` (or VANISHED
 /// with QRESYNC) for removed messages, only when `allow_expunge` (never during FETCH, STORE,
 /// SEARCH: RFC 9051 §7.5.1); otherwise expunges stay pending until a later call allows them.
-pub(crate) async fn sync(ctx: &mut Ctx<'_>, out: &mut Vec<u8>, allow_expunge: bool) -> CmdResult<()> {
-    let _ = (ctx, out, allow_expunge);
-    todo!("session state-machine helper")
+pub(crate) async fn sync(
+    ctx: &mut Ctx<'_>,
+    out: &mut Vec<u8>,
+    allow_expunge: bool,
+) -> CmdResult<()> {
+    let store = ctx.store;
+    let changes = store
+        .changes_since(ctx.sel.mailbox.id, ctx.sel.modseq)
+        .await?;
+    let sel = &mut *ctx.sel;
+    let rev1 = !ctx.enabled.imap4rev2;
+
+    // Expunges first become pending; they are announced below if allowed.
+    for uid in &changes.expunged {
+        if sel.seq_of_uid(*uid).is_some() && !sel.pending_expunge.contains(uid) {
+            sel.pending_expunge.push(*uid);
+        }
+    }
+
+    // Flag changes and new messages (ascending UID).
+    let last_uid = sel.messages.last().map_or(0, |m| m.uid);
+    let mut new_messages = Vec::new();
+    let mut flag_changes: Vec<u32> = Vec::new();
+    for meta in changes.changed {
+        if meta.uid > last_uid {
+            new_messages.push(meta);
+            continue;
+        }
+        let Some(seq) = sel.seq_of_uid(meta.uid) else {
+            continue;
+        };
+        let entry = &mut sel.messages[seq as usize - 1];
+        if entry.modseq >= meta.modseq || sel.pending_expunge.contains(&meta.uid) {
+            continue;
+        }
+        let changed = entry.flags != meta.flags;
+        entry.flags = meta.flags;
+        entry.modseq = meta.modseq;
+        if changed || sel.condstore {
+            flag_changes.push(meta.uid);
+        }
+    }
+
+    // A keyword nobody used before: the client learns it from a new FLAGS (RFC 9051 §7.3.5).
+    let mut new_keyword = false;
+    for m in sel.messages.iter().chain(new_messages.iter()) {
+        for k in &m.flags.keywords {
+            if !sel.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                sel.keywords.push(k.clone());
+                new_keyword = true;
+            }
+        }
+    }
+    if new_keyword {
+        sel.keywords.sort();
+        let mut all = flags::system_flags();
+        all.extend(
+            sel.keywords
+                .iter()
+                .map(|k| mailkeep_proto::Flag::Keyword(k.clone())),
+        );
+        out.extend_from_slice(b"* FLAGS ");
+        write::flag_list(out, &all);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    for uid in flag_changes {
+        let Some(seq) = sel.seq_of_uid(uid) else {
+            continue;
+        };
+        let m = &sel.messages[seq as usize - 1];
+        out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+        if ctx.enabled.qresync {
+            // RFC 7162 §3.2.4: with QRESYNC every FETCH carries the UID.
+            out.extend_from_slice(format!("UID {uid} ").as_bytes());
+        }
+        out.extend_from_slice(b"FLAGS ");
+        write::flag_list(
+            out,
+            &flags::to_wire(&m.flags, rev1 && sel.recent.contains(&uid)),
+        );
+        if sel.condstore {
+            // RFC 7162 §3.1.4.1: unsolicited FETCH carries MODSEQ once CONDSTORE is on.
+            out.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+        }
+        out.extend_from_slice(b")\r\n");
+    }
+
+    if allow_expunge && !sel.pending_expunge.is_empty() {
+        let mut gone = std::mem::take(&mut sel.pending_expunge);
+        gone.sort_unstable();
+        if ctx.enabled.qresync {
+            out.extend_from_slice(b"* VANISHED ");
+            write::number_set(out, &gone);
+            out.extend_from_slice(b"\r\n");
+        }
+        // Highest sequence number first, so each number is still valid when the client reads it.
+        for uid in gone.iter().rev() {
+            if let Some(seq) = sel.seq_of_uid(*uid) {
+                if !ctx.enabled.qresync {
+                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
+                sel.messages.remove(seq as usize - 1);
+                sel.recent.remove(uid);
+            }
+        }
+    }
+
+    if !new_messages.is_empty() {
+        let recent = store.claim_recent(sel.mailbox.id, !sel.read_only).await?;
+        sel.recent
+            .extend(recent.into_iter().filter(|u| *u > last_uid));
+        sel.messages.extend(new_messages);
+        out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
+        if rev1 {
+            out.extend_from_slice(format!("* {} RECENT\r\n", sel.recent.len()).as_bytes());
+        }
+    }
+
+    sel.modseq = sel.modseq.max(changes.highest_modseq);
+    sel.mailbox.highest_modseq = sel.modseq;
+    sel.mailbox.uidnext = sel.mailbox.uidnext.max(changes.uidnext);
+    Ok(())
 }

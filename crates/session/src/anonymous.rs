@@ -1,0 +1,264 @@
+//! Not-authenticated state (RFC 9051 §6.2): STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN) with
+//! SASL-IR (RFC 4959) and the `+` continuation exchange.
+
+use mailkeep_auth::sasl;
+use mailkeep_proto::CommandBody;
+use mailkeep_proto::write::{self, Code, StatusKind};
+use mailkeep_store::User;
+
+use crate::error::CmdError;
+use crate::state::Transition;
+use crate::{Flow, Inner, Outcome, capability};
+
+/// Where an AUTHENTICATE exchange is waiting for the client.
+pub(crate) struct SaslPending {
+    pub tag: String,
+    pub step: SaslStep,
+}
+
+pub(crate) enum SaslStep {
+    /// PLAIN sent `+ ` and waits for the credentials.
+    Plain,
+    /// LOGIN sent `+ VXNlcm5hbWU6` ("Username:").
+    LoginUser,
+    /// LOGIN sent `+ UGFzc3dvcmQ6` ("Password:").
+    LoginPassword { user: Vec<u8> },
+}
+
+const USERNAME_PROMPT: &[u8] = b"Username:";
+const PASSWORD_PROMPT: &[u8] = b"Password:";
+
+pub(crate) async fn handle(
+    inner: &mut Inner,
+    auth_failures: &mut u32,
+    tag: &str,
+    body: CommandBody,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    match body {
+        CommandBody::StartTls => {
+            if inner.config.tls_active {
+                Outcome::bad("TLS is already active.")
+            } else if !inner.config.starttls_available {
+                Outcome::bad("STARTTLS is not available.")
+            } else {
+                Outcome::ok("Begin TLS negotiation now.").flow(Flow::StartTls)
+            }
+        }
+        CommandBody::Login { username, password } => {
+            if !capability::plaintext_allowed(&inner.config) {
+                return privacy_required();
+            }
+            login(inner, auth_failures, &username, &password, "LOGIN", out).await
+        }
+        CommandBody::Authenticate {
+            mechanism,
+            initial_response,
+        } => authenticate(inner, auth_failures, tag, &mechanism, initial_response, out).await,
+        _ => Outcome::bad("Please log in first."),
+    }
+}
+
+fn privacy_required() -> Outcome {
+    Outcome::err(CmdError::No(
+        Some(Code::PrivacyRequired),
+        "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.".into(),
+    ))
+}
+
+async fn authenticate(
+    inner: &mut Inner,
+    auth_failures: &mut u32,
+    tag: &str,
+    mechanism: &str,
+    initial_response: Option<Vec<u8>>,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let step = if mechanism.eq_ignore_ascii_case("PLAIN") {
+        SaslStep::Plain
+    } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+        SaslStep::LoginUser
+    } else {
+        return Outcome::err(CmdError::No(
+            None,
+            "Unsupported authentication mechanism.".into(),
+        ));
+    };
+    if !capability::plaintext_allowed(&inner.config) {
+        return privacy_required();
+    }
+    let pending = SaslPending {
+        tag: tag.to_string(),
+        step,
+    };
+    match initial_response {
+        // SASL-IR (RFC 4959): the first response came with the command.
+        Some(ir) => sasl_step(inner, auth_failures, pending, &ir, out).await,
+        None => {
+            let prompt: &[u8] = match pending.step {
+                SaslStep::LoginUser => USERNAME_PROMPT,
+                _ => b"",
+            };
+            continuation(out, prompt);
+            inner.sasl = Some(pending);
+            Outcome::pending(Flow::SaslContinue)
+        }
+    }
+}
+
+fn continuation(out: &mut Vec<u8>, challenge: &[u8]) {
+    out.extend_from_slice(b"+ ");
+    out.extend_from_slice(sasl::encode_base64(challenge).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One client response in an AUTHENTICATE exchange.
+pub(crate) async fn sasl_step(
+    inner: &mut Inner,
+    auth_failures: &mut u32,
+    pending: SaslPending,
+    line: &[u8],
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let line = line
+        .strip_suffix(b"\r\n")
+        .or_else(|| line.strip_suffix(b"\n"))
+        .unwrap_or(line);
+    if line == b"*" {
+        // RFC 9051 §6.2.2: the client cancels with `*`; the server answers BAD.
+        return Outcome::bad("Authentication aborted by client.");
+    }
+    let Some(data) = sasl::decode_base64(line) else {
+        return Outcome::bad("Invalid base64 data in continued response.");
+    };
+    match pending.step {
+        SaslStep::Plain => {
+            let Some(creds) = sasl::decode_plain(&data) else {
+                return failed(inner, auth_failures, "", out).await;
+            };
+            if !creds.authzid.is_empty() && creds.authzid != creds.authcid {
+                // No master users: one may only act as oneself.
+                return Outcome::err(CmdError::No(
+                    Some(Code::AuthorizationFailed),
+                    "Authorization failed.".into(),
+                ));
+            }
+            login(
+                inner,
+                auth_failures,
+                &creds.authcid,
+                &creds.password,
+                "PLAIN",
+                out,
+            )
+            .await
+        }
+        SaslStep::LoginUser => {
+            continuation(out, PASSWORD_PROMPT);
+            inner.sasl = Some(SaslPending {
+                tag: pending.tag,
+                step: SaslStep::LoginPassword { user: data },
+            });
+            Outcome::pending(Flow::SaslContinue)
+        }
+        SaslStep::LoginPassword { user } => {
+            login(inner, auth_failures, &user, &data, "LOGIN", out).await
+        }
+    }
+}
+
+/// Check the credentials; on success the tagged OK carries the capabilities (RFC 9051 §6.2.3).
+async fn login(
+    inner: &mut Inner,
+    auth_failures: &mut u32,
+    username: &[u8],
+    password: &[u8],
+    mechanism: &'static str,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let name = String::from_utf8_lossy(username).into_owned();
+    let user = match find_user(inner, &name).await {
+        Ok(u) => u,
+        Err(e) => return Outcome::err(e),
+    };
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = password.to_vec();
+    // argon2 costs ~20 ms of CPU: keep it off the async workers. An unknown user is checked
+    // against a dummy hash so the answer takes as long as for a wrong password.
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => mailkeep_auth::verify_password(&h, &password),
+        None => {
+            mailkeep_auth::verify_password(dummy_hash(), &password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        return failed(inner, auth_failures, &name, out).await;
+    };
+    if let Err(e) = crate::authenticated::first_login(inner, &user).await {
+        return Outcome::err(e);
+    }
+    tracing::info!(
+        user = %user.name,
+        peer = %inner.config.peer,
+        mechanism,
+        tls = inner.config.tls_active,
+        "login"
+    );
+    inner.mechanism = Some(mechanism);
+    let caps = capability::list(&inner.config, true);
+    Outcome::ok_code(Some(Code::Capability(caps)), "Logged in")
+        .then(Transition::Authenticated(user))
+}
+
+/// `name` exactly, else the part before `@` (Dovecot-like: `alice@example.org` logs in as
+/// `alice` when only `alice` exists).
+async fn find_user(inner: &Inner, name: &str) -> Result<Option<User>, CmdError> {
+    if !mailkeep_auth::valid_user_name(name) {
+        return Ok(None);
+    }
+    if let Some(u) = inner.store.get_user(name).await? {
+        return Ok(Some(u));
+    }
+    match name.split_once('@') {
+        Some((local, _)) if !local.is_empty() => Ok(inner.store.get_user(local).await?),
+        _ => Ok(None),
+    }
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| mailkeep_auth::hash_password("mailkeep-dummy-password"))
+}
+
+/// A failed login: wait a little, count it, and close after too many (the BYE comes first so
+/// the tagged NO is the last thing the client reads).
+async fn failed(
+    inner: &mut Inner,
+    auth_failures: &mut u32,
+    name: &str,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    tracing::warn!(user = %name, peer = %inner.config.peer, "login failed");
+    if !inner.auth_failure_delay.is_zero() {
+        tokio::time::sleep(inner.auth_failure_delay).await;
+    }
+    *auth_failures += 1;
+    let outcome = Outcome::err(CmdError::No(
+        Some(Code::AuthenticationFailed),
+        "Authentication failed.".into(),
+    ));
+    if *auth_failures >= inner.config.max_auth_failures.max(1) {
+        write::status(
+            out,
+            None,
+            StatusKind::Bye,
+            None,
+            "Too many invalid authentication attempts.",
+        );
+        return outcome.then(Transition::Logout).flow(Flow::Close);
+    }
+    outcome
+}

@@ -1,0 +1,97 @@
+//! APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), UIDPLUS's APPENDUID (RFC 4315) and
+//! APPENDLIMIT (RFC 7889).
+
+use std::sync::Arc;
+
+use mailkeep_proto::write::{self, Code};
+use mailkeep_proto::{AppendMessage, MailboxName, MessageData};
+use mailkeep_store::{MessageBytes, NewMessage, ParsedInfo, User};
+
+use crate::error::{CmdError, CmdResult};
+use crate::selected::SelectedMailbox;
+use crate::{Inner, Outcome, flags, names};
+
+pub(crate) async fn append(
+    inner: &Inner,
+    user: &User,
+    _sel: Option<&mut SelectedMailbox>,
+    raw: &MailboxName,
+    messages: Vec<AppendMessage>,
+    _out: &mut Vec<u8>,
+) -> CmdResult<Outcome> {
+    let limit = inner.config.max_message_size;
+    if messages.iter().any(|m| m.data.len() > limit) {
+        return Err(CmdError::No(
+            Some(Code::TooBig),
+            "Message too large.".into(),
+        ));
+    }
+    let name = names::decode(raw, &inner.enabled)?;
+    // RFC 9051 §6.3.12: a missing target is NO [TRYCREATE] so the client can CREATE and retry.
+    let Some(mbox) = inner.store.get_mailbox(user.id, &name).await? else {
+        return Err(CmdError::No(
+            Some(Code::TryCreate),
+            "Mailbox doesn't exist.".into(),
+        ));
+    };
+    let mut new = Vec::with_capacity(messages.len());
+    for m in messages {
+        new.push(prepare(m).await?);
+    }
+    // MULTIAPPEND: all messages in one store transaction, so either all are added or none.
+    let (uidvalidity, uids) = inner.store.append(mbox.id, new).await?;
+    let mut set = Vec::new();
+    let mut sorted = uids.clone();
+    sorted.sort_unstable();
+    write::number_set(&mut set, &sorted);
+    let code = Code::AppendUid {
+        uidvalidity,
+        uids: String::from_utf8_lossy(&set).into_owned(),
+    };
+    // If the target is the selected mailbox, the sync after the command sends EXISTS.
+    Ok(Outcome::ok_code(Some(code), "Append completed."))
+}
+
+/// Read, CRLF-normalize and analyze one message.
+async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
+    let raw = match m.data {
+        MessageData::Inline(v) => v,
+        MessageData::Spooled { path, .. } => tokio::fs::read(&path).await.map_err(|e| {
+            CmdError::Store(mailkeep_store::StoreError::Internal(format!(
+                "reading spooled message: {e}"
+            )))
+        })?,
+    };
+    if raw.is_empty() {
+        // RFC 9051 §6.3.12 leaves it open; an empty message is never what a client meant.
+        return Err(CmdError::No(None, "Can't save an empty message.".into()));
+    }
+    let data = match mailkeep_mime::normalize_crlf(&raw) {
+        std::borrow::Cow::Borrowed(_) => raw,
+        std::borrow::Cow::Owned(v) => v,
+    };
+    let analysis = mailkeep_mime::analyze(&data);
+    let parsed = ParsedInfo {
+        envelope: analysis.envelope,
+        bodystructure: analysis.bodystructure,
+        body: analysis.body,
+        parts: analysis.parts.to_bytes(),
+        search_text: analysis.search_text,
+        search_body_offset: analysis.search_body_offset,
+        sent_date: analysis.sent_date,
+    };
+    let (internal_date, internal_date_offset) = match m.internal_date {
+        Some(d) => (d.unix, d.offset_minutes),
+        None => {
+            let now = chrono::Local::now();
+            (now.timestamp(), now.offset().local_minus_utc() / 60)
+        }
+    };
+    Ok(NewMessage {
+        data: MessageBytes::Memory(Arc::new(data)),
+        flags: flags::from_wire(&m.flags),
+        internal_date,
+        internal_date_offset,
+        parsed,
+    })
+}

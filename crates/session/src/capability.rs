@@ -1,0 +1,81 @@
+//! The CAPABILITY list: what this session can offer now (RFC 9051 §6.1.1, §7.2.2).
+
+use crate::SessionConfig;
+
+/// Extensions absorbed into IMAP4rev2 (RFC 9051 Appendix E) and the others Mailkeep has,
+/// listed one by one for IMAP4rev1 clients. Only what works is advertised: QRESYNC and QUOTA
+/// are not (yet).
+const AUTHENTICATED: &[&str] = &[
+    "IMAP4rev1",
+    "IMAP4rev2",
+    "LITERAL+",
+    "SASL-IR",
+    "ID",
+    "ENABLE",
+    "IDLE",
+    "NAMESPACE",
+    "UNSELECT",
+    "UIDPLUS",
+    "ESEARCH",
+    "SEARCHRES",
+    "LIST-EXTENDED",
+    "LIST-STATUS",
+    "MOVE",
+    "CHILDREN",
+    "SPECIAL-USE",
+    "CREATE-SPECIAL-USE",
+    "BINARY",
+    "STATUS=SIZE",
+    "CONDSTORE",
+    "UTF8=ACCEPT",
+    "MULTIAPPEND",
+];
+
+/// Before login Dovecot shows a short list; clients ask again after login (the tagged OK of
+/// LOGIN carries the full list, RFC 9051 §6.2.3).
+const PRE_LOGIN: &[&str] = &[
+    "IMAP4rev1",
+    "IMAP4rev2",
+    "LITERAL+",
+    "SASL-IR",
+    "ID",
+    "ENABLE",
+    "IDLE",
+];
+
+/// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).
+pub(crate) fn plaintext_allowed(config: &SessionConfig) -> bool {
+    config.tls_active || config.plaintext_auth_without_tls
+}
+
+pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
+    let mut caps: Vec<String>;
+    if authenticated {
+        caps = AUTHENTICATED.iter().map(|s| s.to_string()).collect();
+        caps.push(format!("APPENDLIMIT={}", config.max_message_size));
+    } else {
+        caps = PRE_LOGIN.iter().map(|s| s.to_string()).collect();
+        if config.starttls_available && !config.tls_active {
+            caps.push("STARTTLS".into());
+        }
+        if plaintext_allowed(config) {
+            caps.push("AUTH=PLAIN".into());
+            caps.push("AUTH=LOGIN".into());
+        } else {
+            caps.push("LOGINDISABLED".into());
+        }
+    }
+    caps
+}
+
+/// `* CAPABILITY ...` line body (without `* ` and CRLF).
+pub(crate) fn line(config: &SessionConfig, authenticated: bool) -> String {
+    format!("CAPABILITY {}", list(config, authenticated).join(" "))
+}
+
+/// Is `name` something ENABLE may turn on here (RFC 5161 §3.1: only advertised extensions)?
+pub(crate) fn enableable(name: &str) -> Option<&'static str> {
+    ["IMAP4rev2", "CONDSTORE", "UTF8=ACCEPT"]
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(name))
+}

@@ -1,0 +1,117 @@
+//! The connection state and its transitions (RFC 9051 §3).
+//!
+//! ```text
+//!                +----------------------+
+//!                |connection established|
+//!                +----------------------+
+//!                           ||
+//!                           \/
+//!         +--------------------------------------+
+//!         |          server greeting             |
+//!         +--------------------------------------+
+//!                   || (1)       || (2)        || (3)
+//!                   \/           ||            ||
+//!         +-----------------+    ||            ||
+//!         |Not Authenticated|    ||            ||
+//!         +-----------------+    ||            ||
+//!          || (7)   || (4)       ||            ||
+//!          ||       \/           \/            ||
+//!          ||     +----------------+           ||
+//!          ||     | Authenticated  |<=++       ||
+//!          ||     +----------------+  ||       ||
+//!          ||       || (7)   || (5)   || (6)   ||
+//!          ||       ||       \/       ||       ||
+//!          ||       ||    +--------+  ||       ||
+//!          ||       ||    |Selected|==++       ||
+//!          ||       ||    +--------+           ||
+//!          ||       ||       || (7)            ||
+//!          \/       \/       \/                \/
+//!         +--------------------------------------+
+//!         |               Logout                 |
+//!         +--------------------------------------+
+//!                           ||
+//!                           \/
+//!             +-------------------------------+
+//!             |both sides close the connection|
+//!             +-------------------------------+
+//!
+//! (1) connection without pre-authentication (OK greeting)
+//! (2) pre-authenticated connection (PREAUTH greeting; Mailkeep never does this)
+//! (3) rejected connection (BYE greeting)
+//! (4) successful LOGIN or AUTHENTICATE command
+//! (5) successful SELECT or EXAMINE command
+//! (6) CLOSE or UNSELECT command, unsolicited CLOSED response code, or failed SELECT/EXAMINE
+//! (7) LOGOUT command, server shutdown, or connection closed
+//! ```
+
+use mailkeep_store::User;
+
+use crate::selected::SelectedMailbox;
+
+pub(crate) enum State {
+    NotAuthenticated {
+        auth_failures: u32,
+    },
+    Authenticated {
+        user: User,
+    },
+    Selected {
+        user: User,
+        sel: Box<SelectedMailbox>,
+    },
+    Logout,
+}
+
+/// What a handler asks the state machine to do after it answered.
+pub(crate) enum Transition {
+    /// Stay where we are.
+    None,
+    /// (4) LOGIN / AUTHENTICATE succeeded.
+    Authenticated(User),
+    /// (5) SELECT / EXAMINE succeeded (from Authenticated or Selected).
+    Select(Box<SelectedMailbox>),
+    /// (6) CLOSE, UNSELECT, failed SELECT, or the selected mailbox went away.
+    Unselect,
+    /// (7)
+    Logout,
+}
+
+impl State {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            State::NotAuthenticated { .. } => "not authenticated",
+            State::Authenticated { .. } => "authenticated",
+            State::Selected { .. } => "selected",
+            State::Logout => "logout",
+        }
+    }
+
+    pub(crate) fn user(&self) -> Option<&User> {
+        match self {
+            State::Authenticated { user } | State::Selected { user, .. } => Some(user),
+            _ => None,
+        }
+    }
+
+    /// The one place states change. A forbidden pair keeps the old state (a handler bug, logged).
+    pub(crate) fn apply(&mut self, transition: Transition) {
+        let old = std::mem::replace(self, State::Logout);
+        *self = match (old, transition) {
+            (old, Transition::None) => old,
+            (_, Transition::Logout) => State::Logout,
+            (State::NotAuthenticated { .. }, Transition::Authenticated(user)) => {
+                State::Authenticated { user }
+            }
+            (
+                State::Authenticated { user } | State::Selected { user, .. },
+                Transition::Select(sel),
+            ) => State::Selected { user, sel },
+            (State::Selected { user, .. }, Transition::Unselect) => State::Authenticated { user },
+            (old @ State::Authenticated { .. }, Transition::Unselect) => old,
+            (old, _) => {
+                tracing::error!(state = old.name(), "forbidden state transition ignored");
+                old
+            }
+        };
+    }
+}
