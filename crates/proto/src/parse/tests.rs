@@ -1,0 +1,369 @@
+//! Command-level tests: one table per command family, plus literals, errors and fuzz-ish input.
+
+use super::*;
+use crate::types::*;
+
+/// Split `input` at each `{n}` / `{n+}` / `~{n}` announcement into Line and Literal fragments,
+/// the way the server hands them over.
+pub(crate) fn frags(input: &[u8]) -> Vec<Fragment> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    loop {
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            out.push(Fragment::Line(rest.to_vec()));
+            return out;
+        };
+        let (line, after) = rest.split_at(nl + 1);
+        out.push(Fragment::Line(line.to_vec()));
+        rest = after;
+        match crate::frame::literal_announcement(line) {
+            Ok(Some(a)) if (a.len as usize) <= rest.len() => {
+                let (lit, after) = rest.split_at(a.len as usize);
+                out.push(Fragment::Literal(lit.to_vec()));
+                rest = after;
+            }
+            _ => {
+                if !rest.is_empty() {
+                    // More lines without a literal: keep them in one line (the parser rejects it).
+                    let last = out.pop();
+                    if let Some(Fragment::Line(mut l)) = last {
+                        l.extend_from_slice(rest);
+                        out.push(Fragment::Line(l));
+                    }
+                }
+                return out;
+            }
+        }
+    }
+}
+
+pub(crate) fn parse(input: &str) -> Result<Command, ParseError> {
+    parse_command(&frags(input.as_bytes()))
+}
+
+fn body(input: &str) -> CommandBody {
+    match parse(input) {
+        Ok(c) => c.body,
+        Err(e) => panic!("{input:?}: {e:?}"),
+    }
+}
+
+fn set(text: &str) -> SequenceSet {
+    let frags = vec![Fragment::Line(text.as_bytes().to_vec())];
+    let mut c = Cursor::new(&frags).unwrap();
+    values::sequence_set(&mut c).unwrap()
+}
+
+#[test]
+fn simple_commands() {
+    use CommandBody as B;
+    let cases: &[(&str, CommandBody)] = &[
+        ("a CAPABILITY\r\n", B::Capability),
+        ("a capability\r\n", B::Capability),
+        ("a NoOp\r\n", B::Noop),
+        ("a LOGOUT\r\n", B::Logout),
+        ("a STARTTLS\r\n", B::StartTls),
+        ("a NAMESPACE\r\n", B::Namespace),
+        ("a IDLE\r\n", B::Idle),
+        ("a CHECK\r\n", B::Check),
+        ("a CLOSE\r\n", B::Close),
+        ("a UNSELECT\r\n", B::Unselect),
+        ("a EXPUNGE\n", B::Expunge),
+        ("a EXPUNGE", B::Expunge),
+        ("a UID EXPUNGE 1:3,5\r\n", B::UidExpunge(set("1:3,5"))),
+        ("a ID NIL\r\n", B::Id(None)),
+        ("a ID ()\r\n", B::Id(Some(vec![]))),
+        (
+            "a ID (\"name\" \"sodr\" \"version\" NIL)\r\n",
+            B::Id(Some(vec![(b"name".to_vec(), Some(b"sodr".to_vec())), (b"version".to_vec(), None)])),
+        ),
+        ("a ENABLE CONDSTORE qresync UTF8=ACCEPT\r\n", B::Enable(vec!["CONDSTORE".into(), "QRESYNC".into(), "UTF8=ACCEPT".into()])),
+        ("a AUTHENTICATE plain\r\n", B::Authenticate { mechanism: "PLAIN".into(), initial_response: None }),
+        (
+            "a AUTHENTICATE PLAIN AHVzZXIAcGFzcw==\r\n",
+            B::Authenticate { mechanism: "PLAIN".into(), initial_response: Some(b"AHVzZXIAcGFzcw==".to_vec()) },
+        ),
+        ("a AUTHENTICATE PLAIN =\r\n", B::Authenticate { mechanism: "PLAIN".into(), initial_response: Some(b"=".to_vec()) }),
+        ("a LOGIN user pass\r\n", B::Login { username: b"user".to_vec(), password: b"pass".to_vec() }),
+        ("a LOGIN \"us er\" \"p\\\"w\"\r\n", B::Login { username: b"us er".to_vec(), password: b"p\"w".to_vec() }),
+        ("a LOGIN {4}\r\nuser {4+}\r\np w\r\n", B::Login { username: b"user".to_vec(), password: b"p w\r".to_vec() }),
+        ("a GETQUOTA \"\"\r\n", B::GetQuota(vec![])),
+        ("a GETQUOTAROOT INBOX\r\n", B::GetQuotaRoot(b"INBOX".to_vec())),
+    ];
+    for (input, want) in cases {
+        assert_eq!(&body(input), want, "{input:?}");
+    }
+}
+
+#[test]
+fn mailbox_commands() {
+    use CommandBody as B;
+    let mb = |s: &str| s.as_bytes().to_vec();
+    let cases: &[(&str, CommandBody)] = &[
+        ("a SELECT inbox\r\n", B::Select { mailbox: mb("inbox"), params: SelectParams::default() }),
+        ("a EXAMINE \"Sent Items\"\r\n", B::Examine { mailbox: mb("Sent Items"), params: SelectParams::default() }),
+        ("a SELECT {5}\r\nab\ncd\r\n", B::Select { mailbox: mb("ab\ncd"), params: SelectParams::default() }),
+        ("a SELECT x (CONDSTORE)\r\n", B::Select { mailbox: mb("x"), params: SelectParams { condstore: true, qresync: None } }),
+        (
+            "a SELECT x (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
+            B::Select {
+                mailbox: mb("x"),
+                params: SelectParams {
+                    condstore: false,
+                    qresync: Some(QresyncParams {
+                        uidvalidity: 67890007,
+                        modseq: 20050715194045000,
+                        known_uids: Some(set("41,43:211,214:541")),
+                        seq_match: None,
+                    }),
+                },
+            },
+        ),
+        (
+            "a EXAMINE x (QRESYNC (1 2 1:9 (1:3 5:7)) CONDSTORE)\r\n",
+            B::Examine {
+                mailbox: mb("x"),
+                params: SelectParams {
+                    condstore: true,
+                    qresync: Some(QresyncParams { uidvalidity: 1, modseq: 2, known_uids: Some(set("1:9")), seq_match: Some((set("1:3"), set("5:7"))) }),
+                },
+            },
+        ),
+        (
+            "a SELECT x (QRESYNC (1 2))\r\n",
+            B::Select { mailbox: mb("x"), params: SelectParams { condstore: false, qresync: Some(QresyncParams { uidvalidity: 1, modseq: 2, known_uids: None, seq_match: None }) } },
+        ),
+        ("a CREATE foo/bar\r\n", B::Create { mailbox: mb("foo/bar"), special_use: vec![] }),
+        ("a CREATE MySent (USE (\\Sent))\r\n", B::Create { mailbox: mb("MySent"), special_use: vec!["\\Sent".into()] }),
+        ("a CREATE x (use (\\Junk \\Trash))\r\n", B::Create { mailbox: mb("x"), special_use: vec!["\\Junk".into(), "\\Trash".into()] }),
+        ("a DELETE x\r\n", B::Delete(mb("x"))),
+        ("a RENAME a \"b c\"\r\n", B::Rename { from: mb("a"), to: mb("b c") }),
+        ("a SUBSCRIBE x\r\n", B::Subscribe(mb("x"))),
+        ("a UNSUBSCRIBE \"\"\r\n", B::Unsubscribe(mb(""))),
+        ("a LSUB \"\" *\r\n", B::Lsub { reference: mb(""), pattern: mb("*") }),
+        (
+            "a STATUS blurdybloop (UIDNEXT MESSAGES unseen DELETED SIZE RECENT HIGHESTMODSEQ APPENDLIMIT UIDVALIDITY)\r\n",
+            B::Status {
+                mailbox: mb("blurdybloop"),
+                items: {
+                    use StatusItem::*;
+                    vec![UidNext, Messages, Unseen, Deleted, Size, Recent, HighestModSeq, AppendLimit, UidValidity]
+                },
+            },
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(&body(input), want, "{input:?}");
+    }
+}
+
+#[test]
+fn list_commands() {
+    let mb = |s: &str| s.as_bytes().to_vec();
+    let plain = |r: &str, p: &str| ListCommand { reference: mb(r), patterns: vec![mb(p)], ..Default::default() };
+    let cases: Vec<(&str, ListCommand)> = vec![
+        ("a LIST \"\" *\r\n", plain("", "*")),
+        ("a LIST \"\" %\r\n", plain("", "%")),
+        ("a LIST ~/Mail/ foo*%]\r\n", plain("~/Mail/", "foo*%]")),
+        ("a LIST \"\" \"\"\r\n", plain("", "")),
+        ("a list {0}\r\n {1}\r\n*\r\n", plain("", "*")),
+        (
+            "a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n",
+            ListCommand { select_subscribed: true, select_recursive_match: true, extended: true, ..plain("", "%") },
+        ),
+        ("a LIST () \"\" %\r\n", ListCommand { extended: true, ..plain("", "%") }),
+        (
+            "a LIST (SPECIAL-USE REMOTE) \"\" * RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)\r\n",
+            ListCommand {
+                select_special_use: true,
+                select_remote: true,
+                return_subscribed: true,
+                return_children: true,
+                return_special_use: true,
+                extended: true,
+                ..plain("", "*")
+            },
+        ),
+        (
+            "a LIST \"\" (INBOX \"Sent\" Dr*) RETURN (STATUS (MESSAGES UNSEEN))\r\n",
+            ListCommand {
+                patterns: vec![mb("INBOX"), mb("Sent"), mb("Dr*")],
+                return_status: Some(vec![StatusItem::Messages, StatusItem::Unseen]),
+                extended: true,
+                ..plain("", "")
+            },
+        ),
+        ("a LIST \"\" % RETURN ()\r\n", ListCommand { extended: true, ..plain("", "%") }),
+    ];
+    for (input, want) in cases {
+        assert_eq!(body(input), CommandBody::List(want), "{input:?}");
+    }
+}
+
+#[test]
+fn append_commands() {
+    let msg = |flags: Vec<Flag>, internal_date: Option<DateTime>, data: &[u8], binary: bool| AppendMessage {
+        flags,
+        internal_date,
+        data: MessageData::Inline(data.to_vec()),
+        binary,
+    };
+    let date = DateTime { unix: 837_596_665, offset_minutes: -420 };
+    let cases: Vec<(&str, Vec<AppendMessage>)> = vec![
+        ("a APPEND saved-messages {5}\r\nhello\r\n", vec![msg(vec![], None, b"hello", false)]),
+        ("a APPEND x (\\Seen) {5+}\r\nhello\r\n", vec![msg(vec![Flag::Seen], None, b"hello", false)]),
+        ("a APPEND x \"17-Jul-1996 02:44:25 -0700\" {2}\r\nhi\r\n", vec![msg(vec![], Some(date), b"hi", false)]),
+        (
+            "a APPEND x (\\Seen $Junk) \"17-Jul-1996 02:44:25 -0700\" ~{3}\r\na\0b\r\n",
+            vec![msg(vec![Flag::Seen, Flag::Keyword("$Junk".into())], Some(date), b"a\0b", true)],
+        ),
+        ("a APPEND x () {0}\r\n\r\n", vec![msg(vec![], None, b"", false)]),
+        (
+            "a APPEND x (\\Seen) {2}\r\nhi {3+}\r\nyou \"17-Jul-1996 02:44:25 -0700\" ~{1}\r\n!\r\n",
+            vec![msg(vec![Flag::Seen], None, b"hi", false), msg(vec![], None, b"you", false), msg(vec![], Some(date), b"!", true)],
+        ),
+        ("a APPEND x UTF8 (~{2}\r\nhi)\r\n", vec![msg(vec![], None, b"hi", true)]),
+    ];
+    for (input, want) in cases {
+        assert_eq!(body(input), CommandBody::Append { mailbox: b"x".to_vec(), messages: want }.clone_with_mailbox(input), "{input:?}");
+    }
+}
+
+impl CommandBody {
+    /// Test helper: the APPEND body with the mailbox of `input` (cases use x or saved-messages).
+    fn clone_with_mailbox(self, input: &str) -> CommandBody {
+        match self {
+            CommandBody::Append { messages, .. } if input.contains("saved-messages") => {
+                CommandBody::Append { mailbox: b"saved-messages".to_vec(), messages }
+            }
+            other => other,
+        }
+    }
+}
+
+#[test]
+fn append_spooled() {
+    let frags = vec![
+        Fragment::Line(b"a APPEND x {10}\r\n".to_vec()),
+        Fragment::Spooled { path: "/spool/1".into(), len: 10 },
+        Fragment::Line(b"\r\n".to_vec()),
+    ];
+    let cmd = parse_command(&frags).unwrap();
+    let CommandBody::Append { messages, .. } = cmd.body else { panic!() };
+    assert_eq!(messages[0].data, MessageData::Spooled { path: "/spool/1".into(), len: 10 });
+
+    // A spooled fragment anywhere but APPEND data is an error.
+    let frags = vec![
+        Fragment::Line(b"a LOGIN {10}\r\n".to_vec()),
+        Fragment::Spooled { path: "/spool/1".into(), len: 10 },
+        Fragment::Line(b" x\r\n".to_vec()),
+    ];
+    assert_eq!(parse_command(&frags).unwrap_err().tag.as_deref(), Some("a"));
+}
+
+#[test]
+fn fetch_commands() {
+    use FetchItem::*;
+    let fetch = |uid, s: &str, items: Vec<FetchItem>, modifiers| CommandBody::Fetch { uid, set: set(s), items: FetchItems(items), modifiers };
+    let none = FetchModifiers::default;
+    let sec = |part: Vec<u32>, text: Option<SectionText>| Section { part, text };
+    let cases: Vec<(&str, CommandBody)> = vec![
+        ("a FETCH 1 ALL\r\n", fetch(false, "1", vec![Flags, InternalDate, Rfc822Size, Envelope], none())),
+        ("a FETCH 1 fast\r\n", fetch(false, "1", vec![Flags, InternalDate, Rfc822Size], none())),
+        ("a FETCH 1 FULL\r\n", fetch(false, "1", vec![Flags, InternalDate, Rfc822Size, Envelope, Body], none())),
+        ("a FETCH 2:4 FLAGS\r\n", fetch(false, "2:4", vec![Flags], none())),
+        ("a FETCH * BODY\r\n", fetch(false, "*", vec![Body], none())),
+        ("a UID FETCH 1:* (UID FLAGS MODSEQ)\r\n", fetch(true, "1:*", vec![Uid, Flags, ModSeq], none())),
+        (
+            "a FETCH 1 (ENVELOPE BODYSTRUCTURE RFC822 RFC822.HEADER RFC822.TEXT RFC822.SIZE INTERNALDATE)\r\n",
+            fetch(false, "1", vec![Envelope, BodyStructure, Rfc822, Rfc822Header, Rfc822Text, Rfc822Size, InternalDate], none()),
+        ),
+        ("a FETCH 1 BODY[]\r\n", fetch(false, "1", vec![BodySection { section: sec(vec![], None), partial: None, peek: false }], none())),
+        (
+            "a FETCH 1 (BODY.PEEK[HEADER.FIELDS (From \"To\" {2}\r\nCc)]<0.2048>)\r\n",
+            fetch(
+                false,
+                "1",
+                vec![BodySection {
+                    section: sec(vec![], Some(SectionText::HeaderFields(vec![b"From".to_vec(), b"To".to_vec(), b"Cc".to_vec()]))),
+                    partial: Some((0, 2048)),
+                    peek: true,
+                }],
+                none(),
+            ),
+        ),
+        (
+            "a FETCH 1 (body[1.2.header.fields.not (X)] BODY[3.MIME] BODY[4.TEXT] BODY[1] BODY[TEXT]<5.1>)\r\n",
+            fetch(
+                false,
+                "1",
+                vec![
+                    BodySection { section: sec(vec![1, 2], Some(SectionText::HeaderFieldsNot(vec![b"X".to_vec()]))), partial: None, peek: false },
+                    BodySection { section: sec(vec![3], Some(SectionText::Mime)), partial: None, peek: false },
+                    BodySection { section: sec(vec![4], Some(SectionText::Text)), partial: None, peek: false },
+                    BodySection { section: sec(vec![1], None), partial: None, peek: false },
+                    BodySection { section: sec(vec![], Some(SectionText::Text)), partial: Some((5, 1)), peek: false },
+                ],
+                none(),
+            ),
+        ),
+        (
+            "a FETCH 1 (BINARY[1.2] BINARY.PEEK[]<0.10> BINARY.SIZE[3])\r\n",
+            fetch(
+                false,
+                "1",
+                vec![
+                    Binary { part: vec![1, 2], partial: None, peek: false },
+                    Binary { part: vec![], partial: Some((0, 10)), peek: true },
+                    BinarySize { part: vec![3] },
+                ],
+                none(),
+            ),
+        ),
+        (
+            "a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
+            fetch(true, "300:500", vec![Flags], FetchModifiers { changed_since: Some(12345), vanished: true }),
+        ),
+        ("a FETCH $ (FLAGS)\r\n", fetch(false, "$", vec![Flags], none())),
+    ];
+    for (input, want) in cases {
+        assert_eq!(body(input), want, "{input:?}");
+    }
+}
+
+#[test]
+fn store_copy_move() {
+    use CommandBody as B;
+    let cases: Vec<(&str, CommandBody)> = vec![
+        (
+            "a STORE 2:4 +FLAGS (\\Deleted)\r\n",
+            B::Store { uid: false, set: set("2:4"), action: StoreAction::Add, silent: false, flags: vec![Flag::Deleted], unchanged_since: None },
+        ),
+        (
+            "a UID STORE 1 -FLAGS.SILENT \\Seen $Junk\r\n",
+            B::Store {
+                uid: true,
+                set: set("1"),
+                action: StoreAction::Remove,
+                silent: true,
+                flags: vec![Flag::Seen, Flag::Keyword("$Junk".into())],
+                unchanged_since: None,
+            },
+        ),
+        (
+            "a STORE * FLAGS ()\r\n",
+            B::Store { uid: false, set: set("*"), action: StoreAction::Replace, silent: false, flags: vec![], unchanged_since: None },
+        ),
+        (
+            "a UID STORE 1:3 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n",
+            B::Store { uid: true, set: set("1:3"), action: StoreAction::Add, silent: true, flags: vec![Flag::Deleted], unchanged_since: Some(320162338) },
+        ),
+        ("a COPY 2:4 MEETING\r\n", B::Copy { uid: false, set: set("2:4"), mailbox: b"MEETING".to_vec() }),
+        ("a uid copy $ \"x y\"\r\n", B::Copy { uid: true, set: SequenceSet::Saved, mailbox: b"x y".to_vec() }),
+        ("a MOVE 1 Trash\r\n", B::Move { uid: false, set: set("1"), mailbox: b"Trash".to_vec() }),
+        ("a UID MOVE 4:2,7 {5}\r\nTrash\r\n", B::Move { uid: true, set: set("4:2,7"), mailbox: b"Trash".to_vec() }),
+    ];
+    for (input, want) in cases {
+        assert_eq!(body(input), want, "{input:?}");
+    }
+}
