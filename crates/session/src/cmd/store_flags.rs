@@ -1,1 +1,145 @@
-//! (selected-commands helper)
+//! STORE and UID STORE (RFC 9051 §6.4.6), with UNCHANGEDSINCE (RFC 7162 §3.1.3).
+
+use mailkeep_proto::write::Code;
+use mailkeep_proto::{Flag, SequenceSet, StoreAction};
+use mailkeep_store::{FlagOp, Flags, flags};
+
+use super::{
+    apply_updates, condstore_active, enable_condstore, number_runs, read_only_error, resolve,
+};
+use crate::ctx::Ctx;
+use crate::error::{CmdError, CmdResult};
+
+/// Wire flags as store flags. `\Recent` cannot be set by a client (RFC 3501 §2.3.2): it is
+/// ignored. Any other `\Something` is not a flag this server keeps: BAD, as Dovecot answers.
+fn store_flags(list: &[Flag]) -> CmdResult<Flags> {
+    let mut out = Flags::default();
+    for f in list {
+        match f {
+            Flag::Seen => out.system |= flags::SEEN,
+            Flag::Answered => out.system |= flags::ANSWERED,
+            Flag::Flagged => out.system |= flags::FLAGGED,
+            Flag::Deleted => out.system |= flags::DELETED,
+            Flag::Draft => out.system |= flags::DRAFT,
+            Flag::Recent => {}
+            Flag::Keyword(k) => {
+                if !out.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    out.keywords.push(k.clone());
+                }
+            }
+            Flag::Extension(e) => return Err(CmdError::Bad(format!("Invalid system flag \\{e}"))),
+        }
+    }
+    out.keywords.sort();
+    Ok(out)
+}
+
+/// STORE: change the flags, then answer `* n FETCH (FLAGS ...)` for every message of the set
+/// (unless `.SILENT`) with its flags after the change. Returns `MODIFIED` for the tagged OK when
+/// UNCHANGEDSINCE rejected some messages (RFC 7162 §3.1.3).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn store(
+    ctx: &mut Ctx<'_>,
+    uid: bool,
+    set: &SequenceSet,
+    action: StoreAction,
+    silent: bool,
+    flag_list: &[Flag],
+    unchanged_since: Option<u64>,
+    out: &mut Vec<u8>,
+) -> CmdResult<Option<Code>> {
+    let idx = resolve(ctx, set, uid)?;
+    let wanted = store_flags(flag_list)?;
+    if ctx.sel.read_only {
+        return Err(read_only_error());
+    }
+    if unchanged_since.is_some() {
+        enable_condstore(ctx, out);
+    }
+    if idx.is_empty() {
+        return Ok(None);
+    }
+    let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
+    let op = match action {
+        StoreAction::Replace => FlagOp::Replace,
+        StoreAction::Add => FlagOp::Add,
+        StoreAction::Remove => FlagOp::Remove,
+    };
+    let result = ctx
+        .store
+        .set_flags(ctx.sel.mailbox.id, &uids, op, &wanted, unchanged_since)
+        .await?;
+    apply_updates(ctx, &result.updated);
+
+    let with_modseq = condstore_active(ctx);
+    // RFC 7162 §3.1.3: with UNCHANGEDSINCE, a message that was updated is reported with its new
+    // MODSEQ even under .SILENT, so the client learns the value it must use next time.
+    let report_silent_modseq = silent && unchanged_since.is_some();
+    for &i in &idx {
+        let m = &ctx.sel.messages[i];
+        if result.modified.contains(&m.uid) {
+            continue;
+        }
+        let updated = result.updated.iter().any(|u| u.uid == m.uid);
+        if silent && !(report_silent_modseq && updated) {
+            continue;
+        }
+        let mut items: Vec<u8> = Vec::new();
+        if uid {
+            items.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
+        }
+        if !silent {
+            super::write_flags_item(ctx, i, &mut items);
+            items.push(b' ');
+        }
+        if with_modseq {
+            items.extend_from_slice(format!("MODSEQ ({}) ", m.modseq).as_bytes());
+        }
+        if items.last() == Some(&b' ') {
+            items.pop();
+        }
+        out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+        out.extend_from_slice(&items);
+        out.extend_from_slice(b")\r\n");
+    }
+
+    if result.modified.is_empty() {
+        return Ok(None);
+    }
+    // MODIFIED lists UIDs for UID STORE and sequence numbers for STORE (RFC 7162 §3.1.3).
+    let mut nums: Vec<u32> = if uid {
+        result.modified.clone()
+    } else {
+        result
+            .modified
+            .iter()
+            .filter_map(|u| ctx.sel.seq_of_uid(*u))
+            .collect()
+    };
+    nums.sort_unstable();
+    nums.dedup();
+    Ok(Some(Code::Modified(number_runs(&nums))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_flags_maps_and_rejects() {
+        let f = store_flags(&[
+            Flag::Seen,
+            Flag::Recent,
+            Flag::Keyword("b".into()),
+            Flag::Keyword("A".into()),
+            Flag::Keyword("B".into()),
+        ])
+        .unwrap();
+        assert_eq!(f.system, flags::SEEN);
+        assert_eq!(f.keywords, vec!["A".to_string(), "b".to_string()]);
+        assert!(matches!(
+            store_flags(&[Flag::Extension("Foo".into())]),
+            Err(CmdError::Bad(_))
+        ));
+    }
+}

@@ -1,0 +1,127 @@
+//! Body content items: `BODY[section]<partial>`, `BINARY[part]`, `BINARY.SIZE`, RFC822.*.
+//! The bytes come from the stored message and the part tree computed when it arrived.
+
+use mailkeep_mime::{BinaryError, PartTree, SectionSpec};
+use mailkeep_proto::write::Code;
+use mailkeep_proto::{Section, SectionText};
+
+use crate::error::{CmdError, CmdResult};
+
+/// `<origin.count>`: the bytes the client asked for. An origin past the end gives an empty
+/// string (RFC 9051 §6.4.5).
+pub(crate) fn partial(data: &[u8], range: Option<(u64, u64)>) -> &[u8] {
+    let Some((origin, count)) = range else {
+        return data;
+    };
+    let len = data.len() as u64;
+    let start = origin.min(len);
+    let end = origin.saturating_add(count).min(len);
+    &data[start as usize..end as usize]
+}
+
+/// The response label suffix for a partial fetch: `<origin>` only (RFC 9051 §7.5.2).
+pub(crate) fn partial_label(range: Option<(u64, u64)>) -> String {
+    match range {
+        Some((origin, _)) => format!("<{origin}>"),
+        None => String::new(),
+    }
+}
+
+/// A `literal` (`{n}` CRLF bytes). Dovecot sends even empty content as `{0}`.
+pub(crate) fn literal(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+}
+
+/// BINARY content: a `literal8` (`~{n}`) when it holds NUL, which a `literal` may not carry
+/// (RFC 3516 §4.2, RFC 9051 §4.3).
+pub(crate) fn literal8_if_needed(out: &mut Vec<u8>, data: &[u8]) {
+    if data.contains(&0) {
+        out.push(b'~');
+    }
+    literal(out, data);
+}
+
+/// The content of `BODY[section]`. A part that does not exist gives an empty string, as
+/// Dovecot answers (RFC 9051 leaves it open).
+pub(crate) fn body_section(message: &[u8], tree: Option<&PartTree>, section: &Section) -> Vec<u8> {
+    if section.part.is_empty() && section.text.is_none() {
+        return message.to_vec();
+    }
+    let Some(tree) = tree else { return Vec::new() };
+    let spec = match &section.text {
+        None => SectionSpec::Full,
+        Some(SectionText::Header) => SectionSpec::Header,
+        Some(SectionText::Text) => SectionSpec::Text,
+        Some(SectionText::Mime) => SectionSpec::Mime,
+        Some(SectionText::HeaderFields(names)) => SectionSpec::HeaderFields(names),
+        Some(SectionText::HeaderFieldsNot(names)) => SectionSpec::HeaderFieldsNot(names),
+    };
+    mailkeep_mime::section(message, tree, &section.part, spec).unwrap_or_default()
+}
+
+/// The decoded content of `BINARY[part]` (RFC 3516). A missing part is empty, like BODY[].
+pub(crate) fn binary(message: &[u8], tree: Option<&PartTree>, part: &[u32]) -> CmdResult<Vec<u8>> {
+    let Some(tree) = tree else {
+        return Ok(Vec::new());
+    };
+    match mailkeep_mime::binary(message, tree, part) {
+        Ok(v) => Ok(v),
+        Err(BinaryError::NoSuchPart) => Ok(Vec::new()),
+        // RFC 3516 §4.3: a CTE the server cannot decode.
+        Err(BinaryError::UnknownCte) => Err(CmdError::No(
+            Some(Code::UnknownCte),
+            "Unknown Content-Transfer-Encoding".into(),
+        )),
+        Err(BinaryError::Invalid) => Err(CmdError::No(
+            Some(Code::Parse),
+            "Invalid data in MIME part".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Case = (Option<(u64, u64)>, &'static [u8], &'static str);
+
+    #[test]
+    fn partial_ranges() {
+        let data = b"0123456789";
+        let cases: &[Case] = &[
+            (None, b"0123456789", ""),
+            (Some((0, 3)), b"012", "<0>"),
+            (Some((2, 5)), b"23456", "<2>"),
+            (Some((8, 10)), b"89", "<8>"),
+            (Some((10, 1)), b"", "<10>"),
+            (Some((100, 3)), b"", "<100>"),
+            (Some((3, 0)), b"", "<3>"),
+            (Some((5, u64::MAX)), b"56789", "<5>"),
+        ];
+        for (range, want, label) in cases {
+            assert_eq!(partial(data, *range), *want, "{range:?}");
+            assert_eq!(partial_label(*range), *label);
+        }
+    }
+
+    #[test]
+    fn literals() {
+        let mut out = Vec::new();
+        literal(&mut out, b"");
+        literal8_if_needed(&mut out, b"a\0b");
+        literal8_if_needed(&mut out, b"ab");
+        assert_eq!(out, b"{0}\r\n~{3}\r\na\0b{2}\r\nab".to_vec());
+    }
+
+    #[test]
+    fn whole_message_needs_no_tree() {
+        let msg = b"Subject: x\r\n\r\nbody\r\n";
+        assert_eq!(body_section(msg, None, &Section::default()), msg.to_vec());
+        let hdr = Section {
+            part: vec![],
+            text: Some(SectionText::Header),
+        };
+        assert_eq!(body_section(msg, None, &hdr), Vec::<u8>::new());
+    }
+}

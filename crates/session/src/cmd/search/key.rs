@@ -1,0 +1,211 @@
+//! The search program: SEARCH keys with their strings decoded from the command's CHARSET and
+//! their message sets resolved against the view, ready to evaluate.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use mailkeep_proto::{Date, SearchKey, SeqNum, SeqRange, SequenceSet};
+use mailkeep_store::flags;
+
+use crate::error::{CmdError, CmdResult};
+use crate::selected::SelectedMailbox;
+use mailkeep_proto::write::Code;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Key {
+    All,
+    /// A system flag bit is set (`true`) or clear.
+    Flag(u32, bool),
+    Keyword(String, bool),
+    Recent(bool),
+    /// NEW = RECENT UNSEEN (RFC 3501 §6.4.4).
+    New,
+    Larger(u64),
+    Smaller(u64),
+    /// INTERNALDATE's date compared to a date: Before, On, Since.
+    Internal(DateCmp, NaiveDate),
+    /// The Date: header's date.
+    Sent(DateCmp, NaiveDate),
+    /// Header field (lowercase name) contains the lowercased needle; empty needle = present.
+    Header(String, String),
+    Text(String),
+    Body(String),
+    /// A set of view indexes (message numbers, UIDs or `$`, resolved).
+    Indexes(HashSet<usize>),
+    ModSeq(u64),
+    Not(Box<Key>),
+    Or(Box<Key>, Box<Key>),
+    And(Vec<Key>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DateCmp {
+    Before,
+    On,
+    Since,
+}
+
+impl DateCmp {
+    pub(crate) fn test(self, day: NaiveDate, arg: NaiveDate) -> bool {
+        match self {
+            DateCmp::Before => day < arg,
+            DateCmp::On => day == arg,
+            DateCmp::Since => day >= arg,
+        }
+    }
+}
+
+impl Key {
+    /// Rough cost, so an AND evaluates cheap keys first and narrows the set the expensive ones
+    /// (header parsing, text search) run over.
+    pub(crate) fn cost(&self) -> u8 {
+        match self {
+            Key::Sent(..) | Key::Header(..) => 2,
+            Key::Text(_) | Key::Body(_) => 3,
+            Key::Not(k) => k.cost(),
+            Key::Or(a, b) => a.cost().max(b.cost()),
+            Key::And(v) => v.iter().map(Key::cost).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// The key has a MODSEQ criterion: the answer then carries the highest modseq (RFC 7162
+    /// §3.1.5).
+    pub(crate) fn has_modseq(&self) -> bool {
+        match self {
+            Key::ModSeq(_) => true,
+            Key::Not(k) => k.has_modseq(),
+            Key::Or(a, b) => a.has_modseq() || b.has_modseq(),
+            Key::And(v) => v.iter().any(Key::has_modseq),
+            _ => false,
+        }
+    }
+}
+
+/// Turns search strings into UTF-8. UTF-8 and US-ASCII are always known (RFC 9051 §6.4.4);
+/// other charsets are decoded with encoding_rs when it knows the label.
+pub(crate) struct Decoder(Option<&'static encoding_rs::Encoding>);
+
+impl Decoder {
+    pub(crate) fn new(charset: Option<&str>) -> CmdResult<Decoder> {
+        let Some(cs) = charset else {
+            return Ok(Decoder(None));
+        };
+        if cs.eq_ignore_ascii_case("UTF-8") || cs.eq_ignore_ascii_case("US-ASCII") {
+            return Ok(Decoder(None));
+        }
+        match encoding_rs::Encoding::for_label(cs.as_bytes()) {
+            Some(e) => Ok(Decoder(Some(e))),
+            None => Err(CmdError::No(
+                Some(Code::Other("BADCHARSET (UTF-8 US-ASCII)".into())),
+                "Unknown charset".into(),
+            )),
+        }
+    }
+
+    /// The needle in the form compared: decoded and lowercased.
+    pub(crate) fn needle(&self, raw: &[u8]) -> String {
+        let s = match self.0 {
+            Some(e) => e.decode_without_bom_handling(raw).0.into_owned(),
+            None => String::from_utf8_lossy(raw).into_owned(),
+        };
+        fold(&s)
+    }
+}
+
+/// Case folding for SEARCH's substring match (RFC 9051 §6.4.4: case-insensitive).
+pub(crate) fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+fn date(d: Date) -> CmdResult<NaiveDate> {
+    NaiveDate::from_ymd_opt(d.year, d.month, d.day)
+        .ok_or_else(|| CmdError::Bad("Invalid date".into()))
+}
+
+/// Message sets in SEARCH never fail: numbers beyond the mailbox match nothing (Dovecot's
+/// answer to `SEARCH 5:10` on two messages is an empty result, not BAD).
+pub(crate) fn indexes(sel: &SelectedMailbox, set: &SequenceSet, uid: bool) -> HashSet<usize> {
+    if uid || matches!(set, SequenceSet::Saved) {
+        return sel
+            .resolve(set, uid)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    }
+    let SequenceSet::Ranges(ranges) = set else {
+        return HashSet::new();
+    };
+    let n = sel.messages.len() as u64;
+    let val = |s: SeqNum| match s {
+        SeqNum::Value(v) => v as u64,
+        SeqNum::Largest => n,
+    };
+    let mut out = HashSet::new();
+    for r in ranges {
+        let (a, b) = match *r {
+            SeqRange::Single(x) => (val(x), val(x)),
+            SeqRange::Range(x, y) => (val(x).min(val(y)), val(x).max(val(y))),
+        };
+        for s in a.max(1)..=b.min(n) {
+            out.insert(s as usize - 1);
+        }
+    }
+    out
+}
+
+/// Compile a SEARCH key: decode strings, resolve sets, check dates.
+pub(crate) fn compile(key: &SearchKey, dec: &Decoder, sel: &SelectedMailbox) -> CmdResult<Key> {
+    use SearchKey as S;
+    let header = |name: &str, v: &[u8]| Key::Header(name.to_string(), dec.needle(v));
+    Ok(match key {
+        S::All => Key::All,
+        S::Answered => Key::Flag(flags::ANSWERED, true),
+        S::Deleted => Key::Flag(flags::DELETED, true),
+        S::Draft => Key::Flag(flags::DRAFT, true),
+        S::Flagged => Key::Flag(flags::FLAGGED, true),
+        S::Seen => Key::Flag(flags::SEEN, true),
+        S::Unanswered => Key::Flag(flags::ANSWERED, false),
+        S::Undeleted => Key::Flag(flags::DELETED, false),
+        S::Undraft => Key::Flag(flags::DRAFT, false),
+        S::Unflagged => Key::Flag(flags::FLAGGED, false),
+        S::Unseen => Key::Flag(flags::SEEN, false),
+        S::Keyword(k) => Key::Keyword(k.clone(), true),
+        S::Unkeyword(k) => Key::Keyword(k.clone(), false),
+        S::Recent => Key::Recent(true),
+        S::Old => Key::Recent(false),
+        S::New => Key::New,
+        S::Larger(n) => Key::Larger(*n),
+        S::Smaller(n) => Key::Smaller(*n),
+        S::Before(d) => Key::Internal(DateCmp::Before, date(*d)?),
+        S::On(d) => Key::Internal(DateCmp::On, date(*d)?),
+        S::Since(d) => Key::Internal(DateCmp::Since, date(*d)?),
+        S::SentBefore(d) => Key::Sent(DateCmp::Before, date(*d)?),
+        S::SentOn(d) => Key::Sent(DateCmp::On, date(*d)?),
+        S::SentSince(d) => Key::Sent(DateCmp::Since, date(*d)?),
+        S::Bcc(v) => header("bcc", v),
+        S::Cc(v) => header("cc", v),
+        S::From(v) => header("from", v),
+        S::To(v) => header("to", v),
+        S::Subject(v) => header("subject", v),
+        S::Header(name, v) => Key::Header(
+            String::from_utf8_lossy(name).to_ascii_lowercase(),
+            dec.needle(v),
+        ),
+        S::Text(v) => Key::Text(dec.needle(v)),
+        S::Body(v) => Key::Body(dec.needle(v)),
+        S::Uid(set) => Key::Indexes(indexes(sel, set, true)),
+        S::SequenceSet(set) => Key::Indexes(indexes(sel, set, false)),
+        S::ModSeq(n) => Key::ModSeq(*n),
+        S::Not(k) => Key::Not(Box::new(compile(k, dec, sel)?)),
+        S::Or(a, b) => Key::Or(
+            Box::new(compile(a, dec, sel)?),
+            Box::new(compile(b, dec, sel)?),
+        ),
+        S::And(v) => Key::And(
+            v.iter()
+                .map(|k| compile(k, dec, sel))
+                .collect::<CmdResult<_>>()?,
+        ),
+    })
+}

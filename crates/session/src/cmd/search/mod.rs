@@ -1,0 +1,102 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4), with ESEARCH return options
+//! (RFC 4731), SEARCHRES `$` (RFC 5182) and the MODSEQ key (RFC 7162 §3.1.5).
+//!
+//! # Layout
+//! - [`key`]: compiles the parsed key (decode CHARSET strings, resolve sets) into a [`key::Key`].
+//! - [`eval`]: evaluates it over the view, cheap keys first.
+//! - [`esearch`]: writes `* SEARCH` or `* ESEARCH`.
+
+pub(crate) mod esearch;
+pub(crate) mod eval;
+pub(crate) mod key;
+
+use mailkeep_proto::{SearchKey, SearchReturn};
+
+use super::enable_condstore;
+use crate::ctx::Ctx;
+use crate::error::CmdResult;
+
+/// SEARCH as the dispatcher calls it. Without the command tag, an ESEARCH answer carries no
+/// `(TAG ...)` correlator; [`search_tagged`] adds it (RFC 4731 §3.1 wants it).
+pub(crate) async fn search(
+    ctx: &mut Ctx<'_>,
+    uid: bool,
+    charset: Option<&str>,
+    criteria: &SearchKey,
+    ret: Option<&[SearchReturn]>,
+    out: &mut Vec<u8>,
+) -> CmdResult<()> {
+    search_tagged(ctx, None, uid, charset, criteria, ret, out).await
+}
+
+/// SEARCH with the command's tag for the ESEARCH correlator.
+pub(crate) async fn search_tagged(
+    ctx: &mut Ctx<'_>,
+    tag: Option<&str>,
+    uid: bool,
+    charset: Option<&str>,
+    criteria: &SearchKey,
+    ret: Option<&[SearchReturn]>,
+    out: &mut Vec<u8>,
+) -> CmdResult<()> {
+    let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
+    let result = run(ctx, charset, criteria).await;
+    let (idx, modseq_key) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // RFC 5182 §2.1: a failed SEARCH with SAVE leaves `$` empty.
+            if save {
+                ctx.sel.saved.clear();
+            }
+            return Err(e);
+        }
+    };
+    if modseq_key {
+        enable_condstore(ctx, out);
+    }
+    let modseq = modseq_key
+        .then(|| idx.iter().map(|&i| ctx.sel.messages[i].modseq).max())
+        .flatten();
+    let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
+    let nums: Vec<u32> = if uid {
+        uids.clone()
+    } else {
+        idx.iter().map(|&i| i as u32 + 1).collect()
+    };
+
+    if let Some(ret) = ret {
+        if save {
+            ctx.sel.saved = esearch::saved_subset(ret, &uids);
+        }
+        // RFC 5182 §2.4: SAVE alone asks for no ESEARCH response.
+        if ret.iter().all(|r| *r == SearchReturn::Save) && !ret.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<SearchReturn> = ret
+            .iter()
+            .copied()
+            .filter(|r| *r != SearchReturn::Save)
+            .collect();
+        esearch::write_esearch(out, tag, uid, &shown, &nums, modseq);
+    } else if ctx.enabled.imap4rev2 {
+        // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH without RETURN answers ESEARCH with ALL.
+        esearch::write_esearch(out, tag, uid, &[SearchReturn::All], &nums, modseq);
+    } else {
+        esearch::write_search(out, &nums, modseq);
+    }
+    Ok(())
+}
+
+/// Compile and evaluate: the matching view indexes (ascending) and whether a MODSEQ key was used.
+async fn run(
+    ctx: &Ctx<'_>,
+    charset: Option<&str>,
+    criteria: &SearchKey,
+) -> CmdResult<(Vec<usize>, bool)> {
+    let decoder = key::Decoder::new(charset)?;
+    let program = key::compile(criteria, &decoder, ctx.sel)?;
+    let all: Vec<usize> = (0..ctx.sel.messages.len()).collect();
+    let mut evaluator = eval::Evaluator::new(ctx);
+    let idx = evaluator.eval(&program, all).await?;
+    Ok((idx, program.has_modseq()))
+}
