@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of Mailkeep: formatting, lints, unit/store/session/transcript tests, the real
+# clients (imaplib, mbsync, offlineimap3, curl), the crash test and short fuzz runs.
+# On a fresh Debian machine with Rust and Python 3 it installs what the tests need first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mbsync >/dev/null || need_apt+=(isync)
+command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --quiet
+echo "== real clients (pytest)"
+cargo build --quiet --bin mailkeep
+python3 -m pytest -q tests/clients
+if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
+  echo "== fuzz (short runs)"
+  scripts/fuzz-short.sh
+fi
