@@ -1,0 +1,114 @@
+//! Drives a [`Session`] with command text against a real SQLite store in a temporary directory.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use mailkeep_proto::frame::{literal_announcement, Fragment};
+use mailkeep_proto::parse_command;
+use mailkeep_session::{Flow, Session, SessionConfig};
+use mailkeep_store::sqlite::SqliteStore;
+use mailkeep_store::MailStore;
+
+pub const PASSWORD: &str = "secret";
+
+pub struct Env {
+    pub _dir: tempfile::TempDir,
+    pub store: Arc<dyn MailStore>,
+}
+
+fn password_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| mailkeep_auth::hash_password(PASSWORD))
+}
+
+/// A store with users `alice` and `bob@example.org` (password [`PASSWORD`]).
+pub async fn env() -> Env {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn MailStore> = SqliteStore::open(dir.path()).expect("open store");
+    store.create_user("alice", password_hash()).await.expect("user");
+    store.create_user("bob", password_hash()).await.expect("user");
+    Env { _dir: dir, store }
+}
+
+pub fn config() -> SessionConfig {
+    SessionConfig {
+        peer: "127.0.0.1:40000".parse().expect("addr"),
+        tls_active: false,
+        starttls_available: true,
+        plaintext_auth_without_tls: true,
+        max_message_size: 1_000_000,
+        max_auth_failures: 3,
+    }
+}
+
+pub fn session(env: &Env, config: SessionConfig) -> Session {
+    let mut s = Session::new(env.store.clone(), config);
+    s.set_auth_failure_delay(Duration::ZERO);
+    s
+}
+
+/// Cut command text into the fragments the server would collect (lines and literals).
+pub fn fragments(mut input: &[u8]) -> Vec<Fragment> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let end = input.iter().position(|b| *b == b'\n').map_or(input.len(), |i| i + 1);
+        let line = &input[..end];
+        input = &input[end..];
+        out.push(Fragment::Line(line.to_vec()));
+        if let Ok(Some(ann)) = literal_announcement(line) {
+            let n = ann.len as usize;
+            out.push(Fragment::Literal(input[..n].to_vec()));
+            input = &input[n..];
+        }
+    }
+    out
+}
+
+/// Parse and run one command; returns everything written and the flow.
+pub async fn run(s: &mut Session, text: &str) -> (String, Flow) {
+    let mut out = Vec::new();
+    let flow = match parse_command(&fragments(text.as_bytes())) {
+        Ok(cmd) => s.handle(cmd, &mut out).await,
+        Err(e) => s.parse_error(&e, &mut out),
+    };
+    (String::from_utf8_lossy(&out).into_owned(), flow)
+}
+
+/// [`run`] and expect `Flow::Continue`; returns the output with volatile numbers replaced.
+pub async fn ok(s: &mut Session, text: &str) -> String {
+    let (out, flow) = run(s, text).await;
+    assert_eq!(flow, Flow::Continue, "{text}: {out}");
+    mask(&out)
+}
+
+pub async fn login(env: &Env, user: &str) -> Session {
+    let mut s = session(env, config());
+    let (out, _) = run(&mut s, &format!("L LOGIN {user} {PASSWORD}\r\n")).await;
+    assert!(out.starts_with("L OK"), "{out}");
+    s
+}
+
+/// UIDVALIDITY values come from the clock: replace them with `$V`.
+pub fn mask(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let next = ["UIDVALIDITY ", "APPENDUID ", "COPYUID "]
+            .iter()
+            .filter_map(|k| rest.find(k).map(|i| (i, k.len())))
+            .min();
+        let Some((i, klen)) = next else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..i + klen]);
+        rest = &rest[i + klen..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str("$V");
+        }
+        rest = &rest[digits..];
+    }
+    out
+}
