@@ -121,7 +121,7 @@ impl<'a> Cursor<'a> {
         while self.peek().is_some_and(is_atom_char) {
             self.pos += 1;
         }
-        if self.pos == start {
+        if self.pos == start || self.peek().is_some_and(|b| b >= 0x80) {
             return self.atom_error();
         }
         Ok(&self.line[start..self.pos])
@@ -264,7 +264,7 @@ impl<'a> Cursor<'a> {
                 while self.peek().is_some_and(is_astring_char) {
                     self.pos += 1;
                 }
-                if self.pos == start {
+                if self.pos == start || self.peek().is_some_and(|b| b >= 0x80) {
                     return self.atom_error();
                 }
                 Ok(self.line[start..self.pos].to_vec())
@@ -290,7 +290,7 @@ impl<'a> Cursor<'a> {
                 while self.peek().is_some_and(|b| is_astring_char(b) || b == b'%' || b == b'*') {
                     self.pos += 1;
                 }
-                if self.pos == start {
+                if self.pos == start || self.peek().is_some_and(|b| b >= 0x80) {
                     return self.atom_error();
                 }
                 Ok(self.line[start..self.pos].to_vec())
