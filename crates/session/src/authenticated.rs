@@ -65,7 +65,7 @@ pub(crate) async fn handle(
     result.unwrap_or_else(Outcome::err)
 }
 
-/// The first login of a user (no INBOX yet) creates INBOX and the special-use mailboxes most
+/// The first login of a user creates INBOX and the special-use mailboxes most
 /// clients look for (RFC 6154), all subscribed.
 pub(crate) async fn first_login(inner: &Inner, user: &User) -> CmdResult<()> {
     const DEFAULTS: [(&str, Option<&str>); 6] = [
@@ -77,7 +77,11 @@ pub(crate) async fn first_login(inner: &Inner, user: &User) -> CmdResult<()> {
         ("Archive", Some("\\Archive")),
     ];
     let store = &inner.store;
-    if store.get_mailbox(user.id, "INBOX").await?.is_some() {
+    // The store may create INBOX with the user: "first login" means nothing else exists yet.
+    // (Someone who deleted every other mailbox gets the defaults back, like Dovecot's
+    // `auto = create`.)
+    let existing = store.list_mailboxes(user.id).await?;
+    if existing.iter().any(|m| !names::is_inbox(&m.name)) {
         return Ok(());
     }
     for (name, special_use) in DEFAULTS {

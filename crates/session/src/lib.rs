@@ -328,8 +328,14 @@ impl Session {
 
     /// A command that could not be parsed: write `tag BAD ...` (or `* BAD ...`).
     pub fn parse_error(&mut self, error: &ParseError, out: &mut Vec<u8>) -> Flow {
-        let text = format!("Error in IMAP command: {}", error.message);
-        write::status(out, error.tag.as_deref(), StatusKind::Bad, None, &text);
+        // The parser's message already names the command ("Error in IMAP command X: ...").
+        write::status(
+            out,
+            error.tag.as_deref(),
+            StatusKind::Bad,
+            None,
+            &error.message,
+        );
         Flow::Continue
     }
 
