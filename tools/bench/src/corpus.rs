@@ -27,27 +27,142 @@ impl Rng {
 pub const RARE_WORD: &str = "zanzibarian";
 
 const WORDS: &[&str] = &[
-    "the", "meeting", "project", "report", "budget", "schedule", "review", "please", "attached",
-    "update", "team", "client", "deadline", "quarter", "invoice", "server", "release", "feature",
-    "customer", "support", "thanks", "regards", "tomorrow", "morning", "afternoon", "discussion",
-    "proposal", "contract", "agreement", "delivery", "shipment", "order", "payment", "account",
-    "password", "security", "network", "database", "backup", "migration", "performance", "latency",
-    "memory", "storage", "mailbox", "message", "calendar", "conference", "travel", "hotel", "flight",
-    "lunch", "dinner", "weekend", "holiday", "office", "building", "parking", "coffee", "question",
-    "answer", "problem", "solution", "issue", "ticket", "priority", "urgent", "important", "note",
-    "draft", "final", "version", "document", "spreadsheet", "presentation", "slides", "summary",
-    "analysis", "results", "numbers", "growth", "sales", "marketing", "product", "design", "test",
-    "quality", "process", "training", "hiring", "candidate", "interview", "feedback", "goal", "plan",
-    "strategy", "risk", "compliance", "legal", "policy", "and", "of", "to", "in", "for", "with", "on",
-    "we", "you", "is", "are", "be", "will", "can", "should", "would", "this", "that", "it", "our",
+    "the",
+    "meeting",
+    "project",
+    "report",
+    "budget",
+    "schedule",
+    "review",
+    "please",
+    "attached",
+    "update",
+    "team",
+    "client",
+    "deadline",
+    "quarter",
+    "invoice",
+    "server",
+    "release",
+    "feature",
+    "customer",
+    "support",
+    "thanks",
+    "regards",
+    "tomorrow",
+    "morning",
+    "afternoon",
+    "discussion",
+    "proposal",
+    "contract",
+    "agreement",
+    "delivery",
+    "shipment",
+    "order",
+    "payment",
+    "account",
+    "password",
+    "security",
+    "network",
+    "database",
+    "backup",
+    "migration",
+    "performance",
+    "latency",
+    "memory",
+    "storage",
+    "mailbox",
+    "message",
+    "calendar",
+    "conference",
+    "travel",
+    "hotel",
+    "flight",
+    "lunch",
+    "dinner",
+    "weekend",
+    "holiday",
+    "office",
+    "building",
+    "parking",
+    "coffee",
+    "question",
+    "answer",
+    "problem",
+    "solution",
+    "issue",
+    "ticket",
+    "priority",
+    "urgent",
+    "important",
+    "note",
+    "draft",
+    "final",
+    "version",
+    "document",
+    "spreadsheet",
+    "presentation",
+    "slides",
+    "summary",
+    "analysis",
+    "results",
+    "numbers",
+    "growth",
+    "sales",
+    "marketing",
+    "product",
+    "design",
+    "test",
+    "quality",
+    "process",
+    "training",
+    "hiring",
+    "candidate",
+    "interview",
+    "feedback",
+    "goal",
+    "plan",
+    "strategy",
+    "risk",
+    "compliance",
+    "legal",
+    "policy",
+    "and",
+    "of",
+    "to",
+    "in",
+    "for",
+    "with",
+    "on",
+    "we",
+    "you",
+    "is",
+    "are",
+    "be",
+    "will",
+    "can",
+    "should",
+    "would",
+    "this",
+    "that",
+    "it",
+    "our",
 ];
 const NAMES: &[&str] = &[
     "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
     "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yolanda",
 ];
-const DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "corp.example", "mail.test"];
+const DOMAINS: &[&str] = &[
+    "example.com",
+    "example.org",
+    "example.net",
+    "corp.example",
+    "mail.test",
+];
 const DAYS: &[&str] = &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const MONTHS: &[&str] = &["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: &[&str] = &[
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 fn words(rng: &mut Rng, n: usize, out: &mut String) {
     let mut col = 0;
@@ -83,13 +198,27 @@ pub fn message(seed: u64, body_len: usize, attach: usize) -> Vec<u8> {
     let subj = subj.replace("\r\n", " ");
     let (day, mon) = (rng.below(28) + 1, MONTHS[rng.below(12) as usize]);
     let mut r: Vec<u64> = (0..12).map(|_| rng.next()).collect();
-    r.iter_mut().enumerate().for_each(|(i, x)| *x %= [9, 250, u64::MAX, 7, 24, 60, 60, 7, 24, 60, 60, u64::MAX][i]);
+    r.iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x %= [9, 250, u64::MAX, 7, 24, 60, 60, 7, 24, 60, 60, u64::MAX][i]);
     let (from, to, cc) = (addr(&mut rng), addr(&mut rng), addr(&mut rng));
     let mut m = format!(
         "Return-Path: <bounce@example.com>\r\nReceived: from mx{}.example.com (mx.example.com [192.0.2.{}])\r\n\tby mail.test with ESMTPS id {:x}; {}, {day} {mon} 2026 {:02}:{:02}:{:02} +0000\r\n\
          From: {from}\r\nTo: {to}\r\nCc: {cc}\r\nSubject: {}\r\nDate: {}, {day} {mon} 2026 {:02}:{:02}:{:02} +0000\r\n\
          Message-ID: <{:x}.{seed}@example.com>\r\nMIME-Version: 1.0\r\n",
-        r[0], r[1], r[2], DAYS[r[3] as usize], r[4], r[5], r[6], subj.trim_end(), DAYS[r[7] as usize], r[8], r[9], r[10], r[11]
+        r[0],
+        r[1],
+        r[2],
+        DAYS[r[3] as usize],
+        r[4],
+        r[5],
+        r[6],
+        subj.trim_end(),
+        DAYS[r[7] as usize],
+        r[8],
+        r[9],
+        r[10],
+        r[11]
     );
     let mut body = String::new();
     while body.len() < body_len {
@@ -106,11 +235,15 @@ pub fn message(seed: u64, body_len: usize, attach: usize) -> Vec<u8> {
         body.push_str("\r\n");
     }
     if attach == 0 {
-        m.push_str("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n");
+        m.push_str(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n",
+        );
         m.push_str(&body);
     } else {
         let b = format!("=_b{:x}", rng.next());
-        m.push_str(&format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n"));
+        m.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n"
+        ));
         m.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");
         m.push_str(&body);
         m.push_str(&format!(
@@ -145,7 +278,10 @@ impl Corpus {
 
     /// Loads `*.eml` (or any file) from a directory, CRLF-normalised.
     pub fn from_dir(dir: &Path) -> anyhow::Result<Corpus> {
-        let mut names: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
         names.sort();
         let mut real = Vec::new();
         for p in names.into_iter().filter(|p| p.is_file()) {
@@ -158,7 +294,8 @@ impl Corpus {
 
     pub fn describe(&self) -> String {
         if self.real.is_empty() {
-            "generated (deterministic; ~10% with attachment, 3% exact duplicates, 2-8 KB text)".into()
+            "generated (deterministic; ~10% with attachment, 3% exact duplicates, 2-8 KB text)"
+                .into()
         } else {
             format!("real corpus, {} messages cycled", self.real.len())
         }
@@ -169,9 +306,17 @@ impl Corpus {
             return self.real[(i % self.real.len() as u64) as usize].clone();
         }
         let mut rng = Rng::new(i ^ 0xC0FFEE);
-        let src = if i > 10 && rng.below(100) < 3 { rng.below(i) } else { i };
+        let src = if i > 10 && rng.below(100) < 3 {
+            rng.below(i)
+        } else {
+            i
+        };
         let mut r2 = Rng::new(src ^ 0xBEEF);
-        let attach = if r2.below(10) == 0 { 8_000 + r2.below(40_000) as usize } else { 0 };
+        let attach = if r2.below(10) == 0 {
+            8_000 + r2.below(40_000) as usize
+        } else {
+            0
+        };
         message(src, 2_000 + r2.below(6_000) as usize, attach)
     }
 }

@@ -17,13 +17,22 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 pub const PER_WORKER: usize = 4000;
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// The hidden `idle-worker` subcommand: opens `count` IDLE connections from `src`, prints
 /// `READY ok failed`, then on `ARM` clears arrival times and on `REPORT ms` prints one
 /// `ARR user epoch_us` line per connection (0 = nothing arrived) and `END`. Exits on EOF.
-pub async fn worker(addr: SocketAddr, src: IpAddr, first: usize, count: usize, users: u32) -> Result<()> {
+pub async fn worker(
+    addr: SocketAddr,
+    src: IpAddr,
+    first: usize,
+    count: usize,
+    users: u32,
+) -> Result<()> {
     let arrivals: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
     let alive = Arc::new(AtomicUsize::new(0));
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
@@ -45,7 +54,12 @@ pub async fn worker(addr: SocketAddr, src: IpAddr, first: usize, count: usize, u
             tokio::spawn(async move {
                 while let Ok(line) = c.read_line().await {
                     if untagged_num(&line, b"EXISTS").is_some() {
-                        let _ = arr[j].compare_exchange(0, now_us(), Ordering::Relaxed, Ordering::Relaxed);
+                        let _ = arr[j].compare_exchange(
+                            0,
+                            now_us(),
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
                     }
                 }
             });
@@ -62,7 +76,8 @@ pub async fn worker(addr: SocketAddr, src: IpAddr, first: usize, count: usize, u
         }
     }
     let mut out = tokio::io::stdout();
-    out.write_all(format!("READY {} {failed}\n", alive.load(Ordering::Relaxed)).as_bytes()).await?;
+    out.write_all(format!("READY {} {failed}\n", alive.load(Ordering::Relaxed)).as_bytes())
+        .await?;
     out.flush().await?;
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     while let Some(cmd) = stdin.next_line().await? {
@@ -70,12 +85,18 @@ pub async fn worker(addr: SocketAddr, src: IpAddr, first: usize, count: usize, u
             arrivals.iter().for_each(|a| a.store(0, Ordering::Relaxed));
         } else if let Some(ms) = cmd.strip_prefix("REPORT ") {
             let deadline = Instant::now() + Duration::from_millis(ms.parse().unwrap_or(5000));
-            while Instant::now() < deadline && arrivals.iter().any(|a| a.load(Ordering::Relaxed) == 0) {
+            while Instant::now() < deadline
+                && arrivals.iter().any(|a| a.load(Ordering::Relaxed) == 0)
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let mut s = String::new();
             for (j, a) in arrivals.iter().enumerate() {
-                s.push_str(&format!("ARR {} {}\n", (first + j) % users as usize, a.load(Ordering::Relaxed)));
+                s.push_str(&format!(
+                    "ARR {} {}\n",
+                    (first + j) % users as usize,
+                    a.load(Ordering::Relaxed)
+                ));
             }
             s.push_str("END\n");
             out.write_all(s.as_bytes()).await?;
@@ -94,7 +115,9 @@ struct Worker {
 /// Runs the idle test with `k` connections over `users` users on a running server.
 pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
     for u in 0..users {
-        let msgs = (0..10).map(|i| crate::corpus::five_kb(u as u64 * 100 + i)).collect();
+        let msgs = (0..10)
+            .map(|i| crate::corpus::five_kb(u as u64 * 100 + i))
+            .collect();
         preload(srv, &user(u), msgs).await?;
         let mut c = Conn::connect(srv.addr, None).await?;
         c.login(&user(u), PASSWORD).await?;
@@ -111,8 +134,19 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
         let count = PER_WORKER.min(k - w * PER_WORKER);
         let src = format!("127.0.0.{}", 2 + w);
         let mut child = Command::new(&exe)
-            .args(["idle-worker", "--addr", &srv.addr.to_string(), "--src", &src])
-            .args(["--first", &(w * PER_WORKER).to_string(), "--count", &count.to_string()])
+            .args([
+                "idle-worker",
+                "--addr",
+                &srv.addr.to_string(),
+                "--src",
+                &src,
+            ])
+            .args([
+                "--first",
+                &(w * PER_WORKER).to_string(),
+                "--count",
+                &count.to_string(),
+            ])
             .args(["--users", &users.to_string()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -121,7 +155,11 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
             .context("spawning idle-worker")?;
         let stdin = child.stdin.take().context("stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        workers.push(Worker { _child: child, stdin, stdout });
+        workers.push(Worker {
+            _child: child,
+            stdin,
+            stdout,
+        });
     }
     let (mut ok, mut failed) = (0usize, 0usize);
     for w in workers.iter_mut() {
@@ -129,7 +167,11 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
             .await
             .context("idle workers did not get ready")??
             .unwrap_or_default();
-        let f: Vec<usize> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        let f: Vec<usize> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
         if f.len() != 2 {
             bail!("bad worker answer: {line}");
         }
@@ -152,40 +194,93 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
         let mut c = Conn::connect(srv.addr, None).await?;
         c.login(&user(u), PASSWORD).await?;
         t0[u as usize] = now_us();
-        c.append("INBOX", &crate::corpus::five_kb(999_999 + u as u64), "").await?;
+        c.append("INBOX", &crate::corpus::five_kb(999_999 + u as u64), "")
+            .await?;
         c.logout().await?;
     }
     let mut lats = crate::report::Lat::default();
     let mut missing = 0;
     for w in workers.iter_mut() {
-        w.stdin.write_all(b"REPORT 10000\n").await?;
+        w.stdin.write_all(b"REPORT 40000\n").await?;
         w.stdin.flush().await?;
     }
     for w in workers.iter_mut() {
-        while let Some(line) = tokio::time::timeout(Duration::from_secs(60), w.stdout.next_line()).await?? {
+        while let Some(line) =
+            tokio::time::timeout(Duration::from_secs(60), w.stdout.next_line()).await??
+        {
             if line == "END" {
                 break;
             }
-            let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+            let f: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
             match f.as_slice() {
-                [u, t] if *t > 0 => lats.push(Duration::from_micros(t.saturating_sub(t0[*u as usize]))),
+                [u, t] if *t > 0 => {
+                    lats.push(Duration::from_micros(t.saturating_sub(t0[*u as usize])))
+                }
                 _ => missing += 1,
             }
         }
     }
     drop(workers);
     let sc = "idle";
-    let mut pss_m = m(sc, format!("{k} idlers: PSS per connection"), "KiB", false, per(pss, pss0));
+    let mut pss_m = m(
+        sc,
+        format!("{k} idlers: PSS per connection"),
+        "KiB",
+        false,
+        per(pss, pss0),
+    );
     pss_m.plot = Some(("idle-memory-per-connection", k as f64));
-    println!("  server processes: {procs0} before, {procs} with idlers; {missing} idlers missed the new mail");
+    println!(
+        "  server processes: {procs0} before, {procs} with idlers; {missing} idlers missed the new mail"
+    );
     let max = lats.0.iter().max().copied().unwrap_or(0) as f64 / 1000.0;
     Ok(vec![
-        m(sc, format!("{k} idlers: connections up"), "conns", true, ok as f64),
+        m(
+            sc,
+            format!("{k} idlers: connections up"),
+            "conns",
+            true,
+            ok as f64,
+        ),
         pss_m,
-        m(sc, format!("{k} idlers: RSS per connection"), "KiB", false, per(rss, rss0)),
-        m(sc, format!("{k} idlers: setup rate"), "conn/s", true, ok as f64 / setup),
-        m(sc, format!("{k} idlers: new mail to idler p50"), "ms", false, lats.pct_ms(0.5)),
-        m(sc, format!("{k} idlers: new mail to all idlers (max)"), "ms", false, max),
-        m(sc, format!("{k} idlers: idlers not notified in 10 s"), "count", false, missing as f64),
+        m(
+            sc,
+            format!("{k} idlers: RSS per connection"),
+            "KiB",
+            false,
+            per(rss, rss0),
+        ),
+        m(
+            sc,
+            format!("{k} idlers: setup rate"),
+            "conn/s",
+            true,
+            ok as f64 / setup,
+        ),
+        m(
+            sc,
+            format!("{k} idlers: new mail to idler p50"),
+            "ms",
+            false,
+            lats.pct_ms(0.5),
+        ),
+        m(
+            sc,
+            format!("{k} idlers: new mail to all idlers (max)"),
+            "ms",
+            false,
+            max,
+        ),
+        m(
+            sc,
+            format!("{k} idlers: idlers not notified in 40 s"),
+            "count",
+            false,
+            missing as f64,
+        ),
     ])
 }

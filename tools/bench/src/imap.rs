@@ -41,7 +41,10 @@ impl Resp {
 
     /// Number from `* n EXISTS` (last one seen).
     pub fn exists(&self) -> Option<u32> {
-        self.untagged.iter().rev().find_map(|l| untagged_num(l, b"EXISTS"))
+        self.untagged
+            .iter()
+            .rev()
+            .find_map(|l| untagged_num(l, b"EXISTS"))
     }
 }
 
@@ -152,14 +155,20 @@ impl Conn {
                 Some(ref x) if x.starts_with("NO") => Status::No,
                 _ => Status::Bad,
             };
-            return Ok(Resp { status, tagged: s, untagged });
+            return Ok(Resp {
+                status,
+                tagged: s,
+                untagged,
+            });
         }
     }
 
     /// Sends one command and waits for its completion.
     pub async fn cmd(&mut self, cmd: &str) -> Result<Resp> {
         let tag = self.next_tag();
-        self.wr.write_all(format!("{tag} {cmd}\r\n").as_bytes()).await?;
+        self.wr
+            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+            .await?;
         self.wr.flush().await?;
         tokio::time::timeout(CMD_TIMEOUT, self.read_until_tagged(&tag))
             .await
@@ -184,7 +193,10 @@ impl Conn {
         let tag = self.next_tag();
         let plus = self.has_cap("LITERAL+");
         let lit = if plus { "+" } else { "" };
-        let head = format!("{tag} APPEND {mailbox} ({flags}) {{{}{lit}}}\r\n", msg.len());
+        let head = format!(
+            "{tag} APPEND {mailbox} ({flags}) {{{}{lit}}}\r\n",
+            msg.len()
+        );
         self.wr.write_all(head.as_bytes()).await?;
         self.wr.flush().await?;
         if !plus {
@@ -205,11 +217,17 @@ impl Conn {
             .await
             .map_err(|_| anyhow!("timeout waiting for APPEND"))??
             .ok()?;
-        Ok(r.code("APPENDUID").and_then(|c| c.split_whitespace().nth(1)?.parse().ok()))
+        Ok(r.code("APPENDUID")
+            .and_then(|c| c.split_whitespace().nth(1)?.parse().ok()))
     }
 
     /// Pipelined APPENDs with LITERAL+ (caller checks the capability), `window` in flight.
-    pub async fn append_pipelined(&mut self, mailbox: &str, msgs: &[&[u8]], window: usize) -> Result<()> {
+    pub async fn append_pipelined(
+        &mut self,
+        mailbox: &str,
+        msgs: &[&[u8]],
+        window: usize,
+    ) -> Result<()> {
         let mut tags = std::collections::VecDeque::new();
         for m in msgs {
             let tag = self.next_tag();
@@ -234,7 +252,9 @@ impl Conn {
     /// Starts IDLE and waits for the continuation request.
     pub async fn idle(&mut self) -> Result<()> {
         let tag = self.next_tag();
-        self.wr.write_all(format!("{tag} IDLE\r\n").as_bytes()).await?;
+        self.wr
+            .write_all(format!("{tag} IDLE\r\n").as_bytes())
+            .await?;
         self.wr.flush().await?;
         loop {
             let l = tokio::time::timeout(CMD_TIMEOUT, self.read_line()).await??;

@@ -47,7 +47,9 @@ pub async fn preload_all(srv: &Server, corpus: &Arc<Corpus>, per_user: usize) ->
             r??;
         }
         let srv_addr = srv.addr;
-        let msgs: Vec<Vec<u8>> = (0..per_user).map(|j| corpus.get((u as usize * per_user + j) as u64)).collect();
+        let msgs: Vec<Vec<u8>> = (0..per_user)
+            .map(|j| corpus.get((u as usize * per_user + j) as u64))
+            .collect();
         let name = user(u);
         preload(srv, &name, msgs).await?;
         set.spawn(async move {
@@ -60,7 +62,10 @@ pub async fn preload_all(srv: &Server, corpus: &Arc<Corpus>, per_user: usize) ->
     while let Some(r) = set.join_next().await {
         r??;
     }
-    println!("  preloaded {USERS} users x {per_user} messages in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "  preloaded {USERS} users x {per_user} messages in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -73,10 +78,19 @@ struct Counters {
 
 fn message_id(msg: &[u8]) -> String {
     let s = String::from_utf8_lossy(&msg[..msg.len().min(2000)]);
-    s.split("Message-ID: ").nth(1).and_then(|r| r.split("\r\n").next()).unwrap_or("").to_string()
+    s.split("Message-ID: ")
+        .nth(1)
+        .and_then(|r| r.split("\r\n").next())
+        .unwrap_or("")
+        .to_string()
 }
 
-async fn timed(c: &mut Conn, lat: &mut Lat, cnt: &Counters, cmd: &str) -> Result<crate::imap::Resp> {
+async fn timed(
+    c: &mut Conn,
+    lat: &mut Lat,
+    cnt: &Counters,
+    cmd: &str,
+) -> Result<crate::imap::Resp> {
     let t = Instant::now();
     let r = c.cmd(cmd).await?.ok()?;
     lat.push(t.elapsed());
@@ -85,14 +99,23 @@ async fn timed(c: &mut Conn, lat: &mut Lat, cnt: &Counters, cmd: &str) -> Result
 }
 
 /// One mixed session; returns an error on any NO/BAD/unexpected answer.
-async fn session(srv: &Server, u: &str, seed: u64, preload: usize, lat: &mut Lat, cnt: &Counters) -> Result<()> {
+async fn session(
+    srv: &Server,
+    u: &str,
+    seed: u64,
+    preload: usize,
+    lat: &mut Lat,
+    cnt: &Counters,
+) -> Result<()> {
     let t = Instant::now();
     let mut c = Conn::connect(srv.addr, None).await?;
     c.login(u, PASSWORD).await?;
     lat.push(t.elapsed());
     cnt.commands.fetch_add(1, Ordering::Relaxed);
     let sel = timed(&mut c, lat, cnt, "SELECT INBOX").await?;
-    let Some(exists) = sel.exists() else { bail!("SELECT without EXISTS") };
+    let Some(exists) = sel.exists() else {
+        bail!("SELECT without EXISTS")
+    };
     if exists == 0 {
         bail!("mailbox is empty");
     }
@@ -109,8 +132,19 @@ async fn session(srv: &Server, u: &str, seed: u64, preload: usize, lat: &mut Lat
     let uid = match uid {
         Some(u) => u,
         None => {
-            let r = timed(&mut c, lat, cnt, &format!("UID SEARCH HEADER Message-ID \"{}\"", message_id(&msg))).await?;
-            let line = r.untagged.iter().find(|l| l.starts_with(b"* SEARCH")).cloned().unwrap_or_default();
+            let r = timed(
+                &mut c,
+                lat,
+                cnt,
+                &format!("UID SEARCH HEADER Message-ID \"{}\"", message_id(&msg)),
+            )
+            .await?;
+            let line = r
+                .untagged
+                .iter()
+                .find(|l| l.starts_with(b"* SEARCH"))
+                .cloned()
+                .unwrap_or_default();
             let s = String::from_utf8_lossy(&line).to_string();
             match s.split_whitespace().nth(2).and_then(|v| v.parse().ok()) {
                 Some(u) => u,
@@ -118,7 +152,13 @@ async fn session(srv: &Server, u: &str, seed: u64, preload: usize, lat: &mut Lat
             }
         }
     };
-    timed(&mut c, lat, cnt, &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)")).await?;
+    timed(
+        &mut c,
+        lat,
+        cnt,
+        &format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"),
+    )
+    .await?;
     if c.has_cap("UIDPLUS") {
         timed(&mut c, lat, cnt, &format!("UID EXPUNGE {uid}")).await?;
     } else {
@@ -132,7 +172,12 @@ async fn session(srv: &Server, u: &str, seed: u64, preload: usize, lat: &mut Lat
 }
 
 /// Scenario 1: N clients looping mixed sessions for `dur`.
-pub async fn mixed(srv: &Arc<Server>, clients: usize, dur: Duration, preload: usize) -> Result<Vec<Metric>> {
+pub async fn mixed(
+    srv: &Arc<Server>,
+    clients: usize,
+    dur: Duration,
+    preload: usize,
+) -> Result<Vec<Metric>> {
     let cnt = Arc::new(Counters::default());
     let deadline = Instant::now() + dur;
     let start = Instant::now();
@@ -172,15 +217,51 @@ pub async fn mixed(srv: &Arc<Server>, clients: usize, dur: Duration, preload: us
     let secs = start.elapsed().as_secs_f64();
     let sessions = cnt.sessions.load(Ordering::Relaxed) as f64;
     let sc = "mixed";
-    let mut tp = m(sc, format!("{clients} clients: sessions/s"), "sess/s", true, sessions / secs);
+    let mut tp = m(
+        sc,
+        format!("{clients} clients: sessions/s"),
+        "sess/s",
+        true,
+        sessions / secs,
+    );
     tp.plot = Some(("mixed-throughput", clients as f64));
     Ok(vec![
         tp,
-        m(sc, format!("{clients} clients: commands/s"), "cmd/s", true, cnt.commands.load(Ordering::Relaxed) as f64 / secs),
-        m(sc, format!("{clients} clients: command p50"), "ms", false, lat.pct_ms(0.5)),
-        m(sc, format!("{clients} clients: command p99"), "ms", false, lat.pct_ms(0.99)),
-        m(sc, format!("{clients} clients: session p99"), "ms", false, sess.pct_ms(0.99)),
-        m(sc, format!("{clients} clients: protocol errors"), "count", false, cnt.errors.load(Ordering::Relaxed) as f64),
+        m(
+            sc,
+            format!("{clients} clients: commands/s"),
+            "cmd/s",
+            true,
+            cnt.commands.load(Ordering::Relaxed) as f64 / secs,
+        ),
+        m(
+            sc,
+            format!("{clients} clients: command p50"),
+            "ms",
+            false,
+            lat.pct_ms(0.5),
+        ),
+        m(
+            sc,
+            format!("{clients} clients: command p99"),
+            "ms",
+            false,
+            lat.pct_ms(0.99),
+        ),
+        m(
+            sc,
+            format!("{clients} clients: session p99"),
+            "ms",
+            false,
+            sess.pct_ms(0.99),
+        ),
+        m(
+            sc,
+            format!("{clients} clients: protocol errors"),
+            "count",
+            false,
+            cnt.errors.load(Ordering::Relaxed) as f64,
+        ),
     ])
 }
 
@@ -212,14 +293,36 @@ pub async fn delivery(srv: &Arc<Server>, clients: usize, total: usize) -> Result
     let secs = start.elapsed().as_secs_f64();
     let sc = "delivery";
     Ok(vec![
-        m(sc, format!("{clients} client(s): APPEND rate"), "msg/s", true, (per * clients) as f64 / secs),
-        m(sc, format!("{clients} client(s): APPEND p50"), "ms", false, lat.pct_ms(0.5)),
-        m(sc, format!("{clients} client(s): APPEND p99"), "ms", false, lat.pct_ms(0.99)),
+        m(
+            sc,
+            format!("{clients} client(s): APPEND rate"),
+            "msg/s",
+            true,
+            (per * clients) as f64 / secs,
+        ),
+        m(
+            sc,
+            format!("{clients} client(s): APPEND p50"),
+            "ms",
+            false,
+            lat.pct_ms(0.5),
+        ),
+        m(
+            sc,
+            format!("{clients} client(s): APPEND p99"),
+            "ms",
+            false,
+            lat.pct_ms(0.99),
+        ),
     ])
 }
 
 /// Scenario 5: the same corpus delivered over IMAP (10 users, 10 clients), then `du`.
-pub async fn storage(srv: &Arc<Server>, corpus: &Arc<Corpus>, total: usize) -> Result<(Vec<Metric>, u64)> {
+pub async fn storage(
+    srv: &Arc<Server>,
+    corpus: &Arc<Corpus>,
+    total: usize,
+) -> Result<(Vec<Metric>, u64)> {
     let users = 10usize;
     let per = total.div_ceil(users);
     let raw = Arc::new(AtomicU64::new(0));
@@ -248,9 +351,27 @@ pub async fn storage(srv: &Arc<Server>, corpus: &Arc<Corpus>, total: usize) -> R
     let mb = |b: u64| b as f64 / 1_048_576.0;
     Ok((
         vec![
-            m(sc, format!("{} msgs: apparent size", per * users), "MiB", false, mb(apparent)),
-            m(sc, format!("{} msgs: disk blocks used", per * users), "MiB", false, mb(blocks)),
-            m(sc, "apparent size / raw corpus bytes", "ratio", false, apparent as f64 / raw.max(1) as f64),
+            m(
+                sc,
+                format!("{} msgs: apparent size", per * users),
+                "MiB",
+                false,
+                mb(apparent),
+            ),
+            m(
+                sc,
+                format!("{} msgs: disk blocks used", per * users),
+                "MiB",
+                false,
+                mb(blocks),
+            ),
+            m(
+                sc,
+                "apparent size / raw corpus bytes",
+                "ratio",
+                false,
+                apparent as f64 / raw.max(1) as f64,
+            ),
         ],
         raw,
     ))

@@ -32,7 +32,12 @@ struct Cli {
     #[arg(long, global = true, default_value = "target/release/mailkeep")]
     mailkeep_bin: PathBuf,
     /// Dovecot variants to run: default, perf.
-    #[arg(long, global = true, value_delimiter = ',', default_value = "default,perf")]
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "default,perf"
+    )]
     variants: Vec<String>,
     /// Seconds per mixed-session run (default 20, quick 5).
     #[arg(long, global = true)]
@@ -121,7 +126,10 @@ impl Ctx {
     }
 
     async fn start(&mut self, kind: Kind, max_conns: usize) -> Option<Server> {
-        let o = servers::Options { mailkeep_bin: self.cli.mailkeep_bin.clone(), max_conns };
+        let o = servers::Options {
+            mailkeep_bin: self.cli.mailkeep_bin.clone(),
+            max_conns,
+        };
         match Server::start(kind, &o).await {
             Ok(s) => Some(s),
             Err(e) => {
@@ -129,7 +137,9 @@ impl Ctx {
                 println!("  {msg}");
                 if kind == Kind::Mailkeep {
                     self.mailkeep_ok = false;
-                    self.report.notes.push(format!("Mailkeep not measured in this run ({e:#})."));
+                    self.report
+                        .notes
+                        .push(format!("Mailkeep not measured in this run ({e:#})."));
                 } else {
                     self.report.notes.push(msg);
                 }
@@ -163,7 +173,10 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 let preload = pick(&ctx.cli.preload, q, 20, 100);
                 let dur = Duration::from_secs(pick(&ctx.cli.duration, q, 5, 20));
                 let clients = pick(&ctx.cli.clients, q, vec![10, 50], vec![10, 50, 200]);
-                let Some(srv) = ctx.start(kind, clients.iter().max().copied().unwrap_or(0) + 50).await else {
+                let Some(srv) = ctx
+                    .start(kind, clients.iter().max().copied().unwrap_or(0) + 50)
+                    .await
+                else {
                     continue;
                 };
                 let srv = Arc::new(srv);
@@ -178,14 +191,18 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
             }
             Cmd::Idle => {
                 for k in pick(&ctx.cli.idle, q, vec![300], vec![1000, 5000, 15000]) {
-                    let Some(srv) = ctx.start(kind, k + 100).await else { continue };
+                    let Some(srv) = ctx.start(kind, k + 100).await else {
+                        continue;
+                    };
                     let r = idle::run(&srv, k, ctx.cli.idle_users).await;
                     ctx.record(kind, "idle", r);
                 }
             }
             Cmd::Delivery => {
                 let total = pick(&ctx.cli.delivery, q, 1000, 10_000);
-                let Some(srv) = ctx.start(kind, 100).await else { continue };
+                let Some(srv) = ctx.start(kind, 100).await else {
+                    continue;
+                };
                 let srv = Arc::new(srv);
                 for clients in [1, 16] {
                     let r = load::delivery(&srv, clients, total).await;
@@ -194,17 +211,23 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
             }
             Cmd::Large => {
                 let n = pick(&ctx.cli.large, q, 5000, 100_000);
-                let Some(srv) = ctx.start(kind, 100).await else { continue };
+                let Some(srv) = ctx.start(kind, 100).await else {
+                    continue;
+                };
                 let r = large::run(&srv, &ctx.corpus, n).await;
                 ctx.record(kind, "large", r);
             }
             Cmd::Storage => {
                 let n = pick(&ctx.cli.storage, q, 1000, 10_000);
-                let Some(srv) = ctx.start(kind, 100).await else { continue };
-                let r = load::storage(&Arc::new(srv), &ctx.corpus, n).await.map(|(ms, raw)| {
-                    println!("  raw corpus: {raw} bytes");
-                    ms
-                });
+                let Some(srv) = ctx.start(kind, 100).await else {
+                    continue;
+                };
+                let r = load::storage(&Arc::new(srv), &ctx.corpus, n)
+                    .await
+                    .map(|(ms, raw)| {
+                        println!("  raw corpus: {raw} bytes");
+                        ms
+                    });
                 ctx.record(kind, "storage", r);
             }
             _ => {}
@@ -235,7 +258,10 @@ fn sh(cmd: &str) -> String {
 async fn bench(cli: Cli) -> Result<()> {
     let corpus_dir = cli.corpus.clone().or_else(|| {
         cli.real_corpus.then(|| {
-            ["/work/shared/corpus/messages", "tests/corpus/messages"].iter().map(PathBuf::from).find(|p| p.is_dir())
+            ["/work/shared/corpus/messages", "tests/corpus/messages"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_dir())
         })?
     });
     let corpus = match &corpus_dir {
@@ -243,21 +269,39 @@ async fn bench(cli: Cli) -> Result<()> {
         None => corpus::Corpus::generated(),
     };
     let sc = cli.cmd;
-    let mut ctx = Ctx { cli, corpus: Arc::new(corpus), report: Report::default(), mailkeep_ok: true };
+    let mut ctx = Ctx {
+        cli,
+        corpus: Arc::new(corpus),
+        report: Report::default(),
+        mailkeep_ok: true,
+    };
     if !ctx.cli.dovecot_only && !ctx.cli.mailkeep_bin.exists() {
-        let msg = format!("Mailkeep skipped: binary {} not found", ctx.cli.mailkeep_bin.display());
+        let msg = format!(
+            "Mailkeep skipped: binary {} not found",
+            ctx.cli.mailkeep_bin.display()
+        );
         println!("{msg}");
         ctx.report.notes.push(msg);
         ctx.mailkeep_ok = false;
     }
-    let all = [Cmd::Mixed, Cmd::Idle, Cmd::Delivery, Cmd::Large, Cmd::Storage];
+    let all = [
+        Cmd::Mixed,
+        Cmd::Idle,
+        Cmd::Delivery,
+        Cmd::Large,
+        Cmd::Storage,
+    ];
     for s in all.into_iter().filter(|s| sc == Cmd::All || *s == sc) {
         scenario(&mut ctx, s).await?;
     }
     let meta = format!(
         "Run {} ({}), corpus: {}. Machine: {} CPUs, {} memory, kernel {}; {}.",
         sh("date -u '+%Y-%m-%d %H:%M UTC'"),
-        if ctx.cli.quick { "--quick" } else { "full sizes" },
+        if ctx.cli.quick {
+            "--quick"
+        } else {
+            "full sizes"
+        },
         ctx.corpus.describe(),
         sh("nproc"),
         sh("free -h | awk '/Mem:/ {print $2}'"),
@@ -270,7 +314,11 @@ async fn bench(cli: Cli) -> Result<()> {
     let out = &ctx.cli.out_dir;
     std::fs::create_dir_all(out)?;
     let suffix = if ctx.cli.quick { "-quick" } else { "" };
-    let name = if sc == Cmd::All { "results".to_string() } else { format!("results-{}", sc_name(sc).replace(' ', "-")) };
+    let name = if sc == Cmd::All {
+        "results".to_string()
+    } else {
+        format!("results-{}", sc_name(sc).replace(' ', "-"))
+    };
     std::fs::write(out.join(format!("{name}{suffix}.md")), &md)?;
     std::fs::write(out.join(format!("{name}{suffix}.json")), ctx.report.json())?;
     for (id, svg) in ctx.report.svgs() {
@@ -282,8 +330,17 @@ async fn bench(cli: Cli) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    if let Cmd::IdleWorker { addr, src, first, count, users } = cli.cmd {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if let Cmd::IdleWorker {
+        addr,
+        src,
+        first,
+        count,
+        users,
+    } = cli.cmd
+    {
         return rt.block_on(idle::worker(addr, src, first, count, users));
     }
     rt.spawn(async {

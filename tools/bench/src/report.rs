@@ -36,14 +36,38 @@ pub struct Metric {
     pub plot: Option<(&'static str, f64)>,
 }
 
-pub fn m(scenario: &'static str, name: impl Into<String>, unit: &'static str, hb: bool, value: f64) -> Metric {
-    Metric { scenario, name: name.into(), unit, higher_better: hb, value, plot: None }
+pub fn m(
+    scenario: &'static str,
+    name: impl Into<String>,
+    unit: &'static str,
+    hb: bool,
+    value: f64,
+) -> Metric {
+    Metric {
+        scenario,
+        name: name.into(),
+        unit,
+        higher_better: hb,
+        value,
+        plot: None,
+    }
 }
+
+type Values = BTreeMap<String, f64>;
+type Row = (
+    String,
+    String,
+    &'static str,
+    bool,
+    Values,
+    Option<(&'static str, f64)>,
+);
+type Point<'a> = (f64, &'a Values, &'a str);
 
 #[derive(Default)]
 pub struct Report {
     /// (scenario, metric) -> (unit, higher_better, target -> value, plot)
-    rows: Vec<(String, String, &'static str, bool, BTreeMap<String, f64>, Option<(&'static str, f64)>)>,
+    rows: Vec<Row>,
     pub notes: Vec<String>,
 }
 
@@ -51,14 +75,31 @@ pub const TARGETS: [&str; 3] = ["dovecot-default", "dovecot-perf", "mailkeep"];
 
 impl Report {
     pub fn add(&mut self, target: &str, x: Metric) {
-        println!("  [{target}] {} / {}: {} {}", x.scenario, x.name, fmt(x.value), x.unit);
-        if let Some(r) = self.rows.iter_mut().find(|r| r.0 == x.scenario && r.1 == x.name) {
+        println!(
+            "  [{target}] {} / {}: {} {}",
+            x.scenario,
+            x.name,
+            fmt(x.value),
+            x.unit
+        );
+        if let Some(r) = self
+            .rows
+            .iter_mut()
+            .find(|r| r.0 == x.scenario && r.1 == x.name)
+        {
             r.4.insert(target.to_string(), x.value);
             return;
         }
         let mut v = BTreeMap::new();
         v.insert(target.to_string(), x.value);
-        self.rows.push((x.scenario.to_string(), x.name, x.unit, x.higher_better, v, x.plot));
+        self.rows.push((
+            x.scenario.to_string(),
+            x.name,
+            x.unit,
+            x.higher_better,
+            v,
+            x.plot,
+        ));
     }
 
     pub fn markdown(&self) -> String {
@@ -87,7 +128,9 @@ impl Report {
                 ratio(TARGETS[1])
             );
         }
-        s.push_str("\n↑ higher is better, ↓ lower is better. Ratios are Mailkeep value / Dovecot value.\n");
+        s.push_str(
+            "\n↑ higher is better, ↓ lower is better. Ratios are Mailkeep value / Dovecot value.\n",
+        );
         for n in &self.notes {
             let _ = writeln!(s, "\n- {n}");
         }
@@ -115,21 +158,33 @@ impl Report {
 
     /// A simple line chart (one series per target) for every plot id present.
     pub fn svgs(&self) -> Vec<(String, String)> {
-        let mut plots: BTreeMap<&str, Vec<(f64, &BTreeMap<String, f64>, &str)>> = BTreeMap::new();
+        let mut plots: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
         for (_, _, unit, _, v, p) in &self.rows {
             if let Some((id, x)) = p {
                 plots.entry(id).or_default().push((*x, v, unit));
             }
         }
-        plots.into_iter().map(|(id, pts)| (id.to_string(), svg(id, &pts))).collect()
+        plots
+            .into_iter()
+            .map(|(id, pts)| (id.to_string(), svg(id, &pts)))
+            .collect()
     }
 }
 
-fn svg(id: &str, pts: &[(f64, &BTreeMap<String, f64>, &str)]) -> String {
+fn svg(id: &str, pts: &[Point]) -> String {
     let (w, h, l, b) = (640.0, 400.0, 70.0, 50.0);
     let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
-    let (xmin, xmax) = (xs.iter().cloned().fold(f64::MAX, f64::min), xs.iter().cloned().fold(0.0, f64::max));
-    let ymax = pts.iter().flat_map(|p| p.1.values()).cloned().fold(0.0, f64::max).max(1e-9) * 1.1;
+    let (xmin, xmax) = (
+        xs.iter().cloned().fold(f64::MAX, f64::min),
+        xs.iter().cloned().fold(0.0, f64::max),
+    );
+    let ymax = pts
+        .iter()
+        .flat_map(|p| p.1.values())
+        .cloned()
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.1;
     let unit = pts.first().map(|p| p.2).unwrap_or("");
     let px = |x: f64| l + (x - xmin) / (xmax - xmin).max(1e-9) * (w - l - 20.0);
     let py = |y: f64| h - b - y / ymax * (h - b - 40.0);
@@ -150,25 +205,57 @@ fn svg(id: &str, pts: &[(f64, &BTreeMap<String, f64>, &str)]) -> String {
     );
     for i in 0..=4 {
         let y = ymax * i as f64 / 4.0;
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", l - 5.0, py(y) + 4.0, fmt(y));
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            l - 5.0,
+            py(y) + 4.0,
+            fmt(y)
+        );
     }
     for x in &xs {
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>", px(*x), h - b + 18.0, fmt(*x));
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            px(*x),
+            h - b + 18.0,
+            fmt(*x)
+        );
     }
     let colors = ["#d62728", "#ff7f0e", "#1f77b4"];
     for (ti, t) in TARGETS.iter().enumerate() {
-        let mut line: Vec<(f64, f64)> = pts.iter().filter_map(|p| p.1.get(*t).map(|y| (p.0, *y))).collect();
+        let mut line: Vec<(f64, f64)> = pts
+            .iter()
+            .filter_map(|p| p.1.get(*t).map(|y| (p.0, *y)))
+            .collect();
         line.sort_by(|a, b| a.0.total_cmp(&b.0));
         let c = colors[ti];
-        let _ = writeln!(s, "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{t}{}</text>", l + 10.0, 55.0 + 15.0 * ti as f64,
-            if line.is_empty() { " (pending)" } else { "" });
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{t}{}</text>",
+            l + 10.0,
+            55.0 + 15.0 * ti as f64,
+            if line.is_empty() { " (pending)" } else { "" }
+        );
         if line.is_empty() {
             continue;
         }
-        let path: Vec<String> = line.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
-        let _ = writeln!(s, "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>", path.join(" "));
+        let path: Vec<String> = line
+            .iter()
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
+            path.join(" ")
+        );
         for (x, y) in &line {
-            let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"/>", px(*x), py(*y));
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{c}\"/>",
+                px(*x),
+                py(*y)
+            );
         }
     }
     s.push_str("</svg>\n");
@@ -202,5 +289,7 @@ fn js(s: &str) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -50,14 +50,20 @@ fn stop_one(s: &Stopper) {
                 .status();
         }
         Stopper::Pid(pid) => {
-            let _ = Command::new("kill").arg(pid.to_string()).stderr(Stdio::null()).status();
+            let _ = Command::new("kill")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
 
 /// Stops every server still running (used on ctrl-c and on error).
 pub fn stop_all() {
-    let list: Vec<Stopper> = RUNNING.lock().map(|mut v| v.drain(..).collect()).unwrap_or_default();
+    let list: Vec<Stopper> = RUNNING
+        .lock()
+        .map(|mut v| v.drain(..).collect())
+        .unwrap_or_default();
     for s in &list {
         stop_one(s);
     }
@@ -85,8 +91,15 @@ pub fn free_port() -> Result<u16> {
 }
 
 fn temp_dir(kind: Kind) -> Result<PathBuf> {
-    let base = std::env::var_os("MAILKEEP_BENCH_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let d = base.join(format!("mkbench-{}-{}-{}", kind.name(), std::process::id(), free_port()?));
+    let base = std::env::var_os("MAILKEEP_BENCH_TMP")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let d = base.join(format!(
+        "mkbench-{}-{}-{}",
+        kind.name(),
+        std::process::id(),
+        free_port()?
+    ));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
@@ -95,19 +108,29 @@ fn temp_dir(kind: Kind) -> Result<PathBuf> {
 pub fn dovecot_conf(dir: &Path, port: u16, perf: bool, max_conns: usize) -> String {
     let d = dir.display();
     let (login_extra, imap_extra) = if perf {
-        ("  service_count = 0\n  process_min_avail = 2\n", "  service_count = 100\n  process_min_avail = 4\n")
+        (
+            "  service_count = 0\n  process_min_avail = 2\n",
+            "  service_count = 100\n  process_min_avail = 4\n",
+        )
     } else {
         ("", "")
     };
     // Built-in defaults: default_client_limit = 1000, imap process_limit = 1024. Raised only
     // when a test needs more simultaneous connections than that.
     let limits = if max_conns > 900 {
-        format!("default_client_limit = {}\ndefault_process_limit = {}\n", max_conns + 1000, max_conns + 500)
+        format!(
+            "default_client_limit = {}\ndefault_process_limit = {}\n",
+            max_conns + 1000,
+            max_conns + 500
+        )
     } else {
         String::new()
     };
-    let imap_limit =
-        if max_conns > 900 { format!("  process_limit = {}\n", max_conns + 500) } else { String::new() };
+    let imap_limit = if max_conns > 900 {
+        format!("  process_limit = {}\n", max_conns + 500)
+    } else {
+        String::new()
+    };
     format!(
         "instance_name = mkbench-{port}\nbase_dir = {d}/run\nstate_dir = {d}/state\nprotocols = imap\n\
          listen = 127.0.0.1\nlog_path = {d}/log/dovecot.log\ninfo_log_path = {d}/log/info.log\n\
@@ -132,20 +155,42 @@ impl Server {
                 std::fs::create_dir_all(dir.join(sub))?;
             }
             std::os::unix::fs::chown(dir.join("mail"), Some(MAIL_UID), Some(MAIL_UID))?;
-            let users: String = (1..=USERS).map(|i| format!("testuser{i}:{{PLAIN}}{PASSWORD}::::::\n")).collect();
+            let users: String = (1..=USERS)
+                .map(|i| format!("testuser{i}:{{PLAIN}}{PASSWORD}::::::\n"))
+                .collect();
             std::fs::write(dir.join("users"), users)?;
             let conf = dir.join("dovecot.conf");
-            std::fs::write(&conf, dovecot_conf(&dir, port, kind == Kind::DovecotPerf, o.max_conns))?;
-            let st = Command::new("dovecot").arg("-c").arg(&conf).status().context("running dovecot")?;
+            std::fs::write(
+                &conf,
+                dovecot_conf(&dir, port, kind == Kind::DovecotPerf, o.max_conns),
+            )?;
+            let st = Command::new("dovecot")
+                .arg("-c")
+                .arg(&conf)
+                .status()
+                .context("running dovecot")?;
             if !st.success() {
                 bail!("dovecot -c {} failed", conf.display());
             }
-            RUNNING.lock().map_err(|_| anyhow::anyhow!("lock"))?.push(Stopper::Dovecot(conf.clone()));
-            Server { kind, addr, mail_dir: dir.join("mail"), dir, conf, child: None }
+            RUNNING
+                .lock()
+                .map_err(|_| anyhow::anyhow!("lock"))?
+                .push(Stopper::Dovecot(conf.clone()));
+            Server {
+                kind,
+                addr,
+                mail_dir: dir.join("mail"),
+                dir,
+                conf,
+                child: None,
+            }
         } else {
             let bin = &o.mailkeep_bin;
             if !bin.exists() {
-                bail!("Mailkeep binary {} not found (build it with cargo build --release)", bin.display());
+                bail!(
+                    "Mailkeep binary {} not found (build it with cargo build --release)",
+                    bin.display()
+                );
             }
             let data = dir.join("data");
             let conf = dir.join("mailkeep.toml");
@@ -166,10 +211,20 @@ impl Server {
                     .stderr(Stdio::piped())
                     .spawn()?;
                 use std::io::Write;
-                c.stdin.take().context("stdin")?.write_all(format!("{PASSWORD}\n").as_bytes())?;
+                // The command may exit without reading stdin; its status tells.
+                let _ = c
+                    .stdin
+                    .take()
+                    .context("stdin")?
+                    .write_all(format!("{PASSWORD}\n").as_bytes());
                 let out = c.wait_with_output()?;
                 if !out.status.success() {
-                    bail!("mailkeep user add failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                    bail!(
+                        "`{} user add` failed ({}): {}",
+                        bin.display(),
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
                 }
             }
             let log = std::fs::File::create(dir.join("mailkeep.log"))?;
@@ -181,12 +236,27 @@ impl Server {
                 .stderr(log)
                 .spawn()
                 .context("starting mailkeep serve")?;
-            RUNNING.lock().map_err(|_| anyhow::anyhow!("lock"))?.push(Stopper::Pid(child.id()));
-            Server { kind, addr, mail_dir: data, dir, conf, child: Some(child) }
+            RUNNING
+                .lock()
+                .map_err(|_| anyhow::anyhow!("lock"))?
+                .push(Stopper::Pid(child.id()));
+            Server {
+                kind,
+                addr,
+                mail_dir: data,
+                dir,
+                conf,
+                child: Some(child),
+            }
         };
         let t0 = Instant::now();
         loop {
-            match tokio::time::timeout(Duration::from_secs(2), crate::imap::Conn::connect(addr, None)).await {
+            match tokio::time::timeout(
+                Duration::from_secs(2),
+                crate::imap::Conn::connect(addr, None),
+            )
+            .await
+            {
                 Ok(Ok(_)) => break,
                 _ if t0.elapsed() > Duration::from_secs(15) => {
                     srv.stop();
@@ -207,19 +277,30 @@ impl Server {
     fn root_pid(&self) -> Option<u32> {
         match &self.child {
             Some(c) => Some(c.id()),
-            None => std::fs::read_to_string(self.dir.join("run/master.pid")).ok()?.trim().parse().ok(),
+            None => std::fs::read_to_string(self.dir.join("run/master.pid"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok(),
         }
     }
 
     /// (process count, RSS bytes, PSS bytes) summed over the server's whole process tree.
     pub fn memory(&self) -> (usize, u64, u64) {
-        let Some(root) = self.root_pid() else { return (0, 0, 0) };
+        let Some(root) = self.root_pid() else {
+            return (0, 0, 0);
+        };
         let pids = process_tree(root);
         let (mut rss, mut pss) = (0, 0);
         for p in &pids {
             if let Ok(s) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
                 for l in s.lines() {
-                    let kb = |l: &str| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                    let kb = |l: &str| {
+                        l.split_whitespace()
+                            .nth(1)
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(0)
+                    };
                     if l.starts_with("Rss:") {
                         rss += kb(l) * 1024;
                     } else if l.starts_with("Pss:") {
@@ -233,7 +314,9 @@ impl Server {
 
     /// Maildir of a Dovecot user (for the direct-write fast path).
     pub fn maildir(&self, user: &str) -> Option<PathBuf> {
-        self.kind.is_dovecot().then(|| self.mail_dir.join(user).join("Maildir"))
+        self.kind
+            .is_dovecot()
+            .then(|| self.mail_dir.join(user).join("Maildir"))
     }
 
     pub fn stop(&mut self) {
@@ -255,7 +338,13 @@ impl Server {
             });
         }
         if std::env::var_os("MAILKEEP_BENCH_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+            // Exiting server processes may still write a file or two: retry.
+            for _ in 0..5 {
+                if std::fs::remove_dir_all(&self.dir).is_ok() || !self.dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
         }
     }
 }
@@ -273,10 +362,15 @@ pub fn process_tree(root: u32) -> Vec<u32> {
     let mut parent = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 && let Some(close) = st.rfind(')')
-                && let Some(pp) = st[close + 2..].split_whitespace().nth(1).and_then(|v| v.parse::<u32>().ok())
+                && let Some(pp) = st[close + 2..]
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u32>().ok())
             {
                 parent.push((pid, pp));
             }
@@ -308,7 +402,10 @@ pub fn write_maildir(maildir: &Path, msgs: impl Iterator<Item = Vec<u8>>) -> Res
     let base = 1_700_000_000u64;
     let mut n = 0;
     for (i, m) in msgs.enumerate() {
-        let f = maildir.join("cur").join(format!("{}.M{i}P1.bench,S={}:2,", base + i as u64, m.len()));
+        let f =
+            maildir
+                .join("cur")
+                .join(format!("{}.M{i}P1.bench,S={}:2,", base + i as u64, m.len()));
         std::fs::write(&f, &m)?;
         std::os::unix::fs::chown(&f, Some(MAIL_UID), Some(MAIL_UID))?;
         n += 1;
@@ -323,5 +420,8 @@ pub fn du(dir: &Path) -> Result<(u64, u64)> {
         let s = String::from_utf8_lossy(&out.stdout);
         Ok(s.split_whitespace().next().unwrap_or("0").parse()?)
     };
-    Ok((run(&["-s", "-B1", "--apparent-size"])?, run(&["-s", "-B1"])?))
+    Ok((
+        run(&["-s", "-B1", "--apparent-size"])?,
+        run(&["-s", "-B1"])?,
+    ))
 }
