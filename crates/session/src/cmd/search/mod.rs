@@ -14,7 +14,7 @@ use mailkeep_proto::{SearchKey, SearchReturn};
 
 use super::enable_condstore;
 use crate::ctx::Ctx;
-use crate::error::CmdResult;
+use crate::error::{CmdError, CmdResult};
 
 /// SEARCH as the dispatcher calls it. Without the command tag, an ESEARCH answer carries no
 /// `(TAG ...)` correlator; [`search_tagged`] adds it (RFC 4731 §3.1 wants it).
@@ -44,8 +44,8 @@ pub(crate) async fn search_tagged(
     let (idx, modseq_key) = match result {
         Ok(r) => r,
         Err(e) => {
-            // RFC 5182 §2.1: a failed SEARCH with SAVE leaves `$` empty.
-            if save {
+            // RFC 9051 §6.4.4.1: a SEARCH with SAVE answered NO empties `$`; BAD leaves it.
+            if save && !matches!(e, CmdError::Bad(_)) {
                 ctx.sel.saved.clear();
             }
             return Err(e);
