@@ -449,11 +449,12 @@ async fn rename(
             store.subscribe(user.id, &renamed(&name)).await?;
         }
     }
-    if let Some(s) = sel {
-        if s.mailbox.id == src.id || names::is_child_of(&s.mailbox.name, &src.name) {
-            s.mailbox.name = renamed(&s.mailbox.name);
-        }
+    if let Some(s) = sel
+        && (s.mailbox.id == src.id || names::is_child_of(&s.mailbox.name, &src.name))
+    {
+        s.mailbox.name = renamed(&s.mailbox.name);
     }
+
     Ok(Outcome::ok("Rename completed."))
 }
 

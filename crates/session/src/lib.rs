@@ -277,10 +277,11 @@ impl Session {
             mut flow,
         } = outcome;
         self.state.apply(transition);
-        if mode != SyncMode::None && !matches!(tagged, Tagged::Pending) {
-            if let Some(f) = self.sync_selected(out, mode == SyncMode::Full).await {
-                flow = f;
-            }
+        if mode != SyncMode::None
+            && !matches!(tagged, Tagged::Pending)
+            && let Some(f) = self.sync_selected(out, mode == SyncMode::Full).await
+        {
+            flow = f;
         }
         match tagged {
             Tagged::Ok(code, text) => {

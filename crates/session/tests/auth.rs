@@ -33,13 +33,19 @@ async fn starttls_flow() {
     cfg.plaintext_auth_without_tls = false;
     let mut s = session(&env, cfg);
     let (out, flow) = run(&mut s, "a STARTTLS\r\n").await;
-    assert_eq!((out.as_str(), flow), ("a OK Begin TLS negotiation now.\r\n", Flow::StartTls));
+    assert_eq!(
+        (out.as_str(), flow),
+        ("a OK Begin TLS negotiation now.\r\n", Flow::StartTls)
+    );
     s.tls_started();
     assert_eq!(
         ok(&mut s, "b CAPABILITY\r\n").await,
         format!("* CAPABILITY {PRE} AUTH=PLAIN AUTH=LOGIN\r\nb OK Capability completed.\r\n")
     );
-    assert_eq!(ok(&mut s, "c STARTTLS\r\n").await, "c BAD TLS is already active.\r\n");
+    assert_eq!(
+        ok(&mut s, "c STARTTLS\r\n").await,
+        "c BAD TLS is already active.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -50,13 +56,22 @@ async fn login_success_and_failure() {
         ok(&mut s, "a LOGIN alice wrong\r\n").await,
         "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
     );
-    assert_eq!(ok(&mut s, "b SELECT INBOX\r\n").await, "b BAD Please log in first.\r\n");
+    assert_eq!(
+        ok(&mut s, "b SELECT INBOX\r\n").await,
+        "b BAD Please log in first.\r\n"
+    );
     let out = ok(&mut s, "c LOGIN alice secret\r\n").await;
-    assert!(out.starts_with("c OK [CAPABILITY IMAP4rev1 IMAP4rev2 "), "{out}");
+    assert!(
+        out.starts_with("c OK [CAPABILITY IMAP4rev1 IMAP4rev2 "),
+        "{out}"
+    );
     assert!(out.contains(" APPENDLIMIT=1000000] Logged in\r\n"), "{out}");
     assert_eq!(s.user(), Some("alice"));
     assert_eq!(s.auth_mechanism(), Some("LOGIN"));
-    assert_eq!(ok(&mut s, "d LOGIN alice secret\r\n").await, "d BAD Already logged in.\r\n");
+    assert_eq!(
+        ok(&mut s, "d LOGIN alice secret\r\n").await,
+        "d BAD Already logged in.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -89,8 +104,14 @@ async fn logindisabled_without_tls() {
     cfg.plaintext_auth_without_tls = false;
     let mut s = session(&env, cfg);
     let want = "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n";
-    assert_eq!(ok(&mut s, "a LOGIN alice secret\r\n").await, format!("a {want}"));
-    assert_eq!(ok(&mut s, "b AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n").await, format!("b {want}"));
+    assert_eq!(
+        ok(&mut s, "a LOGIN alice secret\r\n").await,
+        format!("a {want}")
+    );
+    assert_eq!(
+        ok(&mut s, "b AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n").await,
+        format!("b {want}")
+    );
 }
 
 #[tokio::test]
@@ -111,14 +132,20 @@ async fn sasl_plain_with_continuation_and_cancel() {
     assert_eq!((out.as_str(), flow), ("+ \r\n", Flow::SaslContinue));
     let mut out = Vec::new();
     assert_eq!(s.sasl_response(b"*", &mut out).await, Flow::Continue);
-    assert_eq!(String::from_utf8(out).unwrap(), "a BAD Authentication aborted by client.\r\n");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "a BAD Authentication aborted by client.\r\n"
+    );
 
     let (out, flow) = run(&mut s, "b AUTHENTICATE plain\r\n").await;
     assert_eq!((out.as_str(), flow), ("+ \r\n", Flow::SaslContinue));
     let mut out = Vec::new();
     // "\0alice\0wrong"
     s.sasl_response(b"AGFsaWNlAHdyb25n", &mut out).await;
-    assert_eq!(String::from_utf8(out).unwrap(), "b NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "b NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
 
     run(&mut s, "c AUTHENTICATE PLAIN\r\n").await;
     let mut out = Vec::new();
@@ -133,9 +160,15 @@ async fn sasl_login_exchange() {
     let env = env().await;
     let mut s = session(&env, config());
     let (out, flow) = run(&mut s, "a AUTHENTICATE LOGIN\r\n").await;
-    assert_eq!((out.as_str(), flow), ("+ VXNlcm5hbWU6\r\n", Flow::SaslContinue));
+    assert_eq!(
+        (out.as_str(), flow),
+        ("+ VXNlcm5hbWU6\r\n", Flow::SaslContinue)
+    );
     let mut out = Vec::new();
-    assert_eq!(s.sasl_response(b"YWxpY2U=", &mut out).await, Flow::SaslContinue);
+    assert_eq!(
+        s.sasl_response(b"YWxpY2U=", &mut out).await,
+        Flow::SaslContinue
+    );
     assert_eq!(String::from_utf8(out).unwrap(), "+ UGFzc3dvcmQ6\r\n");
     let mut out = Vec::new();
     assert_eq!(s.sasl_response(b"c2VjcmV0", &mut out).await, Flow::Continue);
@@ -155,8 +188,17 @@ async fn unknown_mechanism_and_any_state_commands() {
     assert_eq!(ok(&mut s, "b NOOP\r\n").await, "b OK NOOP completed.\r\n");
     assert_eq!(
         ok(&mut s, "c ID NIL\r\n").await,
-        format!("* ID (\"name\" \"Mailkeep\" \"version\" \"{}\")\r\nc OK ID completed.\r\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "* ID (\"name\" \"Mailkeep\" \"version\" \"{}\")\r\nc OK ID completed.\r\n",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     let (out, flow) = run(&mut s, "d LOGOUT\r\n").await;
-    assert_eq!((out.as_str(), flow), ("* BYE Logging out\r\nd OK Logout completed.\r\n", Flow::Close));
+    assert_eq!(
+        (out.as_str(), flow),
+        (
+            "* BYE Logging out\r\nd OK Logout completed.\r\n",
+            Flow::Close
+        )
+    );
 }

@@ -16,12 +16,19 @@ const DEFAULT_LIST: &str = "* LIST (\\HasNoChildren) \"/\" INBOX\r\n\
 async fn first_login_creates_special_use_mailboxes() {
     let env = env().await;
     let mut s = login(&env, "alice").await;
-    assert_eq!(ok(&mut s, "a LIST \"\" *\r\n").await, format!("{DEFAULT_LIST}a OK List completed.\r\n"));
+    assert_eq!(
+        ok(&mut s, "a LIST \"\" *\r\n").await,
+        format!("{DEFAULT_LIST}a OK List completed.\r\n")
+    );
     assert_eq!(
         ok(&mut s, "b LIST \"\" \"\"\r\n").await,
         "* LIST (\\Noselect) \"/\" \"\"\r\nb OK List completed.\r\n"
     );
-    let out = ok(&mut s, "c LIST (SPECIAL-USE) \"\" * RETURN (SUBSCRIBED)\r\n").await;
+    let out = ok(
+        &mut s,
+        "c LIST (SPECIAL-USE) \"\" * RETURN (SUBSCRIBED)\r\n",
+    )
+    .await;
     assert_eq!(
         out,
         "* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" \"Archive\"\r\n\
@@ -33,16 +40,28 @@ async fn first_login_creates_special_use_mailboxes() {
     );
     // A second login changes nothing.
     let mut s2 = login(&env, "alice").await;
-    assert_eq!(ok(&mut s2, "d LIST \"\" *\r\n").await, format!("{DEFAULT_LIST}d OK List completed.\r\n"));
+    assert_eq!(
+        ok(&mut s2, "d LIST \"\" *\r\n").await,
+        format!("{DEFAULT_LIST}d OK List completed.\r\n")
+    );
 }
 
 #[tokio::test]
 async fn create_delete_with_parents_and_children() {
     let env = env().await;
     let mut s = login(&env, "alice").await;
-    assert_eq!(ok(&mut s, "a CREATE a/b/c/\r\n").await, "a OK Create completed.\r\n");
-    assert_eq!(ok(&mut s, "b CREATE a/b\r\n").await, "b NO [ALREADYEXISTS] Mailbox already exists.\r\n");
-    assert_eq!(ok(&mut s, "c CREATE inbox\r\n").await, "c NO [ALREADYEXISTS] Mailbox already exists.\r\n");
+    assert_eq!(
+        ok(&mut s, "a CREATE a/b/c/\r\n").await,
+        "a OK Create completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "b CREATE a/b\r\n").await,
+        "b NO [ALREADYEXISTS] Mailbox already exists.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "c CREATE inbox\r\n").await,
+        "c NO [ALREADYEXISTS] Mailbox already exists.\r\n"
+    );
     assert_eq!(
         ok(&mut s, "d LIST \"\" a*\r\n").await,
         "* LIST (\\HasChildren) \"/\" \"a\"\r\n\
@@ -50,16 +69,34 @@ async fn create_delete_with_parents_and_children() {
          * LIST (\\HasNoChildren) \"/\" \"a/b/c\"\r\n\
          d OK List completed.\r\n"
     );
-    assert_eq!(ok(&mut s, "e LIST a/ %\r\n").await, "* LIST (\\HasChildren) \"/\" \"a/b\"\r\ne OK List completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "e LIST a/ %\r\n").await,
+        "* LIST (\\HasChildren) \"/\" \"a/b\"\r\ne OK List completed.\r\n"
+    );
     assert_eq!(
         ok(&mut s, "f DELETE a\r\n").await,
         "f NO [HASCHILDREN] Mailbox has children, delete them first.\r\n"
     );
-    assert_eq!(ok(&mut s, "g DELETE a/b/c\r\n").await, "g OK Delete completed.\r\n");
-    assert_eq!(ok(&mut s, "h DELETE a/b/c\r\n").await, "h NO [NONEXISTENT] Mailbox doesn't exist.\r\n");
-    assert_eq!(ok(&mut s, "i DELETE INBOX\r\n").await, "i NO [CANNOT] INBOX can't be deleted.\r\n");
-    assert_eq!(ok(&mut s, "j CREATE x (USE (\\Flagged))\r\n").await, "j NO [USEATTR] Unsupported special-use attribute.\r\n");
-    assert_eq!(ok(&mut s, "k CREATE Spam (USE (\\Junk))\r\n").await, "k OK Create completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "g DELETE a/b/c\r\n").await,
+        "g OK Delete completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "h DELETE a/b/c\r\n").await,
+        "h NO [NONEXISTENT] Mailbox doesn't exist.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "i DELETE INBOX\r\n").await,
+        "i NO [CANNOT] INBOX can't be deleted.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "j CREATE x (USE (\\Flagged))\r\n").await,
+        "j NO [USEATTR] Unsupported special-use attribute.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "k CREATE Spam (USE (\\Junk))\r\n").await,
+        "k OK Create completed.\r\n"
+    );
     assert_eq!(
         ok(&mut s, "l LIST \"\" Spam\r\n").await,
         "* LIST (\\HasNoChildren \\Junk) \"/\" \"Spam\"\r\nl OK List completed.\r\n"
@@ -72,7 +109,10 @@ async fn rename_with_children_and_subscriptions() {
     let mut s = login(&env, "alice").await;
     ok(&mut s, "a CREATE p/q\r\n").await;
     ok(&mut s, "b SUBSCRIBE p/q\r\n").await;
-    assert_eq!(ok(&mut s, "c RENAME p x/y\r\n").await, "c OK Rename completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "c RENAME p x/y\r\n").await,
+        "c OK Rename completed.\r\n"
+    );
     assert_eq!(
         ok(&mut s, "d LIST \"\" x*\r\n").await,
         "* LIST (\\HasChildren) \"/\" \"x\"\r\n\
@@ -88,9 +128,18 @@ async fn rename_with_children_and_subscriptions() {
         ok(&mut s, "f LSUB \"\" x/%\r\n").await,
         "* LSUB (\\Noselect) \"/\" \"x/y\"\r\nf OK Lsub completed.\r\n"
     );
-    assert_eq!(ok(&mut s, "g RENAME x x/y/z\r\n").await, "g NO [CANNOT] Can't rename mailbox under its own child.\r\n");
-    assert_eq!(ok(&mut s, "h RENAME x Sent\r\n").await, "h NO [ALREADYEXISTS] Target mailbox already exists.\r\n");
-    assert_eq!(ok(&mut s, "i RENAME nope z\r\n").await, "i NO [NONEXISTENT] Mailbox doesn't exist.\r\n");
+    assert_eq!(
+        ok(&mut s, "g RENAME x x/y/z\r\n").await,
+        "g NO [CANNOT] Can't rename mailbox under its own child.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "h RENAME x Sent\r\n").await,
+        "h NO [ALREADYEXISTS] Target mailbox already exists.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "i RENAME nope z\r\n").await,
+        "i NO [NONEXISTENT] Mailbox doesn't exist.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -112,8 +161,14 @@ async fn subscribed_recursivematch_and_nonexistent() {
     );
     // Refused by the parser or the session, either way BAD (RFC 5258 §3).
     let out = ok(&mut s, "f LIST (RECURSIVEMATCH) \"\" *\r\n").await;
-    assert!(out.starts_with("f BAD ") && out.contains("RECURSIVEMATCH"), "{out}");
-    assert_eq!(ok(&mut s, "g NAMESPACE\r\n").await, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\ng OK Namespace completed.\r\n");
+    assert!(
+        out.starts_with("f BAD ") && out.contains("RECURSIVEMATCH"),
+        "{out}"
+    );
+    assert_eq!(
+        ok(&mut s, "g NAMESPACE\r\n").await,
+        "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\ng OK Namespace completed.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -125,9 +180,16 @@ async fn status_and_list_status() {
         "* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UIDVALIDITY $V UNSEEN 0 DELETED 0 SIZE 0 RECENT 0 APPENDLIMIT 1000000)\r\n\
          a OK Status completed.\r\n"
     );
-    assert_eq!(ok(&mut s, "b STATUS nope (MESSAGES)\r\n").await, "b NO [NONEXISTENT] Mailbox doesn't exist.\r\n");
     assert_eq!(
-        ok(&mut s, "c LIST \"\" (INBOX Sent) RETURN (STATUS (MESSAGES UNSEEN))\r\n").await,
+        ok(&mut s, "b STATUS nope (MESSAGES)\r\n").await,
+        "b NO [NONEXISTENT] Mailbox doesn't exist.\r\n"
+    );
+    assert_eq!(
+        ok(
+            &mut s,
+            "c LIST \"\" (INBOX Sent) RETURN (STATUS (MESSAGES UNSEEN))\r\n"
+        )
+        .await,
         "* LIST (\\HasNoChildren) \"/\" INBOX\r\n\
          * STATUS INBOX (MESSAGES 0 UNSEEN 0)\r\n\
          * LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"\r\n\
@@ -140,15 +202,24 @@ async fn status_and_list_status() {
 async fn names_in_utf7_and_utf8() {
     let env = env().await;
     let mut s = login(&env, "alice").await;
-    assert_eq!(ok(&mut s, "a CREATE \"Entw&APw-rfe\"\r\n").await, "a OK Create completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "a CREATE \"Entw&APw-rfe\"\r\n").await,
+        "a OK Create completed.\r\n"
+    );
     assert_eq!(
         ok(&mut s, "b LIST \"\" Entw*\r\n").await,
         "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"\r\nb OK List completed.\r\n"
     );
-    assert_eq!(ok(&mut s, "c ENABLE IMAP4rev2\r\n").await, "* ENABLED IMAP4rev2\r\nc OK Enabled.\r\n");
+    assert_eq!(
+        ok(&mut s, "c ENABLE IMAP4rev2\r\n").await,
+        "* ENABLED IMAP4rev2\r\nc OK Enabled.\r\n"
+    );
     assert_eq!(
         ok(&mut s, "d LIST \"\" Entw*\r\n").await,
         "* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\nd OK List completed.\r\n"
     );
-    assert_eq!(ok(&mut s, "e ENABLE IMAP4rev2 QRESYNC\r\n").await, "* ENABLED\r\ne OK Enabled.\r\n");
+    assert_eq!(
+        ok(&mut s, "e ENABLE IMAP4rev2 QRESYNC\r\n").await,
+        "* ENABLED\r\ne OK Enabled.\r\n"
+    );
 }

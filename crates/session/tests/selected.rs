@@ -40,18 +40,30 @@ async fn select_rev1_and_rev2() {
          * OK [UIDNEXT 3] Predicted next UID\r\n\
          * OK [HIGHESTMODSEQ 2] Highest\r\n\
          c OK [READ-ONLY] Examine completed.\r\n"
-            .replace("HIGHESTMODSEQ 2", &format!("HIGHESTMODSEQ {}", highest_modseq(&env).await))
+            .replace(
+                "HIGHESTMODSEQ 2",
+                &format!("HIGHESTMODSEQ {}", highest_modseq(&env).await)
+            )
     );
     // Selecting again closes the previous mailbox first (RFC 9051 §6.3.2).
     let out = ok(&mut s2, "d SELECT Sent\r\n").await;
-    assert!(out.starts_with("* OK [CLOSED] Previous mailbox closed.\r\n* FLAGS"), "{out}");
-    assert!(out.ends_with("d OK [READ-WRITE] Select completed.\r\n"), "{out}");
+    assert!(
+        out.starts_with("* OK [CLOSED] Previous mailbox closed.\r\n* FLAGS"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("d OK [READ-WRITE] Select completed.\r\n"),
+        "{out}"
+    );
     // A failed SELECT leaves nothing selected.
     assert_eq!(
         ok(&mut s2, "e SELECT nope\r\n").await,
         "* OK [CLOSED] Previous mailbox closed.\r\ne NO [NONEXISTENT] Mailbox doesn't exist.\r\n"
     );
-    assert_eq!(ok(&mut s2, "f CHECK\r\n").await, "f BAD No mailbox selected.\r\n");
+    assert_eq!(
+        ok(&mut s2, "f CHECK\r\n").await,
+        "f BAD No mailbox selected.\r\n"
+    );
 }
 
 async fn highest_modseq(env: &Env) -> u64 {
@@ -66,12 +78,21 @@ async fn noop_shows_changes_of_other_sessions() {
     ok(&mut s, "a SELECT INBOX\r\n").await;
     assert_eq!(ok(&mut s, "b NOOP\r\n").await, "b OK NOOP completed.\r\n");
     let uid = deliver(&env, "alice", "INBOX", MSG).await;
-    assert_eq!(ok(&mut s, "c NOOP\r\n").await, "* 1 EXISTS\r\n* 1 RECENT\r\nc OK NOOP completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "c NOOP\r\n").await,
+        "* 1 EXISTS\r\n* 1 RECENT\r\nc OK NOOP completed.\r\n"
+    );
     assert_eq!(ok(&mut s, "d NOOP\r\n").await, "d OK NOOP completed.\r\n");
 
     let id = mailbox_id(&env, "alice", "INBOX").await;
-    let seen = Flags { system: flags::SEEN, keywords: vec!["$Forwarded".into()] };
-    env.store.set_flags(id, &[uid], FlagOp::Add, &seen, None).await.expect("flags");
+    let seen = Flags {
+        system: flags::SEEN,
+        keywords: vec!["$Forwarded".into()],
+    };
+    env.store
+        .set_flags(id, &[uid], FlagOp::Add, &seen, None)
+        .await
+        .expect("flags");
     assert_eq!(
         ok(&mut s, "e CHECK\r\n").await,
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n\
@@ -79,7 +100,10 @@ async fn noop_shows_changes_of_other_sessions() {
          e OK Check completed.\r\n"
     );
     env.store.expunge(id, &[uid]).await.expect("expunge");
-    assert_eq!(ok(&mut s, "f NOOP\r\n").await, "* 1 EXPUNGE\r\nf OK NOOP completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "f NOOP\r\n").await,
+        "* 1 EXPUNGE\r\nf OK NOOP completed.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -87,20 +111,37 @@ async fn idle_wakes_on_delivery() {
     let env = env().await;
     let mut s = login(&env, "alice").await;
     // Nothing selected: never wakes.
-    assert!(tokio::time::timeout(Duration::from_millis(50), s.changed()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), s.changed())
+            .await
+            .is_err()
+    );
     ok(&mut s, "a SELECT INBOX\r\n").await;
     let (out, flow) = run(&mut s, "i IDLE\r\n").await;
     assert_eq!((out.as_str(), flow), ("+ idling\r\n", Flow::Idle));
-    assert!(tokio::time::timeout(Duration::from_millis(50), s.changed()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), s.changed())
+            .await
+            .is_err()
+    );
 
     let mut other = login(&env, "alice").await;
     ok(&mut other, "x SELECT INBOX\r\n").await;
     deliver(&env, "alice", "INBOX", MSG).await;
-    tokio::time::timeout(Duration::from_secs(5), s.changed()).await.expect("woken by the delivery");
+    tokio::time::timeout(Duration::from_secs(5), s.changed())
+        .await
+        .expect("woken by the delivery");
     let mut out = Vec::new();
     s.idle_update(&mut out).await;
-    assert_eq!(String::from_utf8(out).unwrap(), "* 1 EXISTS\r\n* 1 RECENT\r\n");
-    assert!(tokio::time::timeout(Duration::from_millis(50), s.changed()).await.is_err());
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "* 1 EXISTS\r\n* 1 RECENT\r\n"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), s.changed())
+            .await
+            .is_err()
+    );
     let mut out = Vec::new();
     assert_eq!(s.idle_done(true, &mut out).await, Flow::Continue);
     assert_eq!(String::from_utf8(out).unwrap(), "i OK Idle completed.\r\n");
@@ -117,11 +158,20 @@ async fn close_and_unselect_return_to_authenticated() {
     let env = env().await;
     let mut s = login(&env, "alice").await;
     ok(&mut s, "a SELECT INBOX\r\n").await;
-    assert_eq!(ok(&mut s, "b UNSELECT\r\n").await, "b OK Unselect completed.\r\n");
-    assert_eq!(ok(&mut s, "c UNSELECT\r\n").await, "c BAD No mailbox selected.\r\n");
+    assert_eq!(
+        ok(&mut s, "b UNSELECT\r\n").await,
+        "b OK Unselect completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "c UNSELECT\r\n").await,
+        "c BAD No mailbox selected.\r\n"
+    );
     ok(&mut s, "d EXAMINE INBOX\r\n").await;
     assert_eq!(ok(&mut s, "e CLOSE\r\n").await, "e OK Close completed.\r\n");
-    assert_eq!(ok(&mut s, "f EXPUNGE\r\n").await, "f BAD No mailbox selected.\r\n");
+    assert_eq!(
+        ok(&mut s, "f EXPUNGE\r\n").await,
+        "f BAD No mailbox selected.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -131,8 +181,14 @@ async fn selected_mailbox_deleted_elsewhere_ends_session() {
     ok(&mut s, "a CREATE tmp\r\n").await;
     ok(&mut s, "b SELECT tmp\r\n").await;
     let mut other = login(&env, "alice").await;
-    assert_eq!(ok(&mut other, "c DELETE tmp\r\n").await, "c OK Delete completed.\r\n");
+    assert_eq!(
+        ok(&mut other, "c DELETE tmp\r\n").await,
+        "c OK Delete completed.\r\n"
+    );
     let (out, flow) = run(&mut s, "d NOOP\r\n").await;
     assert_eq!(flow, Flow::Close);
-    assert_eq!(out, "* BYE Selected mailbox was deleted, have to disconnect.\r\nd OK NOOP completed.\r\n");
+    assert_eq!(
+        out,
+        "* BYE Selected mailbox was deleted, have to disconnect.\r\nd OK NOOP completed.\r\n"
+    );
 }

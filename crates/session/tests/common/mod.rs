@@ -4,11 +4,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use mailkeep_proto::frame::{literal_announcement, Fragment};
+use mailkeep_proto::frame::{Fragment, literal_announcement};
 use mailkeep_proto::parse_command;
 use mailkeep_session::{Flow, Session, SessionConfig};
-use mailkeep_store::sqlite::SqliteStore;
 use mailkeep_store::MailStore;
+use mailkeep_store::sqlite::SqliteStore;
 
 pub const PASSWORD: &str = "secret";
 
@@ -26,8 +26,14 @@ fn password_hash() -> &'static str {
 pub async fn env() -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn MailStore> = SqliteStore::open(dir.path()).expect("open store");
-    store.create_user("alice", password_hash()).await.expect("user");
-    store.create_user("bob", password_hash()).await.expect("user");
+    store
+        .create_user("alice", password_hash())
+        .await
+        .expect("user");
+    store
+        .create_user("bob", password_hash())
+        .await
+        .expect("user");
     Env { _dir: dir, store }
 }
 
@@ -52,7 +58,10 @@ pub fn session(env: &Env, config: SessionConfig) -> Session {
 pub fn fragments(mut input: &[u8]) -> Vec<Fragment> {
     let mut out = Vec::new();
     while !input.is_empty() {
-        let end = input.iter().position(|b| *b == b'\n').map_or(input.len(), |i| i + 1);
+        let end = input
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(input.len(), |i| i + 1);
         let line = &input[..end];
         input = &input[end..];
         out.push(Fragment::Line(line.to_vec()));
@@ -116,8 +125,18 @@ pub fn mask(text: &str) -> String {
 /// Add a message straight through the store (no MIME analysis), as another agent (LMTP) would.
 pub async fn deliver(env: &Env, user: &str, mailbox: &str, body: &str) -> u32 {
     use mailkeep_store::{MessageBytes, NewMessage};
-    let u = env.store.get_user(user).await.expect("get user").expect("user");
-    let m = env.store.get_mailbox(u.id, mailbox).await.expect("get mailbox").expect("mailbox");
+    let u = env
+        .store
+        .get_user(user)
+        .await
+        .expect("get user")
+        .expect("user");
+    let m = env
+        .store
+        .get_mailbox(u.id, mailbox)
+        .await
+        .expect("get mailbox")
+        .expect("mailbox");
     let msg = NewMessage {
         data: MessageBytes::Memory(Arc::new(body.as_bytes().to_vec())),
         flags: Default::default(),
@@ -130,6 +149,16 @@ pub async fn deliver(env: &Env, user: &str, mailbox: &str, body: &str) -> u32 {
 }
 
 pub async fn mailbox_id(env: &Env, user: &str, mailbox: &str) -> i64 {
-    let u = env.store.get_user(user).await.expect("get user").expect("user");
-    env.store.get_mailbox(u.id, mailbox).await.expect("get mailbox").expect("mailbox").id
+    let u = env
+        .store
+        .get_user(user)
+        .await
+        .expect("get user")
+        .expect("user");
+    env.store
+        .get_mailbox(u.id, mailbox)
+        .await
+        .expect("get mailbox")
+        .expect("mailbox")
+        .id
 }
