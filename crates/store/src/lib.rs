@@ -6,6 +6,7 @@
 //! - [`sqlite`]: the embedded default. SQLite (WAL) for the index; message bodies as
 //!   content-addressed zstd files under `blobs/` (identical messages stored once). Writers share
 //!   fsyncs (group commit).
+//! - [`flagops`]: STORE flag arithmetic and keyword normalization, shared by backends.
 //! - [`notify`]: per-mailbox change notifications that wake only the sessions on that mailbox.
 //! - [`conformance`]: the test suite every backend runs (`conformance::run_all(store)`).
 //!
@@ -14,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod flagops;
 pub mod notify;
 pub mod sqlite;
 
@@ -222,7 +224,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// Case-sensitive lookup, except that any case of `INBOX` finds INBOX.
     async fn get_mailbox(&self, user: UserId, name: &str) -> Result<Option<Mailbox>>;
     /// Creates the mailbox. Fails with AlreadyExists. Parents are not created here.
-    async fn create_mailbox(&self, user: UserId, name: &str, special_use: Option<&str>) -> Result<Mailbox>;
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<Mailbox>;
     /// Deletes the mailbox and its messages.
     async fn delete_mailbox(&self, user: UserId, id: MailboxId) -> Result<()>;
     /// Renames one mailbox (not its children: the caller renames each). Renaming INBOX is the
@@ -236,7 +243,11 @@ pub trait MailStore: Send + Sync + 'static {
 
     // ---- messages ----
     /// Adds messages to a mailbox in one transaction; returns (uidvalidity, assigned UIDs).
-    async fn append(&self, mailbox: MailboxId, messages: Vec<NewMessage>) -> Result<(u32, Vec<u32>)>;
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>)>;
     /// All messages of the mailbox, ascending UID (what SELECT loads).
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
     /// What changed after `since` (a modseq); used to update a selected mailbox's view.
@@ -257,11 +268,27 @@ pub trait MailStore: Send + Sync + 'static {
     /// Removes the given UIDs; returns those that were removed, ascending.
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
     /// Copies messages; returns (destination uidvalidity, [(source uid, new uid)]).
-    async fn copy(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<(u32, Vec<(u32, u32)>)>;
+    async fn copy(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<(u32, Vec<(u32, u32)>)>;
     /// Copy then expunge in one transaction (RFC 6851).
-    async fn move_messages(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<(u32, Vec<(u32, u32)>)>;
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<(u32, Vec<(u32, u32)>)>;
     /// UIDs among `uids` whose search text contains `needle` (case-insensitive substring).
-    async fn search_text(&self, mailbox: MailboxId, uids: &[u32], needle: &str, body_only: bool) -> Result<Vec<u32>>;
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        needle: &str,
+        body_only: bool,
+    ) -> Result<Vec<u32>>;
 
     /// `\Recent` (rev1): returns the UIDs that are recent for this session, claiming them so
     /// no other session sees them as recent (RFC 3501 §2.3.2). Read-only selects don't claim.

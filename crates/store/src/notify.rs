@@ -28,7 +28,10 @@ impl Notifier {
         let mut map = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = map.get(&mailbox).and_then(Weak::upgrade) {
             let receiver = s.subscribe();
-            return Subscription { _sender: s, receiver };
+            return Subscription {
+                _sender: s,
+                receiver,
+            };
         }
         let (tx, rx) = watch::channel(0);
         let tx = Arc::new(tx);
@@ -37,7 +40,10 @@ impl Notifier {
         if map.len() > 64 && map.len().is_power_of_two() {
             map.retain(|_, w| w.strong_count() > 0);
         }
-        Subscription { _sender: tx, receiver: rx }
+        Subscription {
+            _sender: tx,
+            receiver: rx,
+        }
     }
 
     /// Tell every session on `mailbox` that it changed.

@@ -1,0 +1,106 @@
+//! `mailkeep check`: the index and the body files agree.
+
+use rusqlite::Connection;
+use std::collections::{HashMap, HashSet};
+
+use super::blobs::{BlobDir, hash_from_sql, sha256};
+use crate::Result;
+
+pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    // One snapshot, so counts and refcounts are compared at the same moment.
+    let tx = conn.unchecked_transaction()?;
+    // FTS5 keeps the index structure per connection, and its integrity check uses it as is:
+    // after another connection wrote it reports a "malformed inverted index" that is not
+    // there (SQLite 3.46 to 3.50). A query first reloads the structure in this transaction.
+    tx.query_row(
+        "SELECT count(*) FROM search WHERE search MATCH 'zzz'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )?;
+    let mut st = tx.prepare("PRAGMA integrity_check")?;
+    for r in st.query_map([], |r| r.get::<_, String>(0))? {
+        let r = r?;
+        if r != "ok" {
+            problems.push(format!("sqlite: {r}"));
+        }
+    }
+
+    let refs: HashMap<i64, i64> = tx
+        .prepare("SELECT blob_id, count(*) FROM messages GROUP BY blob_id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut known = HashSet::new();
+    let mut seen_ids = HashSet::new();
+    let mut st = tx.prepare("SELECT id, hash, size, refcount FROM blobs")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (id, hash, size, refcount): (i64, Vec<u8>, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        seen_ids.insert(id);
+        let Ok(hash) = hash_from_sql(&hash) else {
+            problems.push(format!("blob {id}: malformed hash"));
+            continue;
+        };
+        known.insert(hex::encode(hash));
+        let name = hex::encode(hash);
+        let actual = refs.get(&id).copied().unwrap_or(0);
+        if actual != refcount {
+            problems.push(format!(
+                "blob {name}: refcount {refcount}, referenced by {actual} messages"
+            ));
+        }
+        match blobs.load(&hash, size as u64) {
+            Ok(data) if sha256(&data) != hash => {
+                problems.push(format!("blob {name}: content does not match hash"))
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for (id, n) in &refs {
+        if !seen_ids.contains(id) {
+            problems.push(format!("{n} messages refer to missing blob row {id}"));
+        }
+    }
+
+    let bad: i64 = tx.query_row(
+        "SELECT count(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+         WHERE m.uid >= b.uidnext OR m.modseq > b.highest_modseq",
+        [],
+        |r| r.get(0),
+    )?;
+    if bad > 0 {
+        problems.push(format!(
+            "{bad} messages have a UID or modseq beyond their mailbox's counters"
+        ));
+    }
+    let orphans: i64 = tx.query_row(
+        "SELECT count(*) FROM messages WHERE mailbox_id NOT IN (SELECT id FROM mailboxes)",
+        [],
+        |r| r.get(0),
+    )?;
+    if orphans > 0 {
+        problems.push(format!("{orphans} messages belong to no mailbox"));
+    }
+
+    // Files the index does not know (a crash between writing a body and committing).
+    for shard in std::fs::read_dir(blobs.root())? {
+        let shard = shard?;
+        if !shard.file_type()?.is_dir() {
+            continue;
+        }
+        let prefix = shard.file_name().to_string_lossy().into_owned();
+        for f in std::fs::read_dir(shard.path())? {
+            let name = f?.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") {
+                continue;
+            }
+            let full = format!("{prefix}{name}");
+            if !known.contains(&full) {
+                problems.push(format!("blob file {full} is not in the index"));
+            }
+        }
+    }
+    Ok(problems)
+}

@@ -1,0 +1,498 @@
+//! Message writes: append, copy, move, expunge, flag changes. Each runs inside one write job.
+//!
+//! Every change takes the mailbox's next modseq (one per operation, shared by the rows it
+//! touches, RFC 7162 §3.1.1), stamps the rows or tombstones with it and records it as the
+//! mailbox's HIGHESTMODSEQ.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::Arc;
+
+use super::blobs::{BlobDir, Hash, hash_from_sql, load_source, sha256};
+use super::writer::WriteCtx;
+use crate::{
+    FlagOp, FlagUpdate, Flags, MailboxId, MessageBytes, NewMessage, ParsedInfo, Result, StoreError,
+    StoreFlagsResult, flagops,
+};
+
+/// A message whose body is already on disk, ready for the index.
+pub(super) struct Prepared {
+    hash: Hash,
+    size: u64,
+    flags: Flags,
+    internal_date: i64,
+    internal_date_offset: i32,
+    parsed: ParsedInfo,
+    /// Kept to rewrite the body if its file was collected between prepare and commit.
+    source: MessageBytes,
+}
+
+/// Hashes and stores the bodies (fsynced). Runs on a blocking thread, outside the writer, so
+/// compression and file syncs of concurrent APPENDs overlap.
+pub(super) fn prepare(blobs: &BlobDir, messages: Vec<NewMessage>) -> Result<Vec<Prepared>> {
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        let data = load_source(&m.data)?;
+        let hash = sha256(&data);
+        blobs.store(&hash, &data)?;
+        out.push(Prepared {
+            hash,
+            size: data.len() as u64,
+            flags: flagops::normalize(&m.flags),
+            internal_date: m.internal_date,
+            internal_date_offset: m.internal_date_offset,
+            parsed: m.parsed,
+            source: m.data,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) struct MailboxState {
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    pub recent_boundary: u32,
+}
+
+pub(super) fn mailbox_state(conn: &Connection, id: MailboxId) -> Result<MailboxState> {
+    conn.prepare_cached(
+        "SELECT uidvalidity, uidnext, highest_modseq, recent_boundary FROM mailboxes WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(MailboxState {
+            uidvalidity: r.get(0)?,
+            uidnext: r.get(1)?,
+            highest_modseq: r.get::<_, i64>(2)? as u64,
+            recent_boundary: r.get(3)?,
+        })
+    })
+    .optional()?
+    .ok_or(StoreError::NoSuchMailbox)
+}
+
+fn set_mailbox_state(conn: &Connection, id: MailboxId, uidnext: u32, modseq: u64) -> Result<()> {
+    conn.prepare_cached("UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3 WHERE id = ?1")?
+        .execute(params![id, uidnext, modseq as i64])?;
+    Ok(())
+}
+
+fn next_uid(uid: u32) -> Result<u32> {
+    uid.checked_add(1)
+        .ok_or_else(|| StoreError::Cannot("mailbox UID space exhausted".into()))
+}
+
+pub(super) fn encode_keywords(k: &[String]) -> String {
+    k.join(" ")
+}
+
+pub(super) fn decode_keywords(s: &str) -> Vec<String> {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        s.split(' ').map(str::to_owned).collect()
+    }
+}
+
+/// Takes a reference to the body, creating its index row (and search text) on first use.
+fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &Prepared) -> Result<i64> {
+    let conn = ctx.conn;
+    let existing: Option<i64> = conn
+        .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?
+        .query_row([&m.hash[..]], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = existing {
+        conn.prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
+            .execute([id])?;
+        return Ok(id);
+    }
+    // No row: the file may have been collected after `prepare` saw it. Write it again.
+    if !ctx.blobs.exists(&m.hash) {
+        let data = load_source(&m.source)?;
+        if sha256(&data) != m.hash {
+            return Err(StoreError::Internal(
+                "message file changed during append".into(),
+            ));
+        }
+        ctx.blobs.store(&m.hash, &data)?;
+    }
+    let p = &m.parsed;
+    conn.prepare_cached(
+        "INSERT INTO blobs(hash, size, refcount, envelope, bodystructure, body, parts, sent_date)
+         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        &m.hash[..],
+        m.size as i64,
+        p.envelope,
+        p.bodystructure,
+        p.body,
+        p.parts,
+        p.sent_date
+    ])?;
+    let id = conn.last_insert_rowid();
+    let (header, body) = split_search_text(&p.search_text, p.search_body_offset);
+    conn.prepare_cached("INSERT INTO search(rowid, header, body) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, header, body])?;
+    Ok(id)
+}
+
+/// Splits at `offset`, moved back to a character boundary if it is not on one.
+pub(super) fn split_search_text(text: &str, offset: usize) -> (&str, &str) {
+    let mut off = offset.min(text.len());
+    while !text.is_char_boundary(off) {
+        off -= 1;
+    }
+    text.split_at(off)
+}
+
+/// Drops `n` references to a body; the last one removes its row, search text and (after the
+/// commit) its file.
+fn release_blob(ctx: &mut WriteCtx<'_>, blob_id: i64, n: i64) -> Result<()> {
+    let conn = ctx.conn;
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "UPDATE blobs SET refcount = refcount - ?2 WHERE id = ?1 RETURNING refcount, hash",
+        )?
+        .query_row(params![blob_id, n], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((left, hash)) = row else {
+        return Err(StoreError::Internal(format!(
+            "message refers to missing blob {blob_id}"
+        )));
+    };
+    if left <= 0 {
+        conn.prepare_cached("DELETE FROM blobs WHERE id = ?1")?
+            .execute([blob_id])?;
+        conn.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
+            .execute([blob_id])?;
+        ctx.gc.push(hash_from_sql(&hash)?);
+    }
+    Ok(())
+}
+
+pub(super) fn append(
+    ctx: &mut WriteCtx<'_>,
+    mailbox: MailboxId,
+    msgs: Vec<Prepared>,
+) -> Result<(u32, Vec<u32>)> {
+    // If this job fails, the bodies written by `prepare` are unreferenced: let GC recheck them.
+    ctx.gc.extend(msgs.iter().map(|m| m.hash));
+    let st = mailbox_state(ctx.conn, mailbox)?;
+    if msgs.is_empty() {
+        return Ok((st.uidvalidity, Vec::new()));
+    }
+    let modseq = st.highest_modseq + 1;
+    let mut uid = st.uidnext;
+    let mut uids = Vec::with_capacity(msgs.len());
+    for m in &msgs {
+        let blob_id = acquire_blob(ctx, m)?;
+        ctx.conn
+            .prepare_cached(
+                "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
+                                      internal_date, date_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                mailbox,
+                uid,
+                blob_id,
+                m.size as i64,
+                m.flags.system,
+                encode_keywords(&m.flags.keywords),
+                modseq as i64,
+                m.internal_date,
+                m.internal_date_offset
+            ])?;
+        uids.push(uid);
+        uid = next_uid(uid)?;
+    }
+    set_mailbox_state(ctx.conn, mailbox, uid, modseq)?;
+    ctx.notify.push((mailbox, modseq));
+    Ok((st.uidvalidity, uids))
+}
+
+/// One message row as stored.
+pub(super) struct Row {
+    pub uid: u32,
+    pub blob_id: i64,
+    pub size: i64,
+    pub flags: u32,
+    pub keywords: String,
+    pub modseq: u64,
+    pub internal_date: i64,
+    pub date_offset: i32,
+}
+
+const ROW_COLS: &str = "uid, blob_id, size, flags, keywords, modseq, internal_date, date_offset";
+
+fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        uid: r.get(0)?,
+        blob_id: r.get(1)?,
+        size: r.get(2)?,
+        flags: r.get(3)?,
+        keywords: r.get(4)?,
+        modseq: r.get::<_, i64>(5)? as u64,
+        internal_date: r.get(6)?,
+        date_offset: r.get(7)?,
+    })
+}
+
+/// Sorted, deduplicated copy of a UID list.
+pub(super) fn sorted_uids(uids: &[u32]) -> Vec<u32> {
+    let mut v = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Point lookups cost a B-tree descent each; past this many, one range scan is cheaper.
+const POINT_LOOKUP_MAX: usize = 64;
+
+/// The rows of the given UIDs that exist, ascending. `uids` must be sorted and deduplicated.
+pub(super) fn select_rows(conn: &Connection, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<Row>> {
+    let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(uids.len().min(1 << 16));
+    if uids.len() <= POINT_LOOKUP_MAX {
+        let sql = format!("SELECT {ROW_COLS} FROM messages WHERE mailbox_id = ?1 AND uid = ?2");
+        let mut st = conn.prepare_cached(&sql)?;
+        for &uid in uids {
+            if let Some(r) = st.query_row(params![mailbox, uid], row_from).optional()? {
+                out.push(r);
+            }
+        }
+    } else {
+        let sql = format!(
+            "SELECT {ROW_COLS} FROM messages WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid"
+        );
+        let mut st = conn.prepare_cached(&sql)?;
+        for r in st.query_map(params![mailbox, lo, hi], row_from)? {
+            let r = r?;
+            if uids.binary_search(&r.uid).is_ok() {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn copy(
+    ctx: &mut WriteCtx<'_>,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+) -> Result<(u32, Vec<(u32, u32)>)> {
+    mailbox_state(ctx.conn, from)?;
+    let dst = mailbox_state(ctx.conn, to)?;
+    let rows = select_rows(ctx.conn, from, &sorted_uids(uids))?;
+    if rows.is_empty() {
+        return Ok((dst.uidvalidity, Vec::new()));
+    }
+    let modseq = dst.highest_modseq + 1;
+    let mut uid = dst.uidnext;
+    let mut map = Vec::with_capacity(rows.len());
+    for r in &rows {
+        ctx.conn
+            .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
+            .execute([r.blob_id])?;
+        ctx.conn
+            .prepare_cached(
+                "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
+                                      internal_date, date_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                to,
+                uid,
+                r.blob_id,
+                r.size,
+                r.flags,
+                r.keywords,
+                modseq as i64,
+                r.internal_date,
+                r.date_offset
+            ])?;
+        map.push((r.uid, uid));
+        uid = next_uid(uid)?;
+    }
+    set_mailbox_state(ctx.conn, to, uid, modseq)?;
+    ctx.notify.push((to, modseq));
+    Ok((dst.uidvalidity, map))
+}
+
+pub(super) fn expunge(
+    ctx: &mut WriteCtx<'_>,
+    mailbox: MailboxId,
+    uids: &[u32],
+) -> Result<Vec<u32>> {
+    let st = mailbox_state(ctx.conn, mailbox)?;
+    let rows = select_rows(ctx.conn, mailbox, &sorted_uids(uids))?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let modseq = st.highest_modseq + 1;
+    let mut removed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        ctx.conn
+            .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
+            .execute(params![mailbox, r.uid])?;
+        // Tombstone for changes_since (RFC 7162 VANISHED).
+        ctx.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![mailbox, r.uid, modseq as i64])?;
+        release_blob(ctx, r.blob_id, 1)?;
+        removed.push(r.uid);
+    }
+    set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq)?;
+    ctx.notify.push((mailbox, modseq));
+    Ok(removed)
+}
+
+pub(super) fn move_messages(
+    ctx: &mut WriteCtx<'_>,
+    from: MailboxId,
+    uids: &[u32],
+    to: MailboxId,
+) -> Result<(u32, Vec<(u32, u32)>)> {
+    let (uidvalidity, map) = copy(ctx, from, uids, to)?;
+    let moved: Vec<u32> = map.iter().map(|&(src, _)| src).collect();
+    expunge(ctx, from, &moved)?;
+    Ok((uidvalidity, map))
+}
+
+/// Removes every message of a mailbox (DELETE), releasing their bodies.
+pub(super) fn delete_all_messages(ctx: &mut WriteCtx<'_>, mailbox: MailboxId) -> Result<()> {
+    let counts: Vec<(i64, i64)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT blob_id, count(*) FROM messages WHERE mailbox_id = ?1 GROUP BY blob_id",
+        )?
+        .query_map([mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    ctx.conn
+        .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1")?
+        .execute([mailbox])?;
+    for (blob_id, n) in counts {
+        release_blob(ctx, blob_id, n)?;
+    }
+    Ok(())
+}
+
+pub(super) fn set_flags(
+    ctx: &mut WriteCtx<'_>,
+    mailbox: MailboxId,
+    uids: &[u32],
+    op: FlagOp,
+    arg: &Flags,
+    unchanged_since: Option<u64>,
+) -> Result<StoreFlagsResult> {
+    let st = mailbox_state(ctx.conn, mailbox)?;
+    let rows = select_rows(ctx.conn, mailbox, &sorted_uids(uids))?;
+    let modseq = st.highest_modseq + 1;
+    let mut out = StoreFlagsResult::default();
+    for r in rows {
+        // RFC 7162 §3.1.3: fail messages modified after UNCHANGEDSINCE.
+        if unchanged_since.is_some_and(|u| r.modseq > u) {
+            out.modified.push(r.uid);
+            continue;
+        }
+        let old = Flags {
+            system: r.flags,
+            keywords: decode_keywords(&r.keywords),
+        };
+        let new = flagops::apply(op, &old, arg);
+        if new != old {
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
+                )?
+                .execute(params![mailbox, r.uid, new.system, encode_keywords(&new.keywords), modseq as i64])?;
+            out.updated.push(FlagUpdate {
+                uid: r.uid,
+                flags: new,
+                modseq,
+            });
+        } else if op == FlagOp::Replace {
+            out.updated.push(FlagUpdate {
+                uid: r.uid,
+                flags: old,
+                modseq: r.modseq,
+            });
+        }
+    }
+    if out.updated.iter().any(|u| u.modseq == modseq) {
+        set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq)?;
+        ctx.notify.push((mailbox, modseq));
+    }
+    Ok(out)
+}
+
+/// rev1 `\Recent`: UIDs at or above the boundary; claiming moves the boundary to UIDNEXT.
+pub(super) fn claim_recent(conn: &Connection, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
+    let st = mailbox_state(conn, mailbox)?;
+    let uids: Vec<u32> = conn
+        .prepare_cached(
+            "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 ORDER BY uid",
+        )?
+        .query_map(params![mailbox, st.recent_boundary], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if claim && st.recent_boundary != st.uidnext {
+        conn.prepare_cached("UPDATE mailboxes SET recent_boundary = ?2 WHERE id = ?1")?
+            .execute(params![mailbox, st.uidnext])?;
+    }
+    Ok(uids)
+}
+
+/// The body location of one message: (hash, size).
+pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<(Hash, u64)> {
+    let (hash, size): (Vec<u8>, i64) = conn
+        .prepare_cached(
+            "SELECT b.hash, b.size FROM messages m JOIN blobs b ON b.id = m.blob_id
+             WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+        )?
+        .query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::NoSuchMailbox)?;
+    Ok((hash_from_sql(&hash)?, size as u64))
+}
+
+pub(super) fn message_bytes(
+    conn: &Connection,
+    blobs: &BlobDir,
+    mailbox: MailboxId,
+    uid: u32,
+) -> Result<Arc<Vec<u8>>> {
+    let (hash, size) = blob_of(conn, mailbox, uid)?;
+    match blobs.load(&hash, size) {
+        Ok(b) => Ok(Arc::new(b)),
+        Err(e) => {
+            // Expunged (and its file collected) since the lookup: say so, not "storage fault".
+            blob_of(conn, mailbox, uid)?;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_search_text_boundaries() {
+        assert_eq!(split_search_text("abcdef", 2), ("ab", "cdef"));
+        assert_eq!(split_search_text("abc", 99), ("abc", ""));
+        // 'é' is two bytes; offset 2 falls inside it and moves back.
+        assert_eq!(split_search_text("aéb", 2), ("a", "éb"));
+    }
+
+    #[test]
+    fn keywords_roundtrip() {
+        assert!(decode_keywords("").is_empty());
+        let k = vec!["$Junk".to_string(), "x".to_string()];
+        assert_eq!(decode_keywords(&encode_keywords(&k)), k);
+    }
+}

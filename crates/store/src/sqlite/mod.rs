@@ -1,0 +1,306 @@
+//! The embedded backend: SQLite (WAL) for the index, content-addressed zstd files for bodies.
+//!
+//! # Layout
+//! - `schema`: tables and connection setup.
+//! - `writer`: the single writer thread and group commit; every change is a job run there.
+//! - `pool`: read connections, used from tokio's blocking threads.
+//! - `blobs`: body files (`blobs/ab/cdef…`), written and fsynced before the index commit.
+//! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
+
+mod accounts;
+mod blobs;
+mod check;
+mod messages;
+mod pool;
+mod reads;
+mod schema;
+mod writer;
+
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use self::blobs::BlobDir;
+use self::pool::ReadPool;
+pub use self::writer::WriteStats;
+use self::writer::Writer;
+use crate::{
+    Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageMeta, NewMessage,
+    Notifier, ParsedInfo, Result, StoreFlagsResult, User, UserId,
+};
+
+pub struct SqliteStore {
+    // Dropped first: joining the writer thread finishes queued writes before the rest goes.
+    writer: Writer,
+    readers: Arc<ReadPool>,
+    blobs: BlobDir,
+    notifier: Arc<Notifier>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir/index.sqlite3` and `data_dir/blobs/`.
+    pub fn open(data_dir: &Path) -> Result<Arc<SqliteStore>> {
+        std::fs::create_dir_all(data_dir)?;
+        let index = data_dir.join("index.sqlite3");
+        let blobs = BlobDir::open(data_dir.join("blobs"))?;
+        let conn = schema::open_writer(&index)?;
+        let notifier = Arc::new(Notifier::default());
+        let writer = Writer::start(conn, blobs.clone(), notifier.clone())?;
+        Ok(Arc::new(SqliteStore {
+            writer,
+            readers: ReadPool::new(index),
+            blobs,
+            notifier,
+        }))
+    }
+
+    /// Commit and job counters of the writer (group commit: commits <= jobs).
+    pub fn write_stats(&self) -> &WriteStats {
+        &self.writer.stats
+    }
+
+    /// Blocks the writer thread until the returned guard is dropped, so tests can queue jobs
+    /// and observe them committed together.
+    #[doc(hidden)]
+    pub async fn hold_writer(self: &Arc<Self>) -> WriterHold {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let store = self.clone();
+        let handle = tokio::spawn(async move {
+            store
+                .writer
+                .run(move |_ctx| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+        });
+        let _ = started_rx.await;
+        WriterHold {
+            _release: release_tx,
+            _job: handle,
+        }
+    }
+
+    /// Jobs waiting for the writer thread.
+    pub fn queued_writes(&self) -> usize {
+        self.writer.stats.queued.load(Ordering::SeqCst)
+    }
+}
+
+/// See [`SqliteStore::hold_writer`].
+pub struct WriterHold {
+    _release: std::sync::mpsc::Sender<()>,
+    _job: tokio::task::JoinHandle<Result<()>>,
+}
+
+#[async_trait]
+impl MailStore for SqliteStore {
+    async fn create_user(&self, name: &str, password_hash: &str) -> Result<User> {
+        let (name, hash) = (name.to_owned(), password_hash.to_owned());
+        self.writer
+            .run(move |ctx| accounts::create_user(ctx, &name, &hash))
+            .await
+    }
+
+    async fn get_user(&self, name: &str) -> Result<Option<User>> {
+        let name = name.to_owned();
+        self.readers
+            .run(move |c| accounts::get_user(c, &name))
+            .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.readers.run(accounts::list_users).await
+    }
+
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        let (name, hash) = (name.to_owned(), password_hash.to_owned());
+        self.writer
+            .run(move |ctx| accounts::set_password(ctx.conn, &name, &hash))
+            .await
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .run(move |ctx| accounts::delete_user(ctx, &name))
+            .await
+    }
+
+    async fn list_mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {
+        self.readers
+            .run(move |c| accounts::list_mailboxes(c, user))
+            .await
+    }
+
+    async fn get_mailbox(&self, user: UserId, name: &str) -> Result<Option<Mailbox>> {
+        let name = name.to_owned();
+        self.readers
+            .run(move |c| accounts::get_mailbox(c, user, &name))
+            .await
+    }
+
+    async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<Mailbox> {
+        let (name, su) = (name.to_owned(), special_use.map(str::to_owned));
+        self.writer
+            .run(move |ctx| accounts::create_mailbox(ctx.conn, user, &name, su.as_deref()))
+            .await
+    }
+
+    async fn delete_mailbox(&self, user: UserId, id: MailboxId) -> Result<()> {
+        self.writer
+            .run(move |ctx| accounts::delete_mailbox(ctx, user, id))
+            .await
+    }
+
+    async fn rename_mailbox(&self, user: UserId, id: MailboxId, new_name: &str) -> Result<()> {
+        let name = new_name.to_owned();
+        self.writer
+            .run(move |ctx| accounts::rename_mailbox(ctx.conn, user, id, &name))
+            .await
+    }
+
+    async fn subscribe(&self, user: UserId, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .run(move |ctx| accounts::subscribe(ctx.conn, user, &name, true))
+            .await
+    }
+
+    async fn unsubscribe(&self, user: UserId, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .run(move |ctx| accounts::subscribe(ctx.conn, user, &name, false))
+            .await
+    }
+
+    async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
+        self.readers
+            .run(move |c| accounts::subscriptions(c, user))
+            .await
+    }
+
+    async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
+        self.readers.run(move |c| reads::status(c, mailbox)).await
+    }
+
+    async fn append(&self, mailbox: MailboxId, msgs: Vec<NewMessage>) -> Result<(u32, Vec<u32>)> {
+        let blobs = self.blobs.clone();
+        let prepared = tokio::task::spawn_blocking(move || messages::prepare(&blobs, msgs))
+            .await
+            .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))??;
+        self.writer
+            .run(move |ctx| messages::append(ctx, mailbox, prepared))
+            .await
+    }
+
+    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+        self.readers.run(move |c| reads::messages(c, mailbox)).await
+    }
+
+    async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<Changes> {
+        self.readers
+            .run(move |c| reads::changes_since(c, mailbox, since))
+            .await
+    }
+
+    async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>> {
+        let blobs = self.blobs.clone();
+        self.readers
+            .run(move |c| messages::message_bytes(c, &blobs, mailbox, uid))
+            .await
+    }
+
+    async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
+        self.readers
+            .run(move |c| reads::parsed_info(c, mailbox, uid))
+            .await
+    }
+
+    async fn set_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreFlagsResult> {
+        let (uids, flags) = (uids.to_vec(), flags.clone());
+        self.writer
+            .run(move |ctx| messages::set_flags(ctx, mailbox, &uids, op, &flags, unchanged_since))
+            .await
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        let uids = uids.to_vec();
+        self.writer
+            .run(move |ctx| messages::expunge(ctx, mailbox, &uids))
+            .await
+    }
+
+    async fn copy(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let uids = uids.to_vec();
+        self.writer
+            .run(move |ctx| messages::copy(ctx, from, &uids, to))
+            .await
+    }
+
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<(u32, Vec<(u32, u32)>)> {
+        let uids = uids.to_vec();
+        self.writer
+            .run(move |ctx| messages::move_messages(ctx, from, &uids, to))
+            .await
+    }
+
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        needle: &str,
+        body_only: bool,
+    ) -> Result<Vec<u32>> {
+        let (uids, needle) = (uids.to_vec(), needle.to_owned());
+        self.readers
+            .run(move |c| reads::search_text(c, mailbox, &uids, &needle, body_only))
+            .await
+    }
+
+    async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
+        if claim {
+            self.writer
+                .run(move |ctx| messages::claim_recent(ctx.conn, mailbox, true))
+                .await
+        } else {
+            self.readers
+                .run(move |c| messages::claim_recent(c, mailbox, false))
+                .await
+        }
+    }
+
+    fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    async fn check(&self) -> Result<Vec<String>> {
+        let blobs = self.blobs.clone();
+        self.readers.run(move |c| check::check(c, &blobs)).await
+    }
+}

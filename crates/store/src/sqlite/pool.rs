@@ -1,0 +1,55 @@
+//! A small pool of read connections. WAL lets them read beside the writer and each other, so
+//! reads of different users never wait on one lock; they run on tokio's blocking threads.
+
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::schema::open_reader;
+use crate::{Result, StoreError};
+
+/// Idle connections kept; more are opened under load and closed when returned.
+const MAX_IDLE: usize = 8;
+
+pub(super) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    pub(super) fn new(path: PathBuf) -> Arc<ReadPool> {
+        Arc::new(ReadPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_reader(&self.path)?,
+        };
+        let r = f(&conn);
+        // A connection left inside a transaction (panic or early return) is not reused.
+        if conn.is_autocommit() {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+        }
+        r
+    }
+
+    /// Runs `f` with a read connection on a blocking thread.
+    pub(super) async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
+            .await
+            .map_err(|e| StoreError::Internal(format!("read task: {e}")))?
+    }
+}

@@ -1,0 +1,182 @@
+//! Reads of the selected mailbox: SELECT's message list, change log, STATUS, parsed info,
+//! text search.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::messages::{decode_keywords, mailbox_state, sorted_uids};
+use crate::{
+    Changes, Flags, MailboxId, MailboxStatus, MessageMeta, ParsedInfo, Result, StoreError, flags,
+};
+
+fn meta_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
+    // Borrow the keyword text: most messages have none, and then nothing is allocated.
+    let kw = r.get_ref(2)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(MessageMeta {
+        uid: r.get(0)?,
+        flags: Flags {
+            system: r.get(1)?,
+            keywords: decode_keywords(kw),
+        },
+        modseq: r.get::<_, i64>(3)? as u64,
+        size: r.get::<_, i64>(4)? as u64,
+        internal_date: r.get(5)?,
+        internal_date_offset: r.get(6)?,
+    })
+}
+
+const META_COLS: &str = "uid, flags, keywords, modseq, size, internal_date, date_offset";
+
+/// All messages, ascending UID: one range scan of the primary key.
+pub(super) fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
+    let tx = conn.unchecked_transaction()?;
+    mailbox_state(&tx, mailbox)?;
+    let sql = format!("SELECT {META_COLS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid");
+    let mut st = tx.prepare_cached(&sql)?;
+    let mut out = Vec::new();
+    for m in st.query_map([mailbox], meta_from)? {
+        out.push(m?);
+    }
+    Ok(out)
+}
+
+pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, since: u64) -> Result<Changes> {
+    // One read transaction: the lists and HIGHESTMODSEQ describe the same moment.
+    let tx = conn.unchecked_transaction()?;
+    let st = mailbox_state(&tx, mailbox)?;
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT {META_COLS} FROM messages WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid"
+    );
+    let changed = tx
+        .prepare_cached(&sql)?
+        .query_map(params![mailbox, since], meta_from)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let expunged = tx
+        .prepare_cached(
+            "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+        )?
+        .query_map(params![mailbox, since], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<u32>>>()?;
+    Ok(Changes {
+        changed,
+        expunged,
+        highest_modseq: st.highest_modseq,
+        uidnext: st.uidnext,
+    })
+}
+
+pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxStatus> {
+    let tx = conn.unchecked_transaction()?;
+    let st = mailbox_state(&tx, mailbox)?;
+    let (messages, unseen, deleted, size, recent): (i64, i64, i64, i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum((flags & ?2) = 0), 0), coalesce(sum((flags & ?3) != 0), 0),
+                    coalesce(sum(size), 0), coalesce(sum(uid >= ?4), 0)
+             FROM messages WHERE mailbox_id = ?1",
+        )?
+        .query_row(params![mailbox, flags::SEEN, flags::DELETED, st.recent_boundary], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+    Ok(MailboxStatus {
+        messages: messages as u32,
+        unseen: unseen as u32,
+        deleted: deleted as u32,
+        size: size as u64,
+        uidnext: st.uidnext,
+        uidvalidity: st.uidvalidity,
+        highest_modseq: st.highest_modseq,
+        recent: recent as u32,
+    })
+}
+
+pub(super) fn parsed_info(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
+    conn.prepare_cached(
+        "SELECT b.envelope, b.bodystructure, b.body, b.parts, b.sent_date, s.header, s.body
+         FROM messages m JOIN blobs b ON b.id = m.blob_id LEFT JOIN search s ON s.rowid = b.id
+         WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+    )?
+    .query_row(params![mailbox, uid], |r| {
+        let header: String = r.get::<_, Option<String>>(5)?.unwrap_or_default();
+        let body: String = r.get::<_, Option<String>>(6)?.unwrap_or_default();
+        Ok(ParsedInfo {
+            envelope: r.get(0)?,
+            bodystructure: r.get(1)?,
+            body: r.get(2)?,
+            parts: r.get(3)?,
+            sent_date: r.get(4)?,
+            search_body_offset: header.len(),
+            search_text: header + &body,
+        })
+    })
+    .optional()?
+    .ok_or(StoreError::NoSuchMailbox)
+}
+
+/// The trigram index matches needles of at least this many characters.
+const TRIGRAM: usize = 3;
+
+/// Case-insensitive substring search over the stored search text.
+pub(super) fn search_text(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: &[u32],
+    needle: &str,
+    body_only: bool,
+) -> Result<Vec<u32>> {
+    mailbox_state(conn, mailbox)?;
+    let wanted = sorted_uids(uids);
+    let (Some(&lo), Some(&hi)) = (wanted.first(), wanted.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<u32> = if needle.chars().count() >= TRIGRAM {
+        // An FTS5 string in double quotes is one phrase; with trigrams, a substring.
+        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+        let query = if body_only {
+            format!("body : {phrase}")
+        } else {
+            phrase
+        };
+        conn.prepare_cached(
+            "SELECT m.uid FROM search s JOIN messages m ON m.blob_id = s.rowid
+             WHERE search MATCH ?1 AND m.mailbox_id = ?2 AND m.uid BETWEEN ?3 AND ?4",
+        )?
+        .query_map(params![query, mailbox, lo, hi], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?
+    } else {
+        scan(conn, mailbox, lo, hi, needle, body_only)?
+    };
+    found.sort_unstable();
+    found.dedup();
+    found.retain(|u| wanted.binary_search(u).is_ok());
+    Ok(found)
+}
+
+/// Needles too short for the trigram index: compare the text of each message in range.
+fn scan(
+    conn: &Connection,
+    mailbox: MailboxId,
+    lo: u32,
+    hi: u32,
+    needle: &str,
+    body_only: bool,
+) -> Result<Vec<u32>> {
+    let needle = needle.to_lowercase();
+    let mut st = conn.prepare_cached(
+        "SELECT m.uid, s.header, s.body FROM messages m JOIN search s ON s.rowid = m.blob_id
+         WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3",
+    )?;
+    let mut rows = st.query(params![mailbox, lo, hi])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let hit = |i: usize| -> rusqlite::Result<bool> {
+            let t = r.get_ref(i)?.as_str().unwrap_or("");
+            Ok(needle.is_empty() || t.to_lowercase().contains(&needle))
+        };
+        if (!body_only && hit(1)?) || hit(2)? {
+            out.push(r.get(0)?);
+        }
+    }
+    Ok(out)
+}

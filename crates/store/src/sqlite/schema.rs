@@ -1,0 +1,103 @@
+//! The index schema and connection setup.
+//!
+//! Parsed info (ENVELOPE, BODYSTRUCTURE, part tree, search text) depends only on the message
+//! bytes, so it lives with the blob (`blobs`, `search`) and is stored once however many
+//! mailboxes hold a copy; `messages` rows stay small, which keeps SELECT's full scan fast.
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::Result;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users(
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mailboxes(
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL,
+    highest_modseq INTEGER NOT NULL,
+    special_use TEXT,
+    -- rev1 \\Recent: UIDs >= this are recent until a session claims them.
+    recent_boundary INTEGER NOT NULL DEFAULT 1,
+    UNIQUE(user_id, name)
+);
+CREATE TABLE IF NOT EXISTS subscriptions(
+    user_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY(user_id, name)
+) WITHOUT ROWID;
+-- One row per distinct message body; the file is blobs/<hash[0..2]>/<hash[2..]>.
+CREATE TABLE IF NOT EXISTS blobs(
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    refcount INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    bodystructure BLOB NOT NULL,
+    body BLOB NOT NULL,
+    parts BLOB NOT NULL,
+    sent_date INTEGER
+);
+CREATE TABLE IF NOT EXISTS messages(
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    blob_id INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    keywords TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    internal_date INTEGER NOT NULL,
+    date_offset INTEGER NOT NULL,
+    PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob_id);
+CREATE TABLE IF NOT EXISTS expunged(
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY(mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+-- rowid = blobs.id. Trigram: substring search, case-folded (SQLite >= 3.34).
+CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(header, body, tokenize = 'trigram');
+";
+
+/// Opens the writer connection and creates the schema.
+pub(super) fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(crate::StoreError::Internal(format!(
+            "journal_mode is {mode}, not wal"
+        )));
+    }
+    // FULL: each commit fsyncs the WAL, so a returned APPEND survives power loss. Group commit
+    // makes that one fsync per batch of writers rather than one per writer.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// Opens a read connection (WAL lets these run beside the writer).
+pub(super) fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "query_only", true)?;
+    // Memory-mapped reads make the SELECT scan of big mailboxes cheaper.
+    conn.pragma_update(None, "mmap_size", 256i64 << 20)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}

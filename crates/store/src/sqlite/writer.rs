@@ -1,0 +1,222 @@
+//! Group commit: one thread owns the write connection and drains a queue of write jobs,
+//! running every job that is waiting in a single transaction (each in its own savepoint, so
+//! one failing job does not undo the others) and paying one WAL fsync for the lot.
+//!
+//! After the commit it wakes the sessions of changed mailboxes, deletes body files whose last
+//! reference went away (rechecking the index, since a later job in the batch may have added
+//! the same body again), and only then answers the callers.
+
+use rusqlite::{Connection, TransactionBehavior};
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+use super::blobs::{BlobDir, Hash};
+use crate::{MailboxId, Notifier, Result, StoreError};
+
+/// Most jobs in one transaction: bounds the latency a job can add to the others.
+const MAX_BATCH: usize = 256;
+
+/// What a write job sees: the connection (inside its savepoint) and what to do after commit.
+pub(super) struct WriteCtx<'a> {
+    pub conn: &'a Connection,
+    pub blobs: &'a BlobDir,
+    /// (mailbox, new highest modseq) to announce once committed.
+    pub notify: Vec<(MailboxId, u64)>,
+    /// Bodies that may have lost their last reference (or were written for a failed job).
+    pub gc: Vec<Hash>,
+}
+
+type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Completion) + Send>;
+
+/// Counters for tests and metrics.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// Transactions committed (each one WAL fsync).
+    pub commits: AtomicU64,
+    /// Write jobs run.
+    pub jobs: AtomicU64,
+    /// Jobs waiting in the queue.
+    pub queued: AtomicUsize,
+}
+
+pub(super) struct Writer {
+    sender: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    pub stats: Arc<WriteStats>,
+}
+
+impl Writer {
+    pub(super) fn start(
+        conn: Connection,
+        blobs: BlobDir,
+        notifier: Arc<Notifier>,
+    ) -> Result<Writer> {
+        let (sender, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(WriteStats::default());
+        let st = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("mailkeep-store-writer".into())
+            .spawn(move || writer_loop(conn, rx, blobs, notifier, st))?;
+        Ok(Writer {
+            sender: Some(sender),
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// Runs `f` on the writer thread; returns once its transaction is committed.
+    pub(super) async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let r = f(ctx);
+            let ok = r.is_ok();
+            let done: Completion = Box::new(move |status| {
+                let out = match (r, status) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(e)) => Err(StoreError::Internal(e)),
+                    (Err(e), _) => Err(e),
+                };
+                let _ = tx.send(out);
+            });
+            (ok, done)
+        });
+        let sender = self.sender.as_ref().ok_or_else(stopped)?;
+        self.stats.queued.fetch_add(1, Ordering::SeqCst);
+        if sender.send(job).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(stopped());
+        }
+        // A dropped sender means the job never ran to a commit (e.g. BEGIN failed).
+        rx.await
+            .map_err(|_| StoreError::Internal("write was not committed".into()))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has finished what is queued.
+        self.sender.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Internal("store writer stopped".into())
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    blobs: BlobDir,
+    notifier: Arc<Notifier>,
+    stats: Arc<WriteStats>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        stats.queued.fetch_sub(batch.len(), Ordering::SeqCst);
+        stats.jobs.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        let mut notify = Vec::new();
+        let mut gc = Vec::new();
+        let mut done = Vec::new();
+        let status = run_batch(&mut conn, &blobs, batch, &mut notify, &mut gc, &mut done);
+        if status.is_ok() {
+            stats.commits.fetch_add(1, Ordering::SeqCst);
+            let mut latest: HashMap<MailboxId, u64> = HashMap::new();
+            for (mb, modseq) in notify {
+                let e = latest.entry(mb).or_insert(modseq);
+                *e = (*e).max(modseq);
+            }
+            for (mb, modseq) in latest {
+                notifier.notify(mb, modseq);
+            }
+        } else if let Err(e) = &status {
+            tracing::error!(error = %e, "store commit failed");
+        }
+        collect_garbage(&conn, &blobs, gc);
+        for (d, job_status) in done {
+            d(status.clone().and(job_status));
+        }
+    }
+}
+
+fn run_batch(
+    conn: &mut Connection,
+    blobs: &BlobDir,
+    batch: Vec<Job>,
+    notify: &mut Vec<(MailboxId, u64)>,
+    gc: &mut Vec<Hash>,
+    done: &mut Vec<(Completion, std::result::Result<(), String>)>,
+) -> std::result::Result<(), String> {
+    let mut tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    for job in batch {
+        let Ok(sp) = tx.savepoint() else {
+            continue; // dropping the job tells its caller it was not committed
+        };
+        let mut ctx = WriteCtx {
+            conn: &sp,
+            blobs,
+            notify: Vec::new(),
+            gc: Vec::new(),
+        };
+        let Ok((ok, d)) = catch_unwind(AssertUnwindSafe(|| job(&mut ctx))) else {
+            tracing::error!("store write job panicked");
+            continue;
+        };
+        let WriteCtx {
+            notify: n, gc: g, ..
+        } = ctx;
+        gc.extend(g);
+        // A failed job's savepoint is rolled back when dropped.
+        let st = if ok {
+            sp.commit().map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        if ok && st.is_ok() {
+            notify.extend(n);
+        }
+        done.push((d, st));
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// Deletes the files of bodies no longer in the index. Runs on the writer thread, so no job
+/// can add a reference in between the check and the removal.
+fn collect_garbage(conn: &Connection, blobs: &BlobDir, mut gc: Vec<Hash>) {
+    gc.sort_unstable();
+    gc.dedup();
+    for h in gc {
+        let present = conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")
+            .and_then(|mut s| s.exists([&h[..]]));
+        match present {
+            Ok(false) => {
+                if let Err(e) = blobs.remove(&h) {
+                    tracing::warn!(error = %e, "removing unreferenced blob");
+                }
+            }
+            Ok(true) => {}
+            Err(e) => tracing::warn!(error = %e, "checking blob reference"),
+        }
+    }
+}

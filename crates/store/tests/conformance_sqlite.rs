@@ -1,0 +1,144 @@
+//! The conformance suite and the embedded backend's own guarantees (durability across reopen,
+//! concurrent appends, group commit, body deduplication on disk).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use mailkeep_store::MailStore;
+use mailkeep_store::conformance::{self, message};
+use mailkeep_store::sqlite::SqliteStore;
+
+fn blob_files(dir: &Path) -> usize {
+    let mut n = 0;
+    for shard in std::fs::read_dir(dir.join("blobs")).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            if !f.unwrap().file_name().to_string_lossy().starts_with('.') {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    conformance::run_all(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let user = store.create_user("c", "h").await.unwrap().id;
+    let ib = store.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for j in 0..4 {
+                let (_, uids) = s
+                    .append(
+                        ib,
+                        vec![message(&format!("t{i}"), &format!("body {i} {j}"))],
+                    )
+                    .await
+                    .unwrap();
+                got.extend(uids);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let uids = t.await.unwrap();
+        assert!(
+            uids.windows(2).all(|w| w[0] < w[1]),
+            "each task sees ascending UIDs"
+        );
+        all.extend(uids);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 64, "every append got its own UID");
+    drop(store);
+
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let msgs = store.messages(ib).await.unwrap();
+    assert_eq!(msgs.iter().map(|m| m.uid).collect::<Vec<_>>(), all);
+    for m in &msgs {
+        assert!(
+            store
+                .message_bytes(ib, m.uid)
+                .await
+                .unwrap()
+                .starts_with(b"Subject: t")
+        );
+    }
+    assert!(store.check().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_batches_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let user = store.create_user("g", "h").await.unwrap().id;
+    let ib = store.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let hold = store.hold_writer().await;
+    let commits_before = store.write_stats().commits.load(Ordering::SeqCst);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.append(ib, vec![message("g", &format!("b{i}"))])
+                .await
+                .unwrap()
+        }));
+    }
+    for _ in 0..1000 {
+        if store.queued_writes() >= 16 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(store.queued_writes(), 16, "all appends wait for the writer");
+    drop(hold);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let commits = store.write_stats().commits.load(Ordering::SeqCst) - commits_before;
+    // The held job's transaction, then one for all 16 appends.
+    assert!(commits <= 2, "16 appends took {commits} commits");
+    assert_eq!(store.messages(ib).await.unwrap().len(), 16);
+}
+
+#[tokio::test]
+async fn identical_bodies_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let a = store.create_user("a", "h").await.unwrap().id;
+    let ia = store.get_mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    let other = store.create_mailbox(a, "o", None).await.unwrap().id;
+    let (_, u1) = store
+        .append(ia, vec![message("s", "same"), message("s", "same")])
+        .await
+        .unwrap();
+    store.copy(ia, &u1, other).await.unwrap();
+    assert_eq!(blob_files(dir.path()), 1);
+    store
+        .append(ia, vec![message("s", "different")])
+        .await
+        .unwrap();
+    assert_eq!(blob_files(dir.path()), 2);
+    store.expunge(ia, &u1).await.unwrap();
+    assert_eq!(blob_files(dir.path()), 2, "the copies in `o` still use it");
+    store.delete_mailbox(a, other).await.unwrap();
+    assert_eq!(blob_files(dir.path()), 1, "last reference gone, file gone");
+    assert!(store.check().await.unwrap().is_empty());
+    let store: Arc<dyn MailStore> = store;
+    store.delete_user("a").await.unwrap();
+    assert_eq!(blob_files(dir.path()), 0);
+}
