@@ -12,6 +12,17 @@
 //! No I/O here.
 #![forbid(unsafe_code)]
 
+mod address;
+mod bodystructure;
+mod decode;
+mod envelope;
+pub mod header;
+mod parts;
+mod quote;
+mod rfc822;
+mod search_text;
+mod section;
+
 /// Everything computed from a message when it arrives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Analysis {
@@ -57,11 +68,10 @@ pub struct PartTree {
 impl PartTree {
     /// Serialize for storage.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("mime agent")
+        section::tree_to_bytes(self)
     }
     pub fn from_bytes(b: &[u8]) -> Option<PartTree> {
-        let _ = b;
-        todo!("mime agent")
+        section::tree_from_bytes(b)
     }
 }
 
@@ -75,22 +85,57 @@ pub enum SectionError {
 /// Turn every bare LF into CRLF (and a lone CR at the very end is left alone). Returns the
 /// input unchanged (borrowed) if it is already CRLF throughout.
 pub fn normalize_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let _ = data;
-    todo!("mime agent")
+    let bare_lf = |i: usize| data[i] == b'\n' && (i == 0 || data[i - 1] != b'\r');
+    let count = (0..data.len()).filter(|&i| bare_lf(i)).count();
+    if count == 0 {
+        return std::borrow::Cow::Borrowed(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + count);
+    for (i, &c) in data.iter().enumerate() {
+        if bare_lf(i) {
+            out.push(b'\r');
+        }
+        out.push(c);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Analyze a CRLF-normalized message.
 pub fn analyze(message: &[u8]) -> Analysis {
-    let _ = message;
-    todo!("mime agent")
+    let root = parts::parse(message);
+    let mut bodystructure = Vec::new();
+    bodystructure::write(&mut bodystructure, message, &root, true, false);
+    let mut body = Vec::new();
+    bodystructure::write(&mut body, message, &root, false, false);
+    let (search_text, search_body_offset) = search_text::search_text(message, &root);
+    let sent_date = root
+        .fields
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(b"Date"))
+        .and_then(|f| parse_rfc5322_date(&String::from_utf8_lossy(&header::unfold(&f.value))));
+    Analysis {
+        envelope: envelope::envelope(&root.fields),
+        bodystructure,
+        body,
+        parts: PartTree {
+            root: section::to_part(&root),
+        },
+        search_text,
+        search_body_offset,
+        sent_date,
+    }
 }
 
 /// Content of `BODY[part.HEADER]`, `[part.TEXT]`, `[part.MIME]`, `[part]`, `[]`, and HEADER.FIELDS
 /// (NOT) for a message, given its part tree. `part` is the 1-based path (empty = whole message).
 /// `text` uses the same vocabulary as `mailkeep_proto::SectionText` but is independent of it.
-pub fn section(message: &[u8], tree: &PartTree, part: &[u32], text: SectionSpec<'_>) -> Result<Vec<u8>, SectionError> {
-    let _ = (message, tree, part, text);
-    todo!("mime agent")
+pub fn section(
+    message: &[u8],
+    tree: &PartTree,
+    part: &[u32],
+    text: SectionSpec<'_>,
+) -> Result<Vec<u8>, SectionError> {
+    section::section(message, tree, part, text)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,19 +160,16 @@ pub enum BinaryError {
 }
 
 pub fn binary(message: &[u8], tree: &PartTree, part: &[u32]) -> Result<Vec<u8>, BinaryError> {
-    let _ = (message, tree, part);
-    todo!("mime agent")
+    section::binary(message, tree, part)
 }
 
 /// Header field values of `name` (case-insensitive) in the top-level header, unfolded and decoded
 /// (RFC 2047) to UTF-8, for SEARCH HEADER/FROM/TO/CC/BCC/SUBJECT.
 pub fn header_values(message: &[u8], name: &str) -> Vec<String> {
-    let _ = (message, name);
-    todo!("mime agent")
+    search_text::header_values(message, name)
 }
 
 /// Parse an RFC 5322 date (Date: header) to unix seconds.
 pub fn parse_rfc5322_date(value: &str) -> Option<i64> {
-    let _ = value;
-    todo!("mime agent")
+    search_text::parse_date(value)
 }

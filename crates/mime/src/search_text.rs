@@ -1,0 +1,147 @@
+//! Text for SEARCH (RFC 9051 §6.4.4): header values decoded from RFC 2047 (via mail-parser),
+//! then the text/* parts decoded from their transfer encoding and charset. Unlike ENVELOPE,
+//! SEARCH compares decoded text, so `SUBJECT "Москва"` finds an encoded Subject.
+
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::parsers::MessageStream;
+use mail_parser::{DateTime, HeaderValue};
+
+use crate::decode;
+use crate::header::{self, Field};
+use crate::parts::Node;
+
+/// Decode one (possibly folded) unstructured header value: RFC 2047 encoded words are decoded,
+/// folds unfolded; raw 8-bit text is taken as UTF-8 where valid.
+pub fn decode_value(value: &[u8]) -> String {
+    let mut v = Vec::with_capacity(value.len() + 2);
+    v.extend_from_slice(value);
+    v.extend_from_slice(b"\r\n");
+    match MessageStream::new(&v).parse_unstructured() {
+        HeaderValue::Text(t) => t.into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Decoded values of the header fields named `name` in the top-level header.
+pub fn header_values(msg: &[u8], name: &str) -> Vec<String> {
+    let node_end = header_end(msg);
+    header::parse_fields(msg, 0, node_end)
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| decode_value(&f.value))
+        .collect()
+}
+
+fn header_end(msg: &[u8]) -> usize {
+    let mut pos = 0;
+    while pos < msg.len() {
+        let n = header::line_len(msg, pos);
+        if header::is_blank_line(&msg[pos..pos + n]) {
+            return pos + n;
+        }
+        pos += n;
+    }
+    msg.len()
+}
+
+fn push_headers(out: &mut String, fields: &[Field]) {
+    for f in fields {
+        out.push_str(&String::from_utf8_lossy(&f.name));
+        out.push_str(": ");
+        out.push_str(&decode_value(&f.value));
+        out.push('\n');
+    }
+}
+
+/// Body text of a leaf text part: transfer decoding (lenient: raw bytes when broken), then
+/// the charset (RFC 2046 §4.1.2, us-ascii/UTF-8 when unknown).
+fn part_text(msg: &[u8], n: &Node) -> String {
+    let body = n.body(msg);
+    let cte = n
+        .data
+        .cte
+        .as_deref()
+        .unwrap_or(b"7bit")
+        .to_ascii_lowercase();
+    let bytes = match cte.as_slice() {
+        b"base64" => decode::base64(body).unwrap_or_else(|_| body.to_vec()),
+        b"quoted-printable" => match decode::quoted_printable(body) {
+            Ok(b) => b,
+            Err(_) => mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                .unwrap_or_else(|| body.to_vec()),
+        },
+        _ => body.to_vec(),
+    };
+    let charset = n
+        .data
+        .type_params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
+        .map(|(_, v)| v.as_slice());
+    match charset.and_then(charset_decoder) {
+        Some(dec) => dec(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn push_body(out: &mut String, msg: &[u8], n: &Node) {
+    if n.multipart {
+        for c in &n.children {
+            push_body(out, msg, c);
+        }
+    } else if n.rfc822 {
+        if let Some(c) = n.children.first() {
+            push_headers(out, &c.fields);
+            push_body(out, msg, c);
+        }
+    } else if n.text {
+        out.push_str(&part_text(msg, n));
+        out.push('\n');
+    }
+}
+
+/// `(search_text, body_offset)`: decoded header fields, then decoded text of text/* parts.
+pub fn search_text(msg: &[u8], root: &Node) -> (String, usize) {
+    let mut out = String::new();
+    push_headers(&mut out, &root.fields);
+    let offset = out.len();
+    push_body(&mut out, msg, root);
+    (out, offset)
+}
+
+/// RFC 5322 §3.3 date-time to unix seconds.
+pub fn parse_date(value: &str) -> Option<i64> {
+    let mut v = value.trim().to_string();
+    v.push('\n');
+    let dt = DateTime::parse_rfc822(&v)?;
+    dt.is_valid().then(|| dt.to_timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("Thu, 1 Jan 1970 00:00:00 +0000", Some(0)),
+            ("Wed, 10 Jun 2015 22:05:37 -0400", Some(1_433_988_337)),
+            ("Sun, 25 Mar 2007 04:00:00 +0300", Some(1_174_784_400)),
+            ("garbage", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_date(input), *want, "{input}");
+        }
+    }
+
+    #[test]
+    fn decoded_headers() {
+        let msg = b"Subject: =?UTF-8?B?0JzQvtGB0LrQstCw?=\r\n =?ISO-8859-1?Q?caf=E9?=\r\nX: y\r\n\r\nbody";
+        assert_eq!(
+            header_values(msg, "subject"),
+            vec!["Москваcafé".to_string()]
+        );
+        assert_eq!(header_values(msg, "x"), vec!["y".to_string()]);
+        assert!(header_values(msg, "to").is_empty());
+    }
+}

@@ -1,0 +1,136 @@
+//! Golden test against Dovecot 2.3.19: for each corpus message, build the FETCH response
+//! Dovecot gave for `UID FETCH n (RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER]
+//! BODY.PEEK[1.MIME] BINARY.SIZE[1])` and compare byte for byte with `tests/corpus/dovecot/`.
+//!
+//! Messages listed in `tests/corpus/differences.tsv` (where we follow the RFC instead of
+//! Dovecot) are skipped. Set `GOLDEN_VERBOSE=1` to print every mismatch.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use mailkeep_mime::{BinaryError, SectionSpec, analyze, binary, normalize_crlf, section};
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus")
+}
+
+fn literal(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", b.len()).as_bytes());
+    out.extend_from_slice(b);
+}
+
+/// The FETCH response we would send, items in Dovecot's order.
+fn response(uid: &str, raw: &[u8], with_binary: bool) -> (Vec<u8>, Option<BinaryError>) {
+    let msg = normalize_crlf(raw);
+    let a = analyze(&msg);
+    let mut out = Vec::new();
+    out.extend_from_slice(
+        format!(
+            "* {uid} FETCH (UID {uid} RFC822.SIZE {} ENVELOPE ",
+            msg.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&a.envelope);
+    out.extend_from_slice(b" BODYSTRUCTURE ");
+    out.extend_from_slice(&a.bodystructure);
+    out.extend_from_slice(b" BODY[HEADER] ");
+    literal(
+        &mut out,
+        &section(&msg, &a.parts, &[], SectionSpec::Header).unwrap_or_default(),
+    );
+    out.extend_from_slice(b" BODY[1.MIME] ");
+    literal(
+        &mut out,
+        &section(&msg, &a.parts, &[1], SectionSpec::Mime).unwrap_or_default(),
+    );
+    let mut err = None;
+    match binary(&msg, &a.parts, &[1]) {
+        Ok(b) if with_binary => {
+            out.extend_from_slice(format!(" BINARY.SIZE[1] {}", b.len()).as_bytes())
+        }
+        Ok(_) => {}
+        Err(e) => err = Some(e),
+    }
+    out.extend_from_slice(b")\r\n");
+    (out, err)
+}
+
+/// Name of the first FETCH item where two responses differ, for the report.
+fn first_difference(want: &[u8], got: &[u8]) -> String {
+    let at = want
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(want.len().min(got.len()));
+    let items = [
+        "BINARY.SIZE[1]",
+        "BODY[1.MIME]",
+        "BODY[HEADER]",
+        "BODYSTRUCTURE",
+        "ENVELOPE",
+        "RFC822.SIZE",
+    ];
+    let prefix = &want[..at];
+    let item = items
+        .iter()
+        .filter_map(|i| {
+            prefix
+                .windows(i.len())
+                .rposition(|w| w == i.as_bytes())
+                .map(|p| (p, *i))
+        })
+        .max()
+        .map_or("?", |(_, i)| i);
+    let ctx = |b: &[u8]| {
+        String::from_utf8_lossy(&b[at.saturating_sub(40)..(at + 60).min(b.len())]).into_owned()
+    };
+    format!(
+        "{item} at byte {at}\n    want: {:?}\n    got:  {:?}",
+        ctx(want),
+        ctx(got)
+    )
+}
+
+#[test]
+fn dovecot_goldens() {
+    let dir = corpus();
+    let index = std::fs::read_to_string(dir.join("dovecot/index.tsv")).expect("index.tsv");
+    let skipped: Vec<String> = std::fs::read_to_string(dir.join("differences.tsv"))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .collect();
+    let verbose = std::env::var_os("GOLDEN_VERBOSE").is_some();
+    let (mut matched, mut total, mut report) = (0, 0, String::new());
+    for line in index.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (file, uid, items) = (cols[0], cols[1], cols[2]);
+        if skipped.iter().any(|s| s == file) {
+            continue;
+        }
+        total += 1;
+        let raw = std::fs::read(dir.join("messages").join(file)).expect("message");
+        let want =
+            std::fs::read(dir.join("dovecot").join(file.replace(".eml", ".fetch"))).expect("fetch");
+        let with_binary = items.contains("BINARY.SIZE[1]");
+        let (got, err) = response(uid, &raw, with_binary);
+        let binary_ok = with_binary == err.is_none();
+        if got == want && binary_ok {
+            matched += 1;
+            continue;
+        }
+        let why = if got != want {
+            first_difference(&want, &got)
+        } else {
+            format!("BINARY.SIZE[1]: Dovecot failed, we answered (error {err:?})")
+        };
+        let _ = writeln!(report, "{file}: {why}");
+    }
+    if verbose || matched != total {
+        eprintln!("{report}");
+    }
+    eprintln!("dovecot goldens: {matched}/{total} match");
+    assert_eq!(matched, total, "golden mismatches (see above)");
+}
