@@ -55,7 +55,11 @@ pub fn literal_announcement(line: &[u8]) -> Result<Option<LiteralAnnouncement>, 
     }
     let binary = start >= 2 && text[start - 2] == b'~';
     let len = parse_u64(&text[start..end]).ok_or(())?;
-    Ok(Some(LiteralAnnouncement { len, synchronizing, binary }))
+    Ok(Some(LiteralAnnouncement {
+        len,
+        synchronizing,
+        binary,
+    }))
 }
 
 /// The tag of a command line (`tag SP ...`), if the line starts with a valid `tag`
@@ -79,7 +83,8 @@ pub(crate) fn is_tag_char(b: u8) -> bool {
 
 /// ATOM-CHAR: any 7-bit CHAR except `atom-specials` (`(){ %*"\]`, SP and CTLs).
 pub(crate) fn is_atom_char(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    (0x21..0x7f).contains(&b)
+        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
 
 /// ASTRING-CHAR = ATOM-CHAR / resp-specials.
@@ -94,7 +99,9 @@ pub(crate) fn strip_line_end(line: &[u8]) -> &[u8] {
 }
 
 fn parse_u64(digits: &[u8]) -> Option<u64> {
-    digits.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    digits.iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -104,7 +111,11 @@ mod tests {
     type Want = Result<Option<LiteralAnnouncement>, ()>;
 
     fn ann(len: u64, synchronizing: bool, binary: bool) -> Want {
-        Ok(Some(LiteralAnnouncement { len, synchronizing, binary }))
+        Ok(Some(LiteralAnnouncement {
+            len,
+            synchronizing,
+            binary,
+        }))
     }
 
     #[test]
@@ -133,7 +144,12 @@ mod tests {
             (b"a LOGIN {5}", ann(5, true, false)),
         ];
         for (line, want) in cases {
-            assert_eq!(&literal_announcement(line), want, "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                &literal_announcement(line),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
@@ -153,7 +169,12 @@ mod tests {
             (b"", None),
         ];
         for (line, want) in cases {
-            assert_eq!(peek_tag(line).as_deref(), *want, "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                peek_tag(line).as_deref(),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 }

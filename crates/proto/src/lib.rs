@@ -20,5 +20,5 @@ pub mod utf7;
 pub mod write;
 
 pub use frame::{Fragment, LiteralAnnouncement};
-pub use parse::{parse_command, ParseError};
+pub use parse::{ParseError, parse_command};
 pub use types::*;

@@ -19,9 +19,9 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-use crate::frame::{is_tag_char, Fragment};
+use crate::frame::{Fragment, is_tag_char};
 use crate::types::{Command, CommandBody};
-use cursor::{err, Cursor, PResult};
+use cursor::{Cursor, PResult, err};
 
 /// Why a command could not be parsed. `tag` is set when the tag itself was readable, so the
 /// server can answer `tag BAD ...`; otherwise it answers `* BAD ...`.
@@ -34,19 +34,34 @@ pub struct ParseError {
 
 /// Parse one complete command (all its lines and literals).
 pub fn parse_command(fragments: &[Fragment]) -> Result<Command, ParseError> {
-    let untagged = |message: &str| ParseError { tag: None, message: message.to_string() };
+    let untagged = |message: &str| ParseError {
+        tag: None,
+        message: message.to_string(),
+    };
     let mut c = Cursor::new(fragments).map_err(|m| untagged(&m))?;
     let tag = tag(&mut c).map_err(|m| untagged(&m))?;
-    let fail = |message: String| ParseError { tag: Some(tag.clone()), message };
+    let fail = |message: String| ParseError {
+        tag: Some(tag.clone()),
+        message,
+    };
     if c.at_line_end() {
         return Err(fail("Missing command".into()));
     }
     c.sp().map_err(&fail)?;
-    let name = c.atom().map_err(|_| fail("Missing or invalid command name".into()))?;
+    let name = c
+        .atom()
+        .map_err(|_| fail("Missing or invalid command name".into()))?;
     let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-    let body = match command_body(&mut c, &name).and_then(|body| c.finish().map(|()| body).map_err(Invalid)) {
+    let body = match command_body(&mut c, &name)
+        .and_then(|body| c.finish().map(|()| body).map_err(Invalid))
+    {
         Ok(body) => body,
-        Err(Unknown) => return Err(fail("Unknown command.".into())),
+        // Dovecot's wording.
+        Err(Unknown) => {
+            return Err(fail(format!(
+                "Error in IMAP command {name}: Unknown command"
+            )));
+        }
         Err(Invalid(m)) => return Err(fail(format!("Error in IMAP command {name}: {m}"))),
     };
     Ok(Command { tag, body })
@@ -101,7 +116,10 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
             c.sp()?;
             let username = c.astring()?;
             c.sp()?;
-            B::Login { username, password: c.astring()? }
+            B::Login {
+                username,
+                password: c.astring()?,
+            }
         }
         "SELECT" => {
             let (mailbox, params) = mailbox::select(c)?;
@@ -115,7 +133,10 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
         "DELETE" => B::Delete(sp_mailbox(c)?),
         "RENAME" => {
             let from = sp_mailbox(c)?;
-            B::Rename { from, to: sp_mailbox(c)? }
+            B::Rename {
+                from,
+                to: sp_mailbox(c)?,
+            }
         }
         "SUBSCRIBE" => B::Subscribe(sp_mailbox(c)?),
         "UNSUBSCRIBE" => B::Unsubscribe(sp_mailbox(c)?),
@@ -123,7 +144,10 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
         "LSUB" => {
             let reference = sp_mailbox(c)?;
             c.sp()?;
-            B::Lsub { reference, pattern: c.list_mailbox()? }
+            B::Lsub {
+                reference,
+                pattern: c.list_mailbox()?,
+            }
         }
         "STATUS" => mailbox::status(c)?,
         "APPEND" => mailbox::append(c)?,
@@ -188,7 +212,10 @@ fn authenticate(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         c.sp()?;
         let start = c.rest();
         let mut n = 0;
-        while c.peek().is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')) {
+        while c
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        {
             c.bump();
             n += 1;
         }
@@ -201,5 +228,8 @@ fn authenticate(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         }
         initial_response = Some(resp.to_vec());
     }
-    Ok(CommandBody::Authenticate { mechanism, initial_response })
+    Ok(CommandBody::Authenticate {
+        mechanism,
+        initial_response,
+    })
 }

@@ -49,26 +49,53 @@ pub enum CommandBody {
     StartTls,
     /// `AUTHENTICATE mech [SP initial-response]`; the initial response is still base64 text
     /// (`=` means empty).
-    Authenticate { mechanism: String, initial_response: Option<Vec<u8>> },
-    Login { username: Vec<u8>, password: Vec<u8> },
+    Authenticate {
+        mechanism: String,
+        initial_response: Option<Vec<u8>>,
+    },
+    Login {
+        username: Vec<u8>,
+        password: Vec<u8>,
+    },
 
     // Authenticated (§6.3)
     Enable(Vec<String>),
-    Select { mailbox: MailboxName, params: SelectParams },
-    Examine { mailbox: MailboxName, params: SelectParams },
+    Select {
+        mailbox: MailboxName,
+        params: SelectParams,
+    },
+    Examine {
+        mailbox: MailboxName,
+        params: SelectParams,
+    },
     /// `CREATE mbox [SP "(" "USE" SP "(" use-attr ... ")" ")"]` (RFC 6154 §3).
-    Create { mailbox: MailboxName, special_use: Vec<String> },
+    Create {
+        mailbox: MailboxName,
+        special_use: Vec<String>,
+    },
     Delete(MailboxName),
-    Rename { from: MailboxName, to: MailboxName },
+    Rename {
+        from: MailboxName,
+        to: MailboxName,
+    },
     Subscribe(MailboxName),
     Unsubscribe(MailboxName),
     List(ListCommand),
     /// RFC 3501 LSUB (rev1 only).
-    Lsub { reference: MailboxName, pattern: MailboxName },
+    Lsub {
+        reference: MailboxName,
+        pattern: MailboxName,
+    },
     Namespace,
-    Status { mailbox: MailboxName, items: Vec<StatusItem> },
+    Status {
+        mailbox: MailboxName,
+        items: Vec<StatusItem>,
+    },
     /// One or more messages (MULTIAPPEND, RFC 3502).
-    Append { mailbox: MailboxName, messages: Vec<AppendMessage> },
+    Append {
+        mailbox: MailboxName,
+        messages: Vec<AppendMessage>,
+    },
     Idle,
     /// RFC 9208.
     GetQuota(Vec<u8>),
@@ -80,11 +107,36 @@ pub enum CommandBody {
     Unselect,
     Expunge,
     UidExpunge(SequenceSet),
-    Search { uid: bool, charset: Option<String>, criteria: SearchKey, ret: Option<Vec<SearchReturn>> },
-    Fetch { uid: bool, set: SequenceSet, items: FetchItems, modifiers: FetchModifiers },
-    Store { uid: bool, set: SequenceSet, action: StoreAction, silent: bool, flags: Vec<Flag>, unchanged_since: Option<u64> },
-    Copy { uid: bool, set: SequenceSet, mailbox: MailboxName },
-    Move { uid: bool, set: SequenceSet, mailbox: MailboxName },
+    Search {
+        uid: bool,
+        charset: Option<String>,
+        criteria: SearchKey,
+        ret: Option<Vec<SearchReturn>>,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        items: FetchItems,
+        modifiers: FetchModifiers,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        action: StoreAction,
+        silent: bool,
+        flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: MailboxName,
+    },
+    Move {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: MailboxName,
+    },
 }
 
 impl CommandBody {
@@ -317,11 +369,21 @@ pub enum FetchItem {
     /// `RFC822.TEXT` = BODY[TEXT] (sets \Seen)
     Rfc822Text,
     /// `BODY[section]<partial>` / `BODY.PEEK[...]`
-    BodySection { section: Section, partial: Option<(u64, u64)>, peek: bool },
+    BodySection {
+        section: Section,
+        partial: Option<(u64, u64)>,
+        peek: bool,
+    },
     /// `BINARY[part]<partial>` / `BINARY.PEEK[...]` (RFC 3516)
-    Binary { part: Vec<u32>, partial: Option<(u64, u64)>, peek: bool },
+    Binary {
+        part: Vec<u32>,
+        partial: Option<(u64, u64)>,
+        peek: bool,
+    },
     /// `BINARY.SIZE[part]`
-    BinarySize { part: Vec<u32> },
+    BinarySize {
+        part: Vec<u32>,
+    },
 }
 
 /// `section-spec`: a part path and what of it.

@@ -3,7 +3,9 @@
 //! Printable US-ASCII (0x20-0x7e) except `&` stands for itself, `&` is `&-`, and anything else
 //! is UTF-16BE in modified base64 (`,` instead of `/`, no padding) between `&` and `-`.
 //! Decoding is strict like Dovecot's `imap_utf7_to_utf8`: only the one canonical spelling of a
-//! name is accepted, so two different byte strings never name the same mailbox.
+//! name is accepted, so two different byte strings never name the same mailbox. One step
+//! stricter than Dovecot 2.3.19: it accepts non-zero padding bits (`CREATE "&AOl-"` makes a
+//! mailbox it then lists as `&AOk-`); here that is rejected, for the same reason.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
@@ -76,7 +78,9 @@ fn decode_run(name: &[u8], mut i: usize, out: &mut String) -> Option<usize> {
                 (None, u) if is_direct(u) => return None,
                 (None, u) => out.push(char::from_u32(u)?),
                 (Some(h), 0xdc00..=0xdfff) => {
-                    out.push(char::from_u32(0x10000 + ((h - 0xd800) << 10) + (unit - 0xdc00))?);
+                    out.push(char::from_u32(
+                        0x10000 + ((h - 0xd800) << 10) + (unit - 0xdc00),
+                    )?);
                 }
                 (Some(_), _) => return None,
             }
@@ -125,7 +129,9 @@ fn flush_run(units: &mut Vec<u16>, out: &mut String) {
         bits &= (1 << nbits) - 1;
     }
     if nbits > 0 {
-        out.push(char::from(ALPHABET[((bits << (6 - nbits)) & 0x3f) as usize]));
+        out.push(char::from(
+            ALPHABET[((bits << (6 - nbits)) & 0x3f) as usize],
+        ));
     }
     out.push('-');
     units.clear();
@@ -152,28 +158,32 @@ mod tests {
         ];
         for (utf8, utf7) in cases {
             assert_eq!(encode(utf8), utf7, "encode {utf8:?}");
-            assert_eq!(decode(utf7.as_bytes()).as_deref(), Some(utf8), "decode {utf7:?}");
+            assert_eq!(
+                decode(utf7.as_bytes()).as_deref(),
+                Some(utf8),
+                "decode {utf7:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_non_canonical() {
         let bad: &[&[u8]] = &[
-            b"&",             // unterminated
-            b"&AOk",          // missing '-'
-            b"&AGE-",         // 'a' must not be base64-encoded
-            b"&AOk-&AOk-",    // two adjacent runs must be one
-            b"&AOl-",         // leftover bits not zero
-            b"&AA-",          // no complete UTF-16 unit
-            b"&AOkA-",        // 6 leftover bits
-            b"&2D0-",         // lone high surrogate
-            b"&3gA-",         // lone low surrogate
-            b"&2D3YPQ-",      // high surrogate followed by high surrogate
-            b"&AOk/-",        // '/' is not modified base64
-            b"&AOk=-",        // no padding
-            b"caf\xc3\xa9",   // raw 8-bit
-            b"a\tb",          // raw control character
-            b"a\x7fb",        // raw DEL
+            b"&",           // unterminated
+            b"&AOk",        // missing '-'
+            b"&AGE-",       // 'a' must not be base64-encoded
+            b"&AOk-&AOk-",  // two adjacent runs must be one
+            b"&AOl-",       // leftover bits not zero
+            b"&AA-",        // no complete UTF-16 unit
+            b"&AOkA-",      // 6 leftover bits
+            b"&2D0-",       // lone high surrogate
+            b"&3gA-",       // lone low surrogate
+            b"&2D3YPQ-",    // high surrogate followed by high surrogate
+            b"&AOk/-",      // '/' is not modified base64
+            b"&AOk=-",      // no padding
+            b"caf\xc3\xa9", // raw 8-bit
+            b"a\tb",        // raw control character
+            b"a\x7fb",      // raw DEL
         ];
         for b in bad {
             assert_eq!(decode(b), None, "{:?}", String::from_utf8_lossy(b));
@@ -182,7 +192,10 @@ mod tests {
 
     #[test]
     fn every_char_class_round_trips() {
-        let s: String = (1u32..0x300).chain([0xfffd, 0x1f600, 0x10ffff]).filter_map(char::from_u32).collect();
+        let s: String = (1u32..0x300)
+            .chain([0xfffd, 0x1f600, 0x10ffff])
+            .filter_map(char::from_u32)
+            .collect();
         assert_eq!(decode(encode(&s).as_bytes()).as_deref(), Some(s.as_str()));
     }
 }

@@ -52,15 +52,28 @@ pub enum Code {
     PermanentFlags(Vec<Flag>, bool),
     Modified(String),
     Capability(Vec<String>),
-    AppendUid { uidvalidity: u32, uids: String },
-    CopyUid { uidvalidity: u32, source: String, dest: String },
+    AppendUid {
+        uidvalidity: u32,
+        uids: String,
+    },
+    CopyUid {
+        uidvalidity: u32,
+        source: String,
+        dest: String,
+    },
     Other(String),
 }
 
 /// Write a tagged (`Some(tag)`) or untagged status response, with CRLF.
 /// `* OK [CODE] text` / `tag NO [CODE] text`.
 /// CR and LF inside `text` are replaced by spaces so a message can never end the line early.
-pub fn status(out: &mut Vec<u8>, tag: Option<&str>, kind: StatusKind, code: Option<&Code>, text: &str) {
+pub fn status(
+    out: &mut Vec<u8>,
+    tag: Option<&str>,
+    kind: StatusKind,
+    code: Option<&Code>,
+    text: &str,
+) {
     out.extend_from_slice(tag.unwrap_or("*").as_bytes());
     out.extend_from_slice(match kind {
         StatusKind::Ok => b" OK",
@@ -76,7 +89,10 @@ pub fn status(out: &mut Vec<u8>, tag: Option<&str>, kind: StatusKind, code: Opti
     }
     if !text.is_empty() {
         out.push(b' ');
-        out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        out.extend(
+            text.bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -142,7 +158,11 @@ pub fn response_code(out: &mut Vec<u8>, code: &Code) {
         Code::AppendUid { uidvalidity, uids } => {
             return push_fmt(out, format_args!("APPENDUID {uidvalidity} {uids}"));
         }
-        Code::CopyUid { uidvalidity, source, dest } => {
+        Code::CopyUid {
+            uidvalidity,
+            source,
+            dest,
+        } => {
             return push_fmt(out, format_args!("COPYUID {uidvalidity} {source} {dest}"));
         }
         Code::Other(text) => text,
@@ -200,7 +220,10 @@ pub fn nstring(out: &mut Vec<u8>, value: Option<&[u8]>, utf8: bool) {
 /// An `astring`: an atom when every byte is an ASTRING-CHAR, else [`string`].
 /// `NIL` is quoted so that a reader expecting an nstring does not take it for NIL.
 pub fn astring(out: &mut Vec<u8>, value: &[u8], utf8: bool) {
-    if !value.is_empty() && value.iter().all(|&b| is_astring_char(b)) && !value.eq_ignore_ascii_case(b"NIL") {
+    if !value.is_empty()
+        && value.iter().all(|&b| is_astring_char(b))
+        && !value.eq_ignore_ascii_case(b"NIL")
+    {
         out.extend_from_slice(value);
     } else {
         string(out, value, utf8);
@@ -210,13 +233,14 @@ pub fn astring(out: &mut Vec<u8>, value: &[u8], utf8: bool) {
 /// A mailbox name for LIST/STATUS/etc.: `INBOX` as an atom, otherwise a quoted string or a
 /// literal. The caller has already encoded it (UTF-8 or modified UTF-7).
 ///
-/// Like Dovecot: `* LIST (\HasNoChildren) "/" INBOX` but `"Sent"`; a literal only when the name
-/// holds CR, LF or NUL (which a quoted string cannot carry).
+/// Written as an `astring`, as Dovecot 2.3.19 does (checked against a live instance):
+/// `* LIST (\HasNoChildren) "/" Sent`, `x]y`, `&AOk-`, but `"a b"`, `"p%q"`, `"nil"`, and a
+/// literal only for names holding CR, LF or NUL, which a quoted string cannot carry.
 pub fn mailbox(out: &mut Vec<u8>, name: &str) {
     if name.eq_ignore_ascii_case("INBOX") {
         out.extend_from_slice(b"INBOX");
     } else {
-        string(out, name.as_bytes(), true);
+        astring(out, name.as_bytes(), true);
     }
 }
 
@@ -256,7 +280,10 @@ pub fn flag_list(out: &mut Vec<u8>, flags: &[Flag]) {
 /// A sorted, de-duplicated list of numbers as a compact `sequence-set` (`1:3,7,9:10`).
 /// Empty input writes nothing.
 pub fn number_set(out: &mut Vec<u8>, sorted: &[u32]) {
-    for (i, run) in sorted.chunk_by(|a, b| a.checked_add(1) == Some(*b)).enumerate() {
+    for (i, run) in sorted
+        .chunk_by(|a, b| a.checked_add(1) == Some(*b))
+        .enumerate()
+    {
         if i > 0 {
             out.push(b',');
         }
@@ -269,7 +296,9 @@ pub fn number_set(out: &mut Vec<u8>, sorted: &[u32]) {
     }
 }
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// `date-time` for INTERNALDATE: `"17-Jul-1996 02:44:25 -0700"` (with the quotes).
 /// The day is zero-padded (`"01-Jan-2024 ..."`) as Dovecot writes it; both forms are valid
@@ -360,10 +389,34 @@ mod tests {
     fn status_responses() {
         use StatusKind::*;
         let cases: Vec<(Option<&str>, StatusKind, Option<Code>, &str, &str)> = vec![
-            (Some("a1"), Ok, None, "LOGIN completed", "a1 OK LOGIN completed\r\n"),
-            (None, Ok, Some(Code::UidValidity(3857529045)), "UIDs valid", "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"),
-            (None, Ok, Some(Code::UidNext(4392)), "Predicted next UID", "* OK [UIDNEXT 4392] Predicted next UID\r\n"),
-            (None, Ok, Some(Code::HighestModSeq(715194045007)), "Highest", "* OK [HIGHESTMODSEQ 715194045007] Highest\r\n"),
+            (
+                Some("a1"),
+                Ok,
+                None,
+                "LOGIN completed",
+                "a1 OK LOGIN completed\r\n",
+            ),
+            (
+                None,
+                Ok,
+                Some(Code::UidValidity(3857529045)),
+                "UIDs valid",
+                "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n",
+            ),
+            (
+                None,
+                Ok,
+                Some(Code::UidNext(4392)),
+                "Predicted next UID",
+                "* OK [UIDNEXT 4392] Predicted next UID\r\n",
+            ),
+            (
+                None,
+                Ok,
+                Some(Code::HighestModSeq(715194045007)),
+                "Highest",
+                "* OK [HIGHESTMODSEQ 715194045007] Highest\r\n",
+            ),
             (
                 None,
                 Ok,
@@ -371,33 +424,142 @@ mod tests {
                 "Limited",
                 "* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Limited\r\n",
             ),
-            (None, Ok, Some(Code::PermanentFlags(vec![], false)), "No permanent flags", "* OK [PERMANENTFLAGS ()] No permanent flags\r\n"),
-            (None, Ok, Some(Code::PermanentFlags(vec![], true)), "x", "* OK [PERMANENTFLAGS (\\*)] x\r\n"),
-            (Some("A003"), Ok, Some(Code::AppendUid { uidvalidity: 38505, uids: "3955".into() }), "APPEND completed", "A003 OK [APPENDUID 38505 3955] APPEND completed\r\n"),
+            (
+                None,
+                Ok,
+                Some(Code::PermanentFlags(vec![], false)),
+                "No permanent flags",
+                "* OK [PERMANENTFLAGS ()] No permanent flags\r\n",
+            ),
+            (
+                None,
+                Ok,
+                Some(Code::PermanentFlags(vec![], true)),
+                "x",
+                "* OK [PERMANENTFLAGS (\\*)] x\r\n",
+            ),
+            (
+                Some("A003"),
+                Ok,
+                Some(Code::AppendUid {
+                    uidvalidity: 38505,
+                    uids: "3955".into(),
+                }),
+                "APPEND completed",
+                "A003 OK [APPENDUID 38505 3955] APPEND completed\r\n",
+            ),
             (
                 Some("A004"),
                 Ok,
-                Some(Code::CopyUid { uidvalidity: 38505, source: "304,319:320".into(), dest: "3956:3958".into() }),
+                Some(Code::CopyUid {
+                    uidvalidity: 38505,
+                    source: "304,319:320".into(),
+                    dest: "3956:3958".into(),
+                }),
                 "Done",
                 "A004 OK [COPYUID 38505 304,319:320 3956:3958] Done\r\n",
             ),
-            (Some("d105"), Ok, Some(Code::Modified("7,9".into())), "Conditional STORE failed", "d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n"),
-            (None, Ok, Some(Code::Capability(vec!["IMAP4rev2".into(), "IDLE".into()])), "ready", "* OK [CAPABILITY IMAP4rev2 IDLE] ready\r\n"),
-            (Some("t"), No, Some(Code::TooBig), "Too big", "t NO [TOOBIG] Too big\r\n"),
-            (Some("t"), No, Some(Code::ReadOnly), "ro", "t NO [READ-ONLY] ro\r\n"),
-            (Some("t"), Ok, Some(Code::ReadWrite), "rw", "t OK [READ-WRITE] rw\r\n"),
-            (Some("t"), No, Some(Code::UnknownCte), "cte", "t NO [UNKNOWN-CTE] cte\r\n"),
-            (Some("t"), No, Some(Code::UnavailableResource), "busy", "t NO [UNAVAILABLE] busy\r\n"),
-            (Some("t"), No, Some(Code::AuthenticationFailed), "x", "t NO [AUTHENTICATIONFAILED] x\r\n"),
-            (Some("t"), No, Some(Code::AlreadyExists), "x", "t NO [ALREADYEXISTS] x\r\n"),
-            (Some("t"), No, Some(Code::Nonexistent), "x", "t NO [NONEXISTENT] x\r\n"),
-            (Some("t"), No, Some(Code::TryCreate), "x", "t NO [TRYCREATE] x\r\n"),
-            (Some("t"), No, Some(Code::OverQuota), "x", "t NO [OVERQUOTA] x\r\n"),
+            (
+                Some("d105"),
+                Ok,
+                Some(Code::Modified("7,9".into())),
+                "Conditional STORE failed",
+                "d105 OK [MODIFIED 7,9] Conditional STORE failed\r\n",
+            ),
+            (
+                None,
+                Ok,
+                Some(Code::Capability(vec!["IMAP4rev2".into(), "IDLE".into()])),
+                "ready",
+                "* OK [CAPABILITY IMAP4rev2 IDLE] ready\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::TooBig),
+                "Too big",
+                "t NO [TOOBIG] Too big\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::ReadOnly),
+                "ro",
+                "t NO [READ-ONLY] ro\r\n",
+            ),
+            (
+                Some("t"),
+                Ok,
+                Some(Code::ReadWrite),
+                "rw",
+                "t OK [READ-WRITE] rw\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::UnknownCte),
+                "cte",
+                "t NO [UNKNOWN-CTE] cte\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::UnavailableResource),
+                "busy",
+                "t NO [UNAVAILABLE] busy\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::AuthenticationFailed),
+                "x",
+                "t NO [AUTHENTICATIONFAILED] x\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::AlreadyExists),
+                "x",
+                "t NO [ALREADYEXISTS] x\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::Nonexistent),
+                "x",
+                "t NO [NONEXISTENT] x\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::TryCreate),
+                "x",
+                "t NO [TRYCREATE] x\r\n",
+            ),
+            (
+                Some("t"),
+                No,
+                Some(Code::OverQuota),
+                "x",
+                "t NO [OVERQUOTA] x\r\n",
+            ),
             (Some("t"), Ok, Some(Code::Closed), "", "t OK [CLOSED]\r\n"),
-            (Some("t"), Bad, Some(Code::Other("BADCHARSET (UTF-8)".into())), "x", "t BAD [BADCHARSET (UTF-8)] x\r\n"),
+            (
+                Some("t"),
+                Bad,
+                Some(Code::Other("BADCHARSET (UTF-8)".into())),
+                "x",
+                "t BAD [BADCHARSET (UTF-8)] x\r\n",
+            ),
             (None, Bye, None, "Logging out", "* BYE Logging out\r\n"),
             (None, PreAuth, None, "Hi", "* PREAUTH Hi\r\n"),
-            (Some("t"), Bad, None, "line1\r\nt2 OK injected", "t BAD line1  t2 OK injected\r\n"),
+            (
+                Some("t"),
+                Bad,
+                None,
+                "line1\r\nt2 OK injected",
+                "t BAD line1  t2 OK injected\r\n",
+            ),
         ];
         for (tag, kind, code, text, want) in cases {
             assert_eq!(w(|o| status(o, tag, kind, code.as_ref(), text)), want);
@@ -416,8 +578,18 @@ mod tests {
             (b"NIL", false, "\"NIL\"", "\"NIL\""),
             (b"a\r\nb", false, "{4}\r\na\r\nb", "{4}\r\na\r\nb"),
             (b"a\0b", false, "{3}\r\na\0b", "{3}\r\na\0b"),
-            ("caf\u{e9}".as_bytes(), false, "{5}\r\ncaf\u{e9}", "{5}\r\ncaf\u{e9}"),
-            ("caf\u{e9}".as_bytes(), true, "\"caf\u{e9}\"", "\"caf\u{e9}\""),
+            (
+                "caf\u{e9}".as_bytes(),
+                false,
+                "{5}\r\ncaf\u{e9}",
+                "{5}\r\ncaf\u{e9}",
+            ),
+            (
+                "caf\u{e9}".as_bytes(),
+                true,
+                "\"caf\u{e9}\"",
+                "\"caf\u{e9}\"",
+            ),
             (b"caf\xe9", true, "{4}\r\ncaf\u{fffd}", "{4}\r\ncaf\u{fffd}"),
             (b"(x)", false, "\"(x)\"", "\"(x)\""),
         ];
@@ -434,10 +606,15 @@ mod tests {
         let cases = [
             ("INBOX", "INBOX"),
             ("inbox", "INBOX"),
-            ("Sent", "\"Sent\""),
-            ("INBOX/Sub", "\"INBOX/Sub\""),
+            ("Sent", "Sent"),
+            ("INBOX/Sub", "INBOX/Sub"),
+            ("x]y", "x]y"),
+            ("a b", "\"a b\""),
+            ("p%q", "\"p%q\""),
+            ("nil", "\"nil\""),
+            ("", "\"\""),
             ("a\"b", "\"a\\\"b\""),
-            ("Entw&APw-rfe", "\"Entw&APw-rfe\""),
+            ("Entw&APw-rfe", "Entw&APw-rfe"),
             ("Entwürfe", "\"Entwürfe\""),
             ("a\nb", "{3}\r\na\nb"),
         ];
@@ -459,7 +636,10 @@ mod tests {
             Flag::Extension("\\Foo".into()),
             Flag::Extension("Bar".into()),
         ];
-        assert_eq!(w(|o| flag_list(o, &all)), "(\\Seen \\Answered \\Flagged \\Deleted \\Draft \\Recent $Forwarded \\Foo \\Bar)");
+        assert_eq!(
+            w(|o| flag_list(o, &all)),
+            "(\\Seen \\Answered \\Flagged \\Deleted \\Draft \\Recent $Forwarded \\Foo \\Bar)"
+        );
         assert_eq!(w(|o| flag_list(o, &[])), "()");
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::frame::{is_astring_char, is_atom_char, Fragment};
+use crate::frame::{Fragment, is_astring_char, is_atom_char};
 
 /// A parse failure below the command level: a short description, without the tag.
 pub(crate) type PResult<T> = Result<T, String>;
@@ -31,7 +31,12 @@ pub(crate) struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     pub(crate) fn new(frags: &'a [Fragment]) -> PResult<Self> {
         match frags.first() {
-            Some(Fragment::Line(line)) => Ok(Cursor { frags, idx: 0, line, pos: 0 }),
+            Some(Fragment::Line(line)) => Ok(Cursor {
+                frags,
+                idx: 0,
+                line,
+                pos: 0,
+            }),
             _ => err("Empty command"),
         }
     }
@@ -63,7 +68,10 @@ impl<'a> Cursor<'a> {
 
     /// Consume `text` (ASCII, compared case-insensitively: RFC 5234 strings are) if it is next.
     pub(crate) fn eat_ci(&mut self, text: &[u8]) -> bool {
-        let hit = self.rest().get(..text.len()).is_some_and(|r| r.eq_ignore_ascii_case(text));
+        let hit = self
+            .rest()
+            .get(..text.len())
+            .is_some_and(|r| r.eq_ignore_ascii_case(text));
         if hit {
             self.pos += text.len();
         }
@@ -104,7 +112,10 @@ impl<'a> Cursor<'a> {
     /// The characters of a keyword (`RFC822.SIZE`, `SPECIAL-USE`, `HEADER.FIELDS`...).
     pub(crate) fn keyword(&mut self) -> &'a [u8] {
         let start = self.pos;
-        while self.peek().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
             self.pos += 1;
         }
         &self.line[start..self.pos]
@@ -200,7 +211,8 @@ impl<'a> Cursor<'a> {
 
     /// True if a `literal` (or `literal8` when `binary`) starts here.
     pub(crate) fn at_literal(&self, binary: bool) -> bool {
-        self.peek() == Some(b'{') || (binary && self.peek() == Some(b'~') && self.peek_at(1) == Some(b'{'))
+        self.peek() == Some(b'{')
+            || (binary && self.peek() == Some(b'~') && self.peek_at(1) == Some(b'{'))
     }
 
     /// `literal = "{" number64 ["+"] "}" CRLF *CHAR8` (RFC 7888 for `+`), or with `binary`
@@ -218,11 +230,16 @@ impl<'a> Cursor<'a> {
         }
         let payload = match self.frags.get(self.idx + 1) {
             Some(Fragment::Literal(bytes)) if bytes.len() as u64 == len => Literal::Bytes(bytes),
-            Some(Fragment::Spooled { path, len: l }) if spool_ok && *l == len => {
-                Literal::Spooled { path: path.clone(), len }
+            Some(Fragment::Spooled { path, len: l }) if spool_ok && *l == len => Literal::Spooled {
+                path: path.clone(),
+                len,
+            },
+            Some(Fragment::Spooled { .. }) if !spool_ok => {
+                return err("Literal too large for this argument");
             }
-            Some(Fragment::Spooled { .. }) if !spool_ok => return err("Literal too large for this argument"),
-            Some(Fragment::Literal(_) | Fragment::Spooled { .. }) => return err("Literal size mismatch"),
+            Some(Fragment::Literal(_) | Fragment::Spooled { .. }) => {
+                return err("Literal size mismatch");
+            }
             _ => return err("Missing literal data"),
         };
         match self.frags.get(self.idx + 2) {
@@ -274,7 +291,10 @@ impl<'a> Cursor<'a> {
 
     /// `nstring = string / nil`.
     pub(crate) fn nstring(&mut self) -> PResult<Option<Vec<u8>>> {
-        if self.rest().len() >= 3 && self.rest()[..3].eq_ignore_ascii_case(b"NIL") && !self.peek_at(3).is_some_and(is_atom_char) {
+        if self.rest().len() >= 3
+            && self.rest()[..3].eq_ignore_ascii_case(b"NIL")
+            && !self.peek_at(3).is_some_and(is_atom_char)
+        {
             self.pos += 3;
             return Ok(None);
         }
@@ -287,7 +307,10 @@ impl<'a> Cursor<'a> {
             Some(b'"' | b'{') => self.string(),
             _ => {
                 let start = self.pos;
-                while self.peek().is_some_and(|b| is_astring_char(b) || b == b'%' || b == b'*') {
+                while self
+                    .peek()
+                    .is_some_and(|b| is_astring_char(b) || b == b'%' || b == b'*')
+                {
                     self.pos += 1;
                 }
                 if self.pos == start || self.peek().is_some_and(|b| b >= 0x80) {
@@ -308,7 +331,11 @@ impl<'a> Cursor<'a> {
         self.expect(b'(')?;
         let mut items = Vec::new();
         if self.eat(b')') {
-            return if empty_ok { Ok(items) } else { err("Empty list") };
+            return if empty_ok {
+                Ok(items)
+            } else {
+                err("Empty list")
+            };
         }
         loop {
             if items.len() >= max {
@@ -349,7 +376,11 @@ mod tests {
             let frags = line(input);
             let mut c = Cursor::new(&frags).unwrap();
             let got = c.astring();
-            assert_eq!(got.as_deref().map_err(String::as_str), want.as_ref().map(|v| *v).map_err(|e| *e), "{input:?}");
+            assert_eq!(
+                got.as_deref().map_err(String::as_str),
+                want.as_ref().map(|v| *v).map_err(|e| *e),
+                "{input:?}"
+            );
         }
     }
 
@@ -384,19 +415,49 @@ mod tests {
         assert_eq!(c.astring().unwrap(), b"a\"b");
         c.finish().unwrap();
 
-        let short = vec![Fragment::Line(b"{4}\r\n".to_vec()), Fragment::Literal(b"abc".to_vec()), Fragment::Line(b"\r\n".to_vec())];
-        assert_eq!(Cursor::new(&short).unwrap().astring().unwrap_err(), "Literal size mismatch");
+        let short = vec![
+            Fragment::Line(b"{4}\r\n".to_vec()),
+            Fragment::Literal(b"abc".to_vec()),
+            Fragment::Line(b"\r\n".to_vec()),
+        ];
+        assert_eq!(
+            Cursor::new(&short).unwrap().astring().unwrap_err(),
+            "Literal size mismatch"
+        );
         let missing = vec![Fragment::Line(b"{3}\r\n".to_vec())];
-        assert_eq!(Cursor::new(&missing).unwrap().astring().unwrap_err(), "Missing literal data");
-        let no_line = vec![Fragment::Line(b"{3}\r\n".to_vec()), Fragment::Literal(b"abc".to_vec())];
-        assert_eq!(Cursor::new(&no_line).unwrap().astring().unwrap_err(), "Missing line after literal");
-        let not_at_end = vec![Fragment::Line(b"{3} x\r\n".to_vec()), Fragment::Literal(b"abc".to_vec()), Fragment::Line(b"\r\n".to_vec())];
+        assert_eq!(
+            Cursor::new(&missing).unwrap().astring().unwrap_err(),
+            "Missing literal data"
+        );
+        let no_line = vec![
+            Fragment::Line(b"{3}\r\n".to_vec()),
+            Fragment::Literal(b"abc".to_vec()),
+        ];
+        assert_eq!(
+            Cursor::new(&no_line).unwrap().astring().unwrap_err(),
+            "Missing line after literal"
+        );
+        let not_at_end = vec![
+            Fragment::Line(b"{3} x\r\n".to_vec()),
+            Fragment::Literal(b"abc".to_vec()),
+            Fragment::Line(b"\r\n".to_vec()),
+        ];
         assert!(Cursor::new(&not_at_end).unwrap().astring().is_err());
-        let nul = vec![Fragment::Line(b"{3}\r\n".to_vec()), Fragment::Literal(b"a\0b".to_vec()), Fragment::Line(b"\r\n".to_vec())];
-        assert_eq!(Cursor::new(&nul).unwrap().astring().unwrap_err(), "NUL in literal");
+        let nul = vec![
+            Fragment::Line(b"{3}\r\n".to_vec()),
+            Fragment::Literal(b"a\0b".to_vec()),
+            Fragment::Line(b"\r\n".to_vec()),
+        ];
+        assert_eq!(
+            Cursor::new(&nul).unwrap().astring().unwrap_err(),
+            "NUL in literal"
+        );
         let spooled = vec![
             Fragment::Line(b"{3}\r\n".to_vec()),
-            Fragment::Spooled { path: "/tmp/x".into(), len: 3 },
+            Fragment::Spooled {
+                path: "/tmp/x".into(),
+                len: 3,
+            },
             Fragment::Line(b"\r\n".to_vec()),
         ];
         assert!(Cursor::new(&spooled).unwrap().astring().is_err());

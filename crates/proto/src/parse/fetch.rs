@@ -1,9 +1,11 @@
 //! FETCH (RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 7162 MODSEQ/CHANGEDSINCE/VANISHED) and
 //! STORE (RFC 9051 §6.4.6, RFC 7162 UNCHANGEDSINCE).
 
-use super::cursor::{err, Cursor, PResult};
-use super::values::{flag, sequence_set, MAX_FLAGS};
-use crate::types::{CommandBody, FetchItem, FetchItems, FetchModifiers, Section, SectionText, StoreAction};
+use super::cursor::{Cursor, PResult, err};
+use super::values::{MAX_FLAGS, flag, sequence_set};
+use crate::types::{
+    CommandBody, FetchItem, FetchItems, FetchModifiers, Section, SectionText, StoreAction,
+};
 
 /// Most items in one FETCH list.
 const MAX_FETCH_ITEMS: usize = 200;
@@ -49,7 +51,12 @@ pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
             Ok(())
         })?;
     }
-    Ok(CommandBody::Fetch { uid, set, items: FetchItems(items), modifiers })
+    Ok(CommandBody::Fetch {
+        uid,
+        set,
+        items: FetchItems(items),
+        modifiers,
+    })
 }
 
 /// `fetch-att`.
@@ -70,13 +77,23 @@ fn fetch_att(c: &mut Cursor<'_>) -> PResult<FetchItem> {
         "BODY" if c.peek() != Some(b'[') => Body,
         "BODY" | "BODY.PEEK" => {
             let section = section(c)?;
-            BodySection { section, partial: partial(c)?, peek: name == "BODY.PEEK" }
+            BodySection {
+                section,
+                partial: partial(c)?,
+                peek: name == "BODY.PEEK",
+            }
         }
         "BINARY" | "BINARY.PEEK" => {
             let part = section_binary(c)?;
-            Binary { part, partial: partial(c)?, peek: name == "BINARY.PEEK" }
+            Binary {
+                part,
+                partial: partial(c)?,
+                peek: name == "BINARY.PEEK",
+            }
         }
-        "BINARY.SIZE" => BinarySize { part: section_binary(c)? },
+        "BINARY.SIZE" => BinarySize {
+            part: section_binary(c)?,
+        },
         "" if c.at_line_end() => return err("Missing arguments"),
         _ => return err("Invalid fetch-att"),
     })
@@ -133,7 +150,11 @@ fn header_list(c: &mut Cursor<'_>) -> PResult<Vec<Vec<u8>>> {
 /// `section-binary = "[" [section-part] "]"`.
 fn section_binary(c: &mut Cursor<'_>) -> PResult<Vec<u32>> {
     c.expect(b'[')?;
-    let part = if c.peek() == Some(b']') { Vec::new() } else { section_part(c)? };
+    let part = if c.peek() == Some(b']') {
+        Vec::new()
+    } else {
+        section_part(c)?
+    };
     c.expect(b']')?;
     Ok(part)
 }
@@ -197,5 +218,12 @@ pub(crate) fn store(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
         }
         flags
     };
-    Ok(CommandBody::Store { uid, set, action, silent, flags, unchanged_since })
+    Ok(CommandBody::Store {
+        uid,
+        set,
+        action,
+        silent,
+        flags,
+        unchanged_since,
+    })
 }

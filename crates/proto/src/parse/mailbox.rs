@@ -3,10 +3,12 @@
 //! (RFC 7162, RFC 7889, RFC 9051), APPEND (RFC 3502 MULTIAPPEND, RFC 3516 literal8, RFC 6855
 //! UTF8), ID (RFC 2971) and ENABLE (RFC 5161).
 
-use super::cursor::{err, Cursor, Literal, PResult};
-use super::values::{date_time, flag_list, sequence_set};
+use super::cursor::{Cursor, Literal, PResult, err};
 use super::sp_mailbox;
-use crate::types::{AppendMessage, CommandBody, ListCommand, MessageData, QresyncParams, SelectParams, StatusItem};
+use super::values::{date_time, flag_list, sequence_set};
+use crate::types::{
+    AppendMessage, CommandBody, ListCommand, MessageData, QresyncParams, SelectParams, StatusItem,
+};
 
 /// Most messages in one MULTIAPPEND.
 const MAX_APPEND_MESSAGES: usize = 1_000;
@@ -38,7 +40,12 @@ fn select_param(c: &mut Cursor<'_>, params: &mut SelectParams) -> PResult<()> {
             let uidvalidity = c.nz_number()?;
             c.sp()?;
             let modseq = c.number64()?;
-            let mut q = QresyncParams { uidvalidity, modseq, known_uids: None, seq_match: None };
+            let mut q = QresyncParams {
+                uidvalidity,
+                modseq,
+                known_uids: None,
+                seq_match: None,
+            };
             if c.eat(b' ') {
                 if c.peek() != Some(b'(') {
                     q.known_uids = Some(sequence_set(c)?);
@@ -57,7 +64,9 @@ fn select_param(c: &mut Cursor<'_>, params: &mut SelectParams) -> PResult<()> {
     Ok(())
 }
 
-fn seq_match_data(c: &mut Cursor<'_>) -> PResult<(crate::types::SequenceSet, crate::types::SequenceSet)> {
+fn seq_match_data(
+    c: &mut Cursor<'_>,
+) -> PResult<(crate::types::SequenceSet, crate::types::SequenceSet)> {
     c.expect(b'(')?;
     let seqs = sequence_set(c)?;
     c.sp()?;
@@ -86,7 +95,10 @@ pub(crate) fn create(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             Ok(())
         })?;
     }
-    Ok(CommandBody::Create { mailbox, special_use })
+    Ok(CommandBody::Create {
+        mailbox,
+        special_use,
+    })
 }
 
 /// `list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`
@@ -171,7 +183,10 @@ fn status_atts(c: &mut Cursor<'_>) -> PResult<Vec<StatusItem>> {
 pub(crate) fn status(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     let mailbox = sp_mailbox(c)?;
     c.sp()?;
-    Ok(CommandBody::Status { mailbox, items: status_atts(c)? })
+    Ok(CommandBody::Status {
+        mailbox,
+        items: status_atts(c)?,
+    })
 }
 
 /// `append = "APPEND" SP mailbox 1*append-message` (RFC 3502);
@@ -214,7 +229,12 @@ pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<CommandBody> {
             Literal::Bytes(b) => MessageData::Inline(b.to_vec()),
             Literal::Spooled { path, len } => MessageData::Spooled { path, len },
         };
-        messages.push(AppendMessage { flags, internal_date, data, binary });
+        messages.push(AppendMessage {
+            flags,
+            internal_date,
+            data,
+            binary,
+        });
     }
     Ok(CommandBody::Append { mailbox, messages })
 }

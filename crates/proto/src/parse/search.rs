@@ -1,7 +1,7 @@
 //! SEARCH (RFC 9051 §6.4.4 and RFC 3501 §6.4.4 keys, RFC 4731/9051 `RETURN (...)`, RFC 5182
 //! `$` and SAVE, RFC 7162 MODSEQ).
 
-use super::cursor::{err, Cursor, PResult};
+use super::cursor::{Cursor, PResult, err};
 use super::values::{date, flag_keyword, sequence_set};
 use crate::types::{CommandBody, SearchKey, SearchReturn};
 
@@ -33,7 +33,11 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     let before = c.clone();
     if c.keyword_upper() == "CHARSET" && c.peek() == Some(b' ') {
         c.sp()?;
-        let cs = if c.peek() == Some(b'"') { c.quoted()? } else { c.atom()?.to_vec() };
+        let cs = if c.peek() == Some(b'"') {
+            c.quoted()?
+        } else {
+            c.atom()?.to_vec()
+        };
         charset = Some(String::from_utf8(cs).map_err(|_| "Invalid charset".to_string())?);
         c.sp()?;
     } else {
@@ -46,8 +50,17 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
         }
         keys.push(search_key(c, 0)?);
     }
-    let criteria = if keys.len() == 1 { keys.pop().unwrap_or(SearchKey::All) } else { SearchKey::And(keys) };
-    Ok(CommandBody::Search { uid, charset, criteria, ret })
+    let criteria = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    Ok(CommandBody::Search {
+        uid,
+        charset,
+        criteria,
+        ret,
+    })
 }
 
 /// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT" / "SAVE"`.
@@ -114,7 +127,11 @@ fn search_key(c: &mut Cursor<'_>, depth: usize) -> PResult<SearchKey> {
         "KEYWORD" | "UNKEYWORD" => {
             c.sp()?;
             let kw = flag_keyword(c)?;
-            if name == "KEYWORD" { K::Keyword(kw) } else { K::Unkeyword(kw) }
+            if name == "KEYWORD" {
+                K::Keyword(kw)
+            } else {
+                K::Unkeyword(kw)
+            }
         }
         "BEFORE" => K::Before(sp_date(c)?),
         "ON" => K::On(sp_date(c)?),
@@ -125,7 +142,11 @@ fn search_key(c: &mut Cursor<'_>, depth: usize) -> PResult<SearchKey> {
         "LARGER" | "SMALLER" => {
             c.sp()?;
             let n = c.number64()?;
-            if name == "LARGER" { K::Larger(n) } else { K::Smaller(n) }
+            if name == "LARGER" {
+                K::Larger(n)
+            } else {
+                K::Smaller(n)
+            }
         }
         "UID" => {
             c.sp()?;
@@ -155,7 +176,11 @@ fn modseq(c: &mut Cursor<'_>) -> PResult<SearchKey> {
     c.sp()?;
     if c.peek() == Some(b'"') {
         let entry = c.quoted()?;
-        if !entry.get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"/flags/")) || entry.len() == 7 {
+        if !entry
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"/flags/"))
+            || entry.len() == 7
+        {
             return err("Invalid MODSEQ entry name");
         }
         c.sp()?;

@@ -1,7 +1,7 @@
 //! Values shared by several commands: `sequence-set` (with RFC 5182 `$`), flags, `date` and
 //! `date-time`.
 
-use super::cursor::{err, Cursor, PResult};
+use super::cursor::{Cursor, PResult, err};
 use crate::types::{Date, DateTime, Flag, SeqNum, SeqRange, SequenceSet};
 use crate::write::days_from_civil;
 
@@ -33,7 +33,11 @@ pub(crate) fn sequence_set(c: &mut Cursor<'_>) -> PResult<SequenceSet> {
             return err("Too many ranges in messageset");
         }
         let a = seq_number(c)?;
-        ranges.push(if c.eat(b':') { SeqRange::Range(a, seq_number(c)?) } else { SeqRange::Single(a) });
+        ranges.push(if c.eat(b':') {
+            SeqRange::Range(a, seq_number(c)?)
+        } else {
+            SeqRange::Single(a)
+        });
         if !c.eat(b',') {
             return Ok(SequenceSet::Ranges(ranges));
         }
@@ -59,7 +63,10 @@ pub(crate) fn flag(c: &mut Cursor<'_>) -> PResult<Flag> {
                 return Ok(f);
             }
         }
-        Ok(Flag::Extension(format!("\\{}", String::from_utf8_lossy(name))))
+        Ok(Flag::Extension(format!(
+            "\\{}",
+            String::from_utf8_lossy(name)
+        )))
     } else {
         Ok(Flag::Keyword(flag_keyword(c)?))
     }
@@ -76,7 +83,9 @@ pub(crate) fn flag_list(c: &mut Cursor<'_>) -> PResult<Vec<Flag>> {
     c.paren_list(true, MAX_FLAGS, flag)
 }
 
-const MONTHS: [&[u8]; 12] = [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"];
+const MONTHS: [&[u8]; 12] = [
+    b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC",
+];
 
 fn month(c: &mut Cursor<'_>) -> PResult<u32> {
     for (i, m) in MONTHS.iter().enumerate() {
@@ -127,7 +136,11 @@ fn month_year(c: &mut Cursor<'_>, day: u32) -> PResult<Date> {
 pub(crate) fn date(c: &mut Cursor<'_>) -> PResult<Date> {
     let quoted = c.eat(b'"');
     let day = fixed_digits(c, 1)?;
-    let day = if c.peek().is_some_and(|b| b.is_ascii_digit()) { day * 10 + fixed_digits(c, 1)? } else { day };
+    let day = if c.peek().is_some_and(|b| b.is_ascii_digit()) {
+        day * 10 + fixed_digits(c, 1)?
+    } else {
+        day
+    };
     let date = month_year(c, day)?;
     if quoted {
         c.expect(b'"').map_err(|_| "Invalid date".to_string())?;
@@ -141,7 +154,11 @@ pub(crate) fn date_time(c: &mut Cursor<'_>) -> PResult<DateTime> {
     c.expect(b'"')?;
     c.eat(b' ');
     let day = fixed_digits(c, 1)?;
-    let day = if c.peek().is_some_and(|b| b.is_ascii_digit()) { day * 10 + fixed_digits(c, 1)? } else { day };
+    let day = if c.peek().is_some_and(|b| b.is_ascii_digit()) {
+        day * 10 + fixed_digits(c, 1)?
+    } else {
+        day
+    };
     let date = month_year(c, day)?;
     let bad = |_| "Invalid date-time".to_string();
     c.expect(b' ').map_err(bad)?;
@@ -166,7 +183,10 @@ pub(crate) fn date_time(c: &mut Cursor<'_>) -> PResult<DateTime> {
     let offset_minutes = sign * (zone / 100 * 60 + zone % 100) as i32;
     let days = days_from_civil(i64::from(date.year), date.month, date.day);
     let local = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Ok(DateTime { unix: local - i64::from(offset_minutes) * 60, offset_minutes })
+    Ok(DateTime {
+        unix: local - i64::from(offset_minutes) * 60,
+        offset_minutes,
+    })
 }
 
 #[cfg(test)]
@@ -191,10 +211,26 @@ mod tests {
             ("1", Some(SequenceSet::Ranges(vec![SeqRange::Single(V(1))]))),
             ("*", Some(SequenceSet::Ranges(vec![SeqRange::Single(S)]))),
             ("$", Some(SequenceSet::Saved)),
-            ("1:*", Some(SequenceSet::Ranges(vec![SeqRange::Range(V(1), S)]))),
-            ("*:4", Some(SequenceSet::Ranges(vec![SeqRange::Range(S, V(4))]))),
-            ("5:2,7,9:*", Some(SequenceSet::Ranges(vec![SeqRange::Range(V(5), V(2)), SeqRange::Single(V(7)), SeqRange::Range(V(9), S)]))),
-            ("4294967295", Some(SequenceSet::Ranges(vec![SeqRange::Single(V(u32::MAX))]))),
+            (
+                "1:*",
+                Some(SequenceSet::Ranges(vec![SeqRange::Range(V(1), S)])),
+            ),
+            (
+                "*:4",
+                Some(SequenceSet::Ranges(vec![SeqRange::Range(S, V(4))])),
+            ),
+            (
+                "5:2,7,9:*",
+                Some(SequenceSet::Ranges(vec![
+                    SeqRange::Range(V(5), V(2)),
+                    SeqRange::Single(V(7)),
+                    SeqRange::Range(V(9), S),
+                ])),
+            ),
+            (
+                "4294967295",
+                Some(SequenceSet::Ranges(vec![SeqRange::Single(V(u32::MAX))])),
+            ),
             ("0", None),
             ("1:0", None),
             ("4294967296", None),
@@ -234,7 +270,12 @@ mod tests {
 
     #[test]
     fn date_times() {
-        let dt = |unix, offset_minutes| Some(DateTime { unix, offset_minutes });
+        let dt = |unix, offset_minutes| {
+            Some(DateTime {
+                unix,
+                offset_minutes,
+            })
+        };
         let cases: &[(&str, Option<DateTime>)] = &[
             ("\"17-Jul-1996 02:44:25 -0700\"", dt(837_596_665, -420)),
             ("\" 1-Jan-1970 00:00:00 +0000\"", dt(0, 0)),

@@ -26,20 +26,66 @@ fn simple_commands() {
         ("a ID ()\r\n", B::Id(Some(vec![]))),
         (
             "a ID (\"name\" \"sodr\" \"version\" NIL)\r\n",
-            B::Id(Some(vec![(b"name".to_vec(), Some(b"sodr".to_vec())), (b"version".to_vec(), None)])),
+            B::Id(Some(vec![
+                (b"name".to_vec(), Some(b"sodr".to_vec())),
+                (b"version".to_vec(), None),
+            ])),
         ),
-        ("a ENABLE CONDSTORE qresync UTF8=ACCEPT\r\n", B::Enable(vec!["CONDSTORE".into(), "QRESYNC".into(), "UTF8=ACCEPT".into()])),
-        ("a AUTHENTICATE plain\r\n", B::Authenticate { mechanism: "PLAIN".into(), initial_response: None }),
+        (
+            "a ENABLE CONDSTORE qresync UTF8=ACCEPT\r\n",
+            B::Enable(vec![
+                "CONDSTORE".into(),
+                "QRESYNC".into(),
+                "UTF8=ACCEPT".into(),
+            ]),
+        ),
+        (
+            "a AUTHENTICATE plain\r\n",
+            B::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial_response: None,
+            },
+        ),
         (
             "a AUTHENTICATE PLAIN AHVzZXIAcGFzcw==\r\n",
-            B::Authenticate { mechanism: "PLAIN".into(), initial_response: Some(b"AHVzZXIAcGFzcw==".to_vec()) },
+            B::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial_response: Some(b"AHVzZXIAcGFzcw==".to_vec()),
+            },
         ),
-        ("a AUTHENTICATE PLAIN =\r\n", B::Authenticate { mechanism: "PLAIN".into(), initial_response: Some(b"=".to_vec()) }),
-        ("a LOGIN user pass\r\n", B::Login { username: b"user".to_vec(), password: b"pass".to_vec() }),
-        ("a LOGIN \"us er\" \"p\\\"w\"\r\n", B::Login { username: b"us er".to_vec(), password: b"p\"w".to_vec() }),
-        ("a LOGIN {4}\r\nuser {4+}\r\np w\r\n", B::Login { username: b"user".to_vec(), password: b"p w\r".to_vec() }),
+        (
+            "a AUTHENTICATE PLAIN =\r\n",
+            B::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial_response: Some(b"=".to_vec()),
+            },
+        ),
+        (
+            "a LOGIN user pass\r\n",
+            B::Login {
+                username: b"user".to_vec(),
+                password: b"pass".to_vec(),
+            },
+        ),
+        (
+            "a LOGIN \"us er\" \"p\\\"w\"\r\n",
+            B::Login {
+                username: b"us er".to_vec(),
+                password: b"p\"w".to_vec(),
+            },
+        ),
+        (
+            "a LOGIN {4}\r\nuser {4+}\r\np w\r\n",
+            B::Login {
+                username: b"user".to_vec(),
+                password: b"p w\r".to_vec(),
+            },
+        ),
         ("a GETQUOTA \"\"\r\n", B::GetQuota(vec![])),
-        ("a GETQUOTAROOT INBOX\r\n", B::GetQuotaRoot(b"INBOX".to_vec())),
+        (
+            "a GETQUOTAROOT INBOX\r\n",
+            B::GetQuotaRoot(b"INBOX".to_vec()),
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(&body(input), want, "{input:?}");
@@ -51,10 +97,37 @@ fn mailbox_commands() {
     use CommandBody as B;
     let mb = |s: &str| s.as_bytes().to_vec();
     let cases: &[(&str, CommandBody)] = &[
-        ("a SELECT inbox\r\n", B::Select { mailbox: mb("inbox"), params: SelectParams::default() }),
-        ("a EXAMINE \"Sent Items\"\r\n", B::Examine { mailbox: mb("Sent Items"), params: SelectParams::default() }),
-        ("a SELECT {5}\r\nab\ncd\r\n", B::Select { mailbox: mb("ab\ncd"), params: SelectParams::default() }),
-        ("a SELECT x (CONDSTORE)\r\n", B::Select { mailbox: mb("x"), params: SelectParams { condstore: true, qresync: None } }),
+        (
+            "a SELECT inbox\r\n",
+            B::Select {
+                mailbox: mb("inbox"),
+                params: SelectParams::default(),
+            },
+        ),
+        (
+            "a EXAMINE \"Sent Items\"\r\n",
+            B::Examine {
+                mailbox: mb("Sent Items"),
+                params: SelectParams::default(),
+            },
+        ),
+        (
+            "a SELECT {5}\r\nab\ncd\r\n",
+            B::Select {
+                mailbox: mb("ab\ncd"),
+                params: SelectParams::default(),
+            },
+        ),
+        (
+            "a SELECT x (CONDSTORE)\r\n",
+            B::Select {
+                mailbox: mb("x"),
+                params: SelectParams {
+                    condstore: true,
+                    qresync: None,
+                },
+            },
+        ),
         (
             "a SELECT x (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
             B::Select {
@@ -76,29 +149,85 @@ fn mailbox_commands() {
                 mailbox: mb("x"),
                 params: SelectParams {
                     condstore: true,
-                    qresync: Some(QresyncParams { uidvalidity: 1, modseq: 2, known_uids: Some(set("1:9")), seq_match: Some((set("1:3"), set("5:7"))) }),
+                    qresync: Some(QresyncParams {
+                        uidvalidity: 1,
+                        modseq: 2,
+                        known_uids: Some(set("1:9")),
+                        seq_match: Some((set("1:3"), set("5:7"))),
+                    }),
                 },
             },
         ),
         (
             "a SELECT x (QRESYNC (1 2))\r\n",
-            B::Select { mailbox: mb("x"), params: SelectParams { condstore: false, qresync: Some(QresyncParams { uidvalidity: 1, modseq: 2, known_uids: None, seq_match: None }) } },
+            B::Select {
+                mailbox: mb("x"),
+                params: SelectParams {
+                    condstore: false,
+                    qresync: Some(QresyncParams {
+                        uidvalidity: 1,
+                        modseq: 2,
+                        known_uids: None,
+                        seq_match: None,
+                    }),
+                },
+            },
         ),
-        ("a CREATE foo/bar\r\n", B::Create { mailbox: mb("foo/bar"), special_use: vec![] }),
-        ("a CREATE MySent (USE (\\Sent))\r\n", B::Create { mailbox: mb("MySent"), special_use: vec!["\\Sent".into()] }),
-        ("a CREATE x (use (\\Junk \\Trash))\r\n", B::Create { mailbox: mb("x"), special_use: vec!["\\Junk".into(), "\\Trash".into()] }),
+        (
+            "a CREATE foo/bar\r\n",
+            B::Create {
+                mailbox: mb("foo/bar"),
+                special_use: vec![],
+            },
+        ),
+        (
+            "a CREATE MySent (USE (\\Sent))\r\n",
+            B::Create {
+                mailbox: mb("MySent"),
+                special_use: vec!["\\Sent".into()],
+            },
+        ),
+        (
+            "a CREATE x (use (\\Junk \\Trash))\r\n",
+            B::Create {
+                mailbox: mb("x"),
+                special_use: vec!["\\Junk".into(), "\\Trash".into()],
+            },
+        ),
         ("a DELETE x\r\n", B::Delete(mb("x"))),
-        ("a RENAME a \"b c\"\r\n", B::Rename { from: mb("a"), to: mb("b c") }),
+        (
+            "a RENAME a \"b c\"\r\n",
+            B::Rename {
+                from: mb("a"),
+                to: mb("b c"),
+            },
+        ),
         ("a SUBSCRIBE x\r\n", B::Subscribe(mb("x"))),
         ("a UNSUBSCRIBE \"\"\r\n", B::Unsubscribe(mb(""))),
-        ("a LSUB \"\" *\r\n", B::Lsub { reference: mb(""), pattern: mb("*") }),
+        (
+            "a LSUB \"\" *\r\n",
+            B::Lsub {
+                reference: mb(""),
+                pattern: mb("*"),
+            },
+        ),
         (
             "a STATUS blurdybloop (UIDNEXT MESSAGES unseen DELETED SIZE RECENT HIGHESTMODSEQ APPENDLIMIT UIDVALIDITY)\r\n",
             B::Status {
                 mailbox: mb("blurdybloop"),
                 items: {
                     use StatusItem::*;
-                    vec![UidNext, Messages, Unseen, Deleted, Size, Recent, HighestModSeq, AppendLimit, UidValidity]
+                    vec![
+                        UidNext,
+                        Messages,
+                        Unseen,
+                        Deleted,
+                        Size,
+                        Recent,
+                        HighestModSeq,
+                        AppendLimit,
+                        UidValidity,
+                    ]
                 },
             },
         ),
@@ -111,7 +240,11 @@ fn mailbox_commands() {
 #[test]
 fn list_commands() {
     let mb = |s: &str| s.as_bytes().to_vec();
-    let plain = |r: &str, p: &str| ListCommand { reference: mb(r), patterns: vec![mb(p)], ..Default::default() };
+    let plain = |r: &str, p: &str| ListCommand {
+        reference: mb(r),
+        patterns: vec![mb(p)],
+        ..Default::default()
+    };
     let cases: Vec<(&str, ListCommand)> = vec![
         ("a LIST \"\" *\r\n", plain("", "*")),
         ("a LIST \"\" %\r\n", plain("", "%")),
@@ -120,9 +253,20 @@ fn list_commands() {
         ("a list {0}\r\n {1}\r\n*\r\n", plain("", "*")),
         (
             "a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n",
-            ListCommand { select_subscribed: true, select_recursive_match: true, extended: true, ..plain("", "%") },
+            ListCommand {
+                select_subscribed: true,
+                select_recursive_match: true,
+                extended: true,
+                ..plain("", "%")
+            },
         ),
-        ("a LIST () \"\" %\r\n", ListCommand { extended: true, ..plain("", "%") }),
+        (
+            "a LIST () \"\" %\r\n",
+            ListCommand {
+                extended: true,
+                ..plain("", "%")
+            },
+        ),
         (
             "a LIST (SPECIAL-USE REMOTE) \"\" * RETURN (SUBSCRIBED CHILDREN SPECIAL-USE)\r\n",
             ListCommand {
@@ -144,7 +288,13 @@ fn list_commands() {
                 ..plain("", "")
             },
         ),
-        ("a LIST \"\" % RETURN ()\r\n", ListCommand { extended: true, ..plain("", "%") }),
+        (
+            "a LIST \"\" % RETURN ()\r\n",
+            ListCommand {
+                extended: true,
+                ..plain("", "%")
+            },
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(body(input), CommandBody::List(want), "{input:?}");
@@ -153,30 +303,66 @@ fn list_commands() {
 
 #[test]
 fn append_commands() {
-    let msg = |flags: Vec<Flag>, internal_date: Option<DateTime>, data: &[u8], binary: bool| AppendMessage {
-        flags,
-        internal_date,
-        data: MessageData::Inline(data.to_vec()),
-        binary,
+    let msg = |flags: Vec<Flag>, internal_date: Option<DateTime>, data: &[u8], binary: bool| {
+        AppendMessage {
+            flags,
+            internal_date,
+            data: MessageData::Inline(data.to_vec()),
+            binary,
+        }
     };
-    let date = DateTime { unix: 837_596_665, offset_minutes: -420 };
+    let date = DateTime {
+        unix: 837_596_665,
+        offset_minutes: -420,
+    };
     let cases: Vec<(&str, Vec<AppendMessage>)> = vec![
-        ("a APPEND x {5}\r\nhello\r\n", vec![msg(vec![], None, b"hello", false)]),
-        ("a APPEND x (\\Seen) {5+}\r\nhello\r\n", vec![msg(vec![Flag::Seen], None, b"hello", false)]),
-        ("a APPEND x \"17-Jul-1996 02:44:25 -0700\" {2}\r\nhi\r\n", vec![msg(vec![], Some(date), b"hi", false)]),
+        (
+            "a APPEND x {5}\r\nhello\r\n",
+            vec![msg(vec![], None, b"hello", false)],
+        ),
+        (
+            "a APPEND x (\\Seen) {5+}\r\nhello\r\n",
+            vec![msg(vec![Flag::Seen], None, b"hello", false)],
+        ),
+        (
+            "a APPEND x \"17-Jul-1996 02:44:25 -0700\" {2}\r\nhi\r\n",
+            vec![msg(vec![], Some(date), b"hi", false)],
+        ),
         (
             "a APPEND x (\\Seen $Junk) \"17-Jul-1996 02:44:25 -0700\" ~{3}\r\na\0b\r\n",
-            vec![msg(vec![Flag::Seen, Flag::Keyword("$Junk".into())], Some(date), b"a\0b", true)],
+            vec![msg(
+                vec![Flag::Seen, Flag::Keyword("$Junk".into())],
+                Some(date),
+                b"a\0b",
+                true,
+            )],
         ),
-        ("a APPEND x () {0}\r\n\r\n", vec![msg(vec![], None, b"", false)]),
+        (
+            "a APPEND x () {0}\r\n\r\n",
+            vec![msg(vec![], None, b"", false)],
+        ),
         (
             "a APPEND x (\\Seen) {2}\r\nhi {3+}\r\nyou \"17-Jul-1996 02:44:25 -0700\" ~{1}\r\n!\r\n",
-            vec![msg(vec![Flag::Seen], None, b"hi", false), msg(vec![], None, b"you", false), msg(vec![], Some(date), b"!", true)],
+            vec![
+                msg(vec![Flag::Seen], None, b"hi", false),
+                msg(vec![], None, b"you", false),
+                msg(vec![], Some(date), b"!", true),
+            ],
         ),
-        ("a APPEND x UTF8 (~{2}\r\nhi)\r\n", vec![msg(vec![], None, b"hi", true)]),
+        (
+            "a APPEND x UTF8 (~{2}\r\nhi)\r\n",
+            vec![msg(vec![], None, b"hi", true)],
+        ),
     ];
     for (input, want) in cases {
-        assert_eq!(body(input), CommandBody::Append { mailbox: b"x".to_vec(), messages: want }, "{input:?}");
+        assert_eq!(
+            body(input),
+            CommandBody::Append {
+                mailbox: b"x".to_vec(),
+                messages: want
+            },
+            "{input:?}"
+        );
     }
 }
 
@@ -184,17 +370,31 @@ fn append_commands() {
 fn append_spooled() {
     let frags = vec![
         Fragment::Line(b"a APPEND x {10}\r\n".to_vec()),
-        Fragment::Spooled { path: "/spool/1".into(), len: 10 },
+        Fragment::Spooled {
+            path: "/spool/1".into(),
+            len: 10,
+        },
         Fragment::Line(b"\r\n".to_vec()),
     ];
     let cmd = parse_command(&frags).unwrap();
-    let CommandBody::Append { messages, .. } = cmd.body else { panic!() };
-    assert_eq!(messages[0].data, MessageData::Spooled { path: "/spool/1".into(), len: 10 });
+    let CommandBody::Append { messages, .. } = cmd.body else {
+        panic!()
+    };
+    assert_eq!(
+        messages[0].data,
+        MessageData::Spooled {
+            path: "/spool/1".into(),
+            len: 10
+        }
+    );
 
     // A spooled fragment anywhere but APPEND data is an error.
     let frags = vec![
         Fragment::Line(b"a LOGIN {10}\r\n".to_vec()),
-        Fragment::Spooled { path: "/spool/1".into(), len: 10 },
+        Fragment::Spooled {
+            path: "/spool/1".into(),
+            len: 10,
+        },
         Fragment::Line(b" x\r\n".to_vec()),
     ];
     assert_eq!(parse_command(&frags).unwrap_err().tag.as_deref(), Some("a"));
@@ -203,28 +403,90 @@ fn append_spooled() {
 #[test]
 fn fetch_commands() {
     use FetchItem::*;
-    let fetch = |uid, s: &str, items: Vec<FetchItem>, modifiers| CommandBody::Fetch { uid, set: set(s), items: FetchItems(items), modifiers };
+    let fetch = |uid, s: &str, items: Vec<FetchItem>, modifiers| CommandBody::Fetch {
+        uid,
+        set: set(s),
+        items: FetchItems(items),
+        modifiers,
+    };
     let none = FetchModifiers::default;
     let sec = |part: Vec<u32>, text: Option<SectionText>| Section { part, text };
     let cases: Vec<(&str, CommandBody)> = vec![
-        ("a FETCH 1 ALL\r\n", fetch(false, "1", vec![Flags, InternalDate, Rfc822Size, Envelope], none())),
-        ("a FETCH 1 fast\r\n", fetch(false, "1", vec![Flags, InternalDate, Rfc822Size], none())),
-        ("a FETCH 1 FULL\r\n", fetch(false, "1", vec![Flags, InternalDate, Rfc822Size, Envelope, Body], none())),
-        ("a FETCH 2:4 FLAGS\r\n", fetch(false, "2:4", vec![Flags], none())),
+        (
+            "a FETCH 1 ALL\r\n",
+            fetch(
+                false,
+                "1",
+                vec![Flags, InternalDate, Rfc822Size, Envelope],
+                none(),
+            ),
+        ),
+        (
+            "a FETCH 1 fast\r\n",
+            fetch(false, "1", vec![Flags, InternalDate, Rfc822Size], none()),
+        ),
+        (
+            "a FETCH 1 FULL\r\n",
+            fetch(
+                false,
+                "1",
+                vec![Flags, InternalDate, Rfc822Size, Envelope, Body],
+                none(),
+            ),
+        ),
+        (
+            "a FETCH 2:4 FLAGS\r\n",
+            fetch(false, "2:4", vec![Flags], none()),
+        ),
         ("a FETCH * BODY\r\n", fetch(false, "*", vec![Body], none())),
-        ("a UID FETCH 1:* (UID FLAGS MODSEQ)\r\n", fetch(true, "1:*", vec![Uid, Flags, ModSeq], none())),
+        (
+            "a UID FETCH 1:* (UID FLAGS MODSEQ)\r\n",
+            fetch(true, "1:*", vec![Uid, Flags, ModSeq], none()),
+        ),
         (
             "a FETCH 1 (ENVELOPE BODYSTRUCTURE RFC822 RFC822.HEADER RFC822.TEXT RFC822.SIZE INTERNALDATE)\r\n",
-            fetch(false, "1", vec![Envelope, BodyStructure, Rfc822, Rfc822Header, Rfc822Text, Rfc822Size, InternalDate], none()),
+            fetch(
+                false,
+                "1",
+                vec![
+                    Envelope,
+                    BodyStructure,
+                    Rfc822,
+                    Rfc822Header,
+                    Rfc822Text,
+                    Rfc822Size,
+                    InternalDate,
+                ],
+                none(),
+            ),
         ),
-        ("a FETCH 1 BODY[]\r\n", fetch(false, "1", vec![BodySection { section: sec(vec![], None), partial: None, peek: false }], none())),
+        (
+            "a FETCH 1 BODY[]\r\n",
+            fetch(
+                false,
+                "1",
+                vec![BodySection {
+                    section: sec(vec![], None),
+                    partial: None,
+                    peek: false,
+                }],
+                none(),
+            ),
+        ),
         (
             "a FETCH 1 (BODY.PEEK[HEADER.FIELDS (From \"To\" {2}\r\nCc)]<0.2048>)\r\n",
             fetch(
                 false,
                 "1",
                 vec![BodySection {
-                    section: sec(vec![], Some(SectionText::HeaderFields(vec![b"From".to_vec(), b"To".to_vec(), b"Cc".to_vec()]))),
+                    section: sec(
+                        vec![],
+                        Some(SectionText::HeaderFields(vec![
+                            b"From".to_vec(),
+                            b"To".to_vec(),
+                            b"Cc".to_vec(),
+                        ])),
+                    ),
                     partial: Some((0, 2048)),
                     peek: true,
                 }],
@@ -237,11 +499,34 @@ fn fetch_commands() {
                 false,
                 "1",
                 vec![
-                    BodySection { section: sec(vec![1, 2], Some(SectionText::HeaderFieldsNot(vec![b"X".to_vec()]))), partial: None, peek: false },
-                    BodySection { section: sec(vec![3], Some(SectionText::Mime)), partial: None, peek: false },
-                    BodySection { section: sec(vec![4], Some(SectionText::Text)), partial: None, peek: false },
-                    BodySection { section: sec(vec![1], None), partial: None, peek: false },
-                    BodySection { section: sec(vec![], Some(SectionText::Text)), partial: Some((5, 1)), peek: false },
+                    BodySection {
+                        section: sec(
+                            vec![1, 2],
+                            Some(SectionText::HeaderFieldsNot(vec![b"X".to_vec()])),
+                        ),
+                        partial: None,
+                        peek: false,
+                    },
+                    BodySection {
+                        section: sec(vec![3], Some(SectionText::Mime)),
+                        partial: None,
+                        peek: false,
+                    },
+                    BodySection {
+                        section: sec(vec![4], Some(SectionText::Text)),
+                        partial: None,
+                        peek: false,
+                    },
+                    BodySection {
+                        section: sec(vec![1], None),
+                        partial: None,
+                        peek: false,
+                    },
+                    BodySection {
+                        section: sec(vec![], Some(SectionText::Text)),
+                        partial: Some((5, 1)),
+                        peek: false,
+                    },
                 ],
                 none(),
             ),
@@ -252,8 +537,16 @@ fn fetch_commands() {
                 false,
                 "1",
                 vec![
-                    Binary { part: vec![1, 2], partial: None, peek: false },
-                    Binary { part: vec![], partial: Some((0, 10)), peek: true },
+                    Binary {
+                        part: vec![1, 2],
+                        partial: None,
+                        peek: false,
+                    },
+                    Binary {
+                        part: vec![],
+                        partial: Some((0, 10)),
+                        peek: true,
+                    },
                     BinarySize { part: vec![3] },
                 ],
                 none(),
@@ -261,9 +554,20 @@ fn fetch_commands() {
         ),
         (
             "a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n",
-            fetch(true, "300:500", vec![Flags], FetchModifiers { changed_since: Some(12345), vanished: true }),
+            fetch(
+                true,
+                "300:500",
+                vec![Flags],
+                FetchModifiers {
+                    changed_since: Some(12345),
+                    vanished: true,
+                },
+            ),
         ),
-        ("a FETCH $ (FLAGS)\r\n", fetch(false, "$", vec![Flags], none())),
+        (
+            "a FETCH $ (FLAGS)\r\n",
+            fetch(false, "$", vec![Flags], none()),
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(body(input), want, "{input:?}");
@@ -276,7 +580,14 @@ fn store_copy_move() {
     let cases: Vec<(&str, CommandBody)> = vec![
         (
             "a STORE 2:4 +FLAGS (\\Deleted)\r\n",
-            B::Store { uid: false, set: set("2:4"), action: StoreAction::Add, silent: false, flags: vec![Flag::Deleted], unchanged_since: None },
+            B::Store {
+                uid: false,
+                set: set("2:4"),
+                action: StoreAction::Add,
+                silent: false,
+                flags: vec![Flag::Deleted],
+                unchanged_since: None,
+            },
         ),
         (
             "a UID STORE 1 -FLAGS.SILENT \\Seen $Junk\r\n",
@@ -291,16 +602,58 @@ fn store_copy_move() {
         ),
         (
             "a STORE * FLAGS ()\r\n",
-            B::Store { uid: false, set: set("*"), action: StoreAction::Replace, silent: false, flags: vec![], unchanged_since: None },
+            B::Store {
+                uid: false,
+                set: set("*"),
+                action: StoreAction::Replace,
+                silent: false,
+                flags: vec![],
+                unchanged_since: None,
+            },
         ),
         (
             "a UID STORE 1:3 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n",
-            B::Store { uid: true, set: set("1:3"), action: StoreAction::Add, silent: true, flags: vec![Flag::Deleted], unchanged_since: Some(320162338) },
+            B::Store {
+                uid: true,
+                set: set("1:3"),
+                action: StoreAction::Add,
+                silent: true,
+                flags: vec![Flag::Deleted],
+                unchanged_since: Some(320162338),
+            },
         ),
-        ("a COPY 2:4 MEETING\r\n", B::Copy { uid: false, set: set("2:4"), mailbox: b"MEETING".to_vec() }),
-        ("a uid copy $ \"x y\"\r\n", B::Copy { uid: true, set: SequenceSet::Saved, mailbox: b"x y".to_vec() }),
-        ("a MOVE 1 Trash\r\n", B::Move { uid: false, set: set("1"), mailbox: b"Trash".to_vec() }),
-        ("a UID MOVE 4:2,7 {5}\r\nTrash\r\n", B::Move { uid: true, set: set("4:2,7"), mailbox: b"Trash".to_vec() }),
+        (
+            "a COPY 2:4 MEETING\r\n",
+            B::Copy {
+                uid: false,
+                set: set("2:4"),
+                mailbox: b"MEETING".to_vec(),
+            },
+        ),
+        (
+            "a uid copy $ \"x y\"\r\n",
+            B::Copy {
+                uid: true,
+                set: SequenceSet::Saved,
+                mailbox: b"x y".to_vec(),
+            },
+        ),
+        (
+            "a MOVE 1 Trash\r\n",
+            B::Move {
+                uid: false,
+                set: set("1"),
+                mailbox: b"Trash".to_vec(),
+            },
+        ),
+        (
+            "a UID MOVE 4:2,7 {5}\r\nTrash\r\n",
+            B::Move {
+                uid: true,
+                set: set("4:2,7"),
+                mailbox: b"Trash".to_vec(),
+            },
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(body(input), want, "{input:?}");

@@ -1,7 +1,7 @@
 //! Malformed commands: the error carries the tag when it was readable, and nothing panics.
 
 use super::{frags, parse};
-use crate::frame::{peek_tag, Fragment};
+use crate::frame::{Fragment, peek_tag};
 use crate::parse::parse_command;
 
 #[test]
@@ -22,20 +22,48 @@ fn bad_commands_keep_the_tag() {
         ("a  NOOP\r\n", Some("a"), "command name"),
         ("a LOGIN\r\n", Some("a"), "Missing arguments"),
         ("a LOGIN user\r\n", Some("a"), "Missing arguments"),
-        ("a LOGIN (user) pass\r\n", Some("a"), "Invalid characters in atom"),
+        (
+            "a LOGIN (user) pass\r\n",
+            Some("a"),
+            "Invalid characters in atom",
+        ),
         ("a LOGIN us\u{e9}r pass\r\n", Some("a"), "8bit data in atom"),
         ("a LOGIN \"user pass\r\n", Some("a"), "Missing '\"'"),
         ("a SELECT\r\n", Some("a"), "Missing arguments"),
-        ("a SELECT x (FOO)\r\n", Some("a"), "Unknown SELECT parameter"),
+        (
+            "a SELECT x (FOO)\r\n",
+            Some("a"),
+            "Unknown SELECT parameter",
+        ),
         ("a SELECT x ()\r\n", Some("a"), "Empty list"),
         ("a SELECT x (QRESYNC (0 1))\r\n", Some("a"), "Zero"),
         ("a CREATE x (USE (Sent))\r\n", Some("a"), ""),
-        ("a CREATE x (FOO (\\Sent))\r\n", Some("a"), "Unknown CREATE parameter"),
+        (
+            "a CREATE x (FOO (\\Sent))\r\n",
+            Some("a"),
+            "Unknown CREATE parameter",
+        ),
         ("a LIST \"\"\r\n", Some("a"), "Missing arguments"),
-        ("a LIST (FOO) \"\" *\r\n", Some("a"), "Unknown LIST selection option"),
-        ("a LIST (RECURSIVEMATCH) \"\" *\r\n", Some("a"), "RECURSIVEMATCH"),
-        ("a LIST \"\" * RETURN (FOO)\r\n", Some("a"), "Unknown LIST return option"),
-        ("a LIST \"\" * FOO (CHILDREN)\r\n", Some("a"), "Expected RETURN"),
+        (
+            "a LIST (FOO) \"\" *\r\n",
+            Some("a"),
+            "Unknown LIST selection option",
+        ),
+        (
+            "a LIST (RECURSIVEMATCH) \"\" *\r\n",
+            Some("a"),
+            "RECURSIVEMATCH",
+        ),
+        (
+            "a LIST \"\" * RETURN (FOO)\r\n",
+            Some("a"),
+            "Unknown LIST return option",
+        ),
+        (
+            "a LIST \"\" * FOO (CHILDREN)\r\n",
+            Some("a"),
+            "Expected RETURN",
+        ),
         ("a LIST \"\" ()\r\n", Some("a"), "Empty list"),
         ("a STATUS x ()\r\n", Some("a"), "Empty list"),
         ("a STATUS x (FOO)\r\n", Some("a"), "Unknown STATUS item"),
@@ -43,7 +71,11 @@ fn bad_commands_keep_the_tag() {
         ("a APPEND x\r\n", Some("a"), "Missing arguments"),
         ("a APPEND x (\\Seen)\r\n", Some("a"), "Missing arguments"),
         ("a APPEND x hello\r\n", Some("a"), "Expected a literal"),
-        ("a APPEND x \"17-Jul-1996 02:44:25\" {1}\r\nx\r\n", Some("a"), "Invalid date-time"),
+        (
+            "a APPEND x \"17-Jul-1996 02:44:25\" {1}\r\nx\r\n",
+            Some("a"),
+            "Invalid date-time",
+        ),
         ("a APPEND x {3}\r\nabc x\r\n", Some("a"), ""),
         ("a APPEND x UTF8 ({2}\r\nhi)\r\n", Some("a"), "literal8"),
         ("a FETCH 1\r\n", Some("a"), "Missing arguments"),
@@ -56,17 +88,33 @@ fn bad_commands_keep_the_tag() {
         ("a FETCH 1: FLAGS\r\n", Some("a"), "Invalid messageset"),
         ("a FETCH x FLAGS\r\n", Some("a"), "Invalid messageset"),
         ("a FETCH 1 BODY[MIME]\r\n", Some("a"), "Invalid section"),
-        ("a FETCH 1 BODY[HEADER.FIELDS ()]\r\n", Some("a"), "Empty list"),
+        (
+            "a FETCH 1 BODY[HEADER.FIELDS ()]\r\n",
+            Some("a"),
+            "Empty list",
+        ),
         ("a FETCH 1 BODY[1.0]\r\n", Some("a"), "Zero"),
         ("a FETCH 1 BODY[]<0.0>\r\n", Some("a"), "Partial length"),
         ("a FETCH 1 BODY[]<1>\r\n", Some("a"), ""),
         ("a FETCH 1 BINARY[TEXT]\r\n", Some("a"), ""),
         ("a FETCH 1 BINARY.SIZE[1]<0.1>\r\n", Some("a"), ""),
-        ("a FETCH 1 FLAGS (FOO)\r\n", Some("a"), "Unknown FETCH modifier"),
+        (
+            "a FETCH 1 FLAGS (FOO)\r\n",
+            Some("a"),
+            "Unknown FETCH modifier",
+        ),
         ("a FETCH 1 FLAGS (CHANGEDSINCE)\r\n", Some("a"), ""),
         ("a STORE 1 FLAGS\r\n", Some("a"), "Missing arguments"),
-        ("a STORE 1 +FLAG (\\Seen)\r\n", Some("a"), "Invalid STORE data item"),
-        ("a STORE 1 (FOO 1) FLAGS (\\Seen)\r\n", Some("a"), "Unknown STORE modifier"),
+        (
+            "a STORE 1 +FLAG (\\Seen)\r\n",
+            Some("a"),
+            "Invalid STORE data item",
+        ),
+        (
+            "a STORE 1 (FOO 1) FLAGS (\\Seen)\r\n",
+            Some("a"),
+            "Unknown STORE modifier",
+        ),
         ("a STORE 1 FLAGS (\\*)\r\n", Some("a"), ""),
         ("a COPY 1\r\n", Some("a"), "Missing arguments"),
         ("a MOVE 1:2\r\n", Some("a"), "Missing arguments"),
@@ -98,8 +146,20 @@ fn malformed_fragment_sequences() {
         vec![line(b"a LOGIN {3}\r\n"), lit(b"abcd"), line(b" x\r\n")],
         vec![line(b"a LOGIN {3}\r\n"), line(b" x\r\n")],
         vec![line(b"a LOGIN x y\r\n"), lit(b"abc"), line(b"\r\n")],
-        vec![line(b"a LOGIN {3}\r\n"), lit(b"abc"), lit(b"abc"), line(b"\r\n")],
-        vec![line(b"a APPEND x {3}\r\n"), Fragment::Spooled { path: "/x".into(), len: 4 }, line(b"\r\n")],
+        vec![
+            line(b"a LOGIN {3}\r\n"),
+            lit(b"abc"),
+            lit(b"abc"),
+            line(b"\r\n"),
+        ],
+        vec![
+            line(b"a APPEND x {3}\r\n"),
+            Fragment::Spooled {
+                path: "/x".into(),
+                len: 4,
+            },
+            line(b"\r\n"),
+        ],
     ];
     for f in cases {
         let e = parse_command(&f).expect_err(&format!("{f:?}"));
@@ -136,14 +196,45 @@ const SEEDS: &[&str] = &[
 ];
 
 const DICTIONARY: &[&[u8]] = &[
-    b" ", b"(", b")", b"{", b"}", b"{0}\r\n", b"{5}\r\n", b"~{3}\r\n", b"\"", b"\\", b"*", b"$", b":", b",", b"<", b">",
-    b"[", b"]", b".", b"\r\n", b"\n", b"\0", b"\xff", b"NOT ", b"OR ", b"NIL", b"0", b"4294967296", b"99999999999999999999",
+    b" ",
+    b"(",
+    b")",
+    b"{",
+    b"}",
+    b"{0}\r\n",
+    b"{5}\r\n",
+    b"~{3}\r\n",
+    b"\"",
+    b"\\",
+    b"*",
+    b"$",
+    b":",
+    b",",
+    b"<",
+    b">",
+    b"[",
+    b"]",
+    b".",
+    b"\r\n",
+    b"\n",
+    b"\0",
+    b"\xff",
+    b"NOT ",
+    b"OR ",
+    b"NIL",
+    b"0",
+    b"4294967296",
+    b"99999999999999999999",
 ];
 
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     let mut v = input.to_vec();
     for _ in 0..=rng.below(4) {
-        let at = if v.is_empty() { 0 } else { rng.below(v.len() + 1) };
+        let at = if v.is_empty() {
+            0
+        } else {
+            rng.below(v.len() + 1)
+        };
         match rng.below(5) {
             0 if !v.is_empty() => {
                 let i = rng.below(v.len());
@@ -185,7 +276,11 @@ fn random_and_mutated_input_never_panics() {
         let f = frags(&input);
         let result = parse_command(&f);
         if let (Some(Fragment::Line(first)), Err(e)) = (f.first(), &result) {
-            assert!(e.tag.is_none() || e.tag == peek_tag(first), "{:?}: {e:?}", String::from_utf8_lossy(&input));
+            assert!(
+                e.tag.is_none() || e.tag == peek_tag(first),
+                "{:?}: {e:?}",
+                String::from_utf8_lossy(&input)
+            );
         }
         // Whatever literals the line announces, the same fragments parsed twice agree.
         assert_eq!(result, parse_command(&f));

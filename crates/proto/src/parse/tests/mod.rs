@@ -57,4 +57,3 @@ pub(crate) fn set(text: &str) -> SequenceSet {
     let mut c = Cursor::new(&frags).unwrap();
     values::sequence_set(&mut c).unwrap()
 }
-
