@@ -4,7 +4,7 @@ use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
 use super::blobs::{BlobDir, hash_from_sql, sha256};
-use crate::Result;
+use crate::{Result, flags};
 
 pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -73,6 +73,20 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
     if bad > 0 {
         problems.push(format!(
             "{bad} messages have a UID or modseq beyond their mailbox's counters"
+        ));
+    }
+    let mut st = tx.prepare(
+        "SELECT b.name FROM mailboxes b LEFT JOIN (
+             SELECT mailbox_id, count(*) AS n, sum((flags & ?1) = 0) AS unseen,
+                    sum((flags & ?2) != 0) AS deleted, sum(size) AS size
+             FROM messages GROUP BY mailbox_id) c ON c.mailbox_id = b.id
+         WHERE b.messages != coalesce(c.n, 0) OR b.unseen != coalesce(c.unseen, 0)
+            OR b.deleted != coalesce(c.deleted, 0) OR b.size != coalesce(c.size, 0)",
+    )?;
+    for name in st.query_map([flags::SEEN, flags::DELETED], |r| r.get::<_, String>(0))? {
+        problems.push(format!(
+            "mailbox {}: STATUS counters disagree with its messages",
+            name?
         ));
     }
     let orphans: i64 = tx.query_row(

@@ -11,7 +11,7 @@ use super::blobs::{BlobDir, Hash, hash_from_sql, load_source, sha256};
 use super::writer::WriteCtx;
 use crate::{
     FlagOp, FlagUpdate, Flags, MailboxId, MessageBytes, NewMessage, ParsedInfo, Result, StoreError,
-    StoreFlagsResult, flagops,
+    StoreFlagsResult, flagops, flags,
 };
 
 /// A message whose body is already on disk, ready for the index.
@@ -70,10 +70,65 @@ pub(super) fn mailbox_state(conn: &Connection, id: MailboxId) -> Result<MailboxS
     .ok_or(StoreError::NoSuchMailbox)
 }
 
-fn set_mailbox_state(conn: &Connection, id: MailboxId, uidnext: u32, modseq: u64) -> Result<()> {
-    conn.prepare_cached("UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3 WHERE id = ?1")?
-        .execute(params![id, uidnext, modseq as i64])?;
+fn set_mailbox_state(
+    conn: &Connection,
+    id: MailboxId,
+    uidnext: u32,
+    modseq: u64,
+    d: Counts,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE mailboxes SET uidnext = ?2, highest_modseq = ?3, messages = messages + ?4,
+                unseen = unseen + ?5, deleted = deleted + ?6, size = size + ?7
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        uidnext,
+        modseq as i64,
+        d.messages,
+        d.unseen,
+        d.deleted,
+        d.size
+    ])?;
     Ok(())
+}
+
+/// A change to a mailbox's STATUS counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Counts {
+    pub messages: i64,
+    pub unseen: i64,
+    pub deleted: i64,
+    pub size: i64,
+}
+
+impl Counts {
+    /// What one message with these flags and size counts for.
+    pub(super) fn of(system: u32, size: i64) -> Counts {
+        Counts {
+            messages: 1,
+            unseen: i64::from(system & flags::SEEN == 0),
+            deleted: i64::from(system & flags::DELETED != 0),
+            size,
+        }
+    }
+
+    fn add(&mut self, o: Counts) {
+        self.messages += o.messages;
+        self.unseen += o.unseen;
+        self.deleted += o.deleted;
+        self.size += o.size;
+    }
+
+    fn sub(&mut self, o: Counts) {
+        self.add(Counts {
+            messages: -o.messages,
+            unseen: -o.unseen,
+            deleted: -o.deleted,
+            size: -o.size,
+        });
+    }
 }
 
 fn next_uid(uid: u32) -> Result<u32> {
@@ -184,8 +239,10 @@ pub(super) fn append(
     let modseq = st.highest_modseq + 1;
     let mut uid = st.uidnext;
     let mut uids = Vec::with_capacity(msgs.len());
+    let mut counts = Counts::default();
     for m in &msgs {
         let blob_id = acquire_blob(ctx, m)?;
+        counts.add(Counts::of(m.flags.system, m.size as i64));
         ctx.conn
             .prepare_cached(
                 "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
@@ -206,7 +263,7 @@ pub(super) fn append(
         uids.push(uid);
         uid = next_uid(uid)?;
     }
-    set_mailbox_state(ctx.conn, mailbox, uid, modseq)?;
+    set_mailbox_state(ctx.conn, mailbox, uid, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));
     Ok((st.uidvalidity, uids))
 }
@@ -293,7 +350,9 @@ pub(super) fn copy(
     let modseq = dst.highest_modseq + 1;
     let mut uid = dst.uidnext;
     let mut map = Vec::with_capacity(rows.len());
+    let mut counts = Counts::default();
     for r in &rows {
+        counts.add(Counts::of(r.flags, r.size));
         ctx.conn
             .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
             .execute([r.blob_id])?;
@@ -317,7 +376,7 @@ pub(super) fn copy(
         map.push((r.uid, uid));
         uid = next_uid(uid)?;
     }
-    set_mailbox_state(ctx.conn, to, uid, modseq)?;
+    set_mailbox_state(ctx.conn, to, uid, modseq, counts)?;
     ctx.notify.push((to, modseq));
     Ok((dst.uidvalidity, map))
 }
@@ -334,7 +393,9 @@ pub(super) fn expunge(
     }
     let modseq = st.highest_modseq + 1;
     let mut removed = Vec::with_capacity(rows.len());
+    let mut counts = Counts::default();
     for r in &rows {
+        counts.sub(Counts::of(r.flags, r.size));
         ctx.conn
             .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
             .execute(params![mailbox, r.uid])?;
@@ -347,7 +408,7 @@ pub(super) fn expunge(
         release_blob(ctx, r.blob_id, 1)?;
         removed.push(r.uid);
     }
-    set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq)?;
+    set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));
     Ok(removed)
 }
@@ -394,6 +455,7 @@ pub(super) fn set_flags(
     let rows = select_rows(ctx.conn, mailbox, &sorted_uids(uids))?;
     let modseq = st.highest_modseq + 1;
     let mut out = StoreFlagsResult::default();
+    let mut counts = Counts::default();
     for r in rows {
         // RFC 7162 §3.1.3: fail messages modified after UNCHANGEDSINCE.
         if unchanged_since.is_some_and(|u| r.modseq > u) {
@@ -406,6 +468,8 @@ pub(super) fn set_flags(
         };
         let new = flagops::apply(op, &old, arg);
         if new != old {
+            counts.add(Counts::of(new.system, 0));
+            counts.sub(Counts::of(old.system, 0));
             ctx.conn
                 .prepare_cached(
                     "UPDATE messages SET flags = ?3, keywords = ?4, modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
@@ -425,7 +489,7 @@ pub(super) fn set_flags(
         }
     }
     if out.updated.iter().any(|u| u.modseq == modseq) {
-        set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq)?;
+        set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq, counts)?;
         ctx.notify.push((mailbox, modseq));
     }
     Ok(out)
@@ -487,6 +551,32 @@ mod tests {
         assert_eq!(split_search_text("abc", 99), ("abc", ""));
         // 'é' is two bytes; offset 2 falls inside it and moves back.
         assert_eq!(split_search_text("aéb", 2), ("a", "éb"));
+    }
+
+    #[test]
+    fn counts_of_flags() {
+        use crate::flags::*;
+        let c = Counts::of(SEEN | DELETED, 10);
+        assert_eq!(
+            c,
+            Counts {
+                messages: 1,
+                unseen: 0,
+                deleted: 1,
+                size: 10
+            }
+        );
+        let mut d = Counts::of(0, 5);
+        d.sub(c);
+        assert_eq!(
+            d,
+            Counts {
+                messages: 0,
+                unseen: 1,
+                deleted: -1,
+                size: -5
+            }
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::messages::{decode_keywords, mailbox_state, sorted_uids};
 use crate::{
-    Changes, Flags, MailboxId, MailboxStatus, MessageMeta, ParsedInfo, Result, StoreError, flags,
+    Changes, Flags, MailboxId, MailboxStatus, MessageMeta, ParsedInfo, Result, StoreError,
 };
 
 fn meta_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageMeta> {
@@ -70,24 +70,25 @@ pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, since: u64) -
 pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxStatus> {
     let tx = conn.unchecked_transaction()?;
     let st = mailbox_state(&tx, mailbox)?;
-    let (messages, unseen, deleted, size, recent): (i64, i64, i64, i64, i64) = tx
-        .prepare_cached(
-            "SELECT count(*), coalesce(sum((flags & ?2) = 0), 0), coalesce(sum((flags & ?3) != 0), 0),
-                    coalesce(sum(size), 0), coalesce(sum(uid >= ?4), 0)
-             FROM messages WHERE mailbox_id = ?1",
-        )?
-        .query_row(params![mailbox, flags::SEEN, flags::DELETED, st.recent_boundary], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    let (messages, unseen, deleted, size): (i64, i64, i64, i64) = tx
+        .prepare_cached("SELECT messages, unseen, deleted, size FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
+    // Recent messages are the newest ones: a short range at the end of the primary key.
+    let recent: i64 = tx
+        .prepare_cached("SELECT count(*) FROM messages WHERE mailbox_id = ?1 AND uid >= ?2")?
+        .query_row(params![mailbox, st.recent_boundary], |r| r.get(0))?;
+    let n = |v: i64| u32::try_from(v).unwrap_or(0);
     Ok(MailboxStatus {
-        messages: messages as u32,
-        unseen: unseen as u32,
-        deleted: deleted as u32,
-        size: size as u64,
+        messages: n(messages),
+        unseen: n(unseen),
+        deleted: n(deleted),
+        size: u64::try_from(size).unwrap_or(0),
         uidnext: st.uidnext,
         uidvalidity: st.uidvalidity,
         highest_modseq: st.highest_modseq,
-        recent: recent as u32,
+        recent: n(recent),
     })
 }
 

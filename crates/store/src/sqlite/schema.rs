@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS mailboxes(
     special_use TEXT,
     -- rev1 \\Recent: UIDs >= this are recent until a session claims them.
     recent_boundary INTEGER NOT NULL DEFAULT 1,
+    -- STATUS counters, kept up to date by every change so STATUS reads one row.
+    messages INTEGER NOT NULL DEFAULT 0,
+    unseen INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
     UNIQUE(user_id, name)
 );
 CREATE TABLE IF NOT EXISTS subscriptions(

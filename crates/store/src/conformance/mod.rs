@@ -1,0 +1,94 @@
+//! The store conformance suite: every backend runs [`run_all`] against a fresh store.
+//!
+//! Each part creates its own users (names prefixed by the part), so the parts can run on one
+//! store in any order. Failures panic with a message naming the broken rule.
+
+use std::sync::Arc;
+
+use crate::{Flags, MailStore, MailboxId, MessageBytes, NewMessage, ParsedInfo, UserId};
+
+mod accounts;
+mod messages;
+mod search;
+
+pub use accounts::{delete_user, mailboxes, subscriptions, users};
+pub use messages::{append, copy_and_move, dedup, expunge, flag_changes};
+pub use search::{notifications, recent, search};
+
+/// Runs every part of the suite.
+pub async fn run_all(store: Arc<dyn MailStore>) {
+    users(&*store).await;
+    assert_clean(&*store, "users").await;
+    mailboxes(&*store).await;
+    assert_clean(&*store, "mailboxes").await;
+    subscriptions(&*store).await;
+    assert_clean(&*store, "subscriptions").await;
+    append(&*store).await;
+    assert_clean(&*store, "append").await;
+    flag_changes(&*store).await;
+    assert_clean(&*store, "flag_changes").await;
+    expunge(&*store).await;
+    assert_clean(&*store, "expunge").await;
+    copy_and_move(&*store).await;
+    assert_clean(&*store, "copy_and_move").await;
+    dedup(&*store).await;
+    assert_clean(&*store, "dedup").await;
+    search(&*store).await;
+    assert_clean(&*store, "search").await;
+    recent(&*store).await;
+    assert_clean(&*store, "recent").await;
+    notifications(&*store).await;
+    assert_clean(&*store, "notifications").await;
+    delete_user(&*store).await;
+    assert_clean(&*store, "delete_user").await;
+}
+
+async fn assert_clean(store: &dyn MailStore, after: &str) {
+    let problems = store.check().await.expect("check");
+    assert!(problems.is_empty(), "check() after {after}: {problems:?}");
+}
+
+/// A message with a `Subject`, a body and matching parsed info.
+pub fn message(subject: &str, body: &str) -> NewMessage {
+    let data = format!("Subject: {subject}\r\nFrom: a@example.org\r\n\r\n{body}\r\n").into_bytes();
+    let header_text = format!("Subject: {subject}\nFrom: a@example.org\n");
+    NewMessage {
+        data: MessageBytes::Memory(Arc::new(data)),
+        flags: Flags::default(),
+        internal_date: 1_700_000_000,
+        internal_date_offset: 60,
+        parsed: ParsedInfo {
+            envelope: format!("(NIL \"{subject}\" NIL NIL NIL NIL NIL NIL NIL NIL)").into_bytes(),
+            bodystructure: b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 4 1)".to_vec(),
+            body: b"(\"TEXT\" \"PLAIN\" NIL NIL NIL \"7BIT\" 4 1)".to_vec(),
+            parts: vec![1, 2, 3],
+            search_body_offset: header_text.len(),
+            search_text: header_text + body,
+            sent_date: Some(1_699_999_999),
+        },
+    }
+}
+
+pub(crate) fn kw(system: u32, keywords: &[&str]) -> Flags {
+    Flags {
+        system,
+        keywords: keywords.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub(crate) async fn new_user(store: &dyn MailStore, name: &str) -> UserId {
+    store
+        .create_user(name, "$argon2id$x")
+        .await
+        .expect("create_user")
+        .id
+}
+
+pub(crate) async fn inbox(store: &dyn MailStore, user: UserId) -> MailboxId {
+    store
+        .get_mailbox(user, "INBOX")
+        .await
+        .expect("get INBOX")
+        .expect("INBOX exists")
+        .id
+}

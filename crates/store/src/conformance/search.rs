@@ -1,0 +1,150 @@
+//! Text search, \\Recent, change notifications.
+
+use super::{inbox, kw, message, new_user};
+use crate::{FlagOp, MailStore, StoreError, flags};
+
+pub async fn search(store: &dyn MailStore) {
+    let u = new_user(store, "search-a").await;
+    let ib = inbox(store, u).await;
+    let msgs = vec![
+        message("Meeting Notes", "The quarterly REPORT is attached."),
+        message("Grüße aus Köln", "Viele GRÜSSE und bis bald"),
+        message("report", "nothing here; see subject"),
+        message("x", "ab"),
+    ];
+    let (_, uids) = store.append(ib, msgs).await.unwrap();
+    let all = uids.clone();
+    let s = |needle: &'static str, body_only: bool, within: Vec<u32>| async move {
+        store
+            .search_text(ib, &within, needle, body_only)
+            .await
+            .unwrap()
+    };
+    assert_eq!(s("report", false, all.clone()).await, [uids[0], uids[2]]);
+    assert_eq!(
+        s("RePoRt", true, all.clone()).await,
+        [uids[0]],
+        "body only, case-insensitive"
+    );
+    assert_eq!(
+        s("köln", false, all.clone()).await,
+        [uids[1]],
+        "non-ASCII case folding"
+    );
+    assert_eq!(s("grüsse", true, all.clone()).await, [uids[1]]);
+    assert_eq!(
+        s("quarterly report", false, all.clone()).await,
+        [uids[0]],
+        "phrase with space"
+    );
+    assert_eq!(
+        s("say \"hi\"", false, all.clone()).await,
+        Vec::<u32>::new(),
+        "quotes are literal"
+    );
+    assert_eq!(
+        s("report", false, vec![uids[2], uids[3]]).await,
+        [uids[2]],
+        "limited to the given UIDs"
+    );
+    // Short needles (below the trigram length) still match substrings.
+    assert_eq!(s("AB", true, all.clone()).await, [uids[3]]);
+    assert_eq!(s("ü", false, all.clone()).await, [uids[1]]);
+    assert_eq!(
+        s("", false, all.clone()).await,
+        all,
+        "the empty string is in every message"
+    );
+    assert_eq!(s("report", false, Vec::new()).await, Vec::<u32>::new());
+    assert_eq!(
+        s("Subject", true, all.clone()).await,
+        [uids[2]],
+        "header text is not body text"
+    );
+
+    store.expunge(ib, &[uids[0]]).await.unwrap();
+    assert_eq!(
+        s("report", false, all.clone()).await,
+        [uids[2]],
+        "expunged messages are not found"
+    );
+    let other = store.create_mailbox(u, "other", None).await.unwrap();
+    let (_, moved) = store.move_messages(ib, &[uids[2]], other.id).await.unwrap();
+    assert!(s("report", false, all.clone()).await.is_empty());
+    let found = store
+        .search_text(other.id, &[moved[0].1], "report", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        [moved[0].1],
+        "moved messages are found in their new mailbox"
+    );
+    store.delete_mailbox(u, other.id).await.unwrap();
+    assert!(matches!(
+        store.search_text(other.id, &[1], "report", false).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+}
+
+pub async fn recent(store: &dyn MailStore) {
+    let u = new_user(store, "recent-a").await;
+    let ib = inbox(store, u).await;
+    let (_, uids) = store
+        .append(ib, vec![message("1", "a"), message("2", "b")])
+        .await
+        .unwrap();
+    assert_eq!(store.status(ib).await.unwrap().recent, 2);
+    assert_eq!(
+        store.claim_recent(ib, false).await.unwrap(),
+        uids,
+        "peek does not claim"
+    );
+    assert_eq!(store.claim_recent(ib, true).await.unwrap(), uids);
+    assert!(
+        store.claim_recent(ib, true).await.unwrap().is_empty(),
+        "only the first session sees them"
+    );
+    assert_eq!(store.status(ib).await.unwrap().recent, 0);
+    let (_, more) = store.append(ib, vec![message("3", "c")]).await.unwrap();
+    assert_eq!(store.status(ib).await.unwrap().recent, 1);
+    assert_eq!(store.claim_recent(ib, true).await.unwrap(), more);
+    assert!(matches!(
+        store.claim_recent(-3, true).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
+}
+
+pub async fn notifications(store: &dyn MailStore) {
+    let u = new_user(store, "notify-a").await;
+    let ib = inbox(store, u).await;
+    let other = store.create_mailbox(u, "other", None).await.unwrap();
+    let mut sub = store.notifier().subscribe(ib);
+    let mut other_sub = store.notifier().subscribe(other.id);
+    sub.receiver.borrow_and_update();
+    other_sub.receiver.borrow_and_update();
+    store
+        .append(ib, vec![message("n", "notify")])
+        .await
+        .unwrap();
+    assert!(
+        sub.receiver.has_changed().unwrap_or(false),
+        "append wakes the mailbox's sessions"
+    );
+    assert_eq!(
+        *sub.receiver.borrow_and_update(),
+        store.status(ib).await.unwrap().highest_modseq
+    );
+    assert!(
+        !other_sub.receiver.has_changed().unwrap_or(true),
+        "other mailboxes are not woken"
+    );
+    store
+        .set_flags(ib, &[1], FlagOp::Add, &kw(flags::SEEN, &[]), None)
+        .await
+        .unwrap();
+    assert!(
+        sub.receiver.has_changed().unwrap_or(false),
+        "flag change wakes"
+    );
+}
