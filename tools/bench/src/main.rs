@@ -69,6 +69,9 @@ struct Cli {
     /// Use /work/shared/corpus/messages or tests/corpus/messages if present.
     #[arg(long, global = true)]
     real_corpus: bool,
+    /// Extra Dovecot settings, e.g. "mailbox_idle_check_interval = 1 secs" (default: none).
+    #[arg(long, global = true, default_value = "")]
+    dovecot_extra: String,
     /// Where results (JSON, markdown, SVG) are written.
     #[arg(long, global = true, default_value = "docs/bench")]
     out_dir: PathBuf,

@@ -73,6 +73,8 @@ pub struct Options {
     pub mailkeep_bin: PathBuf,
     /// Connections the server must accept at once (sizes Dovecot's limits).
     pub max_conns: usize,
+    /// Extra lines appended to the generated Dovecot configuration.
+    pub dovecot_extra: String,
 }
 
 pub struct Server {
