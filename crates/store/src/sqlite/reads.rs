@@ -140,7 +140,9 @@ pub(super) fn search_text(
             phrase
         };
         conn.prepare_cached(
-            "SELECT m.uid FROM search s JOIN messages m ON m.blob_id = s.rowid
+            // CROSS JOIN keeps the index lookup first: the planner otherwise may walk the
+            // mailbox and evaluate the MATCH once per message (~10x slower on 100k).
+            "SELECT m.uid FROM search s CROSS JOIN messages m ON m.blob_id = s.rowid
              WHERE search MATCH ?1 AND m.mailbox_id = ?2 AND m.uid BETWEEN ?3 AND ?4",
         )?
         .query_map(params![query, mailbox, lo, hi], |r| r.get(0))?
@@ -163,7 +165,7 @@ fn scan(
     needle: &str,
     body_only: bool,
 ) -> Result<Vec<u32>> {
-    let needle = needle.to_lowercase();
+    let matcher = Matcher::new(needle);
     let mut st = conn.prepare_cached(
         "SELECT m.uid, s.header, s.body FROM messages m JOIN search s ON s.rowid = m.blob_id
          WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3",
@@ -172,12 +174,63 @@ fn scan(
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let hit = |i: usize| -> rusqlite::Result<bool> {
-            let t = r.get_ref(i)?.as_str().unwrap_or("");
-            Ok(needle.is_empty() || t.to_lowercase().contains(&needle))
+            Ok(matcher.is_in(r.get_ref(i)?.as_str().unwrap_or("")))
         };
         if (!body_only && hit(1)?) || hit(2)? {
             out.push(r.get(0)?);
         }
     }
     Ok(out)
+}
+
+/// Case-insensitive substring test; ASCII needles (the common case) compare bytes in place
+/// instead of lowercasing every text.
+enum Matcher {
+    Ascii(Vec<u8>),
+    Unicode(String),
+}
+
+impl Matcher {
+    fn new(needle: &str) -> Matcher {
+        if needle.is_ascii() {
+            Matcher::Ascii(needle.to_ascii_lowercase().into_bytes())
+        } else {
+            Matcher::Unicode(needle.to_lowercase())
+        }
+    }
+
+    fn is_in(&self, text: &str) -> bool {
+        match self {
+            Matcher::Ascii(n) if n.is_empty() => true,
+            Matcher::Ascii(n) => text
+                .as_bytes()
+                .windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n)),
+            Matcher::Unicode(n) => text.to_lowercase().contains(n.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Matcher;
+
+    #[test]
+    fn matcher() {
+        for (needle, text, want) in [
+            ("", "", true),
+            ("ab", "xxAB", true),
+            ("aB", "a b", false),
+            ("ü", "GRÜSSE", true),
+            ("Ü", "grüße", true),
+            ("é", "e", false),
+            ("x", "", false),
+        ] {
+            assert_eq!(
+                Matcher::new(needle).is_in(text),
+                want,
+                "{needle:?} in {text:?}"
+            );
+        }
+    }
 }
