@@ -132,6 +132,7 @@ impl Ctx {
         let o = servers::Options {
             mailkeep_bin: self.cli.mailkeep_bin.clone(),
             max_conns,
+            dovecot_extra: self.cli.dovecot_extra.clone(),
         };
         match Server::start(kind, &o).await {
             Ok(s) => Some(s),
