@@ -162,10 +162,8 @@ impl Server {
                 .collect();
             std::fs::write(dir.join("users"), users)?;
             let conf = dir.join("dovecot.conf");
-            std::fs::write(
-                &conf,
-                dovecot_conf(&dir, port, kind == Kind::DovecotPerf, o.max_conns),
-            )?;
+            let text = dovecot_conf(&dir, port, kind == Kind::DovecotPerf, o.max_conns);
+            std::fs::write(&conf, format!("{text}{}\n", o.dovecot_extra))?;
             let st = Command::new("dovecot")
                 .arg("-c")
                 .arg(&conf)
