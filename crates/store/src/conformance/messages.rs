@@ -69,6 +69,22 @@ pub async fn append(store: &dyn MailStore) {
     let (_, none) = store.append(ib, Vec::new()).await.unwrap();
     assert!(none.is_empty());
 
+    // A failed append adds nothing and leaves no unreferenced body behind.
+    let before = store.status(ib).await.unwrap();
+    let mut missing = message("missing", "unreadable");
+    missing.data = MessageBytes::File("/nonexistent/mailkeep/msg.eml".into());
+    let res = store
+        .append(ib, vec![message("ok", "written first"), missing])
+        .await;
+    assert!(res.is_err(), "append of an unreadable file fails");
+    assert_eq!(
+        store.status(ib).await.unwrap(),
+        before,
+        "a failed append changes nothing"
+    );
+    let problems = store.check().await.unwrap();
+    assert!(problems.is_empty(), "after a failed append: {problems:?}");
+
     // From a file.
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("msg.eml");

@@ -5,7 +5,6 @@
 //! mailbox's HIGHESTMODSEQ.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use std::sync::Arc;
 
 use super::blobs::{BlobDir, Hash, hash_from_sql, load_source, sha256};
 use super::writer::WriteCtx;
@@ -27,16 +26,26 @@ pub(super) struct Prepared {
 }
 
 /// Hashes and stores the bodies (fsynced). Runs on a blocking thread, outside the writer, so
-/// compression and file syncs of concurrent APPENDs overlap.
-pub(super) fn prepare(blobs: &BlobDir, messages: Vec<NewMessage>) -> Result<Vec<Prepared>> {
-    let mut out = Vec::with_capacity(messages.len());
+/// compression and file syncs of concurrent APPENDs overlap. On failure, also returns the
+/// bodies already stored, for the writer to collect.
+pub(super) fn prepare(
+    blobs: &BlobDir,
+    messages: Vec<NewMessage>,
+) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
+    let mut out: Vec<Prepared> = Vec::with_capacity(messages.len());
     for m in messages {
-        let data = load_source(&m.data)?;
-        let hash = sha256(&data);
-        blobs.store(&hash, &data)?;
+        let stored = load_source(&m.data).and_then(|data| {
+            let hash = sha256(&data);
+            blobs.store(&hash, &data)?;
+            Ok((hash, data.len() as u64))
+        });
+        let (hash, size) = match stored {
+            Ok(v) => v,
+            Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
+        };
         out.push(Prepared {
             hash,
-            size: data.len() as u64,
+            size,
             flags: flagops::normalize(&m.flags),
             internal_date: m.internal_date,
             internal_date_offset: m.internal_date_offset,
@@ -493,52 +502,6 @@ pub(super) fn set_flags(
         ctx.notify.push((mailbox, modseq));
     }
     Ok(out)
-}
-
-/// rev1 `\Recent`: UIDs at or above the boundary; claiming moves the boundary to UIDNEXT.
-pub(super) fn claim_recent(conn: &Connection, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
-    let st = mailbox_state(conn, mailbox)?;
-    let uids: Vec<u32> = conn
-        .prepare_cached(
-            "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 ORDER BY uid",
-        )?
-        .query_map(params![mailbox, st.recent_boundary], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    if claim && st.recent_boundary != st.uidnext {
-        conn.prepare_cached("UPDATE mailboxes SET recent_boundary = ?2 WHERE id = ?1")?
-            .execute(params![mailbox, st.uidnext])?;
-    }
-    Ok(uids)
-}
-
-/// The body location of one message: (hash, size).
-pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<(Hash, u64)> {
-    let (hash, size): (Vec<u8>, i64) = conn
-        .prepare_cached(
-            "SELECT b.hash, b.size FROM messages m JOIN blobs b ON b.id = m.blob_id
-             WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-        )?
-        .query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .ok_or(StoreError::NoSuchMailbox)?;
-    Ok((hash_from_sql(&hash)?, size as u64))
-}
-
-pub(super) fn message_bytes(
-    conn: &Connection,
-    blobs: &BlobDir,
-    mailbox: MailboxId,
-    uid: u32,
-) -> Result<Arc<Vec<u8>>> {
-    let (hash, size) = blob_of(conn, mailbox, uid)?;
-    match blobs.load(&hash, size) {
-        Ok(b) => Ok(Arc::new(b)),
-        Err(e) => {
-            // Expunged (and its file collected) since the lookup: say so, not "storage fault".
-            blob_of(conn, mailbox, uid)?;
-            Err(e)
-        }
-    }
 }
 
 #[cfg(test)]

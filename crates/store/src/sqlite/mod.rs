@@ -196,7 +196,21 @@ impl MailStore for SqliteStore {
         let blobs = self.blobs.clone();
         let prepared = tokio::task::spawn_blocking(move || messages::prepare(&blobs, msgs))
             .await
-            .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))??;
+            .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err((e, written)) => {
+                if !written.is_empty() {
+                    // Best effort: the bodies already written are unreferenced; let GC look.
+                    let collect = move |ctx: &mut writer::WriteCtx<'_>| {
+                        ctx.gc.extend(written);
+                        Ok(())
+                    };
+                    let _ = self.writer.run(collect).await;
+                }
+                return Err(e);
+            }
+        };
         self.writer
             .run(move |ctx| messages::append(ctx, mailbox, prepared))
             .await
@@ -215,7 +229,7 @@ impl MailStore for SqliteStore {
     async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>> {
         let blobs = self.blobs.clone();
         self.readers
-            .run(move |c| messages::message_bytes(c, &blobs, mailbox, uid))
+            .run(move |c| reads::message_bytes(c, &blobs, mailbox, uid))
             .await
     }
 
@@ -286,11 +300,11 @@ impl MailStore for SqliteStore {
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
         if claim {
             self.writer
-                .run(move |ctx| messages::claim_recent(ctx.conn, mailbox, true))
+                .run(move |ctx| reads::claim_recent(ctx.conn, mailbox, true))
                 .await
         } else {
             self.readers
-                .run(move |c| messages::claim_recent(c, mailbox, false))
+                .run(move |c| reads::claim_recent(c, mailbox, false))
                 .await
         }
     }

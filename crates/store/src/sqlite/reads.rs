@@ -3,6 +3,9 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use std::sync::Arc;
+
+use super::blobs::{BlobDir, Hash, hash_from_sql};
 use super::messages::{decode_keywords, mailbox_state, sorted_uids};
 use crate::{
     Changes, Flags, MailboxId, MailboxStatus, MessageMeta, ParsedInfo, Result, StoreError,
@@ -113,6 +116,52 @@ pub(super) fn parsed_info(conn: &Connection, mailbox: MailboxId, uid: u32) -> Re
     })
     .optional()?
     .ok_or(StoreError::NoSuchMailbox)
+}
+
+/// rev1 `\Recent`: UIDs at or above the boundary; claiming moves the boundary to UIDNEXT.
+pub(super) fn claim_recent(conn: &Connection, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
+    let st = mailbox_state(conn, mailbox)?;
+    let uids: Vec<u32> = conn
+        .prepare_cached(
+            "SELECT uid FROM messages WHERE mailbox_id = ?1 AND uid >= ?2 ORDER BY uid",
+        )?
+        .query_map(params![mailbox, st.recent_boundary], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if claim && st.recent_boundary != st.uidnext {
+        conn.prepare_cached("UPDATE mailboxes SET recent_boundary = ?2 WHERE id = ?1")?
+            .execute(params![mailbox, st.uidnext])?;
+    }
+    Ok(uids)
+}
+
+/// The body location of one message: (hash, size).
+pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<(Hash, u64)> {
+    let (hash, size): (Vec<u8>, i64) = conn
+        .prepare_cached(
+            "SELECT b.hash, b.size FROM messages m JOIN blobs b ON b.id = m.blob_id
+             WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+        )?
+        .query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::NoSuchMailbox)?;
+    Ok((hash_from_sql(&hash)?, size as u64))
+}
+
+pub(super) fn message_bytes(
+    conn: &Connection,
+    blobs: &BlobDir,
+    mailbox: MailboxId,
+    uid: u32,
+) -> Result<Arc<Vec<u8>>> {
+    let (hash, size) = blob_of(conn, mailbox, uid)?;
+    match blobs.load(&hash, size) {
+        Ok(b) => Ok(Arc::new(b)),
+        Err(e) => {
+            // Expunged (and its file collected) since the lookup: say so, not "storage fault".
+            blob_of(conn, mailbox, uid)?;
+            Err(e)
+        }
+    }
 }
 
 /// The trigram index matches needles of at least this many characters.
