@@ -299,6 +299,17 @@ impl MailStore for SqliteStore {
 
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
         if claim {
+            // Most SELECTs find nothing new to claim: answer those without queueing a write.
+            let unclaimed = self
+                .readers
+                .run(move |c| {
+                    let st = messages::mailbox_state(c, mailbox)?;
+                    Ok(st.recent_boundary < st.uidnext)
+                })
+                .await?;
+            if !unclaimed {
+                return Ok(Vec::new());
+            }
             self.writer
                 .run(move |ctx| reads::claim_recent(ctx.conn, mailbox, true))
                 .await
