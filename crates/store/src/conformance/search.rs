@@ -113,6 +113,18 @@ pub async fn recent(store: &dyn MailStore) {
         store.claim_recent(-3, true).await,
         Err(StoreError::NoSuchMailbox)
     ));
+    // Two sessions selecting at once: exactly one of them gets the new messages.
+    let (_, newest) = store
+        .append(ib, vec![message("4", "d"), message("5", "e")])
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(store.claim_recent(ib, true), store.claim_recent(ib, true));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        a.is_empty() != b.is_empty(),
+        "one claimer only: {a:?} {b:?}"
+    );
+    assert_eq!(if a.is_empty() { b } else { a }, newest);
 }
 
 pub async fn notifications(store: &dyn MailStore) {
