@@ -36,19 +36,22 @@ impl MessageData {
 /// the session decides how to interpret it depending on UTF8=ACCEPT / IMAP4rev2).
 pub type MailboxName = Vec<u8>;
 
+/// RFC 2971 `ID` field-value pairs; a value may be NIL.
+pub type IdParams = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
     // Any state (RFC 9051 §6.1)
     Capability,
     Noop,
     Logout,
-    /// RFC 2971: `ID ("name" "value" ...)` or `ID NIL`.
-    Id(Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>),
+    /// RFC 2971: `ID ("name" "value" ...)` or `ID NIL`. `ID ()` is `Some(vec![])`.
+    Id(Option<IdParams>),
 
     // Not authenticated (§6.2)
     StartTls,
-    /// `AUTHENTICATE mech [SP initial-response]`; the initial response is still base64 text
-    /// (`=` means empty).
+    /// `AUTHENTICATE mech [SP initial-response]`; the mechanism is uppercased, the initial
+    /// response is still base64 text (`=` means empty).
     Authenticate {
         mechanism: String,
         initial_response: Option<Vec<u8>>,
@@ -59,6 +62,7 @@ pub enum CommandBody {
     },
 
     // Authenticated (§6.3)
+    /// Capability names, uppercased.
     Enable(Vec<String>),
     Select {
         mailbox: MailboxName,
@@ -69,6 +73,7 @@ pub enum CommandBody {
         params: SelectParams,
     },
     /// `CREATE mbox [SP "(" "USE" SP "(" use-attr ... ")" ")"]` (RFC 6154 §3).
+    /// `special_use` holds the attributes with their backslash, as sent (`\Sent`).
     Create {
         mailbox: MailboxName,
         special_use: Vec<String>,
@@ -111,6 +116,8 @@ pub enum CommandBody {
         uid: bool,
         charset: Option<String>,
         criteria: SearchKey,
+        /// `Some` when `RETURN (...)` was given (answer with ESEARCH); `RETURN ()` arrives as
+        /// `Some([All])` (RFC 4731 §3.1).
         ret: Option<Vec<SearchReturn>>,
     },
     Fetch {
@@ -264,7 +271,8 @@ pub enum Flag {
     Recent,
     /// A keyword (atom), spelled as the client sent it.
     Keyword(String),
-    /// Any other `\Something` flag extension.
+    /// Any other `\Something` flag extension, with its backslash (`\Foo`) as the parser keeps
+    /// it; the writer also accepts the name without one.
     Extension(String),
 }
 

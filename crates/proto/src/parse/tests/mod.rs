@@ -2,6 +2,7 @@
 
 mod commands;
 mod errors;
+mod fetch_store;
 mod search;
 
 use super::*;

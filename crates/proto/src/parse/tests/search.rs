@@ -101,7 +101,8 @@ fn every_key() {
 fn program_and_return_options() {
     use SearchKey as K;
     use SearchReturn::*;
-    let cases: Vec<(&str, Option<&str>, SearchKey, Option<Vec<SearchReturn>>)> = vec![
+    type Case = (&'static str, Option<&'static str>, SearchKey, Option<Vec<SearchReturn>>);
+    let cases: Vec<Case> = vec![
         (
             "a SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n",
             None,
