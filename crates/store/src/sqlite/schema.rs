@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use crate::Result;
 
+/// Bumped with each incompatible schema change; `PRAGMA user_version` records it.
+const SCHEMA_VERSION: i64 = 1;
+
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(
     key TEXT PRIMARY KEY,
@@ -92,7 +95,14 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     // FULL: each commit fsyncs the WAL, so a returned APPEND survives power loss. Group commit
     // makes that one fsync per batch of writers rather than one per writer.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(crate::StoreError::Internal(format!(
+            "index schema version {version} is newer than this program's ({SCHEMA_VERSION})"
+        )));
+    }
     conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)
 }
 

@@ -220,3 +220,76 @@ fn collect_garbage(conn: &Connection, blobs: &BlobDir, mut gc: Vec<Hash>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Jobs queued while the writer is busy share one commit, and a failing job's changes are
+    /// undone without undoing its neighbours'.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batch_shares_commit_and_isolates_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t(v INTEGER)").unwrap();
+        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        let writer = Arc::new(Writer::start(conn, blobs, Arc::new(Notifier::default())).unwrap());
+
+        // Occupy the writer until all other jobs are queued.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        let w = writer.clone();
+        let hold = tokio::spawn(async move {
+            w.run(move |_| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+                Ok(())
+            })
+            .await
+        });
+        started_rx.await.unwrap();
+        let before = writer.stats.commits.load(Ordering::SeqCst);
+        let mut jobs = Vec::new();
+        for i in 0..6i64 {
+            let w = writer.clone();
+            jobs.push(tokio::spawn(async move {
+                w.run(move |ctx| {
+                    ctx.conn.execute("INSERT INTO t(v) VALUES (?1)", [i])?;
+                    if i % 2 == 1 {
+                        return Err(StoreError::Cannot("odd".into()));
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        while writer.stats.queued.load(Ordering::SeqCst) < 6 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        release_tx.send(()).unwrap();
+        hold.await.unwrap().unwrap();
+        let mut ok = 0;
+        for (i, j) in jobs.into_iter().enumerate() {
+            match j.await.unwrap() {
+                Ok(v) => {
+                    assert_eq!(v, i as i64);
+                    ok += 1;
+                }
+                Err(StoreError::Cannot(_)) => assert_eq!(i % 2, 1),
+                Err(e) => panic!("job {i}: {e}"),
+            }
+        }
+        assert_eq!(ok, 3);
+        let commits = writer.stats.commits.load(Ordering::SeqCst) - before;
+        // The holding job's transaction, then one for all six.
+        assert_eq!(commits, 2, "the six queued jobs share one commit");
+        let check = Connection::open(&path).unwrap();
+        assert_eq!(count(&check), 3, "failed jobs' inserts are rolled back");
+    }
+}
