@@ -6,11 +6,11 @@ mod common;
 use common::*;
 
 const DEFAULT_LIST: &str = "* LIST (\\HasNoChildren) \"/\" INBOX\r\n\
-* LIST (\\HasNoChildren \\Archive) \"/\" \"Archive\"\r\n\
-* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"\r\n\
-* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"\r\n\
-* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"\r\n\
-* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"\r\n";
+* LIST (\\HasNoChildren \\Archive) \"/\" Archive\r\n\
+* LIST (\\HasNoChildren \\Drafts) \"/\" Drafts\r\n\
+* LIST (\\HasNoChildren \\Junk) \"/\" Junk\r\n\
+* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n\
+* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n";
 
 #[tokio::test]
 async fn first_login_creates_special_use_mailboxes() {
@@ -31,11 +31,11 @@ async fn first_login_creates_special_use_mailboxes() {
     .await;
     assert_eq!(
         out,
-        "* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" \"Archive\"\r\n\
-         * LIST (\\HasNoChildren \\Subscribed \\Drafts) \"/\" \"Drafts\"\r\n\
-         * LIST (\\HasNoChildren \\Subscribed \\Junk) \"/\" \"Junk\"\r\n\
-         * LIST (\\HasNoChildren \\Subscribed \\Sent) \"/\" \"Sent\"\r\n\
-         * LIST (\\HasNoChildren \\Subscribed \\Trash) \"/\" \"Trash\"\r\n\
+        "* LIST (\\HasNoChildren \\Subscribed \\Archive) \"/\" Archive\r\n\
+         * LIST (\\HasNoChildren \\Subscribed \\Drafts) \"/\" Drafts\r\n\
+         * LIST (\\HasNoChildren \\Subscribed \\Junk) \"/\" Junk\r\n\
+         * LIST (\\HasNoChildren \\Subscribed \\Sent) \"/\" Sent\r\n\
+         * LIST (\\HasNoChildren \\Subscribed \\Trash) \"/\" Trash\r\n\
          c OK List completed.\r\n"
     );
     // A second login changes nothing.
@@ -64,14 +64,14 @@ async fn create_delete_with_parents_and_children() {
     );
     assert_eq!(
         ok(&mut s, "d LIST \"\" a*\r\n").await,
-        "* LIST (\\HasChildren) \"/\" \"a\"\r\n\
-         * LIST (\\HasChildren) \"/\" \"a/b\"\r\n\
-         * LIST (\\HasNoChildren) \"/\" \"a/b/c\"\r\n\
+        "* LIST (\\HasChildren) \"/\" a\r\n\
+         * LIST (\\HasChildren) \"/\" a/b\r\n\
+         * LIST (\\HasNoChildren) \"/\" a/b/c\r\n\
          d OK List completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "e LIST a/ %\r\n").await,
-        "* LIST (\\HasChildren) \"/\" \"a/b\"\r\ne OK List completed.\r\n"
+        "* LIST (\\HasChildren) \"/\" a/b\r\ne OK List completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "f DELETE a\r\n").await,
@@ -99,7 +99,7 @@ async fn create_delete_with_parents_and_children() {
     );
     assert_eq!(
         ok(&mut s, "l LIST \"\" Spam\r\n").await,
-        "* LIST (\\HasNoChildren \\Junk) \"/\" \"Spam\"\r\nl OK List completed.\r\n"
+        "* LIST (\\HasNoChildren \\Junk) \"/\" Spam\r\nl OK List completed.\r\n"
     );
 }
 
@@ -115,18 +115,18 @@ async fn rename_with_children_and_subscriptions() {
     );
     assert_eq!(
         ok(&mut s, "d LIST \"\" x*\r\n").await,
-        "* LIST (\\HasChildren) \"/\" \"x\"\r\n\
-         * LIST (\\HasChildren) \"/\" \"x/y\"\r\n\
-         * LIST (\\HasNoChildren) \"/\" \"x/y/q\"\r\n\
+        "* LIST (\\HasChildren) \"/\" x\r\n\
+         * LIST (\\HasChildren) \"/\" x/y\r\n\
+         * LIST (\\HasNoChildren) \"/\" x/y/q\r\n\
          d OK List completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "e LSUB \"\" x/*\r\n").await,
-        "* LSUB () \"/\" \"x/y/q\"\r\ne OK Lsub completed.\r\n"
+        "* LSUB () \"/\" x/y/q\r\ne OK Lsub completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "f LSUB \"\" x/%\r\n").await,
-        "* LSUB (\\Noselect) \"/\" \"x/y\"\r\nf OK Lsub completed.\r\n"
+        "* LSUB (\\Noselect) \"/\" x/y\r\nf OK Lsub completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "g RENAME x x/y/z\r\n").await,
@@ -151,12 +151,12 @@ async fn subscribed_recursivematch_and_nonexistent() {
     ok(&mut s, "c SUBSCRIBE Gone\r\n").await;
     assert_eq!(
         ok(&mut s, "d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" F%\r\n").await,
-        "* LIST (\\HasChildren) \"/\" \"Foo\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\nd OK List completed.\r\n"
+        "* LIST (\\HasChildren) \"/\" Foo (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\nd OK List completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "e LIST (SUBSCRIBED) \"\" *o*\r\n").await,
-        "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Foo/Bar\"\r\n\
-         * LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" \"Gone\"\r\n\
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" Foo/Bar\r\n\
+         * LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" Gone\r\n\
          e OK List completed.\r\n"
     );
     // Refused by the parser or the session, either way BAD (RFC 5258 §3).
@@ -192,8 +192,8 @@ async fn status_and_list_status() {
         .await,
         "* LIST (\\HasNoChildren) \"/\" INBOX\r\n\
          * STATUS INBOX (MESSAGES 0 UNSEEN 0)\r\n\
-         * LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"\r\n\
-         * STATUS \"Sent\" (MESSAGES 0 UNSEEN 0)\r\n\
+         * LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n\
+         * STATUS Sent (MESSAGES 0 UNSEEN 0)\r\n\
          c OK List completed.\r\n"
     );
 }
@@ -208,7 +208,7 @@ async fn names_in_utf7_and_utf8() {
     );
     assert_eq!(
         ok(&mut s, "b LIST \"\" Entw*\r\n").await,
-        "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"\r\nb OK List completed.\r\n"
+        "* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe\r\nb OK List completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "c ENABLE IMAP4rev2\r\n").await,
