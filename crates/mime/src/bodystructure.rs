@@ -84,6 +84,52 @@ fn is_truncated(n: &Node, parent_digest: bool) -> bool {
     }
 }
 
+/// Dovecot caches "plain 7-bit ASCII" messages as a flag and writes their BODYSTRUCTURE from
+/// a template (`imap_bodystructure_is_plain_7bit`), which normalizes the case of
+/// `charset=US-ASCII` and `7BIT`.
+fn is_plain_7bit(n: &Node) -> bool {
+    let d = &n.data;
+    let param_ok = match d.type_params.as_slice() {
+        [] => true,
+        [(k, v)] => k.eq_ignore_ascii_case(b"charset") && v.eq_ignore_ascii_case(b"us-ascii"),
+        _ => false,
+    };
+    n.text
+        && n.children.is_empty()
+        && !n.multipart
+        && d.content_subtype
+            .as_ref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(b"plain"))
+        && param_ok
+        && d.id.is_none()
+        && d.description.is_none()
+        && d.cte
+            .as_ref()
+            .is_none_or(|c| c.eq_ignore_ascii_case(b"7bit"))
+        && d.md5.is_none()
+        && d.disposition.is_none()
+        && d.language.is_none()
+        && d.location.is_none()
+}
+
+/// Write the top-level `body` of a message (`extended` = BODYSTRUCTURE).
+pub fn write_root(out: &mut Vec<u8>, msg: &[u8], root: &Node, extended: bool) {
+    if is_plain_7bit(root) {
+        let body = root.body(msg);
+        let lines = body.iter().filter(|&&c| c == b'\n').count();
+        let ext = if extended { " NIL NIL NIL NIL" } else { "" };
+        out.extend_from_slice(
+            format!(
+                "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" {} {lines}{ext})",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        return;
+    }
+    write(out, msg, root, extended, false);
+}
+
 /// Write `body` for a node (`extended` = BODYSTRUCTURE).
 pub fn write(out: &mut Vec<u8>, msg: &[u8], n: &Node, extended: bool, parent_digest: bool) {
     out.push(b'(');

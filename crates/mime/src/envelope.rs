@@ -47,10 +47,10 @@ fn collect(fields: &[Field]) -> Envelope {
             b"in-reply-to" => Some(&mut e.in_reply_to),
             _ => None,
         };
+        // Dovecot 2.3.19: a repeated string field replaces the earlier one, while repeated
+        // address fields are concatenated.
         if let Some(slot) = str_slot {
-            if slot.is_none() {
-                *slot = Some(header_str(&f.value));
-            }
+            *slot = Some(header_str(&f.value));
             continue;
         }
         let addr_slot = match n.as_slice() {
@@ -62,9 +62,9 @@ fn collect(fields: &[Field]) -> Envelope {
             b"bcc" => &mut e.bcc,
             _ => continue,
         };
-        if addr_slot.is_none() {
-            *addr_slot = Some(parse_address_list(&f.value));
-        }
+        addr_slot
+            .get_or_insert_with(Vec::new)
+            .extend(parse_address_list(&f.value));
     }
     e
 }

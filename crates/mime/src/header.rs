@@ -10,6 +10,8 @@
 pub struct Field {
     pub name: Vec<u8>,
     pub value: Vec<u8>,
+    /// False for a broken line without a colon (its name is the whole line).
+    pub has_colon: bool,
     /// Byte range of the whole field (all its lines, CRLFs included) in the message.
     pub start: usize,
     pub end: usize,
@@ -64,6 +66,7 @@ pub fn new_field(line: &[u8], start: usize) -> Field {
             Field {
                 name: name.to_vec(),
                 value: content[v..].to_vec(),
+                has_colon: true,
                 start,
                 end: start + line.len(),
             }
@@ -71,6 +74,7 @@ pub fn new_field(line: &[u8], start: usize) -> Field {
         None => Field {
             name: content.to_vec(),
             value: Vec::new(),
+            has_colon: false,
             start,
             end: start + line.len(),
         },

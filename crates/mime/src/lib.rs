@@ -104,9 +104,9 @@ pub fn normalize_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 pub fn analyze(message: &[u8]) -> Analysis {
     let root = parts::parse(message);
     let mut bodystructure = Vec::new();
-    bodystructure::write(&mut bodystructure, message, &root, true, false);
+    bodystructure::write_root(&mut bodystructure, message, &root, true);
     let mut body = Vec::new();
-    bodystructure::write(&mut body, message, &root, false, false);
+    bodystructure::write_root(&mut body, message, &root, false);
     let (search_text, search_body_offset) = search_text::search_text(message, &root);
     let sent_date = root
         .fields

@@ -176,9 +176,14 @@ impl Ctx<'_> {
             if msg[pos] == b'-'
                 && let Some(b) = self.boundary_at(pos)
             {
-                // The previous line's CRLF belongs to the boundary (Dovecot shrinks the header).
-                let f = self.found(pos, pos == start, b);
-                return (fields, f.cut, Some(f));
+                // The header loses its last CRLF, but for the enclosing parts that CRLF stays
+                // in the body (Dovecot's accounting; visible in message/rfc822 sizes).
+                let f = self.found(pos, true, b);
+                return (
+                    fields,
+                    pos - self.newline_before(pos).min(pos - start),
+                    Some(f),
+                );
             }
             let n = header::line_len(msg, pos);
             let line = &msg[pos..pos + n];
@@ -217,12 +222,6 @@ impl Ctx<'_> {
                 }
             }
         }
-        if node.multipart && boundary.is_none() {
-            // "multipart type but no message boundary": not MIME at all (Dovecot zeroes flags).
-            node.multipart = false;
-            node.digest = false;
-            is_mime = false;
-        }
         if !is_mime {
             node.multipart = false;
             node.rfc822 = false;
@@ -252,6 +251,8 @@ impl Ctx<'_> {
             } else if let Some(b) = boundary {
                 return self.multipart_body(node, b, depth);
             }
+            // A multipart without a boundary stays a multipart with no parts (written as one
+            // empty text/plain part); its body is opaque.
         }
         if node.rfc822 {
             if too_deep || self.total_parts >= MAX_PARTS {

@@ -476,8 +476,9 @@ pub fn parse_content_type(p: &mut Parser<'_>) -> Result<(Vec<u8>, Vec<u8>), ()> 
         return Err(());
     }
     let mut sub = Vec::new();
-    p.parse_mime_token(&mut sub)?;
-    if sub.is_empty() {
+    let more = p.parse_mime_token(&mut sub)?;
+    // Anything but parameters after the subtype makes the whole value invalid (Dovecot).
+    if sub.is_empty() || (more && p.cur() != b';') {
         return Err(());
     }
     Ok((ty, sub))
@@ -533,6 +534,7 @@ mod tests {
             ("text/plain", Some(("text", "plain"))),
             (" TEXT / HTML ; x=y", Some(("TEXT", "HTML"))),
             ("application-x-gzip; name=a", None),
+            ("multipart/mixed boundary=x", None),
             ("", None),
         ];
         for (input, want) in cases {

@@ -120,8 +120,10 @@ pub fn tree_from_bytes(b: &[u8]) -> Option<PartTree> {
 /// The part a 1-based path names.
 fn resolve<'a>(tree: &'a PartTree, path: &[u32]) -> Option<&'a Part> {
     let mut cur = &tree.root;
-    for &k in path {
-        if cur.is_message {
+    for (i, &k) in path.iter().enumerate() {
+        // Below a message/rfc822 part the numbers address the encapsulated message; the
+        // top-level message's part 1 is its own body even when that body is a message.
+        if i > 0 && cur.is_message {
             cur = cur.children.first()?;
         }
         if cur.is_multipart {
@@ -169,36 +171,84 @@ pub fn section(
     }
 }
 
-fn decode_part(msg: &[u8], p: &Part) -> Result<Vec<u8>, BinaryError> {
-    let body = range(msg, p.body_start, p.body_end);
-    if p.is_multipart || p.is_message {
-        return Ok(body);
-    }
-    let map = |e: DecodeError| match e {
-        DecodeError::Invalid | DecodeError::Premature => BinaryError::Invalid,
-    };
+/// How BINARY treats a part's Content-Transfer-Encoding (Dovecot `message_decoder_parse_cte`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cte {
+    Identity,
+    Base64,
+    Qp,
+}
+
+fn cte(p: &Part) -> Result<Cte, BinaryError> {
     match p.encoding.as_str() {
-        "7bit" | "8bit" | "binary" => Ok(body),
-        "base64" => decode::base64(&body).map_err(map),
-        "quoted-printable" => decode::quoted_printable(&body).map_err(map),
+        "7bit" | "8bit" | "binary" => Ok(Cte::Identity),
+        "base64" => Ok(Cte::Base64),
+        "quoted-printable" => Ok(Cte::Qp),
         _ => Err(BinaryError::UnknownCte),
     }
 }
 
-/// Dovecot decodes every leaf of the message when any BINARY item is fetched, so one bad part
-/// fails BINARY for all of them; report the first failure in part order.
-fn check_all(msg: &[u8], p: &Part) -> Result<(), BinaryError> {
-    if p.children.is_empty() {
-        return decode_part(msg, p).map(|_| ());
+/// Append the decoded form of a part (RFC 3516 §4.1): leaves are decoded; a multipart or
+/// message keeps its structure with each leaf decoded and its header saying
+/// `Content-Transfer-Encoding: binary`, as Dovecot produces it.
+fn append_binary(
+    msg: &[u8],
+    p: &Part,
+    include_header: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), BinaryError> {
+    let cte = cte(p)?;
+    if include_header {
+        let hdr = range(msg, p.header_start, p.body_start);
+        if cte == Cte::Identity {
+            out.extend_from_slice(&hdr);
+        } else {
+            let names = [b"Content-Transfer-Encoding".to_vec()];
+            let mut kept = header::filter_fields(&hdr, 0, hdr.len(), &names, false);
+            kept.truncate(kept.len() - 2);
+            out.extend_from_slice(&kept);
+            out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n");
+            if hdr.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     }
-    p.children.iter().try_for_each(|c| check_all(msg, c))
+    if p.children.is_empty() {
+        let body = range(msg, p.body_start, p.body_end);
+        let decoded = match cte {
+            Cte::Identity => body,
+            Cte::Base64 => decode::base64(&body).map_err(map_err)?,
+            Cte::Qp => decode::quoted_printable(&body).map_err(map_err)?,
+        };
+        out.extend_from_slice(&decoded);
+        return Ok(());
+    }
+    let mut pos = p.body_start;
+    for c in &p.children {
+        out.extend_from_slice(&range(msg, pos, c.header_start));
+        append_binary(msg, c, true, out)?;
+        pos = pos.max(c.body_end);
+    }
+    out.extend_from_slice(&range(msg, pos, p.body_end));
+    Ok(())
+}
+
+fn map_err(e: DecodeError) -> BinaryError {
+    match e {
+        DecodeError::Invalid | DecodeError::Premature => BinaryError::Invalid,
+    }
 }
 
 pub fn binary(msg: &[u8], tree: &PartTree, path: &[u32]) -> Result<Vec<u8>, BinaryError> {
     let part = resolve(tree, path).ok_or(BinaryError::NoSuchPart)?;
-    check_all(msg, &tree.root)?;
+    // Dovecot decodes the whole message whenever a BINARY item is fetched, so one bad part
+    // anywhere fails BINARY for every part.
+    let mut whole = Vec::new();
+    append_binary(msg, &tree.root, true, &mut whole)?;
     if path.is_empty() {
-        return Ok(msg.to_vec());
+        return Ok(whole);
     }
-    decode_part(msg, part)
+    let mut out = Vec::new();
+    append_binary(msg, part, false, &mut out)?;
+    Ok(out)
 }
