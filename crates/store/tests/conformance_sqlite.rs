@@ -8,17 +8,19 @@ use std::sync::atomic::Ordering;
 use mailkeep_store::MailStore;
 use mailkeep_store::conformance::{self, message};
 use mailkeep_store::sqlite::SqliteStore;
+use sha2::Digest;
 
-fn blob_files(dir: &Path) -> usize {
-    let mut n = 0;
+fn blob_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
     for shard in std::fs::read_dir(dir.join("blobs")).unwrap() {
         for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
-            if !f.unwrap().file_name().to_string_lossy().starts_with('.') {
-                n += 1;
+            let f = f.unwrap();
+            if !f.file_name().to_string_lossy().starts_with('.') {
+                out.push(f.path());
             }
         }
     }
-    n
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -26,6 +28,16 @@ async fn conformance() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     conformance::run_all(store).await;
+    // The index is in WAL mode (readers beside the writer) with a schema version.
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -127,18 +139,41 @@ async fn identical_bodies_share_one_file() {
         .await
         .unwrap();
     store.copy(ia, &u1, other).await.unwrap();
-    assert_eq!(blob_files(dir.path()), 1);
+    let files = blob_files(dir.path());
+    assert_eq!(files.len(), 1);
+    // Named by the SHA-256 of the bytes, stored zstd-compressed.
+    let bytes = store.message_bytes(ia, u1[0]).await.unwrap();
+    let name = files[0]
+        .strip_prefix(dir.path().join("blobs"))
+        .unwrap()
+        .to_string_lossy()
+        .replace('/', "");
+    assert_eq!(name, hex::encode(sha2::Sha256::digest(&*bytes)));
+    assert!(
+        std::fs::read(&files[0])
+            .unwrap()
+            .starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+        "zstd frame"
+    );
     store
         .append(ia, vec![message("s", "different")])
         .await
         .unwrap();
-    assert_eq!(blob_files(dir.path()), 2);
+    assert_eq!(blob_files(dir.path()).len(), 2);
     store.expunge(ia, &u1).await.unwrap();
-    assert_eq!(blob_files(dir.path()), 2, "the copies in `o` still use it");
+    assert_eq!(
+        blob_files(dir.path()).len(),
+        2,
+        "the copies in `o` still use it"
+    );
     store.delete_mailbox(a, other).await.unwrap();
-    assert_eq!(blob_files(dir.path()), 1, "last reference gone, file gone");
+    assert_eq!(
+        blob_files(dir.path()).len(),
+        1,
+        "last reference gone, file gone"
+    );
     assert!(store.check().await.unwrap().is_empty());
     let store: Arc<dyn MailStore> = store;
     store.delete_user("a").await.unwrap();
-    assert_eq!(blob_files(dir.path()), 0);
+    assert_eq!(blob_files(dir.path()).len(), 0);
 }
