@@ -177,3 +177,37 @@ async fn identical_bodies_share_one_file() {
     store.delete_user("a").await.unwrap();
     assert_eq!(blob_files(dir.path()).len(), 0);
 }
+
+#[tokio::test]
+async fn check_finds_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let a = store.create_user("a", "h").await.unwrap().id;
+    let ib = store.get_mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    store
+        .append(ib, vec![message("1", "one"), message("2", "two")])
+        .await
+        .unwrap();
+    assert!(store.check().await.unwrap().is_empty());
+
+    let files = blob_files(dir.path());
+    assert_eq!(files.len(), 2);
+    let other = zstd::encode_all(&b"not the message"[..], 3).unwrap();
+    std::fs::write(&files[0], other).unwrap();
+    std::fs::remove_file(&files[1]).unwrap();
+    std::fs::write(dir.path().join("blobs/00/").join("1".repeat(62)), b"stray").unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute_batch("UPDATE blobs SET refcount = 7; UPDATE mailboxes SET unseen = 99")
+        .unwrap();
+
+    let problems = store.check().await.unwrap().join("\n");
+    for want in [
+        "has 15 bytes, index says",
+        "missing",
+        "refcount 7, referenced by 1",
+        "STATUS counters disagree",
+        "is not in the index",
+    ] {
+        assert!(problems.contains(want), "expected {want:?} in:\n{problems}");
+    }
+}

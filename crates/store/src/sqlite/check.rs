@@ -89,6 +89,20 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
             name?
         ));
     }
+    // Search text follows the blob: one row per body, none left behind.
+    let (unindexed, stale): (i64, i64) = tx.query_row(
+        "SELECT (SELECT count(*) FROM blobs b WHERE NOT EXISTS
+                    (SELECT 1 FROM search s WHERE s.rowid = b.id)),
+                (SELECT count(*) FROM search WHERE rowid NOT IN (SELECT id FROM blobs))",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if unindexed > 0 {
+        problems.push(format!("{unindexed} message bodies have no search text"));
+    }
+    if stale > 0 {
+        problems.push(format!("{stale} search texts belong to no message body"));
+    }
     let orphans: i64 = tx.query_row(
         "SELECT count(*) FROM messages WHERE mailbox_id NOT IN (SELECT id FROM mailboxes)",
         [],
