@@ -6,6 +6,16 @@
 //! - `pool`: read connections, used from tokio's blocking threads.
 //! - `blobs`: body files (`blobs/ab/cdef…`), written and fsynced before the index commit.
 //! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
+//!
+//! # Durability
+//! An APPEND writes and fsyncs the body file and its directory (on the caller's blocking
+//! thread), then queues the index change; the writer commits it with `synchronous=FULL` (one
+//! WAL fsync per batch) and only then answers. So a returned APPEND/COPY survives a crash, and
+//! a crash in between leaves at worst an unreferenced body file (`check()` lists it). Body
+//! files are deleted after the commit that dropped their last reference.
+//!
+//! One process should write a data directory at a time: SQLite itself copes with several,
+//! but body-file collection assumes it sees every reference being added.
 
 mod accounts;
 mod blobs;
