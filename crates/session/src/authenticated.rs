@@ -95,14 +95,17 @@ pub(crate) async fn first_login(inner: &Inner, user: &User) -> CmdResult<()> {
     Ok(())
 }
 
-/// `ENABLE` (RFC 5161): only advertised extensions; `* ENABLED` lists the newly enabled ones.
+/// `ENABLE` (RFC 5161): only advertised extensions. `* ENABLED` lists every requested one that
+/// is on, including those enabled before (as Dovecot does: RFC 9051 §7.2.1 only says
+/// "successfully enabled").
 fn enable(
     inner: &mut Inner,
     sel: Option<&mut SelectedMailbox>,
     requested: &[String],
     out: &mut Vec<u8>,
 ) -> Outcome {
-    let mut newly: Vec<&'static str> = Vec::new();
+    let mut listed: Vec<&'static str> = Vec::new();
+    let condstore_before = inner.enabled.condstore;
     let e = &mut inner.enabled;
     for name in requested {
         let Some(cap) = capability::enableable(name) else {
@@ -113,13 +116,13 @@ fn enable(
             "CONDSTORE" => &mut e.condstore,
             _ => &mut e.utf8_accept,
         };
-        if !*flag && !newly.contains(&cap) {
-            *flag = true;
-            newly.push(cap);
+        *flag = true;
+        if !listed.contains(&cap) {
+            listed.push(cap);
         }
     }
     out.extend_from_slice(b"* ENABLED");
-    for cap in &newly {
+    for cap in &listed {
         out.push(b' ');
         out.extend_from_slice(cap.as_bytes());
     }
@@ -127,7 +130,8 @@ fn enable(
     // RFC 7162 §3.1: the first CONDSTORE enabling command with a mailbox selected reports
     // HIGHESTMODSEQ.
     if let Some(sel) = sel
-        && newly.contains(&"CONDSTORE")
+        && inner.enabled.condstore
+        && !condstore_before
         && !sel.condstore
     {
         sel.condstore = true;

@@ -220,6 +220,6 @@ async fn names_in_utf7_and_utf8() {
     );
     assert_eq!(
         ok(&mut s, "e ENABLE IMAP4rev2 QRESYNC\r\n").await,
-        "* ENABLED\r\ne OK Enabled.\r\n"
+        "* ENABLED IMAP4rev2\r\ne OK Enabled.\r\n"
     );
 }

@@ -192,3 +192,38 @@ async fn selected_mailbox_deleted_elsewhere_ends_session() {
         "* BYE Selected mailbox was deleted, have to disconnect.\r\nd OK NOOP completed.\r\n"
     );
 }
+
+#[tokio::test]
+async fn enable_condstore_while_selected_reports_highestmodseq() {
+    let env = env().await;
+    deliver(&env, "alice", "INBOX", MSG).await;
+    let mut s = login(&env, "alice").await;
+    ok(&mut s, "a SELECT INBOX\r\n").await;
+    let hms = highest_modseq(&env).await;
+    assert_eq!(
+        ok(&mut s, "b ENABLE CONDSTORE\r\n").await,
+        format!("* ENABLED CONDSTORE\r\n* OK [HIGHESTMODSEQ {hms}] Highest\r\nb OK Enabled.\r\n")
+    );
+    // Only the first CONDSTORE enabling command reports it (RFC 7162 §3.1).
+    assert_eq!(
+        ok(&mut s, "c ENABLE CONDSTORE\r\n").await,
+        "* ENABLED CONDSTORE\r\nc OK Enabled.\r\n"
+    );
+    // With CONDSTORE on, flag changes by others carry MODSEQ (RFC 7162 §3.1.4.1).
+    let id = mailbox_id(&env, "alice", "INBOX").await;
+    let flagged = Flags {
+        system: flags::FLAGGED,
+        keywords: vec![],
+    };
+    env.store
+        .set_flags(id, &[1], FlagOp::Add, &flagged, None)
+        .await
+        .expect("flags");
+    let hms = highest_modseq(&env).await;
+    assert_eq!(
+        ok(&mut s, "d NOOP\r\n").await,
+        format!(
+            "* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ ({hms}))\r\nd OK NOOP completed.\r\n"
+        )
+    );
+}
