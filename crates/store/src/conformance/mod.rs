@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use crate::{Flags, MailStore, MailboxId, MessageBytes, NewMessage, ParsedInfo, UserId};
+use crate::{
+    Flags, MailStore, MailboxId, MailboxStatus, MessageBytes, NewMessage, ParsedInfo, UserId, flags,
+};
 
 mod accounts;
 mod messages;
@@ -43,9 +45,43 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "delete_user").await;
 }
 
+/// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.
 async fn assert_clean(store: &dyn MailStore, after: &str) {
     let problems = store.check().await.expect("check");
     assert!(problems.is_empty(), "check() after {after}: {problems:?}");
+    for user in store.list_users().await.expect("list_users") {
+        for mb in store.list_mailboxes(user.id).await.expect("list_mailboxes") {
+            let st = store.status(mb.id).await.expect("status");
+            let msgs = store.messages(mb.id).await.expect("messages");
+            let count = |bit: u32, set: bool| {
+                msgs.iter()
+                    .filter(|m| (m.flags.system & bit != 0) == set)
+                    .count() as u32
+            };
+            let want = MailboxStatus {
+                messages: msgs.len() as u32,
+                unseen: count(flags::SEEN, false),
+                deleted: count(flags::DELETED, true),
+                size: msgs.iter().map(|m| m.size).sum(),
+                uidnext: st.uidnext,
+                uidvalidity: mb.uidvalidity,
+                highest_modseq: st.highest_modseq,
+                recent: st.recent,
+            };
+            let ctx = format!("after {after}: {}/{}", user.name, mb.name);
+            assert_eq!(st, want, "STATUS vs messages {ctx}");
+            assert!(
+                msgs.iter().all(|m| m.uid < st.uidnext),
+                "UIDs below UIDNEXT {ctx}"
+            );
+            let top = msgs.iter().map(|m| m.modseq).max().unwrap_or(0);
+            assert!(
+                top <= st.highest_modseq,
+                "modseqs within HIGHESTMODSEQ {ctx}"
+            );
+            assert!(st.recent <= st.messages, "recent within messages {ctx}");
+        }
+    }
 }
 
 /// A message with a `Subject`, a body and matching parsed info.
