@@ -211,6 +211,7 @@ pub struct Changes {
 #[async_trait]
 pub trait MailStore: Send + Sync + 'static {
     // ---- accounts ----
+    /// Creates the user with an (unsubscribed) INBOX. Fails with UserExists.
     async fn create_user(&self, name: &str, password_hash: &str) -> Result<User>;
     async fn get_user(&self, name: &str) -> Result<Option<User>>;
     async fn list_users(&self) -> Result<Vec<User>>;
