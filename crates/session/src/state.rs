@@ -115,3 +115,101 @@ impl State {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailkeep_store::Mailbox;
+    use mailkeep_store::notify::Notifier;
+
+    fn user() -> User {
+        User {
+            id: 1,
+            name: "alice".into(),
+            password_hash: String::new(),
+        }
+    }
+
+    fn sel(notifier: &Notifier) -> Box<SelectedMailbox> {
+        let mailbox = Mailbox {
+            id: 7,
+            name: "INBOX".into(),
+            uidvalidity: 1,
+            uidnext: 1,
+            highest_modseq: 1,
+            special_use: None,
+            subscribed: true,
+        };
+        Box::new(SelectedMailbox::new(
+            mailbox,
+            false,
+            vec![],
+            Default::default(),
+            false,
+            notifier.subscribe(7),
+        ))
+    }
+
+    #[test]
+    fn transitions_follow_the_diagram() {
+        let n = Notifier::default();
+        let not_auth = || State::NotAuthenticated { auth_failures: 0 };
+        // (state, transition, expected state name)
+        let cases: Vec<(State, Transition, &str)> = vec![
+            (not_auth(), Transition::None, "not authenticated"),
+            (
+                not_auth(),
+                Transition::Authenticated(user()),
+                "authenticated",
+            ),
+            // Forbidden pairs keep the old state.
+            (not_auth(), Transition::Select(sel(&n)), "not authenticated"),
+            (not_auth(), Transition::Unselect, "not authenticated"),
+            (
+                State::Authenticated { user: user() },
+                Transition::Authenticated(user()),
+                "authenticated",
+            ),
+            (
+                State::Authenticated { user: user() },
+                Transition::Select(sel(&n)),
+                "selected",
+            ),
+            (
+                State::Authenticated { user: user() },
+                Transition::Unselect,
+                "authenticated",
+            ),
+            (
+                State::Selected {
+                    user: user(),
+                    sel: sel(&n),
+                },
+                Transition::Select(sel(&n)),
+                "selected",
+            ),
+            (
+                State::Selected {
+                    user: user(),
+                    sel: sel(&n),
+                },
+                Transition::Unselect,
+                "authenticated",
+            ),
+            (
+                State::Selected {
+                    user: user(),
+                    sel: sel(&n),
+                },
+                Transition::Logout,
+                "logout",
+            ),
+            (not_auth(), Transition::Logout, "logout"),
+            (State::Logout, Transition::Authenticated(user()), "logout"),
+        ];
+        for (i, (mut state, t, want)) in cases.into_iter().enumerate() {
+            state.apply(t);
+            assert_eq!(state.name(), want, "case {i}");
+        }
+    }
+}

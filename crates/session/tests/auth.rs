@@ -202,3 +202,26 @@ async fn unknown_mechanism_and_any_state_commands() {
         )
     );
 }
+
+/// The server runs each connection in a spawned task: every session future must be `Send`.
+#[tokio::test]
+async fn session_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let env = env().await;
+    let mut s = session(&env, config());
+    let mut out = Vec::new();
+    let cmd = mailkeep_proto::parse_command(&fragments(b"a NOOP\r\n")).expect("parses");
+    let f = s.handle(cmd, &mut out);
+    assert_send(&f);
+    f.await;
+    assert_send(&s.sasl_response(b"*", &mut out));
+    assert_send(&s.changed());
+    assert_send(&s.idle_update(&mut out));
+    assert_send(&s.idle_done(true, &mut out));
+    assert_send(&tokio::spawn(async move {
+        let mut out = Vec::new();
+        let cmd =
+            mailkeep_proto::parse_command(&fragments(b"a LOGIN alice secret\r\n")).expect("parses");
+        s.handle(cmd, &mut out).await
+    }));
+}

@@ -227,3 +227,33 @@ async fn enable_condstore_while_selected_reports_highestmodseq() {
         )
     );
 }
+
+#[tokio::test]
+async fn close_expunges_deleted_only_when_read_write() {
+    let env = env().await;
+    let uid = deliver(&env, "alice", "INBOX", MSG).await;
+    deliver(&env, "alice", "INBOX", MSG).await;
+    let id = mailbox_id(&env, "alice", "INBOX").await;
+    let deleted = Flags {
+        system: flags::DELETED,
+        keywords: vec![],
+    };
+    env.store
+        .set_flags(id, &[uid], FlagOp::Add, &deleted, None)
+        .await
+        .expect("flags");
+    let mut s = login(&env, "alice").await;
+    ok(&mut s, "a EXAMINE INBOX\r\n").await;
+    assert_eq!(ok(&mut s, "b CLOSE\r\n").await, "b OK Close completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "c STATUS INBOX (MESSAGES)\r\n").await,
+        "* STATUS INBOX (MESSAGES 2)\r\nc OK Status completed.\r\n"
+    );
+    ok(&mut s, "d SELECT INBOX\r\n").await;
+    // CLOSE is silent: no EXPUNGE responses (RFC 9051 §6.4.1).
+    assert_eq!(ok(&mut s, "e CLOSE\r\n").await, "e OK Close completed.\r\n");
+    assert_eq!(
+        ok(&mut s, "f STATUS INBOX (MESSAGES)\r\n").await,
+        "* STATUS INBOX (MESSAGES 1)\r\nf OK Status completed.\r\n"
+    );
+}
