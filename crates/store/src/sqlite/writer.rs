@@ -136,7 +136,14 @@ fn writer_loop(
         let mut notify = Vec::new();
         let mut gc = Vec::new();
         let mut done = Vec::new();
+        let jobs = batch.len();
+        let started = std::time::Instant::now();
         let status = run_batch(&mut conn, &blobs, batch, &mut notify, &mut gc, &mut done);
+        tracing::debug!(
+            jobs,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "store commit"
+        );
         if status.is_ok() {
             stats.commits.fetch_add(1, Ordering::SeqCst);
             let mut latest: HashMap<MailboxId, u64> = HashMap::new();
