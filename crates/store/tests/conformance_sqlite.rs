@@ -76,6 +76,13 @@ async fn concurrent_appends_survive_reopen() {
     all.sort_unstable();
     all.dedup();
     assert_eq!(all.len(), 64, "every append got its own UID");
+    let stats = store.write_stats();
+    let (commits, jobs) = (
+        stats.commits.load(Ordering::SeqCst),
+        stats.jobs.load(Ordering::SeqCst),
+    );
+    println!("64 concurrent appends: {jobs} write jobs in {commits} commits");
+    assert!(commits <= jobs);
     drop(store);
 
     let store = SqliteStore::open(dir.path()).unwrap();
