@@ -259,15 +259,8 @@ impl Ctx<'_> {
                 node.rfc822 = false;
             } else {
                 self.total_parts += 1;
-                let (mut child, found) = self.part(body_start, depth + 1, Parent::Message);
-                let end = found
-                    .map_or(self.msg.len(), |f| f.cut)
-                    .max(child.header_end);
-                child.body_end = child
-                    .body_end
-                    .max(end.min(self.msg.len()))
-                    .max(child.header_end);
-                node.body_end = end;
+                let (child, found) = self.part(body_start, depth + 1, Parent::Message);
+                node.body_end = found.map_or(self.msg.len(), |f| f.cut);
                 node.children.push(child);
                 return (node, found);
             }
@@ -347,9 +340,6 @@ impl Ctx<'_> {
                         node.body_end = n.cut;
                         self.stack.truncate(my);
                         return (node, next);
-                    }
-                    if let (Some(n), Some(c)) = (next, node.children.last_mut()) {
-                        c.body_end = c.body_end.min(n.cut).max(c.header_end);
                     }
                 }
                 Some(f) => {

@@ -25,8 +25,10 @@ pub fn to_part(n: &Node) -> Part {
 
 /// Content-Transfer-Encoding token, lowercased; `7bit` when absent (RFC 2045 §6.1).
 fn encoding_of(fields: &[header::Field]) -> String {
+    // The last field wins, as in Dovecot's binary conversion.
     let Some(f) = fields
         .iter()
+        .rev()
         .find(|f| f.name.eq_ignore_ascii_case(b"Content-Transfer-Encoding"))
     else {
         return "7bit".to_string();
@@ -213,7 +215,9 @@ fn append_binary(
             }
         }
     }
-    if p.children.is_empty() {
+    // A message/rfc822 part is not allowed an encoding (RFC 2046 §5.2.1), but when it has
+    // one, its structure was parsed from encoded text: decode the body as a whole.
+    if p.children.is_empty() || cte != Cte::Identity {
         let body = range(msg, p.body_start, p.body_end);
         let decoded = match cte {
             Cte::Identity => body,
