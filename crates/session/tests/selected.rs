@@ -257,3 +257,28 @@ async fn close_expunges_deleted_only_when_read_write() {
         "* STATUS INBOX (MESSAGES 1)\r\nf OK Status completed.\r\n"
     );
 }
+
+#[tokio::test]
+async fn no_expunge_during_fetch_store_search() {
+    let env = env().await;
+    let uid = deliver(&env, "alice", "INBOX", MSG).await;
+    deliver(&env, "alice", "INBOX", MSG).await;
+    let mut s = login(&env, "alice").await;
+    ok(&mut s, "a SELECT INBOX\r\n").await;
+    let id = mailbox_id(&env, "alice", "INBOX").await;
+    env.store.expunge(id, &[uid]).await.expect("expunge");
+    deliver(&env, "alice", "INBOX", MSG).await;
+    // RFC 9051 §7.5.1: EXISTS may come, EXPUNGE must wait (sequence numbers stay valid).
+    let out = ok(&mut s, "b FETCH 2 (UID)\r\n").await;
+    assert!(
+        !out.contains("EXPUNGE") && out.contains("* 3 EXISTS\r\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("b OK FETCH completed.\r\n"), "{out}");
+    let out = ok(&mut s, "c SEARCH ALL\r\n").await;
+    assert!(!out.contains("EXPUNGE"), "{out}");
+    // A UID command may expunge.
+    let out = ok(&mut s, "d UID SEARCH ALL\r\n").await;
+    assert!(out.contains("* 1 EXPUNGE\r\n"), "{out}");
+    assert_eq!(ok(&mut s, "e NOOP\r\n").await, "e OK NOOP completed.\r\n");
+}
