@@ -4,16 +4,19 @@
 use rusqlite::Connection;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
 
 use super::schema::open_reader;
 use crate::{Result, StoreError};
 
-/// Idle connections kept; more are opened under load and closed when returned.
-const MAX_IDLE: usize = 8;
+/// Reads running at once (and connections kept). More would only queue for the few cores
+/// while holding blocking threads and connections; extra readers wait on the async side.
+const MAX_READERS: usize = 16;
 
 pub(super) struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
 }
 
 impl ReadPool {
@@ -21,6 +24,7 @@ impl ReadPool {
         Arc::new(ReadPool {
             path,
             idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_READERS)),
         })
     }
 
@@ -34,7 +38,7 @@ impl ReadPool {
         // A connection left inside a transaction (panic or early return) is not reused.
         if conn.is_autocommit() {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE {
+            if idle.len() < MAX_READERS {
                 idle.push(conn);
             }
         }
@@ -47,9 +51,14 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        let permit = self.permits.clone().acquire_owned().await;
+        let permit = permit.map_err(|_| StoreError::Internal("read pool closed".into()))?;
         let pool = self.clone();
-        tokio::task::spawn_blocking(move || pool.with(f))
-            .await
-            .map_err(|e| StoreError::Internal(format!("read task: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pool.with(f)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task: {e}")))?
     }
 }
