@@ -173,3 +173,6 @@ pub fn header_values(message: &[u8], name: &str) -> Vec<String> {
 pub fn parse_rfc5322_date(value: &str) -> Option<i64> {
     search_text::parse_date(value)
 }
+
+#[cfg(test)]
+mod tests;
