@@ -2,7 +2,7 @@
 //! STORE (RFC 9051 §6.4.6, RFC 7162 UNCHANGEDSINCE).
 
 use super::cursor::{Cursor, PResult, err};
-use super::values::{MAX_FLAGS, flag, sequence_set};
+use super::values::{MAX_FLAGS, flag, flag_list, sequence_set};
 use crate::types::{
     CommandBody, FetchItem, FetchItems, FetchModifiers, Section, SectionText, StoreAction,
 };
@@ -207,7 +207,7 @@ pub(crate) fn store(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     };
     c.sp()?;
     let flags = if c.peek() == Some(b'(') {
-        super::values::flag_list(c)?
+        flag_list(c)?
     } else {
         let mut flags = vec![flag(c)?];
         while c.eat(b' ') {

@@ -7,7 +7,8 @@ use super::cursor::{Cursor, Literal, PResult, err};
 use super::sp_mailbox;
 use super::values::{date_time, flag_list, sequence_set};
 use crate::types::{
-    AppendMessage, CommandBody, ListCommand, MessageData, QresyncParams, SelectParams, StatusItem,
+    AppendMessage, CommandBody, ListCommand, MessageData, QresyncParams, SelectParams, SequenceSet,
+    StatusItem,
 };
 
 /// Most messages in one MULTIAPPEND.
@@ -64,9 +65,8 @@ fn select_param(c: &mut Cursor<'_>, params: &mut SelectParams) -> PResult<()> {
     Ok(())
 }
 
-fn seq_match_data(
-    c: &mut Cursor<'_>,
-) -> PResult<(crate::types::SequenceSet, crate::types::SequenceSet)> {
+/// `seq-match-data = "(" known-sequence-set SP known-uid-set ")"`.
+fn seq_match_data(c: &mut Cursor<'_>) -> PResult<(SequenceSet, SequenceSet)> {
     c.expect(b'(')?;
     let seqs = sequence_set(c)?;
     c.sp()?;

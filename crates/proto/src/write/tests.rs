@@ -12,7 +12,13 @@ fn w(f: impl FnOnce(&mut Vec<u8>)) -> String {
 fn status_responses() {
     use StatusKind::*;
     // (tag, kind, code, text, expected bytes)
-    type Case = (Option<&'static str>, StatusKind, Option<Code>, &'static str, &'static str);
+    type Case = (
+        Option<&'static str>,
+        StatusKind,
+        Option<Code>,
+        &'static str,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (
             Some("a1"),

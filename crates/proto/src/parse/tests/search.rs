@@ -101,7 +101,12 @@ fn every_key() {
 fn program_and_return_options() {
     use SearchKey as K;
     use SearchReturn::*;
-    type Case = (&'static str, Option<&'static str>, SearchKey, Option<Vec<SearchReturn>>);
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        SearchKey,
+        Option<Vec<SearchReturn>>,
+    );
     let cases: Vec<Case> = vec![
         (
             "a SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n",
