@@ -208,6 +208,7 @@ async fn login(
         "login"
     );
     inner.mechanism = Some(mechanism);
+    inner.user_name = Some(user.name.clone());
     let caps = capability::list(&inner.config, true);
     Outcome::ok_code(Some(Code::Capability(caps)), "Logged in")
         .then(Transition::Authenticated(user))

@@ -98,6 +98,8 @@ pub(crate) struct Inner {
     pub idle_tag: Option<String>,
     /// The mechanism of the successful login (`LOGIN`, `PLAIN`).
     pub mechanism: Option<&'static str>,
+    /// Who logged in; kept after LOGOUT so the server's last log line can name them.
+    pub user_name: Option<String>,
     pub auth_failure_delay: Duration,
 }
 
@@ -195,6 +197,7 @@ impl Session {
                 sasl: None,
                 idle_tag: None,
                 mechanism: None,
+                user_name: None,
                 auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
@@ -404,9 +407,9 @@ impl Session {
             .await
     }
 
-    /// The user name once authenticated (for logs).
+    /// The user name once authenticated (for logs; still set after LOGOUT).
     pub fn user(&self) -> Option<&str> {
-        self.state.user().map(|u| u.name.as_str())
+        self.inner.user_name.as_deref()
     }
 
     /// The mechanism and TLS state of the last successful login, for the login log line.

@@ -164,7 +164,7 @@ async fn client_line(conn: &mut Conn, line: String) -> String {
 /// Run the command if complete, or wait for the literal its last line announces.
 async fn start_command(conn: &mut Conn, text: String) -> String {
     let last_line_start = text[..text.len() - 2].rfind("\r\n").map_or(0, |i| i + 2);
-    if let Ok(Some(ann)) = literal_announcement(text[last_line_start..].as_bytes()) {
+    if let Ok(Some(ann)) = literal_announcement(&text.as_bytes()[last_line_start..]) {
         let mut out = String::new();
         if ann.synchronizing {
             out.push_str("+ Ready for literal data\r\n");
