@@ -59,7 +59,9 @@ pub(crate) fn match_view(key: &Key, m: &MsgView<'_>) -> Option<bool> {
             }
             all
         }
-        Key::Sent(..) | Key::Header(..) | Key::Text(_) | Key::Body(_) => return None,
+        Key::Sent(..) | Key::Header(..) | Key::Address(..) | Key::Text(_) | Key::Body(_) => {
+            return None;
+        }
     })
 }
 
@@ -122,6 +124,7 @@ type EvalFuture<'s> = Pin<Box<dyn Future<Output = CmdResult<Vec<usize>>> + Send 
 pub(crate) struct Evaluator<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
     headers: HashMap<u32, Arc<[u8]>>,
+    envelopes: HashMap<u32, Arc<[u8]>>,
 }
 
 impl<'c, 'a> Evaluator<'c, 'a> {
@@ -129,6 +132,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
         Evaluator {
             ctx,
             headers: HashMap::new(),
+            envelopes: HashMap::new(),
         }
     }
 
@@ -206,6 +210,17 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                         .filter(|&i| found.contains(&self.ctx.sel.messages[i].uid))
                         .collect())
                 }
+                Key::Address(field, needle) => {
+                    let mut out = Vec::new();
+                    for i in cand {
+                        let envelope = self.envelope(i).await?;
+                        let text = super::address::envelope_addresses(&envelope, *field);
+                        if text.is_some_and(|t| fold(&t).contains(needle.as_str())) {
+                            out.push(i);
+                        }
+                    }
+                    Ok(out)
+                }
                 Key::Header(..) | Key::Sent(..) => {
                     let mut out = Vec::new();
                     for i in cand {
@@ -223,6 +238,21 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     .collect()),
             }
         })
+    }
+
+    async fn envelope(&mut self, i: usize) -> CmdResult<Arc<[u8]>> {
+        let uid = self.ctx.sel.messages[i].uid;
+        if let Some(e) = self.envelopes.get(&uid) {
+            return Ok(e.clone());
+        }
+        let parsed = self
+            .ctx
+            .store
+            .parsed_info(self.ctx.sel.mailbox.id, uid)
+            .await?;
+        let e: Arc<[u8]> = Arc::from(parsed.envelope);
+        self.envelopes.insert(uid, e.clone());
+        Ok(e)
     }
 
     async fn header(&mut self, i: usize) -> CmdResult<Arc<[u8]>> {

@@ -28,6 +28,8 @@ pub(crate) enum Key {
     Sent(DateCmp, NaiveDate),
     /// Header field (lowercase name) contains the lowercased needle; empty needle = present.
     Header(String, String),
+    /// An address field of the ENVELOPE (index per RFC 9051 §7.5.2) contains the needle.
+    Address(usize, String),
     Text(String),
     Body(String),
     /// A set of view indexes (message numbers, UIDs or `$`, resolved).
@@ -60,7 +62,7 @@ impl Key {
     /// (header parsing, text search) run over.
     pub(crate) fn cost(&self) -> u8 {
         match self {
-            Key::Sent(..) | Key::Header(..) => 2,
+            Key::Sent(..) | Key::Header(..) | Key::Address(..) => 2,
             Key::Text(_) | Key::Body(_) => 3,
             Key::Not(k) => k.cost(),
             Key::Or(a, b) => a.cost().max(b.cost()),
@@ -158,6 +160,10 @@ pub(crate) fn indexes(sel: &SelectedMailbox, set: &SequenceSet, uid: bool) -> Ha
 pub(crate) fn compile(key: &SearchKey, dec: &Decoder, sel: &SelectedMailbox) -> CmdResult<Key> {
     use SearchKey as S;
     let header = |name: &str, v: &[u8]| Key::Header(name.to_string(), dec.needle(v));
+    let address = |name: &str, v: &[u8]| match super::address::envelope_field(name) {
+        Some(field) => Key::Address(field, dec.needle(v)),
+        None => header(name, v),
+    };
     Ok(match key {
         S::All => Key::All,
         S::Answered => Key::Flag(flags::ANSWERED, true),
@@ -183,10 +189,10 @@ pub(crate) fn compile(key: &SearchKey, dec: &Decoder, sel: &SelectedMailbox) -> 
         S::SentBefore(d) => Key::Sent(DateCmp::Before, date(*d)?),
         S::SentOn(d) => Key::Sent(DateCmp::On, date(*d)?),
         S::SentSince(d) => Key::Sent(DateCmp::Since, date(*d)?),
-        S::Bcc(v) => header("bcc", v),
-        S::Cc(v) => header("cc", v),
-        S::From(v) => header("from", v),
-        S::To(v) => header("to", v),
+        S::Bcc(v) => address("bcc", v),
+        S::Cc(v) => address("cc", v),
+        S::From(v) => address("from", v),
+        S::To(v) => address("to", v),
         S::Subject(v) => header("subject", v),
         S::Header(name, v) => Key::Header(
             String::from_utf8_lossy(name).to_ascii_lowercase(),

@@ -6,6 +6,7 @@
 //! - [`eval`]: evaluates it over the view, cheap keys first.
 //! - [`esearch`]: writes `* SEARCH` or `* ESEARCH`.
 
+pub(crate) mod address;
 pub(crate) mod esearch;
 pub(crate) mod eval;
 pub(crate) mod key;

@@ -1,0 +1,183 @@
+//! FROM, TO, CC, BCC: RFC 9051 §6.4.4 matches them against "the envelope structure's" field, so
+//! the text searched is the parsed address list from the stored ENVELOPE, written back as
+//! `name <mailbox@host>` (display names RFC 2047-decoded), as Dovecot does. A broken address is
+//! searched as the envelope has it (`MISSING_MAILBOX`...), not as the raw header line.
+
+/// ENVELOPE field positions (RFC 9051 §7.5.2).
+pub(crate) fn envelope_field(header: &str) -> Option<usize> {
+    Some(match header {
+        "from" => 2,
+        "sender" => 3,
+        "reply-to" => 4,
+        "to" => 5,
+        "cc" => 6,
+        "bcc" => 7,
+        _ => return None,
+    })
+}
+
+/// One parsed IMAP value of the ENVELOPE text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Nil,
+    Str(Vec<u8>),
+    List(Vec<Value>),
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn skip_space(&mut self) {
+        while self
+            .b
+            .get(self.i)
+            .is_some_and(|c| *c == b' ' || *c == b'\r' || *c == b'\n')
+        {
+            self.i += 1;
+        }
+    }
+
+    fn value(&mut self, depth: u32) -> Option<Value> {
+        self.skip_space();
+        match *self.b.get(self.i)? {
+            b'(' if depth < 8 => {
+                self.i += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_space();
+                    if *self.b.get(self.i)? == b')' {
+                        self.i += 1;
+                        return Some(Value::List(items));
+                    }
+                    items.push(self.value(depth + 1)?);
+                }
+            }
+            b'"' => {
+                self.i += 1;
+                let mut s = Vec::new();
+                loop {
+                    match *self.b.get(self.i)? {
+                        b'\\' => {
+                            s.push(*self.b.get(self.i + 1)?);
+                            self.i += 2;
+                        }
+                        b'"' => {
+                            self.i += 1;
+                            return Some(Value::Str(s));
+                        }
+                        c => {
+                            s.push(c);
+                            self.i += 1;
+                        }
+                    }
+                }
+            }
+            b'{' => {
+                let close = self.i + self.b[self.i..].iter().position(|c| *c == b'}')?;
+                let n: usize = std::str::from_utf8(&self.b[self.i + 1..close])
+                    .ok()?
+                    .trim_end_matches('+')
+                    .parse()
+                    .ok()?;
+                let start = close + 3; // "}\r\n"
+                let s = self.b.get(start..start.checked_add(n)?)?.to_vec();
+                self.i = start + n;
+                Some(Value::Str(s))
+            }
+            _ => {
+                let start = self.i;
+                while self.b.get(self.i).is_some_and(|c| !b" ()\r\n".contains(c)) {
+                    self.i += 1;
+                }
+                let atom = &self.b[start..self.i];
+                if atom.is_empty() {
+                    return None;
+                }
+                Some(if atom.eq_ignore_ascii_case(b"NIL") {
+                    Value::Nil
+                } else {
+                    Value::Str(atom.to_vec())
+                })
+            }
+        }
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Str(s) => Some(String::from_utf8_lossy(s).into_owned()),
+        _ => None,
+    }
+}
+
+/// RFC 2047-decode a display name with the same decoder the header keys use.
+fn decode_words(name: &str) -> String {
+    let header = format!("X: {name}\r\n\r\n");
+    mailkeep_mime::header_values(header.as_bytes(), "x")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// The address list at `field` of an ENVELOPE, as searchable text: `name <mailbox@host>` per
+/// address, `group: ... ;` around group members (RFC 9051 §7.5.2 group syntax). `None` when
+/// the field is NIL or the envelope cannot be read.
+pub(crate) fn envelope_addresses(envelope: &[u8], field: usize) -> Option<String> {
+    let mut r = Reader { b: envelope, i: 0 };
+    let Value::List(fields) = r.value(0)? else {
+        return None;
+    };
+    let Value::List(addrs) = fields.get(field)? else {
+        return None;
+    };
+    let mut out: Vec<String> = Vec::new();
+    for a in addrs {
+        let Value::List(parts) = a else { continue };
+        let get = |i: usize| parts.get(i).and_then(text);
+        let (name, mailbox, host) = (get(0), get(2), get(3));
+        match (mailbox, host) {
+            // Start of a group: (NIL NIL "group" NIL).
+            (Some(group), None) => out.push(format!("{group}:")),
+            // End of a group: (NIL NIL NIL NIL).
+            (None, None) => out.push(";".into()),
+            (mailbox, Some(host)) => {
+                let spec = format!("{}@{host}", mailbox.unwrap_or_default());
+                out.push(match name {
+                    Some(n) if !n.is_empty() => format!("{} <{spec}>", decode_words(&n)),
+                    _ => spec,
+                });
+            }
+        }
+    }
+    Some(out.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_envelope_addresses() {
+        let env = b"(\"Fri, 11 Jul 2003\" \"Is dinner ready?\" ((\"Joe SixPack\" NIL \"joe\" \"football.example.com\")) NIL NIL ((NIL NIL \"grp\" NIL)(NIL NIL \"a\" \"b.c\")(NIL NIL NIL NIL)) ((\"=?utf-8?q?caf=C3=A9?=\" NIL \"x\" \"y\")) ((\"Big Bug bb\" NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) NIL {5}\r\n<a@b>)";
+        let cases = [
+            (2, Some("Joe SixPack <joe@football.example.com>")),
+            (3, None),
+            (5, Some("grp:, a@b.c, ;")),
+            (6, Some("café <x@y>")),
+            (7, Some("Big Bug bb <MISSING_MAILBOX@MISSING_DOMAIN>")),
+        ];
+        for (field, want) in cases {
+            assert_eq!(
+                envelope_addresses(env, field).as_deref(),
+                want,
+                "field {field}"
+            );
+        }
+        assert_eq!(envelope_addresses(b"(garbage", 2), None);
+        assert_eq!(envelope_field("cc"), Some(6));
+        assert_eq!(envelope_field("subject"), None);
+    }
+}
