@@ -82,6 +82,11 @@ pub enum Flow {
 /// it slows password guessing on one connection without costing the server anything.
 pub const DEFAULT_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
 
+/// BAD answers in a row before the connection is closed: a client this confused is talking
+/// another protocol (an HTTP request, a port scanner). Dovecot closes after 20 once logged in
+/// (3 before login).
+pub const MAX_BAD_COMMANDS: u32 = 20;
+
 pub struct Session {
     inner: Inner,
     state: State,
@@ -98,6 +103,8 @@ pub(crate) struct Inner {
     pub idle_tag: Option<String>,
     /// The mechanism of the successful login (`LOGIN`, `PLAIN`).
     pub mechanism: Option<&'static str>,
+    /// BAD answers in a row (see [`MAX_BAD_COMMANDS`]).
+    pub bad_commands: u32,
     /// Who logged in; kept after LOGOUT so the server's last log line can name them.
     pub user_name: Option<String>,
     pub auth_failure_delay: Duration,
@@ -198,6 +205,7 @@ impl Session {
                 idle_tag: None,
                 mechanism: None,
                 user_name: None,
+                bad_commands: 0,
                 auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
@@ -288,9 +296,18 @@ impl Session {
         }
         match tagged {
             Tagged::Ok(code, text) => {
+                self.inner.bad_commands = 0;
                 write::status(out, Some(tag), StatusKind::Ok, code.as_ref(), &text)
             }
-            Tagged::Err(e) => e.write(tag, name, out),
+            Tagged::Err(e) => {
+                if matches!(e, CmdError::Bad(_)) {
+                    self.inner.bad_commands += 1;
+                }
+                e.write(tag, name, out);
+                if self.inner.bad_commands >= MAX_BAD_COMMANDS {
+                    return self.too_many_bad_commands(out);
+                }
+            }
             Tagged::Pending => {}
         }
         flow
@@ -340,6 +357,10 @@ impl Session {
             None,
             &error.message,
         );
+        self.inner.bad_commands += 1;
+        if self.inner.bad_commands >= MAX_BAD_COMMANDS {
+            return self.too_many_bad_commands(out);
+        }
         Flow::Continue
     }
 
@@ -364,6 +385,19 @@ impl Session {
         };
         self.finish(&tag, "AUTHENTICATE", SyncMode::None, outcome, out)
             .await
+    }
+
+    /// A client that only sends garbage is not an IMAP client: end it (Dovecot does the same).
+    fn too_many_bad_commands(&mut self, out: &mut Vec<u8>) -> Flow {
+        write::status(
+            out,
+            None,
+            StatusKind::Bye,
+            None,
+            "Too many invalid IMAP commands.",
+        );
+        self.state.apply(Transition::Logout);
+        Flow::Close
     }
 
     /// Called after the STARTTLS handshake succeeded.

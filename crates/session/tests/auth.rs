@@ -225,3 +225,24 @@ async fn session_futures_are_send() {
         s.handle(cmd, &mut out).await
     }));
 }
+
+#[tokio::test]
+async fn garbage_ends_the_connection() {
+    let env = env().await;
+    let mut s = session(&env, config());
+    for i in 1..mailkeep_session::MAX_BAD_COMMANDS {
+        let (_, flow) = run(&mut s, &format!("t{i} GET / HTTP/1.1\r\n")).await;
+        assert_eq!(flow, Flow::Continue);
+    }
+    // A good command in between starts the count again.
+    ok(&mut s, "n NOOP\r\n").await;
+    for i in 1..mailkeep_session::MAX_BAD_COMMANDS {
+        run(&mut s, &format!("u{i} FETCH 1 FLAGS\r\n")).await;
+    }
+    let (out, flow) = run(&mut s, "v FETCH 1 FLAGS\r\n").await;
+    assert_eq!(flow, Flow::Close);
+    assert_eq!(
+        out,
+        "v BAD Please log in first.\r\n* BYE Too many invalid IMAP commands.\r\n"
+    );
+}
