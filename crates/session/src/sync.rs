@@ -25,11 +25,14 @@ pub(crate) async fn sync(
     let rev1 = !ctx.enabled.imap4rev2;
 
     // Expunges first become pending; they are announced below if allowed.
+    // Kept sorted, so lookups below are binary searches even after a mass expunge.
     for uid in &changes.expunged {
-        if sel.seq_of_uid(*uid).is_some() && !sel.pending_expunge.contains(uid) {
+        if sel.seq_of_uid(*uid).is_some() {
             sel.pending_expunge.push(*uid);
         }
     }
+    sel.pending_expunge.sort_unstable();
+    sel.pending_expunge.dedup();
 
     // Flag changes and new messages (ascending UID).
     let last_uid = sel.messages.last().map_or(0, |m| m.uid);
@@ -44,7 +47,7 @@ pub(crate) async fn sync(
             continue;
         };
         let entry = &mut sel.messages[seq as usize - 1];
-        if entry.modseq >= meta.modseq || sel.pending_expunge.contains(&meta.uid) {
+        if entry.modseq >= meta.modseq || sel.pending_expunge.binary_search(&meta.uid).is_ok() {
             continue;
         }
         let changed = entry.flags != meta.flags;
@@ -101,22 +104,23 @@ pub(crate) async fn sync(
     }
 
     if allow_expunge && !sel.pending_expunge.is_empty() {
-        let mut gone = std::mem::take(&mut sel.pending_expunge);
-        gone.sort_unstable();
+        let gone = std::mem::take(&mut sel.pending_expunge);
         if ctx.enabled.qresync {
             out.extend_from_slice(b"* VANISHED ");
             write::number_set(out, &gone);
             out.extend_from_slice(b"\r\n");
-        }
-        // Highest sequence number first, so each number is still valid when the client reads it.
-        for uid in gone.iter().rev() {
-            if let Some(seq) = sel.seq_of_uid(*uid) {
-                if !ctx.enabled.qresync {
-                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-                }
-                sel.messages.remove(seq as usize - 1);
-                sel.recent.remove(uid);
+        } else {
+            // Highest sequence number first, so each number is still valid when the client
+            // reads it.
+            let seqs: Vec<u32> = gone.iter().filter_map(|u| sel.seq_of_uid(*u)).collect();
+            for seq in seqs.iter().rev() {
+                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
             }
+        }
+        // One pass over the view, not one shift per message.
+        sel.messages.retain(|m| gone.binary_search(&m.uid).is_err());
+        for uid in &gone {
+            sel.recent.remove(uid);
         }
     }
 

@@ -282,3 +282,33 @@ async fn no_expunge_during_fetch_store_search() {
     assert!(out.contains("* 1 EXPUNGE\r\n"), "{out}");
     assert_eq!(ok(&mut s, "e NOOP\r\n").await, "e OK NOOP completed.\r\n");
 }
+
+#[tokio::test]
+async fn several_expunges_highest_first() {
+    let env = env().await;
+    let mut uids = Vec::new();
+    for _ in 0..5 {
+        uids.push(deliver(&env, "alice", "INBOX", MSG).await);
+    }
+    let mut s = login(&env, "alice").await;
+    ok(&mut s, "a SELECT INBOX\r\n").await;
+    let id = mailbox_id(&env, "alice", "INBOX").await;
+    env.store
+        .expunge(id, &[uids[1], uids[3]])
+        .await
+        .expect("expunge");
+    env.store.expunge(id, &[uids[4]]).await.expect("expunge");
+    assert_eq!(
+        ok(&mut s, "b NOOP\r\n").await,
+        "* 5 EXPUNGE\r\n* 4 EXPUNGE\r\n* 2 EXPUNGE\r\nb OK NOOP completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "c STATUS INBOX (MESSAGES)\r\n").await,
+        "* STATUS INBOX (MESSAGES 2)\r\nc OK Status completed.\r\n"
+    );
+    let out = ok(&mut s, "d FETCH 2 (UID)\r\n").await;
+    assert!(
+        out.starts_with(&format!("* 2 FETCH (UID {})", uids[2])),
+        "{out}"
+    );
+}
