@@ -54,31 +54,55 @@ pub(crate) async fn append(
 
 /// Read, CRLF-normalize and analyze one message.
 async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
-    let raw = match m.data {
-        MessageData::Inline(v) => v,
-        MessageData::Spooled { path, .. } => tokio::fs::read(&path).await.map_err(|e| {
-            CmdError::Store(mailkeep_store::StoreError::Internal(format!(
-                "reading spooled message: {e}"
-            )))
-        })?,
+    let (spool, raw) = match m.data {
+        MessageData::Inline(v) => (None, v),
+        MessageData::Spooled { path, .. } => {
+            let raw = tokio::fs::read(&path).await.map_err(|e| {
+                CmdError::Store(mailkeep_store::StoreError::Internal(format!(
+                    "reading spooled message: {e}"
+                )))
+            })?;
+            (Some(path), raw)
+        }
     };
     if raw.is_empty() {
         // RFC 9051 §6.3.12 leaves it open; an empty message is never what a client meant.
         return Err(CmdError::No(None, "Can't save an empty message.".into()));
     }
-    let data = match mailkeep_mime::normalize_crlf(&raw) {
-        std::borrow::Cow::Borrowed(_) => raw,
-        std::borrow::Cow::Owned(v) => v,
-    };
-    let analysis = mailkeep_mime::analyze(&data);
-    let parsed = ParsedInfo {
-        envelope: analysis.envelope,
-        bodystructure: analysis.bodystructure,
-        body: analysis.body,
-        parts: analysis.parts.to_bytes(),
-        search_text: analysis.search_text,
-        search_body_offset: analysis.search_body_offset,
-        sent_date: analysis.sent_date,
+    // Parsing a large message takes a while: keep it off the async workers.
+    let (data, unchanged, parsed) = tokio::task::spawn_blocking(move || {
+        let normalized = match mailkeep_mime::normalize_crlf(&raw) {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(v) => Some(v),
+        };
+        let unchanged = normalized.is_none();
+        let data = normalized.unwrap_or(raw);
+        let analysis = mailkeep_mime::analyze(&data);
+        let parsed = ParsedInfo {
+            envelope: analysis.envelope,
+            bodystructure: analysis.bodystructure,
+            body: analysis.body,
+            parts: analysis.parts.to_bytes(),
+            search_text: analysis.search_text,
+            search_body_offset: analysis.search_body_offset,
+            sent_date: analysis.sent_date,
+        };
+        (data, unchanged, parsed)
+    })
+    .await
+    .map_err(|e| {
+        CmdError::Store(mailkeep_store::StoreError::Internal(format!(
+            "analysis: {e}"
+        )))
+    })?;
+    // A spooled message already in CRLF form is handed over as its file, so the store does
+    // not need a second copy in memory.
+    let data = match spool {
+        Some(path) if unchanged => {
+            drop(data);
+            MessageBytes::File(path)
+        }
+        _ => MessageBytes::Memory(Arc::new(data)),
     };
     let (internal_date, internal_date_offset) = match m.internal_date {
         Some(d) => (d.unix, d.offset_minutes),
@@ -88,7 +112,7 @@ async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
         }
     };
     Ok(NewMessage {
-        data: MessageBytes::Memory(Arc::new(data)),
+        data,
         flags: flags::from_wire(&m.flags),
         internal_date,
         internal_date_offset,

@@ -78,3 +78,45 @@ async fn copy_and_move_need_an_existing_destination() {
         "d NO [TRYCREATE] Mailbox doesn't exist.\r\n"
     );
 }
+
+#[tokio::test]
+async fn append_spooled_messages() {
+    use mailkeep_proto::{AppendMessage, Command, CommandBody, MessageData};
+    let env = env().await;
+    let mut s = login(&env, "alice").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One already in CRLF form (handed to the store as a file), one with bare LF.
+    let crlf = dir.path().join("crlf.eml");
+    let lf = dir.path().join("lf.eml");
+    std::fs::write(&crlf, "Subject: s\r\n\r\nbody\r\n").expect("write");
+    std::fs::write(&lf, "Subject: s\n\nbody\n").expect("write");
+    let msg = |path: &std::path::Path, len: u64| AppendMessage {
+        flags: vec![],
+        internal_date: None,
+        data: MessageData::Spooled {
+            path: path.to_path_buf(),
+            len,
+        },
+        binary: false,
+    };
+    let cmd = Command {
+        tag: "s".into(),
+        body: CommandBody::Append {
+            mailbox: b"INBOX".to_vec(),
+            messages: vec![msg(&crlf, 20), msg(&lf, 17)],
+        },
+    };
+    let mut out = Vec::new();
+    s.handle(cmd, &mut out).await;
+    assert_eq!(
+        mask(&String::from_utf8_lossy(&out)),
+        "s OK [APPENDUID $V 1:2] Append completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "t STATUS INBOX (MESSAGES SIZE)\r\n").await,
+        "* STATUS INBOX (MESSAGES 2 SIZE 40)\r\nt OK Status completed.\r\n"
+    );
+    ok(&mut s, "u SELECT INBOX\r\n").await;
+    let out = ok(&mut s, "v FETCH 2 BODY.PEEK[]\r\n").await;
+    assert!(out.contains("Subject: s\r\n\r\nbody\r\n"), "{out}");
+}
