@@ -223,3 +223,29 @@ async fn names_in_utf7_and_utf8() {
         "* ENABLED IMAP4rev2\r\ne OK Enabled.\r\n"
     );
 }
+
+#[tokio::test]
+async fn implicit_parents_and_quota() {
+    let env = env().await;
+    let mut s = login(&env, "alice").await;
+    // A mailbox whose parent does not exist (made behind the session's back).
+    let u = env.store.get_user("alice").await.unwrap().unwrap();
+    env.store.create_mailbox(u.id, "p/q", None).await.unwrap();
+    assert_eq!(
+        ok(&mut s, "a LIST \"\" p%\r\n").await,
+        "* LIST (\\Noselect \\HasChildren) \"/\" p\r\na OK List completed.\r\n"
+    );
+    // Extended syntax (and IMAP4rev2) say \NonExistent (RFC 5258 §3).
+    assert_eq!(
+        ok(&mut s, "b LIST \"\" (p%) RETURN (CHILDREN)\r\n").await,
+        "* LIST (\\NonExistent \\HasChildren) \"/\" p\r\nb OK List completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "c GETQUOTAROOT INBOX\r\n").await,
+        "* QUOTAROOT INBOX\r\nc OK Getquotaroot completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "d GETQUOTA \"\"\r\n").await,
+        "d NO [NONEXISTENT] No such quota root.\r\n"
+    );
+}
