@@ -422,6 +422,13 @@ impl Session {
         let _ = self.sync_selected(out, true).await;
     }
 
+    /// True once the session is over (LOGOUT, too many failures, or a BYE written by
+    /// [`Session::idle_update`] because the selected mailbox was deleted): the server should
+    /// flush its output and close.
+    pub fn is_logged_out(&self) -> bool {
+        matches!(self.state, State::Logout)
+    }
+
     /// The client sent DONE (or something else: `ok == false`, answered with BAD) to end IDLE.
     pub async fn idle_done(&mut self, ok: bool, out: &mut Vec<u8>) -> Flow {
         let tag = self

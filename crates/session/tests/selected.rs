@@ -312,3 +312,27 @@ async fn several_expunges_highest_first() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn idle_on_a_deleted_mailbox_says_bye() {
+    let env = env().await;
+    let mut s = login(&env, "alice").await;
+    ok(&mut s, "a CREATE tmp\r\n").await;
+    ok(&mut s, "b SELECT tmp\r\n").await;
+    run(&mut s, "i IDLE\r\n").await;
+    let mut other = login(&env, "alice").await;
+    ok(&mut other, "c SELECT tmp\r\n").await;
+    deliver(&env, "alice", "tmp", MSG).await;
+    tokio::time::timeout(Duration::from_secs(5), s.changed())
+        .await
+        .expect("woken");
+    ok(&mut other, "d UNSELECT\r\n").await;
+    ok(&mut other, "e DELETE tmp\r\n").await;
+    let mut out = Vec::new();
+    s.idle_update(&mut out).await;
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "* BYE Selected mailbox was deleted, have to disconnect.\r\n"
+    );
+    assert!(s.is_logged_out());
+}
