@@ -137,7 +137,7 @@ pub(crate) fn envelope_addresses(envelope: &[u8], field: usize) -> Option<String
     for a in addrs {
         let Value::List(parts) = a else { continue };
         let get = |i: usize| parts.get(i).and_then(text);
-        let (name, mailbox, host) = (get(0), get(2), get(3));
+        let (name, route, mailbox, host) = (get(0), get(1), get(2), get(3));
         match (mailbox, host) {
             // Start of a group: (NIL NIL "group" NIL).
             (Some(group), None) => out.push(format!("{group}:")),
@@ -145,8 +145,14 @@ pub(crate) fn envelope_addresses(envelope: &[u8], field: usize) -> Option<String
             (None, None) => out.push(";".into()),
             (mailbox, Some(host)) => {
                 let spec = format!("{}@{host}", mailbox.unwrap_or_default());
-                out.push(match name {
-                    Some(n) if !n.is_empty() => format!("{} <{spec}>", decode_words(&n)),
+                // A source route is written `<@route:mailbox@host>` (RFC 5322 obs-route), as
+                // Dovecot writes it back.
+                out.push(match (name, route) {
+                    (Some(n), r) if !n.is_empty() => {
+                        let r = r.map(|r| format!("{r}:")).unwrap_or_default();
+                        format!("{} <{r}{spec}>", decode_words(&n))
+                    }
+                    (_, Some(r)) => format!("<{r}:{spec}>"),
                     _ => spec,
                 });
             }
@@ -161,13 +167,14 @@ mod tests {
 
     #[test]
     fn reads_envelope_addresses() {
-        let env = b"(\"Fri, 11 Jul 2003\" \"Is dinner ready?\" ((\"Joe SixPack\" NIL \"joe\" \"football.example.com\")) NIL NIL ((NIL NIL \"grp\" NIL)(NIL NIL \"a\" \"b.c\")(NIL NIL NIL NIL)) ((\"=?utf-8?q?caf=C3=A9?=\" NIL \"x\" \"y\")) ((\"Big Bug bb\" NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) NIL {5}\r\n<a@b>)";
+        let env = b"(\"Fri, 11 Jul 2003\" \"Is dinner ready?\" ((\"Joe SixPack\" NIL \"joe\" \"football.example.com\")) NIL ((NIL \"@route\" \"u\" \"d\")) ((NIL NIL \"grp\" NIL)(NIL NIL \"a\" \"b.c\")(NIL NIL NIL NIL)) ((\"=?utf-8?q?caf=C3=A9?=\" NIL \"x\" \"y\")) ((\"Big Bug bb\" NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) NIL {5}\r\n<a@b>)";
         let cases = [
             (2, Some("Joe SixPack <joe@football.example.com>")),
             (3, None),
             (5, Some("grp:, a@b.c, ;")),
             (6, Some("café <x@y>")),
             (7, Some("Big Bug bb <MISSING_MAILBOX@MISSING_DOMAIN>")),
+            (4, Some("<@route:u@d>")),
         ];
         for (field, want) in cases {
             assert_eq!(
