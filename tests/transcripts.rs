@@ -77,7 +77,7 @@ fn run(path: &Path) -> Result<(), String> {
             }
             "S" => {
                 let mut got = String::new();
-                conn.reader.read_line(&mut got).map_err(|e| format!("line {}: reading: {e}", lineno + 1))?;
+                conn.reader.read_line(&mut got).map_err(|e| format!("{}:{}: reading: {e}", path.display(), lineno + 1))?;
                 let got = got.trim_end_matches(['\r', '\n']).to_string();
                 log.push_str(&format!("S{id}: {got}\n"));
                 if !matches(body, &got) {

@@ -89,11 +89,6 @@ impl Conn {
         Conn { stream, buf: Vec::new(), pos: 0 }
     }
 
-    /// Bytes received but not consumed yet.
-    pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
     /// Drop buffered input (after STARTTLS) and release memory.
     pub fn discard_buffered(&mut self) {
         self.buf = Vec::new();
@@ -133,15 +128,17 @@ impl Conn {
 
     /// Read one line of at most `max` bytes.
     pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
-        let mut scanned = self.pos;
+        // Bytes after `pos` already searched for LF (relative, because `fill` may move data).
+        let mut scanned = 0;
         loop {
-            if let Some(i) = self.buf[scanned..].iter().position(|b| *b == b'\n') {
-                let end = scanned + i + 1;
+            let from = self.pos + scanned;
+            if let Some(i) = self.buf[from..].iter().position(|b| *b == b'\n') {
+                let end = from + i + 1;
                 let line = self.buf[self.pos..end].to_vec();
                 self.pos = end;
                 return Ok(Line::Complete(line));
             }
-            scanned = self.buf.len();
+            scanned = self.buf.len() - self.pos;
             if self.buf.len() - self.pos > max {
                 let head = self.buf[self.pos..self.pos + 64.min(self.buf.len() - self.pos)].to_vec();
                 self.skip_line().await?;
@@ -198,5 +195,55 @@ impl Conn {
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.stream.write_all(data).await?;
         self.stream.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A connected pair: the server side wrapped in `Conn`, the client side raw.
+    async fn pair() -> (Conn, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Conn::new(Stream::Plain(server)), client)
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_reads_and_literals() {
+        let (mut conn, mut client) = pair().await;
+        let writer = tokio::spawn(async move {
+            // A command cut in the middle, as a slow client or a small TCP segment would.
+            for piece in [&b"A023 LO"[..], b"GOUT\r\n", b"a {5}\r\nhel", b"lo rest\r\nnext\n"] {
+                client.write_all(piece).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            client
+        });
+        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b"A023 LOGOUT\r\n".to_vec()));
+        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b"a {5}\r\n".to_vec()));
+        assert_eq!(conn.read_exact_vec(5).await.unwrap(), b"hello");
+        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b" rest\r\n".to_vec()));
+        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b"next\n".to_vec()));
+        drop(writer.await.unwrap());
+        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Eof);
+    }
+
+    #[tokio::test]
+    async fn too_long_line_is_skipped_and_the_next_one_read() {
+        let (mut conn, mut client) = pair().await;
+        let mut long = b"t1 ".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 10_000));
+        long.extend_from_slice(b"\r\nt2 NOOP\r\n");
+        client.write_all(&long).await.unwrap();
+        match conn.read_line(4096).await.unwrap() {
+            Line::TooLong(head) => assert!(head.starts_with(b"t1 x")),
+            other => panic!("expected TooLong, got {other:?}"),
+        }
+        assert_eq!(conn.read_line(4096).await.unwrap(), Line::Complete(b"t2 NOOP\r\n".to_vec()));
+        conn.shrink();
+        assert!(conn.buf.capacity() <= KEEP_CAPACITY);
     }
 }
