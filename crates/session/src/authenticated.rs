@@ -289,6 +289,10 @@ async fn open(
         Some(&Code::UidNext(uidnext)),
         "Predicted next UID",
     );
+    if !rev1 {
+        // RFC 9051 §6.3.2: IMAP4rev2 requires a LIST response for the selected mailbox.
+        list::write_selected(inner, user, &sel.mailbox, out).await?;
+    }
     if condstore {
         write::status(
             out,

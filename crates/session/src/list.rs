@@ -131,6 +131,30 @@ pub(crate) async fn list(
     Ok(Outcome::ok("List completed."))
 }
 
+/// The `* LIST` line of a mailbox being selected (IMAP4rev2, RFC 9051 §6.3.2), with the same
+/// attributes a plain LIST gives it.
+pub(crate) async fn write_selected(
+    inner: &Inner,
+    user: &User,
+    mbox: &Mailbox,
+    out: &mut Vec<u8>,
+) -> CmdResult<()> {
+    let all = inner.store.list_mailboxes(user.id).await?;
+    let children = all.iter().any(|m| names::is_child_of(&m.name, &mbox.name));
+    let mut attrs = vec![if children {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    }];
+    if let Some(su) = mbox.special_use.as_deref() {
+        attrs.push(su);
+    }
+    out.extend_from_slice(format!("* LIST ({}) \"/\" ", attrs.join(" ")).as_bytes());
+    write::mailbox(out, &names::encode(&mbox.name, &inner.enabled));
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
 /// LSUB (RFC 3501 §6.3.9): subscribed names; a parent that `%` reaches but that is not itself
 /// subscribed is returned with \Noselect.
 pub(crate) async fn lsub(

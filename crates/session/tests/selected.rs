@@ -38,6 +38,7 @@ async fn select_rev1_and_rev2() {
          * 2 EXISTS\r\n\
          * OK [UIDVALIDITY $V] UIDs valid\r\n\
          * OK [UIDNEXT 3] Predicted next UID\r\n\
+         * LIST (\\HasNoChildren) \"/\" INBOX\r\n\
          * OK [HIGHESTMODSEQ 2] Highest\r\n\
          c OK [READ-ONLY] Examine completed.\r\n"
             .replace(
