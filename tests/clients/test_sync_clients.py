@@ -128,7 +128,7 @@ localfolders = {local}
 
 [Repository remote]
 type = IMAP
-remotehost = {server.imaps[0]}
+remotehost = localhost
 remoteport = {server.imaps[1]}
 remoteuser = alice
 remotepass = pass

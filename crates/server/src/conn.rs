@@ -162,6 +162,10 @@ async fn idle(
                 session.idle_update(out).await;
                 conn.write_all(out).await?;
                 out.clear();
+                // The mailbox may have been deleted under us: the session said BYE.
+                if session.is_logged_out() {
+                    return Ok(Flow::Close);
+                }
             }
             _ = tokio::time::sleep_until(deadline) => {
                 out.extend_from_slice(b"* BYE Disconnected for inactivity.\r\n");
