@@ -11,7 +11,7 @@ pub const SYSTEM_MASK: u32 =
 pub fn normalize(f: &Flags) -> Flags {
     let mut keywords: Vec<String> = Vec::with_capacity(f.keywords.len());
     for k in &f.keywords {
-        if !k.is_empty() && !contains_ci(&keywords, k) {
+        if is_keyword(k) && !contains_ci(&keywords, k) {
             keywords.push(k.clone());
         }
     }
@@ -30,7 +30,7 @@ pub fn apply(op: FlagOp, old: &Flags, arg: &Flags) -> Flags {
         FlagOp::Add => {
             keywords.extend(old.keywords.iter().cloned());
             for k in &arg.keywords {
-                if !k.is_empty() && !contains_ci(&keywords, k) {
+                if is_keyword(k) && !contains_ci(&keywords, k) {
                     keywords.push(k.clone());
                 }
             }
@@ -47,7 +47,7 @@ pub fn apply(op: FlagOp, old: &Flags, arg: &Flags) -> Flags {
         }
         FlagOp::Replace => {
             for k in &arg.keywords {
-                if k.is_empty() || contains_ci(&keywords, k) {
+                if !is_keyword(k) || contains_ci(&keywords, k) {
                     continue;
                 }
                 let kept = old.keywords.iter().find(|o| o.eq_ignore_ascii_case(k));
@@ -61,6 +61,13 @@ pub fn apply(op: FlagOp, old: &Flags, arg: &Flags) -> Flags {
         system: system & SYSTEM_MASK,
         keywords,
     }
+}
+
+/// A keyword is an atom (RFC 9051 §9 `flag-keyword`): never empty, never a space. Anything
+/// else cannot come from the protocol and is dropped (the SQLite backend joins keywords with
+/// spaces).
+fn is_keyword(k: &str) -> bool {
+    !k.is_empty() && !k.contains([' ', '\r', '\n'])
 }
 
 fn contains_ci(list: &[String], k: &str) -> bool {
@@ -109,7 +116,8 @@ mod tests {
                 f(FLAGGED, &["bar", "Foo"]),
             ),
             (FlagOp::Replace, f(SEEN, &["x"]), f(0, &[]), f(0, &[])),
-            (FlagOp::Add, f(0, &[]), f(1 << 20, &[""]), f(0, &[])),
+            (FlagOp::Add, f(0, &[]), f(1 << 20, &["", "a b"]), f(0, &[])),
+            (FlagOp::Replace, f(0, &[]), f(0, &["x\r\n"]), f(0, &[])),
         ];
         for (op, old, arg, want) in cases {
             assert_eq!(apply(op, &old, &arg), want, "{op:?} {old:?} {arg:?}");

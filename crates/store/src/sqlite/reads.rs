@@ -35,9 +35,13 @@ const META_COLS: &str = "uid, flags, keywords, modseq, size, internal_date, date
 pub(super) fn messages(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
     let tx = conn.unchecked_transaction()?;
     mailbox_state(&tx, mailbox)?;
+    let count: i64 = tx
+        .prepare_cached("SELECT messages FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| r.get(0))?;
     let sql = format!("SELECT {META_COLS} FROM messages WHERE mailbox_id = ?1 ORDER BY uid");
     let mut st = tx.prepare_cached(&sql)?;
-    let mut out = Vec::new();
+    // The counter is exact; the cap only guards against a damaged one.
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 22));
     for m in st.query_map([mailbox], meta_from)? {
         out.push(m?);
     }
