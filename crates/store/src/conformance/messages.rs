@@ -380,3 +380,53 @@ pub async fn dedup(store: &dyn MailStore) {
     let problems = store.check().await.unwrap();
     assert!(problems.is_empty(), "{problems:?}");
 }
+
+/// Operations on more UIDs than fit a handful of point lookups (the store may switch to range
+/// scans), with UIDs that do not exist mixed in.
+pub async fn bulk(store: &dyn MailStore) {
+    let u = new_user(store, "bulk-a").await;
+    let ib = inbox(store, u).await;
+    let dst = store.create_mailbox(u, "dst", None).await.unwrap();
+    let msgs = (0..150)
+        .map(|i| message("bulk", &format!("message number {i}")))
+        .collect();
+    let (_, uids) = store.append(ib, msgs).await.unwrap();
+    assert_eq!(uids.len(), 150);
+    assert!(uids.windows(2).all(|w| w[0] < w[1]));
+    let mut even: Vec<u32> = uids.iter().copied().step_by(2).collect();
+    let wanted = even.clone();
+    even.extend(100_000..100_010);
+    even.reverse();
+
+    let r = store
+        .set_flags(ib, &even, FlagOp::Add, &kw(flags::SEEN, &[]), None)
+        .await
+        .unwrap();
+    assert_eq!(r.updated.iter().map(|x| x.uid).collect::<Vec<_>>(), wanted);
+    assert_eq!(store.status(ib).await.unwrap().unseen, 75);
+
+    let (_, map) = store.copy(ib, &even, dst.id).await.unwrap();
+    assert_eq!(
+        map.iter().map(|x| x.0).collect::<Vec<_>>(),
+        wanted,
+        "ascending source UIDs"
+    );
+    assert!(map.windows(2).all(|w| w[0].1 < w[1].1));
+    let copied = store.messages(dst.id).await.unwrap();
+    assert_eq!(copied.len(), 75);
+    assert!(copied.iter().all(|m| m.flags.system & flags::SEEN != 0));
+
+    let removed = store.expunge(ib, &even[..70]).await.unwrap();
+    assert_eq!(removed.len(), 60, "the 10 unknown UIDs are skipped");
+    assert_eq!(store.messages(ib).await.unwrap().len(), 90);
+    let found = store
+        .search_text(ib, &uids, "number 14", true)
+        .await
+        .unwrap();
+    let expected: Vec<u32> = (0..150)
+        .filter(|i| format!("message number {i}").contains("number 14"))
+        .map(|i| uids[i])
+        .filter(|u| !removed.contains(u))
+        .collect();
+    assert_eq!(found, expected);
+}

@@ -14,7 +14,7 @@ mod messages;
 mod search;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
-pub use messages::{append, copy_and_move, dedup, expunge, flag_changes};
+pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes};
 pub use search::{notifications, recent, search};
 
 /// Runs every part of the suite.
@@ -35,6 +35,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "copy_and_move").await;
     dedup(&*store).await;
     assert_clean(&*store, "dedup").await;
+    bulk(&*store).await;
+    assert_clean(&*store, "bulk").await;
     search(&*store).await;
     assert_clean(&*store, "search").await;
     recent(&*store).await;

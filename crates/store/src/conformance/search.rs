@@ -159,4 +159,20 @@ pub async fn notifications(store: &dyn MailStore) {
         sub.receiver.has_changed().unwrap_or(false),
         "flag change wakes"
     );
+    sub.receiver.borrow_and_update();
+    let (_, map) = store.copy(ib, &[1], other.id).await.unwrap();
+    assert!(
+        other_sub.receiver.has_changed().unwrap_or(false),
+        "copy wakes the destination"
+    );
+    assert!(
+        !sub.receiver.has_changed().unwrap_or(true),
+        "copy leaves the source alone"
+    );
+    store.expunge(other.id, &[map[0].1]).await.unwrap();
+    assert_eq!(
+        *other_sub.receiver.borrow_and_update(),
+        store.status(other.id).await.unwrap().highest_modseq,
+        "expunge wakes with the new HIGHESTMODSEQ"
+    );
 }
