@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -80,7 +80,7 @@ impl BlobDir {
     pub(super) fn load(&self, hash: &Hash, size: u64) -> Result<Vec<u8>> {
         let compressed = match fs::read(self.path(hash)) {
             Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(StoreError::Internal(format!(
                     "blob {} missing",
                     hex::encode(hash)
@@ -103,7 +103,7 @@ impl BlobDir {
     /// Removes a body file; a missing file is not an error.
     pub(super) fn remove(&self, hash: &Hash) -> Result<()> {
         match fs::remove_file(self.path(hash)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
     }
@@ -126,8 +126,11 @@ pub(super) fn hash_from_sql(v: &[u8]) -> Result<Hash> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    match File::open(dir)?.sync_all() {
+        // Some file systems cannot fsync a directory (EINVAL); they order renames themselves.
+        Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Unsupported) => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 #[cfg(test)]
