@@ -88,6 +88,16 @@ async fn messages_100k() {
         t.elapsed()
     );
     let t = Instant::now();
+    for &uid in &uids[..10_000] {
+        store.parsed_info(ib, uid).await.unwrap();
+    }
+    println!("parsed_info x10000 (sequential): {:?}", t.elapsed());
+    let t = Instant::now();
+    for &uid in &uids[..10_000] {
+        store.message_bytes(ib, uid).await.unwrap();
+    }
+    println!("message_bytes x10000 (sequential): {:?}", t.elapsed());
+    let t = Instant::now();
     store.expunge(ib, &uids[..1000]).await.unwrap();
     println!("expunge 1000: {:?}", t.elapsed());
 }

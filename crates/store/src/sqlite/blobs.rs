@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -89,7 +89,9 @@ impl BlobDir {
             Err(e) => return Err(e.into()),
         };
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 30));
-        zstd::stream::copy_decode(&compressed[..], &mut out)?;
+        // Read at most one byte past the recorded size: a damaged file cannot balloon memory.
+        let decoder = zstd::stream::read::Decoder::new(&compressed[..])?;
+        decoder.take(size.saturating_add(1)).read_to_end(&mut out)?;
         if out.len() as u64 != size {
             return Err(StoreError::Internal(format!(
                 "blob {} has {} bytes, index says {size}",
