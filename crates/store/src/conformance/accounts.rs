@@ -154,6 +154,15 @@ pub async fn mailboxes(store: &dyn MailStore) {
     let again = store.create_mailbox(u, "c", None).await.unwrap();
     assert_ne!(again.uidvalidity, c.uidvalidity);
     assert_ne!(again.id, c.id);
+    // Ids are not reused, even for the newest mailbox: a session may still hold the old one.
+    let newest = store.create_mailbox(u, "newest", None).await.unwrap();
+    store.delete_mailbox(u, newest.id).await.unwrap();
+    let next = store.create_mailbox(u, "newer", None).await.unwrap();
+    assert_ne!(next.id, newest.id, "mailbox id reused");
+    assert!(matches!(
+        store.status(newest.id).await,
+        Err(StoreError::NoSuchMailbox)
+    ));
 }
 
 pub async fn subscriptions(store: &dyn MailStore) {

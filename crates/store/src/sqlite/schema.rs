@@ -18,13 +18,15 @@ CREATE TABLE IF NOT EXISTS meta(
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- AUTOINCREMENT: ids of deleted users and mailboxes are never handed out again, so a
+-- session still holding one cannot reach someone else's data.
 CREATE TABLE IF NOT EXISTS users(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
     password_hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS mailboxes(
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id INTEGER NOT NULL,
     name TEXT NOT NULL,
     uidvalidity INTEGER NOT NULL,
@@ -95,6 +97,8 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     // FULL: each commit fsyncs the WAL, so a returned APPEND survives power loss. Group commit
     // makes that one fsync per batch of writers rather than one per writer.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // After a burst, truncate the WAL back to this size at checkpoints instead of keeping it.
+    conn.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(crate::StoreError::Internal(format!(
