@@ -23,6 +23,19 @@ fn b64_value(c: u8) -> Option<u8> {
 
 /// RFC 2045 §6.8 base64; whitespace is ignored, anything else outside the alphabet is an error.
 pub fn base64(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let (out, err) = b64(input);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// What Dovecot's search decoder sees of broken base64: the data before the damage.
+pub fn base64_prefix(input: &[u8]) -> Vec<u8> {
+    b64(input).0
+}
+
+fn b64(input: &[u8]) -> (Vec<u8>, Option<DecodeError>) {
     let mut out = Vec::with_capacity(input.len() / 4 * 3);
     let mut quad = [0u8; 4];
     let mut n = 0;
@@ -33,12 +46,12 @@ pub fn base64(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
             continue;
         }
         if finished {
-            return Err(DecodeError::Invalid);
+            return (out, Some(DecodeError::Invalid));
         }
         if c == b'=' {
             // Padding is only valid in the last two positions of a quantum.
             if n < 2 {
-                return Err(DecodeError::Invalid);
+                return (out, Some(DecodeError::Invalid));
             }
             pad += 1;
             n += 1;
@@ -52,9 +65,11 @@ pub fn base64(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
             continue;
         }
         if pad > 0 {
-            return Err(DecodeError::Invalid);
+            return (out, Some(DecodeError::Invalid));
         }
-        let v = b64_value(c).ok_or(DecodeError::Invalid)?;
+        let Some(v) = b64_value(c) else {
+            return (out, Some(DecodeError::Invalid));
+        };
         quad[n] = v;
         n += 1;
         if n == 4 {
@@ -65,9 +80,9 @@ pub fn base64(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
         }
     }
     if !finished && n != 0 {
-        return Err(DecodeError::Premature);
+        return (out, Some(DecodeError::Premature));
     }
-    Ok(out)
+    (out, None)
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -82,6 +97,20 @@ fn hex(c: u8) -> Option<u8> {
 /// RFC 2045 §6.7 quoted-printable: trailing blanks on a line are dropped, `=` CRLF is a soft
 /// break, hard breaks stay CRLF. A bad `=` sequence is kept as-is but makes the result an error.
 pub fn quoted_printable(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let (out, bad) = qp(input);
+    if bad {
+        Err(DecodeError::Invalid)
+    } else {
+        Ok(out)
+    }
+}
+
+/// What Dovecot's search decoder sees of broken quoted-printable: bad sequences kept as-is.
+pub fn quoted_printable_lenient(input: &[u8]) -> Vec<u8> {
+    qp(input).0
+}
+
+fn qp(input: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(input.len());
     let mut bad = false;
     let mut lines = input.split(|&c| c == b'\n').peekable();
@@ -129,11 +158,7 @@ pub fn quoted_printable(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
             out.extend_from_slice(b"\r\n");
         }
     }
-    if bad {
-        Err(DecodeError::Invalid)
-    } else {
-        Ok(out)
-    }
+    (out, bad)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{DateTime, HeaderValue};
 
+use crate::address::parse_address_list;
 use crate::decode;
 use crate::header::{self, Field};
 use crate::parts::Node;
@@ -22,13 +23,71 @@ pub fn decode_value(value: &[u8]) -> String {
     }
 }
 
+const ADDRESS_FIELDS: [&str; 6] = ["from", "to", "cc", "bcc", "sender", "reply-to"];
+
+/// Address fields are searched in a normalized form, `Name <mailbox@domain>, ...`, after
+/// the ENVELOPE repair rules (Dovecot's `message_address_write`): `FROM "domain"` then finds
+/// `From: user` (written `user@MISSING_DOMAIN`) and not the garbled `Big Bug bb@bug.com`.
+fn write_addresses(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut in_group = false;
+    let mut first = true;
+    for a in parse_address_list(value) {
+        if !first {
+            out.extend_from_slice(b", ");
+        }
+        first = false;
+        match (&a.domain, &a.mailbox) {
+            (None, Some(group)) if !in_group => {
+                out.extend_from_slice(group);
+                out.extend_from_slice(b": ");
+                first = true;
+                in_group = true;
+            }
+            (None, _) => {
+                out.truncate(out.len().saturating_sub(2));
+                out.push(b';');
+                in_group = false;
+            }
+            (Some(domain), mailbox) => {
+                let mailbox = mailbox.as_deref().unwrap_or_default();
+                match (&a.name, &a.route) {
+                    (None, None) => {}
+                    (name, route) => {
+                        out.extend_from_slice(name.as_deref().unwrap_or_default());
+                        out.extend_from_slice(b" <");
+                        if let Some(r) = route {
+                            out.extend_from_slice(r);
+                            out.push(b':');
+                        }
+                    }
+                }
+                out.extend_from_slice(mailbox);
+                out.push(b'@');
+                out.extend_from_slice(domain);
+                if a.name.is_some() || a.route.is_some() {
+                    out.push(b'>');
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Decoded values of the header fields named `name` in the top-level header.
 pub fn header_values(msg: &[u8], name: &str) -> Vec<String> {
     let node_end = header_end(msg);
+    let address = ADDRESS_FIELDS.iter().any(|a| a.eq_ignore_ascii_case(name));
     header::parse_fields(msg, 0, node_end)
         .iter()
         .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|f| decode_value(&f.value))
+        .map(|f| {
+            if address {
+                decode_value(&write_addresses(&f.value))
+            } else {
+                decode_value(&f.value)
+            }
+        })
         .collect()
 }
 
@@ -57,20 +116,14 @@ fn push_headers(out: &mut String, fields: &[Field]) {
 /// the charset (RFC 2046 §4.1.2, us-ascii/UTF-8 when unknown).
 fn part_text(msg: &[u8], n: &Node) -> String {
     let body = n.body(msg);
-    let cte = n
-        .data
-        .cte
-        .as_deref()
-        .unwrap_or(b"7bit")
-        .to_ascii_lowercase();
-    let bytes = match cte.as_slice() {
-        b"base64" => decode::base64(body).unwrap_or_else(|_| body.to_vec()),
-        b"quoted-printable" => match decode::quoted_printable(body) {
-            Ok(b) => b,
-            Err(_) => mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
-                .unwrap_or_else(|| body.to_vec()),
-        },
-        _ => body.to_vec(),
+    // Dovecot's message decoder: the last Content-Transfer-Encoding counts; a body in an
+    // unknown encoding is not searched; broken base64 is searched up to the damage, broken
+    // quoted-printable with the bad sequences left as they are.
+    let bytes = match crate::section::encoding_of(&n.fields).as_str() {
+        "7bit" | "8bit" | "binary" => body.to_vec(),
+        "base64" => decode::base64_prefix(body),
+        "quoted-printable" => decode::quoted_printable_lenient(body),
+        _ => Vec::new(),
     };
     let charset = n
         .data
@@ -78,9 +131,37 @@ fn part_text(msg: &[u8], n: &Node) -> String {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(b"charset"))
         .map(|(_, v)| v.as_slice());
-    match charset.and_then(charset_decoder) {
-        Some(dec) => dec(&bytes),
+    // As Dovecot: us-ascii, no charset and unknown charsets are read as UTF-8, so raw 8-bit
+    // UTF-8 text is found.
+    match charset {
         None => String::from_utf8_lossy(&bytes).into_owned(),
+        Some(c) if c.eq_ignore_ascii_case(b"us-ascii") || c.eq_ignore_ascii_case(b"ascii") => {
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        Some(c) => match charset_decoder(c) {
+            Some(dec) => dec(&bytes),
+            None => String::from_utf8_lossy(&bytes).into_owned(),
+        },
+    }
+}
+
+/// Dovecot searches the bodies of text/* and message/* parts (delivery-status, partial...),
+/// judged by the *last* Content-Type field; no Content-Type means text/plain (RFC 2045 §5.2),
+/// or message/rfc822 in a digest (RFC 2046 §5.1.5).
+fn is_searchable(n: &Node) -> bool {
+    let Some(f) = n
+        .fields
+        .iter()
+        .rev()
+        .find(|f| f.name.eq_ignore_ascii_case(b"Content-Type"))
+    else {
+        return true;
+    };
+    let mut p = crate::rfc822::Parser::new(&f.value);
+    let _ = p.skip_lwsp();
+    match crate::rfc822::parse_content_type(&mut p) {
+        Ok((t, _)) => t.eq_ignore_ascii_case(b"text") || t.eq_ignore_ascii_case(b"message"),
+        Err(()) => false,
     }
 }
 
@@ -90,11 +171,11 @@ fn push_body(out: &mut String, msg: &[u8], n: &Node) {
             push_body(out, msg, c);
         }
     } else if n.rfc822 {
+        // BODY does not look at the headers of an attached message, only its bodies.
         if let Some(c) = n.children.first() {
-            push_headers(out, &c.fields);
             push_body(out, msg, c);
         }
-    } else if n.text {
+    } else if is_searchable(n) {
         out.push_str(&part_text(msg, n));
         out.push('\n');
     }

@@ -24,7 +24,7 @@ pub fn to_part(n: &Node) -> Part {
 }
 
 /// Content-Transfer-Encoding token, lowercased; `7bit` when absent (RFC 2045 §6.1).
-fn encoding_of(fields: &[header::Field]) -> String {
+pub(crate) fn encoding_of(fields: &[header::Field]) -> String {
     // The last field wins, as in Dovecot's binary conversion.
     let Some(f) = fields
         .iter()
