@@ -29,7 +29,9 @@ pub(crate) async fn expunge(
         .map(|m| m.uid)
         .collect();
     if !deleted.is_empty() {
-        ctx.store.expunge(ctx.sel.mailbox.id, &deleted).await?;
+        let removed = ctx.store.expunge(ctx.sel.mailbox.id, &deleted).await?;
+        // Removing mail is the one destructive command here: leave a trace of who did it.
+        tracing::debug!(user = %ctx.user.name, mailbox = %ctx.sel.mailbox.name, count = removed.len(), "expunged");
     }
     crate::sync::sync(ctx, out, true).await
 }
