@@ -9,6 +9,13 @@
 //! - [`normalize_crlf`]: bare LF to CRLF, applied before anything is stored.
 //! - [`header`]: header field lookup and `HEADER.FIELDS` filtering over raw bytes.
 //!
+//! Inside: `parts` parses the MIME tree the way Dovecot's message-parser does (offsets, nesting
+//! caps); `envelope`, `address`, `rfc822` and `quote` write ENVELOPE; `bodystructure` writes
+//! BODY/BODYSTRUCTURE; `section` serves sections and BINARY from the stored [`PartTree`];
+//! `decode` holds strict base64/QP decoders; `search_text` builds the SEARCH text.
+//! Goldens: `tests/dovecot_goldens.rs` (FETCH) and `tests/search_goldens.rs` (SEARCH) against
+//! Dovecot 2.3.19 answers in `tests/corpus/`; deliberate differences are listed there.
+//!
 //! No I/O here.
 #![forbid(unsafe_code)]
 
@@ -101,6 +108,10 @@ pub fn normalize_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// Analyze a CRLF-normalized message.
+///
+/// `search_text` holds the decoded header fields (`Name: value` lines), then from
+/// `search_body_offset` the bodies of the text/* and message/* parts, transfer- and
+/// charset-decoded; substring matching on it reproduces Dovecot's BODY/TEXT answers on the corpus.
 pub fn analyze(message: &[u8]) -> Analysis {
     let root = parts::parse(message);
     let mut bodystructure = Vec::new();
@@ -165,6 +176,10 @@ pub fn binary(message: &[u8], tree: &PartTree, part: &[u32]) -> Result<Vec<u8>, 
 
 /// Header field values of `name` (case-insensitive) in the top-level header, unfolded and decoded
 /// (RFC 2047) to UTF-8, for SEARCH HEADER/FROM/TO/CC/BCC/SUBJECT.
+///
+/// Address fields (From, To, Cc, Bcc, Sender, Reply-To) come back normalized the way Dovecot
+/// searches them: `Name <mailbox@domain>, ...`, with its repair markers (`user@MISSING_DOMAIN`),
+/// so a substring match gives Dovecot's answers (checked by `tests/search_goldens.rs`).
 pub fn header_values(message: &[u8], name: &str) -> Vec<String> {
     search_text::header_values(message, name)
 }

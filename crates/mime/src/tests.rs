@@ -236,6 +236,11 @@ fn hostile_input_does_not_panic() {
         rfc.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
     }
     let _ = analyze(&rfc);
+    // Past MAX_PARTS parts no more boundaries are recognized.
+    let mut many = b"Content-Type: multipart/mixed; boundary=a\r\n\r\n".to_vec();
+    many.extend_from_slice(&b"--a\r\n".repeat(20_000));
+    let a = analyze(&many);
+    assert_eq!(a.parts.root.children.len(), parts::MAX_PARTS - 1);
     // Truncations and junk of a real structure.
     for cut in 0..NESTED.len() {
         let m = &NESTED[..cut];
