@@ -48,8 +48,6 @@ pub struct Node {
     pub rfc822: bool,
     pub text: bool,
     pub digest: bool,
-    /// Parent is message/rfc822 (or this is the root): ENVELOPE applies.
-    pub is_message: bool,
     pub data: PartData,
     pub children: Vec<Node>,
 }
@@ -207,7 +205,6 @@ impl Ctx<'_> {
             body_end: header_end,
             ..Node::default()
         };
-        node.is_message = matches!(parent, Parent::Root | Parent::Message);
         let mut is_mime = matches!(parent, Parent::Multipart { .. });
         let mut seen_ct = false;
         let mut boundary: Option<Vec<u8>> = None;
