@@ -238,6 +238,7 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
         "  server processes: {procs0} before, {procs} with idlers; {missing} idlers missed the new mail"
     );
     let max = lats.0.iter().max().copied().unwrap_or(0) as f64 / 1000.0;
+    let within_1s = lats.0.iter().filter(|&&us| us < 1_000_000).count();
     Ok(vec![
         m(
             sc,
@@ -274,6 +275,13 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
             "ms",
             false,
             max,
+        ),
+        m(
+            sc,
+            format!("{k} idlers: idlers notified within 1 s"),
+            "conns",
+            true,
+            within_1s as f64,
         ),
         m(
             sc,
