@@ -59,7 +59,9 @@ enum UserAction {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Serve(loc) => {
             let config = load_config(&loc)?;
@@ -80,7 +82,8 @@ fn main() -> Result<()> {
 fn load_config(loc: &Location) -> Result<Config> {
     let mut config = match &loc.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
         None => Config::default(),
@@ -109,7 +112,8 @@ fn init_logging(config: &Config) -> Result<()> {
 fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    SqliteStore::open(&config.data_dir).with_context(|| format!("opening the store in {}", config.data_dir.display()))
+    SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -135,13 +139,17 @@ async fn welcome(
     fingerprint: Option<&str>,
 ) -> Result<()> {
     let password = mailkeep_auth::generate_password();
-    store.create_user("admin", &mailkeep_auth::hash_password(&password)).await?;
+    store
+        .create_user("admin", &mailkeep_auth::hash_password(&password))
+        .await?;
     println!();
     println!("  First start: created the account 'admin' with the password: {password}");
     println!("  (shown once; change it with `mailkeep user passwd admin`)");
     for (kind, addr) in addrs {
         let how = match kind {
-            mailkeep_server::ListenerKind::Imap => "IMAP, STARTTLS (plain login allowed from this machine)",
+            mailkeep_server::ListenerKind::Imap => {
+                "IMAP, STARTTLS (plain login allowed from this machine)"
+            }
             mailkeep_server::ListenerKind::Imaps => "IMAP over TLS, self-signed certificate",
         };
         println!("  {kind}: host {} port {}  ({how})", addr.ip(), addr.port());
@@ -194,7 +202,9 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
                 bail!("invalid user name {name:?}");
             }
             let password = read_password(&name)?;
-            store.create_user(&name, &mailkeep_auth::hash_password(&password)).await?;
+            store
+                .create_user(&name, &mailkeep_auth::hash_password(&password))
+                .await?;
             eprintln!("added {name}");
         }
         UserAction::Del { name } => {
@@ -206,7 +216,9 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
                 bail!("no such user {name:?}");
             }
             let password = read_password(&name)?;
-            store.set_password(&name, &mailkeep_auth::hash_password(&password)).await?;
+            store
+                .set_password(&name, &mailkeep_auth::hash_password(&password))
+                .await?;
             eprintln!("password changed for {name}");
         }
         UserAction::List => {

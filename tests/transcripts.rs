@@ -26,9 +26,14 @@ struct Connection {
 
 fn open(server: &common::TestServer) -> Connection {
     let stream = TcpStream::connect(server.imap).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let writer = stream.try_clone().expect("clone");
-    let mut c = Connection { reader: BufReader::new(stream), writer };
+    let mut c = Connection {
+        reader: BufReader::new(stream),
+        writer,
+    };
     let mut greeting = String::new();
     c.reader.read_line(&mut greeting).expect("greeting");
     assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
@@ -38,7 +43,9 @@ fn open(server: &common::TestServer) -> Connection {
 /// Does `actual` match `pattern` with `$n` and `$*` placeholders?
 fn matches(pattern: &str, actual: &str) -> bool {
     if let Some(rest) = pattern.strip_prefix("$*") {
-        return (0..=actual.len()).filter(|i| actual.is_char_boundary(*i)).any(|i| matches(rest, &actual[i..]));
+        return (0..=actual.len())
+            .filter(|i| actual.is_char_boundary(*i))
+            .any(|i| matches(rest, &actual[i..]));
     }
     if let Some(rest) = pattern.strip_prefix("$n") {
         let digits = actual.bytes().take_while(u8::is_ascii_digit).count();
@@ -66,18 +73,29 @@ fn run(path: &Path) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(ms.trim().parse().unwrap_or(100)));
             continue;
         }
-        let (who, body) = line.split_once(": ").or_else(|| line.split_once(':')).ok_or(format!("line {}: no directive", lineno + 1))?;
+        let (who, body) = line
+            .split_once(": ")
+            .or_else(|| line.split_once(':'))
+            .ok_or(format!("line {}: no directive", lineno + 1))?;
         let (dir, id) = who.split_at(1);
-        let id = if id.is_empty() { "1".to_string() } else { id.to_string() };
+        let id = if id.is_empty() {
+            "1".to_string()
+        } else {
+            id.to_string()
+        };
         let conn = conns.entry(id.clone()).or_insert_with(|| open(&server));
         match dir {
             "C" => {
                 log.push_str(&format!("C{id}: {body}\n"));
-                conn.writer.write_all(format!("{body}\r\n").as_bytes()).map_err(|e| e.to_string())?;
+                conn.writer
+                    .write_all(format!("{body}\r\n").as_bytes())
+                    .map_err(|e| e.to_string())?;
             }
             "S" => {
                 let mut got = String::new();
-                conn.reader.read_line(&mut got).map_err(|e| format!("{}:{}: reading: {e}", path.display(), lineno + 1))?;
+                conn.reader
+                    .read_line(&mut got)
+                    .map_err(|e| format!("{}:{}: reading: {e}", path.display(), lineno + 1))?;
                 let got = got.trim_end_matches(['\r', '\n']).to_string();
                 log.push_str(&format!("S{id}: {got}\n"));
                 if !matches(body, &got) {
@@ -113,7 +131,10 @@ fn all_transcripts() {
     let only = std::env::var("TRANSCRIPT").ok();
     let files: Vec<PathBuf> = transcripts()
         .into_iter()
-        .filter(|p| only.as_deref().is_none_or(|o| p.to_string_lossy().contains(o)))
+        .filter(|p| {
+            only.as_deref()
+                .is_none_or(|o| p.to_string_lossy().contains(o))
+        })
         .collect();
     assert!(!files.is_empty(), "no transcripts found");
     let mut failures = Vec::new();
@@ -122,7 +143,13 @@ fn all_transcripts() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} of {} transcripts failed:\n{}", failures.len(), files.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} transcripts failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -131,7 +158,11 @@ fn placeholder_matching() {
         ("a OK done", "a OK done", true),
         ("* $n EXISTS", "* 12 EXISTS", true),
         ("* $n EXISTS", "* EXISTS", false),
-        ("a OK [APPENDUID $n $n] $*", "a OK [APPENDUID 17 1] Append completed.", true),
+        (
+            "a OK [APPENDUID $n $n] $*",
+            "a OK [APPENDUID 17 1] Append completed.",
+            true,
+        ),
         ("a OK $*", "a NO x", false),
         ("$*", "", true),
     ];

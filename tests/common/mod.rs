@@ -122,7 +122,16 @@ pub fn add_user(config: &Path, name: &str, password: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mailkeep user add");
-    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write password");
     let out = child.wait_with_output().expect("user add");
-    assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -18,7 +18,11 @@ pub fn decode_plain(message: &[u8]) -> Option<PlainCredentials> {
     if fields.next().is_some() || authcid.is_empty() {
         return None;
     }
-    Some(PlainCredentials { authzid, authcid, password })
+    Some(PlainCredentials {
+        authzid,
+        authcid,
+        password,
+    })
 }
 
 /// Decode a base64 SASL response line. `=` alone is the empty response (RFC 4959 §3).
@@ -43,8 +47,14 @@ mod tests {
     #[test]
     fn plain_table() {
         let cases: &[(&[u8], Option<(&[u8], &[u8], &[u8])>)] = &[
-            (b"\0tim\0tanstaaftanstaaf", Some((b"", b"tim", b"tanstaaftanstaaf"))),
-            (b"Ursel\0Kurt\0xipj3plmq", Some((b"Ursel", b"Kurt", b"xipj3plmq"))),
+            (
+                b"\0tim\0tanstaaftanstaaf",
+                Some((b"", b"tim", b"tanstaaftanstaaf")),
+            ),
+            (
+                b"Ursel\0Kurt\0xipj3plmq",
+                Some((b"Ursel", b"Kurt", b"xipj3plmq")),
+            ),
             (b"\0\0pw", None),
             (b"only-one-field", None),
             (b"\0a\0b\0c", None),
@@ -55,7 +65,14 @@ mod tests {
                 None => assert!(got.is_none(), "{input:?}"),
                 Some((z, c, p)) => {
                     let g = got.expect("decodes");
-                    assert_eq!((g.authzid.as_slice(), g.authcid.as_slice(), g.password.as_slice()), (*z, *c, *p));
+                    assert_eq!(
+                        (
+                            g.authzid.as_slice(),
+                            g.authcid.as_slice(),
+                            g.password.as_slice()
+                        ),
+                        (*z, *c, *p)
+                    );
                 }
             }
         }

@@ -25,8 +25,12 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("mailkeep-data"),
-            imap: Listeners { listen: vec!["127.0.0.1:1143".parse().expect("literal address")] },
-            imaps: Listeners { listen: vec!["127.0.0.1:1993".parse().expect("literal address")] },
+            imap: Listeners {
+                listen: vec!["127.0.0.1:1143".parse().expect("literal address")],
+            },
+            imaps: Listeners {
+                listen: vec!["127.0.0.1:1993".parse().expect("literal address")],
+            },
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
@@ -62,7 +66,10 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { plaintext_on_loopback: true, max_failures: 3 }
+        AuthConfig {
+            plaintext_on_loopback: true,
+            max_failures: 3,
+        }
     }
 }
 
@@ -113,7 +120,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: "text".into(), level: "info".into() }
+        LogConfig {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 

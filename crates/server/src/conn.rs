@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailkeep_proto::frame::{literal_announcement, peek_tag};
-use mailkeep_proto::{parse_command, Fragment};
+use mailkeep_proto::{Fragment, parse_command};
 use mailkeep_session::{Flow, Session, SessionConfig};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::stream::{Conn, Line, Stream};
 use crate::Shared;
+use crate::stream::{Conn, Line, Stream};
 
 /// Most pieces (lines and literals) one command may have: bounds per-command bookkeeping.
 const MAX_FRAGMENTS: usize = 10_000;
@@ -30,7 +30,12 @@ enum ReadOutcome {
     Eof,
 }
 
-pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, implicit_tls: bool) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+) {
     let limits = &shared.config.limits;
     let unauth_timeout = Duration::from_secs(limits.unauthenticated_timeout_secs);
     let stream = if implicit_tls {
@@ -91,7 +96,8 @@ async fn run(
         };
         let (fragments, _spooled) = match read {
             Err(_) => {
-                conn.write_all(b"* BYE Disconnected for inactivity.\r\n").await?;
+                conn.write_all(b"* BYE Disconnected for inactivity.\r\n")
+                    .await?;
                 return Ok(());
             }
             Ok(r) => match r? {
@@ -180,7 +186,9 @@ async fn idle(
 }
 
 async fn start_tls(shared: &Shared, conn: &mut Conn) -> io::Result<()> {
-    let Some(tls) = &shared.tls else { return Err(io::ErrorKind::Unsupported.into()) };
+    let Some(tls) = &shared.tls else {
+        return Err(io::ErrorKind::Unsupported.into());
+    };
     // RFC 9051 §6.2.1: anything the client sent after STARTTLS before the handshake is
     // discarded, so a man in the middle cannot inject commands into the TLS session.
     conn.discard_buffered();
@@ -198,7 +206,11 @@ async fn start_tls(shared: &Shared, conn: &mut Conn) -> io::Result<()> {
 }
 
 /// Read one command: its lines and literals (RFC 9051 §4.3, RFC 7888).
-async fn read_command(shared: &Shared, conn: &mut Conn, out: &mut Vec<u8>) -> io::Result<ReadOutcome> {
+async fn read_command(
+    shared: &Shared,
+    conn: &mut Conn,
+    out: &mut Vec<u8>,
+) -> io::Result<ReadOutcome> {
     let limits = &shared.config.limits;
     let mut fragments = Vec::new();
     let mut spooled = Vec::new();
@@ -239,24 +251,37 @@ async fn read_command(shared: &Shared, conn: &mut Conn, out: &mut Vec<u8>) -> io
         if announcement.synchronizing {
             conn.write_all(b"+ OK\r\n").await?;
         }
-        if announcement.len > limits.spool_threshold || in_memory + announcement.len > MAX_IN_MEMORY {
+        if announcement.len > limits.spool_threshold || in_memory + announcement.len > MAX_IN_MEMORY
+        {
             let (path, len) = spool(shared, conn, announcement.len).await?;
-            fragments.push(Fragment::Spooled { path: path.to_path_buf(), len });
+            fragments.push(Fragment::Spooled {
+                path: path.to_path_buf(),
+                len,
+            });
             spooled.push(path);
         } else {
             in_memory += announcement.len;
-            fragments.push(Fragment::Literal(conn.read_exact_vec(announcement.len as usize).await?));
+            fragments.push(Fragment::Literal(
+                conn.read_exact_vec(announcement.len as usize).await?,
+            ));
         }
     }
 }
 
 /// Write a large literal to a spool file so memory per connection stays bounded.
-async fn spool(shared: &Shared, conn: &mut Conn, len: u64) -> io::Result<(tempfile::TempPath, u64)> {
+async fn spool(
+    shared: &Shared,
+    conn: &mut Conn,
+    len: u64,
+) -> io::Result<(tempfile::TempPath, u64)> {
     use std::io::Write;
-    let file = tempfile::Builder::new().prefix("literal-").tempfile_in(&shared.spool_dir)?;
+    let file = tempfile::Builder::new()
+        .prefix("literal-")
+        .tempfile_in(&shared.spool_dir)?;
     let (file, path) = file.into_parts();
     let mut writer = io::BufWriter::with_capacity(64 * 1024, file);
-    conn.copy_exact(len, |chunk| writer.write_all(chunk)).await?;
+    conn.copy_exact(len, |chunk| writer.write_all(chunk))
+        .await?;
     writer.flush()?;
     Ok((path, len))
 }
@@ -276,8 +301,17 @@ async fn skip_rest_of_command(shared: &Shared, conn: &mut Conn) -> io::Result<()
 }
 
 /// One line of a SASL exchange, without its CRLF. `None` at end of input.
-async fn read_short_line(shared: &Shared, conn: &mut Conn, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
-    match tokio::time::timeout(timeout, conn.read_line(shared.config.limits.max_line_length)).await {
+async fn read_short_line(
+    shared: &Shared,
+    conn: &mut Conn,
+    timeout: Duration,
+) -> io::Result<Option<Vec<u8>>> {
+    match tokio::time::timeout(
+        timeout,
+        conn.read_line(shared.config.limits.max_line_length),
+    )
+    .await
+    {
         Err(_) => Ok(None),
         Ok(line) => match line? {
             Line::Complete(l) => Ok(Some(trim_crlf(&l).to_vec())),
@@ -305,7 +339,9 @@ fn trim_crlf(line: &[u8]) -> &[u8] {
 fn is_loopback(peer: SocketAddr) -> bool {
     match peer.ip() {
         std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 

@@ -75,7 +75,8 @@ impl Server {
         let tls = tls::load(&config.tls, &config.data_dir)?;
         tracing::info!(fingerprint = %tls.fingerprint, cert = %tls.cert_path.display(), "TLS certificate (SHA-256)");
         let spool_dir = config.data_dir.join("spool");
-        std::fs::create_dir_all(&spool_dir).with_context(|| format!("creating {}", spool_dir.display()))?;
+        std::fs::create_dir_all(&spool_dir)
+            .with_context(|| format!("creating {}", spool_dir.display()))?;
         // Spool files left by a crash are garbage: their commands never got an answer.
         if let Ok(entries) = std::fs::read_dir(&spool_dir) {
             for e in entries.flatten() {
@@ -83,9 +84,14 @@ impl Server {
             }
         }
         let mut listeners = Vec::new();
-        for (kind, addrs) in [(ListenerKind::Imap, &config.imap.listen), (ListenerKind::Imaps, &config.imaps.listen)] {
+        for (kind, addrs) in [
+            (ListenerKind::Imap, &config.imap.listen),
+            (ListenerKind::Imaps, &config.imaps.listen),
+        ] {
             for addr in addrs {
-                let l = TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} ({kind})"))?;
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr} ({kind})"))?;
                 listeners.push((kind, l));
             }
         }
@@ -98,12 +104,19 @@ impl Server {
             shutdown,
             counts: Mutex::new(Counts::default()),
         });
-        Ok(Server { shared, listeners, shutdown_tx })
+        Ok(Server {
+            shared,
+            listeners,
+            shutdown_tx,
+        })
     }
 
     /// The addresses actually bound.
     pub fn local_addrs(&self) -> Vec<(ListenerKind, SocketAddr)> {
-        self.listeners.iter().filter_map(|(k, l)| l.local_addr().ok().map(|a| (*k, a))).collect()
+        self.listeners
+            .iter()
+            .filter_map(|(k, l)| l.local_addr().ok().map(|a| (*k, a)))
+            .collect()
     }
 
     /// The TLS certificate's SHA-256 fingerprint.
@@ -123,7 +136,9 @@ impl Server {
         tasks.abort_all();
         // Give connections a moment to send their BYE.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        while self.shared.counts.lock().map(|c| c.total).unwrap_or(0) > 0 && tokio::time::Instant::now() < deadline {
+        while self.shared.counts.lock().map(|c| c.total).unwrap_or(0) > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         Ok(())
@@ -156,7 +171,9 @@ async fn accept_loop(shared: Arc<Shared>, kind: ListenerKind, listener: TcpListe
 }
 
 async fn refuse(mut tcp: TcpStream) {
-    let _ = tcp.write_all(b"* BYE Too many connections, try again later.\r\n").await;
+    let _ = tcp
+        .write_all(b"* BYE Too many connections, try again later.\r\n")
+        .await;
 }
 
 /// Counts a connection against the limits while it lives.
@@ -176,7 +193,10 @@ impl ConnGuard {
         }
         counts.total += 1;
         counts.per_ip.insert(ip, per_ip + 1);
-        Some(ConnGuard { shared: shared.clone(), ip })
+        Some(ConnGuard {
+            shared: shared.clone(),
+            ip,
+        })
     }
 }
 

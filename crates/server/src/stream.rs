@@ -26,7 +26,11 @@ fn closed() -> io::Error {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -36,7 +40,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -86,7 +94,11 @@ const KEEP_CAPACITY: usize = 4096;
 
 impl Conn {
     pub fn new(stream: Stream) -> Self {
-        Conn { stream, buf: Vec::new(), pos: 0 }
+        Conn {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+        }
     }
 
     /// Drop buffered input (after STARTTLS) and release memory.
@@ -140,7 +152,8 @@ impl Conn {
             }
             scanned = self.buf.len() - self.pos;
             if self.buf.len() - self.pos > max {
-                let head = self.buf[self.pos..self.pos + 64.min(self.buf.len() - self.pos)].to_vec();
+                let head =
+                    self.buf[self.pos..self.pos + 64.min(self.buf.len() - self.pos)].to_vec();
                 self.skip_line().await?;
                 return Ok(Line::TooLong(head));
             }
@@ -177,10 +190,16 @@ impl Conn {
     }
 
     /// Read exactly `len` bytes, handing each chunk to `sink` (to spool or discard).
-    pub async fn copy_exact(&mut self, len: u64, mut sink: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    pub async fn copy_exact(
+        &mut self,
+        len: u64,
+        mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut left = len;
         while left > 0 {
-            if self.pos == self.buf.len() && self.fill_hint(left.min(usize::MAX as u64) as usize).await? == 0 {
+            if self.pos == self.buf.len()
+                && self.fill_hint(left.min(usize::MAX as u64) as usize).await? == 0
+            {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             let avail = (self.buf.len() - self.pos) as u64;
@@ -206,7 +225,9 @@ mod tests {
     /// A connected pair: the server side wrapped in `Conn`, the client side raw.
     async fn pair() -> (Conn, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         (Conn::new(Stream::Plain(server)), client)
     }
@@ -216,17 +237,34 @@ mod tests {
         let (mut conn, mut client) = pair().await;
         let writer = tokio::spawn(async move {
             // A command cut in the middle, as a slow client or a small TCP segment would.
-            for piece in [&b"A023 LO"[..], b"GOUT\r\n", b"a {5}\r\nhel", b"lo rest\r\nnext\n"] {
+            for piece in [
+                &b"A023 LO"[..],
+                b"GOUT\r\n",
+                b"a {5}\r\nhel",
+                b"lo rest\r\nnext\n",
+            ] {
                 client.write_all(piece).await.unwrap();
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             client
         });
-        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b"A023 LOGOUT\r\n".to_vec()));
-        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b"a {5}\r\n".to_vec()));
+        assert_eq!(
+            conn.read_line(1000).await.unwrap(),
+            Line::Complete(b"A023 LOGOUT\r\n".to_vec())
+        );
+        assert_eq!(
+            conn.read_line(1000).await.unwrap(),
+            Line::Complete(b"a {5}\r\n".to_vec())
+        );
         assert_eq!(conn.read_exact_vec(5).await.unwrap(), b"hello");
-        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b" rest\r\n".to_vec()));
-        assert_eq!(conn.read_line(1000).await.unwrap(), Line::Complete(b"next\n".to_vec()));
+        assert_eq!(
+            conn.read_line(1000).await.unwrap(),
+            Line::Complete(b" rest\r\n".to_vec())
+        );
+        assert_eq!(
+            conn.read_line(1000).await.unwrap(),
+            Line::Complete(b"next\n".to_vec())
+        );
         drop(writer.await.unwrap());
         assert_eq!(conn.read_line(1000).await.unwrap(), Line::Eof);
     }
@@ -242,7 +280,10 @@ mod tests {
             Line::TooLong(head) => assert!(head.starts_with(b"t1 x")),
             other => panic!("expected TooLong, got {other:?}"),
         }
-        assert_eq!(conn.read_line(4096).await.unwrap(), Line::Complete(b"t2 NOOP\r\n".to_vec()));
+        assert_eq!(
+            conn.read_line(4096).await.unwrap(),
+            Line::Complete(b"t2 NOOP\r\n".to_vec())
+        );
         conn.shrink();
         assert!(conn.buf.capacity() <= KEEP_CAPACITY);
     }

@@ -26,7 +26,10 @@ pub fn load(config: &TlsConfig, data_dir: &Path) -> Result<Tls> {
     };
     let certs = read_certs(&cert_path)?;
     let key = read_key(&key_path)?;
-    let fingerprint = certs.first().map(|c| fingerprint(c.as_ref())).unwrap_or_default();
+    let fingerprint = certs
+        .first()
+        .map(|c| fingerprint(c.as_ref()))
+        .unwrap_or_default();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -34,7 +37,11 @@ pub fn load(config: &TlsConfig, data_dir: &Path) -> Result<Tls> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("TLS certificate and key do not match")?;
-    Ok(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)), fingerprint, cert_path })
+    Ok(Tls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        fingerprint,
+        cert_path,
+    })
 }
 
 fn generate_if_missing(data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -45,10 +52,16 @@ fn generate_if_missing(data_dir: &Path) -> Result<(PathBuf, PathBuf)> {
         return Ok((cert_path, key_path));
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    let cert = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let cert = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
     write_private(&key_path, cert.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, cert.cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
+    std::fs::write(&cert_path, cert.cert.pem())
+        .with_context(|| format!("writing {}", cert_path.display()))?;
     tracing::info!(path = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok((cert_path, key_path))
 }
@@ -87,7 +100,11 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 /// SHA-256 fingerprint as colon-separated hex, as browsers and `openssl x509 -fingerprint` show it.
 pub fn fingerprint(der: &[u8]) -> String {
     let digest = Sha256::digest(der);
-    digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -109,7 +126,10 @@ mod tests {
     #[test]
     fn half_config_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let c = TlsConfig { cert: Some(dir.path().join("c.pem")), key: None };
+        let c = TlsConfig {
+            cert: Some(dir.path().join("c.pem")),
+            key: None,
+        };
         assert!(load(&c, dir.path()).is_err());
     }
 }

@@ -17,8 +17,12 @@ pub enum CmdError {
 impl From<StoreError> for CmdError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NoSuchMailbox => CmdError::No(Some(Code::Nonexistent), "Mailbox doesn't exist".into()),
-            StoreError::AlreadyExists => CmdError::No(Some(Code::AlreadyExists), "Mailbox already exists".into()),
+            StoreError::NoSuchMailbox => {
+                CmdError::No(Some(Code::Nonexistent), "Mailbox doesn't exist".into())
+            }
+            StoreError::AlreadyExists => {
+                CmdError::No(Some(Code::AlreadyExists), "Mailbox already exists".into())
+            }
             StoreError::Cannot(m) => CmdError::No(Some(Code::Cannot), m),
             StoreError::OverQuota => CmdError::No(Some(Code::OverQuota), "Quota exceeded".into()),
             e => CmdError::Store(e),
@@ -31,7 +35,9 @@ impl CmdError {
     pub fn write(&self, tag: &str, command: &str, out: &mut Vec<u8>) {
         match self {
             CmdError::Bad(m) => write::status(out, Some(tag), StatusKind::Bad, None, m),
-            CmdError::No(code, m) => write::status(out, Some(tag), StatusKind::No, code.as_ref(), m),
+            CmdError::No(code, m) => {
+                write::status(out, Some(tag), StatusKind::No, code.as_ref(), m)
+            }
             CmdError::Store(e) => {
                 tracing::error!(command, error = %e, "storage fault");
                 write::status(
