@@ -44,9 +44,12 @@ pub fn encode_base64(data: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// authzid, authcid, password
+    type Fields<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
     #[test]
     fn plain_table() {
-        let cases: &[(&[u8], Option<(&[u8], &[u8], &[u8])>)] = &[
+        let cases: &[(&[u8], Option<Fields>)] = &[
             (
                 b"\0tim\0tanstaaftanstaaf",
                 Some((b"", b"tim", b"tanstaaftanstaaf")),
