@@ -113,7 +113,7 @@ async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
     };
     Ok(NewMessage {
         data,
-        flags: flags::from_wire(&m.flags),
+        flags: flags::from_wire(&m.flags)?,
         internal_date,
         internal_date_offset,
         parsed,

@@ -9,7 +9,7 @@ use mailkeep_store::{Mailbox, User};
 use crate::error::{CmdError, CmdResult};
 use crate::selected::SelectedMailbox;
 use crate::state::Transition;
-use crate::{Inner, Outcome, append, capability, flags, idle, list, names, status_cmd};
+use crate::{Inner, Outcome, append, capability, idle, list, names, status_cmd};
 
 pub(crate) async fn handle(
     inner: &mut Inner,
@@ -231,32 +231,7 @@ async fn open(
         .uidnext
         .max(sel.messages.last().map_or(1, |m| m.uid.saturating_add(1)));
 
-    let mut all_flags = flags::system_flags();
-    all_flags.extend(
-        sel.keywords
-            .iter()
-            .map(|k| mailkeep_proto::Flag::Keyword(k.clone())),
-    );
-    out.extend_from_slice(b"* FLAGS ");
-    write::flag_list(out, &all_flags);
-    out.extend_from_slice(b"\r\n");
-    if sel.read_only {
-        write::status(
-            out,
-            None,
-            StatusKind::Ok,
-            Some(&Code::PermanentFlags(vec![], false)),
-            "Read-only mailbox.",
-        );
-    } else {
-        write::status(
-            out,
-            None,
-            StatusKind::Ok,
-            Some(&Code::PermanentFlags(all_flags, true)),
-            "Flags permitted.",
-        );
-    }
+    sel.write_flag_lists(out);
     out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
     if rev1 {
         // \Recent and UNSEEN are gone from IMAP4rev2 (RFC 9051 Appendix E).

@@ -3,6 +3,8 @@
 use mailkeep_proto::Flag;
 use mailkeep_store::{Flags, flags};
 
+use crate::error::{CmdError, CmdResult};
+
 const SYSTEM: [(u32, Flag); 5] = [
     (flags::ANSWERED, Flag::Answered),
     (flags::FLAGGED, Flag::Flagged),
@@ -30,9 +32,9 @@ pub(crate) fn to_wire(f: &Flags, recent: bool) -> Vec<Flag> {
     out
 }
 
-/// Wire flags as store flags. `\Recent` cannot be set by a client (RFC 3501 §2.3.2) and unknown
-/// `\Extension` flags are not kept; both are dropped.
-pub(crate) fn from_wire(list: &[Flag]) -> Flags {
+/// Wire flags as store flags. `\Recent` cannot be set by a client (RFC 3501 §2.3.2): it is
+/// ignored. Any other `\Something` is not a flag this server keeps: BAD, as Dovecot answers.
+pub(crate) fn from_wire(list: &[Flag]) -> CmdResult<Flags> {
     let mut out = Flags::default();
     for f in list {
         match f {
@@ -41,14 +43,60 @@ pub(crate) fn from_wire(list: &[Flag]) -> Flags {
             Flag::Flagged => out.system |= flags::FLAGGED,
             Flag::Deleted => out.system |= flags::DELETED,
             Flag::Draft => out.system |= flags::DRAFT,
+            Flag::Recent => {}
             Flag::Keyword(k) => {
                 if !out.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                     out.keywords.push(k.clone());
                 }
             }
-            Flag::Recent | Flag::Extension(_) => {}
+            Flag::Extension(e) => {
+                let e = e.trim_start_matches('\\');
+                return Err(CmdError::Bad(format!("Invalid system flag \\{e}")));
+            }
         }
     }
     out.keywords.sort();
-    out
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_wire_maps_and_rejects() {
+        let f = from_wire(&[
+            Flag::Seen,
+            Flag::Recent,
+            Flag::Keyword("b".into()),
+            Flag::Keyword("A".into()),
+            Flag::Keyword("B".into()),
+        ])
+        .unwrap();
+        assert_eq!(f.system, flags::SEEN);
+        assert_eq!(f.keywords, vec!["A".to_string(), "b".to_string()]);
+        assert!(matches!(
+            from_wire(&[Flag::Extension("Foo".into())]),
+            Err(CmdError::Bad(_))
+        ));
+    }
+
+    #[test]
+    fn wire_flags_order() {
+        let f = Flags {
+            system: flags::SEEN | flags::ANSWERED | flags::DRAFT,
+            keywords: vec!["$kw".into()],
+        };
+        assert_eq!(
+            to_wire(&f, true),
+            vec![
+                Flag::Answered,
+                Flag::Seen,
+                Flag::Draft,
+                Flag::Recent,
+                Flag::Keyword("$kw".into())
+            ]
+        );
+        assert_eq!(to_wire(&Flags::default(), false), vec![]);
+    }
 }

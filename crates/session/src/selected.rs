@@ -104,6 +104,7 @@ pub(crate) async fn handle(
             };
             cmd::search::search(
                 &mut ctx,
+                tag,
                 uid,
                 charset.as_deref(),
                 &criteria,
@@ -279,6 +280,55 @@ impl SelectedMailbox {
             pending_expunge: Vec::new(),
             keywords,
         }
+    }
+
+    /// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for the flags this mailbox uses
+    /// (RFC 9051 §7.3.5, §7.1): at SELECT, and again whenever a new keyword appears.
+    pub fn write_flag_lists(&self, out: &mut Vec<u8>) {
+        use mailkeep_proto::write::{self, Code, StatusKind};
+        let mut all = crate::flags::system_flags();
+        all.extend(
+            self.keywords
+                .iter()
+                .map(|k| mailkeep_proto::Flag::Keyword(k.clone())),
+        );
+        out.extend_from_slice(b"* FLAGS ");
+        write::flag_list(out, &all);
+        out.extend_from_slice(b"\r\n");
+        if self.read_only {
+            let code = Code::PermanentFlags(vec![], false);
+            write::status(out, None, StatusKind::Ok, Some(&code), "Read-only mailbox.");
+        } else {
+            let code = Code::PermanentFlags(all, true);
+            write::status(out, None, StatusKind::Ok, Some(&code), "Flags permitted.");
+        }
+    }
+
+    /// Add keywords used by the view (and `extra`) that the client has not been told of yet;
+    /// true if there were any, in which case the caller announces them with
+    /// [`SelectedMailbox::write_flag_lists`].
+    pub fn learn_keywords<'a>(&mut self, extra: impl Iterator<Item = &'a MessageMeta>) -> bool {
+        fn learn(known: &mut Vec<String>, m: &MessageMeta) -> bool {
+            let mut new_keyword = false;
+            for k in &m.flags.keywords {
+                if !known.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    known.push(k.clone());
+                    new_keyword = true;
+                }
+            }
+            new_keyword
+        }
+        let mut new_keyword = false;
+        for m in &self.messages {
+            new_keyword |= learn(&mut self.keywords, m);
+        }
+        for m in extra {
+            new_keyword |= learn(&mut self.keywords, m);
+        }
+        if new_keyword {
+            self.keywords.sort();
+        }
+        new_keyword
     }
 
     pub fn exists(&self) -> u32 {

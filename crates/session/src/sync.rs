@@ -59,26 +59,8 @@ pub(crate) async fn sync(
     }
 
     // A keyword nobody used before: the client learns it from a new FLAGS (RFC 9051 §7.3.5).
-    let mut new_keyword = false;
-    for m in sel.messages.iter().chain(new_messages.iter()) {
-        for k in &m.flags.keywords {
-            if !sel.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                sel.keywords.push(k.clone());
-                new_keyword = true;
-            }
-        }
-    }
-    if new_keyword {
-        sel.keywords.sort();
-        let mut all = flags::system_flags();
-        all.extend(
-            sel.keywords
-                .iter()
-                .map(|k| mailkeep_proto::Flag::Keyword(k.clone())),
-        );
-        out.extend_from_slice(b"* FLAGS ");
-        write::flag_list(out, &all);
-        out.extend_from_slice(b"\r\n");
+    if sel.learn_keywords(new_messages.iter()) {
+        sel.write_flag_lists(out);
     }
 
     for uid in flag_changes {

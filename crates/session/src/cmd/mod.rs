@@ -11,37 +11,13 @@ pub(crate) mod fetch;
 pub(crate) mod search;
 pub(crate) mod store_flags;
 
+use mailkeep_proto::SequenceSet;
 use mailkeep_proto::write::{self, Code, StatusKind};
-use mailkeep_proto::{Flag, SequenceSet};
-use mailkeep_store::{FlagUpdate, Flags, flags};
+use mailkeep_store::FlagUpdate;
 
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::selected::SetError;
-
-/// System flags in the order Dovecot lists them.
-const SYSTEM: [(u32, Flag); 5] = [
-    (flags::ANSWERED, Flag::Answered),
-    (flags::FLAGGED, Flag::Flagged),
-    (flags::DELETED, Flag::Deleted),
-    (flags::SEEN, Flag::Seen),
-    (flags::DRAFT, Flag::Draft),
-];
-
-/// Store flags as wire flags: system flags, `\Recent` (rev1 only), then keywords, as Dovecot
-/// writes them.
-pub(crate) fn wire_flags(f: &Flags, recent: bool) -> Vec<Flag> {
-    let mut out: Vec<Flag> = SYSTEM
-        .iter()
-        .filter(|(bit, _)| f.system & bit != 0)
-        .map(|(_, fl)| fl.clone())
-        .collect();
-    if recent {
-        out.push(Flag::Recent);
-    }
-    out.extend(f.keywords.iter().map(|k| Flag::Keyword(k.clone())));
-    out
-}
 
 /// `FLAGS (...)` of view entry `i`, with `\Recent` for IMAP4rev1 clients (RFC 3501 §2.3.2;
 /// IMAP4rev2 dropped it).
@@ -49,7 +25,7 @@ pub(crate) fn write_flags_item(ctx: &Ctx<'_>, i: usize, out: &mut Vec<u8>) {
     let m = &ctx.sel.messages[i];
     let recent = !ctx.enabled.imap4rev2 && ctx.sel.recent.contains(&m.uid);
     out.extend_from_slice(b"FLAGS ");
-    write::flag_list(out, &wire_flags(&m.flags, recent));
+    write::flag_list(out, &crate::flags::to_wire(&m.flags, recent));
 }
 
 /// The sequence set could not be resolved: RFC 9051 §6.4.5 makes an invalid message number BAD.
@@ -143,24 +119,5 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(number_runs(input), *want, "{input:?}");
         }
-    }
-
-    #[test]
-    fn wire_flags_order() {
-        let f = Flags {
-            system: flags::SEEN | flags::ANSWERED | flags::DRAFT,
-            keywords: vec!["$kw".into()],
-        };
-        assert_eq!(
-            wire_flags(&f, true),
-            vec![
-                Flag::Answered,
-                Flag::Seen,
-                Flag::Draft,
-                Flag::Recent,
-                Flag::Keyword("$kw".into())
-            ]
-        );
-        assert_eq!(wire_flags(&Flags::default(), false), vec![]);
     }
 }

@@ -2,37 +2,13 @@
 
 use mailkeep_proto::write::Code;
 use mailkeep_proto::{Flag, SequenceSet, StoreAction};
-use mailkeep_store::{FlagOp, Flags, flags};
+use mailkeep_store::FlagOp;
 
 use super::{
     apply_updates, condstore_active, enable_condstore, number_runs, read_only_error, resolve,
 };
 use crate::ctx::Ctx;
-use crate::error::{CmdError, CmdResult};
-
-/// Wire flags as store flags. `\Recent` cannot be set by a client (RFC 3501 §2.3.2): it is
-/// ignored. Any other `\Something` is not a flag this server keeps: BAD, as Dovecot answers.
-fn store_flags(list: &[Flag]) -> CmdResult<Flags> {
-    let mut out = Flags::default();
-    for f in list {
-        match f {
-            Flag::Seen => out.system |= flags::SEEN,
-            Flag::Answered => out.system |= flags::ANSWERED,
-            Flag::Flagged => out.system |= flags::FLAGGED,
-            Flag::Deleted => out.system |= flags::DELETED,
-            Flag::Draft => out.system |= flags::DRAFT,
-            Flag::Recent => {}
-            Flag::Keyword(k) => {
-                if !out.keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    out.keywords.push(k.clone());
-                }
-            }
-            Flag::Extension(e) => return Err(CmdError::Bad(format!("Invalid system flag \\{e}"))),
-        }
-    }
-    out.keywords.sort();
-    Ok(out)
-}
+use crate::error::CmdResult;
 
 /// STORE: change the flags, then answer `* n FETCH (FLAGS ...)` for every message of the set
 /// (unless `.SILENT`) with its flags after the change. Returns `MODIFIED` for the tagged OK when
@@ -49,7 +25,7 @@ pub(crate) async fn store(
     out: &mut Vec<u8>,
 ) -> CmdResult<Option<Code>> {
     let idx = resolve(ctx, set, uid)?;
-    let wanted = store_flags(flag_list)?;
+    let wanted = crate::flags::from_wire(flag_list)?;
     if ctx.sel.read_only {
         return Err(read_only_error());
     }
@@ -70,6 +46,11 @@ pub(crate) async fn store(
         .set_flags(ctx.sel.mailbox.id, &uids, op, &wanted, unchanged_since)
         .await?;
     apply_updates(ctx, &result.updated);
+    // A keyword new to this mailbox is announced before the FETCH lines that use it, as
+    // Dovecot does (RFC 9051 §7.3.5).
+    if ctx.sel.learn_keywords(std::iter::empty()) {
+        ctx.sel.write_flag_lists(out);
+    }
 
     let with_modseq = condstore_active(ctx);
     // RFC 7162 §3.1.3: with UNCHANGEDSINCE, a message that was updated is reported with its new
@@ -119,27 +100,4 @@ pub(crate) async fn store(
     nums.sort_unstable();
     nums.dedup();
     Ok(Some(Code::Modified(number_runs(&nums))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_flags_maps_and_rejects() {
-        let f = store_flags(&[
-            Flag::Seen,
-            Flag::Recent,
-            Flag::Keyword("b".into()),
-            Flag::Keyword("A".into()),
-            Flag::Keyword("B".into()),
-        ])
-        .unwrap();
-        assert_eq!(f.system, flags::SEEN);
-        assert_eq!(f.keywords, vec!["A".to_string(), "b".to_string()]);
-        assert!(matches!(
-            store_flags(&[Flag::Extension("Foo".into())]),
-            Err(CmdError::Bad(_))
-        ));
-    }
 }

@@ -17,23 +17,11 @@ use super::enable_condstore;
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 
-/// SEARCH as the dispatcher calls it. Without the command tag, an ESEARCH answer carries no
-/// `(TAG ...)` correlator; [`search_tagged`] adds it (RFC 4731 §3.1 wants it).
+/// SEARCH / UID SEARCH (RFC 9051 §6.4.4): `tag` is the command's, for the ESEARCH correlator
+/// (`* ESEARCH (TAG "a1") ...`, RFC 4731 §3.1).
 pub(crate) async fn search(
     ctx: &mut Ctx<'_>,
-    uid: bool,
-    charset: Option<&str>,
-    criteria: &SearchKey,
-    ret: Option<&[SearchReturn]>,
-    out: &mut Vec<u8>,
-) -> CmdResult<()> {
-    search_tagged(ctx, None, uid, charset, criteria, ret, out).await
-}
-
-/// SEARCH with the command's tag for the ESEARCH correlator.
-pub(crate) async fn search_tagged(
-    ctx: &mut Ctx<'_>,
-    tag: Option<&str>,
+    tag: &str,
     uid: bool,
     charset: Option<&str>,
     criteria: &SearchKey,
@@ -78,10 +66,10 @@ pub(crate) async fn search_tagged(
             .copied()
             .filter(|r| *r != SearchReturn::Save)
             .collect();
-        esearch::write_esearch(out, tag, uid, &shown, &nums, modseq);
+        esearch::write_esearch(out, Some(tag), uid, &shown, &nums, modseq);
     } else if ctx.enabled.imap4rev2 {
         // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH without RETURN answers ESEARCH with ALL.
-        esearch::write_esearch(out, tag, uid, &[SearchReturn::All], &nums, modseq);
+        esearch::write_esearch(out, Some(tag), uid, &[SearchReturn::All], &nums, modseq);
     } else {
         esearch::write_search(out, &nums, modseq);
     }
