@@ -231,7 +231,7 @@ async fn open(
         .uidnext
         .max(sel.messages.last().map_or(1, |m| m.uid.saturating_add(1)));
 
-    sel.write_flag_lists(out);
+    sel.write_flag_lists(out, true);
     out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
     if rev1 {
         // \Recent and UNSEEN are gone from IMAP4rev2 (RFC 9051 Appendix E).

@@ -283,8 +283,9 @@ impl SelectedMailbox {
     }
 
     /// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for the flags this mailbox uses
-    /// (RFC 9051 §7.3.5, §7.1): at SELECT, and again whenever a new keyword appears.
-    pub fn write_flag_lists(&self, out: &mut Vec<u8>) {
+    /// (RFC 9051 §7.3.5, §7.1): at SELECT, and again whenever a new keyword appears (then a
+    /// read-only mailbox's empty PERMANENTFLAGS is not repeated: it has not changed).
+    pub fn write_flag_lists(&self, out: &mut Vec<u8>, at_select: bool) {
         use mailkeep_proto::write::{self, Code, StatusKind};
         let mut all = crate::flags::system_flags();
         all.extend(
@@ -295,10 +296,10 @@ impl SelectedMailbox {
         out.extend_from_slice(b"* FLAGS ");
         write::flag_list(out, &all);
         out.extend_from_slice(b"\r\n");
-        if self.read_only {
+        if self.read_only && at_select {
             let code = Code::PermanentFlags(vec![], false);
             write::status(out, None, StatusKind::Ok, Some(&code), "Read-only mailbox.");
-        } else {
+        } else if !self.read_only {
             let code = Code::PermanentFlags(all, true);
             write::status(out, None, StatusKind::Ok, Some(&code), "Flags permitted.");
         }

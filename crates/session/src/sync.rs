@@ -60,7 +60,7 @@ pub(crate) async fn sync(
 
     // A keyword nobody used before: the client learns it from a new FLAGS (RFC 9051 §7.3.5).
     if sel.learn_keywords(new_messages.iter()) {
-        sel.write_flag_lists(out);
+        sel.write_flag_lists(out, false);
     }
 
     for uid in flag_changes {

@@ -97,6 +97,7 @@ async fn noop_shows_changes_of_other_sessions() {
     assert_eq!(
         ok(&mut s, "e CHECK\r\n").await,
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n\
+         * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded \\*)] Flags permitted.\r\n\
          * 1 FETCH (FLAGS (\\Seen \\Recent $Forwarded))\r\n\
          e OK Check completed.\r\n"
     );

@@ -49,7 +49,7 @@ pub(crate) async fn store(
     // A keyword new to this mailbox is announced before the FETCH lines that use it, as
     // Dovecot does (RFC 9051 §7.3.5).
     if ctx.sel.learn_keywords(std::iter::empty()) {
-        ctx.sel.write_flag_lists(out);
+        ctx.sel.write_flag_lists(out, false);
     }
 
     let with_modseq = condstore_active(ctx);
