@@ -194,7 +194,12 @@ fn svg(id: &str, pts: &[Point]) -> String {
          <line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/><line x1=\"{l}\" y1=\"40\" x2=\"{l}\" y2=\"{}\" stroke=\"black\"/>\n\
          <text x=\"15\" y=\"{}\" transform=\"rotate(-90 15 {})\" text-anchor=\"middle\">{}</text>\n",
         w / 2.0,
-        esc(id),
+        esc(match id {
+            "mixed-throughput" => "Mixed sessions: throughput (sessions/s) by client count",
+            "idle-memory-per-connection" =>
+                "Idle: server PSS per IDLE connection (KiB) by connections",
+            _ => id,
+        }),
         h - b,
         w - 20.0,
         h - b,
@@ -219,7 +224,11 @@ fn svg(id: &str, pts: &[Point]) -> String {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
             px(*x),
             h - b + 18.0,
-            fmt(*x)
+            if x.fract() == 0.0 {
+                format!("{x}")
+            } else {
+                fmt(*x)
+            }
         );
     }
     let colors = ["#d62728", "#ff7f0e", "#1f77b4"];
