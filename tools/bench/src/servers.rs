@@ -38,6 +38,28 @@ enum Stopper {
 
 /// Everything started, so that ctrl-c / errors can stop it.
 static RUNNING: Mutex<Vec<Stopper>> = Mutex::new(Vec::new());
+/// Temporary directories not yet removed.
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn keep_dirs() -> bool {
+    std::env::var_os("MAILKEEP_BENCH_KEEP").is_some()
+}
+
+fn remove_dir(dir: &Path) {
+    if let Ok(mut v) = DIRS.lock() {
+        v.retain(|d| d != dir);
+    }
+    if keep_dirs() {
+        return;
+    }
+    // Exiting server processes may still write a file or two: retry.
+    for _ in 0..5 {
+        if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
 
 fn stop_one(s: &Stopper) {
     match s {
@@ -66,6 +88,10 @@ pub fn stop_all() {
         .unwrap_or_default();
     for s in &list {
         stop_one(s);
+    }
+    let dirs: Vec<PathBuf> = DIRS.lock().map(|v| v.clone()).unwrap_or_default();
+    for d in &dirs {
+        remove_dir(d);
     }
 }
 
@@ -103,6 +129,9 @@ fn temp_dir(kind: Kind) -> Result<PathBuf> {
         free_port()?
     ));
     std::fs::create_dir_all(&d)?;
+    if let Ok(mut v) = DIRS.lock() {
+        v.push(d.clone());
+    }
     Ok(d)
 }
 
@@ -337,15 +366,7 @@ impl Server {
                 _ => true,
             });
         }
-        if std::env::var_os("MAILKEEP_BENCH_KEEP").is_none() {
-            // Exiting server processes may still write a file or two: retry.
-            for _ in 0..5 {
-                if std::fs::remove_dir_all(&self.dir).is_ok() || !self.dir.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        }
+        remove_dir(&self.dir);
     }
 }
 
