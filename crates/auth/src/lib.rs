@@ -3,12 +3,17 @@
 //! # Layout
 //! - [`hash_password`] / [`verify_password`]: argon2id PHC strings (RFC 9106 parameters below).
 //! - [`sasl`]: decoding of SASL PLAIN (RFC 4616) messages and the LOGIN exchange.
+//! - [`check_login`]: login checks on a small dedicated argon2 pool, with a cache of recent
+//!   successful logins (`verify`).
 //! - [`generate_password`]: random passwords for first start and `user add` without input.
 //!
 //! No mail data here; users themselves are rows in the store.
 #![forbid(unsafe_code)]
 
 pub mod sasl;
+mod verify;
+
+pub use verify::{CACHE_TTL, check_login};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};

@@ -181,19 +181,9 @@ async fn login(
         Ok(u) => u,
         Err(e) => return Outcome::err(e),
     };
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password = password.to_vec();
-    // argon2 costs ~20 ms of CPU: keep it off the async workers. An unknown user is checked
-    // against a dummy hash so the answer takes as long as for a wrong password.
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => mailkeep_auth::verify_password(&h, &password),
-        None => {
-            mailkeep_auth::verify_password(dummy_hash(), &password);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
+    // argon2 runs on the auth crate's own small pool, with a cache of recent logins.
+    let hash = user.as_ref().map(|u| u.password_hash.as_str());
+    let ok = mailkeep_auth::check_login(&name, hash, password).await;
     let Some(user) = user.filter(|_| ok) else {
         return failed(inner, auth_failures, &name, out).await;
     };
@@ -229,10 +219,6 @@ async fn find_user(inner: &Inner, name: &str) -> Result<Option<User>, CmdError> 
     }
 }
 
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| mailkeep_auth::hash_password("mailkeep-dummy-password"))
-}
 
 /// A failed login: wait a little, count it, and close after too many (the BYE comes first so
 /// the tagged NO is the last thing the client reads).
