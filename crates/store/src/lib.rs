@@ -257,6 +257,28 @@ pub trait MailStore: Send + Sync + 'static {
     async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>>;
     /// The parsed info computed when the message arrived.
     async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo>;
+    /// The parsed info of many messages in one call (FETCH ENVELOPE/BODYSTRUCTURE over a
+    /// range, SEARCH on addresses), ascending UID, WITHOUT the search text (left empty).
+    /// UIDs not in the mailbox are left out. `uids` must be ascending.
+    async fn parsed_infos(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, ParsedInfo)>> {
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            match self.parsed_info(mailbox, uid).await {
+                Ok(mut p) => {
+                    p.search_text.clear();
+                    p.search_body_offset = 0;
+                    out.push((uid, p));
+                }
+                Err(StoreError::NoSuchMailbox) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
     /// Change flags of the given UIDs. `unchanged_since` implements RFC 7162 UNCHANGEDSINCE.
     async fn set_flags(
         &self,

@@ -1,6 +1,7 @@
 //! Append, flags, expunge, copy, move, body deduplication.
 
 use super::{inbox, kw, message, new_user};
+use crate::ParsedInfo;
 use crate::{FlagOp, MailStore, MessageBytes, StoreError, flags};
 
 pub async fn append(store: &dyn MailStore) {
@@ -54,6 +55,21 @@ pub async fn append(store: &dyn MailStore) {
     );
     assert_eq!(*store.message_bytes(ib, all[0]).await.unwrap(), **data);
     assert_eq!(store.parsed_info(ib, all[0]).await.unwrap(), m1.parsed);
+    // The batch form: the same parse without the search text, missing UIDs left out, both for
+    // a dense set and a sparse one.
+    let without_text = ParsedInfo {
+        search_text: String::new(),
+        search_body_offset: 0,
+        ..m1.parsed.clone()
+    };
+    for set in [vec![all[0], all[1]], vec![all[0], all[1] + 1_000_000]] {
+        let batch = store.parsed_infos(ib, &set).await.unwrap();
+        assert_eq!(batch[0], (all[0], without_text.clone()), "set {set:?}");
+        let want: Vec<u32> = set.iter().copied().filter(|u| all.contains(u)).collect();
+        let got: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+        assert_eq!(got, want, "set {set:?}");
+    }
+    assert!(store.parsed_infos(ib, &[]).await.unwrap().is_empty());
     assert!(matches!(
         store.message_bytes(ib, 999).await,
         Err(StoreError::NoSuchMailbox)

@@ -249,6 +249,17 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn parsed_infos(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, ParsedInfo)>> {
+        let uids = uids.to_vec();
+        self.readers
+            .run(move |c| reads::parsed_infos(c, mailbox, &uids))
+            .await
+    }
+
     async fn set_flags(
         &self,
         mailbox: MailboxId,

@@ -122,6 +122,56 @@ pub(super) fn parsed_info(conn: &Connection, mailbox: MailboxId, uid: u32) -> Re
     .ok_or(StoreError::NoSuchMailbox)
 }
 
+/// Parsed info of many messages in one read transaction. A dense set is read as one range scan
+/// of the primary key; a sparse one (range much wider than the set) UID by UID, on the same
+/// connection and prepared statement.
+pub(super) fn parsed_infos(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: &[u32],
+) -> Result<Vec<(u32, ParsedInfo)>> {
+    let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
+        return Ok(Vec::new());
+    };
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(u32, ParsedInfo)> {
+        Ok((
+            r.get(0)?,
+            ParsedInfo {
+                envelope: r.get(1)?,
+                bodystructure: r.get(2)?,
+                body: r.get(3)?,
+                parts: r.get(4)?,
+                sent_date: r.get(5)?,
+                ..ParsedInfo::default()
+            },
+        ))
+    };
+    const COLUMNS: &str = "SELECT m.uid, b.envelope, b.bodystructure, b.body, b.parts, b.sent_date
+         FROM messages m JOIN blobs b ON b.id = m.blob_id";
+    let span = u64::from(last.saturating_sub(first)) + 1;
+    let mut out = Vec::with_capacity(uids.len());
+    if span <= 4 * uids.len() as u64 {
+        let mut stmt = conn.prepare_cached(&format!(
+            "{COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+        ))?;
+        for r in stmt.query_map(params![mailbox, first, last], row)? {
+            let (uid, info) = r?;
+            if uids.binary_search(&uid).is_ok() {
+                out.push((uid, info));
+            }
+        }
+    } else {
+        let mut stmt =
+            conn.prepare_cached(&format!("{COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid = ?2"))?;
+        for &uid in uids {
+            if let Some(r) = stmt.query_row(params![mailbox, uid], row).optional()? {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// rev1 `\Recent`: UIDs at or above the boundary; claiming moves the boundary to UIDNEXT.
 pub(super) fn claim_recent(conn: &Connection, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
     let st = mailbox_state(conn, mailbox)?;

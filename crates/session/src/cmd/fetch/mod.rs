@@ -84,9 +84,44 @@ pub(crate) async fn fetch(
     }
 
     let with_modseq = condstore_active(ctx);
-    for i in idx {
+    // The stored parse (ENVELOPE, BODYSTRUCTURE, part tree) is read for a batch of messages
+    // at a time: one store round trip per batch instead of one per message.
+    let mut batch: std::collections::VecDeque<(u32, ParsedInfo)> = Default::default();
+    let mut expunged_meanwhile = false;
+    for (n, &i) in idx.iter().enumerate() {
         let uid_i = ctx.sel.messages[i].uid;
-        let loaded = load(ctx, &plan, uid_i).await?;
+        if plan.needs_parsed && n % PARSE_BATCH == 0 {
+            let uids: Vec<u32> = idx[n..idx.len().min(n + PARSE_BATCH)]
+                .iter()
+                .map(|&j| ctx.sel.messages[j].uid)
+                .collect();
+            batch = ctx
+                .store
+                .parsed_infos(ctx.sel.mailbox.id, &uids)
+                .await?
+                .into();
+        }
+        let mut parsed = None;
+        while let Some((u, _)) = batch.front() {
+            if *u > uid_i {
+                break;
+            }
+            let (u, p) = batch.pop_front().expect("front exists");
+            if u == uid_i {
+                parsed = Some(p);
+            }
+        }
+        let loaded = match load(ctx, &plan, uid_i, parsed).await {
+            Ok(loaded) => loaded,
+            // Expunged by another session since this one last heard: the EXPUNGE may not be
+            // sent during FETCH (RFC 9051 §7.5.1), so answer the rest and say NO at the end
+            // (RFC 2180 §4.1.3), never an empty body a client could cache.
+            Err(StoreError::NoSuchMailbox) => {
+                expunged_meanwhile = true;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         // Built apart and appended whole, so an error never leaves half a response in `out`.
         let mut line = format!("* {} FETCH (", i + 1).into_bytes();
         let mut first = true;
@@ -120,11 +155,28 @@ pub(crate) async fn fetch(
         line.extend_from_slice(b")\r\n");
         out.extend_from_slice(&line);
     }
+    if expunged_meanwhile {
+        // RFC 5530 §3: EXPUNGEISSUED, not NONEXISTENT (which is about mailboxes).
+        return Err(CmdError::No(
+            Some(write::Code::ExpungeIssued),
+            "Some messages were expunged by another session".into(),
+        ));
+    }
     Ok(())
 }
 
+/// Messages whose stored parse is read in one store call.
+const PARSE_BATCH: usize = 256;
+
 /// Load the bytes and the stored parse of one message, each only if some item needs it.
-async fn load(ctx: &Ctx<'_>, plan: &Plan, uid: u32) -> CmdResult<Loaded> {
+/// `parsed` is the parse already read in a batch (a message missing from the batch was
+/// expunged meanwhile: the single read reports it).
+async fn load(
+    ctx: &Ctx<'_>,
+    plan: &Plan,
+    uid: u32,
+    parsed: Option<ParsedInfo>,
+) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
     if plan.view_only() {
         return Ok(loaded);
@@ -134,7 +186,10 @@ async fn load(ctx: &Ctx<'_>, plan: &Plan, uid: u32) -> CmdResult<Loaded> {
         loaded.bytes = Some(ctx.store.message_bytes(mailbox, uid).await?);
     }
     if plan.needs_parsed {
-        let parsed = ctx.store.parsed_info(mailbox, uid).await?;
+        let parsed = match parsed {
+            Some(p) => p,
+            None => ctx.store.parsed_info(mailbox, uid).await?,
+        };
         if plan.needs_bytes {
             let tree = PartTree::from_bytes(&parsed.parts).ok_or_else(|| {
                 StoreError::Internal(format!("unreadable part tree of UID {uid}"))

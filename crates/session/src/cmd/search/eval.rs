@@ -211,6 +211,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                         .collect())
                 }
                 Key::Address(field, needle) => {
+                    self.prefetch_envelopes(&cand).await?;
                     let mut out = Vec::new();
                     for i in cand {
                         let envelope = self.envelope(i).await?;
@@ -238,6 +239,26 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     .collect()),
             }
         })
+    }
+
+    /// Read the ENVELOPEs of the candidates not cached yet in one store call per batch.
+    async fn prefetch_envelopes(&mut self, cand: &[usize]) -> CmdResult<()> {
+        let missing: Vec<u32> = cand
+            .iter()
+            .map(|&i| self.ctx.sel.messages[i].uid)
+            .filter(|u| !self.envelopes.contains_key(u))
+            .collect();
+        for chunk in missing.chunks(1024) {
+            let infos = self
+                .ctx
+                .store
+                .parsed_infos(self.ctx.sel.mailbox.id, chunk)
+                .await?;
+            for (uid, info) in infos {
+                self.envelopes.insert(uid, Arc::from(info.envelope));
+            }
+        }
+        Ok(())
     }
 
     async fn envelope(&mut self, i: usize) -> CmdResult<Arc<[u8]>> {
