@@ -114,7 +114,13 @@ impl Report {
                 None => "-".into(),
             };
             let ratio = |t: &str| match (v.get("mailkeep"), v.get(t)) {
-                (Some(a), Some(b)) if *b != 0.0 => format!("{:.2}x", a / b),
+                (Some(a), Some(b)) if *b != 0.0 => {
+                    if (a / b).abs() < 0.1 {
+                        format!("{:.4}x", a / b)
+                    } else {
+                        format!("{:.2}x", a / b)
+                    }
+                }
                 _ => "-".into(),
             };
             let dir = if *hb { "↑" } else { "↓" };
