@@ -97,8 +97,10 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     // FULL: each commit fsyncs the WAL, so a returned APPEND survives power loss. Group commit
     // makes that one fsync per batch of writers rather than one per writer.
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // After a burst, truncate the WAL back to this size at checkpoints instead of keeping it.
-    conn.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
+    // After a burst, truncate the WAL back to this size at checkpoints instead of keeping it:
+    // a WAL left at its peak is disk space users pay for (measured: 8 MiB after loading 4.5 MB
+    // of mail with a 64 MiB limit). 4 MiB is the size of one default checkpoint interval.
+    conn.pragma_update(None, "journal_size_limit", 4i64 << 20)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(crate::StoreError::Internal(format!(
