@@ -6,6 +6,7 @@ mod idle;
 mod imap;
 mod large;
 mod load;
+mod merge;
 mod report;
 mod servers;
 
@@ -77,7 +78,7 @@ struct Cli {
     out_dir: PathBuf,
 }
 
-#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Clone, PartialEq, Eq)]
 enum Cmd {
     /// All scenarios.
     All,
@@ -91,6 +92,14 @@ enum Cmd {
     Large,
     /// 5. Storage on disk.
     Storage,
+    /// Merge results JSON files of several runs (later files win) into one table and plots.
+    Merge {
+        /// results*.json files, in order.
+        files: Vec<PathBuf>,
+        /// Base name of the merged files in --out-dir.
+        #[arg(long, default_value = "results-merged")]
+        name: String,
+    },
     #[command(hide = true)]
     IdleWorker {
         #[arg(long)]
@@ -171,7 +180,7 @@ fn pick<T: Clone>(v: &Option<T>, quick: bool, q: T, full: T) -> T {
 async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
     let q = ctx.cli.quick;
     for kind in ctx.targets() {
-        println!("== {} on {}", sc_name(sc), kind.name());
+        println!("== {} on {}", sc_name(&sc), kind.name());
         match sc {
             Cmd::Mixed => {
                 let preload = pick(&ctx.cli.preload, q, 20, 100);
@@ -240,7 +249,7 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
     Ok(())
 }
 
-fn sc_name(sc: Cmd) -> &'static str {
+fn sc_name(sc: &Cmd) -> &'static str {
     match sc {
         Cmd::Mixed => "mixed sessions",
         Cmd::Idle => "idle connections",
@@ -272,7 +281,7 @@ async fn bench(cli: Cli) -> Result<()> {
         Some(d) => corpus::Corpus::from_dir(d)?,
         None => corpus::Corpus::generated(),
     };
-    let sc = cli.cmd;
+    let sc = cli.cmd.clone();
     let mut ctx = Ctx {
         cli,
         corpus: Arc::new(corpus),
@@ -295,7 +304,7 @@ async fn bench(cli: Cli) -> Result<()> {
         Cmd::Large,
         Cmd::Storage,
     ];
-    for s in all.into_iter().filter(|s| sc == Cmd::All || *s == sc) {
+    for s in all.into_iter().filter(|s| sc == Cmd::All || s == &sc) {
         scenario(&mut ctx, s).await?;
     }
     let meta = format!(
@@ -321,7 +330,7 @@ async fn bench(cli: Cli) -> Result<()> {
     let name = if sc == Cmd::All {
         "results".to_string()
     } else {
-        format!("results-{}", sc_name(sc).replace(' ', "-"))
+        format!("results-{}", sc_name(&sc).replace(' ', "-"))
     };
     std::fs::write(out.join(format!("{name}{suffix}.md")), &md)?;
     std::fs::write(out.join(format!("{name}{suffix}.json")), ctx.report.json())?;
@@ -346,6 +355,9 @@ fn main() -> Result<()> {
     } = cli.cmd
     {
         return rt.block_on(idle::worker(addr, src, first, count, users));
+    }
+    if let Cmd::Merge { files, name } = &cli.cmd {
+        return merge::run(files, &cli.out_dir, name);
     }
     rt.spawn(async {
         if tokio::signal::ctrl_c().await.is_ok() {
