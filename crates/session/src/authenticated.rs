@@ -35,7 +35,7 @@ pub(crate) async fn handle(
         CommandBody::Rename { from, to } => rename(inner, user, sel, &from, &to).await,
         CommandBody::Subscribe(mailbox) => subscribe(inner, user, &mailbox, true).await,
         CommandBody::Unsubscribe(mailbox) => subscribe(inner, user, &mailbox, false).await,
-        CommandBody::List(cmd) => list::list(inner, user, &cmd, out).await,
+        CommandBody::List(cmd) => list::list(inner, user, sel.as_deref(), &cmd, out).await,
         CommandBody::Lsub { reference, pattern } => {
             list::lsub(inner, user, &reference, &pattern, out).await
         }

@@ -7,6 +7,7 @@ use mailkeep_proto::{ListCommand, MailboxName, write};
 use mailkeep_store::{Mailbox, User};
 
 use crate::error::{CmdError, CmdResult};
+use crate::selected::SelectedMailbox;
 use crate::{Inner, Outcome, names, status_cmd};
 
 /// One name LIST may return: an existing mailbox, a parent that only exists because it has
@@ -23,6 +24,7 @@ struct Candidate<'a> {
 pub(crate) async fn list(
     inner: &Inner,
     user: &User,
+    sel: Option<&SelectedMailbox>,
     cmd: &ListCommand,
     out: &mut Vec<u8>,
 ) -> CmdResult<Outcome> {
@@ -125,7 +127,7 @@ pub(crate) async fn list(
         out.extend_from_slice(b"\r\n");
         if let (Some(items), Some(m)) = (&cmd.return_status, c.mailbox) {
             // RFC 5819: a STATUS after the LIST of each selectable mailbox.
-            status_cmd::write_status(inner, m, items, out).await?;
+            status_cmd::write_status(inner, sel, m, items, out).await?;
         }
     }
     Ok(Outcome::ok("List completed."))

@@ -11,27 +11,33 @@ use crate::{Inner, Outcome, authenticated, names};
 pub(crate) async fn status(
     inner: &Inner,
     user: &User,
-    _sel: Option<&mut SelectedMailbox>,
+    sel: Option<&mut SelectedMailbox>,
     raw: &MailboxName,
     items: &[StatusItem],
     out: &mut Vec<u8>,
 ) -> CmdResult<Outcome> {
     check_items(items)?;
     let mbox = authenticated::existing(inner, user, raw).await?;
-    write_status(inner, &mbox, items, out).await?;
+    write_status(inner, sel.as_deref(), &mbox, items, out).await?;
     // STATUS of the selected mailbox is allowed; the usual sync after the command tells the
     // client about the same changes in its own terms.
     Ok(Outcome::ok("Status completed."))
 }
 
-/// `* STATUS name (ITEM n ...)` in the order asked.
+/// `* STATUS name (ITEM n ...)` in the order asked. `sel` is the selected mailbox, if any.
 pub(crate) async fn write_status(
     inner: &Inner,
+    sel: Option<&SelectedMailbox>,
     mbox: &Mailbox,
     items: &[StatusItem],
     out: &mut Vec<u8>,
 ) -> CmdResult<()> {
-    let st = inner.store.status(mbox.id).await?;
+    let mut st = inner.store.status(mbox.id).await?;
+    if let Some(sel) = sel.filter(|s| s.mailbox.id == mbox.id) {
+        // The store counts only unclaimed recent messages; the ones this session claimed at
+        // SELECT are recent too, as its own `* n RECENT` said (RFC 3501 §2.3.2, §6.3.10).
+        st.recent += u32::try_from(sel.recent.len()).unwrap_or(u32::MAX);
+    }
     out.extend_from_slice(b"* STATUS ");
     write::mailbox(out, &names::encode(&mbox.name, &inner.enabled));
     out.extend_from_slice(b" (");
