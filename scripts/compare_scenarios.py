@@ -146,7 +146,7 @@ REV1 = [
         "p SEARCH SMALLER 10", "q SEARCH BEFORE 1-Jan-2000", "r SEARCH SENTON 7-Feb-1994", "s SEARCH ON 7-Feb-1994",
         "t SEARCH RETURN () ALL", "u SEARCH RETURN (MIN MAX COUNT) ALL", "v SEARCH RETURN (ALL) 2:3",
         "w SEARCH RETURN (SAVE) SEEN", "x FETCH $ UID", "y SEARCH $", "z UID SEARCH RETURN (COUNT) UNSEEN",
-        "aa SEARCH CHARSET US-ASCII ALL", "ab SEARCH CHARSET UTF-8 SUBJECT {6}\r\nméss", "ac SEARCH KEYWORD kw",
+        "aa SEARCH CHARSET US-ASCII ALL", "ab SEARCH CHARSET UTF-8 SUBJECT {5}\r\nméss", "ac SEARCH KEYWORD kw",
         "ad SEARCH UNKEYWORD kw", "ae SEARCH (SEEN UNSEEN)", "af SEARCH 5", "ag SEARCH RETURN (MIN) 5",
         "ah SEARCH NEW", "ai SEARCH RECENT", "aj SEARCH OLD", "ak SEARCH SENTBEFORE 32-Jan-2000",
         "al SEARCH MODSEQ 1", "am SEARCH CHARSET ISO-8859-1 SUBJECT message", "an SEARCH SUBJECT \"\""]},
@@ -168,6 +168,12 @@ REV1 = [
         "a SELECT INBOX", "C2 b SELECT INBOX", "C2 c STORE 2 +FLAGS.SILENT (\\Deleted)", "C2 d EXPUNGE",
         "e FETCH 2 (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])", "f FETCH 1:3 UID", "g STORE 2 +FLAGS (\\Seen)",
         "h UID FETCH 2 FLAGS", "i SEARCH ALL", "j COPY 2 Trash", "k MOVE 2 Trash", "l NOOP", "m FETCH 1:* UID"]},
+    {"name": "expunged-copy", "about": "RFC 2180 §4.4/§4.2: COPY, MOVE, STORE, SEARCH over a message expunged elsewhere", "steps": S + seed(count=4)[3:] + [
+        "a SELECT INBOX", "C2 b SELECT INBOX", "C2 c STORE 2 +FLAGS.SILENT (\\Deleted)", "C2 d EXPUNGE",
+        "e COPY 2 Trash", "f COPY 1:3 Trash", "g MOVE 2 Junk", "h STORE 2:3 +FLAGS (\\Flagged)",
+        "i SEARCH FLAGGED", "j SEARCH SUBJECT message", "k FETCH 2:3 RFC822.SIZE", "l NOOP", "m STATUS Trash (MESSAGES)",
+        "C2 n STORE 1 +FLAGS.SILENT (\\Deleted)", "C2 o EXPUNGE", "p UID COPY 1:* Trash", "q UID MOVE 1 Junk",
+        "r UID STORE 1 +FLAGS (\\Seen)", "s UID SEARCH ALL", "t NOOP"]},
     {"name": "idle", "about": "IDLE sees another session's changes", "steps": S + [
         "a SELECT INBOX", "!idle", append("C2 b", "INBOX", 4), "!sleep 300", "!read",
         "C2 c SELECT INBOX", "C2 d STORE 1 +FLAGS (\\Flagged)", "!sleep 300", "!read",
@@ -180,6 +186,15 @@ REV1 = [
         "j LOGIN {3}\r\nabc {3}\r\ndef", "k CREATE {-1}",
         "m CREATE \"a\\\"b\"", "n CREATE \"a\\qb\"", "o CREATE ~{3}\r\nabc", "p LIST \"\" \"é*\"",
         "q SELECT INBOX\x00", "r NOOP", "s CREATE {99999999999999999999}"]},
+    {"name": "delete-selected", "about": "DELETE / RENAME of the selected mailbox, own and other session", "steps": seed("Sent", 2) + [
+        "a SELECT Sent", "b DELETE Sent", "c FETCH 1 FLAGS", "d NOOP", "e SEARCH ALL", "f CLOSE", "g CREATE box",
+        append("h", "box", 1), "i SELECT box", "C2 j DELETE box", "k NOOP", "l FETCH 1 FLAGS"]},
+    {"name": "auth", "about": "LOGIN/AUTHENTICATE forms", "login": False, "steps": [
+        "a LOGIN {6}\r\nnobody {4}\r\npass", "b AUTHENTICATE PLAIN", "*", "c AUTHENTICATE PLAIN =",
+        "d LOGIN \"cmp_x\" \"pass\"", "e AUTHENTICATE PLAIN AGNtcF94AHdyb25n", "f NOOP", "g LOGOUT"]},
+    {"name": "idle-states", "about": "IDLE outside SELECTED, commands during IDLE", "steps": [
+        "!idle", "!raw a NOOP\r\n", "!raw DONE\r\n", "b SELECT INBOX", "!idle", "!raw done\r\n", "c NOOP",
+        "!idle", "!raw LOGOUT\r\n", "d NOOP"]},
     {"name": "logout", "about": "LOGOUT while selected", "steps": S + ["a SELECT INBOX", "b LOGOUT"]},
     {"name": "namespace-enable", "about": "NAMESPACE, ENABLE, CHECK", "steps": [
         "a NAMESPACE", "b ENABLE CONDSTORE", "c ENABLE FOO", "d ENABLE UTF8=ACCEPT", "e ENABLE QRESYNC",

@@ -115,7 +115,7 @@ pub(crate) async fn fetch(
             Ok(loaded) => loaded,
             // Expunged by another session since this one last heard: the EXPUNGE may not be
             // sent during FETCH (RFC 9051 §7.5.1), so answer the rest and say NO at the end
-            // (RFC 2180 §4.1.3), never an empty body a client could cache.
+            // (RFC 2180 §4.1.2), never an empty body a client could cache.
             Err(StoreError::NoSuchMailbox) => {
                 expunged_meanwhile = true;
                 continue;
