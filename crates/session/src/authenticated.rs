@@ -31,7 +31,7 @@ pub(crate) async fn handle(
             mailbox,
             special_use,
         } => create(inner, user, &mailbox, &special_use).await,
-        CommandBody::Delete(mailbox) => delete(inner, user, sel, &mailbox).await,
+        CommandBody::Delete(mailbox) => delete(inner, user, sel, &mailbox, out).await,
         CommandBody::Rename { from, to } => rename(inner, user, sel, &from, &to).await,
         CommandBody::Subscribe(mailbox) => subscribe(inner, user, &mailbox, true).await,
         CommandBody::Unsubscribe(mailbox) => subscribe(inner, user, &mailbox, false).await,
@@ -346,6 +346,7 @@ async fn delete(
     user: &User,
     sel: Option<&mut SelectedMailbox>,
     raw: &[u8],
+    out: &mut Vec<u8>,
 ) -> CmdResult<Outcome> {
     let mbox = existing(inner, user, raw).await?;
     if names::is_inbox(&mbox.name) {
@@ -363,9 +364,19 @@ async fn delete(
     }
     inner.store.delete_mailbox(user.id, mbox.id).await?;
     let outcome = Outcome::ok("Delete completed.");
-    // Deleting the selected mailbox leaves nothing selected.
+    // Deleting the selected mailbox leaves nothing selected; say so as SELECT of another
+    // mailbox would (RFC 9051 §7.1 CLOSED), rather than let the next FETCH fail unexplained.
     Ok(match sel {
-        Some(s) if s.mailbox.id == mbox.id => outcome.then(Transition::Unselect),
+        Some(s) if s.mailbox.id == mbox.id => {
+            write::status(
+                out,
+                None,
+                StatusKind::Ok,
+                Some(&Code::Closed),
+                "Selected mailbox deleted.",
+            );
+            outcome.then(Transition::Unselect)
+        }
         _ => outcome,
     })
 }
