@@ -79,6 +79,10 @@ REV1 = [
         "o LSUB \"\" *", "p LSUB \"\" %", "q LSUB \"\" top", "r LIST \"\" nonexistent",
         "s LIST \"\" \"%/%\"", "t UNSUBSCRIBE top/mid", "u LSUB \"\" *", "v DELETE other",
         "w LIST \"\" other", "x LIST /top *", "y LIST \"\" /*"]},
+    {"name": "list-root", "about": "LIST with an empty pattern and a reference: the root name", "steps": [
+        "a CREATE top/mid", "b LIST top/ \"\"", "c LIST top \"\"", "d LIST top/mid/ \"\"", "e LIST /top \"\"",
+        "f LIST \"\" \"\"", "g LIST nonexistent/x \"\"", "h LIST INBOX/ \"\"", "i LIST inbox/ \"\"",
+        "j LIST \"\" \"\" RETURN (CHILDREN)", "k LIST (SUBSCRIBED) \"\" \"\"", "l LIST & \"\"", "m LIST top/% \"\""]},
     {"name": "list-extended", "about": "LIST-EXTENDED selection and return options", "steps": [
         "a CREATE top/mid", "b SUBSCRIBE top/mid", "c UNSUBSCRIBE Trash", "d SUBSCRIBE gone", 
         "e LIST (SUBSCRIBED) \"\" *", "f LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %",

@@ -38,8 +38,17 @@ pub(crate) async fn list(
     let enabled = &inner.enabled;
     let reference = names::decode_raw(&cmd.reference, enabled)?;
     if !selecting && cmd.patterns.len() == 1 && cmd.patterns[0].is_empty() {
-        // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root name.
-        out.extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
+        // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root name. The
+        // root is the reference up to its first delimiter, as in RFC 3501's examples
+        // ("/usr/staff/jones" -> "/") and Dovecot; "" when the reference has none.
+        let root = reference.find(names::SEP).map_or("", |i| &reference[..=i]);
+        out.extend_from_slice(b"* LIST (\\Noselect) \"/\" ");
+        if root.is_empty() {
+            out.extend_from_slice(b"\"\"");
+        } else {
+            write::mailbox(out, &names::encode(root, enabled));
+        }
+        out.extend_from_slice(b"\r\n");
         return Ok(Outcome::ok("List completed."));
     }
     let patterns = decode_patterns(&reference, &cmd.patterns, enabled)?;
