@@ -219,7 +219,6 @@ async fn find_user(inner: &Inner, name: &str) -> Result<Option<User>, CmdError> 
     }
 }
 
-
 /// A failed login: wait a little, count it, and close after too many (the BYE comes first so
 /// the tagged NO is the last thing the client reads).
 async fn failed(
