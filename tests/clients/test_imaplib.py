@@ -163,3 +163,37 @@ def test_unauthenticated_timeout(make_server):
     sock.settimeout(10)
     assert f.readline().startswith(b"* BYE")
     assert f.readline() == b""
+
+
+def test_connection_limits(make_server):
+    s = make_server(extra_config="[limits]\nmax_connections_per_ip = 2\n")
+    first = [socket.create_connection(s.imap) for _ in range(2)]
+    for sock in first:
+        assert sock.makefile("rb").readline().startswith(b"* OK")
+    third = socket.create_connection(s.imap)
+    third.settimeout(10)
+    f = third.makefile("rb")
+    assert f.readline().startswith(b"* BYE")
+    assert f.readline() == b""
+    first[0].close()
+    time.sleep(0.3)
+    again = socket.create_connection(s.imap)
+    again.settimeout(10)
+    assert again.makefile("rb").readline().startswith(b"* OK")
+
+
+def test_failed_logins_disconnect(server):
+    sock = socket.create_connection(server.imap)
+    sock.settimeout(30)
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    lines = []
+    for i in range(3):
+        sock.sendall(f"l{i} LOGIN alice wrong{i}\r\n".encode())
+    while True:
+        line = f.readline()
+        if not line:
+            break
+        lines.append(line)
+    assert lines[-1].startswith(b"l2 NO"), lines
+    assert any(l.startswith(b"* BYE") for l in lines), lines
