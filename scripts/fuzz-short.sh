@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Short fuzz runs for CI: each cargo-fuzz target for FUZZ_SECONDS (default 45) from the committed
+# Short fuzz runs for CI: each cargo-fuzz target for FUZZ_SECONDS (default 40) from the committed
 # seeds. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
-secs=${FUZZ_SECONDS:-45}
-for target in parse_command session; do
+secs=${FUZZ_SECONDS:-40}
+for target in parse_command session oracle; do
   seeds=seeds; [ "$target" = session ] && seeds=seeds-session
   mkdir -p "corpus/$target"
   rm -rf "artifacts/$target"
