@@ -154,9 +154,9 @@ class Conn:
         self.buf = b""
         self.greeting = self.read_line()
 
-    def read_line(self, timeout=TIMEOUT):
+    def read_line(self, timeout=None):
         """One response line with its literals inlined; None on timeout or close."""
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(timeout or TIMEOUT)
         out = b""
         while True:
             while b"\r\n" not in self.buf:
@@ -275,6 +275,8 @@ def sort_listings(lines):
 
 
 def run(scenario, server, user, login=True):
+    global TIMEOUT
+    TIMEOUT = scenario.get("timeout", 3.0)  # failed logins are answered after a delay
     conns, out = {}, []
 
     def conn(cid):

@@ -29,7 +29,7 @@ S = seed()
 BIG = "x" * 70000
 
 REV1 = [
-    {"name": "any-state", "about": "CAPABILITY NOOP LOGOUT ID before login", "login": False, "steps": [
+    {"name": "any-state", "about": "CAPABILITY NOOP LOGOUT ID before login", "login": False, "timeout": 8, "steps": [
         "a CAPABILITY", "b NOOP", "c ID NIL", "d SELECT INBOX", "e LIST \"\" *", "f ENABLE CONDSTORE",
         "g LOGIN cmp0 wrong", "h AUTHENTICATE FOO", "i STATUS INBOX (MESSAGES)", "j LOGOUT"]},
     {"name": "wrong-state", "about": "selected-only commands while authenticated", "steps": [
@@ -193,7 +193,7 @@ REV1 = [
     {"name": "delete-selected", "about": "DELETE / RENAME of the selected mailbox, own and other session", "steps": seed("Sent", 2) + [
         "a SELECT Sent", "b DELETE Sent", "c FETCH 1 FLAGS", "d NOOP", "e SEARCH ALL", "f CLOSE", "g CREATE box",
         append("h", "box", 1), "i SELECT box", "C2 j DELETE box", "k NOOP", "l FETCH 1 FLAGS"]},
-    {"name": "auth", "about": "LOGIN/AUTHENTICATE forms", "login": False, "steps": [
+    {"name": "auth", "about": "LOGIN/AUTHENTICATE forms", "login": False, "timeout": 8, "steps": [
         "a LOGIN {6}\r\nnobody {4}\r\npass", "b AUTHENTICATE PLAIN", "*", "c AUTHENTICATE PLAIN =",
         "d LOGIN \"cmp_x\" \"pass\"", "e AUTHENTICATE PLAIN AGNtcF94AHdyb25n", "f NOOP", "g LOGOUT"]},
     {"name": "idle-states", "about": "IDLE outside SELECTED, commands during IDLE", "steps": [
