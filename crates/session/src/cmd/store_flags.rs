@@ -8,7 +8,7 @@ use super::{
     apply_updates, condstore_active, enable_condstore, number_runs, read_only_error, resolve,
 };
 use crate::ctx::Ctx;
-use crate::error::CmdResult;
+use crate::error::{CmdError, CmdResult};
 
 /// STORE: change the flags, then answer `* n FETCH (FLAGS ...)` for every message of the set
 /// (unless `.SILENT`) with its flags after the change. Returns `MODIFIED` for the tagged OK when
@@ -25,6 +25,7 @@ pub(crate) async fn store(
     out: &mut Vec<u8>,
 ) -> CmdResult<Option<Code>> {
     let idx = resolve(ctx, set, uid)?;
+    let named_any = !idx.is_empty();
     let wanted = crate::flags::from_wire(flag_list)?;
     if ctx.sel.read_only {
         return Err(read_only_error());
@@ -32,8 +33,23 @@ pub(crate) async fn store(
     if unchanged_since.is_some() {
         enable_condstore(ctx, out);
     }
+    // Messages another session expunged, known from an earlier sync but not yet announced
+    // (no EXPUNGE during STORE): no FETCH for them, and a STORE that named only such messages
+    // fails unless .SILENT (RFC 2180 §4.2.1, §4.2.2; EXPUNGEISSUED from RFC 5530). UID STORE
+    // may announce the EXPUNGE itself (RFC 9051 §7.5.1), so it just says OK.
+    let pending = &ctx.sel.pending_expunge;
+    let idx: Vec<usize> = idx
+        .into_iter()
+        .filter(|&i| pending.binary_search(&ctx.sel.messages[i].uid).is_err())
+        .collect();
     if idx.is_empty() {
-        return Ok(None);
+        if silent || uid || !named_any {
+            return Ok(None);
+        }
+        return Err(CmdError::No(
+            Some(Code::ExpungeIssued),
+            "The messages were expunged by another session".into(),
+        ));
     }
     let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
     let op = match action {
