@@ -92,7 +92,11 @@ async fn timed(
     cmd: &str,
 ) -> Result<crate::imap::Resp> {
     let t = Instant::now();
-    let r = c.cmd(cmd).await?.ok()?;
+    let r = c
+        .cmd(cmd)
+        .await?
+        .ok()
+        .map_err(|e| e.context(cmd.to_string()))?;
     lat.push(t.elapsed());
     cnt.commands.fetch_add(1, Ordering::Relaxed);
     Ok(r)
