@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mailkeep_mime::Analysis;
 use mailkeep_proto::write::{self, Code};
 use mailkeep_proto::{AppendMessage, MailboxName, MessageData};
 use mailkeep_store::{MessageBytes, NewMessage, ParsedInfo, User};
@@ -52,6 +53,19 @@ pub(crate) async fn append(
     Ok(Outcome::ok_code(Some(code), "Append completed."))
 }
 
+/// What the store keeps of a message's MIME analysis (ENVELOPE, BODYSTRUCTURE, parts, search text).
+pub fn parsed_info(a: Analysis) -> ParsedInfo {
+    ParsedInfo {
+        envelope: a.envelope,
+        bodystructure: a.bodystructure,
+        body: a.body,
+        parts: a.parts.to_bytes(),
+        search_text: a.search_text,
+        search_body_offset: a.search_body_offset,
+        sent_date: a.sent_date,
+    }
+}
+
 /// Read, CRLF-normalize and analyze one message.
 async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
     let (spool, raw) = match m.data {
@@ -77,16 +91,7 @@ async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
         };
         let unchanged = normalized.is_none();
         let data = normalized.unwrap_or(raw);
-        let analysis = mailkeep_mime::analyze(&data);
-        let parsed = ParsedInfo {
-            envelope: analysis.envelope,
-            bodystructure: analysis.bodystructure,
-            body: analysis.body,
-            parts: analysis.parts.to_bytes(),
-            search_text: analysis.search_text,
-            search_body_offset: analysis.search_body_offset,
-            sent_date: analysis.sent_date,
-        };
+        let parsed = parsed_info(mailkeep_mime::analyze(&data));
         (data, unchanged, parsed)
     })
     .await

@@ -33,6 +33,8 @@ mod state;
 mod status_cmd;
 mod sync;
 
+pub use append::parsed_info;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

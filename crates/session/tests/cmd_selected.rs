@@ -2,68 +2,30 @@
 //! the exact untagged responses each command writes (RFC 9051 §6.4, RFC 4731, RFC 5182,
 //! RFC 6851, RFC 7162), with answers shaped like Dovecot 2.3's where the RFC leaves a choice.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
-use mailkeep_proto::{Fragment, parse_command};
-use mailkeep_session::{Session, SessionConfig};
-use mailkeep_store::MailStore;
-use mailkeep_store::sqlite::SqliteStore;
+use common::{Env, Piece, empty_env, plain_config};
 
-struct Scratch(PathBuf);
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let p =
-            std::env::temp_dir().join(format!("mailkeep-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).expect("scratch dir");
-        Scratch(p)
-    }
-}
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Client {
-    session: Session,
-    n: u32,
-}
+/// A [`common::Client`] that splits each answer into untagged and tagged lines.
+struct Client(common::Client);
 
 impl Client {
     /// One command (a literal is given as `{{LIT:...}}`-free text plus optional literal bytes);
     /// returns the untagged lines and the tagged line separately, `\Recent` removed so the
     /// answers do not depend on which session claimed it.
     async fn run(&mut self, text: &str, literal: Option<&[u8]>, tail: &str) -> (String, String) {
-        self.n += 1;
-        let tag = format!("T{}", self.n);
-        let mut frags = Vec::new();
-        match literal {
+        let head = format!("{text} ");
+        let out = match literal {
             Some(lit) => {
-                frags.push(Fragment::Line(
-                    format!("{tag} {text} {{{}}}\r\n", lit.len()).into_bytes(),
-                ));
-                frags.push(Fragment::Literal(lit.to_vec()));
-                frags.push(Fragment::Line(format!("{tail}\r\n").into_bytes()));
+                self.0
+                    .send_text(&[Piece::Text(&head), Piece::Literal(lit), Piece::Text(tail)])
+                    .await
             }
-            None => frags.push(Fragment::Line(format!("{tag} {text}\r\n").into_bytes())),
-        }
-        let mut out = Vec::new();
-        match parse_command(&frags) {
-            Ok(cmd) => {
-                self.session.handle(cmd, &mut out).await;
-            }
-            Err(e) => {
-                self.session.parse_error(&e, &mut out);
-            }
-        }
+            None => self.0.send_text(&[Piece::Text(text)]).await,
+        };
+        let tag = format!("T{}", self.0.n);
         // Keyword announcements (`* FLAGS`, PERMANENTFLAGS) are the dispatcher's, not ours.
-        let out: String = String::from_utf8_lossy(&out)
+        let out: String = out
             .split_inclusive("\r\n")
             .filter(|l| !l.starts_with("* FLAGS ") && !l.starts_with("* OK [PERMANENTFLAGS"))
             .collect();
@@ -89,31 +51,17 @@ impl Client {
     }
 }
 
-fn config() -> SessionConfig {
-    SessionConfig {
-        peer: "127.0.0.1:1".parse::<SocketAddr>().expect("addr"),
-        tls_active: false,
-        starttls_available: false,
-        plaintext_auth_without_tls: true,
-        max_message_size: 64 << 20,
-        max_auth_failures: 3,
-    }
-}
-
 const MSG1: &[u8] = b"Subject: hi there\r\nFrom: Ann <ann@example.com>\r\nX-A: 1\r\nDate: Mon, 1 Jan 2024 23:30:00 -0200\r\n\r\nbody text here\r\n";
 const MSG2: &[u8] = b"Subject: =?utf-8?q?caf=C3=A9?= two\r\nFrom: bob@example.org\r\nDate: Tue, 2 Jan 2024 10:00:00 +0000\r\n\r\nsecond body\r\n";
 const MSG3: &[u8] = b"Subject: three\r\nTo: ann@example.com\r\n\r\nthird\r\n";
 
-async fn setup(store: &Arc<SqliteStore>) -> Client {
-    store
+async fn setup(name: &str) -> (Env, Client) {
+    let env = empty_env(name);
+    env.store
         .create_user("u", &mailkeep_auth::hash_password("pass"))
         .await
         .expect("user");
-    let dyn_store: Arc<dyn MailStore> = store.clone();
-    let mut c = Client {
-        session: Session::new(dyn_store, config()),
-        n: 0,
-    };
+    let mut c = Client(common::Client::new(&env, plain_config()));
     c.ok("LOGIN u pass").await;
     c.ok("CREATE box").await;
     c.ok("CREATE other").await;
@@ -128,14 +76,12 @@ async fn setup(store: &Arc<SqliteStore>) -> Client {
         assert!(t.starts_with("OK"), "{u}{t}");
     }
     c.ok("SELECT box").await;
-    c
+    (env, c)
 }
 
 #[tokio::test]
 async fn fetch_items_and_seen() {
-    let dir = Scratch::new("cmd-fetch");
-    let store = SqliteStore::open(&dir.0).expect("store");
-    let mut c = setup(&store).await;
+    let (_env, mut c) = setup("cmd-fetch").await;
 
     // UID first for UID FETCH, then view items in request order, then content.
     assert_eq!(
@@ -184,9 +130,7 @@ async fn fetch_items_and_seen() {
 
 #[tokio::test]
 async fn store_search_copy_move_expunge() {
-    let dir = Scratch::new("cmd-store");
-    let store = SqliteStore::open(&dir.0).expect("store");
-    let mut c = setup(&store).await;
+    let (_env, mut c) = setup("cmd-store").await;
 
     assert_eq!(
         c.ok("STORE 1 +FLAGS (\\Flagged $Work)").await,

@@ -1,6 +1,8 @@
 //! Drives a [`Session`] with command text against a real SQLite store in a temporary directory.
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,10 +24,19 @@ fn password_hash() -> &'static str {
     H.get_or_init(|| mailkeep_auth::hash_password(PASSWORD))
 }
 
+/// An empty store in a temporary directory named after `name`, removed on drop.
+pub fn empty_env(name: &str) -> Env {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("mailkeep-{name}-"))
+        .tempdir()
+        .expect("tempdir");
+    let store: Arc<dyn MailStore> = SqliteStore::open(dir.path()).expect("open store");
+    Env { _dir: dir, store }
+}
+
 /// A store with users `alice` and `bob@example.org` (password [`PASSWORD`]).
 pub async fn env() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn MailStore> = SqliteStore::open(dir.path()).expect("open store");
+    let Env { _dir: dir, store } = empty_env("session");
     store
         .create_user("alice", password_hash())
         .await
@@ -44,6 +55,18 @@ pub fn config() -> SessionConfig {
         starttls_available: true,
         plaintext_auth_without_tls: true,
         max_message_size: 1_000_000,
+        max_auth_failures: 3,
+    }
+}
+
+/// No STARTTLS, messages up to 64 MiB: the setting of the command-level tests.
+pub fn plain_config() -> SessionConfig {
+    SessionConfig {
+        peer: "127.0.0.1:1".parse().expect("addr"),
+        tls_active: false,
+        starttls_available: false,
+        plaintext_auth_without_tls: true,
+        max_message_size: 64 << 20,
         max_auth_failures: 3,
     }
 }
@@ -161,4 +184,68 @@ pub async fn mailbox_id(env: &Env, user: &str, mailbox: &str) -> i64 {
         .expect("get mailbox")
         .expect("mailbox")
         .id
+}
+
+/// One piece of a command sent by [`Client::send`].
+pub enum Piece<'a> {
+    Text(&'a str),
+    /// Sent as a synchronizing literal `{n}` followed by the bytes.
+    Literal(&'a [u8]),
+}
+
+/// A session driven with tagged commands `T1`, `T2`, ...
+pub struct Client {
+    pub session: Session,
+    /// The number in the tag of the last command sent.
+    pub n: u32,
+}
+
+impl Client {
+    pub fn new(env: &Env, config: SessionConfig) -> Client {
+        Client {
+            session: Session::new(env.store.clone(), config),
+            n: 0,
+        }
+    }
+
+    /// Send one command made of text pieces and literals; returns everything the server wrote.
+    pub async fn send(&mut self, pieces: &[Piece<'_>]) -> Vec<u8> {
+        self.n += 1;
+        let mut frags = Vec::new();
+        let mut line = format!("T{} ", self.n).into_bytes();
+        for p in pieces {
+            match p {
+                Piece::Text(t) => line.extend_from_slice(t.as_bytes()),
+                Piece::Literal(b) => {
+                    line.extend_from_slice(format!("{{{}}}\r\n", b.len()).as_bytes());
+                    frags.push(Fragment::Line(std::mem::take(&mut line)));
+                    frags.push(Fragment::Literal(b.to_vec()));
+                }
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        frags.push(Fragment::Line(line));
+        let mut out = Vec::new();
+        match parse_command(&frags) {
+            Ok(cmd) => {
+                self.session.handle(cmd, &mut out).await;
+            }
+            Err(e) => {
+                self.session.parse_error(&e, &mut out);
+            }
+        }
+        out
+    }
+
+    /// [`send`](Self::send) as text.
+    pub async fn send_text(&mut self, pieces: &[Piece<'_>]) -> String {
+        String::from_utf8_lossy(&self.send(pieces).await).into_owned()
+    }
+
+    /// Send a command that must succeed; returns everything the server wrote.
+    pub async fn ok(&mut self, text: &str) -> String {
+        let out = self.send_text(&[Piece::Text(text)]).await;
+        assert!(out.contains(&format!("T{} OK", self.n)), "{text}: {out}");
+        out
+    }
 }
