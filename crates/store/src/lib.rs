@@ -288,7 +288,9 @@ pub trait MailStore: Send + Sync + 'static {
         flags: &Flags,
         unchanged_since: Option<u64>,
     ) -> Result<StoreFlagsResult>;
-    /// Removes the given UIDs; returns those that were removed, ascending.
+    /// Removes the given UIDs; returns those that were removed, ascending. The removed
+    /// messages' bytes and parse stay readable through `message_bytes` / `parsed_info` for a
+    /// grace period (RFC 2180 §4.1.1), for sessions not yet told of the expunge.
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
     /// Copies messages; returns (destination uidvalidity, [(source uid, new uid)]).
     async fn copy(

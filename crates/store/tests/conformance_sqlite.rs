@@ -37,7 +37,32 @@ async fn conformance() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
+}
+
+#[tokio::test]
+async fn version_1_index_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    // Make it look like a version 1 index: tombstones without held bodies.
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute_batch(
+        "DROP INDEX expunged_held;
+         ALTER TABLE expunged DROP COLUMN expunged_at;
+         ALTER TABLE expunged DROP COLUMN blob_id;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let user = store.create_user("u", "x").await.unwrap();
+    let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    let (_, uids) = store
+        .append(inbox.id, vec![message("a", "b")])
+        .await
+        .unwrap();
+    assert_eq!(store.expunge(inbox.id, &uids).await.unwrap(), uids);
+    assert!(store.check().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -168,6 +193,11 @@ async fn identical_bodies_share_one_file() {
         .unwrap();
     assert_eq!(blob_files(dir.path()).len(), 2);
     store.expunge(ia, &u1).await.unwrap();
+    // Expunged bodies stay readable for a grace period; end it now.
+    store
+        .release_expunged(std::time::Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(
         blob_files(dir.path()).len(),
         2,

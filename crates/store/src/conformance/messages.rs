@@ -240,6 +240,8 @@ pub async fn expunge(store: &dyn MailStore) {
         .await
         .unwrap();
     let before = store.status(ib).await.unwrap().highest_modseq;
+    let kept = store.message_bytes(ib, uids[0]).await.unwrap();
+    let kept_parse = store.parsed_info(ib, uids[0]).await.unwrap();
     let removed = store
         .expunge(ib, &[uids[2], uids[0], 12345, uids[2]])
         .await
@@ -258,8 +260,12 @@ pub async fn expunge(store: &dyn MailStore) {
     assert!(ch.changed.is_empty());
     assert!(ch.highest_modseq > before);
     assert!(store.expunge(ib, &[uids[0]]).await.unwrap().is_empty());
+    // RFC 2180 §4.1.1: a session not yet told of the expunge may still FETCH the message, so
+    // its bytes and parse stay readable for a grace period (while never listed again).
+    assert_eq!(store.message_bytes(ib, uids[0]).await.unwrap(), kept);
+    assert_eq!(store.parsed_info(ib, uids[0]).await.unwrap(), kept_parse);
     assert!(matches!(
-        store.message_bytes(ib, uids[0]).await,
+        store.message_bytes(ib, 12345).await,
         Err(StoreError::NoSuchMailbox)
     ));
     // UIDs are never reused.

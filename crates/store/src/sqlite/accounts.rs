@@ -194,6 +194,7 @@ pub(super) fn delete_mailbox(ctx: &mut WriteCtx<'_>, user: UserId, id: MailboxId
 /// Removes a mailbox with its messages and tombstones; wakes its sessions so they notice.
 fn drop_mailbox(ctx: &mut WriteCtx<'_>, id: MailboxId, highest_modseq: i64) -> Result<()> {
     delete_all_messages(ctx, id)?;
+    super::messages::release_held_of_mailbox(ctx, id)?;
     ctx.conn
         .prepare_cached("DELETE FROM expunged WHERE mailbox_id = ?1")?
         .execute([id])?;

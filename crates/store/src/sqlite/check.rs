@@ -27,7 +27,10 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
     }
 
     let refs: HashMap<i64, i64> = tx
-        .prepare("SELECT blob_id, count(*) FROM messages GROUP BY blob_id")?
+        .prepare(
+            "SELECT blob_id, count(*) FROM (SELECT blob_id FROM messages
+             UNION ALL SELECT blob_id FROM expunged WHERE blob_id IS NOT NULL) GROUP BY blob_id",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut known = HashSet::new();

@@ -408,18 +408,60 @@ pub(super) fn expunge(
         ctx.conn
             .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
             .execute(params![mailbox, r.uid])?;
-        // Tombstone for changes_since (RFC 7162 VANISHED).
+        // Tombstone for changes_since (RFC 7162 VANISHED), holding the body for a while.
         ctx.conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq, blob_id, expunged_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![mailbox, r.uid, modseq as i64])?;
-        release_blob(ctx, r.blob_id, 1)?;
+            .execute(params![mailbox, r.uid, modseq as i64, r.blob_id, now()])?;
         removed.push(r.uid);
     }
     set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));
+    release_held(ctx, now() - EXPUNGE_GRACE.as_secs() as i64)?;
     Ok(removed)
+}
+
+/// How long an expunged message's body stays readable. Another session (a phone, a laptop)
+/// learns of the expunge at its next command; until then it may still FETCH the message, and
+/// RFC 2180 §4.1.1 lets us answer with the data instead of an error. The longest a session
+/// goes without a command is the 30-minute autologout, hence one hour.
+pub(super) const EXPUNGE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Release the bodies of tombstones expunged at or before `cutoff` (unix seconds).
+pub(super) fn release_held(ctx: &mut WriteCtx<'_>, cutoff: i64) -> Result<()> {
+    release_held_where(ctx, "expunged_at <= ?1", cutoff)
+}
+
+fn release_held_where(ctx: &mut WriteCtx<'_>, cond: &str, value: i64) -> Result<()> {
+    let held: Vec<(i64, u32, i64)> = ctx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT mailbox_id, uid, blob_id FROM expunged WHERE blob_id IS NOT NULL AND {cond}"
+        ))?
+        .query_map([value], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (mailbox, uid, blob_id) in held {
+        ctx.conn
+            .prepare_cached(
+                "UPDATE expunged SET blob_id = NULL WHERE mailbox_id = ?1 AND uid = ?2",
+            )?
+            .execute(params![mailbox, uid])?;
+        release_blob(ctx, blob_id, 1)?;
+    }
+    Ok(())
+}
+
+/// Release every body a mailbox's tombstones hold (before the mailbox is deleted).
+pub(super) fn release_held_of_mailbox(ctx: &mut WriteCtx<'_>, mailbox: MailboxId) -> Result<()> {
+    release_held_where(ctx, "mailbox_id = ?1", mailbox)
 }
 
 pub(super) fn move_messages(

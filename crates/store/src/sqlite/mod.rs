@@ -94,6 +94,19 @@ impl SqliteStore {
         }
     }
 
+    /// Release the bodies still held for messages expunged at least `age` ago (every one with
+    /// `Duration::ZERO`). This runs by itself after each expunge with a one-hour grace period
+    /// (RFC 2180 §4.1.1: sessions not yet told of an expunge may still FETCH the message).
+    pub async fn release_expunged(&self, age: std::time::Duration) -> Result<()> {
+        let cutoff = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            - age.as_secs() as i64;
+        self.writer
+            .run(move |ctx| messages::release_held(ctx, cutoff))
+            .await
+    }
+
     /// Jobs waiting for the writer thread.
     pub fn queued_writes(&self) -> usize {
         self.writer.stats.queued.load(Ordering::SeqCst)

@@ -102,8 +102,11 @@ pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxSta
 pub(super) fn parsed_info(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
     conn.prepare_cached(
         "SELECT b.envelope, b.bodystructure, b.body, b.parts, b.sent_date, s.header, s.body
-         FROM messages m JOIN blobs b ON b.id = m.blob_id LEFT JOIN search s ON s.rowid = b.id
-         WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+         FROM (SELECT blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2
+               UNION ALL
+               SELECT blob_id FROM expunged
+               WHERE mailbox_id = ?1 AND uid = ?2 AND blob_id IS NOT NULL) m
+         JOIN blobs b ON b.id = m.blob_id LEFT JOIN search s ON s.rowid = b.id",
     )?
     .query_row(params![mailbox, uid], |r| {
         let header: String = r.get::<_, Option<String>>(5)?.unwrap_or_default();
@@ -193,7 +196,10 @@ pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result
     let (hash, size): (Vec<u8>, i64) = conn
         .prepare_cached(
             "SELECT b.hash, b.size FROM messages m JOIN blobs b ON b.id = m.blob_id
-             WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+             WHERE m.mailbox_id = ?1 AND m.uid = ?2
+             UNION ALL
+             SELECT b.hash, b.size FROM expunged e JOIN blobs b ON b.id = e.blob_id
+             WHERE e.mailbox_id = ?1 AND e.uid = ?2",
         )?
         .query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::Result;
 
 /// Bumped with each incompatible schema change; `PRAGMA user_version` records it.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(
@@ -73,13 +73,18 @@ CREATE TABLE IF NOT EXISTS messages(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 CREATE INDEX IF NOT EXISTS messages_blob ON messages(blob_id);
+-- Tombstones. For EXPUNGE_GRACE after an expunge the body stays referenced (blob_id), so a
+-- session that has not yet been told of the expunge can still FETCH it (RFC 2180 §4.1.1).
 CREATE TABLE IF NOT EXISTS expunged(
     mailbox_id INTEGER NOT NULL,
     uid INTEGER NOT NULL,
     modseq INTEGER NOT NULL,
+    blob_id INTEGER,
+    expunged_at INTEGER,
     PRIMARY KEY(mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS expunged_held ON expunged(expunged_at) WHERE blob_id IS NOT NULL;
 -- rowid = blobs.id. Trigram: substring search, case-folded (SQLite >= 3.34).
 CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(header, body, tokenize = 'trigram');
 ";
@@ -106,6 +111,13 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
         return Err(crate::StoreError::Internal(format!(
             "index schema version {version} is newer than this program's ({SCHEMA_VERSION})"
         )));
+    }
+    if version == 1 {
+        // Version 2 keeps expunged bodies for a grace period.
+        conn.execute_batch(
+            "ALTER TABLE expunged ADD COLUMN blob_id INTEGER;
+             ALTER TABLE expunged ADD COLUMN expunged_at INTEGER;",
+        )?;
     }
     conn.execute_batch(SCHEMA)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
