@@ -9,7 +9,7 @@ use mailkeep_store::{Mailbox, User};
 use crate::error::{CmdError, CmdResult};
 use crate::selected::SelectedMailbox;
 use crate::state::Transition;
-use crate::{Inner, Outcome, append, capability, idle, list, names, status_cmd};
+use crate::{Inner, Outcome, append, capability, cmd, idle, list, names, status_cmd};
 
 pub(crate) async fn handle(
     inner: &mut Inner,
@@ -135,13 +135,7 @@ fn enable(
         && !sel.condstore
     {
         sel.condstore = true;
-        write::status(
-            out,
-            None,
-            StatusKind::Ok,
-            Some(&Code::HighestModSeq(sel.modseq)),
-            "Highest",
-        );
+        cmd::write_highest_modseq(out, sel.modseq);
     }
     Outcome::ok("Enabled.")
 }
@@ -269,13 +263,7 @@ async fn open(
         list::write_selected(inner, user, &sel.mailbox, out).await?;
     }
     if condstore {
-        write::status(
-            out,
-            None,
-            StatusKind::Ok,
-            Some(&Code::HighestModSeq(sel.modseq)),
-            "Highest",
-        );
+        cmd::write_highest_modseq(out, sel.modseq);
     }
     sel.mailbox.uidnext = uidnext;
     Ok(sel)

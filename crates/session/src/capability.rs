@@ -2,10 +2,9 @@
 
 use crate::SessionConfig;
 
-/// Extensions absorbed into IMAP4rev2 (RFC 9051 Appendix E) and the others Mailkeep has,
-/// listed one by one for IMAP4rev1 clients. Only what works is advertised: QRESYNC and QUOTA
-/// are not (yet).
-const AUTHENTICATED: &[&str] = &[
+/// Before login Dovecot shows a short list; clients ask again after login (the tagged OK of
+/// LOGIN carries the full list, RFC 9051 §6.2.3).
+const PRE_LOGIN: &[&str] = &[
     "IMAP4rev1",
     "IMAP4rev2",
     "LITERAL+",
@@ -13,6 +12,12 @@ const AUTHENTICATED: &[&str] = &[
     "ID",
     "ENABLE",
     "IDLE",
+];
+
+/// After login, [`PRE_LOGIN`] and these: extensions absorbed into IMAP4rev2 (RFC 9051
+/// Appendix E) and the others Mailkeep has, listed one by one for IMAP4rev1 clients. Only what
+/// works is advertised: QRESYNC and QUOTA are not (yet).
+const AFTER_LOGIN: &[&str] = &[
     "NAMESPACE",
     "UNSELECT",
     "UIDPLUS",
@@ -31,30 +36,17 @@ const AUTHENTICATED: &[&str] = &[
     "MULTIAPPEND",
 ];
 
-/// Before login Dovecot shows a short list; clients ask again after login (the tagged OK of
-/// LOGIN carries the full list, RFC 9051 §6.2.3).
-const PRE_LOGIN: &[&str] = &[
-    "IMAP4rev1",
-    "IMAP4rev2",
-    "LITERAL+",
-    "SASL-IR",
-    "ID",
-    "ENABLE",
-    "IDLE",
-];
-
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).
 pub(crate) fn plaintext_allowed(config: &SessionConfig) -> bool {
     config.tls_active || config.plaintext_auth_without_tls
 }
 
 pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
-    let mut caps: Vec<String>;
+    let mut caps: Vec<String> = PRE_LOGIN.iter().map(|s| s.to_string()).collect();
     if authenticated {
-        caps = AUTHENTICATED.iter().map(|s| s.to_string()).collect();
+        caps.extend(AFTER_LOGIN.iter().map(|s| s.to_string()));
         caps.push(format!("APPENDLIMIT={}", config.max_message_size));
     } else {
-        caps = PRE_LOGIN.iter().map(|s| s.to_string()).collect();
         if config.starttls_available && !config.tls_active {
             caps.push("STARTTLS".into());
         }

@@ -33,12 +33,7 @@ pub(crate) async fn handle(
         CommandBody::Close => {
             // RFC 9051 §6.4.1: silently expunge \Deleted messages when read-write.
             if !sel.read_only {
-                let mut ctx = Ctx {
-                    store: &inner.store,
-                    enabled: &inner.enabled,
-                    user,
-                    sel,
-                };
+                let mut ctx = cmd_ctx(inner, user, sel);
                 if let Err(e) = cmd::expunge::expunge(&mut ctx, None, &mut Vec::new()).await {
                     return Outcome::err(e);
                 }
@@ -47,23 +42,13 @@ pub(crate) async fn handle(
         }
         CommandBody::Unselect => Ok(Outcome::ok("Unselect completed.").then(Transition::Unselect)),
         CommandBody::Expunge => {
-            let mut ctx = Ctx {
-                store: &inner.store,
-                enabled: &inner.enabled,
-                user,
-                sel,
-            };
+            let mut ctx = cmd_ctx(inner, user, sel);
             cmd::expunge::expunge(&mut ctx, None, out)
                 .await
                 .map(|()| Outcome::ok("Expunge completed."))
         }
         CommandBody::UidExpunge(set) => {
-            let mut ctx = Ctx {
-                store: &inner.store,
-                enabled: &inner.enabled,
-                user,
-                sel,
-            };
+            let mut ctx = cmd_ctx(inner, user, sel);
             cmd::expunge::expunge(&mut ctx, Some(&set), out)
                 .await
                 .map(|()| Outcome::ok("Expunge completed."))
@@ -74,12 +59,7 @@ pub(crate) async fn handle(
             items,
             modifiers,
         } => {
-            let mut ctx = Ctx {
-                store: &inner.store,
-                enabled: &inner.enabled,
-                user,
-                sel,
-            };
+            let mut ctx = cmd_ctx(inner, user, sel);
             cmd::fetch::fetch(&mut ctx, uid, &set, &items, &modifiers, out)
                 .await
                 .map(|()| {
@@ -96,12 +76,7 @@ pub(crate) async fn handle(
             criteria,
             ret,
         } => {
-            let mut ctx = Ctx {
-                store: &inner.store,
-                enabled: &inner.enabled,
-                user,
-                sel,
-            };
+            let mut ctx = cmd_ctx(inner, user, sel);
             cmd::search::search(
                 &mut ctx,
                 tag,
@@ -128,12 +103,7 @@ pub(crate) async fn handle(
             flags,
             unchanged_since,
         } => {
-            let mut ctx = Ctx {
-                store: &inner.store,
-                enabled: &inner.enabled,
-                user,
-                sel,
-            };
+            let mut ctx = cmd_ctx(inner, user, sel);
             cmd::store_flags::store(
                 &mut ctx,
                 uid,
@@ -158,12 +128,7 @@ pub(crate) async fn handle(
         }
         CommandBody::Copy { uid, set, mailbox } => match destination(inner, user, &mailbox).await {
             Ok(dest) => {
-                let mut ctx = Ctx {
-                    store: &inner.store,
-                    enabled: &inner.enabled,
-                    user,
-                    sel,
-                };
+                let mut ctx = cmd_ctx(inner, user, sel);
                 cmd::copy_move::copy(&mut ctx, uid, &set, &dest, out)
                     .await
                     .map(|code| {
@@ -181,12 +146,7 @@ pub(crate) async fn handle(
         },
         CommandBody::Move { uid, set, mailbox } => match destination(inner, user, &mailbox).await {
             Ok(dest) => {
-                let mut ctx = Ctx {
-                    store: &inner.store,
-                    enabled: &inner.enabled,
-                    user,
-                    sel,
-                };
+                let mut ctx = cmd_ctx(inner, user, sel);
                 cmd::copy_move::move_(&mut ctx, uid, &set, &dest, out)
                     .await
                     .map(|()| {
@@ -202,6 +162,16 @@ pub(crate) async fn handle(
         body => return authenticated::handle(inner, user, Some(sel), tag, body, out).await,
     };
     result.unwrap_or_else(Outcome::err)
+}
+
+/// The context the `cmd` handlers run in.
+fn cmd_ctx<'a>(inner: &'a Inner, user: &'a User, sel: &'a mut SelectedMailbox) -> Ctx<'a> {
+    Ctx {
+        store: &inner.store,
+        enabled: &inner.enabled,
+        user,
+        sel,
+    }
 }
 
 /// The target of COPY/MOVE: `NO [TRYCREATE]` when missing (RFC 9051 §6.4.7).

@@ -64,11 +64,16 @@ pub(crate) fn enable_condstore(ctx: &mut Ctx<'_>, out: &mut Vec<u8>) {
         .sel
         .modseq
         .max(ctx.sel.messages.iter().map(|m| m.modseq).max().unwrap_or(0));
+    write_highest_modseq(out, highest);
+}
+
+/// `* OK [HIGHESTMODSEQ n] Highest` (RFC 7162 §3.1.2.1), worded as Dovecot does.
+pub(crate) fn write_highest_modseq(out: &mut Vec<u8>, modseq: u64) {
     write::status(
         out,
         None,
         StatusKind::Ok,
-        Some(&Code::HighestModSeq(highest)),
+        Some(&Code::HighestModSeq(modseq)),
         "Highest",
     );
 }
