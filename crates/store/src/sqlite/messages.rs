@@ -252,23 +252,17 @@ pub(super) fn append(
     for m in &msgs {
         let blob_id = acquire_blob(ctx, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
-        ctx.conn
-            .prepare_cached(
-                "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
-                                      internal_date, date_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                mailbox,
-                uid,
-                blob_id,
-                m.size as i64,
-                m.flags.system,
-                encode_keywords(&m.flags.keywords),
-                modseq as i64,
-                m.internal_date,
-                m.internal_date_offset
-            ])?;
+        let row = Row {
+            uid,
+            blob_id,
+            size: m.size as i64,
+            flags: m.flags.system,
+            keywords: encode_keywords(&m.flags.keywords),
+            modseq,
+            internal_date: m.internal_date,
+            date_offset: m.internal_date_offset,
+        };
+        insert_row(ctx.conn, mailbox, &row)?;
         uids.push(uid);
         uid = next_uid(uid)?;
     }
@@ -302,6 +296,27 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         internal_date: r.get(6)?,
         date_offset: r.get(7)?,
     })
+}
+
+/// Add a message row to `mailbox` (the columns of [`ROW_COLS`]).
+fn insert_row(conn: &Connection, mailbox: MailboxId, r: &Row) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
+                              internal_date, date_offset)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        mailbox,
+        r.uid,
+        r.blob_id,
+        r.size,
+        r.flags,
+        r.keywords,
+        r.modseq as i64,
+        r.internal_date,
+        r.date_offset
+    ])?;
+    Ok(())
 }
 
 /// Sorted, deduplicated copy of a UID list.
@@ -360,29 +375,14 @@ pub(super) fn copy(
     let mut uid = dst.uidnext;
     let mut map = Vec::with_capacity(rows.len());
     let mut counts = Counts::default();
-    for r in &rows {
+    for mut r in rows {
         counts.add(Counts::of(r.flags, r.size));
         ctx.conn
             .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
             .execute([r.blob_id])?;
-        ctx.conn
-            .prepare_cached(
-                "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
-                                      internal_date, date_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                to,
-                uid,
-                r.blob_id,
-                r.size,
-                r.flags,
-                r.keywords,
-                modseq as i64,
-                r.internal_date,
-                r.date_offset
-            ])?;
         map.push((r.uid, uid));
+        (r.uid, r.modseq) = (uid, modseq);
+        insert_row(ctx.conn, to, &r)?;
         uid = next_uid(uid)?;
     }
     set_mailbox_state(ctx.conn, to, uid, modseq, counts)?;
