@@ -148,18 +148,7 @@ pub fn mask(text: &str) -> String {
 /// Add a message straight through the store (no MIME analysis), as another agent (LMTP) would.
 pub async fn deliver(env: &Env, user: &str, mailbox: &str, body: &str) -> u32 {
     use mailkeep_store::{MessageBytes, NewMessage};
-    let u = env
-        .store
-        .get_user(user)
-        .await
-        .expect("get user")
-        .expect("user");
-    let m = env
-        .store
-        .get_mailbox(u.id, mailbox)
-        .await
-        .expect("get mailbox")
-        .expect("mailbox");
+    let m = mailbox_id(env, user, mailbox).await;
     let msg = NewMessage {
         data: MessageBytes::Memory(Arc::new(body.as_bytes().to_vec())),
         flags: Default::default(),
@@ -167,7 +156,7 @@ pub async fn deliver(env: &Env, user: &str, mailbox: &str, body: &str) -> u32 {
         internal_date_offset: 0,
         parsed: Default::default(),
     };
-    let (_, uids) = env.store.append(m.id, vec![msg]).await.expect("append");
+    let (_, uids) = env.store.append(m, vec![msg]).await.expect("append");
     uids[0]
 }
 
