@@ -102,12 +102,19 @@ async fn dovecot_search_goldens() {
                 .await
         };
         let got = search_line(&out);
+        let key = format!("{}\t{}", &file[..3], command);
         if got == want {
             matched += 1;
+            if accepted.contains_key(&key) {
+                // A listed difference that is gone: the list must say only what is true.
+                failures.push(format!(
+                    "{file}: {command}\n  now matches Dovecot: remove it from {}",
+                    differences_path.display()
+                ));
+            }
             continue;
         }
         actual.push_str(&format!("{file}\t{command}\t{want}\t{got}\n"));
-        let key = format!("{}\t{}", &file[..3], command);
         let listed = accepted.get(&key).map(|reason| bracketed_uids(reason));
         if listed.is_some_and(|l| l == symmetric_difference(want, &got)) {
             accepted_diffs += 1;
