@@ -137,6 +137,11 @@ pub fn analyze(message: &[u8]) -> Analysis {
     }
 }
 
+/// The SEARCH text of a CRLF-normalized message and its body offset, as [`analyze`] gives them.
+pub fn search_text(message: &[u8]) -> (String, usize) {
+    search_text::search_text(message, &parts::parse(message))
+}
+
 /// Content of `BODY[part.HEADER]`, `[part.TEXT]`, `[part.MIME]`, `[part]`, `[]`, and HEADER.FIELDS
 /// (NOT) for a message, given its part tree. `part` is the 1-based path (empty = whole message).
 /// `text` uses the same vocabulary as `mailkeep_proto::SectionText` but is independent of it.

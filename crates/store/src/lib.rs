@@ -144,7 +144,8 @@ pub struct ParsedInfo {
     pub body: Vec<u8>,
     /// Serialized part tree (byte offsets of each part's header and body), opaque to the store.
     pub parts: Vec<u8>,
-    /// Decoded searchable text (headers and text parts, UTF-8) for SEARCH TEXT/BODY.
+    /// Decoded searchable text (headers and text parts, UTF-8) for SEARCH TEXT/BODY. Given to
+    /// the store at APPEND for its search index; reads leave it empty (the text is not kept).
     pub search_text: String,
     /// Offset in `search_text` where the body text starts (SEARCH BODY looks after it).
     pub search_body_offset: usize,
@@ -255,7 +256,7 @@ pub trait MailStore: Send + Sync + 'static {
     async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<Changes>;
     /// The stored bytes of a message.
     async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>>;
-    /// The parsed info computed when the message arrived.
+    /// The parsed info computed when the message arrived, without the search text (left empty).
     async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo>;
     /// The parsed info of many messages in one call (FETCH ENVELOPE/BODYSTRUCTURE over a
     /// range, SEARCH on addresses), ascending UID, WITHOUT the search text (left empty).

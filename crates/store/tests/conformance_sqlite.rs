@@ -37,7 +37,77 @@ async fn conformance() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+}
+
+/// Makes a current index look like versions 1 and 2 here: the trigram `search` table holding
+/// each body's text instead of the word indexes.
+fn downgrade_search(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "DROP TABLE search_header_terms; DROP TABLE search_body_terms;
+         DROP TABLE search_header; DROP TABLE search_body;
+         CREATE VIRTUAL TABLE search USING fts5(header, body, tokenize = 'trigram');
+         INSERT INTO search(rowid, header, body)
+             SELECT id, 'Subject: old\nFrom: a@example.org\n', 'kept from version two'
+             FROM blobs;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn version_2_index_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let user = store.create_user("u", "x").await.unwrap();
+    let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    store
+        .append(inbox.id, vec![message("old", "kept from version two")])
+        .await
+        .unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    downgrade_search(&conn);
+    drop(conn);
+    let size_before = std::fs::metadata(dir.path().join("index.sqlite3"))
+        .unwrap()
+        .len();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    // The old index's words moved to the new tables: found by index alone and by confirming.
+    for (needle, body_only, want) in [
+        ("version", true, vec![1]),
+        ("from version", true, vec![1]),
+        ("old", false, vec![1]),
+        ("old", true, vec![]),
+        ("absent", false, vec![]),
+    ] {
+        assert_eq!(
+            store
+                .search_text(inbox.id, &[1], needle, body_only)
+                .await
+                .unwrap(),
+            want,
+            "{needle:?} body_only={body_only}"
+        );
+    }
+    assert!(store.check().await.unwrap().is_empty());
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    let old: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'search'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0, "the trigram table is dropped");
+    let size_after = std::fs::metadata(dir.path().join("index.sqlite3"))
+        .unwrap()
+        .len();
+    assert!(
+        size_after <= size_before,
+        "{size_after} > {size_before}: not vacuumed"
+    );
 }
 
 #[tokio::test]
@@ -49,10 +119,11 @@ async fn version_1_index_is_upgraded() {
     conn.execute_batch(
         "DROP INDEX expunged_held;
          ALTER TABLE expunged DROP COLUMN expunged_at;
-         ALTER TABLE expunged DROP COLUMN blob_id;
-         PRAGMA user_version = 1;",
+         ALTER TABLE expunged DROP COLUMN blob_id;",
     )
     .unwrap();
+    downgrade_search(&conn);
+    conn.execute_batch("PRAGMA user_version = 1").unwrap();
     drop(conn);
     let store = SqliteStore::open(dir.path()).unwrap();
     let user = store.create_user("u", "x").await.unwrap();
@@ -247,4 +318,30 @@ async fn check_finds_damage() {
     ] {
         assert!(problems.contains(want), "expected {want:?} in:\n{problems}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_is_truncated_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let user = store.create_user("w", "x").await.unwrap();
+    let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    let msgs = (0..50)
+        .map(|i| message(&i.to_string(), "some words"))
+        .collect();
+    store.append(inbox.id, msgs).await.unwrap();
+    let wal = dir.path().join("index.sqlite3-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&wal).unwrap().len() > 0 {
+        assert!(std::time::Instant::now() < deadline, "WAL not truncated");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Everything is still there, and writes go on.
+    assert_eq!(store.messages(inbox.id).await.unwrap().len(), 50);
+    store
+        .append(inbox.id, vec![message("51", "x")])
+        .await
+        .unwrap();
+    assert!(store.check().await.unwrap().is_empty());
 }

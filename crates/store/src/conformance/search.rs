@@ -11,6 +11,7 @@ pub async fn search(store: &dyn MailStore) {
         message("Grüße aus Köln", "Viele GRÜSSE und bis bald"),
         message("report", "nothing here; see subject"),
         message("x", "ab"),
+        message("日本語", "東京のレポート, v2.1-beta"),
     ];
     let (_, uids) = store.append(ib, msgs).await.unwrap();
     let all = uids.clone();
@@ -56,10 +57,46 @@ pub async fn search(store: &dyn MailStore) {
         "the empty string is in every message"
     );
     assert_eq!(s("report", false, Vec::new()).await, Vec::<u32>::new());
+    // Pieces of words: inside one, across a word boundary, prefix and suffix around spaces
+    // and punctuation; words that are all there but not in this order are no match.
+    assert_eq!(s("UARTER", true, all.clone()).await, [uids[0]]);
+    assert_eq!(s("rly rep", true, all.clone()).await, [uids[0]]);
+    assert_eq!(s("report is att", true, all.clone()).await, [uids[0]]);
+    assert_eq!(s("attached.", true, all.clone()).await, [uids[0]]);
+    assert_eq!(
+        s("attached report", true, all.clone()).await,
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        s("quarterlyreport", true, all.clone()).await,
+        Vec::<u32>::new()
+    );
+    assert_eq!(s("v2.1-b", true, all.clone()).await, [uids[4]]);
+    assert_eq!(s("2.1", true, all.clone()).await, [uids[4]]);
+    // No ASCII at all: every message is read.
+    assert_eq!(s("レポート", true, all.clone()).await, [uids[4]]);
+    assert_eq!(s("本語", false, all.clone()).await, [uids[4]]);
+    assert_eq!(s("のレ", false, all.clone()).await, [uids[4]]);
     assert_eq!(
         s("Subject", true, all.clone()).await,
         [uids[2]],
         "header text is not body text"
+    );
+
+    // Another user's words are not this user's matches.
+    let other_user = new_user(store, "search-b").await;
+    let other_inbox = inbox(store, other_user).await;
+    let (_, theirs) = store
+        .append(other_inbox, vec![message("quarterly", "quarterly")])
+        .await
+        .unwrap();
+    assert_eq!(s("quarterly", false, all.clone()).await, [uids[0]]);
+    assert_eq!(
+        store
+            .search_text(other_inbox, &theirs, "report", false)
+            .await
+            .unwrap(),
+        Vec::<u32>::new()
     );
 
     store.expunge(ib, &[uids[0]]).await.unwrap();

@@ -14,7 +14,8 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
     // after another connection wrote it reports a "malformed inverted index" that is not
     // there (SQLite 3.46 to 3.50). A query first reloads the structure in this transaction.
     tx.query_row(
-        "SELECT count(*) FROM search WHERE search MATCH 'zzz'",
+        "SELECT (SELECT count(*) FROM search_header WHERE search_header MATCH 'zzz')
+              + (SELECT count(*) FROM search_body WHERE search_body MATCH 'zzz')",
         [],
         |r| r.get::<_, i64>(0),
     )?;
@@ -92,19 +93,23 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
             name?
         ));
     }
-    // Search text follows the blob: one row per body, none left behind.
-    let (unindexed, stale): (i64, i64) = tx.query_row(
-        "SELECT (SELECT count(*) FROM blobs b WHERE NOT EXISTS
-                    (SELECT 1 FROM search s WHERE s.rowid = b.id)),
-                (SELECT count(*) FROM search WHERE rowid NOT IN (SELECT id FROM blobs))",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if unindexed > 0 {
-        problems.push(format!("{unindexed} message bodies have no search text"));
-    }
-    if stale > 0 {
-        problems.push(format!("{stale} search texts belong to no message body"));
+    // The search index follows the blob: one row per body in each table, none left behind.
+    for table in ["search_header", "search_body"] {
+        let (unindexed, stale): (i64, i64) = tx.query_row(
+            &format!(
+                "SELECT (SELECT count(*) FROM blobs b WHERE NOT EXISTS
+                            (SELECT 1 FROM {table} s WHERE s.rowid = b.id)),
+                        (SELECT count(*) FROM {table} WHERE rowid NOT IN (SELECT id FROM blobs))"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if unindexed > 0 {
+            problems.push(format!("{unindexed} message bodies are not in {table}"));
+        }
+        if stale > 0 {
+            problems.push(format!("{stale} rows of {table} belong to no message body"));
+        }
     }
     let orphans: i64 = tx.query_row(
         "SELECT count(*) FROM messages WHERE mailbox_id NOT IN (SELECT id FROM mailboxes)",

@@ -7,6 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::blobs::{BlobDir, Hash, hash_from_sql, load_source, sha256};
+use super::search;
 use super::writer::WriteCtx;
 use crate::{
     FlagOp, FlagUpdate, Flags, MailboxId, MessageBytes, NewMessage, ParsedInfo, Result, StoreError,
@@ -194,19 +195,8 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &Prepared) -> Result<i64> {
         p.sent_date
     ])?;
     let id = conn.last_insert_rowid();
-    let (header, body) = split_search_text(&p.search_text, p.search_body_offset);
-    conn.prepare_cached("INSERT INTO search(rowid, header, body) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, header, body])?;
+    search::index(conn, id, &p.search_text, p.search_body_offset)?;
     Ok(id)
-}
-
-/// Splits at `offset`, moved back to a character boundary if it is not on one.
-pub(super) fn split_search_text(text: &str, offset: usize) -> (&str, &str) {
-    let mut off = offset.min(text.len());
-    while !text.is_char_boundary(off) {
-        off -= 1;
-    }
-    text.split_at(off)
 }
 
 /// Drops `n` references to a body; the last one removes its row, search text and (after the
@@ -227,8 +217,7 @@ fn release_blob(ctx: &mut WriteCtx<'_>, blob_id: i64, n: i64) -> Result<()> {
     if left <= 0 {
         conn.prepare_cached("DELETE FROM blobs WHERE id = ?1")?
             .execute([blob_id])?;
-        conn.prepare_cached("DELETE FROM search WHERE rowid = ?1")?
-            .execute([blob_id])?;
+        search::unindex(conn, blob_id)?;
         ctx.gc.push(hash_from_sql(&hash)?);
     }
     Ok(())
@@ -549,14 +538,6 @@ pub(super) fn set_flags(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_search_text_boundaries() {
-        assert_eq!(split_search_text("abcdef", 2), ("ab", "cdef"));
-        assert_eq!(split_search_text("abc", 99), ("abc", ""));
-        // 'é' is two bytes; offset 2 falls inside it and moves back.
-        assert_eq!(split_search_text("aéb", 2), ("a", "éb"));
-    }
 
     #[test]
     fn counts_of_flags() {

@@ -6,6 +6,7 @@
 //! - `pool`: read connections, used from tokio's blocking threads.
 //! - `blobs`: body files (`blobs/ab/cdef…`), written and fsynced before the index commit.
 //! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
+//! - `search`: the word index behind SEARCH TEXT/BODY.
 //!
 //! # Durability
 //! An APPEND writes and fsyncs the body file and its directory (on the caller's blocking
@@ -24,6 +25,7 @@ mod messages;
 mod pool;
 mod reads;
 mod schema;
+mod search;
 mod writer;
 
 use async_trait::async_trait;
@@ -326,8 +328,9 @@ impl MailStore for SqliteStore {
         body_only: bool,
     ) -> Result<Vec<u32>> {
         let (uids, needle) = (uids.to_vec(), needle.to_owned());
+        let blobs = self.blobs.clone();
         self.readers
-            .run(move |c| reads::search_text(c, mailbox, &uids, &needle, body_only))
+            .run(move |c| search::search_text(c, &blobs, mailbox, &uids, &needle, body_only))
             .await
     }
 

@@ -1,12 +1,11 @@
-//! Reads of the selected mailbox: SELECT's message list, change log, STATUS, parsed info,
-//! text search.
+//! Reads of the selected mailbox: SELECT's message list, change log, STATUS, parsed info.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use std::sync::Arc;
 
 use super::blobs::{BlobDir, Hash, hash_from_sql};
-use super::messages::{decode_keywords, mailbox_state, sorted_uids};
+use super::messages::{decode_keywords, mailbox_state};
 use crate::{
     Changes, Flags, MailboxId, MailboxStatus, MessageMeta, ParsedInfo, Result, StoreError,
 };
@@ -101,24 +100,23 @@ pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxSta
 
 pub(super) fn parsed_info(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
     conn.prepare_cached(
-        "SELECT b.envelope, b.bodystructure, b.body, b.parts, b.sent_date, s.header, s.body
+        "SELECT b.envelope, b.bodystructure, b.body, b.parts, b.sent_date
          FROM (SELECT blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2
                UNION ALL
                SELECT blob_id FROM expunged
                WHERE mailbox_id = ?1 AND uid = ?2 AND blob_id IS NOT NULL) m
-         JOIN blobs b ON b.id = m.blob_id LEFT JOIN search s ON s.rowid = b.id",
+         JOIN blobs b ON b.id = m.blob_id",
     )?
     .query_row(params![mailbox, uid], |r| {
-        let header: String = r.get::<_, Option<String>>(5)?.unwrap_or_default();
-        let body: String = r.get::<_, Option<String>>(6)?.unwrap_or_default();
         Ok(ParsedInfo {
             envelope: r.get(0)?,
             bodystructure: r.get(1)?,
             body: r.get(2)?,
             parts: r.get(3)?,
             sent_date: r.get(4)?,
-            search_body_offset: header.len(),
-            search_text: header + &body,
+            // Not stored: the search index keeps words, not text (see `search`).
+            search_body_offset: 0,
+            search_text: String::new(),
         })
     })
     .optional()?
@@ -220,126 +218,6 @@ pub(super) fn message_bytes(
             // Expunged (and its file collected) since the lookup: say so, not "storage fault".
             blob_of(conn, mailbox, uid)?;
             Err(e)
-        }
-    }
-}
-
-/// The trigram index matches needles of at least this many characters.
-const TRIGRAM: usize = 3;
-
-/// Case-insensitive substring search over the stored search text.
-pub(super) fn search_text(
-    conn: &Connection,
-    mailbox: MailboxId,
-    uids: &[u32],
-    needle: &str,
-    body_only: bool,
-) -> Result<Vec<u32>> {
-    mailbox_state(conn, mailbox)?;
-    let wanted = sorted_uids(uids);
-    let (Some(&lo), Some(&hi)) = (wanted.first(), wanted.last()) else {
-        return Ok(Vec::new());
-    };
-    let mut found: Vec<u32> = if needle.chars().count() >= TRIGRAM {
-        // An FTS5 string in double quotes is one phrase; with trigrams, a substring.
-        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-        let query = if body_only {
-            format!("body : {phrase}")
-        } else {
-            phrase
-        };
-        conn.prepare_cached(
-            // CROSS JOIN keeps the index lookup first: the planner otherwise may walk the
-            // mailbox and evaluate the MATCH once per message (~10x slower on 100k).
-            "SELECT m.uid FROM search s CROSS JOIN messages m ON m.blob_id = s.rowid
-             WHERE search MATCH ?1 AND m.mailbox_id = ?2 AND m.uid BETWEEN ?3 AND ?4",
-        )?
-        .query_map(params![query, mailbox, lo, hi], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?
-    } else {
-        scan(conn, mailbox, lo, hi, needle, body_only)?
-    };
-    found.sort_unstable();
-    found.dedup();
-    found.retain(|u| wanted.binary_search(u).is_ok());
-    Ok(found)
-}
-
-/// Needles too short for the trigram index: compare the text of each message in range.
-fn scan(
-    conn: &Connection,
-    mailbox: MailboxId,
-    lo: u32,
-    hi: u32,
-    needle: &str,
-    body_only: bool,
-) -> Result<Vec<u32>> {
-    let matcher = Matcher::new(needle);
-    let mut st = conn.prepare_cached(
-        "SELECT m.uid, s.header, s.body FROM messages m JOIN search s ON s.rowid = m.blob_id
-         WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3",
-    )?;
-    let mut rows = st.query(params![mailbox, lo, hi])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let hit = |i: usize| -> rusqlite::Result<bool> {
-            Ok(matcher.is_in(r.get_ref(i)?.as_str().unwrap_or("")))
-        };
-        if (!body_only && hit(1)?) || hit(2)? {
-            out.push(r.get(0)?);
-        }
-    }
-    Ok(out)
-}
-
-/// Case-insensitive substring test; ASCII needles (the common case) compare bytes in place
-/// instead of lowercasing every text.
-enum Matcher {
-    Ascii(Vec<u8>),
-    Unicode(String),
-}
-
-impl Matcher {
-    fn new(needle: &str) -> Matcher {
-        if needle.is_ascii() {
-            Matcher::Ascii(needle.to_ascii_lowercase().into_bytes())
-        } else {
-            Matcher::Unicode(needle.to_lowercase())
-        }
-    }
-
-    fn is_in(&self, text: &str) -> bool {
-        match self {
-            Matcher::Ascii(n) if n.is_empty() => true,
-            Matcher::Ascii(n) => text
-                .as_bytes()
-                .windows(n.len())
-                .any(|w| w.eq_ignore_ascii_case(n)),
-            Matcher::Unicode(n) => text.to_lowercase().contains(n.as_str()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Matcher;
-
-    #[test]
-    fn matcher() {
-        for (needle, text, want) in [
-            ("", "", true),
-            ("ab", "xxAB", true),
-            ("aB", "a b", false),
-            ("ü", "GRÜSSE", true),
-            ("Ü", "grüße", true),
-            ("é", "e", false),
-            ("x", "", false),
-        ] {
-            assert_eq!(
-                Matcher::new(needle).is_in(text),
-                want,
-                "{needle:?} in {text:?}"
-            );
         }
     }
 }

@@ -6,12 +6,13 @@
 
 use rusqlite::Connection;
 use std::path::Path;
-use std::time::Duration;
 
+use super::search;
+use super::writer::BUSY_TIMEOUT;
 use crate::Result;
 
 /// Bumped with each incompatible schema change; `PRAGMA user_version` records it.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(
@@ -85,14 +86,12 @@ CREATE TABLE IF NOT EXISTS expunged(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged(mailbox_id, modseq);
 CREATE INDEX IF NOT EXISTS expunged_held ON expunged(expunged_at) WHERE blob_id IS NOT NULL;
--- rowid = blobs.id. Trigram: substring search, case-folded (SQLite >= 3.34).
-CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(header, body, tokenize = 'trigram');
 ";
 
 /// Opens the writer connection and creates the schema.
 pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(crate::StoreError::Internal(format!(
@@ -120,6 +119,20 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
         )?;
     }
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(search::SCHEMA)?;
+    if (1..3).contains(&version) {
+        // Version 3 replaces the trigram index and its stored text by word indexes.
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(
+            "INSERT INTO search_header(rowid, text) SELECT rowid, header FROM search;
+             INSERT INTO search_body(rowid, text) SELECT rowid, body FROM search;
+             DROP TABLE search;",
+        )?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        // Give the old index's pages back to the file system.
+        conn.execute_batch("VACUUM")?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)
 }
@@ -127,7 +140,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
 /// Opens a read connection (WAL lets these run beside the writer).
 pub(super) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
     // Memory-mapped reads make the SELECT scan of big mailboxes cheaper.
     conn.pragma_update(None, "mmap_size", 256i64 << 20)?;

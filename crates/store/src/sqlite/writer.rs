@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::blobs::{BlobDir, Hash};
@@ -20,6 +21,14 @@ use crate::{MailboxId, Notifier, Result, StoreError};
 
 /// Most jobs in one transaction: bounds the latency a job can add to the others.
 const MAX_BATCH: usize = 256;
+
+/// After this long without writes, the WAL is checkpointed and truncated to zero bytes: a WAL
+/// left at its peak size is disk space every installation pays for while nothing happens.
+const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
+/// How long the idle checkpoint waits for readers; busy readers mean "try at the next idle".
+const IDLE_CHECKPOINT_WAIT: Duration = Duration::from_millis(50);
+/// The write connection's usual busy timeout (see `schema::open_writer`).
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a write job sees: the connection (inside its savepoint) and what to do after commit.
 pub(super) struct WriteCtx<'a> {
@@ -123,7 +132,19 @@ fn writer_loop(
     notifier: Arc<Notifier>,
     stats: Arc<WriteStats>,
 ) {
-    while let Ok(first) = rx.recv() {
+    let mut written = false;
+    loop {
+        let first = match rx.recv_timeout(IDLE_CHECKPOINT) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if written && truncate_wal(&conn) {
+                    written = false;
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        written = true;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -160,6 +181,23 @@ fn writer_loop(
         collect_garbage(&conn, &blobs, gc);
         for (d, job_status) in done {
             d(status.clone().and(job_status));
+        }
+    }
+}
+
+/// `wal_checkpoint(TRUNCATE)` without making writers wait behind readers: true when done.
+fn truncate_wal(conn: &Connection) -> bool {
+    let _ = conn.busy_timeout(IDLE_CHECKPOINT_WAIT);
+    let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    match r {
+        // First column: 1 when a reader or writer kept the checkpoint from finishing.
+        Ok(busy) => busy == 0,
+        Err(e) => {
+            tracing::debug!(error = %e, "idle WAL checkpoint");
+            false
         }
     }
 }
