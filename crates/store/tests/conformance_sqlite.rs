@@ -345,3 +345,45 @@ async fn wal_is_truncated_when_idle() {
         .unwrap();
     assert!(store.check().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn only_new_mail_waits_for_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let user = store.create_user("d", "x").await.unwrap();
+    let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    let stats = store.write_stats();
+    let counts = || {
+        (
+            stats.commits.load(Ordering::SeqCst),
+            stats.durable_commits.load(Ordering::SeqCst),
+        )
+    };
+    let (c0, d0) = counts();
+    let (_, uids) = store
+        .append(inbox.id, vec![message("a", "b")])
+        .await
+        .unwrap();
+    let (c1, d1) = counts();
+    assert_eq!((c1 - c0, d1 - d0), (1, 1), "APPEND is fsynced");
+    let seen = mailkeep_store::Flags {
+        system: mailkeep_store::flags::SEEN,
+        keywords: Vec::new(),
+    };
+    store
+        .set_flags(inbox.id, &uids, mailkeep_store::FlagOp::Add, &seen, None)
+        .await
+        .unwrap();
+    store.expunge(inbox.id, &uids).await.unwrap();
+    let (c2, d2) = counts();
+    assert_eq!(
+        (c2 - c1, d2 - d1),
+        (2, 0),
+        "flags and expunge ride on later fsyncs"
+    );
+    // Committed all the same: a new process sees them.
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert!(store.messages(inbox.id).await.unwrap().is_empty());
+    assert!(store.check().await.unwrap().is_empty());
+}

@@ -15,6 +15,11 @@
 //! a crash in between leaves at worst an unreferenced body file (`check()` lists it). Body
 //! files are deleted after the commit that dropped their last reference.
 //!
+//! Flag changes, expunges and \\Recent claims are committed without an fsync of their own
+//! (`Writer::run_relaxed`): a crash of the process keeps them; a power loss may undo the ones
+//! made since the last durable commit or checkpoint, as with Dovecot's default
+//! `mail_fsync = optimized`. Never a message: anything that adds mail is durable.
+//!
 //! One process should write a data directory at a time: SQLite itself copes with several,
 //! but body-file collection assumes it sees every reference being added.
 
@@ -105,7 +110,7 @@ impl SqliteStore {
             .map_or(0, |d| d.as_secs() as i64)
             - age.as_secs() as i64;
         self.writer
-            .run(move |ctx| messages::release_held(ctx, cutoff))
+            .run_relaxed(move |ctx| messages::release_held(ctx, cutoff))
             .await
     }
 
@@ -285,14 +290,16 @@ impl MailStore for SqliteStore {
     ) -> Result<StoreFlagsResult> {
         let (uids, flags) = (uids.to_vec(), flags.clone());
         self.writer
-            .run(move |ctx| messages::set_flags(ctx, mailbox, &uids, op, &flags, unchanged_since))
+            .run_relaxed(move |ctx| {
+                messages::set_flags(ctx, mailbox, &uids, op, &flags, unchanged_since)
+            })
             .await
     }
 
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
         self.writer
-            .run(move |ctx| messages::expunge(ctx, mailbox, &uids))
+            .run_relaxed(move |ctx| messages::expunge(ctx, mailbox, &uids))
             .await
     }
 
@@ -348,7 +355,7 @@ impl MailStore for SqliteStore {
                 return Ok(Vec::new());
             }
             self.writer
-                .run(move |ctx| reads::claim_recent(ctx.conn, mailbox, true))
+                .run_relaxed(move |ctx| reads::claim_recent(ctx.conn, mailbox, true))
                 .await
         } else {
             self.readers

@@ -41,13 +41,21 @@ pub(super) struct WriteCtx<'a> {
 }
 
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Completion) + Send>;
+type JobFn = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Completion) + Send>;
+
+struct Job {
+    /// The commit must be fsynced before the caller hears of it.
+    durable: bool,
+    run: JobFn,
+}
 
 /// Counters for tests and metrics.
 #[derive(Debug, Default)]
 pub struct WriteStats {
-    /// Transactions committed (each one WAL fsync).
+    /// Transactions committed.
     pub commits: AtomicU64,
+    /// Of those, the ones fsynced at commit (the others ride on a later fsync).
+    pub durable_commits: AtomicU64,
     /// Write jobs run.
     pub jobs: AtomicU64,
     /// Jobs waiting in the queue.
@@ -79,14 +87,34 @@ impl Writer {
         })
     }
 
-    /// Runs `f` on the writer thread; returns once its transaction is committed.
+    /// Runs `f` on the writer thread; returns once its transaction is committed and fsynced.
     pub(super) async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
     {
+        self.submit(true, f).await
+    }
+
+    /// Like `run`, for changes that need not survive a power loss on their own (flags,
+    /// expunges, \Recent claims): committed, so a crash of the process keeps them, but the WAL
+    /// is fsynced only by the next durable commit or checkpoint. Dovecot's default
+    /// (`mail_fsync = optimized`) fsyncs its index no more than this.
+    pub(super) async fn run_relaxed<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.submit(false, f).await
+    }
+
+    async fn submit<T, F>(&self, durable: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |ctx| {
+        let run: JobFn = Box::new(move |ctx| {
             let r = f(ctx);
             let ok = r.is_ok();
             let done: Completion = Box::new(move |status| {
@@ -99,6 +127,7 @@ impl Writer {
             });
             (ok, done)
         });
+        let job = Job { durable, run };
         let sender = self.sender.as_ref().ok_or_else(stopped)?;
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
         if sender.send(job).is_err() {
@@ -133,6 +162,8 @@ fn writer_loop(
     stats: Arc<WriteStats>,
 ) {
     let mut written = false;
+    // `open_writer` sets synchronous = FULL.
+    let mut full_sync = true;
     loop {
         let first = match rx.recv_timeout(IDLE_CHECKPOINT) {
             Ok(job) => job,
@@ -158,6 +189,14 @@ fn writer_loop(
         let mut gc = Vec::new();
         let mut done = Vec::new();
         let jobs = batch.len();
+        let durable = batch.iter().any(|j| j.durable);
+        if durable != full_sync {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => full_sync = durable,
+                Err(e) => tracing::error!(error = %e, "setting synchronous"),
+            }
+        }
         let started = std::time::Instant::now();
         let status = run_batch(&mut conn, &blobs, batch, &mut notify, &mut gc, &mut done);
         tracing::debug!(
@@ -167,6 +206,9 @@ fn writer_loop(
         );
         if status.is_ok() {
             stats.commits.fetch_add(1, Ordering::SeqCst);
+            if durable {
+                stats.durable_commits.fetch_add(1, Ordering::SeqCst);
+            }
             let mut latest: HashMap<MailboxId, u64> = HashMap::new();
             for (mb, modseq) in notify {
                 let e = latest.entry(mb).or_insert(modseq);
@@ -178,11 +220,26 @@ fn writer_loop(
         } else if let Err(e) = &status {
             tracing::error!(error = %e, "store commit failed");
         }
+        if !durable && !gc.is_empty() {
+            // A body file goes only once the commit that dropped it cannot be undone.
+            if let Err(e) = sync_wal(&conn) {
+                tracing::error!(error = %e, "syncing the WAL; body files kept");
+                gc.clear();
+            }
+        }
         collect_garbage(&conn, &blobs, gc);
         for (d, job_status) in done {
             d(status.clone().and(job_status));
         }
     }
+}
+
+/// fsyncs the WAL after a commit made with synchronous = NORMAL.
+fn sync_wal(conn: &Connection) -> std::io::Result<()> {
+    let db = conn
+        .path()
+        .ok_or_else(|| std::io::Error::other("in-memory database"))?;
+    std::fs::File::open(format!("{db}-wal"))?.sync_all()
 }
 
 /// `wal_checkpoint(TRUNCATE)` without making writers wait behind readers: true when done.
@@ -223,7 +280,7 @@ fn run_batch(
             notify: Vec::new(),
             gc: Vec::new(),
         };
-        let Ok((ok, d)) = catch_unwind(AssertUnwindSafe(|| job(&mut ctx))) else {
+        let Ok((ok, d)) = catch_unwind(AssertUnwindSafe(|| (job.run)(&mut ctx))) else {
             tracing::error!("store write job panicked");
             continue;
         };
