@@ -4,12 +4,26 @@
 //! fsynced before the index row referring to it is committed, so a committed message always
 //! has its body on disk. Files are removed only by the writer thread, after the commit that
 //! dropped the last reference (see `writer.rs`).
+//!
+//! Dictionaries: small messages compress poorly on their own, since what they share (Received
+//! chains, MIME boilerplate) is not in a fresh zstd window. So while no dictionary exists,
+//! `store` keeps the first bytes of the bodies it writes as samples; once there are enough, a
+//! background thread trains a zstd dictionary from them once, writes it to
+//! `blobs/dict/<seq>.dict` (same temp/fsync/rename/fsync dance as bodies) and only then
+//! makes it the one new bodies are compressed with, so no body ever depends on a dictionary
+//! that is not durable. The frame of each body names its dictionary by zstd dictionary id;
+//! `load` picks the matching one, and bodies written without one load as before. All
+//! dictionary files are loaded at open, the highest `<seq>` is current; a dictionary file that
+//! cannot be read is an error there, because bodies need it. Dictionaries are never removed.
+//! The hash, and so the file name, is always of the uncompressed bytes.
 
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use zstd::dict::{CDict, DDict, DecoderDictionary, EncoderDictionary};
 
 use crate::{MessageBytes, Result, StoreError};
 
@@ -17,39 +31,124 @@ pub(super) type Hash = [u8; 32];
 
 const ZSTD_LEVEL: i32 = 3;
 
-#[derive(Debug, Clone)]
+/// Subdirectory of the blob root holding dictionaries; not a shard.
+pub(super) const DICT_DIR: &str = "dict";
+
+/// When and how the dictionary is trained (`BlobDir::open` uses the defaults).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DictPolicy {
+    /// Bodies to sample before training.
+    pub min_samples: usize,
+    /// Bytes kept from the start of each body: headers are where messages look alike.
+    pub sample_len: usize,
+    /// Sample memory cap; reaching it ends sampling early (training starts with what is there).
+    pub max_sample_bytes: usize,
+    /// Largest dictionary to train.
+    pub max_dict_size: usize,
+}
+
+impl Default for DictPolicy {
+    fn default() -> Self {
+        DictPolicy {
+            min_samples: 1000,
+            sample_len: 16 << 10,
+            max_sample_bytes: 8 << 20,
+            max_dict_size: 64 << 10,
+        }
+    }
+}
+
+/// Cheap to clone: all clones share the dictionaries and the sample buffer.
+#[derive(Clone)]
 pub(super) struct BlobDir {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     root: PathBuf,
+    policy: DictPolicy,
+    /// Highest dictionary file number seen at open; a new one is written after it.
+    last_seq: u64,
+    /// What new bodies are compressed with; `None` until a dictionary exists.
+    current: RwLock<Option<Arc<CurrentDict>>>,
+    /// Every dictionary on disk, by zstd dictionary id, for reading bodies.
+    decoders: RwLock<HashMap<u32, Arc<DecoderDictionary<'static>>>>,
+    sampling: Mutex<Sampling>,
+}
+
+struct CurrentDict {
+    id: u32,
+    encoder: EncoderDictionary<'static>,
+}
+
+enum Sampling {
+    /// No dictionary yet: the starts of written bodies, and their total size.
+    Collecting { samples: Vec<Vec<u8>>, bytes: usize },
+    /// A dictionary exists, is being trained, or training failed in this process.
+    Off,
+}
+
+/// A dictionary file's content, checked and prepared for both directions.
+struct Prepared {
+    id: u32,
+    encoder: EncoderDictionary<'static>,
+    decoder: DecoderDictionary<'static>,
+}
+
+impl std::fmt::Debug for BlobDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobDir")
+            .field("root", &self.inner.root)
+            .field("dictionary", &self.dictionary_id())
+            .finish()
+    }
 }
 
 impl BlobDir {
-    /// Creates `root` and its 256 shard directories, so writes never create directories.
     pub(super) fn open(root: PathBuf) -> Result<BlobDir> {
-        fs::create_dir_all(&root)?;
-        let mut created = false;
-        for i in 0..=255u8 {
-            let shard = root.join(hex::encode([i]));
-            if !shard.is_dir() {
-                fs::create_dir(&shard)?;
-                created = true;
-            }
+        BlobDir::open_with(root, DictPolicy::default())
+    }
+
+    /// Creates the directories if needed and loads every dictionary; the highest is current.
+    pub(super) fn open_with(root: PathBuf, policy: DictPolicy) -> Result<BlobDir> {
+        create_dirs(&root)?;
+        let dicts = read_dictionaries(&root.join(DICT_DIR))?;
+        let last_seq = dicts.last().map_or(0, |(seq, _)| *seq);
+        let mut decoders = HashMap::new();
+        let mut current = None;
+        for (_, p) in dicts {
+            decoders.insert(p.id, Arc::new(p.decoder));
+            current = Some(Arc::new(CurrentDict {
+                id: p.id,
+                encoder: p.encoder,
+            }));
         }
-        if created {
-            sync_dir(&root)?;
-            if let Some(parent) = root.parent() {
-                sync_dir(parent)?;
-            }
-        }
-        Ok(BlobDir { root })
+        let sampling = match current {
+            Some(_) => Sampling::Off,
+            None => Sampling::Collecting {
+                samples: Vec::new(),
+                bytes: 0,
+            },
+        };
+        Ok(BlobDir {
+            inner: Arc::new(Inner {
+                root,
+                policy,
+                last_seq,
+                current: RwLock::new(current),
+                decoders: RwLock::new(decoders),
+                sampling: Mutex::new(sampling),
+            }),
+        })
     }
 
     pub(super) fn root(&self) -> &Path {
-        &self.root
+        &self.inner.root
     }
 
     pub(super) fn path(&self, hash: &Hash) -> PathBuf {
         let h = hex::encode(hash);
-        self.root.join(&h[..2]).join(&h[2..])
+        self.inner.root.join(&h[..2]).join(&h[2..])
     }
 
     pub(super) fn exists(&self, hash: &Hash) -> bool {
@@ -65,15 +164,13 @@ impl BlobDir {
         let shard = path
             .parent()
             .ok_or_else(|| StoreError::Internal("blob path".into()))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(shard)?;
-        let compressed = zstd::bulk::compress(data, ZSTD_LEVEL)?;
-        tmp.write_all(&compressed)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(&path)
+        let compressed = self.compress(data)?;
+        write_synced_temp(shard, &compressed)?
+            .persist(&path)
             .map_err(|e| StoreError::Internal(format!("blob rename: {e}")))?;
-        sync_dir(shard)
+        sync_dir(shard)?;
+        self.sample(data);
+        Ok(())
     }
 
     /// Reads and decompresses a body; `size` is the recorded length (a capacity hint and check).
@@ -90,8 +187,25 @@ impl BlobDir {
         };
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 30));
         // Read at most one byte past the recorded size: a damaged file cannot balloon memory.
-        let decoder = zstd::stream::read::Decoder::new(&compressed[..])?;
-        decoder.take(size.saturating_add(1)).read_to_end(&mut out)?;
+        let limit = size.saturating_add(1);
+        match zstd::zstd_safe::get_dict_id_from_frame(&compressed) {
+            None => {
+                let decoder = zstd::stream::read::Decoder::new(&compressed[..])?;
+                decoder.take(limit).read_to_end(&mut out)?;
+            }
+            Some(id) => {
+                let dict = self.decoder(id.get()).ok_or_else(|| {
+                    StoreError::Internal(format!(
+                        "blob {} needs zstd dictionary {id}, which is missing",
+                        hex::encode(hash)
+                    ))
+                })?;
+                // The decoder refers to `dict` without borrowing it: keep the Arc until done.
+                let decoder =
+                    zstd::stream::read::Decoder::with_prepared_dictionary(&compressed[..], &dict)?;
+                decoder.take(limit).read_to_end(&mut out)?;
+            }
+        }
         if out.len() as u64 != size {
             return Err(StoreError::Internal(format!(
                 "blob {} has {} bytes, index says {size}",
@@ -109,6 +223,228 @@ impl BlobDir {
             _ => Ok(()),
         }
     }
+
+    /// The zstd id of the dictionary new bodies are compressed with.
+    fn dictionary_id(&self) -> Option<u32> {
+        read(&self.inner.current).as_ref().map(|d| d.id)
+    }
+
+    fn decoder(&self, id: u32) -> Option<Arc<DecoderDictionary<'static>>> {
+        read(&self.inner.decoders).get(&id).cloned()
+    }
+
+    fn compress(&self, data: &[u8]) -> Result<Vec<u8>> {
+        // Cloned out of the lock, so installing a dictionary never waits for a compression.
+        let current = read(&self.inner.current).clone();
+        Ok(match current {
+            Some(d) => {
+                zstd::bulk::Compressor::with_prepared_dictionary(&d.encoder)?.compress(data)?
+            }
+            None => zstd::bulk::compress(data, ZSTD_LEVEL)?,
+        })
+    }
+
+    /// Collects a sample of a written body and starts training once there are enough.
+    fn sample(&self, data: &[u8]) {
+        let Some(samples) = self.add_sample(data) else {
+            return;
+        };
+        let blobs = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mailkeep-blob-dict".into())
+            .spawn(move || blobs.train(samples));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start zstd dictionary training");
+        }
+    }
+
+    /// Keeps the start of `data`; returns all samples, once, when it is time to train.
+    fn add_sample(&self, data: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let policy = &self.inner.policy;
+        let mut sampling = lock(&self.inner.sampling);
+        let Sampling::Collecting { samples, bytes } = &mut *sampling else {
+            return None;
+        };
+        let sample = &data[..data.len().min(policy.sample_len)];
+        let full = *bytes + sample.len() > policy.max_sample_bytes;
+        if !full && !sample.is_empty() {
+            samples.push(sample.to_vec());
+            *bytes += sample.len();
+        }
+        if samples.len() < policy.min_samples && !full {
+            return None;
+        }
+        // Off from here on: training runs once per process, whether or not it succeeds.
+        match std::mem::replace(&mut *sampling, Sampling::Off) {
+            Sampling::Collecting { samples, .. } => Some(samples),
+            Sampling::Off => None,
+        }
+    }
+
+    /// Runs on its own thread: training takes a while and must not delay the store call.
+    fn train(&self, samples: Vec<Vec<u8>>) {
+        let count = samples.len();
+        let trained = zstd::dict::from_samples(&samples, self.inner.policy.max_dict_size);
+        drop(samples);
+        match trained
+            .map_err(StoreError::from)
+            .and_then(|dict| self.add_dictionary(&dict))
+        {
+            Ok((seq, id)) => {
+                tracing::info!(
+                    samples = count,
+                    seq,
+                    id,
+                    "zstd dictionary for message bodies in use"
+                )
+            }
+            Err(e) => tracing::warn!(
+                samples = count,
+                error = %e,
+                "no zstd dictionary for message bodies; not retried until restart"
+            ),
+        }
+    }
+
+    /// Makes `dict` durable and then current; returns its file number and zstd id.
+    fn add_dictionary(&self, dict: &[u8]) -> Result<(u64, u32)> {
+        let prepared = Prepared::new(dict)
+            .map_err(|m| StoreError::Internal(format!("trained zstd dictionary: {m}")))?;
+        let seq = self.write_dictionary(dict)?;
+        let id = prepared.id;
+        // Readers first: a body written with the dictionary must load as soon as it exists.
+        write(&self.inner.decoders).insert(id, Arc::new(prepared.decoder));
+        *write(&self.inner.current) = Some(Arc::new(CurrentDict {
+            id,
+            encoder: prepared.encoder,
+        }));
+        Ok((seq, id))
+    }
+
+    /// Writes `dict/<seq>.dict` after the highest number seen; durable on return.
+    fn write_dictionary(&self, dict: &[u8]) -> Result<u64> {
+        let dir = self.inner.root.join(DICT_DIR);
+        let mut tmp = write_synced_temp(&dir, dict)?;
+        let mut seq = self.inner.last_seq + 1;
+        // Never replace a dictionary file (another instance may have written one since open):
+        // the bodies compressed with it would become unreadable.
+        loop {
+            match tmp.persist_noclobber(dir.join(format!("{seq}.dict"))) {
+                Ok(_) => break,
+                Err(e) if e.error.kind() == ErrorKind::AlreadyExists => {
+                    tmp = e.file;
+                    seq += 1;
+                }
+                Err(e) => {
+                    return Err(StoreError::Internal(format!(
+                        "zstd dictionary rename: {}",
+                        e.error
+                    )));
+                }
+            }
+        }
+        sync_dir(&dir)?;
+        Ok(seq)
+    }
+}
+
+impl Prepared {
+    fn new(bytes: &[u8]) -> std::result::Result<Prepared, String> {
+        // Without the zstd dictionary header there is no id to find it by from a frame.
+        let id = zstd::zstd_safe::get_dict_id_from_dict(bytes)
+            .ok_or("not a zstd dictionary")?
+            .get();
+        // `copy` below panics on a dictionary zstd rejects; `try_create` reports it instead.
+        CDict::try_create(bytes, ZSTD_LEVEL).ok_or("zstd rejects it for compression")?;
+        DDict::try_create(bytes).ok_or("zstd rejects it for decompression")?;
+        Ok(Prepared {
+            id,
+            encoder: EncoderDictionary::copy(bytes, ZSTD_LEVEL),
+            decoder: DecoderDictionary::copy(bytes),
+        })
+    }
+}
+
+/// Creates `root`, its 256 shards and `dict/`, so writes never create directories.
+fn create_dirs(root: &Path) -> Result<()> {
+    fs::create_dir_all(root)?;
+    let mut created = false;
+    let shards = (0..=255u8).map(|i| hex::encode([i]));
+    for name in shards.chain([DICT_DIR.to_owned()]) {
+        let dir = root.join(name);
+        if !dir.is_dir() {
+            fs::create_dir(&dir)?;
+            created = true;
+        }
+    }
+    if created {
+        sync_dir(root)?;
+        if let Some(parent) = root.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every `<seq>.dict` in `dir`, by ascending `seq`. Any that cannot be used is an error:
+/// bodies compressed with it could not be read.
+fn read_dictionaries(dir: &Path) -> Result<Vec<(u64, Prepared)>> {
+    let mut found: Vec<(u64, Prepared)> = Vec::new();
+    let mut contents: HashMap<u32, (u64, Vec<u8>)> = HashMap::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // a temporary file from an interrupted write
+        }
+        let Some(seq) = name.strip_suffix(".dict") else {
+            tracing::warn!(file = %path.display(), "ignoring a file that is not a dictionary");
+            continue;
+        };
+        let bad =
+            |m: String| StoreError::Internal(format!("zstd dictionary {}: {m}", path.display()));
+        let seq: u64 = seq
+            .parse()
+            .map_err(|_| bad("name is not <number>.dict".into()))?;
+        let bytes = fs::read(&path).map_err(|e| bad(e.to_string()))?;
+        let prepared = Prepared::new(&bytes).map_err(bad)?;
+        // Two different dictionaries under one id: a frame would not say which one it needs.
+        if let Some((other, earlier)) = contents.get(&prepared.id)
+            && *earlier != bytes
+        {
+            return Err(bad(format!(
+                "has zstd id {}, as does {other}.dict with other content",
+                prepared.id
+            )));
+        }
+        contents.insert(prepared.id, (seq, bytes));
+        found.push((seq, prepared));
+    }
+    found.sort_by_key(|(seq, _)| *seq);
+    Ok(found)
+}
+
+/// A temporary file in `dir` holding `bytes`, fsynced, ready to be renamed into place.
+fn write_synced_temp(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+// Every critical section is a single push, insert or assignment, so a lock poisoned by a
+// panicking thread still guards consistent state and is used as is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub(super) fn sha256(data: &[u8]) -> Hash {
@@ -138,6 +474,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+    use zstd::zstd_safe::get_dict_id_from_frame;
 
     #[test]
     fn store_load_remove() {
@@ -154,5 +492,293 @@ mod tests {
         blobs.remove(&h).unwrap();
         blobs.remove(&h).unwrap();
         assert!(blobs.load(&h, data.len() as u64).is_err());
+    }
+
+    /// Deterministic xorshift: varied messages without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[self.below(xs.len() as u64) as usize]
+        }
+        fn base64(&mut self, n: usize) -> String {
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            (0..n).map(|_| A[self.below(64) as usize] as char).collect()
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+    ];
+    const DOMAINS: &[&str] = &[
+        "example.org",
+        "example.com",
+        "lists.example.net",
+        "mail.test",
+        "corp.example",
+    ];
+    const WORDS: &[&str] = &[
+        "the", "meeting", "report", "attached", "please", "review", "budget", "quarter", "thanks",
+        "regards", "tomorrow", "schedule", "project", "update", "release", "server", "question",
+        "invoice", "deadline", "agenda", "notes", "draft", "team", "customer", "issue", "fixed",
+        "deploy", "weekly", "summary", "and", "of", "to", "for", "with",
+    ];
+    const MONTHS: &[&str] = &[
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+    ];
+
+    fn sentence(rng: &mut Rng) -> String {
+        let n = 6 + rng.below(10);
+        let words: Vec<&str> = (0..n).map(|_| rng.pick(WORDS)).collect();
+        format!("{}.", words.join(" "))
+    }
+
+    /// A plausible 2-10 KB message: a Received chain, DKIM, MIME, some prose.
+    fn message(rng: &mut Rng, i: usize) -> Vec<u8> {
+        let (from, to) = (rng.pick(NAMES), rng.pick(NAMES));
+        let (fd, td) = (rng.pick(DOMAINS), rng.pick(DOMAINS));
+        let date = format!(
+            "{}, {} {} 2024 {:02}:{:02}:{:02} +0000",
+            rng.pick(&["Mon", "Tue", "Wed", "Thu", "Fri"]),
+            1 + rng.below(28),
+            rng.pick(MONTHS),
+            rng.below(24),
+            rng.below(60),
+            rng.below(60)
+        );
+        let mut m = format!("Return-Path: <{from}@{fd}>\r\nDelivered-To: {to}@{td}\r\n");
+        for hop in 0..2 + rng.below(3) {
+            m += &format!(
+                "Received: from mx{hop}.{fd} (mx{hop}.{fd} [192.0.2.{}])\r\n\tby mail.{td} \
+                 (Postfix) with ESMTPS id {:X}\r\n\tfor <{to}@{td}>; {date}\r\n",
+                rng.below(255),
+                rng.next() >> 24
+            );
+        }
+        m += &format!(
+            "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={fd}; s=s1;\r\n\
+             \th=from:to:subject:date:message-id; bh={}=;\r\n\tb={}\r\n",
+            rng.base64(43),
+            rng.base64(340)
+        );
+        m += &format!(
+            "Message-ID: <{:x}.{i}@{fd}>\r\nDate: {date}\r\nFrom: {from} <{from}@{fd}>\r\n\
+             To: {to} <{to}@{td}>\r\nSubject: {} {}\r\nMIME-Version: 1.0\r\n",
+            rng.next(),
+            rng.pick(WORDS),
+            rng.pick(WORDS)
+        );
+        let text: String = (0..3 + rng.below(40))
+            .map(|_| sentence(rng) + "\r\n")
+            .collect();
+        if rng.below(2) == 0 {
+            m += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n";
+            m += &text;
+        } else {
+            let b = format!("=_boundary_{:x}", rng.next());
+            m += &format!(
+                "Content-Type: multipart/alternative; boundary=\"{b}\"\r\n\r\n\
+                 This is a multi-part message in MIME format.\r\n\r\n--{b}\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: \
+                 quoted-printable\r\n\r\n{text}\r\n--{b}\r\nContent-Type: text/html; \
+                 charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+                 <html><head><meta charset=3D\"utf-8\"></head><body><p>{}</p></body></html>\r\n\
+                 --{b}--\r\n",
+                text.replace("\r\n", "</p><p>")
+            );
+        }
+        m.into_bytes()
+    }
+
+    fn messages(seed: u64, range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
+        let mut rng = Rng(seed);
+        range.map(|i| message(&mut rng, i)).collect()
+    }
+
+    fn small_policy() -> DictPolicy {
+        DictPolicy {
+            min_samples: 50,
+            ..DictPolicy::default()
+        }
+    }
+
+    fn store_all(blobs: &BlobDir, msgs: &[Vec<u8>]) {
+        for m in msgs {
+            blobs.store(&sha256(m), m).unwrap();
+        }
+    }
+
+    fn assert_all_load(blobs: &BlobDir, msgs: &[Vec<u8>]) {
+        for m in msgs {
+            assert_eq!(&blobs.load(&sha256(m), m.len() as u64).unwrap(), m);
+        }
+    }
+
+    fn dict_files(root: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(root.join(DICT_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn frame_dict_id(blobs: &BlobDir, m: &[u8]) -> Option<u32> {
+        get_dict_id_from_frame(&fs::read(blobs.path(&sha256(m))).unwrap()).map(|id| id.get())
+    }
+
+    fn wait_for_dictionary(blobs: &BlobDir) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(id) = blobs.dictionary_id()
+                && blobs.root().join(DICT_DIR).join("1.dict").is_file()
+            {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no dictionary trained in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A blob directory whose dictionary was trained from `before`; `after` was written with it.
+    struct Trained {
+        dir: tempfile::TempDir,
+        before: Vec<Vec<u8>>,
+        after: Vec<Vec<u8>>,
+        id: u32,
+    }
+
+    fn trained() -> Trained {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open_with(dir.path().join("blobs"), small_policy()).unwrap();
+        let before = messages(1, 0..60);
+        // Several writers at once, as in the store.
+        std::thread::scope(|s| {
+            for chunk in before.chunks(15) {
+                let blobs = &blobs;
+                s.spawn(move || store_all(blobs, chunk));
+            }
+        });
+        let id = wait_for_dictionary(&blobs);
+        let after = messages(2, 60..160);
+        store_all(&blobs, &after);
+        assert_all_load(&blobs, &before);
+        assert_all_load(&blobs, &after);
+        Trained {
+            dir,
+            before,
+            after,
+            id,
+        }
+    }
+
+    #[test]
+    fn dictionary_is_trained_and_used() {
+        let t = trained();
+        let blobs = BlobDir::open_with(t.dir.path().join("blobs"), small_policy()).unwrap();
+        assert_eq!(dict_files(blobs.root()), ["1.dict"]);
+        assert_eq!(
+            frame_dict_id(&blobs, &t.before[0]),
+            None,
+            "written before training"
+        );
+        let (mut with, mut without) = (0, 0);
+        for m in &t.after {
+            assert_eq!(frame_dict_id(&blobs, m), Some(t.id));
+            with += fs::metadata(blobs.path(&sha256(m))).unwrap().len() as usize;
+            without += zstd::bulk::compress(m, ZSTD_LEVEL).unwrap().len();
+        }
+        let plain: usize = t.after.iter().map(Vec::len).sum();
+        println!("{plain} bytes: {without} compressed alone, {with} with the dictionary");
+        assert!(
+            with < without,
+            "{with} with the dictionary, {without} without"
+        );
+    }
+
+    #[test]
+    fn reopened_dir_uses_the_existing_dictionary() {
+        let t = trained();
+        let root = t.dir.path().join("blobs");
+        let blobs = BlobDir::open_with(root.clone(), small_policy()).unwrap();
+        assert_eq!(blobs.dictionary_id(), Some(t.id));
+        assert!(matches!(*lock(&blobs.inner.sampling), Sampling::Off));
+        assert_all_load(&blobs, &t.before);
+        assert_all_load(&blobs, &t.after);
+        // More than the training threshold: would retrain if it sampled.
+        let more = messages(3, 160..220);
+        store_all(&blobs, &more);
+        for m in &more {
+            assert_eq!(frame_dict_id(&blobs, m), Some(t.id));
+        }
+        assert_all_load(&blobs, &more);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(dict_files(&root), ["1.dict"]);
+    }
+
+    #[test]
+    fn missing_dictionary_is_reported_on_load() {
+        let t = trained();
+        let root = t.dir.path().join("blobs");
+        fs::remove_file(root.join(DICT_DIR).join("1.dict")).unwrap();
+        // Open cannot tell which bodies need it without reading them all; load says so.
+        let blobs = BlobDir::open(root).unwrap();
+        assert_eq!(blobs.dictionary_id(), None);
+        let m = &t.after[0];
+        let err = blobs.load(&sha256(m), m.len() as u64).unwrap_err();
+        let want = format!("needs zstd dictionary {}, which is missing", t.id);
+        assert!(err.to_string().contains(&want), "{err}");
+        assert_all_load(&blobs, &t.before[..10]);
+    }
+
+    #[test]
+    fn unusable_dictionary_fails_open() {
+        let t = trained();
+        let root = t.dir.path().join("blobs");
+        let path = root.join(DICT_DIR).join("1.dict");
+        let dict = fs::read(&path).unwrap();
+        // Cut inside the entropy tables that follow the header.
+        for damaged in [&b"not a dictionary"[..], &dict[..64]] {
+            fs::write(&path, damaged).unwrap();
+            let err = BlobDir::open(root.clone()).unwrap_err();
+            assert!(err.to_string().contains("1.dict"), "{err}");
+        }
+        fs::write(&path, &dict).unwrap();
+        fs::write(root.join(DICT_DIR).join("x.dict"), &dict).unwrap();
+        assert!(
+            BlobDir::open(root).is_err(),
+            "a .dict file that is not <number>.dict"
+        );
+    }
+
+    #[test]
+    fn failed_training_leaves_bodies_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        // zstd refuses to build a dictionary under 256 bytes: training fails every time.
+        let policy = DictPolicy {
+            max_dict_size: 100,
+            ..small_policy()
+        };
+        let blobs = BlobDir::open_with(dir.path().join("blobs"), policy).unwrap();
+        let msgs = messages(4, 0..120);
+        store_all(&blobs, &msgs);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(blobs.dictionary_id(), None);
+        assert!(
+            matches!(*lock(&blobs.inner.sampling), Sampling::Off),
+            "not retried"
+        );
+        assert!(dict_files(blobs.root()).is_empty());
+        assert!(msgs.iter().all(|m| frame_dict_id(&blobs, m).is_none()));
+        assert_all_load(&blobs, &msgs);
     }
 }

@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
-use super::blobs::{BlobDir, hash_from_sql, sha256};
+use super::blobs::{BlobDir, DICT_DIR, hash_from_sql, sha256};
 use crate::{Result, flags};
 
 pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
@@ -123,7 +123,8 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
     // Files the index does not know (a crash between writing a body and committing).
     for shard in std::fs::read_dir(blobs.root())? {
         let shard = shard?;
-        if !shard.file_type()?.is_dir() {
+        // `dict/` holds the zstd dictionaries, which open() has already loaded and checked.
+        if !shard.file_type()?.is_dir() || shard.file_name() == DICT_DIR {
             continue;
         }
         let prefix = shard.file_name().to_string_lossy().into_owned();
