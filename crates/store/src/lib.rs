@@ -3,9 +3,10 @@
 //! # Layout
 //! - [`MailStore`] (this file): accounts, mailboxes, messages, flags and the modseq change log
 //!   that the session and (later) CONDSTORE/QRESYNC read. Async, object-safe (`Arc<dyn MailStore>`).
-//! - [`sqlite`]: the embedded default. SQLite (WAL) for the index; message bodies as
-//!   content-addressed zstd files under `blobs/` (identical messages stored once). Writers share
-//!   fsyncs (group commit).
+//! - [`sqlite`]: the embedded default. SQLite (WAL) for the index; message bodies
+//!   content-addressed and zstd-packed with a dictionary trained on the installation's own mail
+//!   (identical messages stored once): small ones inside the index, big ones as files under
+//!   `blobs/`. Writers share fsyncs (group commit).
 //! - [`flagops`]: STORE flag arithmetic and keyword normalization, shared by backends.
 //! - [`notify`]: per-mailbox change notifications that wake only the sessions on that mailbox.
 //! - [`conformance`]: the test suite every backend runs (`conformance::run_all(store)`).

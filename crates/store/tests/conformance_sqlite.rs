@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use mailkeep_store::MailStore;
 use mailkeep_store::conformance::{self, message};
 use mailkeep_store::sqlite::SqliteStore;
+use mailkeep_store::{MailStore, MessageBytes};
 use sha2::Digest;
 
 fn blob_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -21,6 +21,30 @@ fn blob_files(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A body too big and too random to be kept in the index: it goes to a file.
+fn file_message(subject: &str, seed: u64) -> mailkeep_store::NewMessage {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed;
+    let body: String = (0..64 * 1024)
+        .map(|i| {
+            if i % 77 == 76 {
+                return '\n';
+            }
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            B64[(x >> 58) as usize] as char
+        })
+        .collect();
+    message(subject, &body)
+}
+
+fn inline_bodies(dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("index.sqlite3")).unwrap();
+    conn.query_row("SELECT count(*) FROM bodies", [], |r| r.get(0))
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -238,12 +262,13 @@ async fn identical_bodies_share_one_file() {
     let ia = store.get_mailbox(a, "INBOX").await.unwrap().unwrap().id;
     let other = store.create_mailbox(a, "o", None).await.unwrap().id;
     let (_, u1) = store
-        .append(ia, vec![message("s", "same"), message("s", "same")])
+        .append(ia, vec![file_message("s", 1), file_message("s", 1)])
         .await
         .unwrap();
     store.copy(ia, &u1, other).await.unwrap();
     let files = blob_files(dir.path());
     assert_eq!(files.len(), 1);
+    assert_eq!(inline_bodies(dir.path()), 0, "big bodies are files");
     // Named by the SHA-256 of the bytes, stored zstd-compressed.
     let bytes = store.message_bytes(ia, u1[0]).await.unwrap();
     let name = files[0]
@@ -258,10 +283,7 @@ async fn identical_bodies_share_one_file() {
             .starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
         "zstd frame"
     );
-    store
-        .append(ia, vec![message("s", "different")])
-        .await
-        .unwrap();
+    store.append(ia, vec![file_message("s", 2)]).await.unwrap();
     assert_eq!(blob_files(dir.path()).len(), 2);
     store.expunge(ia, &u1).await.unwrap();
     // Expunged bodies stay readable for a grace period; end it now.
@@ -287,13 +309,68 @@ async fn identical_bodies_share_one_file() {
 }
 
 #[tokio::test]
+async fn small_bodies_live_in_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let a = store.create_user("a", "h").await.unwrap().id;
+    let ia = store.get_mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    let (_, uids) = store
+        .append(
+            ia,
+            vec![
+                message("s", "same"),
+                message("s", "same"),
+                message("t", "other"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(
+        blob_files(dir.path()).is_empty(),
+        "no file for small bodies"
+    );
+    assert_eq!(inline_bodies(dir.path()), 2, "identical bodies stored once");
+    let MessageBytes::Memory(want) = message("s", "same").data else {
+        unreachable!()
+    };
+    assert_eq!(*store.message_bytes(ia, uids[1]).await.unwrap(), *want);
+    assert!(store.check().await.unwrap().is_empty());
+    // Survives a reopen; damage is found by `check` as for files.
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(*store.message_bytes(ia, uids[0]).await.unwrap(), *want);
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    let other = zstd::encode_all(&b"not the message"[..], 3).unwrap();
+    conn.execute(
+        "UPDATE bodies SET data = ?1 WHERE id = (SELECT min(id) FROM bodies)",
+        [other],
+    )
+    .unwrap();
+    let problems = store.check().await.unwrap().join("\n");
+    assert!(problems.contains("has 15 bytes, index says"), "{problems}");
+    conn.execute(
+        "UPDATE bodies SET data = x'00' WHERE id = (SELECT max(id) FROM bodies)",
+        [],
+    )
+    .unwrap();
+    assert!(store.message_bytes(ia, uids[2]).await.is_err());
+    // The last reference gone, the body goes with its row.
+    store.expunge(ia, &uids).await.unwrap();
+    store
+        .release_expunged(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(inline_bodies(dir.path()), 0);
+}
+
+#[tokio::test]
 async fn check_finds_damage() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     let a = store.create_user("a", "h").await.unwrap().id;
     let ib = store.get_mailbox(a, "INBOX").await.unwrap().unwrap().id;
     store
-        .append(ib, vec![message("1", "one"), message("2", "two")])
+        .append(ib, vec![file_message("1", 1), file_message("2", 2)])
         .await
         .unwrap();
     assert!(store.check().await.unwrap().is_empty());

@@ -1,4 +1,6 @@
-//! Message bodies: content-addressed by SHA-256, zstd level 3, at `blobs/ab/cdef…`.
+//! Message bodies: content-addressed by SHA-256, packed with zstd level 3. Small packed bodies
+//! are kept in the index (`bodies` table, see `messages::INLINE_MAX`); big ones are files at
+//! `blobs/ab/cdef…`. This module packs and unpacks both kinds and owns the files.
 //!
 //! A file is written to a temporary name, fsynced, renamed into place and its directory
 //! fsynced before the index row referring to it is committed, so a committed message always
@@ -157,6 +159,23 @@ impl BlobDir {
 
     /// Writes the compressed body unless a file for `hash` is already there. Durable on return.
     pub(super) fn store(&self, hash: &Hash, data: &[u8]) -> Result<()> {
+        if self.exists(hash) {
+            return Ok(());
+        }
+        let packed = self.pack(data)?;
+        self.write(hash, &packed)
+    }
+
+    /// Compresses a new body (with the current dictionary, if any) and keeps a sample of it
+    /// while no dictionary exists. The result goes to `write` or inline into the index.
+    pub(super) fn pack(&self, data: &[u8]) -> Result<Vec<u8>> {
+        let packed = self.compress(data)?;
+        self.sample(data);
+        Ok(packed)
+    }
+
+    /// Writes a packed body as the file for `hash` unless it is there. Durable on return.
+    pub(super) fn write(&self, hash: &Hash, packed: &[u8]) -> Result<()> {
         let path = self.path(hash);
         if path.is_file() {
             return Ok(());
@@ -164,16 +183,14 @@ impl BlobDir {
         let shard = path
             .parent()
             .ok_or_else(|| StoreError::Internal("blob path".into()))?;
-        let compressed = self.compress(data)?;
-        write_synced_temp(shard, &compressed)?
+        write_synced_temp(shard, packed)?
             .persist(&path)
             .map_err(|e| StoreError::Internal(format!("blob rename: {e}")))?;
-        sync_dir(shard)?;
-        self.sample(data);
-        Ok(())
+        sync_dir(shard)
     }
 
-    /// Reads and decompresses a body; `size` is the recorded length (a capacity hint and check).
+    /// Reads and decompresses a body file; `size` is the recorded length (a capacity hint and
+    /// check).
     pub(super) fn load(&self, hash: &Hash, size: u64) -> Result<Vec<u8>> {
         let compressed = match fs::read(self.path(hash)) {
             Ok(c) => c,
@@ -185,12 +202,17 @@ impl BlobDir {
             }
             Err(e) => return Err(e.into()),
         };
+        self.unpack(hash, &compressed, size)
+    }
+
+    /// Decompresses a packed body of `hash` (from its file or from the index).
+    pub(super) fn unpack(&self, hash: &Hash, compressed: &[u8], size: u64) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 30));
-        // Read at most one byte past the recorded size: a damaged file cannot balloon memory.
+        // Read at most one byte past the recorded size: damaged data cannot balloon memory.
         let limit = size.saturating_add(1);
-        match zstd::zstd_safe::get_dict_id_from_frame(&compressed) {
+        match zstd::zstd_safe::get_dict_id_from_frame(compressed) {
             None => {
-                let decoder = zstd::stream::read::Decoder::new(&compressed[..])?;
+                let decoder = zstd::stream::read::Decoder::new(compressed)?;
                 decoder.take(limit).read_to_end(&mut out)?;
             }
             Some(id) => {
@@ -202,7 +224,7 @@ impl BlobDir {
                 })?;
                 // The decoder refers to `dict` without borrowing it: keep the Arc until done.
                 let decoder =
-                    zstd::stream::read::Decoder::with_prepared_dictionary(&compressed[..], &dict)?;
+                    zstd::stream::read::Decoder::with_prepared_dictionary(compressed, &dict)?;
                 decoder.take(limit).read_to_end(&mut out)?;
             }
         }

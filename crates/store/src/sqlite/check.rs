@@ -4,6 +4,7 @@ use rusqlite::Connection;
 use std::collections::{HashMap, HashSet};
 
 use super::blobs::{BlobDir, DICT_DIR, hash_from_sql, sha256};
+use super::reads::BodyRef;
 use crate::{Result, flags};
 
 pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
@@ -36,11 +37,14 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
         .collect::<rusqlite::Result<_>>()?;
     let mut known = HashSet::new();
     let mut seen_ids = HashSet::new();
-    let mut st = tx.prepare("SELECT id, hash, size, refcount FROM blobs")?;
+    let mut st = tx.prepare(
+        "SELECT b.id, b.hash, b.size, b.refcount, d.data FROM blobs b
+         LEFT JOIN bodies d ON d.id = b.id",
+    )?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
-        let (id, hash, size, refcount): (i64, Vec<u8>, i64, i64) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let (id, hash, size, refcount, inline): (i64, Vec<u8>, i64, i64, Option<Vec<u8>>) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
         seen_ids.insert(id);
         let Ok(hash) = hash_from_sql(&hash) else {
             problems.push(format!("blob {id}: malformed hash"));
@@ -54,13 +58,26 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
                 "blob {name}: refcount {refcount}, referenced by {actual} messages"
             ));
         }
-        match blobs.load(&hash, size as u64) {
+        let body = BodyRef {
+            hash,
+            size: size as u64,
+            inline,
+        };
+        match body.load(blobs) {
             Ok(data) if sha256(&data) != hash => {
                 problems.push(format!("blob {name}: content does not match hash"))
             }
             Ok(_) => {}
             Err(e) => problems.push(e.to_string()),
         }
+    }
+    let stray: i64 = tx.query_row(
+        "SELECT count(*) FROM bodies WHERE id NOT IN (SELECT id FROM blobs)",
+        [],
+        |r| r.get(0),
+    )?;
+    if stray > 0 {
+        problems.push(format!("{stray} bodies in the index belong to no blob row"));
     }
     for (id, n) in &refs {
         if !seen_ids.contains(id) {

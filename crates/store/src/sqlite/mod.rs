@@ -1,19 +1,22 @@
-//! The embedded backend: SQLite (WAL) for the index, content-addressed zstd files for bodies.
+//! The embedded backend: SQLite (WAL) for the index and small bodies, content-addressed zstd
+//! files for big bodies.
 //!
 //! # Layout
 //! - `schema`: tables and connection setup.
 //! - `writer`: the single writer thread and group commit; every change is a job run there.
 //! - `pool`: read connections, used from tokio's blocking threads.
-//! - `blobs`: body files (`blobs/ab/cdef…`), written and fsynced before the index commit.
+//! - `blobs`: packing bodies (zstd, trained dictionary) and body files (`blobs/ab/cdef…`).
 //! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
 //! - `search`: the word index behind SEARCH TEXT/BODY.
 //!
 //! # Durability
-//! An APPEND writes and fsyncs the body file and its directory (on the caller's blocking
-//! thread), then queues the index change; the writer commits it with `synchronous=FULL` (one
-//! WAL fsync per batch) and only then answers. So a returned APPEND/COPY survives a crash, and
-//! a crash in between leaves at worst an unreferenced body file (`check()` lists it). Body
-//! files are deleted after the commit that dropped their last reference.
+//! An APPEND packs (zstd) each body on the caller's blocking thread. A body of at most
+//! `messages::INLINE_MAX` packed bytes (most mail) goes into the index with the message row;
+//! a bigger one is written to its file, fsynced with its directory, before the index change is
+//! queued. The writer commits with `synchronous=FULL` (one WAL fsync per batch) and only then
+//! answers. So a returned APPEND/COPY survives a crash, and a crash in between leaves at worst
+//! an unreferenced body file (`check()` lists it). Body files are deleted after the commit
+//! that dropped their last reference.
 //!
 //! Flag changes, expunges and \\Recent claims are committed without an fsync of their own
 //! (`Writer::run_relaxed`): a crash of the process keeps them; a power loss may undo the ones

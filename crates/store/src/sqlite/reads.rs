@@ -189,20 +189,44 @@ pub(super) fn claim_recent(conn: &Connection, mailbox: MailboxId, claim: bool) -
     Ok(uids)
 }
 
-/// The body location of one message: (hash, size).
-pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<(Hash, u64)> {
-    let (hash, size): (Vec<u8>, i64) = conn
+/// Where one message's body is: its hash, size and, when kept in the index, packed bytes.
+pub(super) struct BodyRef {
+    pub hash: Hash,
+    pub size: u64,
+    pub inline: Option<Vec<u8>>,
+}
+
+impl BodyRef {
+    pub(super) fn load(&self, blobs: &BlobDir) -> Result<Vec<u8>> {
+        match &self.inline {
+            Some(packed) => blobs.unpack(&self.hash, packed, self.size),
+            None => blobs.load(&self.hash, self.size),
+        }
+    }
+}
+
+/// The body of one message, also while an expunged message's body is held.
+pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<BodyRef> {
+    let (hash, size, inline): (Vec<u8>, i64, Option<Vec<u8>>) = conn
         .prepare_cached(
-            "SELECT b.hash, b.size FROM messages m JOIN blobs b ON b.id = m.blob_id
+            "SELECT b.hash, b.size, d.data FROM messages m JOIN blobs b ON b.id = m.blob_id
+             LEFT JOIN bodies d ON d.id = b.id
              WHERE m.mailbox_id = ?1 AND m.uid = ?2
              UNION ALL
-             SELECT b.hash, b.size FROM expunged e JOIN blobs b ON b.id = e.blob_id
+             SELECT b.hash, b.size, d.data FROM expunged e JOIN blobs b ON b.id = e.blob_id
+             LEFT JOIN bodies d ON d.id = b.id
              WHERE e.mailbox_id = ?1 AND e.uid = ?2",
         )?
-        .query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![mailbox, uid], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?
         .ok_or(StoreError::NoSuchMailbox)?;
-    Ok((hash_from_sql(&hash)?, size as u64))
+    Ok(BodyRef {
+        hash: hash_from_sql(&hash)?,
+        size: size as u64,
+        inline,
+    })
 }
 
 pub(super) fn message_bytes(
@@ -211,8 +235,7 @@ pub(super) fn message_bytes(
     mailbox: MailboxId,
     uid: u32,
 ) -> Result<Arc<Vec<u8>>> {
-    let (hash, size) = blob_of(conn, mailbox, uid)?;
-    match blobs.load(&hash, size) {
+    match blob_of(conn, mailbox, uid)?.load(blobs) {
         Ok(b) => Ok(Arc::new(b)),
         Err(e) => {
             // Expunged (and its file collected) since the lookup: say so, not "storage fault".

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS subscriptions(
     name TEXT NOT NULL,
     PRIMARY KEY(user_id, name)
 ) WITHOUT ROWID;
--- One row per distinct message body; the file is blobs/<hash[0..2]>/<hash[2..]>.
+-- One row per distinct message body: in `bodies` if small, else the file
+-- blobs/<hash[0..2]>/<hash[2..]>.
 CREATE TABLE IF NOT EXISTS blobs(
     id INTEGER PRIMARY KEY,
     hash BLOB NOT NULL UNIQUE,
@@ -59,6 +60,11 @@ CREATE TABLE IF NOT EXISTS blobs(
     body BLOB NOT NULL,
     parts BLOB NOT NULL,
     sent_date INTEGER
+);
+-- Packed (zstd) bodies kept in the index, id = blobs.id; bodies without a row are files.
+CREATE TABLE IF NOT EXISTS bodies(
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages(
     mailbox_id INTEGER NOT NULL,

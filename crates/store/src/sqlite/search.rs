@@ -21,9 +21,10 @@
 use rusqlite::{Connection, params};
 use std::collections::BTreeSet;
 
-use super::blobs::{BlobDir, hash_from_sql};
+use super::blobs::BlobDir;
 use super::messages::{mailbox_state, sorted_uids};
-use crate::{MailboxId, Result};
+use super::reads::blob_of;
+use crate::{MailboxId, Result, StoreError};
 
 /// Both tables: words only, no stored text, deletable by rowid.
 pub(super) const SCHEMA: &str = "
@@ -262,18 +263,13 @@ fn confirm(
     body_only: bool,
 ) -> Result<Vec<u32>> {
     let matcher = Matcher::new(needle);
-    let mut st = conn.prepare_cached(
-        "SELECT b.hash, b.size FROM messages m JOIN blobs b ON b.id = m.blob_id
-         WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-    )?;
     let mut out = Vec::new();
     for &uid in candidates {
-        let row: Option<(Vec<u8>, i64)> = st
-            .query_map(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .next()
-            .transpose()?;
-        let Some((hash, size)) = row else { continue };
-        let data = blobs.load(&hash_from_sql(&hash)?, size as u64)?;
+        let data = match blob_of(conn, mailbox, uid) {
+            Ok(body) => body.load(blobs)?,
+            Err(StoreError::NoSuchMailbox) => continue,
+            Err(e) => return Err(e),
+        };
         let (text, offset) = mailkeep_mime::search_text(&data);
         let (header, body) = split_search_text(&text, offset);
         if matcher.is_in(body) || (!body_only && matcher.is_in(header)) {
