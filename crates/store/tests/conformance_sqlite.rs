@@ -380,6 +380,7 @@ async fn check_finds_damage() {
     let other = zstd::encode_all(&b"not the message"[..], 3).unwrap();
     std::fs::write(&files[0], other).unwrap();
     std::fs::remove_file(&files[1]).unwrap();
+    std::fs::create_dir_all(dir.path().join("blobs/00")).unwrap();
     std::fs::write(dir.path().join("blobs/00/").join("1".repeat(62)), b"stray").unwrap();
     let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
     conn.execute_batch("UPDATE blobs SET refcount = 7; UPDATE mailboxes SET unseen = 99")
