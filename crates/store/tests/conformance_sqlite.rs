@@ -65,10 +65,17 @@ async fn conformance() {
 }
 
 /// Makes a current index look like versions 1 and 2 here: the trigram `search` table holding
-/// each body's text instead of the word indexes.
+/// each body's text instead of the word indexes, parsed info in four plain columns.
 fn downgrade_search(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "DROP TABLE search_header_terms; DROP TABLE search_body_terms;
+        "ALTER TABLE blobs ADD COLUMN envelope BLOB NOT NULL DEFAULT x'';
+         ALTER TABLE blobs ADD COLUMN bodystructure BLOB NOT NULL DEFAULT x'';
+         ALTER TABLE blobs ADD COLUMN body BLOB NOT NULL DEFAULT x'';
+         ALTER TABLE blobs ADD COLUMN parts BLOB NOT NULL DEFAULT x'';
+         UPDATE blobs SET envelope = CAST('(env)' AS BLOB), bodystructure = CAST('(bs)' AS BLOB),
+             body = CAST('(b)' AS BLOB), parts = x'010203';
+         ALTER TABLE blobs DROP COLUMN parsed;
+         DROP TABLE search_header_terms; DROP TABLE search_body_terms;
          DROP TABLE search_header; DROP TABLE search_body;
          CREATE VIRTUAL TABLE search USING fts5(header, body, tokenize = 'trigram');
          INSERT INTO search(rowid, header, body)
@@ -114,6 +121,17 @@ async fn version_2_index_is_upgraded() {
             "{needle:?} body_only={body_only}"
         );
     }
+    // The parsed info moved into the packed column.
+    let info = store.parsed_info(inbox.id, 1).await.unwrap();
+    assert_eq!(
+        (info.envelope, info.bodystructure, info.body, info.parts),
+        (
+            b"(env)".to_vec(),
+            b"(bs)".to_vec(),
+            b"(b)".to_vec(),
+            vec![1, 2, 3]
+        )
+    );
     assert!(store.check().await.unwrap().is_empty());
     drop(store);
     let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();

@@ -7,8 +7,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::blobs::{BlobDir, Hash, hash_from_sql, load_source, sha256};
-use super::search;
 use super::writer::WriteCtx;
+use super::{parsed, search};
 use crate::{
     FlagOp, FlagUpdate, Flags, MailboxId, MessageBytes, NewMessage, ParsedInfo, Result, StoreError,
     StoreFlagsResult, flagops, flags,
@@ -196,16 +196,12 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &Prepared) -> Result<i64> {
     }
     let p = &m.parsed;
     conn.prepare_cached(
-        "INSERT INTO blobs(hash, size, refcount, envelope, bodystructure, body, parts, sent_date)
-         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO blobs(hash, size, refcount, parsed, sent_date) VALUES (?1, ?2, 1, ?3, ?4)",
     )?
     .execute(params![
         &m.hash[..],
         m.size as i64,
-        p.envelope,
-        p.bodystructure,
-        p.body,
-        p.parts,
+        parsed::pack(p)?,
         p.sent_date
     ])?;
     let id = conn.last_insert_rowid();

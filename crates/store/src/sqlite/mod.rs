@@ -30,6 +30,7 @@ mod accounts;
 mod blobs;
 mod check;
 mod messages;
+mod parsed;
 mod pool;
 mod reads;
 mod schema;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::blobs::{BlobDir, Hash, hash_from_sql};
 use super::messages::{decode_keywords, mailbox_state};
+use super::parsed;
 use crate::{
     Changes, Flags, MailboxId, MailboxStatus, MessageMeta, ParsedInfo, Result, StoreError,
 };
@@ -100,7 +101,7 @@ pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxSta
 
 pub(super) fn parsed_info(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
     conn.prepare_cached(
-        "SELECT b.envelope, b.bodystructure, b.body, b.parts, b.sent_date
+        "SELECT b.parsed, b.sent_date
          FROM (SELECT blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2
                UNION ALL
                SELECT blob_id FROM expunged
@@ -108,19 +109,21 @@ pub(super) fn parsed_info(conn: &Connection, mailbox: MailboxId, uid: u32) -> Re
          JOIN blobs b ON b.id = m.blob_id",
     )?
     .query_row(params![mailbox, uid], |r| {
-        Ok(ParsedInfo {
-            envelope: r.get(0)?,
-            bodystructure: r.get(1)?,
-            body: r.get(2)?,
-            parts: r.get(3)?,
-            sent_date: r.get(4)?,
-            // Not stored: the search index keeps words, not text (see `search`).
-            search_body_offset: 0,
-            search_text: String::new(),
-        })
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?))
     })
     .optional()?
     .ok_or(StoreError::NoSuchMailbox)
+    .and_then(|(packed, sent_date)| unpack_parsed(&packed, sent_date))
+}
+
+/// The search text is not stored (the search index keeps words, see `search`): left empty.
+fn unpack_parsed(packed: &[u8], sent_date: Option<i64>) -> Result<ParsedInfo> {
+    let mut info = ParsedInfo {
+        sent_date,
+        ..ParsedInfo::default()
+    };
+    parsed::unpack(packed, &mut info)?;
+    Ok(info)
 }
 
 /// Parsed info of many messages in one read transaction. A dense set is read as one range scan
@@ -134,20 +137,11 @@ pub(super) fn parsed_infos(
     let (Some(&first), Some(&last)) = (uids.first(), uids.last()) else {
         return Ok(Vec::new());
     };
-    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(u32, ParsedInfo)> {
-        Ok((
-            r.get(0)?,
-            ParsedInfo {
-                envelope: r.get(1)?,
-                bodystructure: r.get(2)?,
-                body: r.get(3)?,
-                parts: r.get(4)?,
-                sent_date: r.get(5)?,
-                ..ParsedInfo::default()
-            },
-        ))
+    let row = |r: &rusqlite::Row<'_>| -> Result<(u32, ParsedInfo)> {
+        let packed = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        Ok((r.get(0)?, unpack_parsed(packed, r.get(2)?)?))
     };
-    const COLUMNS: &str = "SELECT m.uid, b.envelope, b.bodystructure, b.body, b.parts, b.sent_date
+    const COLUMNS: &str = "SELECT m.uid, b.parsed, b.sent_date
          FROM messages m JOIN blobs b ON b.id = m.blob_id";
     let span = u64::from(last.saturating_sub(first)) + 1;
     let mut out = Vec::with_capacity(uids.len());
@@ -155,18 +149,19 @@ pub(super) fn parsed_infos(
         let mut stmt = conn.prepare_cached(&format!(
             "{COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
         ))?;
-        for r in stmt.query_map(params![mailbox, first, last], row)? {
-            let (uid, info) = r?;
+        let mut rows = stmt.query(params![mailbox, first, last])?;
+        while let Some(r) = rows.next()? {
+            let uid: u32 = r.get(0)?;
             if uids.binary_search(&uid).is_ok() {
-                out.push((uid, info));
+                out.push(row(r)?);
             }
         }
     } else {
         let mut stmt =
             conn.prepare_cached(&format!("{COLUMNS} WHERE m.mailbox_id = ?1 AND m.uid = ?2"))?;
         for &uid in uids {
-            if let Some(r) = stmt.query_row(params![mailbox, uid], row).optional()? {
-                out.push(r);
+            if let Some(r) = stmt.query(params![mailbox, uid])?.next()? {
+                out.push(row(r)?);
             }
         }
     }

@@ -7,8 +7,8 @@
 use rusqlite::Connection;
 use std::path::Path;
 
-use super::search;
 use super::writer::BUSY_TIMEOUT;
+use super::{parsed, search};
 use crate::Result;
 
 /// Bumped with each incompatible schema change; `PRAGMA user_version` records it.
@@ -55,10 +55,8 @@ CREATE TABLE IF NOT EXISTS blobs(
     hash BLOB NOT NULL UNIQUE,
     size INTEGER NOT NULL,
     refcount INTEGER NOT NULL,
-    envelope BLOB NOT NULL,
-    bodystructure BLOB NOT NULL,
-    body BLOB NOT NULL,
-    parts BLOB NOT NULL,
+    -- ENVELOPE, BODYSTRUCTURE, BODY and part tree, packed (see `parsed.rs`).
+    parsed BLOB NOT NULL,
     sent_date INTEGER
 );
 -- Packed (zstd) bodies kept in the index, id = blobs.id; bodies without a row are files.
@@ -127,12 +125,36 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(search::SCHEMA)?;
     if (1..3).contains(&version) {
-        // Version 3 replaces the trigram index and its stored text by word indexes.
+        // Version 3 replaces the trigram index and its stored text by word indexes, and packs
+        // the parsed info of each body into one column.
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(
             "INSERT INTO search_header(rowid, text) SELECT rowid, header FROM search;
              INSERT INTO search_body(rowid, text) SELECT rowid, body FROM search;
-             DROP TABLE search;",
+             DROP TABLE search;
+             ALTER TABLE blobs ADD COLUMN parsed BLOB;",
+        )?;
+        {
+            let mut read =
+                tx.prepare("SELECT id, envelope, bodystructure, body, parts FROM blobs")?;
+            let mut write = tx.prepare("UPDATE blobs SET parsed = ?2 WHERE id = ?1")?;
+            let mut rows = read.query([])?;
+            while let Some(r) = rows.next()? {
+                let info = crate::ParsedInfo {
+                    envelope: r.get(1)?,
+                    bodystructure: r.get(2)?,
+                    body: r.get(3)?,
+                    parts: r.get(4)?,
+                    ..Default::default()
+                };
+                write.execute(rusqlite::params![r.get::<_, i64>(0)?, parsed::pack(&info)?])?;
+            }
+        }
+        tx.execute_batch(
+            "ALTER TABLE blobs DROP COLUMN envelope;
+             ALTER TABLE blobs DROP COLUMN bodystructure;
+             ALTER TABLE blobs DROP COLUMN body;
+             ALTER TABLE blobs DROP COLUMN parts;",
         )?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
