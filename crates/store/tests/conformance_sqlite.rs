@@ -401,8 +401,11 @@ async fn check_finds_damage() {
     std::fs::create_dir_all(dir.path().join("blobs/00")).unwrap();
     std::fs::write(dir.path().join("blobs/00/").join("1".repeat(62)), b"stray").unwrap();
     let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
-    conn.execute_batch("UPDATE blobs SET refcount = 7; UPDATE mailboxes SET unseen = 99")
-        .unwrap();
+    conn.execute_batch(
+        "UPDATE blobs SET refcount = 7; UPDATE mailboxes SET unseen = 99;
+         DELETE FROM search_vocab WHERE term = 'subject'",
+    )
+    .unwrap();
 
     let problems = store.check().await.unwrap().join("\n");
     for want in [
@@ -411,6 +414,7 @@ async fn check_finds_damage() {
         "refcount 7, referenced by 1",
         "STATUS counters disagree",
         "is not in the index",
+        "words of search_header are missing from search_vocab",
     ] {
         assert!(problems.contains(want), "expected {want:?} in:\n{problems}");
     }

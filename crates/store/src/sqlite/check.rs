@@ -127,6 +127,21 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
         if stale > 0 {
             problems.push(format!("{stale} rows of {table} belong to no message body"));
         }
+        // Infix search finds words through the vocabulary: an indexed word missing there
+        // would never be found that way.
+        let missing: i64 = tx.query_row(
+            &format!(
+                "SELECT count(*) FROM {table}_terms
+                 WHERE term NOT IN (SELECT term FROM search_vocab)"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if missing > 0 {
+            problems.push(format!(
+                "{missing} words of {table} are missing from search_vocab"
+            ));
+        }
     }
     let orphans: i64 = tx.query_row(
         "SELECT count(*) FROM messages WHERE mailbox_id NOT IN (SELECT id FROM mailboxes)",

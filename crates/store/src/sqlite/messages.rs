@@ -26,7 +26,9 @@ pub(super) struct Prepared {
     flags: Flags,
     internal_date: i64,
     internal_date_offset: i32,
+    /// Without its search text, which became `tokens`.
     parsed: ParsedInfo,
+    tokens: search::Tokens,
     /// The packed body when it goes into the index; `None`: it is in its file.
     inline: Option<Vec<u8>>,
     /// Kept to rewrite a file body if its file was collected between prepare and commit.
@@ -57,13 +59,17 @@ pub(super) fn prepare(
             Ok(v) => v,
             Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
         };
+        let mut parsed = m.parsed;
+        let tokens = search::Tokens::of(&parsed.search_text, parsed.search_body_offset);
+        parsed.search_text = String::new();
         out.push(Prepared {
             hash,
             size,
             flags: flagops::normalize(&m.flags),
             internal_date: m.internal_date,
             internal_date_offset: m.internal_date_offset,
-            parsed: m.parsed,
+            parsed,
+            tokens,
             inline,
             source: m.data,
         });
@@ -209,7 +215,7 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &Prepared) -> Result<i64> {
         conn.prepare_cached("INSERT INTO bodies(id, data) VALUES (?1, ?2)")?
             .execute(params![id, packed])?;
     }
-    search::index(conn, id, &p.search_text, p.search_body_offset)?;
+    search::index(conn, ctx.known_terms, id, &m.tokens)?;
     Ok(id)
 }
 

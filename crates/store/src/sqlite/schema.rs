@@ -128,10 +128,19 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
         // Version 3 replaces the trigram index and its stored text by word indexes, and packs
         // the parsed info of each body into one column.
         let tx = conn.unchecked_transaction()?;
+        {
+            let mut known = search::KnownTerms::default();
+            let mut read = tx.prepare("SELECT rowid, header, body FROM search")?;
+            let mut rows = read.query([])?;
+            while let Some(r) = rows.next()? {
+                let (header, body): (String, String) = (r.get(1)?, r.get(2)?);
+                let text = header.clone() + &body;
+                let tokens = search::Tokens::of(&text, header.len());
+                search::index(&tx, &mut known, r.get(0)?, &tokens)?;
+            }
+        }
         tx.execute_batch(
-            "INSERT INTO search_header(rowid, text) SELECT rowid, header FROM search;
-             INSERT INTO search_body(rowid, text) SELECT rowid, body FROM search;
-             DROP TABLE search;
+            "DROP TABLE search;
              ALTER TABLE blobs ADD COLUMN parsed BLOB;",
         )?;
         {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::blobs::{BlobDir, Hash};
+use super::search::KnownTerms;
 use crate::{MailboxId, Notifier, Result, StoreError};
 
 /// Most jobs in one transaction: bounds the latency a job can add to the others.
@@ -38,6 +39,8 @@ pub(super) struct WriteCtx<'a> {
     pub notify: Vec<(MailboxId, u64)>,
     /// Bodies that may have lost their last reference (or were written for a failed job).
     pub gc: Vec<Hash>,
+    /// Search vocabulary already in the index (see `search::KnownTerms`).
+    pub known_terms: &'a mut KnownTerms,
 }
 
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
@@ -162,6 +165,7 @@ fn writer_loop(
     stats: Arc<WriteStats>,
 ) {
     let mut written = false;
+    let mut known_terms = KnownTerms::default();
     // `open_writer` sets synchronous = FULL.
     let mut full_sync = true;
     loop {
@@ -198,7 +202,18 @@ fn writer_loop(
             }
         }
         let started = std::time::Instant::now();
-        let status = run_batch(&mut conn, &blobs, batch, &mut notify, &mut gc, &mut done);
+        let status = run_batch(
+            &mut conn,
+            &blobs,
+            batch,
+            &mut notify,
+            &mut gc,
+            &mut done,
+            &mut known_terms,
+        );
+        if status.is_err() {
+            known_terms.clear();
+        }
         tracing::debug!(
             jobs,
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -266,6 +281,7 @@ fn run_batch(
     notify: &mut Vec<(MailboxId, u64)>,
     gc: &mut Vec<Hash>,
     done: &mut Vec<(Completion, std::result::Result<(), String>)>,
+    known_terms: &mut KnownTerms,
 ) -> std::result::Result<(), String> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -279,9 +295,11 @@ fn run_batch(
             blobs,
             notify: Vec::new(),
             gc: Vec::new(),
+            known_terms: &mut *known_terms,
         };
         let Ok((ok, d)) = catch_unwind(AssertUnwindSafe(|| (job.run)(&mut ctx))) else {
             tracing::error!("store write job panicked");
+            known_terms.clear();
             continue;
         };
         let WriteCtx {
@@ -296,6 +314,9 @@ fn run_batch(
         };
         if ok && st.is_ok() {
             notify.extend(n);
+        } else {
+            // Its vocabulary inserts were rolled back with it.
+            known_terms.clear();
         }
         done.push((d, st));
     }
