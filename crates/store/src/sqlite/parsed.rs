@@ -2,13 +2,21 @@
 //! column, `blobs.parsed`.
 //!
 //! As IMAP text these repeat themselves (an ENVELOPE carries From, Sender and Reply-To, usually
-//! the same address three times; BODY is BODYSTRUCTURE without extension data): measured on
-//! 1,000 generated messages, 558 KB of text pack to 278 KB, which was 5% of a data directory.
-//! Unpacking costs about a microsecond per message (FETCH 1:* ENVELOPE of 20,000).
+//! the same address three times; BODY is BODYSTRUCTURE without extension data; NIL and quoted
+//! MIME names everywhere). Packed alone, each is too small for zstd to learn that, and a
+//! frame's own entropy tables cost ~1.9 us to decode; so they are packed with a small built-in
+//! dictionary (`parsed.dict`, 16 KiB) trained on the parsed info of the 389 real-world messages
+//! in `tests/corpus`, whose syntax all mail shares. Measured on 1,000 generated messages
+//! (not the training set): 558 KB of text, 274 KB packed alone, 180 KB with the dictionary,
+//! decoded in ~0.6 us each (FETCH 1:* ENVELOPE of 20,000 messages).
 //!
 //! Layout: `u32` LE length of the unpacked bytes, then a zstd frame of
 //! `len(envelope) envelope len(bodystructure) bodystructure len(body) body parts`, the
-//! lengths `u32` LE.
+//! lengths `u32` LE. The frame names its dictionary; frames without one also unpack.
+//!
+//! A shipped dictionary never changes (rows name it by id): a better one would be added
+//! beside it under a new id. `cargo test -p mailkeep-store -- --ignored train_parsed_dictionary`
+//! shows how this one was made.
 
 use std::cell::RefCell;
 
@@ -17,6 +25,8 @@ use crate::{ParsedInfo, Result, StoreError};
 const LEVEL: i32 = 3;
 /// Bigger than any real parse (a part tree of a 50 MiB message is far smaller).
 const MAX_UNPACKED: usize = 64 << 20;
+
+static DICTIONARY: &[u8] = include_bytes!("parsed.dict");
 
 thread_local! {
     // A zstd context allocates ~100 KiB-1 MiB: one per thread, not one per message.
@@ -36,7 +46,7 @@ pub(super) fn pack(p: &ParsedInfo) -> Result<Vec<u8>> {
     let frame = COMPRESSOR.with(|c| -> Result<Vec<u8>> {
         let mut c = c.borrow_mut();
         if c.is_none() {
-            *c = Some(zstd::bulk::Compressor::new(LEVEL)?);
+            *c = Some(zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY)?);
         }
         let c = c
             .as_mut()
@@ -56,14 +66,18 @@ pub(super) fn unpack(packed: &[u8], into: &mut ParsedInfo) -> Result<()> {
     if len > MAX_UNPACKED {
         return Err(bad());
     }
-    let raw = DECOMPRESSOR.with(|d| -> Result<Vec<u8>> {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new()?);
-        }
-        let d = d.as_mut().ok_or_else(bad)?;
-        d.decompress(frame, len).map_err(|_| bad())
-    })?;
+    let raw = if zstd::zstd_safe::get_dict_id_from_frame(frame).is_none() {
+        zstd::bulk::decompress(frame, len).map_err(|_| bad())?
+    } else {
+        DECOMPRESSOR.with(|d| -> Result<Vec<u8>> {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::with_dictionary(DICTIONARY)?);
+            }
+            let d = d.as_mut().ok_or_else(bad)?;
+            d.decompress(frame, len).map_err(|_| bad())
+        })?
+    };
     if raw.len() != len {
         return Err(bad());
     }
@@ -91,6 +105,57 @@ fn split_len(b: &[u8]) -> Option<(usize, &[u8])> {
 mod tests {
     use super::*;
 
+    /// The layout `pack` gives the parse of every message in `tests/corpus`: the training set.
+    fn corpus_samples() -> Vec<Vec<u8>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus/messages");
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                let raw = std::fs::read(p).unwrap();
+                let a = mailkeep_mime::analyze(&mailkeep_mime::normalize_crlf(&raw));
+                let mut out = Vec::new();
+                for f in [&a.envelope, &a.bodystructure, &a.body] {
+                    out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                    out.extend_from_slice(f);
+                }
+                out.extend_from_slice(&a.parts.to_bytes());
+                out
+            })
+            .collect()
+    }
+
+    /// Writes `parsed.dict.new` from the corpus; not run by default, and its output is not
+    /// the shipped file unless someone means it to be (see the module comment).
+    #[test]
+    #[ignore]
+    fn train_parsed_dictionary() {
+        let dict = zstd::dict::from_samples(&corpus_samples(), 32 << 10).unwrap();
+        let out = concat!(env!("CARGO_MANIFEST_DIR"), "/src/sqlite/parsed.dict.new");
+        std::fs::write(out, &dict).unwrap();
+        println!("{} bytes -> {out}", dict.len());
+    }
+
+    #[test]
+    fn dictionary_packs_the_corpus() {
+        let samples = corpus_samples();
+        let raw: usize = samples.iter().map(Vec::len).sum();
+        let alone: usize = samples
+            .iter()
+            .map(|s| zstd::bulk::compress(s, LEVEL).unwrap().len())
+            .sum();
+        let mut c = zstd::bulk::Compressor::with_dictionary(LEVEL, DICTIONARY).unwrap();
+        let with: usize = samples.iter().map(|s| c.compress(s).unwrap().len()).sum();
+        assert!(
+            with * 10 < alone * 8,
+            "{raw} raw, {alone} alone, {with} with dictionary"
+        );
+    }
+
     #[test]
     fn round_trip_and_damage() {
         let p = ParsedInfo {
@@ -104,6 +169,7 @@ mod tests {
             search_body_offset: 3,
         };
         let packed = pack(&p).unwrap();
+        assert!(zstd::zstd_safe::get_dict_id_from_frame(&packed[4..]).is_some());
         let mut back = ParsedInfo::default();
         unpack(&packed, &mut back).unwrap();
         assert_eq!(back.envelope, p.envelope);
@@ -114,6 +180,20 @@ mod tests {
         let mut back = p.clone();
         unpack(&pack(&empty).unwrap(), &mut back).unwrap();
         assert!(back.envelope.is_empty() && back.parts.is_empty());
+        // A frame packed without the dictionary unpacks too.
+        let mut plain = packed[..4].to_vec();
+        let raw_len = u32::from_le_bytes(packed[..4].try_into().unwrap()) as usize;
+        let mut raw = Vec::new();
+        for f in [&p.envelope, &p.bodystructure, &p.body] {
+            raw.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            raw.extend_from_slice(f);
+        }
+        raw.extend_from_slice(&p.parts);
+        assert_eq!(raw.len(), raw_len);
+        plain.extend_from_slice(&zstd::bulk::compress(&raw, 3).unwrap());
+        let mut back = ParsedInfo::default();
+        unpack(&plain, &mut back).unwrap();
+        assert_eq!(back.envelope, p.envelope);
         for damaged in [
             &packed[..3],
             &packed[..packed.len() - 1],
