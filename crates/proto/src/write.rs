@@ -277,6 +277,22 @@ pub fn flag_list(out: &mut Vec<u8>, flags: &[Flag]) {
     out.push(b')');
 }
 
+/// A number in decimal, without the formatting machinery (FETCH writes several per message).
+pub fn number(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 /// A sorted, de-duplicated list of numbers as a compact `sequence-set` (`1:3,7,9:10`).
 /// Empty input writes nothing.
 pub fn number_set(out: &mut Vec<u8>, sorted: &[u32]) {

@@ -1,6 +1,6 @@
 //! Flags between the store's form (bits + keywords) and the wire's ([`Flag`]).
 
-use mailkeep_proto::Flag;
+use mailkeep_proto::{Flag, write};
 use mailkeep_store::{Flags, flags};
 
 use crate::error::{CmdError, CmdResult};
@@ -30,6 +30,33 @@ pub(crate) fn to_wire(f: &Flags, recent: bool) -> Vec<Flag> {
     }
     out.extend(f.keywords.iter().map(|k| Flag::Keyword(k.clone())));
     out
+}
+
+/// `(\\Answered kw …)` for FETCH FLAGS, written in place: `to_wire` + `flag_list` without the
+/// allocations (FETCH 1:* FLAGS of a large mailbox writes one per message).
+pub(crate) fn write_list(out: &mut Vec<u8>, f: &Flags, recent: bool) {
+    out.push(b'(');
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b' ');
+        }
+    };
+    for (bit, flag) in &SYSTEM {
+        if f.system & bit != 0 {
+            sep(out);
+            write::flag(out, flag);
+        }
+    }
+    if recent {
+        sep(out);
+        write::flag(out, &Flag::Recent);
+    }
+    for k in &f.keywords {
+        sep(out);
+        out.extend_from_slice(k.as_bytes());
+    }
+    out.push(b')');
 }
 
 /// Wire flags as store flags. `\Recent` cannot be set by a client (RFC 3501 §2.3.2): it is
@@ -62,6 +89,34 @@ pub(crate) fn from_wire(list: &[Flag]) -> CmdResult<Flags> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_list_matches_flag_list() {
+        for (system, recent, keywords) in [
+            (0, false, vec![]),
+            (
+                flags::SEEN | flags::ANSWERED | flags::DRAFT,
+                true,
+                vec!["$Junk", "x"],
+            ),
+            (0, true, vec![]),
+            (0, false, vec!["only"]),
+            (flags::FLAGGED | flags::DELETED, false, vec![]),
+        ] {
+            let f = Flags {
+                system,
+                keywords: keywords.into_iter().map(String::from).collect(),
+            };
+            let mut want = Vec::new();
+            write::flag_list(&mut want, &to_wire(&f, recent));
+            let mut got = Vec::new();
+            write_list(&mut got, &f, recent);
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn from_wire_maps_and_rejects() {

@@ -312,3 +312,10 @@ fn civil_days_round_trip() {
     }
     assert_eq!(days_from_civil(2000, 3, 1), 11_017);
 }
+
+#[test]
+fn numbers() {
+    for n in [0u64, 7, 10, 99, 4_294_967_295, u64::MAX] {
+        assert_eq!(w(|o| number(o, n)), n.to_string());
+    }
+}

@@ -25,7 +25,7 @@ pub(crate) fn write_flags_item(ctx: &Ctx<'_>, i: usize, out: &mut Vec<u8>) {
     let m = &ctx.sel.messages[i];
     let recent = !ctx.enabled.imap4rev2 && ctx.sel.recent.contains(&m.uid);
     out.extend_from_slice(b"FLAGS ");
-    write::flag_list(out, &crate::flags::to_wire(&m.flags, recent));
+    crate::flags::write_list(out, &m.flags, recent);
 }
 
 /// The sequence set could not be resolved: RFC 9051 §6.4.5 makes an invalid message number BAD.

@@ -88,6 +88,7 @@ pub(crate) async fn fetch(
     // at a time: one store round trip per batch instead of one per message.
     let mut batch: std::collections::VecDeque<(u32, ParsedInfo)> = Default::default();
     let mut expunged_meanwhile = false;
+    let mut line = Vec::new();
     for (n, &i) in idx.iter().enumerate() {
         let uid_i = ctx.sel.messages[i].uid;
         if plan.needs_parsed && n % PARSE_BATCH == 0 {
@@ -123,7 +124,10 @@ pub(crate) async fn fetch(
             Err(e) => return Err(e.into()),
         };
         // Built apart and appended whole, so an error never leaves half a response in `out`.
-        let mut line = format!("* {} FETCH (", i + 1).into_bytes();
+        line.clear();
+        line.extend_from_slice(b"* ");
+        write::number(&mut line, i as u64 + 1);
+        line.extend_from_slice(b" FETCH (");
         let mut first = true;
         let mut sep = |line: &mut Vec<u8>| {
             if !std::mem::take(&mut first) {
@@ -204,16 +208,24 @@ async fn load(
 fn write_index_item(ctx: &Ctx<'_>, i: usize, item: &FetchItem, line: &mut Vec<u8>) {
     let m = &ctx.sel.messages[i];
     match item {
-        FetchItem::Uid => line.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
+        FetchItem::Uid => {
+            line.extend_from_slice(b"UID ");
+            write::number(line, u64::from(m.uid));
+        }
         FetchItem::Flags => write_flags_item(ctx, i, line),
         FetchItem::InternalDate => {
             line.extend_from_slice(b"INTERNALDATE ");
             write::date_time(line, m.internal_date, m.internal_date_offset);
         }
         FetchItem::Rfc822Size => {
-            line.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes())
+            line.extend_from_slice(b"RFC822.SIZE ");
+            write::number(line, m.size);
         }
-        FetchItem::ModSeq => line.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes()),
+        FetchItem::ModSeq => {
+            line.extend_from_slice(b"MODSEQ (");
+            write::number(line, m.modseq);
+            line.push(b')');
+        }
         _ => {}
     }
 }
