@@ -28,6 +28,8 @@ pub(super) struct Prepared {
     internal_date_offset: i32,
     /// Without its search text, which became `tokens`.
     parsed: ParsedInfo,
+    /// `parsed` packed for `blobs.parsed`, done here rather than on the writer thread.
+    parsed_packed: Vec<u8>,
     tokens: search::Tokens,
     /// The packed body when it goes into the index; `None`: it is in its file.
     inline: Option<Vec<u8>>,
@@ -62,6 +64,14 @@ pub(super) fn prepare(
         let mut parsed = m.parsed;
         let tokens = search::Tokens::of(&parsed.search_text, parsed.search_body_offset);
         parsed.search_text = String::new();
+        let parsed_packed = match parsed::pack(&parsed) {
+            Ok(p) => p,
+            Err(e) => {
+                let mut written: Vec<Hash> = out.iter().map(|p| p.hash).collect();
+                written.push(hash);
+                return Err((e, written));
+            }
+        };
         out.push(Prepared {
             hash,
             size,
@@ -69,6 +79,7 @@ pub(super) fn prepare(
             internal_date: m.internal_date,
             internal_date_offset: m.internal_date_offset,
             parsed,
+            parsed_packed,
             tokens,
             inline,
             source: m.data,
@@ -207,7 +218,7 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &Prepared) -> Result<i64> {
     .execute(params![
         &m.hash[..],
         m.size as i64,
-        parsed::pack(p)?,
+        &m.parsed_packed,
         p.sent_date
     ])?;
     let id = conn.last_insert_rowid();

@@ -75,13 +75,18 @@ impl Tokens {
     }
 }
 
+/// Distinct, lowercased, sorted. The text is lowercased once and its slices deduplicated
+/// before anything else is allocated: a 5 KB text has ~800 tokens, ~300 distinct (a String
+/// per occurrence in a BTreeSet made tokenizing a visible share of APPEND's CPU).
 fn tokens(text: &str) -> Vec<String> {
-    let set: BTreeSet<String> = text
+    let lower = text.to_ascii_lowercase();
+    let distinct: HashSet<&str> = lower
         .split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|t| !t.is_empty())
-        .map(str::to_ascii_lowercase)
         .collect();
-    set.into_iter().collect()
+    let mut v: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
+    v.sort_unstable();
+    v
 }
 
 /// Tokens known to be in `search_vocab`, so most inserts skip the table. Owned by the writer
