@@ -415,4 +415,38 @@ mod tests {
         let check = Connection::open(&path).unwrap();
         assert_eq!(count(&check), 3, "failed jobs' inserts are rolled back");
     }
+
+    /// A word indexed by a job that failed is not taken as known: the next body holding it
+    /// puts it in the vocabulary (else infix searches would never find that body).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failed_job_forgets_its_vocabulary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(crate::sqlite::search::SCHEMA).unwrap();
+        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        let writer = Writer::start(conn, blobs, Arc::new(Notifier::default())).unwrap();
+        let tokens = crate::sqlite::search::Tokens::of("zanzibarian words", 0);
+        let t = tokens.clone();
+        let failed = writer
+            .run(move |ctx| {
+                crate::sqlite::search::index(ctx.conn, ctx.known_terms, 1, &t)?;
+                Err::<(), _>(StoreError::Cannot("no".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        writer
+            .run(move |ctx| crate::sqlite::search::index(ctx.conn, ctx.known_terms, 2, &tokens))
+            .await
+            .unwrap();
+        let check = Connection::open(&path).unwrap();
+        let n: i64 = check
+            .query_row(
+                "SELECT count(*) FROM search_vocab WHERE term IN ('zanzibarian', 'words')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+    }
 }
