@@ -487,3 +487,38 @@ async fn only_new_mail_waits_for_fsync() {
     assert!(store.messages(inbox.id).await.unwrap().is_empty());
     assert!(store.check().await.unwrap().is_empty());
 }
+
+/// The search index follows bodies through expunge, collection and a second delivery of the
+/// same bytes (a new body row, the words already in the vocabulary).
+#[tokio::test]
+async fn search_index_follows_expunge_and_redelivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let user = store.create_user("s", "x").await.unwrap();
+    let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    let msg = || message("quarterly", "the zanzibarian report, final");
+    let (_, first) = store.append(inbox.id, vec![msg()]).await.unwrap();
+    let found = |uids: Vec<u32>, needle: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .search_text(inbox.id, &uids, needle, true)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(found(first.clone(), "zibar").await, first);
+    assert_eq!(found(first.clone(), "zanzibarian report,").await, first);
+    store.expunge(inbox.id, &first).await.unwrap();
+    store
+        .release_expunged(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(found(first.clone(), "zibar").await.is_empty());
+    let (_, again) = store.append(inbox.id, vec![msg()]).await.unwrap();
+    assert_ne!(again, first);
+    assert_eq!(found(again.clone(), "zibar").await, again);
+    assert_eq!(found(again.clone(), "ARIAN REP").await, again);
+    assert!(found(again.clone(), "report, finalx").await.is_empty());
+    assert!(store.check().await.unwrap().is_empty());
+}
