@@ -522,3 +522,82 @@ async fn search_index_follows_expunge_and_redelivery() {
     assert!(found(again.clone(), "report, finalx").await.is_empty());
     assert!(store.check().await.unwrap().is_empty());
 }
+
+fn waiting_for_index(dir: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("index.sqlite3")).unwrap();
+    conn.query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Indexing waits for a quiet moment, but a search never misses a committed body: what waits
+/// is indexed first, a body that waited through a restart is indexed from its text, and one
+/// that goes before it is indexed leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_bodies_are_indexed_before_search_and_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, uids) = {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let user = store.create_user("p", "x").await.unwrap();
+        let inbox = store
+            .get_mailbox(user.id, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let mut msgs = vec![
+            message("alpha", "the walrus said"),
+            message("beta", "of cabbages and kings"),
+        ];
+        msgs.push(file_message("gamma", 7));
+        let (_, uids) = store.append(inbox, msgs).await.unwrap();
+        // Searched at once: found although the writer had no quiet moment yet.
+        let hits = store
+            .search_text(inbox, &uids, "cabbage", true)
+            .await
+            .unwrap();
+        assert_eq!(hits, vec![uids[1]]);
+        // Appended and expunged before anything indexed it.
+        let (_, gone) = store
+            .append(inbox, vec![message("delta", "ephemeral vanishing words")])
+            .await
+            .unwrap();
+        store.expunge(inbox, &gone).await.unwrap();
+        store
+            .release_expunged(std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(store.check().await.unwrap().is_empty());
+        (inbox, uids)
+    };
+    // Closing indexed everything that waited.
+    assert_eq!(waiting_for_index(dir.path()), 0);
+
+    // As if the process had stopped with every body still waiting.
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute_batch(
+        "DELETE FROM search_header WHERE rowid IN (SELECT id FROM blobs);
+         DELETE FROM search_body WHERE rowid IN (SELECT id FROM blobs);
+         INSERT INTO search_pending(blob_id) SELECT id FROM blobs;",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(waiting_for_index(dir.path()), 3);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    for (needle, want) in [("walrus", uids[0]), ("kings", uids[1]), ("gamma", uids[2])] {
+        let hits = store
+            .search_text(inbox, &uids, needle, false)
+            .await
+            .unwrap();
+        assert_eq!(hits, vec![want], "{needle}");
+    }
+    assert!(
+        store
+            .search_text(inbox, &uids, "ephemeral", false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.check().await.unwrap().is_empty());
+    drop(store);
+    assert_eq!(waiting_for_index(dir.path()), 0);
+}

@@ -110,12 +110,24 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
             name?
         ));
     }
-    // The search index follows the blob: one row per body in each table, none left behind.
+    // The search index follows the blob: one row per body in each table (or the body waits
+    // in search_pending, not yet indexed), none left behind.
+    let pending_stale: i64 = tx.query_row(
+        "SELECT count(*) FROM search_pending WHERE blob_id NOT IN (SELECT id FROM blobs)",
+        [],
+        |r| r.get(0),
+    )?;
+    if pending_stale > 0 {
+        problems.push(format!(
+            "{pending_stale} bodies waiting for the search index do not exist"
+        ));
+    }
     for table in ["search_header", "search_body"] {
         let (unindexed, stale): (i64, i64) = tx.query_row(
             &format!(
                 "SELECT (SELECT count(*) FROM blobs b WHERE NOT EXISTS
-                            (SELECT 1 FROM {table} s WHERE s.rowid = b.id)),
+                            (SELECT 1 FROM {table} s WHERE s.rowid = b.id)
+                            AND b.id NOT IN (SELECT blob_id FROM search_pending)),
                         (SELECT count(*) FROM {table} WHERE rowid NOT IN (SELECT id FROM blobs))"
             ),
             [],

@@ -190,7 +190,7 @@ pub(super) fn decode_keywords(s: &str) -> Vec<String> {
 }
 
 /// Takes a reference to the body, creating its index row (and search text) on first use.
-fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &Prepared) -> Result<i64> {
+fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &mut Prepared) -> Result<i64> {
     let conn = ctx.conn;
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?
@@ -226,7 +226,7 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &Prepared) -> Result<i64> {
         conn.prepare_cached("INSERT INTO bodies(id, data) VALUES (?1, ?2)")?
             .execute(params![id, packed])?;
     }
-    search::index(conn, ctx.known_terms, id, &m.tokens)?;
+    ctx.index.defer(conn, id, std::mem::take(&mut m.tokens))?;
     Ok(id)
 }
 
@@ -250,7 +250,7 @@ fn release_blob(ctx: &mut WriteCtx<'_>, blob_id: i64, n: i64) -> Result<()> {
             .execute([blob_id])?;
         conn.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
             .execute([blob_id])?;
-        search::unindex(conn, blob_id)?;
+        ctx.index.remove(conn, blob_id)?;
         ctx.gc.push(hash_from_sql(&hash)?);
     }
     Ok(())
@@ -259,7 +259,7 @@ fn release_blob(ctx: &mut WriteCtx<'_>, blob_id: i64, n: i64) -> Result<()> {
 pub(super) fn append(
     ctx: &mut WriteCtx<'_>,
     mailbox: MailboxId,
-    msgs: Vec<Prepared>,
+    mut msgs: Vec<Prepared>,
 ) -> Result<(u32, Vec<u32>)> {
     // If this job fails, the bodies written by `prepare` are unreferenced: let GC recheck them.
     ctx.gc.extend(msgs.iter().map(|m| m.hash));
@@ -271,7 +271,7 @@ pub(super) fn append(
     let mut uid = st.uidnext;
     let mut uids = Vec::with_capacity(msgs.len());
     let mut counts = Counts::default();
-    for m in &msgs {
+    for m in &mut msgs {
         let blob_id = acquire_blob(ctx, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
         let row = Row {

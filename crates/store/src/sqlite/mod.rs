@@ -118,6 +118,16 @@ impl SqliteStore {
             .await
     }
 
+    /// Indexes the bodies committed but still waiting for the search index (see `search`).
+    async fn index_waiting(&self) -> Result<()> {
+        if self.writer.stats.search_waiting.load(Ordering::SeqCst) > 0 {
+            self.writer
+                .run_relaxed(|ctx| ctx.index.flush(ctx.conn, ctx.blobs, usize::MAX))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Jobs waiting for the writer thread.
     pub fn queued_writes(&self) -> usize {
         self.writer.stats.queued.load(Ordering::SeqCst)
@@ -338,6 +348,7 @@ impl MailStore for SqliteStore {
         needle: &str,
         body_only: bool,
     ) -> Result<Vec<u32>> {
+        self.index_waiting().await?;
         let (uids, needle) = (uids.to_vec(), needle.to_owned());
         let blobs = self.blobs.clone();
         self.readers
@@ -373,6 +384,8 @@ impl MailStore for SqliteStore {
     }
 
     async fn check(&self) -> Result<Vec<String>> {
+        // The index is checked as a search would see it.
+        self.index_waiting().await?;
         let blobs = self.blobs.clone();
         self.readers.run(move |c| check::check(c, &blobs)).await
     }

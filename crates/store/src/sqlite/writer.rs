@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::blobs::{BlobDir, Hash};
-use super::search::KnownTerms;
+use super::search::Indexer;
 use crate::{MailboxId, Notifier, Result, StoreError};
 
 /// Most jobs in one transaction: bounds the latency a job can add to the others.
@@ -28,6 +28,8 @@ const MAX_BATCH: usize = 256;
 const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
 /// How long the idle checkpoint waits for readers; busy readers mean "try at the next idle".
 const IDLE_CHECKPOINT_WAIT: Duration = Duration::from_millis(50);
+/// After this long without writes, bodies waiting for the search index are indexed.
+const IDLE_INDEX: Duration = Duration::from_millis(20);
 /// The write connection's usual busy timeout (see `schema::open_writer`).
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,8 +41,8 @@ pub(super) struct WriteCtx<'a> {
     pub notify: Vec<(MailboxId, u64)>,
     /// Bodies that may have lost their last reference (or were written for a failed job).
     pub gc: Vec<Hash>,
-    /// Search vocabulary already in the index (see `search::KnownTerms`).
-    pub known_terms: &'a mut KnownTerms,
+    /// The search index's writer state (see `search::Indexer`).
+    pub index: &'a mut Indexer,
 }
 
 type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
@@ -63,6 +65,8 @@ pub struct WriteStats {
     pub jobs: AtomicU64,
     /// Jobs waiting in the queue.
     pub queued: AtomicUsize,
+    /// Bodies committed but not yet in the search index (0: none).
+    pub search_waiting: AtomicUsize,
 }
 
 pub(super) struct Writer {
@@ -79,10 +83,15 @@ impl Writer {
     ) -> Result<Writer> {
         let (sender, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriteStats::default());
+        // Known before the first job: a search right after opening indexes what still waits.
+        let index = Indexer::open(&conn);
+        stats
+            .search_waiting
+            .store(index.waiting(), Ordering::SeqCst);
         let st = stats.clone();
         let thread = std::thread::Builder::new()
             .name("mailkeep-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, blobs, notifier, st))?;
+            .spawn(move || writer_loop(conn, rx, blobs, notifier, st, index))?;
         Ok(Writer {
             sender: Some(sender),
             thread: Some(thread),
@@ -163,21 +172,36 @@ fn writer_loop(
     blobs: BlobDir,
     notifier: Arc<Notifier>,
     stats: Arc<WriteStats>,
+    mut index: Indexer,
 ) {
     let mut written = false;
-    let mut known_terms = KnownTerms::default();
     // `open_writer` sets synchronous = FULL.
-    let mut full_sync = true;
+    let mut sync = Sync { full: true };
     loop {
-        let first = match rx.recv_timeout(IDLE_CHECKPOINT) {
+        let idle = if index.waiting() > 0 {
+            IDLE_INDEX
+        } else {
+            IDLE_CHECKPOINT
+        };
+        let first = match rx.recv_timeout(idle) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if written && truncate_wal(&conn) {
+                if index.waiting() > 0 {
+                    flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
+                } else if written && truncate_wal(&conn) {
                     written = false;
                 }
                 continue;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Leave nothing for the next start to recompute.
+                while index.waiting() > 0 {
+                    if !flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats) {
+                        break;
+                    }
+                }
+                break;
+            }
         };
         written = true;
         let mut batch = vec![first];
@@ -194,13 +218,7 @@ fn writer_loop(
         let mut done = Vec::new();
         let jobs = batch.len();
         let durable = batch.iter().any(|j| j.durable);
-        if durable != full_sync {
-            let level = if durable { "FULL" } else { "NORMAL" };
-            match conn.pragma_update(None, "synchronous", level) {
-                Ok(()) => full_sync = durable,
-                Err(e) => tracing::error!(error = %e, "setting synchronous"),
-            }
-        }
+        sync.set(&conn, durable);
         let started = std::time::Instant::now();
         let status = run_batch(
             &mut conn,
@@ -209,11 +227,14 @@ fn writer_loop(
             &mut notify,
             &mut gc,
             &mut done,
-            &mut known_terms,
+            &mut index,
         );
         if status.is_err() {
-            known_terms.clear();
+            index.rolled_back();
         }
+        stats
+            .search_waiting
+            .store(index.waiting(), Ordering::SeqCst);
         tracing::debug!(
             jobs,
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -246,7 +267,68 @@ fn writer_loop(
         for (d, job_status) in done {
             d(status.clone().and(job_status));
         }
+        if index.waiting() >= Indexer::FLUSH_AT {
+            flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
+        }
     }
+}
+
+/// The connection's `synchronous` setting: FULL for commits that must be durable on their own.
+struct Sync {
+    full: bool,
+}
+
+impl Sync {
+    fn set(&mut self, conn: &Connection, full: bool) {
+        if full != self.full {
+            let level = if full { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => self.full = full,
+                Err(e) => tracing::error!(error = %e, "setting synchronous"),
+            }
+        }
+    }
+}
+
+/// Indexes a batch of waiting bodies in a transaction of its own. It need not be durable by
+/// itself: lost with a power cut, the bodies are still in `search_pending`. True if done.
+fn flush_index(
+    conn: &mut Connection,
+    blobs: &BlobDir,
+    index: &mut Indexer,
+    sync: &mut Sync,
+    stats: &WriteStats,
+) -> bool {
+    sync.set(conn, false);
+    let started = std::time::Instant::now();
+    let r = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::from)
+        .and_then(|tx| {
+            let n = index.flush(&tx, blobs, 4 * Indexer::FLUSH_AT)?;
+            tx.commit()?;
+            Ok(n)
+        });
+    let ok = match r {
+        Ok(n) => {
+            stats.commits.fetch_add(1, Ordering::SeqCst);
+            tracing::debug!(
+                bodies = n,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "search index flush"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "indexing waiting bodies");
+            index.rolled_back();
+            false
+        }
+    };
+    stats
+        .search_waiting
+        .store(index.waiting(), Ordering::SeqCst);
+    ok
 }
 
 /// fsyncs the WAL after a commit made with synchronous = NORMAL.
@@ -281,7 +363,7 @@ fn run_batch(
     notify: &mut Vec<(MailboxId, u64)>,
     gc: &mut Vec<Hash>,
     done: &mut Vec<(Completion, std::result::Result<(), String>)>,
-    known_terms: &mut KnownTerms,
+    index: &mut Indexer,
 ) -> std::result::Result<(), String> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -295,11 +377,11 @@ fn run_batch(
             blobs,
             notify: Vec::new(),
             gc: Vec::new(),
-            known_terms: &mut *known_terms,
+            index: &mut *index,
         };
         let Ok((ok, d)) = catch_unwind(AssertUnwindSafe(|| (job.run)(&mut ctx))) else {
             tracing::error!("store write job panicked");
-            known_terms.clear();
+            index.rolled_back();
             continue;
         };
         let WriteCtx {
@@ -315,8 +397,8 @@ fn run_batch(
         if ok && st.is_ok() {
             notify.extend(n);
         } else {
-            // Its vocabulary inserts were rolled back with it.
-            known_terms.clear();
+            // Its vocabulary and `search_pending` changes were rolled back with it.
+            index.rolled_back();
         }
         done.push((d, st));
     }
@@ -361,6 +443,7 @@ mod tests {
         let path = dir.path().join("db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("CREATE TABLE t(v INTEGER)").unwrap();
+        conn.execute_batch(crate::sqlite::search::SCHEMA).unwrap();
         let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
         let writer = Arc::new(Writer::start(conn, blobs, Arc::new(Notifier::default())).unwrap());
 
@@ -430,13 +513,15 @@ mod tests {
         let t = tokens.clone();
         let failed = writer
             .run(move |ctx| {
-                crate::sqlite::search::index(ctx.conn, ctx.known_terms, 1, &t)?;
+                crate::sqlite::search::index(ctx.conn, &mut ctx.index.known, 1, &t)?;
                 Err::<(), _>(StoreError::Cannot("no".into()))
             })
             .await;
         assert!(failed.is_err());
         writer
-            .run(move |ctx| crate::sqlite::search::index(ctx.conn, ctx.known_terms, 2, &tokens))
+            .run(move |ctx| {
+                crate::sqlite::search::index(ctx.conn, &mut ctx.index.known, 2, &tokens)
+            })
             .await
             .unwrap();
         let check = Connection::open(&path).unwrap();
