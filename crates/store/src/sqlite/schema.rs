@@ -179,8 +179,12 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "query_only", true)?;
-    // Memory-mapped reads make the SELECT scan of big mailboxes cheaper.
-    conn.pragma_update(None, "mmap_size", 256i64 << 20)?;
+    // No memory map (mmap_size = 0): a read transaction that finds the WAL changed since the
+    // connection's last one unmaps the whole file, and with writes going on that is nearly
+    // every read: a munmap and a TLB shootdown on every core per read (4% of the server's CPU
+    // under 16 APPENDing clients; 13% less CPU without it). The 100k-message SELECT and
+    // FETCH 1:* (FLAGS) scans took the same time either way.
+    conn.pragma_update(None, "mmap_size", 0i64)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
