@@ -19,6 +19,10 @@ use crate::{
 /// commit's, and it is durable with the index change that refers to it.
 pub(super) const INLINE_MAX: usize = 32 << 10;
 
+/// Appends of at most this many bytes in all are prepared on the caller's thread: even
+/// incompressible, they pack to less than `INLINE_MAX`, so no file is written.
+pub(super) const PREPARE_INLINE_MAX: usize = INLINE_MAX * 3 / 4;
+
 /// A message whose body is packed (and, if big, on disk), ready for the index.
 pub(super) struct Prepared {
     hash: Hash,

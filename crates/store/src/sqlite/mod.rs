@@ -47,8 +47,8 @@ use self::pool::ReadPool;
 pub use self::writer::WriteStats;
 use self::writer::Writer;
 use crate::{
-    Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageMeta, NewMessage,
-    Notifier, ParsedInfo, Result, StoreFlagsResult, User, UserId,
+    Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageBytes,
+    MessageMeta, NewMessage, Notifier, ParsedInfo, Result, StoreFlagsResult, User, UserId,
 };
 
 pub struct SqliteStore {
@@ -183,7 +183,7 @@ impl MailStore for SqliteStore {
     async fn get_mailbox(&self, user: UserId, name: &str) -> Result<Option<Mailbox>> {
         let name = name.to_owned();
         self.readers
-            .run(move |c| accounts::get_mailbox(c, user, &name))
+            .run_quick(move |c| accounts::get_mailbox(c, user, &name))
             .await
     }
 
@@ -238,9 +238,19 @@ impl MailStore for SqliteStore {
 
     async fn append(&self, mailbox: MailboxId, msgs: Vec<NewMessage>) -> Result<(u32, Vec<u32>)> {
         let blobs = self.blobs.clone();
-        let prepared = tokio::task::spawn_blocking(move || messages::prepare(&blobs, msgs))
-            .await
-            .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?;
+        // Small bodies pack into the index without touching a file: that is quicker done here
+        // than handed to a blocking thread and back. Bigger ones may be written and fsynced.
+        let small = msgs.iter().try_fold(0usize, |total, m| match &m.data {
+            MessageBytes::Memory(d) => Some(total + d.len()),
+            MessageBytes::File(_) => None,
+        });
+        let prepared = if small.is_some_and(|n| n <= messages::PREPARE_INLINE_MAX) {
+            messages::prepare(&blobs, msgs)
+        } else {
+            tokio::task::spawn_blocking(move || messages::prepare(&blobs, msgs))
+                .await
+                .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
+        };
         let prepared = match prepared {
             Ok(p) => p,
             Err((e, written)) => {

@@ -34,6 +34,15 @@ impl ReadPool {
             Some(c) => c,
             None => open_reader(&self.path)?,
         };
+        self.with_conn(conn, f)
+    }
+
+    /// Runs `f` with `conn`, then keeps `conn` for the next read.
+    fn with_conn<T>(
+        &self,
+        conn: Connection,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
         let r = f(&conn);
         // A connection left inside a transaction (panic or early return) is not reused.
         if conn.is_autocommit() {
@@ -43,6 +52,23 @@ impl ReadPool {
             }
         }
         r
+    }
+
+    /// Runs `f`, a lookup of a row or two by key, on the caller's thread if a connection is
+    /// free (else as `run`): a round trip through a blocking thread costs two thread wake-ups,
+    /// more than such a read. WAL readers do not wait for the writer.
+    pub(super) async fn run_quick<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        if let Ok(_permit) = self.permits.try_acquire() {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            if let Some(conn) = idle {
+                return self.with_conn(conn, f);
+            }
+        }
+        self.run(f).await
     }
 
     /// Runs `f` with a read connection on a blocking thread.
