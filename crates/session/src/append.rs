@@ -28,19 +28,18 @@ pub(crate) async fn append(
         ));
     }
     let name = names::decode(raw, &inner.enabled)?;
-    // RFC 9051 §6.3.12: a missing target is NO [TRYCREATE] so the client can CREATE and retry.
-    let Some(mbox) = inner.store.get_mailbox(user.id, &name).await? else {
-        return Err(CmdError::No(
-            Some(Code::TryCreate),
-            "Mailbox doesn't exist.".into(),
-        ));
-    };
     let mut new = Vec::with_capacity(messages.len());
     for m in messages {
         new.push(prepare(m).await?);
     }
     // MULTIAPPEND: all messages in one store transaction, so either all are added or none.
-    let (uidvalidity, uids) = inner.store.append(mbox.id, new).await?;
+    // RFC 9051 §6.3.12: a missing target is NO [TRYCREATE] so the client can CREATE and retry.
+    let Some((uidvalidity, uids)) = inner.store.append_to(user.id, &name, new).await? else {
+        return Err(CmdError::No(
+            Some(Code::TryCreate),
+            "Mailbox doesn't exist.".into(),
+        ));
+    };
     let mut set = Vec::new();
     let mut sorted = uids.clone();
     sorted.sort_unstable();

@@ -251,6 +251,19 @@ pub trait MailStore: Send + Sync + 'static {
         mailbox: MailboxId,
         messages: Vec<NewMessage>,
     ) -> Result<(u32, Vec<u32>)>;
+    /// `append` to the user's mailbox `name` (found as `get_mailbox` finds it); `None` if
+    /// there is no such mailbox.
+    async fn append_to(
+        &self,
+        user: UserId,
+        name: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Option<(u32, Vec<u32>)>> {
+        match self.get_mailbox(user, name).await? {
+            Some(mailbox) => self.append(mailbox.id, messages).await.map(Some),
+            None => Ok(None),
+        }
+    }
     /// All messages of the mailbox, ascending UID (what SELECT loads).
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
     /// What changed after `since` (a modseq); used to update a selected mailbox's view.

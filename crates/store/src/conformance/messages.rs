@@ -29,6 +29,21 @@ pub async fn append(store: &dyn MailStore) {
     let st = store.status(ib).await.unwrap();
     assert_eq!(st.messages, 3);
     assert_eq!(st.unseen, 2);
+    // By name: any case of INBOX; a missing mailbox is None and adds nothing anywhere.
+    let (v3, uids3) = store
+        .append_to(u, "inbox", vec![message("four", "fourth")])
+        .await
+        .unwrap()
+        .expect("INBOX by name");
+    assert_eq!(v3, before.uidvalidity);
+    assert!(uids3[0] > all[2]);
+    let missing = store
+        .append_to(u, "No Such Folder", vec![message("five", "fifth")])
+        .await
+        .unwrap();
+    assert!(missing.is_none());
+    assert_eq!(store.status(ib).await.unwrap().messages, 4);
+    store.expunge(ib, &uids3).await.unwrap();
     assert!(st.uidnext > all[2]);
     assert!(st.highest_modseq > before.highest_modseq);
 

@@ -8,10 +8,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::blobs::{BlobDir, Hash, hash_from_sql, load_source, sha256};
 use super::writer::WriteCtx;
-use super::{parsed, search};
+use super::{accounts, parsed, search};
 use crate::{
     FlagOp, FlagUpdate, Flags, MailboxId, MessageBytes, NewMessage, ParsedInfo, Result, StoreError,
-    StoreFlagsResult, flagops, flags,
+    StoreFlagsResult, UserId, flagops, flags,
 };
 
 /// A packed body at most this big is kept in the index (`bodies`) rather than in a file:
@@ -295,6 +295,23 @@ pub(super) fn append(
     set_mailbox_state(ctx.conn, mailbox, uid, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));
     Ok((st.uidvalidity, uids))
+}
+
+/// `append` to the user's mailbox called `name`, if there is one.
+pub(super) fn append_to(
+    ctx: &mut WriteCtx<'_>,
+    user: UserId,
+    name: &str,
+    msgs: Vec<Prepared>,
+) -> Result<Option<(u32, Vec<u32>)>> {
+    match accounts::get_mailbox(ctx.conn, user, name)? {
+        Some(mailbox) => append(ctx, mailbox.id, msgs).map(Some),
+        None => {
+            // The bodies `prepare` wrote are unreferenced: let GC recheck them.
+            ctx.gc.extend(msgs.iter().map(|m| m.hash));
+            Ok(None)
+        }
+    }
 }
 
 /// One message row as stored.

@@ -118,6 +118,38 @@ impl SqliteStore {
             .await
     }
 
+    /// Hashes, packs and (if big) writes the bodies of messages about to be appended.
+    async fn prepare(&self, msgs: Vec<NewMessage>) -> Result<Vec<messages::Prepared>> {
+        let blobs = self.blobs.clone();
+        // Small bodies pack into the index without touching a file: that is quicker done here
+        // than handed to a blocking thread and back. Bigger ones may be written and fsynced.
+        let small = msgs.iter().try_fold(0usize, |total, m| match &m.data {
+            MessageBytes::Memory(d) => Some(total + d.len()),
+            MessageBytes::File(_) => None,
+        });
+        let prepared = if small.is_some_and(|n| n <= messages::PREPARE_INLINE_MAX) {
+            messages::prepare(&blobs, msgs)
+        } else {
+            tokio::task::spawn_blocking(move || messages::prepare(&blobs, msgs))
+                .await
+                .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
+        };
+        match prepared {
+            Ok(p) => Ok(p),
+            Err((e, written)) => {
+                if !written.is_empty() {
+                    // Best effort: the bodies already written are unreferenced; let GC look.
+                    let collect = move |ctx: &mut writer::WriteCtx<'_>| {
+                        ctx.gc.extend(written);
+                        Ok(())
+                    };
+                    let _ = self.writer.run(collect).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Indexes the bodies committed but still waiting for the search index (see `search`).
     async fn index_waiting(&self) -> Result<()> {
         if self.writer.stats.search_waiting.load(Ordering::SeqCst) > 0 {
@@ -237,36 +269,24 @@ impl MailStore for SqliteStore {
     }
 
     async fn append(&self, mailbox: MailboxId, msgs: Vec<NewMessage>) -> Result<(u32, Vec<u32>)> {
-        let blobs = self.blobs.clone();
-        // Small bodies pack into the index without touching a file: that is quicker done here
-        // than handed to a blocking thread and back. Bigger ones may be written and fsynced.
-        let small = msgs.iter().try_fold(0usize, |total, m| match &m.data {
-            MessageBytes::Memory(d) => Some(total + d.len()),
-            MessageBytes::File(_) => None,
-        });
-        let prepared = if small.is_some_and(|n| n <= messages::PREPARE_INLINE_MAX) {
-            messages::prepare(&blobs, msgs)
-        } else {
-            tokio::task::spawn_blocking(move || messages::prepare(&blobs, msgs))
-                .await
-                .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
-        };
-        let prepared = match prepared {
-            Ok(p) => p,
-            Err((e, written)) => {
-                if !written.is_empty() {
-                    // Best effort: the bodies already written are unreferenced; let GC look.
-                    let collect = move |ctx: &mut writer::WriteCtx<'_>| {
-                        ctx.gc.extend(written);
-                        Ok(())
-                    };
-                    let _ = self.writer.run(collect).await;
-                }
-                return Err(e);
-            }
-        };
+        let prepared = self.prepare(msgs).await?;
         self.writer
             .run(move |ctx| messages::append(ctx, mailbox, prepared))
+            .await
+    }
+
+    async fn append_to(
+        &self,
+        user: UserId,
+        name: &str,
+        msgs: Vec<NewMessage>,
+    ) -> Result<Option<(u32, Vec<u32>)>> {
+        // The mailbox is looked up by the writer, in the append's transaction: no read
+        // round trip first (4% of the server's CPU under an APPEND load).
+        let prepared = self.prepare(msgs).await?;
+        let name = name.to_owned();
+        self.writer
+            .run(move |ctx| messages::append_to(ctx, user, &name, prepared))
             .await
     }
 
