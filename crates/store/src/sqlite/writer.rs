@@ -65,6 +65,8 @@ pub struct WriteStats {
     pub jobs: AtomicU64,
     /// Jobs waiting in the queue.
     pub queued: AtomicUsize,
+    /// Commits that only moved waiting bodies into the search index (not in `commits`).
+    pub index_commits: AtomicU64,
     /// Bodies committed but not yet in the search index (0: none).
     pub search_waiting: AtomicUsize,
 }
@@ -311,7 +313,7 @@ fn flush_index(
         });
     let ok = match r {
         Ok(n) => {
-            stats.commits.fetch_add(1, Ordering::SeqCst);
+            stats.index_commits.fetch_add(1, Ordering::SeqCst);
             tracing::debug!(
                 bodies = n,
                 elapsed_us = started.elapsed().as_micros() as u64,
