@@ -41,10 +41,14 @@ fn file_message(subject: &str, seed: u64) -> mailkeep_store::NewMessage {
     message(subject, &body)
 }
 
-fn inline_bodies(dir: &Path) -> i64 {
+fn rows(dir: &Path, table: &str) -> i64 {
     let conn = rusqlite::Connection::open(dir.join("index.sqlite3")).unwrap();
-    conn.query_row("SELECT count(*) FROM bodies", [], |r| r.get(0))
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
+}
+
+fn inline_bodies(dir: &Path) -> i64 {
+    rows(dir, "bodies")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -524,9 +528,7 @@ async fn search_index_follows_expunge_and_redelivery() {
 }
 
 fn waiting_for_index(dir: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(dir.join("index.sqlite3")).unwrap();
-    conn.query_row("SELECT count(*) FROM search_pending", [], |r| r.get(0))
-        .unwrap()
+    rows(dir, "search_pending")
 }
 
 /// Indexing waits for a quiet moment, but a search never misses a committed body: what waits
