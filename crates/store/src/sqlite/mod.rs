@@ -11,7 +11,7 @@
 //!
 //! # Durability
 //! An APPEND packs (zstd) each body on the caller's blocking thread. A body of at most
-//! `messages::INLINE_MAX` packed bytes (most mail) goes into the index with the message row;
+//! `prepare::INLINE_MAX` packed bytes (most mail) goes into the index with the message row;
 //! a bigger one is written to its file, fsynced with its directory, before the index change is
 //! queued. The writer commits with `synchronous=FULL` (one WAL fsync per batch) and only then
 //! answers. So a returned APPEND/COPY survives a crash, and a crash in between leaves at worst
@@ -32,6 +32,7 @@ mod check;
 mod messages;
 mod parsed;
 mod pool;
+mod prepare;
 mod reads;
 mod schema;
 mod search;
@@ -119,7 +120,7 @@ impl SqliteStore {
     }
 
     /// Hashes, packs and (if big) writes the bodies of messages about to be appended.
-    async fn prepare(&self, msgs: Vec<NewMessage>) -> Result<Vec<messages::Prepared>> {
+    async fn prepare(&self, msgs: Vec<NewMessage>) -> Result<Vec<prepare::Prepared>> {
         let blobs = self.blobs.clone();
         // Small bodies pack into the index without touching a file: that is quicker done here
         // than handed to a blocking thread and back. Bigger ones may be written and fsynced.
@@ -127,10 +128,10 @@ impl SqliteStore {
             MessageBytes::Memory(d) => Some(total + d.len()),
             MessageBytes::File(_) => None,
         });
-        let prepared = if small.is_some_and(|n| n <= messages::PREPARE_INLINE_MAX) {
-            messages::prepare(&blobs, msgs)
+        let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
+            prepare::prepare(&blobs, msgs)
         } else {
-            tokio::task::spawn_blocking(move || messages::prepare(&blobs, msgs))
+            tokio::task::spawn_blocking(move || prepare::prepare(&blobs, msgs))
                 .await
                 .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
         };
