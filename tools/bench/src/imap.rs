@@ -198,8 +198,8 @@ impl Conn {
             msg.len()
         );
         self.wr.write_all(head.as_bytes()).await?;
-        self.wr.flush().await?;
         if !plus {
+            self.wr.flush().await?;
             loop {
                 let l = tokio::time::timeout(CMD_TIMEOUT, self.read_line()).await??;
                 if l.starts_with(b"+") {
@@ -210,6 +210,8 @@ impl Conn {
                 }
             }
         }
+        // With LITERAL+ the command line, the message and its CRLF leave in one write, as a
+        // client that knows the server takes the literal sends them.
         self.wr.write_all(msg).await?;
         self.wr.write_all(b"\r\n").await?;
         self.wr.flush().await?;
