@@ -200,9 +200,19 @@ impl BodyRef {
     }
 }
 
+/// A body as `SELECT b.hash, b.size, d.data ... blobs b LEFT JOIN bodies d` gives it.
+fn body_from(row: (Vec<u8>, i64, Option<Vec<u8>>)) -> Result<BodyRef> {
+    let (hash, size, inline) = row;
+    Ok(BodyRef {
+        hash: hash_from_sql(&hash)?,
+        size: size as u64,
+        inline,
+    })
+}
+
 /// The body of one message, also while an expunged message's body is held.
 pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<BodyRef> {
-    let (hash, size, inline): (Vec<u8>, i64, Option<Vec<u8>>) = conn
+    let row = conn
         .prepare_cached(
             "SELECT b.hash, b.size, d.data FROM messages m JOIN blobs b ON b.id = m.blob_id
              LEFT JOIN bodies d ON d.id = b.id
@@ -217,11 +227,18 @@ pub(super) fn blob_of(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result
         })
         .optional()?
         .ok_or(StoreError::NoSuchMailbox)?;
-    Ok(BodyRef {
-        hash: hash_from_sql(&hash)?,
-        size: size as u64,
-        inline,
-    })
+    body_from(row)
+}
+
+/// The body with index id `blob_id`.
+pub(super) fn body_by_id(conn: &Connection, blob_id: i64) -> Result<BodyRef> {
+    let row = conn
+        .prepare_cached(
+            "SELECT b.hash, b.size, d.data FROM blobs b LEFT JOIN bodies d ON d.id = b.id
+             WHERE b.id = ?1",
+        )?
+        .query_row([blob_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    body_from(row)
 }
 
 pub(super) fn message_bytes(

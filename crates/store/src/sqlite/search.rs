@@ -34,9 +34,9 @@
 use rusqlite::{Connection, params};
 use std::collections::{BTreeSet, HashMap};
 
-use super::blobs::{BlobDir, hash_from_sql};
+use super::blobs::BlobDir;
 use super::messages::{mailbox_state, sorted_uids};
-use super::reads::{BodyRef, blob_of};
+use super::reads::{blob_of, body_by_id};
 use crate::{MailboxId, Result, StoreError};
 
 /// Both tables hold tokens only, deletable by rowid; the input is space-separated tokens, which
@@ -233,18 +233,8 @@ impl Indexer {
 
 /// A body's tokens computed again from its text, as at delivery.
 fn tokens_of_blob(conn: &Connection, blobs: &BlobDir, blob_id: i64) -> Result<Tokens> {
-    let (hash, size, inline): (Vec<u8>, i64, Option<Vec<u8>>) = conn
-        .prepare_cached(
-            "SELECT b.hash, b.size, d.data FROM blobs b LEFT JOIN bodies d ON d.id = b.id
-             WHERE b.id = ?1",
-        )?
-        .query_row([blob_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let body = BodyRef {
-        hash: hash_from_sql(&hash)?,
-        size: size as u64,
-        inline,
-    };
-    let (text, offset) = mailkeep_mime::search_text(&body.load(blobs)?);
+    let body = body_by_id(conn, blob_id)?.load(blobs)?;
+    let (text, offset) = mailkeep_mime::search_text(&body);
     Ok(Tokens::of(&text, offset))
 }
 
