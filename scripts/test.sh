@@ -26,6 +26,8 @@ cargo test --workspace --quiet
 echo "== real clients (pytest)"
 cargo build --quiet --bin mailkeep
 python3 -m pytest -q tests/clients
+echo "== hostile clients (pytest)"
+python3 -m pytest -q tests/hostile
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh

@@ -1,88 +1,13 @@
-"""Fixtures that run the real `mailkeep` binary on 127.0.0.1 with port 0 listeners."""
+"""Fixtures that run the real `mailkeep` binary (see tests/lib/mkserver.py)."""
 
-import os
-import shutil
-import signal
-import ssl
-import subprocess
-import tempfile
-import threading
-import time
+import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("MAILKEEP_BIN", str(ROOT / "target" / "debug" / "mailkeep"))
-PASSWORD = "pass"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-
-class Server:
-    """A running server with its data directory, ports and users."""
-
-    def __init__(self, extra_config="", users=("alice", "bob")):
-        self.dir = Path(tempfile.mkdtemp(prefix="mailkeep-test-"))
-        self.data = self.dir / "data"
-        self.config = self.dir / "mailkeep.toml"
-        self.config.write_text(
-            f'data_dir = "{self.data}"\n[imap]\nlisten = ["127.0.0.1:0"]\n'
-            f'[imaps]\nlisten = ["127.0.0.1:0"]\n{extra_config}'
-        )
-        for u in users:
-            self.add_user(u)
-        self.proc = None
-        self.start()
-
-    def add_user(self, name, password=PASSWORD):
-        subprocess.run([BIN, "user", "add", name, "--config", str(self.config)],
-                       input=password + "\n", text=True, check=True, capture_output=True)
-
-    def start(self):
-        self.log = open(self.dir / "server.log", "ab")
-        self.proc = subprocess.Popen([BIN, "serve", "--config", str(self.config)],
-                                     stdout=subprocess.PIPE, stderr=self.log)
-        self.imap = self.imaps = None
-        deadline = time.time() + 30
-        while (self.imap is None or self.imaps is None) and time.time() < deadline:
-            line = self.proc.stdout.readline().decode()
-            if not line:
-                break
-            if line.startswith("mailkeep: ") and " listening on " in line:
-                kind, addr = line[len("mailkeep: "):].strip().split(" listening on ")
-                host, port = addr.rsplit(":", 1)
-                setattr(self, kind, (host, int(port)))
-        assert self.imap and self.imaps, "server did not print its addresses"
-        out = self.proc.stdout
-        threading.Thread(target=lambda: [None for _ in iter(out.readline, b"")], daemon=True).start()
-
-    @property
-    def cert(self):
-        return str(self.data / "tls" / "cert.pem")
-
-    def tls_context(self):
-        ctx = ssl.create_default_context(cafile=self.cert)
-        return ctx
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def cli(self, *args, input=None):
-        return subprocess.run([BIN, *args, "--config", str(self.config)], input=input,
-                              text=True, capture_output=True)
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+from mkserver import BIN, PASSWORD, ROOT, Server, assert_responsive  # noqa: E402,F401
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import imaplib
 import threading
 import time
 
-from conftest import Server
+from mkserver import Server
 
 
 def test_kill9_during_appends():

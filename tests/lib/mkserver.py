@@ -1,0 +1,119 @@
+"""The real `mailkeep` binary on 127.0.0.1 with port-0 listeners, for the Python tests.
+
+Shared by tests/clients and tests/hostile (each conftest.py puts this folder on sys.path).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("MAILKEEP_BIN", str(ROOT / "target" / "debug" / "mailkeep"))
+PASSWORD = "pass"
+
+
+class Server:
+    """A running server with its data directory, ports and users."""
+
+    def __init__(self, extra_config="", users=("alice", "bob")):
+        self.dir = Path(tempfile.mkdtemp(prefix="mailkeep-test-"))
+        self.data = self.dir / "data"
+        self.config = self.dir / "mailkeep.toml"
+        self.config.write_text(
+            f'data_dir = "{self.data}"\n[imap]\nlisten = ["127.0.0.1:0"]\n'
+            f'[imaps]\nlisten = ["127.0.0.1:0"]\n{extra_config}'
+        )
+        for u in users:
+            self.add_user(u)
+        self.proc = None
+        self.start()
+
+    def add_user(self, name, password=PASSWORD):
+        subprocess.run([BIN, "user", "add", name, "--config", str(self.config)],
+                       input=password + "\n", text=True, check=True, capture_output=True)
+
+    def start(self):
+        self.log = open(self.dir / "server.log", "ab")
+        self.proc = subprocess.Popen([BIN, "serve", "--config", str(self.config)],
+                                     stdout=subprocess.PIPE, stderr=self.log)
+        self.imap = self.imaps = None
+        deadline = time.time() + 30
+        while (self.imap is None or self.imaps is None) and time.time() < deadline:
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                break
+            if line.startswith("mailkeep: ") and " listening on " in line:
+                kind, addr = line[len("mailkeep: "):].strip().split(" listening on ")
+                host, port = addr.rsplit(":", 1)
+                setattr(self, kind, (host, int(port)))
+        assert self.imap and self.imaps, "server did not print its addresses"
+        out = self.proc.stdout
+        threading.Thread(target=lambda: [None for _ in iter(out.readline, b"")], daemon=True).start()
+
+    @property
+    def cert(self):
+        return str(self.data / "tls" / "cert.pem")
+
+    def tls_context(self):
+        ctx = ssl.create_default_context(cafile=self.cert)
+        return ctx
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cli(self, *args, input=None):
+        return subprocess.run([BIN, *args, "--config", str(self.config)], input=input,
+                              text=True, capture_output=True)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def rss_kib(self):
+        """Resident memory of the server process, in KiB (VmRSS)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def spool_files(self):
+        """Files in the spool directory (literals being received)."""
+        spool = self.data / "spool"
+        return sorted(p.name for p in spool.iterdir()) if spool.exists() else []
+
+
+def assert_responsive(server, within=1.0):
+    """A fresh client gets the greeting and a NOOP answer within `within` seconds."""
+    start = time.monotonic()
+    with socket.create_connection(server.imap, timeout=within) as s:
+        s.settimeout(max(0.05, within - (time.monotonic() - start)))
+        f = s.makefile("rb")
+        greeting = f.readline()
+        assert greeting.startswith(b"* OK"), greeting
+        s.sendall(b"r1 NOOP\r\n")
+        while True:
+            line = f.readline()
+            assert line, "connection closed"
+            if line.startswith(b"r1 "):
+                assert line.startswith(b"r1 OK"), line
+                break
+    took = time.monotonic() - start
+    assert took < within, f"fresh client answered in {took:.2f} s"
+    return took
