@@ -3,7 +3,7 @@
 
 Runs the scripted command sequences of `compare_scenarios.py` against a fresh Mailkeep
 (target/debug/mailkeep, port 0, a new data directory) and a fresh Dovecot (started here from
-/work/shared/peer/dovecot-test.conf with `protocols = imap`, Maildir in a scratch directory).
+tests/peer/dovecot-test.conf (the repository's copy of ../shared/peer) with `protocols = imap`, Maildir in a scratch directory).
 Each scenario logs in as its own new user on both servers, so mailboxes start empty (apart from
 INBOX and the special-use folders Mailkeep creates, which Dovecot is told to auto-create).
 
@@ -35,7 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_scenarios  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER_CONF = "/work/shared/peer/dovecot-test.conf"
+PEER_CONF = os.environ.get(
+    "MAILKEEP_PEER_CONF", os.path.join(ROOT, "tests", "peer", "dovecot-test.conf")
+)
 SPECIAL = ["Archive", "Drafts", "Junk", "Sent", "Trash"]
 TIMEOUT = 3.0
 

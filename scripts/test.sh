@@ -17,6 +17,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
 
+echo "== no machine paths in the repository"
+# Files must name ../shared (or better the repository's own copies), never a path of one machine.
+if git rev-parse --git-dir >/dev/null 2>&1 && git grep -nI -e "/wor""k/shared" -e "/wor""k/main"; then
+  echo "tracked files name an absolute path of one machine (above)"; exit 1
+fi
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"

@@ -14,7 +14,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use report::{Metric, Report};
 use servers::{Kind, Server};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ struct Cli {
     /// Use the real messages in this directory instead of generated ones.
     #[arg(long, global = true)]
     corpus: Option<PathBuf>,
-    /// Use /work/shared/corpus/messages or tests/corpus/messages if present.
+    /// Use the repository's corpus (tests/corpus/messages) instead of generated messages.
     #[arg(long, global = true)]
     real_corpus: bool,
     /// Extra Dovecot settings, e.g. "mailbox_idle_check_interval = 1 secs" (default: none).
@@ -271,10 +271,12 @@ fn sh(cmd: &str) -> String {
 async fn bench(cli: Cli) -> Result<()> {
     let corpus_dir = cli.corpus.clone().or_else(|| {
         cli.real_corpus.then(|| {
-            ["/work/shared/corpus/messages", "tests/corpus/messages"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_dir())
+            [
+                PathBuf::from("tests/corpus/messages"),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/messages"),
+            ]
+            .into_iter()
+            .find(|p| p.is_dir())
         })?
     });
     let corpus = match &corpus_dir {

@@ -14,14 +14,14 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The corpus in the repository, or the shared copy it was taken from.
+/// The corpus in the repository (a copy of `../shared/corpus` with Dovecot's answers).
 pub fn corpus_dir() -> PathBuf {
     let local = repo_root().join("tests/corpus");
-    if local.join("dovecot/searches.tsv").exists() {
-        local
-    } else {
-        PathBuf::from("/work/shared/corpus")
-    }
+    assert!(
+        local.join("dovecot/searches.tsv").exists(),
+        "tests/corpus is missing from this checkout"
+    );
+    local
 }
 
 /// Add the corpus messages in file order to mailbox `corpus` of a new user `corpus` (password
