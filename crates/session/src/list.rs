@@ -21,6 +21,8 @@ struct Candidate<'a> {
     /// Some descendant matches the selection criteria but not the pattern, so it is not
     /// returned itself (RECURSIVEMATCH's CHILDINFO, RFC 5258 §3.5).
     child_selected: bool,
+    /// The name matches a pattern, once that has been tested.
+    matched: Option<bool>,
 }
 
 /// Candidates matched between two yields to the runtime: a LIST over thousands of names
@@ -87,12 +89,16 @@ pub(crate) async fn list(
         // RFC 5258 §3.5: CHILDINFO only for a parent with a selected descendant that is not
         // returned itself (it does not match the pattern); otherwise it is redundant.
         let mut hidden: Vec<&str> = Vec::new();
-        for (i, (name, c)) in cands.iter().enumerate() {
+        for (i, (name, c)) in cands.iter_mut().enumerate() {
             if i % YIELD_EVERY == YIELD_EVERY - 1 {
                 tokio::task::yield_now().await;
             }
-            if name.contains(names::SEP) && meets(c) && !matches_any(&patterns, name) {
-                hidden.push(name);
+            if name.contains(names::SEP) && meets(c) {
+                let matched = matches_any(&patterns, name);
+                c.matched = Some(matched);
+                if !matched {
+                    hidden.push(name);
+                }
             }
         }
         for n in hidden {
@@ -115,7 +121,7 @@ pub(crate) async fn list(
             // Plain LIST: existing mailboxes and the parents they imply.
             c.mailbox.is_some() || c.has_children
         };
-        if include && matches_any(&patterns, name) {
+        if include && c.matched.unwrap_or_else(|| matches_any(&patterns, name)) {
             order.push(name);
         }
     }
@@ -196,14 +202,14 @@ pub(crate) async fn lsub(
     let reference = names::decode_pattern(reference, enabled)?;
     let patterns = decode_patterns(&reference, std::slice::from_ref(pattern), enabled)?;
     let subs = inner.store.subscriptions(user.id).await?;
-    // name -> (subscribed, a subscribed descendant is listed itself)
-    let mut cands: HashMap<&str, (bool, bool)> = HashMap::new();
+    // name -> (subscribed and listed, a subscribed descendant is listed itself)
+    let mut cands: HashMap<&str, (Option<bool>, bool)> = HashMap::new();
     for (i, s) in subs.iter().enumerate() {
         if i % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
         }
         let listed = matches_any(&patterns, s);
-        cands.entry(s.as_str()).or_default().0 = true;
+        cands.entry(s.as_str()).or_default().0 = Some(listed);
         for p in names::parents(s) {
             cands.entry(p).or_default().1 |= listed;
         }
@@ -213,11 +219,18 @@ pub(crate) async fn lsub(
         if i % YIELD_EVERY == YIELD_EVERY - 1 {
             tokio::task::yield_now().await;
         }
-        if !subscribed && child_listed {
-            continue;
-        }
-        if matches_any(&patterns, name) {
-            order.push((name, subscribed));
+        match subscribed {
+            Some(listed) => {
+                if listed {
+                    order.push((name, true));
+                }
+            }
+            None if child_listed => {}
+            None => {
+                if matches_any(&patterns, name) {
+                    order.push((name, false));
+                }
+            }
         }
     }
     order.sort_unstable_by_key(|(n, _)| (!names::is_inbox(n), *n));

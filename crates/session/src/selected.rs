@@ -428,3 +428,23 @@ pub(crate) fn ranges_contain(ranges: &[(usize, usize)], i: usize) -> bool {
     let k = ranges.partition_point(|r| r.1 <= i);
     ranges.get(k).is_some_and(|r| r.0 <= i)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_before_expansion() {
+        assert_eq!(merge(vec![]), vec![]);
+        assert_eq!(
+            merge(vec![(5, 9), (0, 2), (2, 3), (7, 12), (20, 21), (0, 1)]),
+            vec![(0, 3), (5, 12), (20, 21)]
+        );
+        // 16,000 copies of the whole mailbox stay one range.
+        assert_eq!(merge(vec![(0, 65_536); 16_000]), vec![(0, 65_536)]);
+        let r = [(0, 3), (5, 12), (20, 21)];
+        let inside: Vec<usize> = (0..25).filter(|&i| ranges_contain(&r, i)).collect();
+        assert_eq!(inside, [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 20]);
+        assert!(!ranges_contain(&[], 0));
+    }
+}
