@@ -443,6 +443,62 @@ mod tests {
         assert_eq!(local_date(0, -60), Some(d(1969, 12, 31)));
     }
 
+    /// The in-memory part of a search over a big view: answered, and `NO [LIMIT]` once the
+    /// time budget is spent.
+    #[tokio::test]
+    async fn budget_ends_a_long_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn mailkeep_store::MailStore> =
+            mailkeep_store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let notifier = mailkeep_store::notify::Notifier::default();
+        let mailbox = mailkeep_store::Mailbox {
+            id: 7,
+            name: "INBOX".into(),
+            uidvalidity: 1,
+            uidnext: 1,
+            highest_modseq: 1,
+            special_use: None,
+            subscribed: true,
+        };
+        let messages: Vec<MessageMeta> = (1..=20_000)
+            .map(|u| meta(u, 0, &[], u as u64, 0, 0, u as u64))
+            .collect();
+        let mut sel = crate::selected::SelectedMailbox::new(
+            mailbox,
+            false,
+            messages,
+            Default::default(),
+            false,
+            notifier.subscribe(7),
+        );
+        let enabled = crate::enabled::Enabled::default();
+        let user = mailkeep_store::User {
+            id: Default::default(),
+            name: "a".into(),
+            password_hash: String::new(),
+        };
+        let ctx = Ctx {
+            store: &store,
+            enabled: &enabled,
+            user: &user,
+            sel: &mut sel,
+        };
+        let key = Key::And(vec![
+            Key::Larger(10),
+            Key::Not(Box::new(Key::ModSeq(15_000))),
+        ]);
+        let all: Vec<usize> = (0..20_000).collect();
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        let hit = Evaluator::new(&ctx, later).eval(&key, all.clone()).await;
+        assert_eq!(hit.unwrap().len(), 15_000 - 11);
+        let past = Instant::now() - std::time::Duration::from_millis(1);
+        let err = Evaluator::new(&ctx, past)
+            .eval(&key, all)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CmdError::No(Some(Code::Limit), _)), "{err:?}");
+    }
+
     #[test]
     fn costs_order_cheap_first() {
         let and = Key::And(vec![
