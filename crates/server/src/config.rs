@@ -93,6 +93,10 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// Literals larger than this are written to a spool file instead of being held in memory.
     pub spool_threshold: u64,
+    /// Mailboxes one account may have (CREATE, RENAME beyond it get `NO [LIMIT]`).
+    pub max_mailboxes: usize,
+    /// Subscriptions one account may have (SUBSCRIBE beyond it gets `NO [LIMIT]`).
+    pub max_subscriptions: usize,
 }
 
 impl Default for Limits {
@@ -105,6 +109,8 @@ impl Default for Limits {
             unauthenticated_timeout_secs: 60,
             idle_timeout_secs: 30 * 60,
             spool_threshold: 256 * 1024,
+            max_mailboxes: 10_000,
+            max_subscriptions: 10_000,
         }
     }
 }

@@ -58,6 +58,8 @@ pub(crate) async fn serve(
         plaintext_auth_without_tls: shared.config.auth.plaintext_on_loopback && is_loopback(peer),
         max_message_size: limits.max_message_size,
         max_auth_failures: shared.config.auth.max_failures,
+        max_mailboxes: limits.max_mailboxes,
+        max_subscriptions: limits.max_subscriptions,
     };
     let mut session = Session::new(shared.store.clone(), config);
     let mut conn = Conn::new(stream);

@@ -295,6 +295,7 @@ async fn create(
             "Mailbox already exists.".into(),
         ));
     }
+    check_mailbox_limit(inner, user, &name, 1).await?;
     create_parents(inner, user, &name).await?;
     store.create_mailbox(user.id, &name, special_use).await?;
     Ok(Outcome::ok("Create completed."))
@@ -313,6 +314,30 @@ fn special_use_attr(attr: &str) -> CmdResult<&'static str> {
         .into_iter()
         .find(|a| a.eq_ignore_ascii_case(attr))
         .ok_or_else(use_attr_error)
+}
+
+/// `NO [LIMIT]` if creating `extra` mailboxes plus the missing parents of `name` would take
+/// the account past `max_mailboxes`.
+async fn check_mailbox_limit(
+    inner: &Inner,
+    user: &User,
+    name: &str,
+    extra: usize,
+) -> CmdResult<()> {
+    let all = inner.store.list_mailboxes(user.id).await?;
+    let missing = names::parents(name)
+        .filter(|p| !all.iter().any(|m| m.name == *p))
+        .count();
+    if all.len() + missing + extra > inner.config.max_mailboxes {
+        return Err(CmdError::No(
+            Some(Code::Limit),
+            format!(
+                "Too many mailboxes (at most {}).",
+                inner.config.max_mailboxes
+            ),
+        ));
+    }
+    Ok(())
 }
 
 async fn create_parents(inner: &Inner, user: &User, name: &str) -> CmdResult<()> {
@@ -391,6 +416,7 @@ async fn rename(
         return Err(exists());
     }
     if names::is_inbox(&src.name) {
+        check_mailbox_limit(inner, user, &to, 1).await?;
         create_parents(inner, user, &to).await?;
         let dst = store.create_mailbox(user.id, &to, None).await?;
         let uids: Vec<u32> = store
@@ -414,8 +440,24 @@ async fn rename(
     if all.iter().any(|m| names::is_child_of(&m.name, &to)) {
         return Err(exists());
     }
-    create_parents(inner, user, &to).await?;
     let renamed = |old: &str| format!("{to}{}", &old[src.name.len()..]);
+    // The children's new names (and the subscriptions that follow them) must be valid names
+    // too: check them all before anything is renamed.
+    let subscriptions = store.subscriptions(user.id).await?;
+    let moved_subs: Vec<&String> = subscriptions
+        .iter()
+        .filter(|n| **n == src.name || names::is_child_of(n, &src.name))
+        .collect();
+    for old in all
+        .iter()
+        .map(|m| &m.name)
+        .filter(|n| names::is_child_of(n, &src.name))
+        .chain(moved_subs.iter().copied())
+    {
+        names::check_size(&renamed(old))?;
+    }
+    check_mailbox_limit(inner, user, &to, 0).await?;
+    create_parents(inner, user, &to).await?;
     store.rename_mailbox(user.id, src.id, &to).await?;
     for child in all
         .iter()
@@ -425,11 +467,9 @@ async fn rename(
             .rename_mailbox(user.id, child.id, &renamed(&child.name))
             .await?;
     }
-    for name in store.subscriptions(user.id).await? {
-        if name == src.name || names::is_child_of(&name, &src.name) {
-            store.unsubscribe(user.id, &name).await?;
-            store.subscribe(user.id, &renamed(&name)).await?;
-        }
+    for name in moved_subs {
+        store.unsubscribe(user.id, name).await?;
+        store.subscribe(user.id, &renamed(name)).await?;
     }
     if let Some(s) = sel
         && (s.mailbox.id == src.id || names::is_child_of(&s.mailbox.name, &src.name))
@@ -441,13 +481,24 @@ async fn rename(
 }
 
 /// SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8): names, whether or not they exist.
+/// SUBSCRIBE takes only names CREATE would take, and at most `max_subscriptions` of them;
+/// UNSUBSCRIBE takes any name, so one stored before these checks can still be removed.
 async fn subscribe(inner: &Inner, user: &User, raw: &[u8], on: bool) -> CmdResult<Outcome> {
-    let name = names::decode(raw, &inner.enabled)?;
-    let name = name.trim_end_matches(names::SEP);
     if on {
-        inner.store.subscribe(user.id, name).await?;
+        let name = names::for_create(&names::decode(raw, &inner.enabled)?)?;
+        let subs = inner.store.subscriptions(user.id).await?;
+        let max = inner.config.max_subscriptions;
+        if subs.len() >= max && !subs.contains(&name) {
+            return Err(CmdError::No(
+                Some(Code::Limit),
+                format!("Too many subscriptions (at most {max})."),
+            ));
+        }
+        inner.store.subscribe(user.id, &name).await?;
         Ok(Outcome::ok("Subscribe completed."))
     } else {
+        let name = names::decode_lenient(raw, &inner.enabled)?;
+        let name = name.trim_end_matches(names::SEP);
         inner.store.unsubscribe(user.id, name).await?;
         Ok(Outcome::ok("Unsubscribe completed."))
     }

@@ -61,6 +61,11 @@ pub struct SessionConfig {
     pub max_message_size: u64,
     /// Failed logins before the connection is closed.
     pub max_auth_failures: u32,
+    /// Mailboxes one account may have: CREATE (with its implied parents) and RENAME beyond it
+    /// get `NO [LIMIT]`.
+    pub max_mailboxes: usize,
+    /// Subscriptions one account may have: SUBSCRIBE beyond it gets `NO [LIMIT]`.
+    pub max_subscriptions: usize,
 }
 
 /// What the server does after a command.

@@ -1,9 +1,10 @@
 //! LIST (RFC 9051 §6.3.9, LIST-EXTENDED RFC 5258, LIST-STATUS RFC 5819, SPECIAL-USE RFC 6154)
 //! and LSUB (RFC 3501 §6.3.9).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use mailkeep_proto::{ListCommand, MailboxName, write};
+use mailkeep_proto::write::{self, Code};
+use mailkeep_proto::{ListCommand, MailboxName};
 use mailkeep_store::{Mailbox, User};
 
 use crate::error::{CmdError, CmdResult};
@@ -17,9 +18,16 @@ struct Candidate<'a> {
     mailbox: Option<&'a Mailbox>,
     subscribed: bool,
     has_children: bool,
-    /// Some descendant matches the selection criteria (RECURSIVEMATCH, RFC 5258 §3.5).
+    /// Some descendant matches the selection criteria but not the pattern, so it is not
+    /// returned itself (RECURSIVEMATCH's CHILDINFO, RFC 5258 §3.5).
     child_selected: bool,
+    /// The name matches a pattern, once that has been tested.
+    matched: Option<bool>,
 }
+
+/// Candidates matched between two yields to the runtime: a LIST over thousands of names
+/// must not hold up the other sessions on the same worker.
+const YIELD_EVERY: usize = 256;
 
 pub(crate) async fn list(
     inner: &Inner,
@@ -36,7 +44,7 @@ pub(crate) async fn list(
         ));
     }
     let enabled = &inner.enabled;
-    let reference = names::decode_raw(&cmd.reference, enabled)?;
+    let reference = names::decode_pattern(&cmd.reference, enabled)?;
     if !selecting && cmd.patterns.len() == 1 && cmd.patterns[0].is_empty() {
         // RFC 9051 §6.3.9: an empty pattern asks for the delimiter and the root name. The
         // root is the reference up to its first delimiter, as in RFC 3501's examples
@@ -60,41 +68,51 @@ pub(crate) async fn list(
         Vec::new()
     };
 
-    let mut cands: BTreeMap<String, Candidate<'_>> = BTreeMap::new();
+    // Names borrow from `mailboxes` and `subscriptions` (a parent is a prefix of its child):
+    // nothing is copied per level.
+    let mut cands: HashMap<&str, Candidate<'_>> = HashMap::new();
     for m in &mailboxes {
-        cands.entry(m.name.clone()).or_default().mailbox = Some(m);
+        cands.entry(m.name.as_str()).or_default().mailbox = Some(m);
         for p in names::parents(&m.name) {
-            cands.entry(p.to_string()).or_default().has_children = true;
+            cands.entry(p).or_default().has_children = true;
         }
     }
     for s in &subscriptions {
-        cands.entry(s.clone()).or_default().subscribed = true;
+        cands.entry(s.as_str()).or_default().subscribed = true;
     }
     // Which names meet the selection criteria, for RECURSIVEMATCH's CHILDINFO.
     let meets = |c: &Candidate<'_>| {
         (!cmd.select_subscribed || c.subscribed)
             && (!cmd.select_special_use || c.mailbox.is_some_and(|m| m.special_use.is_some()))
     };
-    let selected_names: Vec<String> = cands
-        .iter()
-        .filter(|(_, c)| meets(c))
-        .map(|(n, _)| n.clone())
-        .collect();
     if cmd.select_recursive_match {
-        for n in &selected_names {
+        // RFC 5258 §3.5: CHILDINFO only for a parent with a selected descendant that is not
+        // returned itself (it does not match the pattern); otherwise it is redundant.
+        let mut hidden: Vec<&str> = Vec::new();
+        for (i, (name, c)) in cands.iter_mut().enumerate() {
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
+            if name.contains(names::SEP) && meets(c) {
+                let matched = matches_any(&patterns, name);
+                c.matched = Some(matched);
+                if !matched {
+                    hidden.push(name);
+                }
+            }
+        }
+        for n in hidden {
             for p in names::parents(n) {
-                cands.entry(p.to_string()).or_default().child_selected = true;
+                cands.entry(p).or_default().child_selected = true;
             }
         }
     }
 
     let rev1_basic = !cmd.extended && !enabled.imap4rev2;
-    let mut order: Vec<&String> = cands.keys().collect();
-    order.sort_by_key(|n| (!names::is_inbox(n), n.as_str()));
-    for name in order {
-        let c = &cands[name];
-        if !patterns.iter().any(|p| p.matches(name)) {
-            continue;
+    let mut order: Vec<&str> = Vec::new();
+    for (i, (name, c)) in cands.iter().enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
         }
         let childinfo = cmd.select_recursive_match && c.child_selected;
         let include = if selecting {
@@ -103,9 +121,14 @@ pub(crate) async fn list(
             // Plain LIST: existing mailboxes and the parents they imply.
             c.mailbox.is_some() || c.has_children
         };
-        if !include {
-            continue;
+        if include && c.matched.unwrap_or_else(|| matches_any(&patterns, name)) {
+            order.push(name);
         }
+    }
+    order.sort_unstable_by_key(|n| (!names::is_inbox(n), *n));
+    for name in order {
+        let c = &cands[name];
+        let childinfo = cmd.select_recursive_match && c.child_selected;
         let mut attrs: Vec<&str> = Vec::new();
         match c.mailbox {
             None if rev1_basic => attrs.push("\\Noselect"),
@@ -176,31 +199,43 @@ pub(crate) async fn lsub(
     out: &mut Vec<u8>,
 ) -> CmdResult<Outcome> {
     let enabled = &inner.enabled;
-    let reference = names::decode_raw(reference, enabled)?;
+    let reference = names::decode_pattern(reference, enabled)?;
     let patterns = decode_patterns(&reference, std::slice::from_ref(pattern), enabled)?;
     let subs = inner.store.subscriptions(user.id).await?;
-    let mut cands: BTreeMap<String, bool> = BTreeMap::new();
-    for s in &subs {
-        cands.insert(s.clone(), true);
+    // name -> (subscribed and listed, a subscribed descendant is listed itself)
+    let mut cands: HashMap<&str, (Option<bool>, bool)> = HashMap::new();
+    for (i, s) in subs.iter().enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
+        let listed = matches_any(&patterns, s);
+        cands.entry(s.as_str()).or_default().0 = Some(listed);
         for p in names::parents(s) {
-            cands.entry(p.to_string()).or_insert(false);
+            cands.entry(p).or_default().1 |= listed;
         }
     }
-    let mut order: Vec<(&String, &bool)> = cands.iter().collect();
-    order.sort_by_key(|(n, _)| (!names::is_inbox(n), n.as_str()));
-    for (name, subscribed) in order {
-        if !patterns.iter().any(|p| p.matches(name)) {
-            continue;
+    let mut order: Vec<(&str, bool)> = Vec::new();
+    for (i, (name, &(subscribed, child_listed))) in cands.iter().enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
         }
-        if !subscribed {
-            let child_listed = subs
-                .iter()
-                .any(|s| names::is_child_of(s, name) && patterns.iter().any(|p| p.matches(s)));
-            if child_listed {
-                continue;
+        match subscribed {
+            Some(listed) => {
+                if listed {
+                    order.push((name, true));
+                }
+            }
+            None if child_listed => {}
+            None => {
+                if matches_any(&patterns, name) {
+                    order.push((name, false));
+                }
             }
         }
-        out.extend_from_slice(if *subscribed {
+    }
+    order.sort_unstable_by_key(|(n, _)| (!names::is_inbox(n), *n));
+    for (name, subscribed) in order {
+        out.extend_from_slice(if subscribed {
             b"* LSUB () \"/\" "
         } else {
             b"* LSUB (\\Noselect) \"/\" "
@@ -211,16 +246,38 @@ pub(crate) async fn lsub(
     Ok(Outcome::ok("Lsub completed."))
 }
 
+/// Longest LIST/LSUB pattern (reference included), in bytes: a little more than the longest
+/// name, which is all a pattern can usefully match.
+const MAX_PATTERN_LEN: usize = names::MAX_NAME_LEN + 24;
+
+/// Most pattern bytes in one LIST (`LIST "" (p1 p2 ...)`): every name is matched against each.
+const MAX_PATTERNS_LEN: usize = 4 * MAX_PATTERN_LEN;
+
+fn pattern_limit() -> CmdError {
+    CmdError::No(Some(Code::Limit), "LIST pattern too long.".into())
+}
+
+fn matches_any(patterns: &[Pattern], name: &str) -> bool {
+    patterns.iter().any(|p| p.matches(name))
+}
+
 fn decode_patterns(
     reference: &str,
     raw: &[MailboxName],
     enabled: &crate::enabled::Enabled,
 ) -> CmdResult<Vec<Pattern>> {
+    let mut total = 0;
     raw.iter()
         .map(|p| {
-            // Patterns are not names: no INBOX normalization here, [`Pattern`] handles it.
-            let p = names::decode_raw(p, enabled)?;
-            Ok(Pattern::new(&join(reference, &p)))
+            // Patterns are not names: no INBOX normalization here, [`Pattern`] handles it;
+            // and bytes that are not modified UTF-7 only match nothing (RFC 9051 §6.3.9).
+            let p = names::decode_pattern(p, enabled)?;
+            let joined = join(reference, &p);
+            total += joined.len();
+            if joined.len() > MAX_PATTERN_LEN || total > MAX_PATTERNS_LEN {
+                return Err(pattern_limit());
+            }
+            Ok(Pattern::new(&joined))
         })
         .collect()
 }
@@ -237,21 +294,22 @@ fn join(reference: &str, pattern: &str) -> String {
 
 /// A LIST pattern: `*` matches anything, `%` anything but the separator (RFC 9051 §6.3.9).
 struct Pattern {
-    text: Vec<u8>,
+    text: Glob,
     /// The same with a case-insensitive `inbox` prefix spelled `INBOX`, for names under INBOX.
-    inbox: Option<Vec<u8>>,
+    inbox: Option<Glob>,
 }
 
 impl Pattern {
     fn new(p: &str) -> Pattern {
         let b = p.as_bytes();
-        let inbox = (b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"INBOX")).then(|| {
-            let mut v = b.to_vec();
-            v[..5].copy_from_slice(b"INBOX");
-            v
-        });
+        let inbox = (b.len() >= 5 && b[..5].eq_ignore_ascii_case(b"INBOX") && &b[..5] != b"INBOX")
+            .then(|| {
+                let mut v = b.to_vec();
+                v[..5].copy_from_slice(b"INBOX");
+                Glob::new(&v)
+            });
         Pattern {
-            text: b.to_vec(),
+            text: Glob::new(b),
             inbox,
         }
     }
@@ -259,39 +317,156 @@ impl Pattern {
     fn matches(&self, name: &str) -> bool {
         let n = name.as_bytes();
         let under_inbox = names::is_inbox(name) || name.starts_with("INBOX/");
-        glob(&self.text, n) || (under_inbox && self.inbox.as_deref().is_some_and(|p| glob(p, n)))
+        self.text.matches(n) || (under_inbox && self.inbox.as_ref().is_some_and(|p| p.matches(n)))
     }
 }
 
-/// Wildcard match in O(pattern × name) (no backtracking blow-up on `*%*%*...`).
-fn glob(p: &[u8], n: &[u8]) -> bool {
-    // row[j]: p[..i] matches n[..j]
-    let mut row = vec![false; n.len() + 1];
-    row[0] = true;
-    for &pc in p {
-        let mut next = vec![false; n.len() + 1];
-        match pc {
-            b'*' | b'%' => {
-                next[0] = row[0];
-                for j in 1..=n.len() {
-                    let extend = next[j - 1] && (pc == b'*' || n[j - 1] != b'/');
-                    next[j] = row[j] || extend;
-                }
-            }
-            c => {
-                for j in 1..=n.len() {
-                    next[j] = row[j - 1] && n[j - 1] == c;
-                }
+/// A wildcard pattern run as a bit-parallel NFA (shift-and, with self-loops for `*` and `%`):
+/// one pass over the name, each byte costing a few word operations per 64 pattern bytes, so
+/// `O(name × pattern / 64)` whatever the mix of wildcards, without backtracking or recursion.
+///
+/// State `i` means "the first `i` pattern items matched"; a run of wildcards is one item (`*`
+/// if it holds a `*`, else `%`), so a wildcard is never followed by another.
+struct Glob {
+    /// Items: a literal byte, or `WILD_ANY` / `WILD_LEVEL`.
+    len: usize,
+    words: usize,
+    /// Per byte value: the states whose next item is that literal byte (`256 × words`).
+    lit: Vec<u64>,
+    /// States whose next item is `*` (stays on any byte) / `%` (stays on any byte but `/`).
+    any: Vec<u64>,
+    level: Vec<u64>,
+}
+
+impl Glob {
+    fn new(p: &[u8]) -> Glob {
+        #[derive(PartialEq)]
+        enum Item {
+            Lit(u8),
+            Any,
+            Level,
+        }
+        let mut items: Vec<Item> = Vec::with_capacity(p.len());
+        for &b in p {
+            let item = match b {
+                b'*' => Item::Any,
+                b'%' => Item::Level,
+                b => Item::Lit(b),
+            };
+            match (items.last_mut(), &item) {
+                (Some(last @ Item::Level), Item::Any) => *last = Item::Any,
+                (Some(Item::Any | Item::Level), Item::Any | Item::Level) => {}
+                _ => items.push(item),
             }
         }
-        row = next;
+        let len = items.len();
+        let words = len / 64 + 1;
+        let mut g = Glob {
+            len,
+            words,
+            lit: vec![0; 256 * words],
+            any: vec![0; words],
+            level: vec![0; words],
+        };
+        for (i, item) in items.iter().enumerate() {
+            let (w, bit) = (i / 64, 1u64 << (i % 64));
+            match item {
+                Item::Lit(b) => g.lit[*b as usize * words + w] |= bit,
+                Item::Any => g.any[w] |= bit,
+                Item::Level => g.level[w] |= bit,
+            }
+        }
+        g
     }
-    row[n.len()]
+
+    /// Add state `i + 1` for every state `i` before a wildcard (it may match nothing).
+    fn close(&self, row: &mut [u64]) {
+        let mut carry = 0;
+        for ((r, any), level) in row.iter_mut().zip(&self.any).zip(&self.level) {
+            let wild = *r & (any | level);
+            let shifted = (wild << 1) | carry;
+            carry = wild >> 63;
+            *r |= shifted;
+        }
+    }
+
+    fn matches(&self, name: &[u8]) -> bool {
+        let words = self.words;
+        let mut row = vec![0u64; words];
+        row[0] = 1;
+        self.close(&mut row);
+        let mut next = vec![0u64; words];
+        for &b in name {
+            let lit = &self.lit[b as usize * words..(b as usize + 1) * words];
+            let mut carry = 0;
+            let mut alive = 0;
+            for w in 0..words {
+                let step = row[w] & lit[w];
+                let mut v = (step << 1) | carry;
+                carry = step >> 63;
+                v |= row[w] & self.any[w];
+                if b != b'/' {
+                    v |= row[w] & self.level[w];
+                }
+                next[w] = v;
+                alive |= v;
+            }
+            if alive == 0 {
+                return false;
+            }
+            self.close(&mut next);
+            std::mem::swap(&mut row, &mut next);
+        }
+        row[self.len / 64] & (1u64 << (self.len % 64)) != 0
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The obvious exponential matcher, as the reference.
+    fn naive(p: &[u8], n: &[u8]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some(b'*') => (0..=n.len()).any(|k| naive(&p[1..], &n[k..])),
+            Some(b'%') => (0..=n.len())
+                .take_while(|&k| !n[..k].contains(&b'/'))
+                .any(|k| naive(&p[1..], &n[k..])),
+            Some(c) => n.first() == Some(c) && naive(&p[1..], &n[1..]),
+        }
+    }
+
+    #[test]
+    fn glob_agrees_with_naive() {
+        // Every pattern and name up to a few bytes over a small alphabet.
+        let alphabet = [b'a', b'/', b'*', b'%'];
+        let mut patterns: Vec<Vec<u8>> = vec![vec![]];
+        for _ in 0..5 {
+            let mut more = Vec::new();
+            for p in &patterns {
+                for &c in &alphabet {
+                    let mut q = p.clone();
+                    q.push(c);
+                    more.push(q);
+                }
+            }
+            patterns.extend(more);
+            patterns.sort();
+            patterns.dedup();
+        }
+        let names: Vec<Vec<u8>> = patterns
+            .iter()
+            .filter(|p| !p.contains(&b'*') && !p.contains(&b'%'))
+            .cloned()
+            .collect();
+        for p in &patterns {
+            let g = Glob::new(p);
+            for n in &names {
+                assert_eq!(g.matches(n), naive(p, n), "{:?} vs {:?}", p, n);
+            }
+        }
+    }
 
     #[test]
     fn wildcards() {
@@ -317,6 +492,17 @@ mod tests {
         ];
         for (p, n, want) in cases {
             assert_eq!(Pattern::new(p).matches(n), *want, "{p} vs {n}");
+        }
+        // Words boundaries of the bit-parallel matcher: patterns of 63..=130 items.
+        for len in [62, 63, 64, 65, 127, 128, 129] {
+            let name = "a".repeat(len);
+            assert!(Pattern::new(&name).matches(&name), "{len}");
+            assert!(
+                Pattern::new(&format!("{}%", &name[1..])).matches(&name),
+                "{len}"
+            );
+            assert!(!Pattern::new(&format!("{name}b")).matches(&name), "{len}");
+            assert!(Pattern::new(&format!("*{}*", &name[..len - 1])).matches(&name));
         }
         assert_eq!(join("a/", "/b"), "a/b");
         assert_eq!(join("a", "b"), "ab");

@@ -321,6 +321,25 @@ impl SelectedMailbox {
     /// one beyond the number of messages is an error, `*` is the last message. `$` is the
     /// saved result (RFC 5182), always UIDs.
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, SetError> {
+        let ranges = self.resolve_ranges(set, uid, false)?;
+        let mut out = Vec::with_capacity(ranges.iter().map(|r| r.1 - r.0).sum());
+        for (a, b) in ranges {
+            out.extend(a..b);
+        }
+        Ok(out)
+    }
+
+    /// The same as [`SelectedMailbox::resolve`] as half-open index ranges `[a, b)`, sorted,
+    /// merged and disjoint: the set's ranges are merged before anything is expanded, so a set
+    /// that names `1:*` 16,000 times costs 16,000 pairs, not 16,000 times the mailbox.
+    /// `lenient`: sequence numbers beyond the mailbox match nothing instead of being an error
+    /// (SEARCH).
+    pub fn resolve_ranges(
+        &self,
+        set: &SequenceSet,
+        uid: bool,
+        lenient: bool,
+    ) -> Result<Vec<(usize, usize)>, SetError> {
         let ranges = match set {
             SequenceSet::Saved => {
                 let mut idx: Vec<usize> = self
@@ -329,13 +348,12 @@ impl SelectedMailbox {
                     .filter_map(|u| self.seq_of_uid(*u).map(|s| s as usize - 1))
                     .collect();
                 idx.sort_unstable();
-                idx.dedup();
-                return Ok(idx);
+                return Ok(merge(idx.into_iter().map(|i| (i, i + 1)).collect()));
             }
             SequenceSet::Ranges(r) => r,
         };
         let n = self.messages.len();
-        let mut out: Vec<usize> = Vec::new();
+        let mut pairs: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
         if uid {
             let largest = self.messages.last().map(|m| m.uid).unwrap_or(0);
             let val = |s: SeqNum| match s {
@@ -349,7 +367,24 @@ impl SelectedMailbox {
                 };
                 let start = self.messages.partition_point(|m| m.uid < a);
                 let end = self.messages.partition_point(|m| m.uid <= b);
-                out.extend(start..end);
+                if start < end {
+                    pairs.push((start, end));
+                }
+            }
+        } else if lenient {
+            let val = |s: SeqNum| match s {
+                SeqNum::Value(v) => v as usize,
+                SeqNum::Largest => n,
+            };
+            for r in ranges {
+                let (a, b) = match *r {
+                    SeqRange::Single(x) => (val(x), val(x)),
+                    SeqRange::Range(x, y) => (val(x).min(val(y)), val(x).max(val(y))),
+                };
+                let (a, b) = (a.max(1), b.min(n));
+                if a <= b {
+                    pairs.push((a - 1, b));
+                }
             }
         } else {
             let val = |s: SeqNum| -> Result<usize, SetError> {
@@ -368,11 +403,48 @@ impl SelectedMailbox {
                         (x.min(y), x.max(y))
                     }
                 };
-                out.extend(a - 1..b);
+                pairs.push((a - 1, b));
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+        Ok(merge(pairs))
+    }
+}
+
+/// Sort half-open ranges and merge the overlapping and adjacent ones.
+pub(crate) fn merge(mut pairs: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    pairs.sort_unstable();
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(pairs.len().min(64));
+    for (a, b) in pairs {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// Whether index `i` is in sorted, disjoint half-open ranges.
+pub(crate) fn ranges_contain(ranges: &[(usize, usize)], i: usize) -> bool {
+    let k = ranges.partition_point(|r| r.1 <= i);
+    ranges.get(k).is_some_and(|r| r.0 <= i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_before_expansion() {
+        assert_eq!(merge(vec![]), vec![]);
+        assert_eq!(
+            merge(vec![(5, 9), (0, 2), (2, 3), (7, 12), (20, 21), (0, 1)]),
+            vec![(0, 3), (5, 12), (20, 21)]
+        );
+        // 16,000 copies of the whole mailbox stay one range.
+        assert_eq!(merge(vec![(0, 65_536); 16_000]), vec![(0, 65_536)]);
+        let r = [(0, 3), (5, 12), (20, 21)];
+        let inside: Vec<usize> = (0..25).filter(|&i| ranges_contain(&r, i)).collect();
+        assert_eq!(inside, [0, 1, 2, 5, 6, 7, 8, 9, 10, 11, 20]);
+        assert!(!ranges_contain(&[], 0));
     }
 }

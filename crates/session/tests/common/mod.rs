@@ -56,6 +56,8 @@ pub fn config() -> SessionConfig {
         plaintext_auth_without_tls: true,
         max_message_size: 1_000_000,
         max_auth_failures: 3,
+        max_mailboxes: 10_000,
+        max_subscriptions: 10_000,
     }
 }
 
@@ -68,6 +70,8 @@ pub fn plain_config() -> SessionConfig {
         plaintext_auth_without_tls: true,
         max_message_size: 64 << 20,
         max_auth_failures: 3,
+        max_mailboxes: 10_000,
+        max_subscriptions: 10_000,
     }
 }
 

@@ -8,13 +8,15 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate};
 use mailkeep_store::{MessageMeta, flags};
 
 use super::key::{Key, fold};
 use crate::ctx::Ctx;
-use crate::error::CmdResult;
+use crate::error::{CmdError, CmdResult};
+use mailkeep_proto::write::Code;
 
 /// What the in-memory test of one message needs from the view.
 pub(crate) struct MsgView<'a> {
@@ -48,7 +50,7 @@ pub(crate) fn match_view(key: &Key, m: &MsgView<'_>) -> Option<bool> {
         Key::Smaller(n) => meta.size < *n,
         Key::Internal(cmp, arg) => local_date(meta.internal_date, meta.internal_date_offset)
             .is_some_and(|d| cmp.test(d, *arg)),
-        Key::Indexes(set) => set.contains(&m.index),
+        Key::Indexes(set) => crate::selected::ranges_contain(set, m.index),
         Key::ModSeq(n) => meta.modseq >= *n,
         Key::Not(k) => !match_view(k, m)?,
         Key::Or(a, b) => match_view(a, m)? || match_view(b, m)?,
@@ -120,20 +122,57 @@ pub(crate) fn header_part(message: &[u8]) -> &[u8] {
 
 type EvalFuture<'s> = Pin<Box<dyn Future<Output = CmdResult<Vec<usize>>> + Send + 's>>;
 
+/// Candidates tested in memory between two yields to the runtime, so a long evaluation lets
+/// the other sessions on the same worker run.
+const CHUNK: usize = 1024;
+
 /// One search run over the view, with a cache of headers already loaded.
 pub(crate) struct Evaluator<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
     headers: HashMap<u32, Arc<[u8]>>,
     envelopes: HashMap<u32, Arc<[u8]>>,
+    /// Past this the search answers `NO [LIMIT]`.
+    deadline: Instant,
 }
 
 impl<'c, 'a> Evaluator<'c, 'a> {
-    pub(crate) fn new(ctx: &'c Ctx<'a>) -> Self {
+    pub(crate) fn new(ctx: &'c Ctx<'a>, deadline: Instant) -> Self {
         Evaluator {
             ctx,
             headers: HashMap::new(),
             envelopes: HashMap::new(),
+            deadline,
         }
+    }
+
+    /// `NO [LIMIT]` once the time budget is spent.
+    fn check_budget(&self) -> CmdResult<()> {
+        if Instant::now() > self.deadline {
+            return Err(CmdError::No(
+                Some(Code::Limit),
+                "Search took too long, narrow it down.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The candidates that match a key testable from the view alone, a chunk at a time with a
+    /// yield and a budget check between chunks.
+    async fn filter_view(&self, key: &Key, cand: Vec<usize>) -> CmdResult<Vec<usize>> {
+        let mut out = Vec::new();
+        for chunk in cand.chunks(CHUNK) {
+            self.check_budget()?;
+            out.extend(
+                chunk
+                    .iter()
+                    .copied()
+                    .filter(|&i| match_view(key, &self.view(i)).unwrap_or(false)),
+            );
+            if cand.len() > CHUNK {
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(out)
     }
 
     fn view(&self, i: usize) -> MsgView<'c> {
@@ -151,11 +190,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             if cand.is_empty() {
                 return Ok(cand);
             }
+            self.check_budget()?;
             if key.cost() == 0 {
-                return Ok(cand
-                    .into_iter()
-                    .filter(|&i| match_view(key, &self.view(i)).unwrap_or(false))
-                    .collect());
+                return self.filter_view(key, cand).await;
             }
             match key {
                 Key::And(children) => {
@@ -213,7 +250,11 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 Key::Address(field, needle) => {
                     self.prefetch_envelopes(&cand).await?;
                     let mut out = Vec::new();
-                    for i in cand {
+                    for (n, i) in cand.into_iter().enumerate() {
+                        if n % CHUNK == CHUNK - 1 {
+                            self.check_budget()?;
+                            tokio::task::yield_now().await;
+                        }
                         let envelope = self.envelope(i).await?;
                         let text = super::address::envelope_addresses(&envelope, *field);
                         if text.is_some_and(|t| fold(&t).contains(needle.as_str())) {
@@ -224,7 +265,10 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 }
                 Key::Header(..) | Key::Sent(..) => {
                     let mut out = Vec::new();
-                    for i in cand {
+                    for (n, i) in cand.into_iter().enumerate() {
+                        if n % 64 == 63 {
+                            self.check_budget()?;
+                        }
                         let header = self.header(i).await?;
                         if match_header(key, &header) {
                             out.push(i);
@@ -233,10 +277,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     Ok(out)
                 }
                 // Every other key has cost 0 and was handled above.
-                _ => Ok(cand
-                    .into_iter()
-                    .filter(|&i| match_view(key, &self.view(i)).unwrap_or(false))
-                    .collect()),
+                _ => self.filter_view(key, cand).await,
             }
         })
     }
@@ -348,7 +389,7 @@ mod tests {
             meta: &m2,
             recent: true,
         };
-        let set: HashSet<usize> = [1].into_iter().collect();
+        let set = vec![(1, 2)];
         let k = |x| Box::new(x);
         let cases: Vec<(Key, bool, bool)> = vec![
             (Key::All, true, true),
@@ -400,6 +441,62 @@ mod tests {
         assert_eq!(header_part(b"\r\nbody"), b"\r\n");
         assert_eq!(header_part(b"A: b\r\n"), b"A: b\r\n");
         assert_eq!(local_date(0, -60), Some(d(1969, 12, 31)));
+    }
+
+    /// The in-memory part of a search over a big view: answered, and `NO [LIMIT]` once the
+    /// time budget is spent.
+    #[tokio::test]
+    async fn budget_ends_a_long_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn mailkeep_store::MailStore> =
+            mailkeep_store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let notifier = mailkeep_store::notify::Notifier::default();
+        let mailbox = mailkeep_store::Mailbox {
+            id: 7,
+            name: "INBOX".into(),
+            uidvalidity: 1,
+            uidnext: 1,
+            highest_modseq: 1,
+            special_use: None,
+            subscribed: true,
+        };
+        let messages: Vec<MessageMeta> = (1..=20_000)
+            .map(|u| meta(u, 0, &[], u as u64, 0, 0, u as u64))
+            .collect();
+        let mut sel = crate::selected::SelectedMailbox::new(
+            mailbox,
+            false,
+            messages,
+            Default::default(),
+            false,
+            notifier.subscribe(7),
+        );
+        let enabled = crate::enabled::Enabled::default();
+        let user = mailkeep_store::User {
+            id: Default::default(),
+            name: "a".into(),
+            password_hash: String::new(),
+        };
+        let ctx = Ctx {
+            store: &store,
+            enabled: &enabled,
+            user: &user,
+            sel: &mut sel,
+        };
+        let key = Key::And(vec![
+            Key::Larger(10),
+            Key::Not(Box::new(Key::ModSeq(15_000))),
+        ]);
+        let all: Vec<usize> = (0..20_000).collect();
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        let hit = Evaluator::new(&ctx, later).eval(&key, all.clone()).await;
+        assert_eq!(hit.unwrap().len(), 15_000 - 11);
+        let past = Instant::now() - std::time::Duration::from_millis(1);
+        let err = Evaluator::new(&ctx, past)
+            .eval(&key, all)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CmdError::No(Some(Code::Limit), _)), "{err:?}");
     }
 
     #[test]

@@ -1,10 +1,8 @@
 //! The search program: SEARCH keys with their strings decoded from the command's CHARSET and
 //! their message sets resolved against the view, ready to evaluate.
 
-use std::collections::HashSet;
-
 use chrono::NaiveDate;
-use mailkeep_proto::{Date, SearchKey, SeqNum, SeqRange, SequenceSet};
+use mailkeep_proto::{Date, SearchKey, SequenceSet};
 use mailkeep_store::flags;
 
 use crate::error::{CmdError, CmdResult};
@@ -32,8 +30,9 @@ pub(crate) enum Key {
     Address(usize, String),
     Text(String),
     Body(String),
-    /// A set of view indexes (message numbers, UIDs or `$`, resolved).
-    Indexes(HashSet<usize>),
+    /// A set of view indexes (message numbers, UIDs or `$`, resolved) as sorted, disjoint
+    /// half-open ranges.
+    Indexes(Vec<(usize, usize)>),
     ModSeq(u64),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
@@ -126,34 +125,51 @@ fn date(d: Date) -> CmdResult<NaiveDate> {
 }
 
 /// Message sets in SEARCH never fail: numbers beyond the mailbox match nothing (Dovecot's
-/// answer to `SEARCH 5:10` on two messages is an empty result, not BAD).
-pub(crate) fn indexes(sel: &SelectedMailbox, set: &SequenceSet, uid: bool) -> HashSet<usize> {
-    if uid || matches!(set, SequenceSet::Saved) {
-        return sel
-            .resolve(set, uid)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-    }
-    let SequenceSet::Ranges(ranges) = set else {
-        return HashSet::new();
-    };
-    let n = sel.messages.len() as u64;
-    let val = |s: SeqNum| match s {
-        SeqNum::Value(v) => v as u64,
-        SeqNum::Largest => n,
-    };
-    let mut out = HashSet::new();
-    for r in ranges {
-        let (a, b) = match *r {
-            SeqRange::Single(x) => (val(x), val(x)),
-            SeqRange::Range(x, y) => (val(x).min(val(y)), val(x).max(val(y))),
-        };
-        for s in a.max(1)..=b.min(n) {
-            out.insert(s as usize - 1);
+/// answer to `SEARCH 5:10` on two messages is an empty result, not BAD). Merged index ranges,
+/// never expanded.
+pub(crate) fn indexes(sel: &SelectedMailbox, set: &SequenceSet, uid: bool) -> Vec<(usize, usize)> {
+    sel.resolve_ranges(set, uid, true).unwrap_or_default()
+}
+
+/// How many keys a SEARCH program holds, nested ones included (stops counting past the limit
+/// so the walk itself stays cheap).
+pub(crate) fn count(key: &SearchKey) -> usize {
+    fn walk(key: &SearchKey, n: &mut usize) {
+        *n += 1;
+        if *n > super::MAX_SEARCH_KEYS {
+            return;
+        }
+        match key {
+            SearchKey::Not(k) => walk(k, n),
+            SearchKey::Or(a, b) => {
+                walk(a, n);
+                walk(b, n);
+            }
+            SearchKey::And(v) => {
+                for k in v {
+                    walk(k, n);
+                    if *n > super::MAX_SEARCH_KEYS {
+                        return;
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    out
+    let mut n = 0;
+    match key {
+        // The top level's implicit AND is not a key of its own.
+        SearchKey::And(v) => {
+            for k in v {
+                walk(k, &mut n);
+                if n > super::MAX_SEARCH_KEYS {
+                    break;
+                }
+            }
+        }
+        k => walk(k, &mut n),
+    }
+    n
 }
 
 /// Compile a SEARCH key: decode strings, resolve sets, check dates.
@@ -208,10 +224,16 @@ pub(crate) fn compile(key: &SearchKey, dec: &Decoder, sel: &SelectedMailbox) -> 
             Box::new(compile(a, dec, sel)?),
             Box::new(compile(b, dec, sel)?),
         ),
-        S::And(v) => Key::And(
-            v.iter()
-                .map(|k| compile(k, dec, sel))
-                .collect::<CmdResult<_>>()?,
-        ),
+        S::And(v) => {
+            // A key repeated in an AND adds nothing but work: keep one of each.
+            let mut keys: Vec<Key> = Vec::with_capacity(v.len());
+            for k in v {
+                let k = compile(k, dec, sel)?;
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            Key::And(keys)
+        }
     })
 }

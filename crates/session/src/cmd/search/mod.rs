@@ -11,11 +11,21 @@ pub(crate) mod esearch;
 pub(crate) mod eval;
 pub(crate) mod key;
 
+use std::time::{Duration, Instant};
+
+use mailkeep_proto::write::Code;
 use mailkeep_proto::{SearchKey, SearchReturn};
 
 use super::enable_condstore;
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
+
+/// Most keys in one SEARCH, nested ones included (`NO [LIMIT]` above): real clients send a
+/// handful, and every key costs a pass over the candidates.
+pub(crate) const MAX_SEARCH_KEYS: usize = 1000;
+
+/// Longest one SEARCH may evaluate before it gives up with `NO [LIMIT]`.
+pub(crate) const SEARCH_TIME_BUDGET: Duration = Duration::from_secs(10);
 
 /// SEARCH / UID SEARCH (RFC 9051 §6.4.4): `tag` is the command's, for the ESEARCH correlator
 /// (`* ESEARCH (TAG "a1") ...`, RFC 4731 §3.1).
@@ -44,7 +54,11 @@ pub(crate) async fn search(
         enable_condstore(ctx, out);
     }
     let modseq = modseq_key
-        .then(|| idx.iter().map(|&i| ctx.sel.messages[i].modseq).max())
+        .then(|| {
+            returned(ret, &idx)
+                .map(|i| ctx.sel.messages[i].modseq)
+                .max()
+        })
         .flatten();
     let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
     let nums: Vec<u32> = if uid {
@@ -76,16 +90,47 @@ pub(crate) async fn search(
     Ok(())
 }
 
+/// The view indexes the answer returns, whose highest modseq is the MODSEQ result (RFC 4731
+/// §3.2): with MIN and/or MAX but neither ALL nor COUNT only the minimum and/or maximum,
+/// otherwise every match.
+fn returned<'a>(
+    ret: Option<&[SearchReturn]>,
+    idx: &'a [usize],
+) -> Box<dyn Iterator<Item = usize> + 'a> {
+    let Some(ret) = ret.filter(|r| !r.is_empty()) else {
+        return Box::new(idx.iter().copied());
+    };
+    let has = |r: SearchReturn| ret.contains(&r);
+    if has(SearchReturn::All) || has(SearchReturn::Count) {
+        return Box::new(idx.iter().copied());
+    }
+    let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
+    if !min && !max {
+        // SAVE alone: nothing is shown, the value is unused.
+        return Box::new(idx.iter().copied());
+    }
+    let first = idx.first().copied().filter(|_| min);
+    let last = idx.last().copied().filter(|_| max);
+    Box::new(first.into_iter().chain(last))
+}
+
 /// Compile and evaluate: the matching view indexes (ascending) and whether a MODSEQ key was used.
 async fn run(
     ctx: &Ctx<'_>,
     charset: Option<&str>,
     criteria: &SearchKey,
 ) -> CmdResult<(Vec<usize>, bool)> {
+    if key::count(criteria) > MAX_SEARCH_KEYS {
+        return Err(CmdError::No(
+            Some(Code::Limit),
+            format!("Too many search keys (at most {MAX_SEARCH_KEYS})."),
+        ));
+    }
     let decoder = key::Decoder::new(charset)?;
     let program = key::compile(criteria, &decoder, ctx.sel)?;
     let all: Vec<usize> = (0..ctx.sel.messages.len()).collect();
-    let mut evaluator = eval::Evaluator::new(ctx);
+    let deadline = Instant::now() + SEARCH_TIME_BUDGET;
+    let mut evaluator = eval::Evaluator::new(ctx, deadline);
     let idx = evaluator.eval(&program, all).await?;
     Ok((idx, program.has_modseq()))
 }
