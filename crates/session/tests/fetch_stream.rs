@@ -234,3 +234,42 @@ BINARY[1]<2> ~{3}\r\n\0cd BINARY.SIZE[1] 7)\r\nG OK FETCH completed.\r\n";
     assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
     assert!(out == want);
 }
+
+/// A BINARY item that cannot be decoded fails the FETCH before that message's response
+/// starts: the client never gets half a response, even when earlier ones were streamed.
+#[tokio::test]
+async fn binary_error_never_leaves_half_a_response() {
+    let env = env().await;
+    let mut s = session(&env, plain_config());
+    ok(&mut s, "L LOGIN alice secret\r\n").await;
+    let big = big_message(1, 300_000);
+    append(&mut s, &big).await;
+    append(
+        &mut s,
+        b"Subject: odd\r\nContent-Transfer-Encoding: x-unknown\r\n\r\nbody\r\n",
+    )
+    .await;
+    ok(&mut s, "S SELECT INBOX\r\n").await;
+    let (parts, flow) = run_parts(&mut s, b"F FETCH 1:2 (BODY.PEEK[] BINARY.PEEK[1])\r\n").await;
+    assert_eq!(flow, Flow::Continue);
+    assert!(parts.len() > 1);
+    let out = parts.concat();
+    let mut want = b"* 1 FETCH (BODY[] ".to_vec();
+    literal(&mut want, &big);
+    want.extend_from_slice(b" BINARY[1] ");
+    literal(
+        &mut want,
+        &big[big.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..],
+    );
+    want.extend_from_slice(b")\r\nF NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding\r\n");
+    assert!(
+        out == want,
+        "{}",
+        String::from_utf8_lossy(&out[out.len().saturating_sub(300)..])
+    );
+
+    // Nothing is left pending: the next command starts afresh.
+    let mut out = Vec::new();
+    assert_eq!(s.resume_output(&mut out).await, Flow::Continue);
+    assert!(out.is_empty());
+}
