@@ -4,8 +4,11 @@
 //! # Layout
 //! - [`plan`]: which items are answered from the view and what must be loaded.
 //! - [`section`]: body sections, partial ranges, BINARY, literals.
-//! - this file: the per-message loop. ENVELOPE, BODYSTRUCTURE and BODY are stored IMAP text
-//!   (computed by `mailkeep-mime` at APPEND), written as is.
+//! - this file: [`fetch`] (what happens before the first response) and [`FetchJob`], which
+//!   writes the answer message by message and literal by literal, a bounded step at a time
+//!   (the session hands each step to the server with `Flow::MoreOutput`). ENVELOPE,
+//!   BODYSTRUCTURE and BODY are stored IMAP text (computed by `mailkeep-mime` at APPEND),
+//!   written as is.
 
 pub(crate) mod plan;
 pub(crate) mod section;
