@@ -102,6 +102,7 @@ fuzz_target!(|data: &[u8]| {
                         let line = next_line(&mut rest);
                         session.sasl_response(line, &mut out).await
                     }
+                    Flow::MoreOutput => session.resume_output(&mut out).await,
                     Flow::Idle => {
                         session.idle_update(&mut out).await;
                         let line = next_line(&mut rest);

@@ -133,6 +133,8 @@ async fn run(
                     None => return Ok(()),
                 },
                 Flow::Idle => idle(shared, conn, session, shutdown, &mut out).await?,
+                // A big answer, written part by part as the client reads it.
+                Flow::MoreOutput => session.resume_output(&mut out).await,
             };
         }
         conn.shrink();

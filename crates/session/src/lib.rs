@@ -83,6 +83,11 @@ pub enum Flow {
     /// Flush the output (a `+ <base64>` continuation), read one line and pass it to
     /// [`Session::sasl_response`].
     SaslContinue,
+    /// The command is not finished: its answer is too big to build at once (a FETCH of large
+    /// bodies). Write the output (and clear it), then call [`Session::resume_output`] and follow
+    /// the flow it returns. Each call adds a bounded amount of output, so a connection's memory
+    /// does not grow with the size of the answer and a slow reader slows the command down.
+    MoreOutput,
 }
 
 /// After a failed login the session waits this long before answering (Dovecot waits too):
@@ -97,6 +102,16 @@ pub const MAX_BAD_COMMANDS: u32 = 20;
 pub struct Session {
     inner: Inner,
     state: State,
+    /// A command whose answer is being streamed (see [`Flow::MoreOutput`]).
+    pending: Option<PendingOutput>,
+}
+
+/// What [`Session::resume_output`] needs to go on with a streamed command and finish it.
+struct PendingOutput {
+    tag: String,
+    name: &'static str,
+    mode: SyncMode,
+    job: Box<cmd::fetch::FetchJob>,
 }
 
 /// Everything but the state, so handlers can borrow both at once.
@@ -123,6 +138,8 @@ pub(crate) enum Tagged {
     Err(CmdError),
     /// No tagged line yet (a continuation request was written: SASL, IDLE).
     Pending,
+    /// The answer goes on in [`Session::resume_output`] (a streamed FETCH).
+    More(Box<cmd::fetch::FetchJob>),
 }
 
 /// A handler's answer: the tagged line, the state transition and what the server does next.
@@ -162,6 +179,14 @@ impl Outcome {
             tagged: Tagged::Pending,
             transition: Transition::None,
             flow,
+        }
+    }
+    /// A FETCH whose answer continues after [`Flow::MoreOutput`].
+    pub(crate) fn more(job: cmd::fetch::FetchJob) -> Self {
+        Outcome {
+            tagged: Tagged::More(Box::new(job)),
+            transition: Transition::None,
+            flow: Flow::MoreOutput,
         }
     }
     pub(crate) fn then(mut self, transition: Transition) -> Self {
@@ -216,6 +241,7 @@ impl Session {
                 auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
+            pending: None,
         }
     }
 
@@ -236,8 +262,12 @@ impl Session {
         );
     }
 
-    /// Run one command, writing every response (untagged and tagged) into `out`.
+    /// Run one command, writing every response (untagged and tagged) into `out`; or, when it
+    /// returns [`Flow::MoreOutput`], the first part of them (the rest comes from
+    /// [`Session::resume_output`]).
     pub async fn handle(&mut self, command: Command, out: &mut Vec<u8>) -> Flow {
+        // A caller that dropped a streamed answer half-way starts over with this command.
+        self.pending = None;
         let Command { tag, body } = command;
         let name = body.name();
         let mode = sync_mode(&body);
@@ -284,7 +314,7 @@ impl Session {
     async fn finish(
         &mut self,
         tag: &str,
-        name: &str,
+        name: &'static str,
         mode: SyncMode,
         outcome: Outcome,
         out: &mut Vec<u8>,
@@ -295,8 +325,21 @@ impl Session {
             mut flow,
         } = outcome;
         self.state.apply(transition);
+        let tagged = match tagged {
+            Tagged::More(job) => {
+                // No sync and no tagged line until the last part is written.
+                self.pending = Some(PendingOutput {
+                    tag: tag.to_string(),
+                    name,
+                    mode,
+                    job,
+                });
+                return Flow::MoreOutput;
+            }
+            t => t,
+        };
         if mode != SyncMode::None
-            && !matches!(tagged, Tagged::Pending)
+            && !matches!(tagged, Tagged::Pending | Tagged::More(_))
             && let Some(f) = self.sync_selected(out, mode == SyncMode::Full).await
         {
             flow = f;
@@ -315,9 +358,44 @@ impl Session {
                     return self.too_many_bad_commands(out);
                 }
             }
-            Tagged::Pending => {}
+            Tagged::Pending | Tagged::More(_) => {}
         }
         flow
+    }
+
+    /// Go on with a command that returned [`Flow::MoreOutput`]: append its next part to `out`
+    /// (about [`cmd::fetch::OUTPUT_STEP`] bytes), and after the last part its tagged line.
+    /// Returns `MoreOutput` again until the command is finished. Called with nothing pending,
+    /// it writes nothing and returns [`Flow::Continue`].
+    pub async fn resume_output(&mut self, out: &mut Vec<u8>) -> Flow {
+        let Some(mut pending) = self.pending.take() else {
+            return Flow::Continue;
+        };
+        let step = match &mut self.state {
+            State::Selected { user, sel } => {
+                let mut ctx = ctx::Ctx {
+                    store: &self.inner.store,
+                    enabled: &self.inner.enabled,
+                    user,
+                    sel,
+                };
+                pending.job.step(&mut ctx, out).await
+            }
+            // Nothing runs between the parts of an answer, so the mailbox is still selected.
+            _ => Err(CmdError::No(None, "No mailbox selected.".into())),
+        };
+        let outcome = match step {
+            Ok(cmd::fetch::Progress::More) => {
+                self.pending = Some(pending);
+                return Flow::MoreOutput;
+            }
+            Ok(cmd::fetch::Progress::Done) => Outcome::ok(pending.job.ok_text()),
+            Err(e) => Outcome::err(e),
+        };
+        let PendingOutput {
+            tag, name, mode, ..
+        } = pending;
+        self.finish(&tag, name, mode, outcome, out).await
     }
 
     /// Sync the selected mailbox, if any. Returns `Some(Flow::Close)` if the mailbox is gone

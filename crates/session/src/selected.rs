@@ -60,15 +60,15 @@ pub(crate) async fn handle(
             modifiers,
         } => {
             let mut ctx = cmd_ctx(inner, user, sel);
-            cmd::fetch::fetch(&mut ctx, uid, &set, &items, &modifiers, out)
-                .await
-                .map(|()| {
-                    Outcome::ok(if uid {
-                        "UID FETCH completed."
-                    } else {
-                        "FETCH completed."
-                    })
-                })
+            match cmd::fetch::fetch(&mut ctx, uid, &set, &items, &modifiers, out).await {
+                Ok(mut job) => match job.step(&mut ctx, out).await {
+                    Ok(cmd::fetch::Progress::Done) => Ok(Outcome::ok(job.ok_text())),
+                    // The rest is written by `Session::resume_output`.
+                    Ok(cmd::fetch::Progress::More) => Ok(Outcome::more(job)),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
         }
         CommandBody::Search {
             uid,

@@ -107,7 +107,8 @@ async fn append_spooled_messages() {
         },
     };
     let mut out = Vec::new();
-    s.handle(cmd, &mut out).await;
+    let flow = s.handle(cmd, &mut out).await;
+    finish_output(&mut s, flow, &mut out).await;
     assert_eq!(
         mask(&String::from_utf8_lossy(&out)),
         "s OK [APPENDUID $V 1:2] Append completed.\r\n"

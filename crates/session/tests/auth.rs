@@ -218,6 +218,7 @@ async fn session_futures_are_send() {
     assert_send(&s.changed());
     assert_send(&s.idle_update(&mut out));
     assert_send(&s.idle_done(true, &mut out));
+    assert_send(&s.resume_output(&mut out));
     assert_send(&tokio::spawn(async move {
         let mut out = Vec::new();
         let cmd =

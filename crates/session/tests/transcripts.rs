@@ -10,6 +10,8 @@
 //! - `W1: ` (empty text): wait until connection 1 is told its mailbox changed (IDLE), then read
 //!   what it writes.
 //! - `#` comments and blank lines are skipped.
+//! - `\x00` stands for a NUL byte. Server bytes that are not UTF-8 (such as 0x80) read as
+//!   U+FFFD `�`.
 //!
 //! Numbers after `UIDVALIDITY `, `APPENDUID ` and `COPYUID ` come from the clock and are
 //! written `$uidvalidity`. On a mismatch the actual transcript is written beside the file as
@@ -40,7 +42,10 @@ fn parse(text: &str) -> Vec<Item> {
         let (head, rest) = line
             .split_once(':')
             .unwrap_or_else(|| panic!("bad line: {line}"));
-        let rest = rest.strip_prefix(' ').unwrap_or(rest).to_string();
+        let rest = rest
+            .strip_prefix(' ')
+            .unwrap_or(rest)
+            .replace("\\x00", "\0");
         let conn: u32 = if head.len() > 1 {
             head[1..].parse().expect("connection number")
         } else {

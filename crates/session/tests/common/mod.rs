@@ -108,7 +108,17 @@ pub async fn run(s: &mut Session, text: &str) -> (String, Flow) {
         Ok(cmd) => s.handle(cmd, &mut out).await,
         Err(e) => s.parse_error(&e, &mut out),
     };
+    let flow = finish_output(s, flow, &mut out).await;
     (String::from_utf8_lossy(&out).into_owned(), flow)
+}
+
+/// Follow [`Flow::MoreOutput`] to the end of a streamed answer, as the server does, keeping
+/// every part in `out`.
+pub async fn finish_output(s: &mut Session, mut flow: Flow, out: &mut Vec<u8>) -> Flow {
+    while flow == Flow::MoreOutput {
+        flow = s.resume_output(out).await;
+    }
+    flow
 }
 
 /// [`run`] and expect `Flow::Continue`; returns the output with volatile numbers replaced.
@@ -221,7 +231,8 @@ impl Client {
         let mut out = Vec::new();
         match parse_command(&frags) {
             Ok(cmd) => {
-                self.session.handle(cmd, &mut out).await;
+                let flow = self.session.handle(cmd, &mut out).await;
+                finish_output(&mut self.session, flow, &mut out).await;
             }
             Err(e) => {
                 self.session.parse_error(&e, &mut out);

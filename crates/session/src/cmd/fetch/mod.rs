@@ -4,13 +4,16 @@
 //! # Layout
 //! - [`plan`]: which items are answered from the view and what must be loaded.
 //! - [`section`]: body sections, partial ranges, BINARY, literals.
-//! - this file: the per-message loop. ENVELOPE, BODYSTRUCTURE and BODY are stored IMAP text
-//!   (computed by `mailkeep-mime` at APPEND), written as is.
+//! - this file: [`fetch`] (what happens before the first response) and [`FetchJob`], which
+//!   writes the answer message by message and literal by literal, a bounded step at a time
+//!   (the session hands each step to the server with `Flow::MoreOutput`). ENVELOPE,
+//!   BODYSTRUCTURE and BODY are stored IMAP text (computed by `mailkeep-mime` at APPEND),
+//!   written as is.
 
 pub(crate) mod plan;
 pub(crate) mod section;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use mailkeep_mime::PartTree;
@@ -33,6 +36,73 @@ struct Loaded {
     tree: Option<PartTree>,
 }
 
+/// Output bytes one [`FetchJob::step`] writes (about: a step ends at the first item or chunk
+/// boundary past it) before handing back to the caller.
+pub(crate) const OUTPUT_STEP: usize = 128 * 1024;
+
+/// How far a [`FetchJob::step`] got.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Every message was answered: the tagged line may follow.
+    Done,
+    /// The step's output budget is spent: write the output, then call `step` again.
+    More,
+}
+
+/// A FETCH in progress, streamed message by message and literal by literal.
+///
+/// [`fetch`] does what must happen before the first response (resolving the set, VANISHED,
+/// setting `\Seen`) and returns the job; each [`FetchJob::step`] then appends at most about
+/// [`OUTPUT_STEP`] bytes to `out`. Between steps the job holds its cursor: the message
+/// indexes still to answer, the current message (its bytes as one `Arc`, its parse, the
+/// last section it cut out) and the remaining byte range of the literal being written. So a
+/// FETCH costs one message (plus one section or decoded part of it) and one step of output,
+/// whatever the number of messages or of partial items.
+pub(crate) struct FetchJob {
+    uid: bool,
+    plan: Plan,
+    idx: Vec<usize>,
+    /// Position in `idx` of the next message to start.
+    next: usize,
+    seen_now: HashSet<u32>,
+    with_modseq: bool,
+    /// The stored parse (ENVELOPE, BODYSTRUCTURE, part tree) is read for a batch of messages
+    /// at a time: one store round trip per batch instead of one per message.
+    batch: VecDeque<(u32, ParsedInfo)>,
+    expunged_meanwhile: bool,
+    cur: Option<Current>,
+}
+
+/// The message being written.
+struct Current {
+    loaded: Loaded,
+    /// Index in `plan.content` of the next item to write.
+    item: usize,
+    /// Nothing written inside the parentheses yet (no separator before the next item).
+    first: bool,
+    /// The literal being written, if one was started.
+    literal: Option<Literal>,
+    /// The last section or decoded part cut out of the message, so repeated partials of
+    /// one section cost one copy.
+    cache: Option<(CacheKey, Arc<Vec<u8>>)>,
+}
+
+#[derive(PartialEq, Eq)]
+enum CacheKey {
+    Section(mailkeep_proto::Section),
+    Binary(Vec<u32>),
+}
+
+/// The rest of a literal: `data[pos..end]`.
+struct Literal {
+    data: Arc<Vec<u8>>,
+    pos: usize,
+    end: usize,
+    /// A `{n}` literal of content holding NUL: each NUL is written as 0x80 (see
+    /// [`section::NUL_REPLACEMENT`]).
+    replace_nul: bool,
+}
+
 pub(crate) async fn fetch(
     ctx: &mut Ctx<'_>,
     uid: bool,
@@ -40,7 +110,7 @@ pub(crate) async fn fetch(
     items: &FetchItems,
     modifiers: &FetchModifiers,
     out: &mut Vec<u8>,
-) -> CmdResult<()> {
+) -> CmdResult<FetchJob> {
     let mut idx = resolve(ctx, set, uid)?;
     if modifiers.vanished && (!uid || modifiers.changed_since.is_none() || !ctx.enabled.qresync) {
         // RFC 7162 §3.2.6: VANISHED only in UID FETCH with CHANGEDSINCE, after ENABLE QRESYNC.
@@ -83,90 +153,215 @@ pub(crate) async fn fetch(
         }
     }
 
-    let with_modseq = condstore_active(ctx);
-    // The stored parse (ENVELOPE, BODYSTRUCTURE, part tree) is read for a batch of messages
-    // at a time: one store round trip per batch instead of one per message.
-    let mut batch: std::collections::VecDeque<(u32, ParsedInfo)> = Default::default();
-    let mut expunged_meanwhile = false;
-    let mut line = Vec::new();
-    for (n, &i) in idx.iter().enumerate() {
+    Ok(FetchJob {
+        uid,
+        plan,
+        idx,
+        next: 0,
+        seen_now,
+        with_modseq: condstore_active(ctx),
+        batch: VecDeque::new(),
+        expunged_meanwhile: false,
+        cur: None,
+    })
+}
+
+impl FetchJob {
+    /// The text of the tagged OK.
+    pub(crate) fn ok_text(&self) -> &'static str {
+        if self.uid {
+            "UID FETCH completed."
+        } else {
+            "FETCH completed."
+        }
+    }
+
+    /// Append the next part of the answer to `out`: about [`OUTPUT_STEP`] bytes, stopping
+    /// only between items or inside a literal. The view must not change between steps (no
+    /// command runs in between: the server writes `out` and calls again).
+    pub(crate) async fn step(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        out: &mut Vec<u8>,
+    ) -> CmdResult<Progress> {
+        let limit = out.len() + OUTPUT_STEP;
+        loop {
+            if out.len() >= limit {
+                return Ok(Progress::More);
+            }
+            let Some(cur) = &mut self.cur else {
+                if self.next == self.idx.len() {
+                    return self.end();
+                }
+                self.start_message(ctx, out).await?;
+                continue;
+            };
+            if let Some(lit) = &mut cur.literal {
+                let end = lit.end.min(lit.pos + (limit - out.len()));
+                let chunk = &lit.data[lit.pos..end];
+                if lit.replace_nul {
+                    out.extend(chunk.iter().map(
+                        |&b| {
+                            if b == 0 { section::NUL_REPLACEMENT } else { b }
+                        },
+                    ));
+                } else {
+                    out.extend_from_slice(chunk);
+                }
+                lit.pos = end;
+                if lit.pos == lit.end {
+                    cur.literal = None;
+                }
+                continue;
+            }
+            if let Some(item) = self.plan.content.get(cur.item) {
+                cur.item += 1;
+                if !std::mem::take(&mut cur.first) {
+                    out.push(b' ');
+                }
+                cur.literal = write_content_item(item, cur, out)?;
+                continue;
+            }
+            out.extend_from_slice(b")\r\n");
+            self.cur = None;
+        }
+    }
+
+    /// After the last message: OK, or NO if some were expunged meanwhile.
+    fn end(&self) -> CmdResult<Progress> {
+        if self.expunged_meanwhile {
+            // RFC 5530 §3: EXPUNGEISSUED, not NONEXISTENT (which is about mailboxes).
+            return Err(CmdError::No(
+                Some(write::Code::ExpungeIssued),
+                "Some messages were expunged by another session".into(),
+            ));
+        }
+        Ok(Progress::Done)
+    }
+
+    /// Load the next message and write the start of its response with the view items.
+    async fn start_message(&mut self, ctx: &mut Ctx<'_>, out: &mut Vec<u8>) -> CmdResult<()> {
+        let n = self.next;
+        self.next += 1;
+        let i = self.idx[n];
         let uid_i = ctx.sel.messages[i].uid;
-        if plan.needs_parsed && n % PARSE_BATCH == 0 {
-            let uids: Vec<u32> = idx[n..idx.len().min(n + PARSE_BATCH)]
+        let plan = &self.plan;
+        if plan.needs_parsed && n.is_multiple_of(PARSE_BATCH) {
+            let uids: Vec<u32> = self.idx[n..self.idx.len().min(n + PARSE_BATCH)]
                 .iter()
                 .map(|&j| ctx.sel.messages[j].uid)
                 .collect();
-            batch = ctx
+            self.batch = ctx
                 .store
                 .parsed_infos(ctx.sel.mailbox.id, &uids)
                 .await?
                 .into();
         }
         let mut parsed = None;
-        while let Some((u, _)) = batch.front() {
+        while let Some((u, _)) = self.batch.front() {
             if *u > uid_i {
                 break;
             }
-            let (u, p) = batch.pop_front().expect("front exists");
+            let (u, p) = self.batch.pop_front().expect("front exists");
             if u == uid_i {
                 parsed = Some(p);
             }
         }
-        let loaded = match load(ctx, &plan, uid_i, parsed).await {
+        let loaded = match load(ctx, plan, uid_i, parsed).await {
             Ok(loaded) => loaded,
             // Expunged by another session since this one last heard: the EXPUNGE may not be
             // sent during FETCH (RFC 9051 §7.5.1), so answer the rest and say NO at the end
             // (RFC 2180 §4.1.2), never an empty body a client could cache.
             Err(StoreError::NoSuchMailbox) => {
-                expunged_meanwhile = true;
-                continue;
+                self.expunged_meanwhile = true;
+                return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
-        // Built apart and appended whole, so an error never leaves half a response in `out`.
-        line.clear();
-        line.extend_from_slice(b"* ");
-        write::number(&mut line, i as u64 + 1);
-        line.extend_from_slice(b" FETCH (");
-        let mut first = true;
-        let mut sep = |line: &mut Vec<u8>| {
-            if !std::mem::take(&mut first) {
-                line.push(b' ');
+        let mut cur = Current {
+            loaded,
+            item: 0,
+            first: true,
+            literal: None,
+            cache: None,
+        };
+        // The one item that can fail once the message is loaded is BINARY (a CTE that cannot
+        // be decoded): check before writing, so a NO never follows half a response.
+        for item in &plan.content {
+            if let FetchItem::Binary { part, .. } | FetchItem::BinarySize { part } = item {
+                cur.binary(part)?;
+            }
+        }
+        out.extend_from_slice(b"* ");
+        write::number(out, i as u64 + 1);
+        out.extend_from_slice(b" FETCH (");
+        let mut sep = |out: &mut Vec<u8>| {
+            if !std::mem::take(&mut cur.first) {
+                out.push(b' ');
             }
         };
         for item in &plan.index {
-            sep(&mut line);
-            write_index_item(ctx, i, item, &mut line);
+            sep(out);
+            write_index_item(ctx, i, item, out);
         }
-        if seen_now.contains(&uid_i) {
+        if self.seen_now.contains(&uid_i) {
             // The flags changed: say so even if FLAGS was not asked for (Dovecot puts it after
             // the view items), with MODSEQ under CONDSTORE (RFC 7162 §3.2).
             if !plan.has_flags {
-                sep(&mut line);
-                write_flags_item(ctx, i, &mut line);
+                sep(out);
+                write_flags_item(ctx, i, out);
             }
-            if with_modseq && !plan.has_modseq {
-                sep(&mut line);
-                line.extend_from_slice(
+            if self.with_modseq && !plan.has_modseq {
+                sep(out);
+                out.extend_from_slice(
                     format!("MODSEQ ({})", ctx.sel.messages[i].modseq).as_bytes(),
                 );
             }
         }
-        for item in &plan.content {
-            sep(&mut line);
-            write_content_item(item, &loaded, &mut line)?;
+        self.cur = Some(cur);
+        Ok(())
+    }
+}
+
+impl Current {
+    fn bytes(&self) -> Arc<Vec<u8>> {
+        self.loaded.bytes.clone().unwrap_or_default()
+    }
+
+    /// The content of `BODY[section]`: the message itself (no copy) or a cut-out section.
+    fn section(&mut self, sec: &mailkeep_proto::Section) -> Arc<Vec<u8>> {
+        if sec.part.is_empty() && sec.text.is_none() {
+            return self.bytes();
         }
-        line.extend_from_slice(b")\r\n");
-        out.extend_from_slice(&line);
-    }
-    if expunged_meanwhile {
-        // RFC 5530 §3: EXPUNGEISSUED, not NONEXISTENT (which is about mailboxes).
-        return Err(CmdError::No(
-            Some(write::Code::ExpungeIssued),
-            "Some messages were expunged by another session".into(),
+        let key = CacheKey::Section(sec.clone());
+        if let Some((k, v)) = &self.cache
+            && *k == key
+        {
+            return v.clone();
+        }
+        let bytes = self.bytes();
+        let v = Arc::new(section::body_section(
+            &bytes,
+            self.loaded.tree.as_ref(),
+            sec,
         ));
+        self.cache = Some((key, v.clone()));
+        v
     }
-    Ok(())
+
+    /// The decoded content of `BINARY[part]`.
+    fn binary(&mut self, part: &[u32]) -> CmdResult<Arc<Vec<u8>>> {
+        let key = CacheKey::Binary(part.to_vec());
+        if let Some((k, v)) = &self.cache
+            && *k == key
+        {
+            return Ok(v.clone());
+        }
+        let bytes = self.bytes();
+        let v = Arc::new(section::binary(&bytes, self.loaded.tree.as_ref(), part)?);
+        self.cache = Some((key, v.clone()));
+        Ok(v)
+    }
 }
 
 /// Messages whose stored parse is read in one store call.
@@ -230,38 +425,33 @@ fn write_index_item(ctx: &Ctx<'_>, i: usize, item: &FetchItem, line: &mut Vec<u8
     }
 }
 
-fn write_content_item(item: &FetchItem, loaded: &Loaded, line: &mut Vec<u8>) -> CmdResult<()> {
-    let empty: &[u8] = &[];
-    let bytes: &[u8] = loaded
-        .bytes
-        .as_deref()
-        .map(|v| v.as_slice())
-        .unwrap_or(empty);
-    let tree = loaded.tree.as_ref();
-    let parsed = loaded.parsed.as_ref();
-    let stored = |f: fn(&ParsedInfo) -> &[u8]| -> Vec<u8> {
-        parsed
-            .map(f)
-            .filter(|t| !t.is_empty())
-            .unwrap_or(b"NIL")
-            .to_vec()
+/// Write one content item; for a body item, its label and the literal's announcement, and
+/// return the literal's content for [`FetchJob::step`] to write in chunks.
+fn write_content_item(
+    item: &FetchItem,
+    cur: &mut Current,
+    out: &mut Vec<u8>,
+) -> CmdResult<Option<Literal>> {
+    let parsed = cur.loaded.parsed.as_ref();
+    let stored = |f: fn(&ParsedInfo) -> &[u8]| -> &[u8] {
+        parsed.map(f).filter(|t| !t.is_empty()).unwrap_or(b"NIL")
     };
     match item {
         FetchItem::Envelope => {
-            line.extend_from_slice(b"ENVELOPE ");
-            line.extend_from_slice(&stored(|p| &p.envelope));
+            out.extend_from_slice(b"ENVELOPE ");
+            out.extend_from_slice(stored(|p| &p.envelope));
         }
         FetchItem::BodyStructure => {
-            line.extend_from_slice(b"BODYSTRUCTURE ");
-            line.extend_from_slice(&stored(|p| &p.bodystructure));
+            out.extend_from_slice(b"BODYSTRUCTURE ");
+            out.extend_from_slice(stored(|p| &p.bodystructure));
         }
         FetchItem::Body => {
-            line.extend_from_slice(b"BODY ");
-            line.extend_from_slice(&stored(|p| &p.body));
+            out.extend_from_slice(b"BODY ");
+            out.extend_from_slice(stored(|p| &p.body));
         }
         FetchItem::Rfc822 => {
-            line.extend_from_slice(b"RFC822 ");
-            section::literal(line, bytes);
+            out.extend_from_slice(b"RFC822 ");
+            return Ok(Some(literal(out, cur.bytes(), None, false)));
         }
         FetchItem::Rfc822Header | FetchItem::Rfc822Text => {
             let (label, text) = if *item == FetchItem::Rfc822Header {
@@ -273,38 +463,35 @@ fn write_content_item(item: &FetchItem, loaded: &Loaded, line: &mut Vec<u8>) -> 
                 part: Vec::new(),
                 text: Some(text),
             };
-            line.extend_from_slice(label.as_bytes());
-            section::literal(line, &section::body_section(bytes, tree, &sec));
+            out.extend_from_slice(label.as_bytes());
+            return Ok(Some(literal(out, cur.section(&sec), None, false)));
         }
         FetchItem::BodySection {
             section: sec,
             partial,
             ..
         } => {
-            let content = section::body_section(bytes, tree, sec);
             let label = format!(
                 "BODY[{}]{} ",
                 section_label(sec),
                 section::partial_label(*partial)
             );
-            line.extend_from_slice(label.as_bytes());
-            section::literal(line, section::partial(&content, *partial));
+            out.extend_from_slice(label.as_bytes());
+            return Ok(Some(literal(out, cur.section(sec), *partial, false)));
         }
         FetchItem::Binary { part, partial, .. } => {
-            let content = section::binary(bytes, tree, part)?;
+            let content = cur.binary(part)?;
             let label = format!(
                 "BINARY[{}]{} ",
                 part_label(part),
                 section::partial_label(*partial)
             );
-            line.extend_from_slice(label.as_bytes());
-            section::literal8_if_needed(line, section::partial(&content, *partial));
+            out.extend_from_slice(label.as_bytes());
+            return Ok(Some(literal(out, content, *partial, true)));
         }
         FetchItem::BinarySize { part } => {
-            let size = section::binary(bytes, tree, part)?.len();
-            line.extend_from_slice(
-                format!("BINARY.SIZE[{}] {}", part_label(part), size).as_bytes(),
-            );
+            let size = cur.binary(part)?.len();
+            out.extend_from_slice(format!("BINARY.SIZE[{}] {}", part_label(part), size).as_bytes());
         }
         FetchItem::Uid
         | FetchItem::Flags
@@ -312,7 +499,28 @@ fn write_content_item(item: &FetchItem, loaded: &Loaded, line: &mut Vec<u8>) -> 
         | FetchItem::Rfc822Size
         | FetchItem::ModSeq => {}
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Announce the literal holding `<partial>` of `data` and return it to be written. Content
+/// holding NUL goes in a `~{n}` literal8 for BINARY (RFC 3516 §4.2); elsewhere a `{n}` literal
+/// may not carry NUL (RFC 9051 §4.3), so each NUL is replaced (see
+/// [`section::NUL_REPLACEMENT`]).
+fn literal(
+    out: &mut Vec<u8>,
+    data: Arc<Vec<u8>>,
+    partial: Option<(u64, u64)>,
+    binary: bool,
+) -> Literal {
+    let range = section::partial_range(data.len(), partial);
+    let has_nul = data[range.clone()].contains(&0);
+    section::literal_prefix(out, range.len(), binary && has_nul);
+    Literal {
+        data,
+        pos: range.start,
+        end: range.end,
+        replace_nul: has_nul && !binary,
+    }
 }
 
 /// `* VANISHED (EARLIER) uids`: messages of the requested UID set expunged after `since`

@@ -9,14 +9,20 @@ use crate::error::{CmdError, CmdResult};
 
 /// `<origin.count>`: the bytes the client asked for. An origin past the end gives an empty
 /// string (RFC 9051 §6.4.5).
+#[cfg(test)]
 pub(crate) fn partial(data: &[u8], range: Option<(u64, u64)>) -> &[u8] {
+    &data[partial_range(data.len(), range)]
+}
+
+/// The byte range of `<origin.count>` within content of `len` bytes.
+pub(crate) fn partial_range(len: usize, range: Option<(u64, u64)>) -> std::ops::Range<usize> {
     let Some((origin, count)) = range else {
-        return data;
+        return 0..len;
     };
-    let len = data.len() as u64;
+    let len = len as u64;
     let start = origin.min(len);
     let end = origin.saturating_add(count).min(len);
-    &data[start as usize..end as usize]
+    start as usize..end as usize
 }
 
 /// The response label suffix for a partial fetch: `<origin>` only (RFC 9051 §7.5.2).
@@ -27,19 +33,20 @@ pub(crate) fn partial_label(range: Option<(u64, u64)>) -> String {
     }
 }
 
-/// A `literal` (`{n}` CRLF bytes). Dovecot sends even empty content as `{0}`.
-pub(crate) fn literal(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
-}
+/// What a NUL byte of BODY[]/RFC822 content is sent as. A `{n}` literal may not carry NUL
+/// (RFC 9051 §4.3) and only BINARY may answer with a `~{n}` literal8, so, as Dovecot does,
+/// each NUL becomes 0x80: the content keeps its size, so RFC822.SIZE, BODYSTRUCTURE sizes and
+/// partial offsets stay true (re-encoding the part in base64 would change all three). The
+/// exact bytes are still there through BINARY[].
+pub(crate) const NUL_REPLACEMENT: u8 = 0x80;
 
-/// BINARY content: a `literal8` (`~{n}`) when it holds NUL, which a `literal` may not carry
-/// (RFC 3516 §4.2, RFC 9051 §4.3).
-pub(crate) fn literal8_if_needed(out: &mut Vec<u8>, data: &[u8]) {
-    if data.contains(&0) {
+/// The announcement of a literal of `len` bytes: `{n}` CRLF, or `~{n}` CRLF for a literal8
+/// (BINARY content holding NUL, RFC 3516 §4.2). Dovecot sends even empty content as `{0}`.
+pub(crate) fn literal_prefix(out: &mut Vec<u8>, len: usize, literal8: bool) {
+    if literal8 {
         out.push(b'~');
     }
-    literal(out, data);
+    out.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
 }
 
 /// The content of `BODY[section]`. A part that does not exist gives an empty string, as
@@ -108,10 +115,9 @@ mod tests {
     #[test]
     fn literals() {
         let mut out = Vec::new();
-        literal(&mut out, b"");
-        literal8_if_needed(&mut out, b"a\0b");
-        literal8_if_needed(&mut out, b"ab");
-        assert_eq!(out, b"{0}\r\n~{3}\r\na\0b{2}\r\nab".to_vec());
+        literal_prefix(&mut out, 0, false);
+        literal_prefix(&mut out, 3, true);
+        assert_eq!(out, b"{0}\r\n~{3}\r\n".to_vec());
     }
 
     #[test]
