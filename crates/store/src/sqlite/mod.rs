@@ -148,7 +148,7 @@ impl SqliteStore {
         // than handed to a blocking thread and back. Bigger ones may be written and fsynced.
         let small = msgs.iter().try_fold(0usize, |total, m| match &m.data {
             MessageBytes::Memory(d) => Some(total + d.len()),
-            MessageBytes::File(_) => None,
+            MessageBytes::File(_) | MessageBytes::Received { .. } => None,
         });
         let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
             prepare::prepare(&blobs, msgs)

@@ -40,7 +40,11 @@ pub(super) fn prepare(
     messages: Vec<NewMessage>,
 ) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
     let mut out: Vec<Prepared> = Vec::with_capacity(messages.len());
+    // One message at a time: its bytes (and, for a received one, its analysis) are dropped
+    // before the next is read; what is kept (`Prepared`) holds no body bytes unless they
+    // packed small enough for the index.
     for m in messages {
+        let received = matches!(m.data, MessageBytes::Received { .. });
         let stored = load_source(&m.data).and_then(|data| {
             let hash = sha256(&data);
             let packed = blobs.pack(&data)?;
@@ -50,13 +54,14 @@ pub(super) fn prepare(
                 blobs.write(&hash, &packed)?;
                 None
             };
-            Ok((hash, data.len() as u64, inline))
+            let analysis = received.then(|| ParsedInfo::from(mailkeep_mime::analyze(&data)));
+            Ok((hash, data.len() as u64, inline, analysis))
         });
-        let (hash, size, inline) = match stored {
+        let (hash, size, inline, analysis) = match stored {
             Ok(v) => v,
             Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
         };
-        let mut parsed = m.parsed;
+        let mut parsed = analysis.unwrap_or(m.parsed);
         let tokens = search::Tokens::of(&parsed.search_text, parsed.search_body_offset);
         parsed.search_text = String::new();
         let parsed_packed = match parsed::pack(&parsed) {
