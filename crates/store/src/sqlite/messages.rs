@@ -6,10 +6,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::accounts;
 use super::blobs::{hash_from_sql, load_source, sha256};
 use super::prepare::Prepared;
 use super::writer::WriteCtx;
+use super::{accounts, search};
 use crate::{
     FlagOp, FlagUpdate, Flags, MailboxId, Result, StoreError, StoreFlagsResult, UserId, flagops,
     flags,
@@ -116,9 +116,19 @@ pub(super) fn decode_keywords(s: &str) -> Vec<String> {
     }
 }
 
-/// Takes a reference to the body, creating its index row (and search text) on first use.
-fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &mut Prepared) -> Result<i64> {
+/// The account a mailbox belongs to.
+pub(super) fn owner(conn: &Connection, mailbox: MailboxId) -> Result<UserId> {
+    conn.prepare_cached("SELECT user_id FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NoSuchMailbox)
+}
+
+/// Takes a reference to the body, creating its index row (and search text) on first use, and
+/// adds its words to `user`'s search vocabulary.
+fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Result<i64> {
     let conn = ctx.conn;
+    search::add_words(conn, &mut ctx.index.known, user, &m.tokens)?;
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?
         .query_row([&m.hash[..]], |r| r.get(0))
@@ -194,12 +204,13 @@ pub(super) fn append(
     if msgs.is_empty() {
         return Ok((st.uidvalidity, Vec::new()));
     }
+    let user = owner(ctx.conn, mailbox)?;
     let modseq = st.highest_modseq + 1;
     let mut uid = st.uidnext;
     let mut uids = Vec::with_capacity(msgs.len());
     let mut counts = Counts::default();
     for m in &mut msgs {
-        let blob_id = acquire_blob(ctx, m)?;
+        let blob_id = acquire_blob(ctx, user, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
         let row = Row {
             uid,
@@ -385,6 +396,7 @@ pub(super) fn expunge(
     }
     set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));
+    search::words_may_be_stale(ctx.conn, ctx.index, owner(ctx.conn, mailbox)?)?;
     release_held(ctx, now() - EXPUNGE_GRACE.as_secs() as i64)?;
     Ok(removed)
 }
@@ -454,6 +466,9 @@ pub(super) fn delete_all_messages(ctx: &mut WriteCtx<'_>, mailbox: MailboxId) ->
     ctx.conn
         .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1")?
         .execute([mailbox])?;
+    if !counts.is_empty() {
+        search::words_may_be_stale(ctx.conn, ctx.index, owner(ctx.conn, mailbox)?)?;
+    }
     for (blob_id, n) in counts {
         release_blob(ctx, blob_id, n)?;
     }
