@@ -16,6 +16,7 @@ use crate::{
 };
 
 pub(super) struct MailboxState {
+    pub user: UserId,
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highest_modseq: u64,
@@ -24,7 +25,8 @@ pub(super) struct MailboxState {
 
 pub(super) fn mailbox_state(conn: &Connection, id: MailboxId) -> Result<MailboxState> {
     conn.prepare_cached(
-        "SELECT uidvalidity, uidnext, highest_modseq, recent_boundary FROM mailboxes WHERE id = ?1",
+        "SELECT uidvalidity, uidnext, highest_modseq, recent_boundary, user_id FROM mailboxes
+         WHERE id = ?1",
     )?
     .query_row([id], |r| {
         Ok(MailboxState {
@@ -32,6 +34,7 @@ pub(super) fn mailbox_state(conn: &Connection, id: MailboxId) -> Result<MailboxS
             uidnext: r.get(1)?,
             highest_modseq: r.get::<_, i64>(2)? as u64,
             recent_boundary: r.get(3)?,
+            user: r.get(4)?,
         })
     })
     .optional()?
@@ -124,16 +127,17 @@ pub(super) fn owner(conn: &Connection, mailbox: MailboxId) -> Result<UserId> {
         .ok_or(StoreError::NoSuchMailbox)
 }
 
-/// Takes a reference to the body, creating its index row (and search text) on first use, and
-/// adds its words to `user`'s search vocabulary.
+/// Takes a reference to the body, creating its index row (and search text) on first use.
+/// Its words reach `user`'s search vocabulary with its indexing (a new body) or now (a body
+/// already known, perhaps only to other accounts).
 fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Result<i64> {
     let conn = ctx.conn;
-    search::add_words(conn, &mut ctx.index.known, user, &m.tokens)?;
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?
         .query_row([&m.hash[..]], |r| r.get(0))
         .optional()?;
     if let Some(id) = existing {
+        search::add_words(conn, &mut ctx.index.known, user, &m.tokens)?;
         conn.prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
             .execute([id])?;
         return Ok(id);
@@ -163,7 +167,8 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Resul
         conn.prepare_cached("INSERT INTO bodies(id, data) VALUES (?1, ?2)")?
             .execute(params![id, packed])?;
     }
-    ctx.index.defer(conn, id, std::mem::take(&mut m.tokens))?;
+    ctx.index
+        .defer(conn, id, user, std::mem::take(&mut m.tokens))?;
     Ok(id)
 }
 
@@ -204,7 +209,7 @@ pub(super) fn append(
     if msgs.is_empty() {
         return Ok((st.uidvalidity, Vec::new()));
     }
-    let user = owner(ctx.conn, mailbox)?;
+    let user = st.user;
     let modseq = st.highest_modseq + 1;
     let mut uid = st.uidnext;
     let mut uids = Vec::with_capacity(msgs.len());
@@ -396,7 +401,7 @@ pub(super) fn expunge(
     }
     set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));
-    search::words_may_be_stale(ctx.conn, ctx.index, owner(ctx.conn, mailbox)?)?;
+    search::words_may_be_stale(ctx.conn, ctx.index, st.user)?;
     release_held(ctx, now() - EXPUNGE_GRACE.as_secs() as i64)?;
     Ok(removed)
 }

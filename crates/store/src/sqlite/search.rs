@@ -14,8 +14,8 @@
 //!   whatever their vocabulary) and not other accounts' words (one account's 1.8 MB message
 //!   of random words made every other account's infix search 10-30x slower). Bodies are
 //!   shared between accounts and so is the FTS index; only the vocabulary is per account.
-//!   A body's words are added for an account when the body enters one of its mailboxes, in
-//!   that transaction;
+//!   A new body's words are added for the accounts holding it when it is indexed; a body
+//!   already indexed that enters another account's mailbox adds its words there at once;
 //! - the vocabulary is pruned: an expunge (or a deleted mailbox) marks the account in
 //!   `search_vocab_prune`, and when the writer is idle it checks that account's words, a
 //!   batch at a time, against the index (does a body of one of its messages still hold the
@@ -176,24 +176,6 @@ impl KnownTerms {
         self.by_user.clear();
         self.len = 0;
     }
-
-    fn contains(&self, user: UserId, term: &str) -> bool {
-        self.by_user.get(&user).is_some_and(|s| s.contains(term))
-    }
-
-    fn insert(&mut self, user: UserId, term: &str) {
-        if self.len >= KnownTerms::MAX {
-            self.clear();
-        }
-        if self
-            .by_user
-            .entry(user)
-            .or_default()
-            .insert(term.to_owned())
-        {
-            self.len += 1;
-        }
-    }
 }
 
 /// Adds the words of a body that entered one of `user`'s mailboxes to that account's
@@ -206,10 +188,15 @@ pub(super) fn add_words(
 ) -> Result<()> {
     let mut add =
         conn.prepare_cached("INSERT OR IGNORE INTO search_vocab(user_id, term) VALUES (?1, ?2)")?;
+    if known.len >= KnownTerms::MAX {
+        known.clear();
+    }
+    let set = known.by_user.entry(user).or_default();
     for t in tokens.terms() {
-        if t != LONG_MARK && !known.contains(user, t) {
+        if t != LONG_MARK && !set.contains(t) {
             add.execute(params![user, t])?;
-            known.insert(user, t);
+            set.insert(t.to_owned());
+            known.len += 1;
         }
     }
     Ok(())
@@ -359,9 +346,10 @@ fn users_of_blob(conn: &Connection, blob_id: i64) -> Result<Vec<UserId>> {
 #[derive(Debug, Default)]
 pub(super) struct Indexer {
     pub known: KnownTerms,
-    /// Tokens by blob id. May hold entries of rolled-back jobs (a flush only uses the ids in
-    /// `search_pending`, and a reused blob id gets its entry replaced).
-    tokens: HashMap<i64, Tokens>,
+    /// Tokens by blob id, with the account whose APPEND brought the body. May hold entries
+    /// of rolled-back jobs (a flush only uses the ids in `search_pending`, and a reused blob
+    /// id gets its entry replaced).
+    tokens: HashMap<i64, (Tokens, UserId)>,
     /// `search_pending` may hold ids without tokens here (after a restart or a rollback).
     unknown: bool,
     /// `search_vocab_prune` may name accounts (see `prune_words`).
@@ -407,11 +395,17 @@ impl Indexer {
         self.prune_waiting = true;
     }
 
-    /// Queues a new body's tokens; the row is committed with the body.
-    pub(super) fn defer(&mut self, conn: &Connection, blob_id: i64, tokens: Tokens) -> Result<()> {
+    /// Queues the tokens of a new body, appended by `user`; the row is committed with the body.
+    pub(super) fn defer(
+        &mut self,
+        conn: &Connection,
+        blob_id: i64,
+        user: UserId,
+        tokens: Tokens,
+    ) -> Result<()> {
         conn.prepare_cached("INSERT INTO search_pending(blob_id) VALUES (?1)")?
             .execute([blob_id])?;
-        self.tokens.insert(blob_id, tokens);
+        self.tokens.insert(blob_id, (tokens, user));
         Ok(())
     }
 
@@ -440,11 +434,14 @@ impl Indexer {
             .query_map([limit.min(i64::MAX as usize) as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for &id in &ids {
+            // The body's words go to the vocabulary of the account that appended it (or, when
+            // computed again, of every account holding it): here, off the APPEND's commit, as
+            // the index itself. Another account that took the body since added them then.
             let tokens = match self.tokens.remove(&id) {
-                Some(t) => t,
-                // Computed again (after a restart or a rollback, or from an index written
-                // before vocabularies were per account): the words go to the vocabulary of
-                // every account holding the body, in case they are not there yet.
+                Some((tokens, user)) => {
+                    add_words(conn, &mut self.known, user, &tokens)?;
+                    tokens
+                }
                 None => {
                     // A body that cannot be read is indexed without words rather than retried
                     // forever; `check` reports the unreadable body itself.
@@ -517,10 +514,7 @@ pub(super) fn search_text(
 ) -> Result<Vec<u32>> {
     // One read transaction: the index and the messages agree.
     let tx = conn.unchecked_transaction()?;
-    mailbox_state(&tx, mailbox)?;
-    let user: UserId = tx
-        .prepare_cached("SELECT user_id FROM mailboxes WHERE id = ?1")?
-        .query_row([mailbox], |r| r.get(0))?;
+    let user = mailbox_state(&tx, mailbox)?.user;
     let wanted = sorted_uids(uids);
     let (Some(&lo), Some(&hi)) = (wanted.first(), wanted.last()) else {
         return Ok(Vec::new());
