@@ -5,6 +5,7 @@ messages; a failing MULTIAPPEND stores none of them; a literal8's binary part ke
 import base64
 import hashlib
 import os
+import random
 import socket
 import threading
 import time
@@ -169,3 +170,69 @@ def test_literal8_binary_part_is_byte_exact(server):
     stored = b"".join(r[1:-1])
     assert b"\x00" not in stored
     s.close()
+
+
+def test_literal8_spooled_binary_part_is_byte_exact(server):
+    """The same for a literal8 big enough to be spooled (over 256 KiB): the store converts it."""
+    sent = os.urandom(400_000)
+    msg = (b"From: a@example.org\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
+           b"Content-Transfer-Encoding: binary\r\n\r\n" + sent)
+    s, f = login(server)
+    s.sendall(b"a APPEND INBOX ~{%d+}\r\n" % len(msg) + msg + b"\r\n")
+    r = until_tagged(f, b"a")
+    assert r[-1].startswith(b"a OK"), r
+    command(s, f, b"b", b"SELECT INBOX")
+    s.sendall(b"c FETCH 1 BINARY.PEEK[1]\r\n")
+    head = f.readline()
+    assert b"~{%d}" % len(sent) in head, head
+    assert f.read(len(sent)) == sent
+    until_tagged(f, b"c")
+    s.close()
+
+
+def timed_search(s, f, needle, runs=10):
+    command(s, f, b"w", b"SEARCH BODY " + needle)
+    start = time.perf_counter()
+    for _ in range(runs):
+        r = command(s, f, b"q", b"SEARCH BODY " + needle)
+        assert r[-1].startswith(b"q OK"), r
+    return (time.perf_counter() - start) / runs
+
+
+def test_one_accounts_words_do_not_slow_anothers_search(server):
+    """Item 9: the substring search vocabulary is per account. bob's infix search must not
+    slow down when alice stores 2 MB of random words, nor after she expunged them."""
+    rnd = random.Random(5)
+    words = ["alpha", "budget", "meeting", "report", "quarterly", "schedule"]
+    bs, bf = login(server, "bob")
+    for i in range(100):
+        body = " ".join(rnd.choice(words) for _ in range(200))
+        m = f"Subject: m{i:03}\r\n\r\n{body}".encode()
+        bs.sendall(b"a APPEND INBOX {%d+}\r\n" % len(m) + m + b"\r\n")
+        assert until_tagged(bf, b"a")[-1].startswith(b"a OK")
+    command(bs, bf, b"s", b"SELECT INBOX")
+    base = timed_search(bs, bf, b"uarterl")
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    big = " ".join("".join(rnd.choice(letters) for _ in range(rnd.randint(4, 12)))
+                   for _ in range(230_000)).encode()
+    msg = b"Subject: random\r\n\r\n" + big + b"\r\n"
+    a, af = login(server, "alice")
+    a.sendall(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert until_tagged(af, b"a")[-1].startswith(b"a OK")
+    command(a, af, b"x", b"SEARCH BODY zzzzq")  # alice's body is indexed now
+    after = timed_search(bs, bf, b"uarterl")
+    command(a, af, b"s", b"SELECT INBOX")
+    command(a, af, b"e", b"STORE 1 +FLAGS.SILENT (\\Deleted)")
+    command(a, af, b"f", b"EXPUNGE")
+    time.sleep(1)
+    expunged = timed_search(bs, bf, b"uarterl")
+    print(f"\nbob SEARCH BODY infix: {base * 1000:.1f} ms, {after * 1000:.1f} ms after alice's "
+          f"{len(msg) // 1024} KiB of random words, {expunged * 1000:.1f} ms after her expunge")
+    assert after < 3 * base + 0.005, (base, after)
+    assert expunged < 3 * base + 0.005, (base, expunged)
+    assert_responsive(server)
+    a.close()
+    bs.close()
+    r = server.cli("check")
+    assert r.returncode == 0, r.stdout + r.stderr

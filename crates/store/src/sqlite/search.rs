@@ -216,6 +216,8 @@ pub(super) fn words_may_be_stale(
 
 /// Words checked per pruning transaction: each is one or two index lookups.
 pub(super) const PRUNE_BATCH: usize = 256;
+/// Longest a pruning transaction goes on checking words (the writer does nothing else then).
+const PRUNE_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Checks up to `limit` words of an account marked in `search_vocab_prune` and deletes those
 /// no body of its messages holds any more. Every waiting body must be indexed first (a word
@@ -240,15 +242,23 @@ pub(super) fn prune_words(
         .query_map(params![user, after, limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut removed = 0;
+    let started = std::time::Instant::now();
+    let mut checked = 0;
     for t in &terms {
+        checked += 1;
         if !occurs(conn, user, t)? {
             conn.prepare_cached("DELETE FROM search_vocab WHERE user_id = ?1 AND term = ?2")?
                 .execute(params![user, t])?;
             removed += 1;
         }
+        // A word common in other accounts' mail but gone from this one's walks many
+        // postings: stop early rather than keep queued writes waiting.
+        if started.elapsed() > PRUNE_BUDGET {
+            break;
+        }
     }
-    match terms.last() {
-        Some(last) if terms.len() == limit => {
+    match terms[..checked].last() {
+        Some(last) if checked < terms.len() || terms.len() == limit => {
             conn.prepare_cached("UPDATE search_vocab_prune SET after = ?2 WHERE user_id = ?1")?
                 .execute(params![user, last])?;
         }
