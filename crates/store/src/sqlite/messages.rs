@@ -137,7 +137,11 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Resul
         .query_row([&m.hash[..]], |r| r.get(0))
         .optional()?;
     if let Some(id) = existing {
-        search::add_words(conn, &mut ctx.index.known, user, &m.tokens)?;
+        match &m.tokens {
+            Some(tokens) => search::add_words(conn, &mut ctx.index.known, user, tokens)?,
+            // Indexed again from its text, which adds its words for every account holding it.
+            None => ctx.index.reindex(conn, id)?,
+        }
         conn.prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
             .execute([id])?;
         return Ok(id);
@@ -167,8 +171,7 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Resul
         conn.prepare_cached("INSERT INTO bodies(id, data) VALUES (?1, ?2)")?
             .execute(params![id, packed])?;
     }
-    ctx.index
-        .defer(conn, id, user, std::mem::take(&mut m.tokens))?;
+    ctx.index.defer(conn, id, user, m.tokens.take())?;
     Ok(id)
 }
 

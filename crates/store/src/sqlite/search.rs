@@ -111,6 +111,11 @@ impl Tokens {
         }
     }
 
+    /// Bytes held.
+    pub(super) fn len(&self) -> usize {
+        self.header.len() + self.body.len()
+    }
+
     /// Every token of both parts (a token in both comes twice).
     fn terms(&self) -> impl Iterator<Item = &str> {
         self.header
@@ -406,16 +411,39 @@ impl Indexer {
     }
 
     /// Queues the tokens of a new body, appended by `user`; the row is committed with the body.
+    /// Without tokens, the flush computes them from the body.
     pub(super) fn defer(
         &mut self,
         conn: &Connection,
         blob_id: i64,
         user: UserId,
-        tokens: Tokens,
+        tokens: Option<Tokens>,
     ) -> Result<()> {
         conn.prepare_cached("INSERT INTO search_pending(blob_id) VALUES (?1)")?
             .execute([blob_id])?;
-        self.tokens.insert(blob_id, (tokens, user));
+        match tokens {
+            Some(tokens) => {
+                self.tokens.insert(blob_id, (tokens, user));
+            }
+            None => {
+                self.tokens.remove(&blob_id);
+                self.unknown = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes a body again from its text at the next flush (adding its words to every
+    /// account holding it).
+    pub(super) fn reindex(&mut self, conn: &Connection, blob_id: i64) -> Result<()> {
+        let queued = conn
+            .prepare_cached("INSERT OR IGNORE INTO search_pending(blob_id) VALUES (?1)")?
+            .execute([blob_id])?;
+        if queued > 0 {
+            unindex(conn, blob_id)?;
+        }
+        self.tokens.remove(&blob_id);
+        self.unknown = true;
         Ok(())
     }
 
