@@ -86,7 +86,7 @@ impl SqliteStore {
                     "removed body files no commit refers to (left by a crash)"
                 );
             }
-            sweep::share(&lock)?;
+            sweep::share(&lock);
         }
         let notifier = Arc::new(Notifier::default());
         let writer = Writer::start(conn, blobs.clone(), notifier.clone())?;

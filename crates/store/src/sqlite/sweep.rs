@@ -43,19 +43,26 @@ pub(super) fn lock(data_dir: &Path) -> Result<(File, bool)> {
     match file.try_lock() {
         Ok(()) => Ok((file, true)),
         Err(fs::TryLockError::WouldBlock) => {
-            file.lock_shared()?;
+            if let Err(e) = file.lock_shared() {
+                tracing::warn!(error = %e, "cannot lock the data directory");
+            }
             Ok((file, false))
         }
-        Err(fs::TryLockError::Error(e)) => Err(e.into()),
+        // A file system without locks: the store works, without the sweep.
+        Err(fs::TryLockError::Error(e)) => {
+            tracing::warn!(error = %e, "cannot lock the data directory; no start-up sweep");
+            Ok((file, false))
+        }
     }
 }
 
 /// Turns the exclusive lock into a shared one, so other stores (`mailkeep check`) can open.
-pub(super) fn share(file: &File) -> Result<()> {
+pub(super) fn share(file: &File) {
     // flock converts the lock in place; another process may slip in between, which only
     // means it also sees an exclusive holder and skips its sweep.
-    file.lock_shared()?;
-    Ok(())
+    if let Err(e) = file.lock_shared() {
+        tracing::warn!(error = %e, "cannot share the data directory lock");
+    }
 }
 
 /// Removes body files the index does not refer to and temporary files, both only if last
