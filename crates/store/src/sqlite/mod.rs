@@ -78,13 +78,15 @@ impl SqliteStore {
         let blobs = BlobDir::open(data_dir.join("blobs"))?;
         let conn = schema::open_writer(&index)?;
         if alone {
-            let swept = sweep::sweep(&conn, &blobs, started)?;
-            if swept.files > 0 {
-                tracing::info!(
+            match sweep::sweep(&conn, &blobs, started) {
+                Ok(swept) if swept.files > 0 => tracing::info!(
                     files = swept.files,
                     bytes = swept.bytes,
                     "removed body files no commit refers to (left by a crash)"
-                );
+                ),
+                Ok(_) => {}
+                // What is left is only disk space (and a `check` complaint): still serve.
+                Err(e) => tracing::warn!(error = %e, "sweeping unreferenced body files"),
             }
             sweep::share(&lock);
         }
