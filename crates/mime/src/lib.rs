@@ -6,7 +6,8 @@
 //!   BODY, the part tree, search text).
 //! - [`PartTree`]: byte offsets of every part, serializable to bytes for the store, used to
 //!   serve `BODY[section]` and `BINARY[section]` without re-parsing.
-//! - [`normalize_crlf`]: bare LF to CRLF, applied before anything is stored.
+//! - [`normalize_crlf`]: bare LF to CRLF, applied before anything is stored;
+//!   [`prepare_received`] adds base64 for the binary parts of a literal8 APPEND (RFC 3516).
 //! - [`header`]: header field lookup and `HEADER.FIELDS` filtering over raw bytes.
 //!
 //! Inside: `parts` parses the MIME tree the way Dovecot's message-parser does (offsets, nesting
@@ -26,6 +27,7 @@ mod envelope;
 pub mod header;
 mod parts;
 mod quote;
+mod received;
 mod rfc822;
 mod search_text;
 mod section;
@@ -106,6 +108,8 @@ pub fn normalize_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
     std::borrow::Cow::Owned(out)
 }
+
+pub use received::prepare_received;
 
 /// Analyze a CRLF-normalized message.
 ///

@@ -54,67 +54,57 @@ pub(crate) async fn append(
 
 /// What the store keeps of a message's MIME analysis (ENVELOPE, BODYSTRUCTURE, parts, search text).
 pub fn parsed_info(a: Analysis) -> ParsedInfo {
-    ParsedInfo {
-        envelope: a.envelope,
-        bodystructure: a.bodystructure,
-        body: a.body,
-        parts: a.parts.to_bytes(),
-        search_text: a.search_text,
-        search_body_offset: a.search_body_offset,
-        sent_date: a.sent_date,
-    }
+    ParsedInfo::from(a)
 }
 
 /// Messages up to this size are analyzed on the session's own thread.
 const ANALYZE_INLINE_MAX: usize = 64 << 10;
 
-/// Read, CRLF-normalize and analyze one message.
+/// Makes one message ready for the store. A spooled one is handed over as its file, as
+/// received: the store reads, normalizes and analyzes it when its turn comes, so a
+/// MULTIAPPEND never holds more than one big message in memory. One held in memory is
+/// CRLF-normalized (binary parts of a literal8 base64-encoded first, RFC 3516 §4.4) and
+/// analyzed here.
 async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
-    let (spool, raw) = match m.data {
-        MessageData::Inline(v) => (None, v),
-        MessageData::Spooled { path, .. } => {
-            let raw = tokio::fs::read(&path).await.map_err(|e| {
-                CmdError::Store(mailkeep_store::StoreError::Internal(format!(
-                    "reading spooled message: {e}"
-                )))
-            })?;
-            (Some(path), raw)
-        }
-    };
-    if raw.is_empty() {
+    if m.data.is_empty() {
         // RFC 9051 §6.3.12 leaves it open; an empty message is never what a client meant.
         return Err(CmdError::No(None, "Can't save an empty message.".into()));
     }
-    let small = spool.is_none() && raw.len() <= ANALYZE_INLINE_MAX;
-    let analyze = move || {
-        let normalized = match mailkeep_mime::normalize_crlf(&raw) {
-            std::borrow::Cow::Borrowed(_) => None,
-            std::borrow::Cow::Owned(v) => Some(v),
-        };
-        let unchanged = normalized.is_none();
-        let data = normalized.unwrap_or(raw);
-        let parsed = parsed_info(mailkeep_mime::analyze(&data));
-        (data, unchanged, parsed)
-    };
-    // Parsing a large message takes a while: keep it off the async workers. A small one takes
-    // tens of microseconds, less than the two thread wake-ups of a blocking task.
-    let (data, unchanged, parsed) = if small {
-        analyze()
-    } else {
-        tokio::task::spawn_blocking(analyze).await.map_err(|e| {
-            CmdError::Store(mailkeep_store::StoreError::Internal(format!(
-                "analysis: {e}"
-            )))
-        })?
-    };
-    // A spooled message already in CRLF form is handed over as its file, so the store does
-    // not need a second copy in memory.
-    let data = match spool {
-        Some(path) if unchanged => {
-            drop(data);
-            MessageBytes::File(path)
+    let (data, parsed) = match m.data {
+        MessageData::Spooled { path, len } => (
+            MessageBytes::Received {
+                path,
+                len,
+                binary: m.binary,
+            },
+            ParsedInfo::default(),
+        ),
+        MessageData::Inline(raw) => {
+            let small = raw.len() <= ANALYZE_INLINE_MAX;
+            let binary = m.binary;
+            let analyze = move || {
+                let data = match mailkeep_mime::prepare_received(&raw, binary) {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(v) => Some(v),
+                }
+                .unwrap_or(raw);
+                let parsed = parsed_info(mailkeep_mime::analyze(&data));
+                (data, parsed)
+            };
+            // Parsing a large message takes a while: keep it off the async workers. A small
+            // one takes tens of microseconds, less than the two thread wake-ups of a blocking
+            // task.
+            let (data, parsed) = if small {
+                analyze()
+            } else {
+                tokio::task::spawn_blocking(analyze).await.map_err(|e| {
+                    CmdError::Store(mailkeep_store::StoreError::Internal(format!(
+                        "analysis: {e}"
+                    )))
+                })?
+            };
+            (MessageBytes::Memory(Arc::new(data)), parsed)
         }
-        _ => MessageBytes::Memory(Arc::new(data)),
     };
     let (internal_date, internal_date_offset) = match m.internal_date {
         Some(d) => (d.unix, d.offset_minutes),

@@ -12,7 +12,8 @@
 //! - [`conformance`]: the test suite every backend runs (`conformance::run_all(store)`).
 //!
 //! Messages are stored exactly as accepted after bare LF was turned into CRLF (done by the
-//! caller, see `mailkeep_mime::normalize_crlf`), so sizes and byte offsets are of that form.
+//! caller, see `mailkeep_mime::normalize_crlf`, or by the store for a
+//! [`MessageBytes::Received`] source), so sizes and byte offsets are of that form.
 #![forbid(unsafe_code)]
 
 pub mod conformance;
@@ -154,22 +155,53 @@ pub struct ParsedInfo {
     pub sent_date: Option<i64>,
 }
 
+impl From<mailkeep_mime::Analysis> for ParsedInfo {
+    /// What the store keeps of a message's MIME analysis.
+    fn from(a: mailkeep_mime::Analysis) -> ParsedInfo {
+        ParsedInfo {
+            envelope: a.envelope,
+            bodystructure: a.bodystructure,
+            body: a.body,
+            parts: a.parts.to_bytes(),
+            search_text: a.search_text,
+            search_body_offset: a.search_body_offset,
+            sent_date: a.sent_date,
+        }
+    }
+}
+
 /// A message to add.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    /// The message bytes (CRLF-normalized).
+    /// The message bytes (CRLF-normalized), or the message as received for the store to
+    /// prepare ([`MessageBytes::Received`]).
     pub data: MessageBytes,
     pub flags: Flags,
     pub internal_date: i64,
     pub internal_date_offset: i32,
+    /// Computed by the caller from `data`; ignored (computed by the store) for
+    /// [`MessageBytes::Received`].
     pub parsed: ParsedInfo,
 }
 
 /// Message bytes in memory or in a file the store may read (and will not delete).
 #[derive(Debug, Clone)]
 pub enum MessageBytes {
+    /// CRLF-normalized bytes.
     Memory(Arc<Vec<u8>>),
+    /// A file holding the CRLF-normalized bytes.
     File(std::path::PathBuf),
+    /// A file (an APPEND's spool file) holding the message exactly as the client sent it,
+    /// `len` bytes. The store makes it ready itself, one message at a time, so an APPEND of
+    /// many big messages never holds more than one in memory:
+    /// [`mailkeep_mime::prepare_received`] (bare LF to CRLF; with `binary`, for a literal8,
+    /// binary parts to base64 first), then the MIME analysis that `NewMessage::parsed` would
+    /// have held.
+    Received {
+        path: std::path::PathBuf,
+        len: u64,
+        binary: bool,
+    },
 }
 
 /// STORE operation on flags.
@@ -245,7 +277,9 @@ pub trait MailStore: Send + Sync + 'static {
     async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus>;
 
     // ---- messages ----
-    /// Adds messages to a mailbox in one transaction; returns (uidvalidity, assigned UIDs).
+    /// Adds messages to a mailbox in one transaction (all or none, RFC 3502); returns
+    /// (uidvalidity, assigned UIDs). The messages are read and packed one after the other:
+    /// a backend must not hold all their bytes at once (a MULTIAPPEND may be gigabytes).
     async fn append(
         &self,
         mailbox: MailboxId,

@@ -467,3 +467,84 @@ pub async fn bulk(store: &dyn MailStore) {
         .collect();
     assert_eq!(found, expected);
 }
+
+/// Messages handed over as received ([`MessageBytes::Received`], an APPEND's spool files): the
+/// store normalizes and analyzes them itself, one at a time, all in one transaction.
+pub async fn received(store: &dyn MailStore) {
+    let u = new_user(store, "received-a").await;
+    let ib = inbox(store, u).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        (path, bytes.len() as u64)
+    };
+    let received = |(path, len): (std::path::PathBuf, u64), binary: bool| {
+        let mut m = message("ignored", "ignored");
+        m.parsed = ParsedInfo::default();
+        m.data = MessageBytes::Received { path, len, binary };
+        m
+    };
+    let bare = file(
+        "bare.eml",
+        b"Subject: bare lf\nFrom: a@example.org\n\nzyxomatic body\n",
+    );
+    let crlf = file("crlf.eml", b"Subject: crlf\r\n\r\nas sent\r\n");
+    let mut bin =
+        b"Subject: bin\nMIME-Version: 1.0\nContent-Transfer-Encoding: binary\n\n".to_vec();
+    bin.extend_from_slice(b"a\nb\0c\nd");
+    let bin = file("bin.eml", &bin);
+    let (_, uids) = store
+        .append(
+            ib,
+            vec![
+                received(bare, false),
+                message("memory", "in memory"),
+                received(crlf, false),
+                received(bin, true),
+            ],
+        )
+        .await
+        .expect("append received");
+    assert_eq!(uids.len(), 4);
+    assert_eq!(
+        *store.message_bytes(ib, uids[0]).await.unwrap(),
+        b"Subject: bare lf\r\nFrom: a@example.org\r\n\r\nzyxomatic body\r\n",
+        "bare LF becomes CRLF"
+    );
+    assert_eq!(
+        *store.message_bytes(ib, uids[2]).await.unwrap(),
+        b"Subject: crlf\r\n\r\nas sent\r\n"
+    );
+    let stored = store.message_bytes(ib, uids[3]).await.unwrap();
+    let info = store.parsed_info(ib, uids[3]).await.unwrap();
+    let tree = mailkeep_mime::PartTree::from_bytes(&info.parts).expect("part tree");
+    assert_eq!(
+        mailkeep_mime::binary(&stored, &tree, &[1]).unwrap(),
+        b"a\nb\0c\nd",
+        "a literal8's binary part keeps its bytes"
+    );
+    assert!(!stored.contains(&0));
+    // The analysis is the store's, not the (empty) one handed over.
+    let info = store.parsed_info(ib, uids[0]).await.unwrap();
+    let env = String::from_utf8_lossy(&info.envelope).into_owned();
+    assert!(env.contains("bare lf"), "envelope {env}");
+    assert_eq!(
+        store.search_text(ib, &uids, "xomati", true).await.unwrap(),
+        vec![uids[0]],
+        "the received message is in the search index"
+    );
+
+    // All or nothing: a source that cannot be read as announced fails the whole append.
+    let before = store.status(ib).await.unwrap();
+    let (short_path, _) = file("short.eml", b"Subject: short\r\n\r\nx\r\n");
+    let big = file("big.eml", &vec![b'x'; 300_000]);
+    let res = store
+        .append(
+            ib,
+            vec![received(big, false), received((short_path, 1_000), false)],
+        )
+        .await;
+    assert!(res.is_err(), "a short spool file fails the append");
+    assert_eq!(store.status(ib).await.unwrap(), before, "nothing added");
+}

@@ -14,7 +14,7 @@ mod messages;
 mod search;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
-pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes};
+pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received};
 pub use search::{notifications, recent, search};
 
 /// Runs every part of the suite.
@@ -27,6 +27,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "subscriptions").await;
     append(&*store).await;
     assert_clean(&*store, "append").await;
+    received(&*store).await;
+    assert_clean(&*store, "received").await;
     flag_changes(&*store).await;
     assert_clean(&*store, "flag_changes").await;
     expunge(&*store).await;

@@ -94,6 +94,13 @@ pub(super) fn delete_user(ctx: &mut WriteCtx<'_>, name: &str) -> Result<()> {
         .prepare_cached("DELETE FROM subscriptions WHERE user_id = ?1")?
         .execute([user.id])?;
     ctx.conn
+        .prepare_cached("DELETE FROM search_vocab WHERE user_id = ?1")?
+        .execute([user.id])?;
+    ctx.conn
+        .prepare_cached("DELETE FROM search_vocab_prune WHERE user_id = ?1")?
+        .execute([user.id])?;
+    ctx.index.known.clear();
+    ctx.conn
         .prepare_cached("DELETE FROM users WHERE id = ?1")?
         .execute([user.id])?;
     Ok(())

@@ -491,10 +491,30 @@ pub(super) fn sha256(data: &[u8]) -> Hash {
     Sha256::digest(data).into()
 }
 
+/// The bytes to store for a message source (see [`MessageBytes`]).
 pub(super) fn load_source(src: &MessageBytes) -> Result<Arc<Vec<u8>>> {
     match src {
         MessageBytes::Memory(b) => Ok(b.clone()),
         MessageBytes::File(p) => Ok(Arc::new(fs::read(p)?)),
+        MessageBytes::Received { path, len, binary } => {
+            let mut raw = Vec::with_capacity(usize::try_from(*len).unwrap_or(0).min(1 << 30));
+            File::open(path)?.take(*len).read_to_end(&mut raw)?;
+            if raw.len() as u64 != *len {
+                return Err(StoreError::Internal(format!(
+                    "message file {} has {} bytes, {len} expected",
+                    path.display(),
+                    raw.len()
+                )));
+            }
+            // The raw bytes go as soon as the stored form exists: one copy at a time.
+            Ok(Arc::new(
+                match mailkeep_mime::prepare_received(&raw, *binary) {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(v) => Some(v),
+                }
+                .unwrap_or(raw),
+            ))
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! `mailkeep check`: the index and the body files agree.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 use std::collections::{HashMap, HashSet};
 
 use super::blobs::{BlobDir, DICT_DIR, hash_from_sql, sha256};
 use super::reads::BodyRef;
+use super::search::{LONG_MARK, TOKEN_MAX};
 use crate::{Result, flags};
 
 pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
@@ -139,19 +140,41 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
         if stale > 0 {
             problems.push(format!("{stale} rows of {table} belong to no message body"));
         }
-        // Infix search finds words through the vocabulary: an indexed word missing there
-        // would never be found that way.
-        let missing: i64 = tx.query_row(
-            &format!(
-                "SELECT count(*) FROM {table}_terms
-                 WHERE term NOT IN (SELECT term FROM search_vocab)"
-            ),
-            [],
-            |r| r.get(0),
-        )?;
+        // Infix search finds words through the vocabulary: an indexed word of a message's
+        // body missing there would never be found that way. (Words of bodies only expunged
+        // messages still hold, for their grace period, are pruned from it.) Tokens are cut
+        // at TOKEN_MAX when indexed, so the two always agree on a word's spelling.
+        let absent: Vec<String> = tx
+            .prepare(&format!(
+                "SELECT term FROM {table}_terms
+                 WHERE length(term) <= ?1 AND term NOT IN (SELECT term FROM search_vocab)"
+            ))?
+            .query_map([TOKEN_MAX as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut held = tx.prepare(&format!(
+            "SELECT EXISTS(SELECT 1 FROM {table} s CROSS JOIN messages m ON m.blob_id = s.rowid
+             WHERE {table} MATCH ?1)"
+        ))?;
+        let mut missing = 0;
+        for term in &absent {
+            let quoted = format!("\"{term}\"");
+            if held.query_row([quoted], |r| r.get::<_, bool>(0))? {
+                missing += 1;
+            }
+        }
         if missing > 0 {
             problems.push(format!(
                 "{missing} words of {table} are missing from search_vocab"
+            ));
+        }
+        let long: i64 = tx.query_row(
+            &format!("SELECT count(*) FROM {table}_terms WHERE length(term) > ?1 AND term != ?2"),
+            params![TOKEN_MAX as i64, LONG_MARK],
+            |r| r.get(0),
+        )?;
+        if long > 0 {
+            problems.push(format!(
+                "{long} words of {table} are longer than {TOKEN_MAX} bytes"
             ));
         }
     }

@@ -6,16 +6,17 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::accounts;
 use super::blobs::{hash_from_sql, load_source, sha256};
 use super::prepare::Prepared;
 use super::writer::WriteCtx;
+use super::{accounts, search};
 use crate::{
     FlagOp, FlagUpdate, Flags, MailboxId, Result, StoreError, StoreFlagsResult, UserId, flagops,
     flags,
 };
 
 pub(super) struct MailboxState {
+    pub user: UserId,
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highest_modseq: u64,
@@ -24,7 +25,8 @@ pub(super) struct MailboxState {
 
 pub(super) fn mailbox_state(conn: &Connection, id: MailboxId) -> Result<MailboxState> {
     conn.prepare_cached(
-        "SELECT uidvalidity, uidnext, highest_modseq, recent_boundary FROM mailboxes WHERE id = ?1",
+        "SELECT uidvalidity, uidnext, highest_modseq, recent_boundary, user_id FROM mailboxes
+         WHERE id = ?1",
     )?
     .query_row([id], |r| {
         Ok(MailboxState {
@@ -32,6 +34,7 @@ pub(super) fn mailbox_state(conn: &Connection, id: MailboxId) -> Result<MailboxS
             uidnext: r.get(1)?,
             highest_modseq: r.get::<_, i64>(2)? as u64,
             recent_boundary: r.get(3)?,
+            user: r.get(4)?,
         })
     })
     .optional()?
@@ -116,14 +119,29 @@ pub(super) fn decode_keywords(s: &str) -> Vec<String> {
     }
 }
 
+/// The account a mailbox belongs to.
+pub(super) fn owner(conn: &Connection, mailbox: MailboxId) -> Result<UserId> {
+    conn.prepare_cached("SELECT user_id FROM mailboxes WHERE id = ?1")?
+        .query_row([mailbox], |r| r.get(0))
+        .optional()?
+        .ok_or(StoreError::NoSuchMailbox)
+}
+
 /// Takes a reference to the body, creating its index row (and search text) on first use.
-fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &mut Prepared) -> Result<i64> {
+/// Its words reach `user`'s search vocabulary with its indexing (a new body) or now (a body
+/// already known, perhaps only to other accounts).
+fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Result<i64> {
     let conn = ctx.conn;
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?
         .query_row([&m.hash[..]], |r| r.get(0))
         .optional()?;
     if let Some(id) = existing {
+        match &m.tokens {
+            Some(tokens) => search::add_words(conn, &mut ctx.index.known, user, tokens)?,
+            // Indexed again from its text, which adds its words for every account holding it.
+            None => ctx.index.reindex(conn, id)?,
+        }
         conn.prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
             .execute([id])?;
         return Ok(id);
@@ -153,7 +171,7 @@ fn acquire_blob(ctx: &mut WriteCtx<'_>, m: &mut Prepared) -> Result<i64> {
         conn.prepare_cached("INSERT INTO bodies(id, data) VALUES (?1, ?2)")?
             .execute(params![id, packed])?;
     }
-    ctx.index.defer(conn, id, std::mem::take(&mut m.tokens))?;
+    ctx.index.defer(conn, id, user, m.tokens.take())?;
     Ok(id)
 }
 
@@ -194,12 +212,13 @@ pub(super) fn append(
     if msgs.is_empty() {
         return Ok((st.uidvalidity, Vec::new()));
     }
+    let user = st.user;
     let modseq = st.highest_modseq + 1;
     let mut uid = st.uidnext;
     let mut uids = Vec::with_capacity(msgs.len());
     let mut counts = Counts::default();
     for m in &mut msgs {
-        let blob_id = acquire_blob(ctx, m)?;
+        let blob_id = acquire_blob(ctx, user, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
         let row = Row {
             uid,
@@ -385,6 +404,7 @@ pub(super) fn expunge(
     }
     set_mailbox_state(ctx.conn, mailbox, st.uidnext, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));
+    search::words_may_be_stale(ctx.conn, ctx.index, st.user)?;
     release_held(ctx, now() - EXPUNGE_GRACE.as_secs() as i64)?;
     Ok(removed)
 }
@@ -454,6 +474,9 @@ pub(super) fn delete_all_messages(ctx: &mut WriteCtx<'_>, mailbox: MailboxId) ->
     ctx.conn
         .prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1")?
         .execute([mailbox])?;
+    if !counts.is_empty() {
+        search::words_may_be_stale(ctx.conn, ctx.index, owner(ctx.conn, mailbox)?)?;
+    }
     for (blob_id, n) in counts {
         release_blob(ctx, blob_id, n)?;
     }

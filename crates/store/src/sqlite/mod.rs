@@ -8,6 +8,7 @@
 //! - `blobs`: packing bodies (zstd, trained dictionary) and body files (`blobs/ab/cdef…`).
 //! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
 //! - `search`: the word index behind SEARCH TEXT/BODY.
+//! - `sweep`: at open, removes body files left by a crash (and the data directory's lock).
 //!
 //! # Durability
 //! An APPEND packs (zstd) each body on the caller's blocking thread. A body of at most
@@ -15,8 +16,8 @@
 //! a bigger one is written to its file, fsynced with its directory, before the index change is
 //! queued. The writer commits with `synchronous=FULL` (one WAL fsync per batch) and only then
 //! answers. So a returned APPEND/COPY survives a crash, and a crash in between leaves at worst
-//! an unreferenced body file (`check()` lists it). Body files are deleted after the commit
-//! that dropped their last reference.
+//! an unreferenced body file, removed at the next open (`sweep`). Body files are deleted after
+//! the commit that dropped their last reference.
 //!
 //! Flag changes, expunges and \\Recent claims are committed without an fsync of their own
 //! (`Writer::run_relaxed`): a crash of the process keeps them; a power loss may undo the ones
@@ -36,6 +37,7 @@ mod prepare;
 mod reads;
 mod schema;
 mod search;
+mod sweep;
 mod writer;
 
 use async_trait::async_trait;
@@ -58,15 +60,36 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     blobs: BlobDir,
     notifier: Arc<Notifier>,
+    /// Shared `flock` on `data_dir/store.lock` while open (see `sweep`).
+    _lock: std::fs::File,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) `data_dir/index.sqlite3` and `data_dir/blobs/`.
+    ///
+    /// If no other process has the directory open, body files that no commit refers to (left by
+    /// a crash between writing a body and committing it) and temporary files are removed first
+    /// (see `sweep`).
     pub fn open(data_dir: &Path) -> Result<Arc<SqliteStore>> {
+        let started = std::time::SystemTime::now();
         std::fs::create_dir_all(data_dir)?;
+        let (lock, alone) = sweep::lock(data_dir)?;
         let index = data_dir.join("index.sqlite3");
         let blobs = BlobDir::open(data_dir.join("blobs"))?;
         let conn = schema::open_writer(&index)?;
+        if alone {
+            match sweep::sweep(&conn, &blobs, started) {
+                Ok(swept) if swept.files > 0 => tracing::info!(
+                    files = swept.files,
+                    bytes = swept.bytes,
+                    "removed body files no commit refers to (left by a crash)"
+                ),
+                Ok(_) => {}
+                // What is left is only disk space (and a `check` complaint): still serve.
+                Err(e) => tracing::warn!(error = %e, "sweeping unreferenced body files"),
+            }
+            sweep::share(&lock);
+        }
         let notifier = Arc::new(Notifier::default());
         let writer = Writer::start(conn, blobs.clone(), notifier.clone())?;
         Ok(Arc::new(SqliteStore {
@@ -74,6 +97,7 @@ impl SqliteStore {
             readers: ReadPool::new(index),
             blobs,
             notifier,
+            _lock: lock,
         }))
     }
 
@@ -126,7 +150,7 @@ impl SqliteStore {
         // than handed to a blocking thread and back. Bigger ones may be written and fsynced.
         let small = msgs.iter().try_fold(0usize, |total, m| match &m.data {
             MessageBytes::Memory(d) => Some(total + d.len()),
-            MessageBytes::File(_) => None,
+            MessageBytes::File(_) | MessageBytes::Received { .. } => None,
         });
         let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
             prepare::prepare(&blobs, msgs)

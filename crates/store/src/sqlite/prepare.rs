@@ -14,6 +14,11 @@ pub(super) const INLINE_MAX: usize = 32 << 10;
 /// incompressible, they pack to less than `INLINE_MAX`, so no file is written.
 pub(super) const PREPARE_INLINE_MAX: usize = INLINE_MAX * 3 / 4;
 
+/// Bytes of tokens one append keeps for the index until its commit (random words tokenize to
+/// about their own size); later messages' tokens are computed again when indexed.
+/// (Small in this crate's unit tests, to exercise the bound.)
+pub(super) const TOKENS_KEPT_MAX: usize = if cfg!(test) { 4 << 10 } else { 8 << 20 };
+
 /// A message whose body is packed (and, if big, on disk), ready for the index.
 pub(super) struct Prepared {
     pub hash: Hash,
@@ -25,7 +30,9 @@ pub(super) struct Prepared {
     pub parsed: ParsedInfo,
     /// `parsed` packed for `blobs.parsed`, done here rather than on the writer thread.
     pub parsed_packed: Vec<u8>,
-    pub tokens: search::Tokens,
+    /// `None`: dropped to bound memory (see `TOKENS_KEPT_MAX`); indexing computes them again
+    /// from the stored body.
+    pub tokens: Option<search::Tokens>,
     /// The packed body when it goes into the index; `None`: it is in its file.
     pub inline: Option<Vec<u8>>,
     /// Kept to rewrite a file body if its file was collected between prepare and commit.
@@ -40,7 +47,12 @@ pub(super) fn prepare(
     messages: Vec<NewMessage>,
 ) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
     let mut out: Vec<Prepared> = Vec::with_capacity(messages.len());
+    let mut kept_tokens = 0;
+    // One message at a time: its bytes (and, for a received one, its analysis) are dropped
+    // before the next is read; what is kept (`Prepared`) holds no body bytes unless they
+    // packed small enough for the index.
     for m in messages {
+        let received = matches!(m.data, MessageBytes::Received { .. });
         let stored = load_source(&m.data).and_then(|data| {
             let hash = sha256(&data);
             let packed = blobs.pack(&data)?;
@@ -50,14 +62,21 @@ pub(super) fn prepare(
                 blobs.write(&hash, &packed)?;
                 None
             };
-            Ok((hash, data.len() as u64, inline))
+            let analysis = received.then(|| ParsedInfo::from(mailkeep_mime::analyze(&data)));
+            Ok((hash, data.len() as u64, inline, analysis))
         });
-        let (hash, size, inline) = match stored {
+        let (hash, size, inline, analysis) = match stored {
             Ok(v) => v,
             Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
         };
-        let mut parsed = m.parsed;
+        let mut parsed = analysis.unwrap_or(m.parsed);
         let tokens = search::Tokens::of(&parsed.search_text, parsed.search_body_offset);
+        // The tokens of every message wait for the commit: past a bound, a MULTIAPPEND's
+        // later ones are dropped, so its memory does not grow with the number of messages.
+        let tokens = (kept_tokens + tokens.len() <= TOKENS_KEPT_MAX).then(|| {
+            kept_tokens += tokens.len();
+            tokens
+        });
         parsed.search_text = String::new();
         let parsed_packed = match parsed::pack(&parsed) {
             Ok(p) => p,
@@ -81,4 +100,45 @@ pub(super) fn prepare(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::MailStore;
+    use crate::conformance::message;
+    use crate::sqlite::SqliteStore;
+
+    /// Messages whose tokens were dropped to bound an append's memory are indexed from their
+    /// text, with their words in the vocabulary of every account holding them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_tokens_are_computed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let words = |tag: &str| -> String { (0..400).map(|i| format!("{tag}word{i} ")).collect() };
+        let a = store.create_user("a", "h").await.unwrap().id;
+        let b = store.create_user("b", "h").await.unwrap().id;
+        let ia = store.get_mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        let ib = store.get_mailbox(b, "INBOX").await.unwrap().unwrap().id;
+        let msgs: Vec<_> = ["first", "second", "third"]
+            .iter()
+            .map(|t| message(t, &words(t)))
+            .collect();
+        let (_, uids) = store.append(ia, msgs.clone()).await.unwrap();
+        // The same bodies for b, tokens dropped again: b gets their words too.
+        let (_, ub) = store.append(ib, msgs).await.unwrap();
+        for (i, tag) in ["first", "second", "third"].iter().enumerate() {
+            let needle = format!("{}word39", &tag[1..]);
+            assert_eq!(
+                store.search_text(ia, &uids, &needle, true).await.unwrap(),
+                vec![uids[i]],
+                "{needle}"
+            );
+            assert_eq!(
+                store.search_text(ib, &ub, &needle, true).await.unwrap(),
+                vec![ub[i]],
+                "{needle} for b"
+            );
+        }
+        assert!(store.check().await.unwrap().is_empty());
+    }
 }

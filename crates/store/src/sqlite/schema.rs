@@ -12,7 +12,7 @@ use super::{parsed, search};
 use crate::Result;
 
 /// Bumped with each incompatible schema change; `PRAGMA user_version` records it.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(
@@ -122,6 +122,11 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
              ALTER TABLE expunged ADD COLUMN expunged_at INTEGER;",
         )?;
     }
+    if version == 3 {
+        // Version 4 keeps a search vocabulary per account (see `search`); the shared one is
+        // replaced below, once the new tables exist.
+        conn.execute_batch("ALTER TABLE search_vocab RENAME TO search_vocab_v3")?;
+    }
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(search::SCHEMA)?;
     if (1..3).contains(&version) {
@@ -129,14 +134,13 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
         // the parsed info of each body into one column.
         let tx = conn.unchecked_transaction()?;
         {
-            let mut known = search::KnownTerms::default();
             let mut read = tx.prepare("SELECT rowid, header, body FROM search")?;
             let mut rows = read.query([])?;
             while let Some(r) = rows.next()? {
                 let (header, body): (String, String) = (r.get(1)?, r.get(2)?);
                 let text = header.clone() + &body;
                 let tokens = search::Tokens::of(&text, header.len());
-                search::index(&tx, &mut known, r.get(0)?, &tokens)?;
+                search::index(&tx, r.get(0)?, &tokens)?;
             }
         }
         tx.execute_batch(
@@ -169,6 +173,12 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
         tx.commit()?;
         // Give the old index's pages back to the file system.
         conn.execute_batch("VACUUM")?;
+    }
+    if (1..4).contains(&version) {
+        let tx = conn.unchecked_transaction()?;
+        search::migrate_to_per_account_vocabulary(&tx)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)

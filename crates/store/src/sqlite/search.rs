@@ -8,10 +8,27 @@
 //!   not by SQLite, so the store knows them exactly). Two contentless FTS5 tables
 //!   (`detail=none`: only which bodies hold a token; no copy of the text, no positions) index
 //!   the header and the body part of the search text, fed the distinct tokens;
-//! - `search_vocab` lists every token ever indexed, so the tokens containing a piece of a
-//!   needle are found by scanning distinct words, not every posting (`fts5vocab` iterates all
-//!   postings: 20-40 ms for 10,000 bodies whatever their vocabulary). Tokens are never removed
-//!   from it; one that no longer occurs matches nothing;
+//! - `search_vocab` lists, per account, the tokens of that account's mail, so the tokens
+//!   containing a piece of a needle are found by scanning the searching account's distinct
+//!   words, not every posting (`fts5vocab` iterates all postings: 20-40 ms for 10,000 bodies
+//!   whatever their vocabulary) and not other accounts' words (one account's 1.8 MB message
+//!   of random words made every other account's infix search 10-30x slower). Bodies are
+//!   shared between accounts and so is the FTS index; only the vocabulary is per account.
+//!   A new body's words are added for the accounts holding it when it is indexed; a body
+//!   already indexed that enters another account's mailbox adds its words there at once;
+//! - the vocabulary is pruned: an expunge (or a deleted mailbox) marks the account in
+//!   `search_vocab_prune`, and when the writer is idle it checks that account's words, a
+//!   batch at a time, against the index (does a body of one of its messages still hold the
+//!   word?) and deletes those that no longer occur. Chosen over reference counts per word,
+//!   which would need every removed body read and tokenized again inside the expunge;
+//!   checking a word is one index lookup, done only when there is time;
+//! - tokens are at most `TOKEN_MAX` bytes. A longer run is indexed as its first `TOKEN_MAX`
+//!   bytes, and its body also gets the token `LONG_MARK` (longer than any real token, so
+//!   never one). FTS5 truncated such runs on its own (at 32 KiB) while the vocabulary kept
+//!   them whole, so `check()` failed forever. A needle run longer than `TOKEN_MAX` is looked
+//!   up by its first `TOKEN_MAX` bytes and confirmed; an infix or suffix run may lie past
+//!   the cut of a long token, so the bodies with `LONG_MARK` are also candidates for it,
+//!   confirmed against their text;
 //! - a needle's ASCII runs are what the index can look up. A run with a character on both
 //!   sides in the needle is a whole token; with one only on its left, a token prefix (FTS5
 //!   prefix query); otherwise a suffix or an infix (vocabulary LIKE);
@@ -29,15 +46,17 @@
 //! FTS5 writes a segment per transaction and merges segments as they pile up, so indexing
 //! each APPEND's body in its own small commit cost more than the rest of the commit (writer
 //! CPU for 12,000 APPENDs: 2.6 s with, 1.1 s without). A body still waiting after a restart
-//! (or a failed commit) has its tokens computed again from its text.
+//! (or a failed commit), or whose tokens its APPEND dropped to bound memory
+//! (`prepare::TOKENS_KEPT_MAX`), has its tokens computed again from its text. Pruning indexes
+//! every waiting body first, in its transaction, so no waiting body's word looks unused.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeSet, HashMap};
 
 use super::blobs::BlobDir;
 use super::messages::{mailbox_state, sorted_uids};
 use super::reads::{blob_of, body_by_id};
-use crate::{MailboxId, Result, StoreError};
+use crate::{MailboxId, Result, StoreError, UserId};
 
 /// Both tables hold tokens only, deletable by rowid; the input is space-separated tokens, which
 /// the `ascii` tokenizer splits back exactly. The fts5vocab tables are for `check()`.
@@ -46,7 +65,17 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_header USING fts5(text, content = '',
     contentless_delete = 1, detail = none, tokenize = 'ascii');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_body USING fts5(text, content = '',
     contentless_delete = 1, detail = none, tokenize = 'ascii');
-CREATE TABLE IF NOT EXISTS search_vocab(term TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_vocab(
+    user_id INTEGER NOT NULL,
+    term TEXT NOT NULL,
+    PRIMARY KEY(user_id, term)
+) WITHOUT ROWID;
+-- Accounts whose vocabulary may hold words no longer in their mail; `after`: the last word
+-- checked so far.
+CREATE TABLE IF NOT EXISTS search_vocab_prune(
+    user_id INTEGER PRIMARY KEY,
+    after TEXT NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS search_pending(blob_id INTEGER PRIMARY KEY);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_header_terms USING fts5vocab(search_header, row);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_body_terms USING fts5vocab(search_body, row);
@@ -84,6 +113,11 @@ impl Tokens {
         }
     }
 
+    /// Bytes held.
+    pub(super) fn len(&self) -> usize {
+        self.header.len() + self.body.len()
+    }
+
     /// Every token of both parts (a token in both comes twice).
     fn terms(&self) -> impl Iterator<Item = &str> {
         self.header
@@ -104,23 +138,41 @@ fn tokens(text: &str) -> String {
     // so no character is decoded.
     let mut distinct: ahash::HashSet<&[u8]> = ahash::HashSet::default();
     distinct.reserve(lower.len() / 16);
-    distinct.extend(
-        lower
-            .as_bytes()
-            .split(|b| !b.is_ascii_alphanumeric())
-            .filter(|t| !t.is_empty()),
-    );
+    let mut long = false;
+    for t in lower.as_bytes().split(|b| !b.is_ascii_alphanumeric()) {
+        if t.len() > TOKEN_MAX {
+            long = true;
+            distinct.insert(&t[..TOKEN_MAX]);
+        } else if !t.is_empty() {
+            distinct.insert(t);
+        }
+    }
+    if long {
+        distinct.insert(LONG_MARK.as_bytes());
+    }
     let v: Vec<&[u8]> = distinct.into_iter().collect();
     let joined = v.join(&b' ');
     // ASCII letters, digits and spaces only.
     String::from_utf8(joined).unwrap_or_default()
 }
 
-/// Tokens known to be in `search_vocab`, so most inserts skip the table. Owned by the writer
-/// and cleared whenever a write may not have committed: a term in here must be in the table.
+/// Longest token indexed, in bytes (see the module doc).
+pub(super) const TOKEN_MAX: usize = 128;
+
+/// The token given to a body (part) holding a run longer than `TOKEN_MAX`: one byte longer
+/// than that, so no real token is this.
+pub(super) const LONG_MARK: &str = concat!(
+    "x0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000"
+);
+
+/// (account, token) pairs known to be in `search_vocab`, so most inserts skip the table.
+/// Owned by the writer and cleared whenever a write may not have committed or words were
+/// pruned: a pair in here must be in the table.
 #[derive(Debug, Default)]
 pub(super) struct KnownTerms {
-    set: ahash::HashSet<String>,
+    by_user: HashMap<UserId, ahash::HashSet<String>>,
+    len: usize,
 }
 
 impl KnownTerms {
@@ -128,8 +180,182 @@ impl KnownTerms {
     const MAX: usize = 200_000;
 
     pub(super) fn clear(&mut self) {
-        self.set.clear();
+        self.by_user.clear();
+        self.len = 0;
     }
+}
+
+/// Adds the words of a body that entered one of `user`'s mailboxes to that account's
+/// vocabulary.
+pub(super) fn add_words(
+    conn: &Connection,
+    known: &mut KnownTerms,
+    user: UserId,
+    tokens: &Tokens,
+) -> Result<()> {
+    let mut add =
+        conn.prepare_cached("INSERT OR IGNORE INTO search_vocab(user_id, term) VALUES (?1, ?2)")?;
+    if known.len >= KnownTerms::MAX {
+        known.clear();
+    }
+    let set = known.by_user.entry(user).or_default();
+    for t in tokens.terms() {
+        if t != LONG_MARK && !set.contains(t) {
+            add.execute(params![user, t])?;
+            set.insert(t.to_owned());
+            known.len += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Mail left one of `user`'s mailboxes: its vocabulary is pruned when the writer is idle.
+pub(super) fn words_may_be_stale(
+    conn: &Connection,
+    index: &mut Indexer,
+    user: UserId,
+) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO search_vocab_prune(user_id) VALUES (?1)")?
+        .execute([user])?;
+    index.prune_waiting = true;
+    Ok(())
+}
+
+/// Words checked per pruning transaction: each is one or two index lookups.
+pub(super) const PRUNE_BATCH: usize = 256;
+/// Longest a pruning transaction goes on checking words (the writer does nothing else then).
+const PRUNE_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Checks up to `limit` words of an account marked in `search_vocab_prune` and deletes those
+/// no body of its messages holds any more. Every waiting body must be indexed first (a word
+/// of one would look unused). Returns how many words were deleted, or `None` when no account
+/// is left to prune.
+pub(super) fn prune_words(
+    conn: &Connection,
+    known: &mut KnownTerms,
+    limit: usize,
+) -> Result<Option<usize>> {
+    let next: Option<(UserId, String)> = conn
+        .prepare_cached("SELECT user_id, after FROM search_vocab_prune LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((user, after)) = next else {
+        return Ok(None);
+    };
+    let terms: Vec<String> = conn
+        .prepare_cached(
+            "SELECT term FROM search_vocab WHERE user_id = ?1 AND term > ?2 ORDER BY term LIMIT ?3",
+        )?
+        .query_map(params![user, after, limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut removed = 0;
+    let started = std::time::Instant::now();
+    let mut checked = 0;
+    for t in &terms {
+        checked += 1;
+        if !occurs(conn, user, t)? {
+            conn.prepare_cached("DELETE FROM search_vocab WHERE user_id = ?1 AND term = ?2")?
+                .execute(params![user, t])?;
+            removed += 1;
+        }
+        // A word common in other accounts' mail but gone from this one's walks many
+        // postings: stop early rather than keep queued writes waiting.
+        if started.elapsed() > PRUNE_BUDGET {
+            break;
+        }
+    }
+    match terms[..checked].last() {
+        Some(last) if checked < terms.len() || terms.len() == limit => {
+            conn.prepare_cached("UPDATE search_vocab_prune SET after = ?2 WHERE user_id = ?1")?
+                .execute(params![user, last])?;
+        }
+        _ => {
+            conn.prepare_cached("DELETE FROM search_vocab_prune WHERE user_id = ?1")?
+                .execute([user])?;
+        }
+    }
+    if removed > 0 {
+        known.clear();
+    }
+    Ok(Some(removed))
+}
+
+/// Does a body of one of `user`'s messages hold `term`?
+fn occurs(conn: &Connection, user: UserId, term: &str) -> Result<bool> {
+    for table in [Table::Body, Table::Header] {
+        let sql = format!(
+            "SELECT EXISTS(SELECT 1 FROM {t} s CROSS JOIN messages m ON m.blob_id = s.rowid
+                 JOIN mailboxes b ON b.id = m.mailbox_id
+                 WHERE {t} MATCH ?1 AND b.user_id = ?2)",
+            t = table.name()
+        );
+        let found: bool = conn
+            .prepare_cached(&sql)?
+            .query_row(params![quote(term), user], |r| r.get(0))?;
+        if found {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Schema version 4: the shared vocabulary (renamed `search_vocab_v3` if there was one) is
+/// replaced by one per account, built from the index: each indexed word goes to the accounts
+/// with a message whose body holds it (one pass over the index's postings, no body read).
+/// Bodies indexed with a token longer than `TOKEN_MAX` (FTS5 kept up to 32 KiB of it) go
+/// back to `search_pending`, to be indexed again from their text with the cap (and their
+/// words added to their accounts' vocabularies then).
+pub(super) fn migrate_to_per_account_vocabulary(conn: &Connection) -> Result<()> {
+    conn.execute_batch("DROP TABLE IF EXISTS search_vocab_v3")?;
+    let mut reindex = BTreeSet::new();
+    let mut words = 0u64;
+    for table in [Table::Header, Table::Body] {
+        let t = table.name();
+        let terms: Vec<String> = conn
+            .prepare(&format!("SELECT term FROM {t}_terms"))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut holders = conn.prepare(&format!(
+            "SELECT DISTINCT b.user_id FROM {t} s CROSS JOIN messages m ON m.blob_id = s.rowid
+             JOIN mailboxes b ON b.id = m.mailbox_id WHERE {t} MATCH ?1"
+        ))?;
+        let mut bodies = conn.prepare(&format!("SELECT rowid FROM {t} WHERE {t} MATCH ?1"))?;
+        let mut add =
+            conn.prepare("INSERT OR IGNORE INTO search_vocab(user_id, term) VALUES (?1, ?2)")?;
+        for term in terms {
+            if term.len() > TOKEN_MAX {
+                for id in bodies.query_map([quote(&term)], |r| r.get::<_, i64>(0))? {
+                    reindex.insert(id?);
+                }
+                continue;
+            }
+            for user in holders.query_map([quote(&term)], |r| r.get::<_, UserId>(0))? {
+                words += add.execute(params![user?, term])? as u64;
+            }
+        }
+    }
+    for &id in &reindex {
+        unindex(conn, id)?;
+        conn.prepare_cached("INSERT OR IGNORE INTO search_pending(blob_id) VALUES (?1)")?
+            .execute([id])?;
+    }
+    tracing::info!(
+        words,
+        reindexed = reindex.len(),
+        "search vocabulary is now per account (schema 4)"
+    );
+    Ok(())
+}
+
+/// The accounts with a message whose body is `blob_id`.
+fn users_of_blob(conn: &Connection, blob_id: i64) -> Result<Vec<UserId>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT DISTINCT b.user_id FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+             WHERE m.blob_id = ?1",
+        )?
+        .query_map([blob_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// The writer's side of the index: the vocabulary it knows is in `search_vocab` and the tokens
@@ -137,11 +363,14 @@ impl KnownTerms {
 #[derive(Debug, Default)]
 pub(super) struct Indexer {
     pub known: KnownTerms,
-    /// Tokens by blob id. May hold entries of rolled-back jobs (a flush only uses the ids in
-    /// `search_pending`, and a reused blob id gets its entry replaced).
-    tokens: HashMap<i64, Tokens>,
+    /// Tokens by blob id, with the account whose APPEND brought the body. May hold entries
+    /// of rolled-back jobs (a flush only uses the ids in `search_pending`, and a reused blob
+    /// id gets its entry replaced).
+    tokens: HashMap<i64, (Tokens, UserId)>,
     /// `search_pending` may hold ids without tokens here (after a restart or a rollback).
     unknown: bool,
+    /// `search_vocab_prune` may name accounts (see `prune_words`).
+    pub prune_waiting: bool,
 }
 
 impl Indexer {
@@ -158,8 +387,14 @@ impl Indexer {
                 tracing::error!(error = %e, "reading search_pending");
                 true
             });
+        let prune_waiting = conn
+            .query_row("SELECT EXISTS(SELECT 1 FROM search_vocab_prune)", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or(true);
         Indexer {
             unknown,
+            prune_waiting,
             ..Indexer::default()
         }
     }
@@ -174,13 +409,43 @@ impl Indexer {
     pub(super) fn rolled_back(&mut self) {
         self.known.clear();
         self.unknown = true;
+        self.prune_waiting = true;
     }
 
-    /// Queues a new body's tokens; the row is committed with the body.
-    pub(super) fn defer(&mut self, conn: &Connection, blob_id: i64, tokens: Tokens) -> Result<()> {
+    /// Queues the tokens of a new body, appended by `user`; the row is committed with the body.
+    /// Without tokens, the flush computes them from the body.
+    pub(super) fn defer(
+        &mut self,
+        conn: &Connection,
+        blob_id: i64,
+        user: UserId,
+        tokens: Option<Tokens>,
+    ) -> Result<()> {
         conn.prepare_cached("INSERT INTO search_pending(blob_id) VALUES (?1)")?
             .execute([blob_id])?;
-        self.tokens.insert(blob_id, tokens);
+        match tokens {
+            Some(tokens) => {
+                self.tokens.insert(blob_id, (tokens, user));
+            }
+            None => {
+                self.tokens.remove(&blob_id);
+                self.unknown = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes a body again from its text at the next flush (adding its words to every
+    /// account holding it).
+    pub(super) fn reindex(&mut self, conn: &Connection, blob_id: i64) -> Result<()> {
+        let queued = conn
+            .prepare_cached("INSERT OR IGNORE INTO search_pending(blob_id) VALUES (?1)")?
+            .execute([blob_id])?;
+        if queued > 0 {
+            unindex(conn, blob_id)?;
+        }
+        self.tokens.remove(&blob_id);
+        self.unknown = true;
         Ok(())
     }
 
@@ -209,16 +474,28 @@ impl Indexer {
             .query_map([limit.min(i64::MAX as usize) as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for &id in &ids {
+            // The body's words go to the vocabulary of the account that appended it (or, when
+            // computed again, of every account holding it): here, off the APPEND's commit, as
+            // the index itself. Another account that took the body since added them then.
             let tokens = match self.tokens.remove(&id) {
-                Some(t) => t,
-                // A body that cannot be read is indexed without words rather than retried
-                // forever; `check` reports the unreadable body itself.
-                None => tokens_of_blob(conn, blobs, id).unwrap_or_else(|e| {
-                    tracing::warn!(blob = id, error = %e, "body not indexed for search");
-                    Tokens::default()
-                }),
+                Some((tokens, user)) => {
+                    add_words(conn, &mut self.known, user, &tokens)?;
+                    tokens
+                }
+                None => {
+                    // A body that cannot be read is indexed without words rather than retried
+                    // forever; `check` reports the unreadable body itself.
+                    let tokens = tokens_of_blob(conn, blobs, id).unwrap_or_else(|e| {
+                        tracing::warn!(blob = id, error = %e, "body not indexed for search");
+                        Tokens::default()
+                    });
+                    for user in users_of_blob(conn, id)? {
+                        add_words(conn, &mut self.known, user, &tokens)?;
+                    }
+                    tokens
+                }
             };
-            index(conn, &mut self.known, id, &tokens)?;
+            index(conn, id, &tokens)?;
             conn.prepare_cached("DELETE FROM search_pending WHERE blob_id = ?1")?
                 .execute([id])?;
         }
@@ -238,32 +515,17 @@ fn tokens_of_blob(conn: &Connection, blobs: &BlobDir, blob_id: i64) -> Result<To
     Ok(Tokens::of(&text, offset))
 }
 
-/// Indexes a new body's tokens.
-pub(super) fn index(
-    conn: &Connection,
-    known: &mut KnownTerms,
-    blob_id: i64,
-    tokens: &Tokens,
-) -> Result<()> {
+/// Indexes a new body's tokens (the vocabulary is the caller's: `add_words`).
+pub(super) fn index(conn: &Connection, blob_id: i64, tokens: &Tokens) -> Result<()> {
     conn.prepare_cached("INSERT INTO search_header(rowid, text) VALUES (?1, ?2)")?
         .execute(params![blob_id, tokens.header])?;
     conn.prepare_cached("INSERT INTO search_body(rowid, text) VALUES (?1, ?2)")?
         .execute(params![blob_id, tokens.body])?;
-    let mut add = conn.prepare_cached("INSERT OR IGNORE INTO search_vocab(term) VALUES (?1)")?;
-    for t in tokens.terms() {
-        if !known.set.contains(t) {
-            add.execute([t])?;
-            if known.set.len() >= KnownTerms::MAX {
-                known.set.clear();
-            }
-            known.set.insert(t.to_owned());
-        }
-    }
     Ok(())
 }
 
 /// Removes an indexed body's tokens.
-fn unindex(conn: &Connection, blob_id: i64) -> Result<()> {
+pub(super) fn unindex(conn: &Connection, blob_id: i64) -> Result<()> {
     conn.prepare_cached("DELETE FROM search_header WHERE rowid = ?1")?
         .execute([blob_id])?;
     conn.prepare_cached("DELETE FROM search_body WHERE rowid = ?1")?
@@ -292,7 +554,7 @@ pub(super) fn search_text(
 ) -> Result<Vec<u32>> {
     // One read transaction: the index and the messages agree.
     let tx = conn.unchecked_transaction()?;
-    mailbox_state(&tx, mailbox)?;
+    let user = mailbox_state(&tx, mailbox)?.user;
     let wanted = sorted_uids(uids);
     let (Some(&lo), Some(&hi)) = (wanted.first(), wanted.last()) else {
         return Ok(Vec::new());
@@ -303,43 +565,61 @@ pub(super) fn search_text(
     } else {
         &[Table::Header, Table::Body]
     };
-    let mut found = BTreeSet::new();
-    let mut everything = false;
-    let plan = plan(&tx, &runs)?;
-    for &table in tables {
-        match &plan {
-            Plan::Nothing => {}
-            Plan::Everything => everything = true,
-            Plan::Match(queries) => {
-                let sql = format!(
-                    // CROSS JOIN keeps the index lookup first: the planner otherwise may walk
-                    // the mailbox and evaluate the MATCH once per message.
-                    "SELECT m.uid FROM {t} s CROSS JOIN messages m ON m.blob_id = s.rowid
-                     WHERE {t} MATCH ?1 AND m.mailbox_id = ?2 AND m.uid BETWEEN ?3 AND ?4",
-                    t = table.name()
-                );
-                let mut st = tx.prepare_cached(&sql)?;
-                for q in queries {
-                    for uid in st.query_map(params![q, mailbox, lo, hi], |r| r.get(0))? {
-                        found.insert(uid?);
-                    }
+    // A needle that is one run of at most TOKEN_MAX is answered by the index, except for
+    // the bodies found only through LONG_MARK, which are confirmed.
+    let exact = runs.len() == 1 && runs[0].word.len() == needle.len() && needle.len() <= TOKEN_MAX;
+    let mut alternatives = expand(&tx, user, &runs)?;
+    let mark = quote(LONG_MARK);
+    let unsure_mark = exact && alternatives[0].last() == Some(&mark);
+    if unsure_mark {
+        alternatives[0].pop();
+    }
+    let matching = |queries: &[String]| -> Result<BTreeSet<u32>> {
+        let mut found = BTreeSet::new();
+        for &table in tables {
+            let sql = format!(
+                // CROSS JOIN keeps the index lookup first: the planner otherwise may walk
+                // the mailbox and evaluate the MATCH once per message.
+                "SELECT m.uid FROM {t} s CROSS JOIN messages m ON m.blob_id = s.rowid
+                 WHERE {t} MATCH ?1 AND m.mailbox_id = ?2 AND m.uid BETWEEN ?3 AND ?4",
+                t = table.name()
+            );
+            let mut st = tx.prepare_cached(&sql)?;
+            for q in queries {
+                for uid in st.query_map(params![q, mailbox, lo, hi], |r| r.get(0))? {
+                    found.insert(uid?);
                 }
             }
         }
-    }
-    let exact = runs.len() == 1 && runs[0].word.len() == needle.len();
-    let candidates: Vec<u32> = if everything {
-        wanted.clone()
-    } else {
-        found
-            .into_iter()
+        Ok(found)
+    };
+    let in_range = |set: BTreeSet<u32>| -> Vec<u32> {
+        set.into_iter()
             .filter(|u| wanted.binary_search(u).is_ok())
             .collect()
     };
-    if exact {
+    let candidates: Vec<u32> = if alternatives.is_empty() {
+        // No run to look up: every message is a candidate.
+        wanted.clone()
+    } else if alternatives[0].is_empty() {
+        Vec::new()
+    } else {
+        in_range(matching(&queries(&alternatives))?)
+    };
+    if !exact {
+        return confirm(&tx, blobs, mailbox, &candidates, needle, body_only);
+    }
+    if !unsure_mark {
         return Ok(candidates);
     }
-    confirm(&tx, blobs, mailbox, &candidates, needle, body_only)
+    let unsure: Vec<u32> = in_range(matching(&[mark])?)
+        .into_iter()
+        .filter(|u| candidates.binary_search(u).is_err())
+        .collect();
+    let mut out = candidates;
+    out.extend(confirm(&tx, blobs, mailbox, &unsure, needle, body_only)?);
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// A maximal run of ASCII letters and digits in the needle, lowercased, and whether the needle
@@ -377,60 +657,61 @@ fn ascii_runs(needle: &str) -> Vec<Run> {
     runs
 }
 
-enum Plan {
-    /// No body in this table can match.
-    Nothing,
-    /// The index cannot narrow it down: every message is a candidate.
-    Everything,
-    /// The union of these MATCH queries holds every match.
-    Match(Vec<String>),
-}
-
 /// Terms per MATCH query when a run expands to many vocabulary words.
 const TERMS_PER_QUERY: usize = 256;
 /// A run that expands to more words than this is left out of a needle with other runs (the
 /// others narrow enough; confirming covers the rest).
 const TERMS_MAX_BESIDE: usize = 1024;
 
-fn plan(conn: &Connection, runs: &[Run]) -> Result<Plan> {
-    // Each run becomes the words that may hold it, best (fewest) first.
+/// Each run as the quoted FTS5 terms that may hold it (a body matching one of a run's terms
+/// may hold the run), narrowest run first; `quote(LONG_MARK)`, when a run may lie past the
+/// cut of a long token, is its last term.
+fn expand(conn: &Connection, user: UserId, runs: &[Run]) -> Result<Vec<Vec<String>>> {
     let mut alternatives: Vec<Vec<String>> = Vec::new();
     for run in runs {
+        // Tokens are indexed cut to TOKEN_MAX; so is what is looked up (then confirmed).
+        let word = &run.word[..run.word.len().min(TOKEN_MAX)];
         let alt = match (run.starts_word, run.ends_word) {
-            (true, true) => vec![quote(&run.word)],
-            (true, false) => vec![format!("{}*", quote(&run.word))],
+            (true, true) => vec![quote(word)],
+            (true, false) => vec![format!("{}*", quote(word))],
             (false, ends) => {
-                let pattern = if ends {
-                    format!("%{}", run.word)
+                let mut terms = if run.word.len() > TOKEN_MAX {
+                    // Only a cut token can hold it, past its cut.
+                    Vec::new()
                 } else {
-                    format!("%{}%", run.word)
-                };
-                // The run is ASCII alphanumeric: no LIKE wildcards of its own.
-                let terms = conn
-                    .prepare_cached("SELECT term FROM search_vocab WHERE term LIKE ?1")?
-                    .query_map([pattern], |r| r.get::<_, String>(0))?
+                    let pattern = if ends {
+                        format!("%{word}")
+                    } else {
+                        format!("%{word}%")
+                    };
+                    // The run is ASCII alphanumeric: no LIKE wildcards of its own. Only this
+                    // account's words are scanned.
+                    conn.prepare_cached(
+                        "SELECT term FROM search_vocab WHERE user_id = ?1 AND term LIKE ?2",
+                    )?
+                    .query_map(params![user, pattern], |r| r.get::<_, String>(0))?
                     .map(|t| t.map(|t| quote(&t)))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                if terms.is_empty() {
-                    return Ok(Plan::Nothing);
-                }
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+                };
+                terms.push(quote(LONG_MARK));
                 terms
             }
         };
         alternatives.push(alt);
     }
     alternatives.sort_by_key(Vec::len);
-    let Some(first) = alternatives.first() else {
-        return Ok(Plan::Everything);
-    };
-    // The narrowest run is split over several queries if it must be; the others are ANDed
-    // to each, unless they are too broad to help.
+    Ok(alternatives)
+}
+
+/// The MATCH queries whose union holds every body holding all runs: the narrowest run split
+/// over several queries if it must be, the others ANDed to each unless too broad to help.
+fn queries(alternatives: &[Vec<String>]) -> Vec<String> {
     let rest: Vec<String> = alternatives[1..]
         .iter()
         .filter(|a| a.len() <= TERMS_MAX_BESIDE)
         .map(|a| format!("({})", a.join(" OR ")))
         .collect();
-    let queries = first
+    alternatives[0]
         .chunks(TERMS_PER_QUERY)
         .map(|chunk| {
             let mut q = format!("({})", chunk.join(" OR "));
@@ -440,8 +721,7 @@ fn plan(conn: &Connection, runs: &[Run]) -> Result<Plan> {
             }
             q
         })
-        .collect();
-    Ok(Plan::Match(queries))
+        .collect()
 }
 
 /// An FTS5 string: one token (terms come from the index, runs are alphanumeric).

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::blobs::{BlobDir, Hash};
-use super::search::Indexer;
+use super::search::{self, Indexer};
 use crate::{MailboxId, Notifier, Result, StoreError};
 
 /// Most jobs in one transaction: bounds the latency a job can add to the others.
@@ -180,7 +180,7 @@ fn writer_loop(
     // `open_writer` sets synchronous = FULL.
     let mut sync = Sync { full: true };
     loop {
-        let idle = if index.waiting() > 0 {
+        let idle = if index.waiting() > 0 || index.prune_waiting {
             IDLE_INDEX
         } else {
             IDLE_CHECKPOINT
@@ -190,6 +190,9 @@ fn writer_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if index.waiting() > 0 {
                     flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
+                } else if index.prune_waiting {
+                    prune_vocabulary(&mut conn, &blobs, &mut index, &mut sync);
+                    written = true;
                 } else if written && truncate_wal(&conn) {
                     written = false;
                 }
@@ -331,6 +334,37 @@ fn flush_index(
         .search_waiting
         .store(index.waiting(), Ordering::SeqCst);
     ok
+}
+
+/// Prunes a batch of words from an account's search vocabulary (see `search::prune_words`),
+/// in a transaction of its own that first indexes every waiting body. Not durable by itself:
+/// lost, the account is still marked for pruning.
+fn prune_vocabulary(conn: &mut Connection, blobs: &BlobDir, index: &mut Indexer, sync: &mut Sync) {
+    sync.set(conn, false);
+    let started = std::time::Instant::now();
+    let r = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::from)
+        .and_then(|tx| {
+            index.flush(&tx, blobs, usize::MAX)?;
+            let pruned = search::prune_words(&tx, &mut index.known, search::PRUNE_BATCH)?;
+            tx.commit()?;
+            Ok(pruned)
+        });
+    match r {
+        Ok(None) => index.prune_waiting = false,
+        Ok(Some(words)) => tracing::debug!(
+            words,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "search vocabulary pruned"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "pruning the search vocabulary");
+            index.rolled_back();
+            // Not retried at once: the next write (or restart) tries again.
+            index.prune_waiting = false;
+        }
+    }
 }
 
 /// fsyncs the WAL after a commit made with synchronous = NORMAL.
@@ -515,14 +549,14 @@ mod tests {
         let t = tokens.clone();
         let failed = writer
             .run(move |ctx| {
-                crate::sqlite::search::index(ctx.conn, &mut ctx.index.known, 1, &t)?;
+                crate::sqlite::search::add_words(ctx.conn, &mut ctx.index.known, 1, &t)?;
                 Err::<(), _>(StoreError::Cannot("no".into()))
             })
             .await;
         assert!(failed.is_err());
         writer
             .run(move |ctx| {
-                crate::sqlite::search::index(ctx.conn, &mut ctx.index.known, 2, &tokens)
+                crate::sqlite::search::add_words(ctx.conn, &mut ctx.index.known, 1, &tokens)
             })
             .await
             .unwrap();
