@@ -82,21 +82,34 @@ pub struct Limits {
     /// Largest message (and literal): 50 MiB, above the common 25-35 MiB MTA limits once
     /// base64 overhead is counted. Larger ones get `NO [TOOBIG]`.
     pub max_message_size: u64,
-    /// Connections in total: bounds memory and file descriptors.
+    /// Connections in total: bounds memory and file descriptors (lowered at start to what the
+    /// open-file limit leaves, see `Server::bind`).
     pub max_connections: usize,
-    /// Connections from one IP address: one host cannot take every slot.
+    /// Connections from one IP address: one host cannot take every slot. A few hundred covers
+    /// a NAT of busy clients; a load test from one address must raise it.
     pub max_connections_per_ip: usize,
-    /// Seconds a connection may wait before logging in (RFC 9051 §5.4 allows closing idle ones).
+    /// Seconds from connect (TLS handshake included) to a successful login; commands such as
+    /// NOOP do not extend it (RFC 9051 §5.4 allows closing idle connections).
     pub unauthenticated_timeout_secs: u64,
     /// Seconds of inactivity before an authenticated connection is logged out: at least 30
     /// minutes by RFC 9051 §5.4 (IDLE clients re-issue every 29 minutes).
     pub idle_timeout_secs: u64,
-    /// Literals larger than this are written to a spool file instead of being held in memory.
+    /// APPEND message literals larger than this are written to a spool file instead of being
+    /// held in memory (only after login; no other literal is ever spooled).
     pub spool_threshold: u64,
     /// Mailboxes one account may have (CREATE, RENAME beyond it get `NO [LIMIT]`).
     pub max_mailboxes: usize,
     /// Subscriptions one account may have (SUBSCRIBE beyond it gets `NO [LIMIT]`).
     pub max_subscriptions: usize,
+    /// Bytes one command may hold in memory after login, its lines and literals together
+    /// (APPEND's spooled message literals excepted). Beyond: `NO [LIMIT]` or BYE.
+    pub max_command_size: u64,
+    /// Bytes one command may have before login, lines and literals together (LOGIN and
+    /// AUTHENTICATE arguments, SASL responses). Beyond: `BAD`/`NO [LIMIT]` or BYE.
+    pub max_prelogin_command_size: u64,
+    /// Seconds a logged-in client may go without accepting any of our output before it is
+    /// disconnected (before login the unauthenticated deadline applies to writes too).
+    pub write_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -105,12 +118,15 @@ impl Default for Limits {
             max_line_length: 64 * 1024,
             max_message_size: 50 * 1024 * 1024,
             max_connections: 50_000,
-            max_connections_per_ip: 20_000,
+            max_connections_per_ip: 256,
             unauthenticated_timeout_secs: 60,
             idle_timeout_secs: 30 * 60,
             spool_threshold: 256 * 1024,
             max_mailboxes: 10_000,
             max_subscriptions: 10_000,
+            max_command_size: 1024 * 1024,
+            max_prelogin_command_size: 8 * 1024,
+            write_timeout_secs: 120,
         }
     }
 }

@@ -14,19 +14,23 @@ use mailkeep_proto::{Fragment, parse_command};
 use mailkeep_session::{Flow, Session, SessionConfig};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::Shared;
-use crate::stream::{Conn, Line, Stream};
+use crate::stream::{Conn, Line, Stream, WriteLimit};
 
 /// Most pieces (lines and literals) one command may have: bounds per-command bookkeeping.
 const MAX_FRAGMENTS: usize = 10_000;
-/// Literals kept in memory per command, in total, before the rest go to spool files.
-const MAX_IN_MEMORY: u64 = 1024 * 1024;
+/// How long a closing `* BYE` may take to write (the client may not be reading at all).
+const BYE_GRACE: Duration = Duration::from_secs(2);
 
 enum ReadOutcome {
     Command(Vec<Fragment>, Vec<tempfile::TempPath>),
-    /// The reader answered by itself (line too long, literal too big).
+    /// The reader answered by itself (line too long, literal too big); `out` holds the answer.
     Answered,
+    /// The command cannot be resynchronized (a non-synchronizing literal we will not read):
+    /// `out` holds a `* BYE`; write it and close.
+    Close,
     Eof,
 }
 
@@ -37,16 +41,21 @@ pub(crate) async fn serve(
     implicit_tls: bool,
 ) {
     let limits = &shared.config.limits;
-    let unauth_timeout = Duration::from_secs(limits.unauthenticated_timeout_secs);
+    // Before login, one deadline from connect covers everything: the TLS handshake, every
+    // command and SASL line, every write. Nothing a client sends extends it.
+    let deadline = Instant::now() + Duration::from_secs(limits.unauthenticated_timeout_secs);
     let stream = if implicit_tls {
         let Some(tls) = &shared.tls else { return };
-        match tokio::time::timeout(unauth_timeout, tls.acceptor.accept(tcp)).await {
+        match tokio::time::timeout_at(deadline, tls.acceptor.accept(tcp)).await {
             Ok(Ok(s)) => Stream::Tls(Box::new(s)),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;
             }
-            Err(_) => return,
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
         }
     } else {
         Stream::Plain(tcp)
@@ -64,12 +73,36 @@ pub(crate) async fn serve(
     let mut session = Session::new(shared.store.clone(), config);
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();
-    match run(&shared, &mut conn, &mut session, &mut shutdown).await {
+    match run(&shared, &mut conn, &mut session, &mut shutdown, deadline).await {
         Ok(()) => {}
         Err(e) if is_disconnect(&e) => {}
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            tracing::info!(%peer, "closing: the client does not read our output");
+        }
         Err(e) => tracing::debug!(%peer, error = %e, "connection error"),
     }
     tracing::info!(%peer, user = session.user().unwrap_or("-"), "disconnect");
+}
+
+/// When the next read must be complete, and how long writes may wait, in the session's state:
+/// before login the deadline from connect for both; after login the idle timeout per read and
+/// the write timeout per write step.
+fn phase(shared: &Shared, session: &Session, deadline: Instant) -> (Instant, WriteLimit) {
+    let limits = &shared.config.limits;
+    if session.user().is_some() {
+        (
+            Instant::now() + Duration::from_secs(limits.idle_timeout_secs),
+            WriteLimit::Stall(Duration::from_secs(limits.write_timeout_secs)),
+        )
+    } else {
+        (deadline, WriteLimit::Deadline(deadline))
+    }
+}
+
+/// Best-effort goodbye: the client may not be reading, so give it a short grace only.
+async fn bye(conn: &mut Conn, text: &[u8]) {
+    conn.write_limit = WriteLimit::Deadline(Instant::now() + BYE_GRACE);
+    let _ = conn.write_all(text).await;
 }
 
 async fn run(
@@ -77,29 +110,27 @@ async fn run(
     conn: &mut Conn,
     session: &mut Session,
     shutdown: &mut watch::Receiver<bool>,
+    deadline: Instant,
 ) -> io::Result<()> {
-    let limits = &shared.config.limits;
     let mut out = Vec::new();
     session.greeting(&mut out);
+    conn.write_limit = WriteLimit::Deadline(deadline);
     conn.write_all(&out).await?;
     loop {
         out.clear();
-        let timeout = if session.user().is_some() {
-            Duration::from_secs(limits.idle_timeout_secs)
-        } else {
-            Duration::from_secs(limits.unauthenticated_timeout_secs)
-        };
+        let (read_by, write_limit) = phase(shared, session, deadline);
+        conn.write_limit = write_limit;
+        let logged_in = session.user().is_some();
         let read = tokio::select! {
-            r = tokio::time::timeout(timeout, read_command(shared, conn, &mut out)) => r,
+            r = tokio::time::timeout_at(read_by, read_command(shared, conn, &mut out, logged_in)) => r,
             _ = shutdown.changed() => {
-                conn.write_all(b"* BYE Server shutting down.\r\n").await?;
+                bye(conn, b"* BYE Server shutting down.\r\n").await;
                 return Ok(());
             }
         };
         let (fragments, _spooled) = match read {
             Err(_) => {
-                conn.write_all(b"* BYE Disconnected for inactivity.\r\n")
-                    .await?;
+                bye(conn, b"* BYE Disconnected for inactivity.\r\n").await;
                 return Ok(());
             }
             Ok(r) => match r? {
@@ -107,6 +138,10 @@ async fn run(
                 ReadOutcome::Answered => {
                     conn.write_all(&out).await?;
                     continue;
+                }
+                ReadOutcome::Close => {
+                    bye(conn, &out).await;
+                    return Ok(());
                 }
                 ReadOutcome::Command(f, s) => (f, s),
             },
@@ -118,17 +153,24 @@ async fn run(
         drop(fragments);
         // Follow the flow until the session wants the next command.
         loop {
+            // A LOGIN may just have succeeded: its answer already gets the logged-in limits.
+            let (read_by, write_limit) = phase(shared, session, deadline);
+            conn.write_limit = write_limit;
             conn.write_all(&out).await?;
             out.clear();
             flow = match flow {
                 Flow::Continue => break,
                 Flow::Close => return Ok(()),
                 Flow::StartTls => {
-                    start_tls(shared, conn).await?;
+                    // Only offered before login: the handshake runs within the deadline.
+                    match tokio::time::timeout_at(read_by, start_tls(shared, conn)).await {
+                        Ok(r) => r?,
+                        Err(_) => return Ok(()),
+                    }
                     session.tls_started();
                     break;
                 }
-                Flow::SaslContinue => match read_short_line(shared, conn, timeout).await? {
+                Flow::SaslContinue => match read_short_line(shared, conn, read_by).await? {
                     Some(line) => session.sasl_response(&line, &mut out).await,
                     None => return Ok(()),
                 },
@@ -209,29 +251,90 @@ async fn start_tls(shared: &Shared, conn: &mut Conn) -> io::Result<()> {
     }
 }
 
+/// What a command's literals may be, decided from its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Before login: lines and literals in memory, within `max_prelogin_command_size`.
+    PreLogin,
+    /// APPEND after login: large literals (the messages) go to spool files, up to
+    /// `max_message_size` each; the rest within `max_command_size`.
+    Append,
+    /// Any other command after login: lines and literals in memory, within `max_command_size`.
+    Other,
+}
+
+fn command_kind(first_line: &[u8], logged_in: bool) -> Kind {
+    if !logged_in {
+        return Kind::PreLogin;
+    }
+    let Some(tag) = peek_tag(first_line) else {
+        return Kind::Other;
+    };
+    let mut words = first_line[tag.len()..]
+        .split(|b| *b == b' ')
+        .filter(|w| !w.is_empty())
+        .map(trim_crlf);
+    let mut name = words.next().unwrap_or_default();
+    if name.eq_ignore_ascii_case(b"UID") {
+        name = words.next().unwrap_or_default();
+    }
+    if name.eq_ignore_ascii_case(b"APPEND") {
+        Kind::Append
+    } else {
+        Kind::Other
+    }
+}
+
 /// Read one command: its lines and literals (RFC 9051 §4.3, RFC 7888).
+///
+/// Every command has a byte budget for its lines and in-memory literals: a few KiB before
+/// login, `max_command_size` after. Only APPEND's messages, after login, may go beyond it, into
+/// spool files. A literal over the budget is refused before it is read: a synchronizing one
+/// with a tagged NO (the client does not send it), a non-synchronizing one with `* BYE` and
+/// the end of the connection (RFC 7888 §4), rather than reading (or storing) gigabytes.
 async fn read_command(
     shared: &Shared,
     conn: &mut Conn,
     out: &mut Vec<u8>,
+    logged_in: bool,
 ) -> io::Result<ReadOutcome> {
     let limits = &shared.config.limits;
+    let budget = if logged_in {
+        limits.max_command_size
+    } else {
+        limits.max_prelogin_command_size
+    };
     let mut fragments = Vec::new();
     let mut spooled = Vec::new();
-    let mut in_memory = 0u64;
-    let mut first_line: Option<Vec<u8>> = None;
+    let mut used = 0u64;
+    let mut tag: Option<String> = None;
+    let mut kind = Kind::PreLogin;
     loop {
-        let line = match conn.read_line(limits.max_line_length).await? {
+        let room = budget.saturating_sub(used);
+        let max_line = (limits.max_line_length as u64).min(room) as usize;
+        let line = match conn.read_line(max_line).await? {
             Line::Eof => return Ok(ReadOutcome::Eof),
-            Line::TooLong(head) => {
-                let tag = first_line.as_deref().or(Some(&head)).and_then(peek_tag);
-                answer(out, tag.as_deref(), "BAD", "[LIMIT] Command line too long.");
+            Line::TooLong(head) if fragments.is_empty() => {
+                // The whole command was this line: answer it, and go on with the next.
+                answer(
+                    out,
+                    peek_tag(&head).as_deref(),
+                    "BAD",
+                    "[LIMIT] Command line too long.",
+                );
                 return Ok(ReadOutcome::Answered);
+            }
+            Line::TooLong(_) => {
+                // Mid-command, after a literal: where the command ends is unknown.
+                out.extend_from_slice(b"* BYE [LIMIT] Command too long.\r\n");
+                return Ok(ReadOutcome::Close);
             }
             Line::Complete(l) => l,
         };
-        if first_line.is_none() {
-            first_line = Some(line.iter().take(128).copied().collect());
+        used += line.len() as u64;
+        if fragments.is_empty() {
+            tag = peek_tag(&line);
+            kind = command_kind(&line, logged_in);
         }
         let announcement = match literal_announcement(&line) {
             Ok(Some(a)) => a,
@@ -241,38 +344,51 @@ async fn read_command(
                 return Ok(ReadOutcome::Command(fragments, spooled));
             }
         };
-        let tag = first_line.as_deref().and_then(peek_tag);
-        if announcement.len > limits.max_message_size || fragments.len() >= MAX_FRAGMENTS {
-            if !announcement.synchronizing {
-                // The client sends it anyway (LITERAL+): swallow it and the rest of the command.
-                conn.copy_exact(announcement.len, |_| Ok(())).await?;
-                skip_rest_of_command(shared, conn).await?;
+        let len = announcement.len;
+        let room = budget.saturating_sub(used);
+        let to_spool = match kind {
+            _ if fragments.len() + 2 > MAX_FRAGMENTS => {
+                Err("[LIMIT] Too many literals in one command.")
             }
-            answer(out, tag.as_deref(), "NO", "[TOOBIG] Literal too large.");
-            return Ok(ReadOutcome::Answered);
-        }
+            Kind::Append if len > limits.max_message_size => Err("[TOOBIG] Message too large."),
+            Kind::Append => Ok(len > limits.spool_threshold || len > room),
+            Kind::PreLogin if len > room => Err("[LIMIT] Literal too large before authentication."),
+            Kind::Other if len > room => Err("[LIMIT] Command too large."),
+            Kind::PreLogin | Kind::Other => Ok(false),
+        };
+        let to_spool = match to_spool {
+            Ok(s) => s,
+            Err(text) if announcement.synchronizing => {
+                answer(out, tag.as_deref(), "NO", text);
+                return Ok(ReadOutcome::Answered);
+            }
+            Err(text) => {
+                // LITERAL+: the client sends it anyway; do not read it (RFC 7888 §4, choice 2).
+                out.extend_from_slice(b"* BYE ");
+                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                return Ok(ReadOutcome::Close);
+            }
+        };
         fragments.push(Fragment::Line(line));
         if announcement.synchronizing {
             conn.write_all(b"+ OK\r\n").await?;
         }
-        if announcement.len > limits.spool_threshold || in_memory + announcement.len > MAX_IN_MEMORY
-        {
-            let (path, len) = spool(shared, conn, announcement.len).await?;
+        if to_spool {
+            let (path, len) = spool(shared, conn, len).await?;
             fragments.push(Fragment::Spooled {
                 path: path.to_path_buf(),
                 len,
             });
             spooled.push(path);
         } else {
-            in_memory += announcement.len;
-            fragments.push(Fragment::Literal(
-                conn.read_exact_vec(announcement.len as usize).await?,
-            ));
+            used += len;
+            fragments.push(Fragment::Literal(conn.read_exact_vec(len as usize).await?));
         }
     }
 }
 
-/// Write a large literal to a spool file so memory per connection stays bounded.
+/// Write an APPEND message literal to a spool file so memory per connection stays bounded.
 async fn spool(
     shared: &Shared,
     conn: &mut Conn,
@@ -290,32 +406,18 @@ async fn spool(
     Ok((path, len))
 }
 
-/// After refusing a non-synchronizing literal: read and drop the rest of the command.
-async fn skip_rest_of_command(shared: &Shared, conn: &mut Conn) -> io::Result<()> {
-    loop {
-        let line = match conn.read_line(shared.config.limits.max_line_length).await? {
-            Line::Complete(l) => l,
-            Line::TooLong(_) | Line::Eof => return Ok(()),
-        };
-        match literal_announcement(&line) {
-            Ok(Some(a)) if !a.synchronizing => conn.copy_exact(a.len, |_| Ok(())).await?,
-            _ => return Ok(()),
-        }
-    }
-}
-
-/// One line of a SASL exchange, without its CRLF. `None` at end of input.
+/// One line of a SASL exchange (before login, so within its budget and the deadline), without
+/// its CRLF. `None` at end of input or at the deadline.
 async fn read_short_line(
     shared: &Shared,
     conn: &mut Conn,
-    timeout: Duration,
+    deadline: Instant,
 ) -> io::Result<Option<Vec<u8>>> {
-    match tokio::time::timeout(
-        timeout,
-        conn.read_line(shared.config.limits.max_line_length),
-    )
-    .await
-    {
+    let limits = &shared.config.limits;
+    let max = limits
+        .max_line_length
+        .min(limits.max_prelogin_command_size as usize);
+    match tokio::time::timeout_at(deadline, conn.read_line(max)).await {
         Err(_) => Ok(None),
         Ok(line) => match line? {
             Line::Complete(l) => Ok(Some(trim_crlf(&l).to_vec())),
@@ -357,4 +459,28 @@ fn is_disconnect(e: &io::Error) -> bool {
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionAborted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_kind_from_the_first_line() {
+        assert_eq!(
+            command_kind(b"a APPEND INBOX {5}\r\n", false),
+            Kind::PreLogin
+        );
+        assert_eq!(command_kind(b"a LOGIN {5}\r\n", false), Kind::PreLogin);
+        assert_eq!(command_kind(b"a APPEND INBOX {5}\r\n", true), Kind::Append);
+        assert_eq!(
+            command_kind(b"a append INBOX (\\Seen) {5+}\r\n", true),
+            Kind::Append
+        );
+        assert_eq!(command_kind(b"a UID APPEND x {5}\r\n", true), Kind::Append);
+        assert_eq!(command_kind(b"a APPEND {5}\r\n", true), Kind::Append);
+        assert_eq!(command_kind(b"a APPENDX x {5}\r\n", true), Kind::Other);
+        assert_eq!(command_kind(b"a SEARCH TEXT {5}\r\n", true), Kind::Other);
+        assert_eq!(command_kind(b"(bad APPEND {5}\r\n", true), Kind::Other);
+    }
 }

@@ -37,7 +37,11 @@ pub(crate) struct Shared {
     pub tls: Option<tls::Tls>,
     pub spool_dir: PathBuf,
     pub shutdown: watch::Receiver<bool>,
+    /// `limits.max_connections`, lowered to what the open-file limit leaves.
+    max_connections: usize,
     counts: Mutex<Counts>,
+    /// "connection refused" warnings, at most one a second.
+    refused_log: Mutex<LogLimiter>,
 }
 
 #[derive(Default)]
@@ -95,6 +99,7 @@ impl Server {
                 listeners.push((kind, l));
             }
         }
+        let max_connections = connection_cap(config.limits.max_connections);
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
             config,
@@ -102,7 +107,9 @@ impl Server {
             tls: Some(tls),
             spool_dir,
             shutdown,
+            max_connections,
             counts: Mutex::new(Counts::default()),
+            refused_log: Mutex::new(LogLimiter::default()),
         });
         Ok(Server {
             shared,
@@ -145,13 +152,84 @@ impl Server {
     }
 }
 
+/// File descriptors kept free of connections (the store's database and blob files, spool
+/// files, listeners, logs): an eighth of the limit, at least 64.
+fn fd_reserve(nofile: u64) -> u64 {
+    (nofile / 8).max(64)
+}
+
+/// Raise the open-file limit to its hard limit and return how many connections it leaves room
+/// for: `configured`, or less when the limit is lower (logged).
+fn connection_cap(configured: usize) -> usize {
+    let nofile = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => {
+            tracing::info!(nofile = n, "open-file limit");
+            n
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => return configured,
+            }
+        }
+    };
+    let room = nofile.saturating_sub(fd_reserve(nofile));
+    let cap = usize::try_from(room).unwrap_or(usize::MAX).min(configured);
+    if cap < configured {
+        tracing::warn!(
+            configured,
+            max_connections = cap,
+            nofile,
+            "max_connections lowered to fit the open-file limit"
+        );
+    }
+    cap
+}
+
+/// Lets a warning through at most once per interval and counts the ones held back, so a flood
+/// (thousands of failed accepts while out of file descriptors) cannot flood the log.
+struct LogLimiter {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+    interval: std::time::Duration,
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        LogLimiter {
+            last: None,
+            suppressed: 0,
+            interval: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+impl LogLimiter {
+    /// `Some(number suppressed since the last one)` when this event may be logged.
+    fn allow(&mut self, now: std::time::Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < self.interval)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
 async fn accept_loop(shared: Arc<Shared>, kind: ListenerKind, listener: TcpListener) {
+    let mut accept_log = LogLimiter::default();
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and similar: wait instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                if let Some(suppressed) = accept_log.allow(std::time::Instant::now()) {
+                    tracing::warn!(error = %e, suppressed, "accept failed");
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -171,9 +249,12 @@ async fn accept_loop(shared: Arc<Shared>, kind: ListenerKind, listener: TcpListe
 }
 
 async fn refuse(mut tcp: TcpStream) {
-    let _ = tcp
-        .write_all(b"* BYE Too many connections, try again later.\r\n")
-        .await;
+    // Never hold the socket for a client that does not read.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tcp.write_all(b"* BYE Too many connections, try again later.\r\n"),
+    )
+    .await;
 }
 
 /// Counts a connection against the limits while it lives.
@@ -187,8 +268,13 @@ impl ConnGuard {
         let limits = &shared.config.limits;
         let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
         let per_ip = counts.per_ip.get(&ip).copied().unwrap_or(0);
-        if counts.total >= limits.max_connections || per_ip >= limits.max_connections_per_ip {
-            tracing::warn!(%ip, total = counts.total, per_ip, "connection refused: limit reached");
+        if counts.total >= shared.max_connections || per_ip >= limits.max_connections_per_ip {
+            let total = counts.total;
+            drop(counts);
+            let mut log = shared.refused_log.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(suppressed) = log.allow(std::time::Instant::now()) {
+                tracing::warn!(%ip, total, per_ip, suppressed, "connection refused: limit reached");
+            }
             return None;
         }
         counts.total += 1;
@@ -210,5 +296,38 @@ impl Drop for ConnGuard {
                 counts.per_ip.remove(&self.ip);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn log_limiter_lets_one_a_second_through_and_counts_the_rest() {
+        let mut l = LogLimiter::default();
+        let t0 = Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        for i in 1..=6_000u64 {
+            assert_eq!(l.allow(t0 + Duration::from_micros(i * 100)), None);
+        }
+        assert_eq!(l.allow(t0 + Duration::from_secs(1)), Some(6_000));
+        assert_eq!(l.allow(t0 + Duration::from_millis(1_500)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(3)), Some(1));
+    }
+
+    #[test]
+    fn connections_leave_room_for_the_store() {
+        assert_eq!(fd_reserve(1024), 128);
+        assert_eq!(fd_reserve(256), 64);
+        // The limit was raised (or already at its hard limit): whatever it is, the cap leaves
+        // the reserve free and never exceeds the configured number.
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        let cap = connection_cap(usize::MAX) as u64;
+        let (raised, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        assert!(raised >= soft);
+        assert_eq!(cap, raised - fd_reserve(raised));
+        assert_eq!(connection_cap(10), 10);
     }
 }

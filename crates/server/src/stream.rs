@@ -8,6 +8,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -79,12 +80,24 @@ pub enum Line {
     Eof,
 }
 
+/// How long a write may wait for the client to take our output.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteLimit {
+    /// Everything written by this instant (before login: the connection's deadline).
+    Deadline(tokio::time::Instant),
+    /// Each step of a write (one `write` or `flush` call) within this time: a client that
+    /// reads slowly but steadily is fine, one that stops reading is cut off.
+    Stall(Duration),
+}
+
 /// The connection with its read buffer.
 pub struct Conn {
     pub stream: Stream,
     buf: Vec<u8>,
     /// Start of unread data in `buf`.
     pos: usize,
+    /// Applied to every write: no write waits forever on a client that does not read.
+    pub write_limit: WriteLimit,
 }
 
 /// Read size: small, because most commands are short and an idle connection should hold little.
@@ -98,6 +111,7 @@ impl Conn {
             stream,
             buf: Vec::new(),
             pos: 0,
+            write_limit: WriteLimit::Stall(Duration::from_secs(60)),
         }
     }
 
@@ -211,10 +225,35 @@ impl Conn {
         Ok(())
     }
 
-    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.stream.write_all(data).await?;
-        self.stream.flush().await
+    /// Write and flush `data` within [`Conn::write_limit`]; `TimedOut` if the client does not
+    /// take it in time (the caller then closes the connection, freeing its buffers).
+    pub async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        let limit = self.write_limit;
+        while !data.is_empty() {
+            let n = within(limit, self.stream.write(data)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            data = &data[n..];
+        }
+        within(limit, self.stream.flush()).await
     }
+}
+
+async fn within<T>(
+    limit: WriteLimit,
+    fut: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let r = match limit {
+        WriteLimit::Deadline(at) => tokio::time::timeout_at(at, fut).await,
+        WriteLimit::Stall(d) => tokio::time::timeout(d, fut).await,
+    };
+    r.unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client does not read our output",
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -286,5 +325,22 @@ mod tests {
         );
         conn.shrink();
         assert!(conn.buf.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn write_to_a_client_that_does_not_read_times_out() {
+        let (mut conn, client) = pair().await;
+        conn.write_limit = WriteLimit::Stall(Duration::from_millis(200));
+        let start = std::time::Instant::now();
+        // Far more than the socket buffers hold; the client never reads.
+        let big = vec![b'x'; 64 * 1024 * 1024];
+        let err = conn.write_all(&big).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        conn.write_limit =
+            WriteLimit::Deadline(tokio::time::Instant::now() + Duration::from_millis(100));
+        let err = conn.write_all(&big).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        drop(client);
     }
 }

@@ -226,7 +226,10 @@ impl Server {
             std::fs::write(
                 &conf,
                 format!(
-                    "data_dir = \"{}\"\n[imap]\nlisten = [\"{addr}\"]\n[imaps]\nlisten = []\n",
+                    // The idle scenario holds thousands of connections from a few 127.0.0.x
+                    // addresses: far above the default per-IP limit.
+                    "data_dir = \"{}\"\n[imap]\nlisten = [\"{addr}\"]\n[imaps]\nlisten = []\n\
+                     [limits]\nmax_connections_per_ip = 100000\n",
                     data.display()
                 ),
             )?;
