@@ -110,6 +110,9 @@ pub struct Limits {
     /// Seconds a logged-in client may go without accepting any of our output before it is
     /// disconnected (before login the unauthenticated deadline applies to writes too).
     pub write_timeout_secs: u64,
+    /// Bytes of all the messages of one APPEND (a MULTIAPPEND's together): bounds the spool
+    /// disk one command can fill. Beyond: `NO [LIMIT]` (or BYE after a LITERAL+).
+    pub max_append_command_size: u64,
 }
 
 impl Default for Limits {
@@ -127,6 +130,7 @@ impl Default for Limits {
             max_command_size: 1024 * 1024,
             max_prelogin_command_size: 8 * 1024,
             write_timeout_secs: 120,
+            max_append_command_size: 512 * 1024 * 1024,
         }
     }
 }

@@ -307,6 +307,8 @@ async fn read_command(
     let mut fragments = Vec::new();
     let mut spooled = Vec::new();
     let mut used = 0u64;
+    // Message bytes of one APPEND (all of a MULTIAPPEND's messages), spooled or not.
+    let mut appended = 0u64;
     let mut tag: Option<String> = None;
     let mut kind = Kind::PreLogin;
     loop {
@@ -351,6 +353,9 @@ async fn read_command(
                 Err("[LIMIT] Too many literals in one command.")
             }
             Kind::Append if len > limits.max_message_size => Err("[TOOBIG] Message too large."),
+            Kind::Append if appended + len > limits.max_append_command_size => {
+                Err("[LIMIT] Too much data in one APPEND.")
+            }
             Kind::Append => Ok(len > limits.spool_threshold || len > room),
             Kind::PreLogin if len > room => Err("[LIMIT] Literal too large before authentication."),
             Kind::Other if len > room => Err("[LIMIT] Command too large."),
@@ -370,6 +375,9 @@ async fn read_command(
                 return Ok(ReadOutcome::Close);
             }
         };
+        if kind == Kind::Append {
+            appended += len;
+        }
         fragments.push(Fragment::Line(line));
         if announcement.synchronizing {
             conn.write_all(b"+ OK\r\n").await?;
