@@ -305,4 +305,5 @@ def test_large_message_is_streamed(server):
     r.cmd("QUIT")
     growth = peak - rss0
     print(f"RSS before {rss0} KiB, peak during RETR {peak} KiB, growth {growth} KiB")
-    assert growth < 40 * 1024, f"RSS grew {growth} KiB"
+    # One copy of the message (16 MiB) plus slack; a stuffed copy on top would be 32 MiB+.
+    assert growth < 24 * 1024, f"RSS grew {growth} KiB"
