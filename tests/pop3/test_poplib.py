@@ -307,3 +307,25 @@ def test_large_message_is_streamed(server):
     print(f"RSS before {rss0} KiB, peak during RETR {peak} KiB, growth {growth} KiB")
     # One copy of the message (16 MiB) plus slack; a stuffed copy on top would be 32 MiB+.
     assert growth < 24 * 1024, f"RSS grew {growth} KiB"
+
+
+def test_timeouts(make_server):
+    server = make_server(extra_config="[limits]\nunauthenticated_timeout_secs = 1\n"
+                                      "idle_timeout_secs = 2\n")
+    deliver(server, b"Subject: a\r\n\r\na\r\n")
+    r = Raw(server.pop3)
+    start = time.monotonic()
+    assert r.line() == b"-ERR Disconnected for inactivity.\r\n"
+    assert r.line() == b""
+    assert 0.9 < time.monotonic() - start < 3
+    # Logged in: the longer idle timeout; DELE without QUIT is not applied.
+    r = Raw(server.pop3)
+    r.cmd("USER alice")
+    assert r.cmd(f"PASS {PASSWORD}").startswith(b"+OK")
+    assert r.cmd("DELE 1").startswith(b"+OK")
+    start = time.monotonic()
+    assert r.line() == b"-ERR Disconnected for inactivity.\r\n"
+    assert 1.5 < time.monotonic() - start < 4
+    p = pop(server)
+    assert p.stat()[0] == 1
+    p.quit()
