@@ -9,6 +9,8 @@ need_apt=()
 command -v mbsync >/dev/null || need_apt+=(isync)
 command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v fetchmail >/dev/null || need_apt+=(fetchmail)
+command -v getmail >/dev/null || need_apt+=(getmail6)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -33,6 +35,8 @@ cargo build --quiet --bin mailkeep
 python3 -m pytest -q tests/clients
 echo "== hostile clients (pytest)"
 python3 -m pytest -q tests/hostile
+echo "== POP3 (pytest: poplib, curl, fetchmail, getmail6)"
+python3 -m pytest -q tests/pop3
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh

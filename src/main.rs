@@ -151,6 +151,10 @@ async fn welcome(
                 "IMAP, STARTTLS (plain login allowed from this machine)"
             }
             mailkeep_server::ListenerKind::Imaps => "IMAP over TLS, self-signed certificate",
+            mailkeep_server::ListenerKind::Pop3 => {
+                "POP3, STLS (plain login allowed from this machine)"
+            }
+            mailkeep_server::ListenerKind::Pop3s => "POP3 over TLS, self-signed certificate",
         };
         println!("  {kind}: host {} port {}  ({how})", addr.ip(), addr.port());
     }

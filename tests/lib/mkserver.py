@@ -22,7 +22,10 @@ PASSWORD = "pass"
 class Server:
     """A running server with its data directory, ports and users."""
 
-    def __init__(self, extra_config="", users=("alice", "bob")):
+    def __init__(self, extra_config="", users=("alice", "bob"), wait_for=()):
+        # Listener kinds besides imap/imaps whose "<kind> listening on" line to wait for
+        # (e.g. "pop3", "pop3s"); each becomes an attribute like `self.imap`.
+        self.wait_for = tuple(wait_for)
         self.dir = Path(tempfile.mkdtemp(prefix="mailkeep-test-"))
         self.data = self.dir / "data"
         self.config = self.dir / "mailkeep.toml"
@@ -44,8 +47,11 @@ class Server:
         self.proc = subprocess.Popen([BIN, "serve", "--config", str(self.config)],
                                      stdout=subprocess.PIPE, stderr=self.log)
         self.imap = self.imaps = None
+        for kind in self.wait_for:
+            setattr(self, kind, None)
+        wanted = ("imap", "imaps") + self.wait_for
         deadline = time.time() + 30
-        while (self.imap is None or self.imaps is None) and time.time() < deadline:
+        while any(getattr(self, k) is None for k in wanted) and time.time() < deadline:
             line = self.proc.stdout.readline().decode()
             if not line:
                 break
@@ -53,7 +59,7 @@ class Server:
                 kind, addr = line[len("mailkeep: "):].strip().split(" listening on ")
                 host, port = addr.rsplit(":", 1)
                 setattr(self, kind, (host, int(port)))
-        assert self.imap and self.imaps, "server did not print its addresses"
+        assert all(getattr(self, k) for k in wanted), "server did not print its addresses"
         out = self.proc.stdout
         threading.Thread(target=lambda: [None for _ in iter(out.readline, b"")], daemon=True).start()
 

@@ -15,6 +15,10 @@ pub struct Config {
     pub imap: Listeners,
     /// Implicit-TLS IMAP listeners (RFC 8314).
     pub imaps: Listeners,
+    /// Plaintext POP3 listeners (STLS offered) and POP3 behaviour; no listener by default.
+    pub pop3: Pop3Config,
+    /// Implicit-TLS POP3 listeners (RFC 8314); none by default.
+    pub pop3s: Listeners,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub limits: Limits,
@@ -31,6 +35,8 @@ impl Default for Config {
             imaps: Listeners {
                 listen: vec!["127.0.0.1:1993".parse().expect("literal address")],
             },
+            pop3: Pop3Config::default(),
+            pop3s: Listeners::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
@@ -43,6 +49,25 @@ impl Default for Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Listeners {
     pub listen: Vec<SocketAddr>,
+}
+
+/// `[pop3]`: listeners, and what DELE does (for `[pop3s]` too).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Config {
+    pub listen: Vec<SocketAddr>,
+    /// DELE expunges at QUIT; `false` keeps the messages and marks them `\Seen` (for people
+    /// who read the same account by POP3 and IMAP).
+    pub delete: bool,
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            listen: Vec::new(),
+            delete: true,
+        }
+    }
 }
 
 /// A certificate chain and key in PEM files. When both are unset, a self-signed certificate is
@@ -171,6 +196,18 @@ mod tests {
         assert_eq!(c.imap.listen[0].port(), 1143);
         assert_eq!(c.imaps.listen[0].port(), 1993);
         assert_eq!(c.limits.max_message_size, 50 * 1024 * 1024);
+        assert!(c.pop3.listen.is_empty() && c.pop3s.listen.is_empty() && c.pop3.delete);
+    }
+
+    #[test]
+    fn pop3_sections() {
+        let c = Config::from_toml(
+            "[pop3]\nlisten = [\"0.0.0.0:110\"]\ndelete = false\n[pop3s]\nlisten = [\"0.0.0.0:995\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.pop3.listen[0].port(), 110);
+        assert_eq!(c.pop3s.listen[0].port(), 995);
+        assert!(!c.pop3.delete);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod config;
 mod conn;
+mod pop3;
 mod stream;
 pub mod tls;
 
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     counts: Mutex<Counts>,
     /// "connection refused" warnings, at most one a second.
     refused_log: Mutex<LogLimiter>,
+    /// POP3 maildrop locks: one POP3 session per account.
+    pub pop3_maildrops: Arc<mailkeep_pop3::Maildrops>,
 }
 
 #[derive(Default)]
@@ -55,6 +58,8 @@ struct Counts {
 pub enum ListenerKind {
     Imap,
     Imaps,
+    Pop3,
+    Pop3s,
 }
 
 impl std::fmt::Display for ListenerKind {
@@ -62,6 +67,8 @@ impl std::fmt::Display for ListenerKind {
         f.write_str(match self {
             ListenerKind::Imap => "imap",
             ListenerKind::Imaps => "imaps",
+            ListenerKind::Pop3 => "pop3",
+            ListenerKind::Pop3s => "pop3s",
         })
     }
 }
@@ -91,6 +98,8 @@ impl Server {
         for (kind, addrs) in [
             (ListenerKind::Imap, &config.imap.listen),
             (ListenerKind::Imaps, &config.imaps.listen),
+            (ListenerKind::Pop3, &config.pop3.listen),
+            (ListenerKind::Pop3s, &config.pop3s.listen),
         ] {
             for addr in addrs {
                 let l = TcpListener::bind(addr)
@@ -110,6 +119,7 @@ impl Server {
             max_connections,
             counts: Mutex::new(Counts::default()),
             refused_log: Mutex::new(LogLimiter::default()),
+            pop3_maildrops: mailkeep_pop3::Maildrops::new(),
         });
         Ok(Server {
             shared,
@@ -236,25 +246,34 @@ async fn accept_loop(shared: Arc<Shared>, kind: ListenerKind, listener: TcpListe
         };
         let _ = tcp.set_nodelay(true);
         let Some(guard) = ConnGuard::admit(&shared, peer.ip()) else {
-            tokio::spawn(refuse(tcp));
+            tokio::spawn(refuse(tcp, kind));
             continue;
         };
         tracing::info!(%peer, listener = %kind, "connect");
         let shared = shared.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            conn::serve(shared.clone(), tcp, peer, kind == ListenerKind::Imaps).await;
+            match kind {
+                ListenerKind::Imap | ListenerKind::Imaps => {
+                    conn::serve(shared.clone(), tcp, peer, kind == ListenerKind::Imaps).await
+                }
+                ListenerKind::Pop3 | ListenerKind::Pop3s => {
+                    pop3::serve(shared.clone(), tcp, peer, kind == ListenerKind::Pop3s).await
+                }
+            }
         });
     }
 }
 
-async fn refuse(mut tcp: TcpStream) {
+async fn refuse(mut tcp: TcpStream, kind: ListenerKind) {
+    let text: &[u8] = match kind {
+        ListenerKind::Pop3 | ListenerKind::Pop3s => {
+            b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n"
+        }
+        _ => b"* BYE Too many connections, try again later.\r\n",
+    };
     // Never hold the socket for a client that does not read.
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(1),
-        tcp.write_all(b"* BYE Too many connections, try again later.\r\n"),
-    )
-    .await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), tcp.write_all(text)).await;
 }
 
 /// Counts a connection against the limits while it lives.

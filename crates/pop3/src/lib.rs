@@ -1,0 +1,687 @@
+//! POP3 (RFC 1939) for Mailkeep, sans I/O: lines in, replies out. The server owns the socket
+//! (`mailkeep-server`'s `pop3` module); tests drive a [`Session`] with text.
+//!
+//! # Layout
+//! - [`parse`]: command lines.
+//! - [`message`]: RETR/TOP output, dot-stuffed and handed out in pieces.
+//! - [`locks`]: the maildrop lock (one POP3 session per account).
+//! - [`Session`] (this file): AUTHORIZATION (USER/PASS, AUTH PLAIN/LOGIN per RFC 5034, STLS
+//!   per RFC 2595, CAPA per RFC 2449), TRANSACTION and UPDATE.
+//!
+//! # Semantics
+//! - The maildrop is INBOX as it was at login: a snapshot of (UID, size). Mail that arrives
+//!   later waits for the next session; mail an IMAP session expunges meanwhile answers `-ERR`
+//!   once its bytes are gone.
+//! - UIDL is `<UIDVALIDITY>.<UID>` in hex, unique for the mailbox's life and across restarts.
+//! - DELE takes effect at QUIT (UPDATE state) as one store expunge that IMAP sessions see;
+//!   a connection that ends without QUIT changes nothing. With `delete_on_quit` off, DELE'd
+//!   messages are marked `\Seen` instead. RETR'd messages are marked `\Seen` at QUIT.
+//! - Response codes (RFC 2449 §8, RFC 3206): `[IN-USE]`, `[AUTH]`, `[SYS/TEMP]`.
+#![forbid(unsafe_code)]
+
+pub mod locks;
+pub mod message;
+pub mod parse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailkeep_auth::sasl;
+use mailkeep_store::{FlagOp, Flags, MailStore, MailboxId, StoreError, User, flags};
+
+pub use locks::{MaildropLock, Maildrops};
+pub use message::MessageOut;
+use parse::{Command, ParseError};
+
+/// Per-connection settings the server decides.
+#[derive(Debug, Clone)]
+pub struct Pop3Config {
+    pub peer: SocketAddr,
+    /// TLS is active (implicit TLS, or after STLS: see [`Session::tls_started`]).
+    pub tls_active: bool,
+    /// STLS may be offered (a certificate is loaded and TLS is not active yet).
+    pub stls_available: bool,
+    /// USER/PASS and AUTH allowed without TLS from this peer (loopback by default).
+    pub plaintext_auth_without_tls: bool,
+    /// Failed logins before the connection is closed.
+    pub max_auth_failures: u32,
+    /// DELE expunges at QUIT; when false DELE'd messages are only marked `\Seen`.
+    pub delete_on_quit: bool,
+}
+
+/// What the server does after a line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Write the output and read the next line.
+    Continue,
+    /// Write the output, then close the connection.
+    Close,
+    /// Write the output (`+OK`), do the TLS handshake, then call [`Session::tls_started`].
+    StartTls,
+    /// Write the output (the `+OK` line), then the message: call
+    /// [`MessageOut::next_chunk`] and write each piece until it returns false.
+    Message(MessageOut),
+}
+
+/// After a failed login the session waits this long before answering, like IMAP.
+pub const DEFAULT_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// Invalid commands in a row before the connection is closed (someone talking another
+/// protocol); the same bound as IMAP's BAD count.
+pub const MAX_BAD_COMMANDS: u32 = 20;
+/// Longest command line the server should read (RFC 2449 §4 allows 255 octets; SASL
+/// responses and long passwords need more). Longer lines get `-ERR` and are skipped.
+pub const MAX_LINE: usize = 8 * 1024;
+
+const PLAINTEXT_REFUSED: &str =
+    "-ERR Plaintext authentication disallowed on non-secure connections: use STLS.\r\n";
+
+enum State {
+    Authorization {
+        /// The name given by USER, waiting for PASS.
+        user: Option<Vec<u8>>,
+        sasl: Option<SaslStep>,
+    },
+    Transaction(Maildrop),
+    Done,
+}
+
+enum SaslStep {
+    Plain,
+    LoginUser,
+    LoginPassword(Vec<u8>),
+}
+
+/// The snapshot of INBOX taken at login.
+struct Maildrop {
+    user: User,
+    mailbox: MailboxId,
+    uidvalidity: u32,
+    messages: Vec<Entry>,
+    _lock: MaildropLock,
+}
+
+struct Entry {
+    uid: u32,
+    size: u64,
+    deleted: bool,
+    retrieved: bool,
+}
+
+pub struct Session {
+    store: Arc<dyn MailStore>,
+    maildrops: Arc<Maildrops>,
+    config: Pop3Config,
+    state: State,
+    auth_failures: u32,
+    bad_commands: u32,
+    auth_failure_delay: Duration,
+    user_name: Option<String>,
+}
+
+impl Session {
+    pub fn new(store: Arc<dyn MailStore>, maildrops: Arc<Maildrops>, config: Pop3Config) -> Self {
+        Session {
+            store,
+            maildrops,
+            config,
+            state: State::Authorization {
+                user: None,
+                sasl: None,
+            },
+            auth_failures: 0,
+            bad_commands: 0,
+            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+            user_name: None,
+        }
+    }
+
+    /// Tests set this to zero.
+    pub fn set_auth_failure_delay(&mut self, delay: Duration) {
+        self.auth_failure_delay = delay;
+    }
+
+    /// The greeting. No APOP timestamp: APOP is not offered (it needs the clear password).
+    pub fn greeting(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"+OK Mailkeep POP3 ready.\r\n");
+    }
+
+    /// Who logged in (for the log), also after QUIT.
+    pub fn user(&self) -> Option<&str> {
+        self.user_name.as_deref()
+    }
+
+    /// Logged in (TRANSACTION state): the server uses the longer idle timeout.
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.state, State::Transaction(_))
+    }
+
+    /// The TLS handshake after STLS succeeded.
+    pub fn tls_started(&mut self) {
+        self.config.tls_active = true;
+        self.config.stls_available = false;
+    }
+
+    /// The server skipped a line longer than [`MAX_LINE`].
+    pub fn line_too_long(&mut self, out: &mut Vec<u8>) -> Flow {
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = None;
+        }
+        out.extend_from_slice(b"-ERR Line too long.\r\n");
+        self.bad(out)
+    }
+
+    /// One line from the client (with or without its CRLF).
+    pub async fn handle_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Flow {
+        if let State::Authorization { sasl, .. } = &mut self.state
+            && let Some(step) = sasl.take()
+        {
+            return self.sasl_response(step, parse::trim_eol(line), out).await;
+        }
+        let command = match parse::parse(line) {
+            Ok(c) => c,
+            Err(ParseError::Empty) => {
+                out.extend_from_slice(b"-ERR Empty command.\r\n");
+                return self.bad(out);
+            }
+            Err(ParseError::Unknown) => {
+                out.extend_from_slice(b"-ERR Unknown command.\r\n");
+                return self.bad(out);
+            }
+            Err(ParseError::Syntax(why)) => {
+                out.extend_from_slice(b"-ERR ");
+                out.extend_from_slice(why.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                return self.bad(out);
+            }
+        };
+        self.bad_commands = 0;
+        match command {
+            Command::Capa => {
+                self.capa(out);
+                Flow::Continue
+            }
+            Command::Quit => self.quit(out).await,
+            Command::Noop if self.is_authenticated() => ok(out, "Nothing done."),
+            command => match std::mem::replace(&mut self.state, State::Done) {
+                State::Authorization { user, .. } => {
+                    self.state = State::Authorization { user, sasl: None };
+                    self.authorization(command, out).await
+                }
+                State::Transaction(mut drop) => {
+                    let flow = self.transaction(&mut drop, command, out).await;
+                    self.state = State::Transaction(drop);
+                    flow
+                }
+                State::Done => {
+                    out.extend_from_slice(b"-ERR Session is over.\r\n");
+                    Flow::Close
+                }
+            },
+        }
+    }
+
+    fn bad(&mut self, out: &mut Vec<u8>) -> Flow {
+        self.bad_commands += 1;
+        if self.bad_commands >= MAX_BAD_COMMANDS {
+            out.extend_from_slice(b"-ERR Too many invalid commands, closing.\r\n");
+            return Flow::Close;
+        }
+        Flow::Continue
+    }
+
+    fn plaintext_allowed(&self) -> bool {
+        self.config.tls_active || self.config.plaintext_auth_without_tls
+    }
+
+    /// CAPA (RFC 2449 §5). USER and SASL only where a login may happen now; STLS only before
+    /// login and without TLS.
+    fn capa(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"+OK Capability list follows\r\n");
+        let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
+        if let State::Authorization { .. } = self.state {
+            if self.plaintext_allowed() {
+                caps.push("USER");
+                caps.push("SASL PLAIN LOGIN");
+            }
+            if self.config.stls_available && !self.config.tls_active {
+                caps.push("STLS");
+            }
+        }
+        caps.push("IMPLEMENTATION Mailkeep");
+        for c in caps {
+            out.extend_from_slice(c.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
+
+    async fn authorization(&mut self, command: Command, out: &mut Vec<u8>) -> Flow {
+        match command {
+            Command::Stls => {
+                if self.config.tls_active {
+                    err(out, "TLS is already active.")
+                } else if !self.config.stls_available {
+                    err(out, "STLS is not available.")
+                } else {
+                    self.set_user(None);
+                    out.extend_from_slice(b"+OK Begin TLS negotiation now.\r\n");
+                    Flow::StartTls
+                }
+            }
+            Command::User(name) => {
+                if !self.plaintext_allowed() {
+                    out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
+                    return Flow::Continue;
+                }
+                self.set_user(Some(name));
+                ok(out, "Send your password.")
+            }
+            Command::Pass(password) => {
+                let user = match &mut self.state {
+                    State::Authorization { user, .. } => user.take(),
+                    _ => None,
+                };
+                let Some(user) = user else {
+                    return err(out, "USER first.");
+                };
+                if !self.plaintext_allowed() {
+                    out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
+                    return Flow::Continue;
+                }
+                self.login(&user, &password, "USER", out).await
+            }
+            Command::Apop => err(out, "APOP is not supported."),
+            Command::Auth {
+                mechanism: None, ..
+            } => {
+                // The pre-RFC 5034 listing that many clients still ask for.
+                out.extend_from_slice(b"+OK Mechanisms follow\r\n");
+                if self.plaintext_allowed() {
+                    out.extend_from_slice(b"PLAIN\r\nLOGIN\r\n");
+                }
+                out.extend_from_slice(b".\r\n");
+                Flow::Continue
+            }
+            Command::Auth {
+                mechanism: Some(mechanism),
+                initial_response,
+            } => {
+                let step = if mechanism.eq_ignore_ascii_case("PLAIN") {
+                    SaslStep::Plain
+                } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+                    SaslStep::LoginUser
+                } else {
+                    return err(out, "Unsupported authentication mechanism.");
+                };
+                if !self.plaintext_allowed() {
+                    out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
+                    return Flow::Continue;
+                }
+                match initial_response {
+                    Some(ir) => self.sasl_response(step, &ir, out).await,
+                    None => {
+                        let prompt: &[u8] = match step {
+                            SaslStep::LoginUser => b"Username:",
+                            _ => b"",
+                        };
+                        self.continuation(step, prompt, out)
+                    }
+                }
+            }
+            _ => err(out, "Not logged in yet."),
+        }
+    }
+
+    fn set_user(&mut self, name: Option<Vec<u8>>) {
+        if let State::Authorization { user, .. } = &mut self.state {
+            *user = name;
+        }
+    }
+
+    fn continuation(&mut self, step: SaslStep, challenge: &[u8], out: &mut Vec<u8>) -> Flow {
+        out.extend_from_slice(b"+ ");
+        out.extend_from_slice(sasl::encode_base64(challenge).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = Some(step);
+        }
+        Flow::Continue
+    }
+
+    /// One client response in an AUTH exchange (RFC 5034 §4).
+    async fn sasl_response(&mut self, step: SaslStep, line: &[u8], out: &mut Vec<u8>) -> Flow {
+        if line == b"*" {
+            return err(out, "Authentication cancelled.");
+        }
+        let Some(data) = sasl::decode_base64(line) else {
+            return err(out, "Invalid base64 data.");
+        };
+        match step {
+            SaslStep::Plain => {
+                let Some(creds) = sasl::decode_plain(&data) else {
+                    return self.failed("", out).await;
+                };
+                if !creds.authzid.is_empty() && creds.authzid != creds.authcid {
+                    // No master users: one may only act as oneself.
+                    out.extend_from_slice(b"-ERR [AUTH] Authorization failed.\r\n");
+                    return Flow::Continue;
+                }
+                self.login(&creds.authcid, &creds.password, "PLAIN", out)
+                    .await
+            }
+            SaslStep::LoginUser => {
+                self.continuation(SaslStep::LoginPassword(data), b"Password:", out)
+            }
+            SaslStep::LoginPassword(user) => self.login(&user, &data, "LOGIN", out).await,
+        }
+    }
+
+    async fn login(
+        &mut self,
+        username: &[u8],
+        password: &[u8],
+        mechanism: &'static str,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let name = String::from_utf8_lossy(username).into_owned();
+        let user = match self.find_user(&name).await {
+            Ok(u) => u,
+            Err(e) => return sys_temp(out, &e),
+        };
+        let hash = user.as_ref().map(|u| u.password_hash.as_str());
+        let good = mailkeep_auth::check_login(&name, hash, password).await;
+        let Some(user) = user.filter(|_| good) else {
+            return self.failed(&name, out).await;
+        };
+        let Some(lock) = self.maildrops.try_lock(user.id) else {
+            tracing::info!(user = %user.name, peer = %self.config.peer, "pop3 maildrop in use");
+            out.extend_from_slice(
+                b"-ERR [IN-USE] Another POP3 session of this account is active.\r\n",
+            );
+            return Flow::Continue;
+        };
+        let drop = match self.snapshot(user, lock).await {
+            Ok(d) => d,
+            Err(e) => return sys_temp(out, &e),
+        };
+        tracing::info!(
+            user = %drop.user.name,
+            peer = %self.config.peer,
+            mechanism,
+            tls = self.config.tls_active,
+            messages = drop.messages.len(),
+            "pop3 login"
+        );
+        self.user_name = Some(drop.user.name.clone());
+        out.extend_from_slice(
+            format!(
+                "+OK Logged in, {} messages ({} octets).\r\n",
+                drop.messages.len(),
+                drop.messages.iter().map(|m| m.size).sum::<u64>()
+            )
+            .as_bytes(),
+        );
+        self.state = State::Transaction(drop);
+        Flow::Continue
+    }
+
+    async fn snapshot(&self, user: User, lock: MaildropLock) -> Result<Maildrop, StoreError> {
+        let inbox = self
+            .store
+            .get_mailbox(user.id, "INBOX")
+            .await?
+            .ok_or_else(|| StoreError::Internal("the account has no INBOX".into()))?;
+        let messages = self
+            .store
+            .messages(inbox.id)
+            .await?
+            .into_iter()
+            .map(|m| Entry {
+                uid: m.uid,
+                size: m.size,
+                deleted: false,
+                retrieved: false,
+            })
+            .collect();
+        Ok(Maildrop {
+            user,
+            mailbox: inbox.id,
+            uidvalidity: inbox.uidvalidity,
+            messages,
+            _lock: lock,
+        })
+    }
+
+    /// `name` exactly, else the part before `@` (as IMAP LOGIN does).
+    async fn find_user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        if !mailkeep_auth::valid_user_name(name) {
+            return Ok(None);
+        }
+        if let Some(u) = self.store.get_user(name).await? {
+            return Ok(Some(u));
+        }
+        match name.split_once('@') {
+            Some((local, _)) if !local.is_empty() => self.store.get_user(local).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn failed(&mut self, name: &str, out: &mut Vec<u8>) -> Flow {
+        tracing::warn!(user = %name, peer = %self.config.peer, "pop3 login failed");
+        if !self.auth_failure_delay.is_zero() {
+            tokio::time::sleep(self.auth_failure_delay).await;
+        }
+        self.auth_failures += 1;
+        if self.auth_failures >= self.config.max_auth_failures.max(1) {
+            out.extend_from_slice(
+                b"-ERR [AUTH] Authentication failed; too many attempts, closing.\r\n",
+            );
+            self.state = State::Done;
+            return Flow::Close;
+        }
+        out.extend_from_slice(b"-ERR [AUTH] Authentication failed.\r\n");
+        Flow::Continue
+    }
+
+    async fn transaction(
+        &mut self,
+        drop: &mut Maildrop,
+        command: Command,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        match command {
+            Command::Stat => {
+                let (n, size) = drop.totals();
+                ok(out, &format!("{n} {size}"))
+            }
+            Command::List(None) | Command::Uidl(None) => {
+                let uidl = matches!(command, Command::Uidl(_));
+                let (n, size) = drop.totals();
+                if uidl {
+                    out.extend_from_slice(b"+OK Unique-ID listing follows\r\n");
+                } else {
+                    out.extend_from_slice(
+                        format!("+OK {n} messages ({size} octets)\r\n").as_bytes(),
+                    );
+                }
+                for (i, m) in drop.messages.iter().enumerate() {
+                    if m.deleted {
+                        continue;
+                    }
+                    let line = if uidl {
+                        format!("{} {}\r\n", i + 1, uid_string(drop.uidvalidity, m.uid))
+                    } else {
+                        format!("{} {}\r\n", i + 1, m.size)
+                    };
+                    out.extend_from_slice(line.as_bytes());
+                }
+                out.extend_from_slice(b".\r\n");
+                Flow::Continue
+            }
+            Command::List(Some(n)) => match drop.get(n) {
+                Ok(m) => ok(out, &format!("{n} {}", m.size)),
+                Err(e) => err(out, e),
+            },
+            Command::Uidl(Some(n)) => match drop.get(n) {
+                Ok(m) => ok(out, &format!("{n} {}", uid_string(drop.uidvalidity, m.uid))),
+                Err(e) => err(out, e),
+            },
+            Command::Dele(n) => match drop.get_mut(n) {
+                Ok(m) => {
+                    m.deleted = true;
+                    ok(out, &format!("Message {n} deleted."))
+                }
+                Err(e) => err(out, e),
+            },
+            Command::Rset => {
+                for m in &mut drop.messages {
+                    m.deleted = false;
+                }
+                let (n, size) = drop.totals();
+                ok(out, &format!("Maildrop has {n} messages ({size} octets)."))
+            }
+            Command::Retr(n) | Command::Top(n, _) => {
+                let (uid, size) = match drop.get(n) {
+                    Ok(m) => (m.uid, m.size),
+                    Err(e) => return err(out, e),
+                };
+                let data = match self.store.message_bytes(drop.mailbox, uid).await {
+                    Ok(d) => d,
+                    Err(StoreError::NoSuchMailbox) => {
+                        return err(out, "Message was expunged by another session.");
+                    }
+                    Err(e) => return sys_temp(out, &e),
+                };
+                if let Command::Top(_, lines) = command {
+                    out.extend_from_slice(b"+OK Top of message follows\r\n");
+                    Flow::Message(MessageOut::top(data, lines))
+                } else {
+                    if let Ok(m) = drop.get_mut(n) {
+                        m.retrieved = true;
+                    }
+                    out.extend_from_slice(format!("+OK {size} octets\r\n").as_bytes());
+                    Flow::Message(MessageOut::whole(data))
+                }
+            }
+            Command::Noop => ok(out, "Nothing done."),
+            Command::Stls => err(out, "STLS is only allowed before login."),
+            Command::User(_) | Command::Pass(_) | Command::Apop | Command::Auth { .. } => {
+                err(out, "Already logged in.")
+            }
+            Command::Capa | Command::Quit => unreachable!("handled before the state dispatch"),
+        }
+    }
+
+    /// QUIT: in TRANSACTION, the UPDATE state (RFC 1939 §6).
+    async fn quit(&mut self, out: &mut Vec<u8>) -> Flow {
+        let State::Transaction(drop) = std::mem::replace(&mut self.state, State::Done) else {
+            out.extend_from_slice(b"+OK Mailkeep POP3 signing off.\r\n");
+            return Flow::Close;
+        };
+        match self.update(&drop).await {
+            Ok(left) => {
+                out.extend_from_slice(
+                    format!("+OK Mailkeep POP3 signing off ({left} messages left).\r\n").as_bytes(),
+                );
+            }
+            Err(e) => {
+                tracing::error!(user = %drop.user.name, error = %e, "pop3 update failed");
+                out.extend_from_slice(
+                    b"-ERR [SYS/TEMP] Some deleted messages were not removed.\r\n",
+                );
+            }
+        }
+        Flow::Close
+    }
+
+    /// Apply the session's changes: mark RETR'd messages `\Seen`, expunge DELE'd ones (or
+    /// mark them `\Seen` when deleting is off). Returns how many messages are left.
+    async fn update(&self, drop: &Maildrop) -> Result<usize, StoreError> {
+        let deleted: Vec<u32> = drop
+            .messages
+            .iter()
+            .filter(|m| m.deleted)
+            .map(|m| m.uid)
+            .collect();
+        let mut seen: Vec<u32> = drop
+            .messages
+            .iter()
+            .filter(|m| m.retrieved && (!m.deleted || !self.config.delete_on_quit))
+            .map(|m| m.uid)
+            .collect();
+        if !self.config.delete_on_quit {
+            seen.extend(&deleted);
+            seen.sort_unstable();
+            seen.dedup();
+        }
+        if !seen.is_empty() {
+            let f = Flags {
+                system: flags::SEEN,
+                keywords: Vec::new(),
+            };
+            self.store
+                .set_flags(drop.mailbox, &seen, FlagOp::Add, &f, None)
+                .await?;
+        }
+        if self.config.delete_on_quit && !deleted.is_empty() {
+            let gone = self.store.expunge(drop.mailbox, &deleted).await?;
+            tracing::info!(user = %drop.user.name, expunged = gone.len(), "pop3 update");
+            return Ok(drop.messages.len() - deleted.len());
+        }
+        Ok(drop.messages.len())
+    }
+}
+
+impl Maildrop {
+    /// Messages and octets not marked deleted.
+    fn totals(&self) -> (usize, u64) {
+        self.messages
+            .iter()
+            .filter(|m| !m.deleted)
+            .fold((0, 0), |(n, s), m| (n + 1, s + m.size))
+    }
+
+    fn index(&self, n: u32) -> Result<usize, &'static str> {
+        let i = (n as usize).wrapping_sub(1);
+        match self.messages.get(i) {
+            None => Err("No such message."),
+            Some(m) if m.deleted => Err("Message is deleted."),
+            Some(_) => Ok(i),
+        }
+    }
+
+    fn get(&self, n: u32) -> Result<&Entry, &'static str> {
+        self.index(n).map(|i| &self.messages[i])
+    }
+
+    fn get_mut(&mut self, n: u32) -> Result<&mut Entry, &'static str> {
+        self.index(n).map(|i| &mut self.messages[i])
+    }
+}
+
+/// The UIDL of a message: UIDVALIDITY and UID, which together never repeat in one mailbox.
+pub fn uid_string(uidvalidity: u32, uid: u32) -> String {
+    format!("{uidvalidity:08x}{uid:08x}")
+}
+
+fn ok(out: &mut Vec<u8>, text: &str) -> Flow {
+    out.extend_from_slice(b"+OK ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    Flow::Continue
+}
+
+fn err(out: &mut Vec<u8>, text: &str) -> Flow {
+    out.extend_from_slice(b"-ERR ");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    Flow::Continue
+}
+
+/// A storage fault: details only in the log (RFC 3206 `SYS/TEMP`).
+fn sys_temp(out: &mut Vec<u8>, e: &StoreError) -> Flow {
+    tracing::error!(error = %e, "pop3 store error");
+    out.extend_from_slice(b"-ERR [SYS/TEMP] Temporary server error, try again later.\r\n");
+    Flow::Continue
+}
