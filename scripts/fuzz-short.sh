@@ -11,6 +11,8 @@ for target in parse_command session oracle; do
   mkdir -p "corpus/$target"
   rm -rf "artifacts/$target"
   echo "-- fuzz $target for ${secs}s"
+  # Build first, outside the filter below: a target that no longer compiles must fail CI.
+  cargo fuzz build --release "$target"
   cargo fuzz run --release "$target" "corpus/$target" "$seeds" -- -max_total_time="$secs" -rss_limit_mb=4096 2>&1 \
     | grep -E "^(Done|==|INFO: -max_total_time|SUMMARY)|panicked|ERROR" || true
   # A crash leaves an artifact and a non-zero status; pipefail is defeated by grep, so check.

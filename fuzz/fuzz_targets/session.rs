@@ -74,6 +74,8 @@ fuzz_target!(|data: &[u8]| {
             plaintext_auth_without_tls: true,
             max_message_size: 1 << 20,
             max_auth_failures: 3,
+            max_mailboxes: 50,
+            max_subscriptions: 50,
         };
         let mut session = Session::new(w.store.clone(), config);
         session.set_auth_failure_delay(Duration::ZERO);
