@@ -44,6 +44,9 @@ class Server:
         self.proc = subprocess.Popen([BIN, "serve", "--config", str(self.config)],
                                      stdout=subprocess.PIPE, stderr=self.log)
         self.imap = self.imaps = None
+        # LMTP listeners ([lmtp] listen), printed before the IMAP ones: a TCP (host, port)
+        # and a Unix socket path.
+        self.lmtp = self.lmtp_unix = None
         deadline = time.time() + 30
         while (self.imap is None or self.imaps is None) and time.time() < deadline:
             line = self.proc.stdout.readline().decode()
@@ -51,6 +54,9 @@ class Server:
                 break
             if line.startswith("mailkeep: ") and " listening on " in line:
                 kind, addr = line[len("mailkeep: "):].strip().split(" listening on ")
+                if kind == "lmtp" and addr.startswith("/"):
+                    self.lmtp_unix = addr
+                    continue
                 host, port = addr.rsplit(":", 1)
                 setattr(self, kind, (host, int(port)))
         assert self.imap and self.imaps, "server did not print its addresses"
