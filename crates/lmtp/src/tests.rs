@@ -204,7 +204,10 @@ async fn bdat_chunks() {
     );
     // BDAT data is taken as is: no dot-unstuffing.
     let want = b"Return-Path: <a@b>\r\nSubject: c\r\n\r\n.body\r\n\r\n".to_vec();
-    assert_eq!(inbox_messages(&t, "alice", "INBOX").await, std::slice::from_ref(&want));
+    assert_eq!(
+        inbox_messages(&t, "alice", "INBOX").await,
+        std::slice::from_ref(&want)
+    );
     assert_eq!(inbox_messages(&t, "bob", "INBOX").await, [want]);
     // BDAT without a transaction: the chunk is read, then refused; the session goes on.
     let (out, _) = feed(&mut s, b"BDAT 5 LAST\r\nhelloNOOP\r\n").await;
