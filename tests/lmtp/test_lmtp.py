@@ -262,3 +262,18 @@ def test_cli_domains_and_aliases(server):
     lm.quit()
     assert len(messages(server, "alice")) == 2
     assert len(messages(server, "bob")) == 1
+
+
+def test_silent_client_times_out(make_server):
+    server = make_server(extra_config="timeout_secs = 1\n")
+    c = Raw(server)
+    c.send("LHLO mx\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+    c.reply()
+    assert c.replies(3)[2].startswith("354")
+    c.send("Subject: slow\r\n")
+    start = time.monotonic()
+    assert c.reply() == ["421 4.4.2 Timeout, closing"]
+    assert c.f.readline() == b""
+    assert time.monotonic() - start < 3
+    c.close()
+    assert messages(server, "alice") == []

@@ -404,3 +404,33 @@ async fn storage_fault_is_temporary() {
     let (out, _) = feed(&mut s, b"x\r\n.\r\n").await;
     assert_eq!(out, "451 4.3.0 <bob@example.org> Temporary failure\r\n");
 }
+
+/// Concurrent deliveries share the writer's fsyncs (group commit), as APPENDs do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_share_commits() {
+    use std::sync::atomic::Ordering;
+    let t = setup().await;
+    let hold = t.store.hold_writer().await;
+    let before = t.store.write_stats().durable_commits.load(Ordering::SeqCst);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let mut s = session(&t, Config::default());
+        tasks.push(tokio::spawn(async move {
+            let msg = format!(
+                "LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: {i}\r\n\r\n{i}\r\n.\r\n"
+            );
+            feed(&mut s, msg.as_bytes()).await.0
+        }));
+    }
+    // Every delivery is queued behind the held writer before it is let go.
+    while t.store.queued_writes() < 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(hold);
+    for task in tasks {
+        assert!(task.await.unwrap().ends_with("Delivered\r\n"));
+    }
+    let durable = t.store.write_stats().durable_commits.load(Ordering::SeqCst) - before;
+    assert!(durable < 5, "20 deliveries took {durable} fsynced commits");
+    assert_eq!(inbox_messages(&t, "alice", "INBOX").await.len(), 20);
+}
