@@ -158,10 +158,15 @@ class Postfix:
 def relay():
     server = lmtp_server()
     assert server.cli("domain", "add", "sock.example").returncode == 0
-    # Postfix's lmtp client runs as `postfix`: it reaches the 0660 socket through its group
-    # (docs/postfix.md does this with a setgid directory).
-    os.chmod(Path(server.lmtp_unix).parent, 0o711)
-    root("chgrp", "postfix", server.lmtp_unix)
+    # Postfix's lmtp client runs as `postfix`: it reaches the 0660 socket through its group,
+    # as docs/postfix.md sets up: the socket's directory is setgid `postfix`, so the socket
+    # made there at the next start belongs to that group.
+    server.stop()
+    sock_dir = Path(server.lmtp_unix).parent
+    root("chgrp", "postfix", str(sock_dir))
+    root("chmod", "2751", str(sock_dir))
+    server.start()
+    assert grp.getgrgid(os.stat(server.lmtp_unix).st_gid).gr_name == "postfix"
     postfix = None
     try:
         postfix = Postfix(server.lmtp, server.lmtp_unix)
