@@ -7,10 +7,10 @@
 //! # Delivery
 //! At the end of DATA (or `BDAT … LAST`) the message is CRLF-normalized (as APPEND does),
 //! given a `Return-Path:` (and, with a single recipient, a `Delivered-To:`) header on top,
-//! analyzed once, and appended to each recipient's mailbox concurrently: the store's group
-//! commit lets them share an fsync and its content addressing stores the body once. Each
-//! recipient's reply is written only after its append returned, i.e. once the message is
-//! durable for it.
+//! analyzed once, and appended to each recipient's mailbox (see `append_all`): the store's
+//! content addressing keeps the body once, and its group commit lets concurrent deliveries
+//! share fsyncs. Each recipient's reply is written only after its append returned, i.e. once
+//! the message is durable for it.
 //!
 //! `Delivered-To:` names one recipient, so a message for several would differ per recipient
 //! and be stored once per recipient; like Dovecot's LMTP, we add it only when there is one.
@@ -114,7 +114,9 @@ pub struct Session {
     chunking: bool,
     /// A BDAT whose chunk is read but must be refused (no MAIL or no recipients).
     chunk_refused: bool,
+    /// The message: our headers (`header_len` bytes), then what was received.
     data: Vec<u8>,
+    header_len: usize,
     too_big: bool,
     errors: u32,
 }
@@ -131,6 +133,7 @@ impl Session {
             chunking: false,
             chunk_refused: false,
             data: Vec::new(),
+            header_len: 0,
             too_big: false,
             errors: 0,
         }
@@ -272,11 +275,15 @@ impl Session {
                     return self.error(out);
                 }
                 self.content = Content::Data { line_start: true };
+                self.start_message();
                 reply(out, 354, "", "Start mail input; end with <CRLF>.<CRLF>");
             }
             Command::Bdat { size, last } => {
-                self.chunking = true;
                 self.chunk_refused = self.from.is_none() || self.rcpts.is_empty();
+                if !self.chunking && !self.chunk_refused {
+                    self.start_message();
+                }
+                self.chunking = true;
                 self.content = Content::Bdat {
                     remaining: size,
                     last,
@@ -374,11 +381,24 @@ impl Session {
         Flow::Continue
     }
 
+    /// The message starts with the headers we add: written first, so the received bytes are
+    /// never copied behind them.
+    fn start_message(&mut self) {
+        let from = self.from.as_deref().unwrap_or_default();
+        let mut header = format!("Return-Path: <{from}>\r\n");
+        if let [only] = &self.rcpts[..] {
+            header.push_str(&format!("Delivered-To: {}\r\n", only.address));
+        }
+        self.data = header.into_bytes();
+        self.header_len = self.data.len();
+    }
+
     fn add_content(&mut self, bytes: &[u8]) {
-        if self.too_big {
+        if self.too_big || self.chunk_refused {
             return;
         }
-        if (self.data.len() + bytes.len()) as u64 > self.config.max_message_size {
+        let received = self.data.len() - self.header_len;
+        if (received + bytes.len()) as u64 > self.config.max_message_size {
             // Read on to the end, keep nothing: the answer is 552 5.3.4 per recipient.
             self.too_big = true;
             self.data = Vec::new();
@@ -413,61 +433,24 @@ impl Session {
     }
 
     async fn store_message(&mut self, rcpts: &[Rcpt]) -> Vec<Result<(), Failure>> {
-        let body = std::mem::take(&mut self.data);
-        let from = self.from.clone().unwrap_or_default();
-        let mut header = format!("Return-Path: <{from}>\r\n");
-        if let [only] = rcpts {
-            header.push_str(&format!("Delivered-To: {}\r\n", only.address));
-        }
-        let message = match prepare(header.into_bytes(), body).await {
+        let data = std::mem::take(&mut self.data);
+        let message = match prepare(data).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "LMTP message analysis failed");
                 return vec![Err(Failure::Storage); rcpts.len()];
             }
         };
-        // One append per distinct mailbox, all at once: they share the writer's commits.
-        let mut targets: Vec<(UserId, &str)> =
-            rcpts.iter().map(|r| (r.user, r.mailbox.as_str())).collect();
+        let mut targets: Vec<(UserId, String)> =
+            rcpts.iter().map(|r| (r.user, r.mailbox.clone())).collect();
         targets.sort_unstable();
         targets.dedup();
-        let tasks: Vec<_> = targets
-            .iter()
-            .map(|&(user, mailbox)| {
-                let (store, m, mailbox) = (self.store.clone(), message.clone(), mailbox.to_owned());
-                tokio::spawn(async move {
-                    match store.append_to(user, &mailbox, vec![m.clone()]).await? {
-                        Some(_) => Ok(()),
-                        // The folder went away since RCPT: INBOX always exists.
-                        None => match store.append_to(user, "INBOX", vec![m]).await? {
-                            Some(_) => Ok(()),
-                            None => Err(StoreError::NoSuchUser),
-                        },
-                    }
-                })
-            })
-            .collect();
-        let mut outcome = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            let r = match t.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(StoreError::OverQuota)) => Err(Failure::OverQuota),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "LMTP delivery failed");
-                    Err(Failure::Storage)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "LMTP delivery task failed");
-                    Err(Failure::Storage)
-                }
-            };
-            outcome.push(r);
-        }
+        let outcome = append_all(&self.store, &targets, message).await;
         rcpts
             .iter()
             .map(|r| {
                 let i = targets
-                    .binary_search(&(r.user, r.mailbox.as_str()))
+                    .binary_search(&(r.user, r.mailbox.clone()))
                     .expect("every recipient's target is listed");
                 outcome[i]
             })
@@ -481,6 +464,7 @@ impl Session {
         self.chunking = false;
         self.chunk_refused = false;
         self.data = Vec::new();
+        self.header_len = 0;
         self.too_big = false;
     }
 
@@ -502,15 +486,146 @@ enum Failure {
     Storage,
 }
 
+/// Messages up to this size go to several mailboxes at once; bigger ones one mailbox at a time
+/// (each append hashes and packs the message, which takes memory and CPU in proportion).
+const CONCURRENT_MAX: usize = 1 << 20;
+/// Mailboxes a small message is appended to at once.
+const CONCURRENT_TARGETS: usize = 32;
+
+/// Appends `message` to every target (distinct mailboxes), one result each, in order.
+///
+/// The store keeps one body for identical messages and takes its search text from the append
+/// that creates it; later appends of the same bytes only add a reference. So the first
+/// target gets the message with its search text (again and again, one at a time, until one
+/// append succeeds) and the others a copy without it: a message for many recipients does not
+/// hold its decoded text once per recipient. Appends to different mailboxes that run at the
+/// same time share the writer's fsyncs (group commit).
+async fn append_all(
+    store: &Arc<dyn MailStore>,
+    targets: &[(UserId, String)],
+    message: NewMessage,
+) -> Vec<Result<(), Failure>> {
+    let n = targets.len();
+    let mut results = Vec::with_capacity(n);
+    let light = without_search_text(&message);
+    let mut full = message;
+    let mut next = 0;
+    while next < n {
+        let r = append_one(store.clone(), targets[next].clone(), full).await;
+        next += 1;
+        let ok = r.is_ok();
+        results.push(r);
+        if ok || next == n {
+            break;
+        }
+        // Rare (that account is gone, over quota, a fault): analyze again for the next one
+        // rather than hold a second copy of the text all along.
+        full = match reanalyze(&light).await {
+            Some(m) => m,
+            None => {
+                results.resize(n, Err(Failure::Storage));
+                return results;
+            }
+        };
+    }
+    let size = match &light.data {
+        MessageBytes::Memory(d) => d.len(),
+        MessageBytes::File(_) => usize::MAX,
+    };
+    let window = if size <= CONCURRENT_MAX {
+        CONCURRENT_TARGETS
+    } else {
+        1
+    };
+    for group in targets[next..].chunks(window) {
+        let tasks: Vec<_> = group
+            .iter()
+            .map(|t| tokio::spawn(append_one(store.clone(), t.clone(), light.clone())))
+            .collect();
+        for t in tasks {
+            results.push(t.await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "LMTP delivery task failed");
+                Err(Failure::Storage)
+            }));
+        }
+    }
+    results
+}
+
+/// Appends to the user's `mailbox`, or INBOX if that folder went away since RCPT.
+async fn append_one(
+    store: Arc<dyn MailStore>,
+    (user, mailbox): (UserId, String),
+    m: NewMessage,
+) -> Result<(), Failure> {
+    let r = async {
+        let mb = match store.get_mailbox(user, &mailbox).await? {
+            Some(mb) => mb,
+            None => store
+                .get_mailbox(user, "INBOX")
+                .await?
+                .ok_or(StoreError::NoSuchUser)?,
+        };
+        store.append(mb.id, vec![m]).await
+    };
+    match r.await {
+        Ok(_) => Ok(()),
+        Err(StoreError::OverQuota) => Err(Failure::OverQuota),
+        Err(e) => {
+            tracing::warn!(error = %e, user, "LMTP delivery failed");
+            Err(Failure::Storage)
+        }
+    }
+}
+
+/// `m` (a copy without search text) with its analysis done again.
+async fn reanalyze(m: &NewMessage) -> Option<NewMessage> {
+    let MessageBytes::Memory(data) = &m.data else {
+        return None;
+    };
+    let data2 = data.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        mailkeep_session::parsed_info(mailkeep_mime::analyze(&data2))
+    })
+    .await
+    .ok()?;
+    Some(NewMessage {
+        data: MessageBytes::Memory(data.clone()),
+        parsed,
+        ..m.clone()
+    })
+}
+
+fn without_search_text(m: &NewMessage) -> NewMessage {
+    let p = &m.parsed;
+    NewMessage {
+        data: m.data.clone(),
+        flags: m.flags.clone(),
+        internal_date: m.internal_date,
+        internal_date_offset: m.internal_date_offset,
+        parsed: mailkeep_store::ParsedInfo {
+            envelope: p.envelope.clone(),
+            bodystructure: p.bodystructure.clone(),
+            body: p.body.clone(),
+            parts: p.parts.clone(),
+            search_text: String::new(),
+            search_body_offset: 0,
+            sent_date: p.sent_date,
+        },
+    }
+}
+
 /// Messages up to this size are analyzed on the session's own thread.
 const ANALYZE_INLINE_MAX: usize = 64 << 10;
 
-/// Puts `header` on top of the CRLF-normalized `body` and analyzes the result once.
-async fn prepare(header: Vec<u8>, body: Vec<u8>) -> Result<NewMessage, String> {
-    let small = body.len() <= ANALYZE_INLINE_MAX;
+/// CRLF-normalizes the message (copying it only if it has a bare LF) and analyzes it once.
+async fn prepare(data: Vec<u8>) -> Result<NewMessage, String> {
+    let small = data.len() <= ANALYZE_INLINE_MAX;
     let build = move || {
-        let mut data = header;
-        data.extend_from_slice(&mailkeep_mime::normalize_crlf(&body));
+        let data = match mailkeep_mime::normalize_crlf(&data) {
+            std::borrow::Cow::Borrowed(_) => data,
+            std::borrow::Cow::Owned(v) => v,
+        };
         let parsed = mailkeep_session::parsed_info(mailkeep_mime::analyze(&data));
         (data, parsed)
     };

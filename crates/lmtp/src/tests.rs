@@ -403,6 +403,60 @@ async fn storage_fault_is_temporary() {
     t.store.delete_user("bob").await.unwrap();
     let (out, _) = feed(&mut s, b"x\r\n.\r\n").await;
     assert_eq!(out, "451 4.3.0 <bob@example.org> Temporary failure\r\n");
+    // With another recipient after the failed one, that one still gets the message, and
+    // its text is searchable (the body is created by the first append that succeeds).
+    t.store.create_user("bob", "x").await.unwrap();
+    feed(
+        &mut s,
+        b"MAIL FROM:<a@b>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n",
+    )
+    .await;
+    t.store.delete_user("bob").await.unwrap();
+    let (out, _) = feed(&mut s, b"Subject: findme\r\n\r\nzebra\r\n.\r\n").await;
+    assert_eq!(
+        out,
+        "451 4.3.0 <bob@example.org> Temporary failure\r\n250 2.0.0 <alice@example.org> Delivered\r\n"
+    );
+    assert_eq!(search(&t, "alice", "zebra").await, 1);
+}
+
+/// Messages in the mailbox whose text holds `needle`.
+async fn search(t: &T, user: &str, needle: &str) -> usize {
+    let u = t.store.get_user(user).await.unwrap().unwrap();
+    let mb = t.store.get_mailbox(u.id, "INBOX").await.unwrap().unwrap();
+    let uids: Vec<u32> = t
+        .store
+        .messages(mb.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    t.store
+        .search_text(mb.id, &uids, needle, false)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// A message for many recipients is searchable in every mailbox, though only the first
+/// append carried its search text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_recipient_can_search_a_shared_message() {
+    let t = setup().await;
+    let mut input = String::from("LHLO x\r\nMAIL FROM:<a@b>\r\n");
+    for i in 0..40 {
+        t.store.create_user(&format!("r{i}"), "x").await.unwrap();
+        input += &format!("RCPT TO:<r{i}@example.org>\r\n");
+    }
+    input += "DATA\r\nSubject: shared\r\n\r\nquokka\r\n.\r\n";
+    let mut s = session(&t, Config::default());
+    let (out, _) = feed(&mut s, input.as_bytes()).await;
+    assert_eq!(out.matches("Delivered").count(), 40, "{out}");
+    for i in 0..40 {
+        assert_eq!(search(&t, &format!("r{i}"), "quokka").await, 1, "r{i}");
+    }
+    assert!(t.store.check().await.unwrap().is_empty());
 }
 
 /// Concurrent deliveries share the writer's fsyncs (group commit), as APPENDs do.
