@@ -312,3 +312,28 @@ def peak_rss_kib(server):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     raise AssertionError("no VmHWM")
+
+
+def test_client_that_never_reads_is_dropped(make_server):
+    """Pipelined commands whose answers are never read: the server stops after its answers
+    fill the socket, gives up after the timeout, and stays responsive with bounded memory."""
+    server = make_server(extra_config="timeout_secs = 1\n")
+    rss0 = server.rss_kib()
+    s = socket.create_connection(server.lmtp, timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    chunk = b"NOOP\r\n" * 10_000
+    sent, start, closed = 0, time.monotonic(), False
+    while time.monotonic() - start < 8:
+        try:
+            s.settimeout(0.5)
+            sent += s.send(chunk)
+        except socket.timeout:
+            assert_responsive(server)
+        except OSError:
+            closed = True
+            break
+    took = time.monotonic() - start
+    s.close()
+    assert closed, f"still connected after {took:.1f} s and {sent >> 20} MiB"
+    assert server.rss_kib() - rss0 < 20 * 1024
+    assert_responsive(server)

@@ -191,7 +191,7 @@ where
     loop {
         // PIPELINING: answers go out together once the client's pipelined input is used up.
         if !out.is_empty() && (rd.buffer().is_empty() || out.len() >= OUT_FLUSH) {
-            wr.write_all(&out).await?;
+            write(&mut wr, &out, timeout).await?;
             out.clear();
         }
         let want = session.want();
@@ -207,7 +207,7 @@ where
             _ = shutdown.changed() => {
                 session.abort();
                 out.extend_from_slice(b"421 4.3.2 Server shutting down\r\n");
-                wr.write_all(&out).await?;
+                write(&mut wr, &out, timeout).await?;
                 return Ok(());
             }
         };
@@ -215,7 +215,7 @@ where
             Err(_) => {
                 session.abort();
                 out.extend_from_slice(b"421 4.4.2 Timeout, closing\r\n");
-                wr.write_all(&out).await?;
+                write(&mut wr, &out, timeout).await?;
                 return Ok(());
             }
             Ok(Err(e)) => {
@@ -234,10 +234,21 @@ where
             },
         };
         if flow == Flow::Close {
-            wr.write_all(&out).await?;
+            write(&mut wr, &out, timeout).await?;
             let _ = wr.shutdown().await;
             return Ok(());
         }
+    }
+}
+
+/// Writes answers; a client that does not read them for `timeout` is given up on.
+async fn write<W: AsyncWrite + Unpin>(wr: &mut W, out: &[u8], timeout: Duration) -> io::Result<()> {
+    match tokio::time::timeout(timeout, wr.write_all(out)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client does not read",
+        )),
     }
 }
 
