@@ -11,11 +11,15 @@ command -v offlineimap >/dev/null || need_apt+=(offlineimap3)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v fetchmail >/dev/null || need_apt+=(fetchmail)
 command -v getmail >/dev/null || need_apt+=(getmail6)
+# Postfix for tests/lmtp/test_postfix.py, which starts its own instance in a temporary directory.
+[ -x /usr/sbin/postfix ] || need_apt+=(postfix)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Install Postfix without configuring or starting a system instance.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
 
@@ -37,6 +41,8 @@ echo "== hostile clients (pytest)"
 python3 -m pytest -q tests/hostile
 echo "== POP3 (pytest: poplib, curl, fetchmail, getmail6)"
 python3 -m pytest -q tests/pop3
+echo "== LMTP delivery, with a real Postfix (pytest)"
+python3 -m pytest -q tests/lmtp
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh

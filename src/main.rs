@@ -42,6 +42,41 @@ enum Command {
     },
     /// Check the index and message files for consistency.
     Check(Location),
+    /// Manage the local mail domains (LMTP delivery).
+    Domain {
+        #[command(subcommand)]
+        action: DomainAction,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Manage address aliases (LMTP delivery).
+    Alias {
+        #[command(subcommand)]
+        action: AliasAction,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainAction {
+    /// Add a local domain: every account `alice` then receives mail for `alice@DOMAIN`.
+    Add { domain: String },
+    /// Remove a local domain.
+    Del { domain: String },
+    /// List local domains.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AliasAction {
+    /// Deliver mail for ADDRESS (`name@domain`, or `@domain` for a catch-all) to the account
+    /// TARGET. One address to several accounts or to an external address is not supported.
+    Add { address: String, target: String },
+    /// Remove an alias.
+    Del { address: String },
+    /// List aliases.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +110,14 @@ fn main() -> Result<()> {
         Command::Check(loc) => {
             let config = load_config(&loc)?;
             runtime.block_on(check(config))
+        }
+        Command::Domain { action, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(domain(config, action))
+        }
+        Command::Alias { action, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(alias(config, action))
         }
     }
 }
@@ -120,6 +163,11 @@ async fn serve(config: Config) -> Result<()> {
     let store = open_store(&config)?;
     let first_start = store.list_users().await?.is_empty();
     let server = Server::bind(config.clone(), store.clone()).await?;
+    // Printed before the IMAP lines, which tests wait for last.
+    for addr in server.lmtp_addrs() {
+        println!("mailkeep: lmtp listening on {addr}");
+        tracing::info!(listener = "lmtp", %addr, "listening");
+    }
     let addrs = server.local_addrs();
     for (kind, addr) in &addrs {
         // Tests and scripts read this line to find ports chosen with port 0.
@@ -245,4 +293,57 @@ async fn check(config: Config) -> Result<()> {
         println!("problem: {p}");
     }
     bail!("{} problem(s) found", problems.len())
+}
+
+async fn domain(config: Config, action: DomainAction) -> Result<()> {
+    let store = open_store(&config)?;
+    match action {
+        DomainAction::Add { domain } => {
+            let d = mailkeep_store::recipients::normalize_domain(&domain)?;
+            match store.add_domain(&d).await {
+                Err(mailkeep_store::StoreError::AlreadyExists) => {
+                    bail!("{d} is already a local domain")
+                }
+                r => r?,
+            }
+            eprintln!("added domain {d}");
+        }
+        DomainAction::Del { domain } => {
+            let d = mailkeep_store::recipients::normalize_domain(&domain)?;
+            store.delete_domain(&d).await?;
+            eprintln!("deleted domain {d}");
+        }
+        DomainAction::List => {
+            for d in store.list_domains().await? {
+                println!("{d}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn alias(config: Config, action: AliasAction) -> Result<()> {
+    let store = open_store(&config)?;
+    match action {
+        AliasAction::Add { address, target } => {
+            let a = mailkeep_store::recipients::normalize_alias(&address)?;
+            match store.add_alias(&a, &target).await {
+                Err(mailkeep_store::StoreError::AlreadyExists) => bail!("{a} is already an alias"),
+                Err(mailkeep_store::StoreError::NoSuchUser) => bail!("no such account {target:?}"),
+                r => r?,
+            }
+            eprintln!("added alias {a} -> {target}");
+        }
+        AliasAction::Del { address } => {
+            let a = mailkeep_store::recipients::normalize_alias(&address)?;
+            store.delete_alias(&a).await?;
+            eprintln!("deleted alias {a}");
+        }
+        AliasAction::List => {
+            for (a, t) in store.list_aliases().await? {
+                println!("{a} {t}");
+            }
+        }
+    }
+    Ok(())
 }

@@ -50,6 +50,9 @@ class Server:
         for kind in self.wait_for:
             setattr(self, kind, None)
         wanted = ("imap", "imaps") + self.wait_for
+        # LMTP listeners ([lmtp] listen), printed before the IMAP ones: a TCP (host, port)
+        # and a Unix socket path.
+        self.lmtp = self.lmtp_unix = None
         deadline = time.time() + 30
         while any(getattr(self, k) is None for k in wanted) and time.time() < deadline:
             line = self.proc.stdout.readline().decode()
@@ -57,6 +60,9 @@ class Server:
                 break
             if line.startswith("mailkeep: ") and " listening on " in line:
                 kind, addr = line[len("mailkeep: "):].strip().split(" listening on ")
+                if kind == "lmtp" and addr.startswith("/"):
+                    self.lmtp_unix = addr
+                    continue
                 host, port = addr.rsplit(":", 1)
                 setattr(self, kind, (host, int(port)))
         assert all(getattr(self, k) for k in wanted), "server did not print its addresses"

@@ -23,6 +23,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub log: LogConfig,
+    /// LMTP delivery (RFC 2033): off unless `listen` is set.
+    pub lmtp: LmtpConfig,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             log: LogConfig::default(),
+            lmtp: LmtpConfig::default(),
         }
     }
 }
@@ -178,6 +181,33 @@ impl Default for LogConfig {
     }
 }
 
+/// `[lmtp]`: local delivery from an MTA (Postfix `lmtp:unix:…`, Exim `lmtp` transport).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmtpConfig {
+    /// Listeners: `host:port`, or a path (an entry with a `/`) for a Unix socket made with
+    /// mode 0660 and removed at shutdown. Empty (the default): no LMTP.
+    pub listen: Vec<String>,
+    /// What splits `user+detail@domain` (delivered to the folder `detail` if it exists, any
+    /// case, else INBOX). Empty: no detail addresses.
+    pub detail_separator: String,
+    /// Answer over-quota recipients `452 4.2.2` (the MTA retries) instead of `552 5.2.2`.
+    pub quota_temporary: bool,
+    /// Seconds an LMTP client may stay silent before `421` (RFC 5321 §4.5.3.2: at least 5 min).
+    pub timeout_secs: u64,
+}
+
+impl Default for LmtpConfig {
+    fn default() -> Self {
+        LmtpConfig {
+            listen: Vec::new(),
+            detail_separator: "+".into(),
+            quota_temporary: false,
+            timeout_secs: 300,
+        }
+    }
+}
+
 impl Config {
     /// Parse a TOML document.
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
@@ -238,6 +268,19 @@ format = "json"
         assert_eq!(c.limits.max_line_length, 8192);
         assert_eq!(c.limits.unauthenticated_timeout_secs, 60);
         assert_eq!(c.log.format, "json");
+    }
+
+    #[test]
+    fn lmtp_section() {
+        let c = Config::from_toml("").unwrap();
+        assert!(c.lmtp.listen.is_empty());
+        assert_eq!(c.lmtp.detail_separator, "+");
+        let c = Config::from_toml(
+            "[lmtp]\nlisten = [\"127.0.0.1:2424\", \"/run/mailkeep/lmtp.sock\"]\ndetail_separator = \"-\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.lmtp.listen.len(), 2);
+        assert_eq!(c.lmtp.detail_separator, "-");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod config;
 mod conn;
+mod lmtp;
 mod pop3;
 mod stream;
 pub mod tls;
@@ -77,6 +78,7 @@ impl std::fmt::Display for ListenerKind {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<(ListenerKind, TcpListener)>,
+    lmtp: lmtp::Listeners,
     shutdown_tx: watch::Sender<bool>,
 }
 
@@ -109,6 +111,7 @@ impl Server {
             }
         }
         let max_connections = connection_cap(config.limits.max_connections);
+        let lmtp = lmtp::Listeners::bind(&config.lmtp.listen).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
             config,
@@ -124,6 +127,7 @@ impl Server {
         Ok(Server {
             shared,
             listeners,
+            lmtp,
             shutdown_tx,
         })
     }
@@ -134,6 +138,11 @@ impl Server {
             .iter()
             .filter_map(|(k, l)| l.local_addr().ok().map(|a| (*k, a)))
             .collect()
+    }
+
+    /// The LMTP listeners: `host:port` (the port actually bound) or a Unix socket's path.
+    pub fn lmtp_addrs(&self) -> Vec<String> {
+        self.lmtp.addrs()
     }
 
     /// The TLS certificate's SHA-256 fingerprint.
@@ -147,6 +156,7 @@ impl Server {
         for (kind, listener) in self.listeners {
             tasks.spawn(accept_loop(self.shared.clone(), kind, listener));
         }
+        let sockets = self.lmtp.spawn(&self.shared, &mut tasks);
         shutdown.await;
         tracing::info!("shutting down");
         let _ = self.shutdown_tx.send(true);
@@ -157,6 +167,9 @@ impl Server {
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for path in sockets {
+            let _ = std::fs::remove_file(path);
         }
         Ok(())
     }

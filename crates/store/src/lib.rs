@@ -19,12 +19,14 @@
 pub mod conformance;
 pub mod flagops;
 pub mod notify;
+pub mod recipients;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use notify::{MailboxEvent, Notifier};
+pub use recipients::Recipient;
 
 pub type UserId = i64;
 pub type MailboxId = i64;
@@ -367,6 +369,30 @@ pub trait MailStore: Send + Sync + 'static {
     /// `\Recent` (rev1): returns the UIDs that are recent for this session, claiming them so
     /// no other session sees them as recent (RFC 3501 §2.3.2). Read-only selects don't claim.
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>>;
+
+    // ---- local domains and aliases (LMTP recipients, see [`recipients`]) ----
+    /// Adds a local domain (given normalized: see `recipients::normalize_domain`). Fails with
+    /// AlreadyExists.
+    async fn add_domain(&self, domain: &str) -> Result<()>;
+    /// Removes a local domain; `Cannot` if it is not one.
+    async fn delete_domain(&self, domain: &str) -> Result<()>;
+    /// Local domains, sorted.
+    async fn list_domains(&self) -> Result<Vec<String>>;
+    async fn is_local_domain(&self, domain: &str) -> Result<bool>;
+    /// Adds an alias (normalized: see `recipients::normalize_alias`; `@domain` is a catch-all)
+    /// for the account `target`. Fails with NoSuchUser or AlreadyExists.
+    async fn add_alias(&self, address: &str, target: &str) -> Result<()>;
+    /// Removes an alias; `Cannot` if there is none.
+    async fn delete_alias(&self, address: &str) -> Result<()>;
+    /// (alias, target account) pairs, sorted by alias.
+    async fn list_aliases(&self) -> Result<Vec<(String, String)>>;
+    /// The account an alias (normalized) points to.
+    async fn alias_target(&self, address: &str) -> Result<Option<String>>;
+    /// Where mail for an envelope address goes (see [`recipients::resolve`]); `separator`
+    /// splits `user+detail` (empty: no detail).
+    async fn resolve_recipient(&self, address: &str, separator: &str) -> Result<Recipient> {
+        recipients::resolve(self, address, separator).await
+    }
 
     // ---- notifications and checks ----
     fn notifier(&self) -> &Notifier;

@@ -10,10 +10,12 @@ use crate::{
 };
 
 mod accounts;
+mod domains;
 mod messages;
 mod search;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
+pub use domains::domains_and_aliases;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received};
 pub use search::{notifications, recent, search};
 
@@ -47,6 +49,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "notifications").await;
     delete_user(&*store).await;
     assert_clean(&*store, "delete_user").await;
+    domains_and_aliases(&*store).await;
+    assert_clean(&*store, "domains_and_aliases").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

@@ -30,6 +30,7 @@
 mod accounts;
 mod blobs;
 mod check;
+mod domains;
 mod messages;
 mod parsed;
 mod pool;
@@ -77,6 +78,7 @@ impl SqliteStore {
         let index = data_dir.join("index.sqlite3");
         let blobs = BlobDir::open(data_dir.join("blobs"))?;
         let conn = schema::open_writer(&index)?;
+        conn.execute_batch(domains::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -432,6 +434,56 @@ impl MailStore for SqliteStore {
                 .run(move |c| reads::claim_recent(c, mailbox, false))
                 .await
         }
+    }
+
+    async fn add_domain(&self, domain: &str) -> Result<()> {
+        let d = domain.to_owned();
+        self.writer
+            .run(move |ctx| domains::add_domain(ctx.conn, &d))
+            .await
+    }
+
+    async fn delete_domain(&self, domain: &str) -> Result<()> {
+        let d = domain.to_owned();
+        self.writer
+            .run(move |ctx| domains::delete_domain(ctx.conn, &d))
+            .await
+    }
+
+    async fn list_domains(&self) -> Result<Vec<String>> {
+        self.readers.run(domains::list_domains).await
+    }
+
+    async fn is_local_domain(&self, domain: &str) -> Result<bool> {
+        let d = domain.to_owned();
+        self.readers
+            .run_quick(move |c| domains::is_local_domain(c, &d))
+            .await
+    }
+
+    async fn add_alias(&self, address: &str, target: &str) -> Result<()> {
+        let (a, t) = (address.to_owned(), target.to_owned());
+        self.writer
+            .run(move |ctx| domains::add_alias(ctx.conn, &a, &t))
+            .await
+    }
+
+    async fn delete_alias(&self, address: &str) -> Result<()> {
+        let a = address.to_owned();
+        self.writer
+            .run(move |ctx| domains::delete_alias(ctx.conn, &a))
+            .await
+    }
+
+    async fn list_aliases(&self) -> Result<Vec<(String, String)>> {
+        self.readers.run(domains::list_aliases).await
+    }
+
+    async fn alias_target(&self, address: &str) -> Result<Option<String>> {
+        let a = address.to_owned();
+        self.readers
+            .run_quick(move |c| domains::alias_target(c, &a))
+            .await
     }
 
     fn notifier(&self) -> &Notifier {

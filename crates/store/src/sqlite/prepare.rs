@@ -70,13 +70,14 @@ pub(super) fn prepare(
             Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
         };
         let mut parsed = analysis.unwrap_or(m.parsed);
-        let tokens = search::Tokens::of(&parsed.search_text, parsed.search_body_offset);
         // The tokens of every message wait for the commit: past a bound, a MULTIAPPEND's
         // later ones are dropped, so its memory does not grow with the number of messages.
-        let tokens = (kept_tokens + tokens.len() <= TOKENS_KEPT_MAX).then(|| {
-            kept_tokens += tokens.len();
-            tokens
-        });
+        // A caller that left the search text out (LMTP's further recipients of one body)
+        // gets its tokens computed again from the stored text, like a dropped one.
+        let tokens = (!parsed.search_text.is_empty())
+            .then(|| search::Tokens::of(&parsed.search_text, parsed.search_body_offset))
+            .filter(|tokens| kept_tokens + tokens.len() <= TOKENS_KEPT_MAX)
+            .inspect(|tokens| kept_tokens += tokens.len());
         parsed.search_text = String::new();
         let parsed_packed = match parsed::pack(&parsed) {
             Ok(p) => p,
