@@ -7,7 +7,7 @@ import sqlite3
 from mkserver import PASSWORD
 
 
-def lmtp_socket(server, unix=False, timeout=10):
+def lmtp_socket(server, unix=False, timeout=60):
     if unix:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)

@@ -161,7 +161,8 @@ class Postfix:
 
 @pytest.fixture
 def relay():
-    server = lmtp_server()
+    # POP3 too: the end-to-end test reads what Postfix delivered with a POP3 client.
+    server = lmtp_server(extra_config='[pop3]\nlisten = ["127.0.0.1:0"]\n', wait_for=("pop3",))
     assert server.cli("domain", "add", "sock.example").returncode == 0
     # Postfix's lmtp client runs as `postfix`: it reaches the 0660 socket through its group,
     # as docs/postfix.md sets up: the socket's directory is setgid `postfix`, so the socket
@@ -233,6 +234,57 @@ def test_postfix_relays_over_lmtp(relay):
     log = postfix.log()
     assert "relay=127.0.0.1[127.0.0.1]" in log and "status=sent" in log
     assert "lmtp.sock" in log
+
+
+def test_postfix_to_an_idle_imap_client_and_a_pop3_download(relay):
+    """The whole path: SMTP into Postfix, LMTP into Mailkeep, an IMAP client IDLE-ing on INBOX
+    hears of the message at once, and a POP3 client downloads it byte for byte."""
+    import imaplib
+    import poplib
+    import threading
+
+    server, postfix = relay
+    imap = imaplib.IMAP4(*server.imap)
+    imap.login("alice", "pass")
+    imap.select("INBOX")
+    tag = imap._new_tag()
+    imap.send(tag + b" IDLE\r\n")
+    assert imap.readline().startswith(b"+")
+    heard = []
+
+    def listen():
+        while True:
+            line = imap.readline()
+            if not line or b"EXISTS" in line:
+                heard.append((time.monotonic(), line))
+                return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    body = ("Subject: end to end\r\nMessage-ID: <e2e@remote.example>\r\n\r\n"
+            ".a line that starts with a dot\r\nend.\r\n")
+    smtp = smtplib.SMTP("127.0.0.1", postfix.port, timeout=10)
+    assert smtp.sendmail("sender@remote.example", ["alice@example.org"], body) == {}
+    smtp.quit()
+    listener.join(30)
+    assert heard and b"* 1 EXISTS" in heard[0][1], (heard, postfix.log())
+    imap.send(b"DONE\r\n")
+    imap.logout()
+
+    pop = poplib.POP3(*server.pop3, timeout=10)
+    pop.user("alice")
+    pop.pass_("pass")
+    assert pop.stat()[0] == 1
+    resp, lines, _ = pop.retr(1)
+    got = b"\r\n".join(lines) + b"\r\n"
+    stored = messages(server, "alice", "INBOX")[0]
+    assert got == stored
+    assert got.startswith(b"Return-Path: <sender@remote.example>\r\n")
+    # Postfix adds its own headers (Received, Date, From) and may reorder them; the body
+    # stays as sent, its dot-line included.
+    assert got.endswith(b"\r\n\r\n.a line that starts with a dot\r\nend.\r\n")
+    assert b"\r\nSubject: end to end\r\n" in got
+    pop.quit()
 
 
 def imap_create(server, user, name):
