@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::Shared;
-use crate::stream::{Conn, Line, Stream, WriteLimit};
+use crate::stream::{Conn, Line, WriteLimit, is_disconnect, is_loopback, open};
 
 /// Most pieces (lines and literals) one command may have: bounds per-command bookkeeping.
 const MAX_FRAGMENTS: usize = 10_000;
@@ -44,21 +44,8 @@ pub(crate) async fn serve(
     // Before login, one deadline from connect covers everything: the TLS handshake, every
     // command and SASL line, every write. Nothing a client sends extends it.
     let deadline = Instant::now() + Duration::from_secs(limits.unauthenticated_timeout_secs);
-    let stream = if implicit_tls {
-        let Some(tls) = &shared.tls else { return };
-        match tokio::time::timeout_at(deadline, tls.acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => Stream::Tls(Box::new(s)),
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        }
-    } else {
-        Stream::Plain(tcp)
+    let Some(stream) = open(shared.tls.as_ref(), tcp, peer, implicit_tls, deadline).await else {
+        return;
     };
     let config = SessionConfig {
         peer,
@@ -163,7 +150,9 @@ async fn run(
                 Flow::Close => return Ok(()),
                 Flow::StartTls => {
                     // Only offered before login: the handshake runs within the deadline.
-                    match tokio::time::timeout_at(read_by, start_tls(shared, conn)).await {
+                    match tokio::time::timeout_at(read_by, conn.start_tls(shared.tls.as_ref()))
+                        .await
+                    {
                         Ok(r) => r?,
                         Err(_) => return Ok(()),
                     }
@@ -227,26 +216,6 @@ async fn idle(
                 out.extend_from_slice(b"* BYE Server shutting down.\r\n");
                 return Ok(Flow::Close);
             }
-        }
-    }
-}
-
-async fn start_tls(shared: &Shared, conn: &mut Conn) -> io::Result<()> {
-    let Some(tls) = &shared.tls else {
-        return Err(io::ErrorKind::Unsupported.into());
-    };
-    // RFC 9051 §6.2.1: anything the client sent after STARTTLS before the handshake is
-    // discarded, so a man in the middle cannot inject commands into the TLS session.
-    conn.discard_buffered();
-    match std::mem::replace(&mut conn.stream, Stream::Closed) {
-        Stream::Plain(tcp) => {
-            let tls_stream = tls.acceptor.accept(tcp).await?;
-            conn.stream = Stream::Tls(Box::new(tls_stream));
-            Ok(())
-        }
-        other => {
-            conn.stream = other;
-            Err(io::ErrorKind::Unsupported.into())
         }
     }
 }
@@ -448,25 +417,6 @@ fn answer(out: &mut Vec<u8>, tag: Option<&str>, kind: &str, text: &str) {
 fn trim_crlf(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn is_loopback(peer: SocketAddr) -> bool {
-    match peer.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
-fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted
-    )
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::Shared;
-use crate::stream::{Conn, Line, Stream, WriteLimit};
+use crate::stream::{Conn, Line, WriteLimit, is_disconnect, is_loopback, open};
 
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -25,18 +25,8 @@ pub(crate) async fn serve(
     let limits = &shared.config.limits;
     // As for IMAP: one deadline from connect to login, whatever the client sends meanwhile.
     let deadline = Instant::now() + Duration::from_secs(limits.unauthenticated_timeout_secs);
-    let stream = if implicit_tls {
-        let Some(tls) = &shared.tls else { return };
-        match tokio::time::timeout_at(deadline, tls.acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => Stream::Tls(Box::new(s)),
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => return,
-        }
-    } else {
-        Stream::Plain(tcp)
+    let Some(stream) = open(shared.tls.as_ref(), tcp, peer, implicit_tls, deadline).await else {
+        return;
     };
     let config = Pop3Config {
         peer,
@@ -112,7 +102,7 @@ async fn run(
             }
             Flow::StartTls => {
                 write(conn, &out, timeout).await?;
-                match tokio::time::timeout_at(deadline, start_tls(shared, conn)).await {
+                match tokio::time::timeout_at(deadline, conn.start_tls(shared.tls.as_ref())).await {
                     Ok(r) => r?,
                     Err(_) => return Ok(()),
                 }
@@ -146,41 +136,4 @@ async fn write(conn: &mut Conn, data: &[u8], timeout: Duration) -> io::Result<()
         Ok(r) => r,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }
-}
-
-async fn start_tls(shared: &Shared, conn: &mut Conn) -> io::Result<()> {
-    let Some(tls) = &shared.tls else {
-        return Err(io::ErrorKind::Unsupported.into());
-    };
-    // RFC 2595 §4 (as RFC 9051 §6.2.1 for IMAP): input pipelined after STLS is discarded.
-    conn.discard_buffered();
-    match std::mem::replace(&mut conn.stream, Stream::Closed) {
-        Stream::Plain(tcp) => {
-            conn.stream = Stream::Tls(Box::new(tls.acceptor.accept(tcp).await?));
-            Ok(())
-        }
-        other => {
-            conn.stream = other;
-            Err(io::ErrorKind::Unsupported.into())
-        }
-    }
-}
-
-fn is_loopback(peer: SocketAddr) -> bool {
-    match peer.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
-fn is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted
-    )
 }

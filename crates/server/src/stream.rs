@@ -6,6 +6,7 @@
 //! bytes, not the peak of its history.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -13,6 +14,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use crate::tls::Tls;
 
 /// Plain TCP or TLS over TCP.
 pub enum Stream {
@@ -112,6 +115,26 @@ impl Conn {
             buf: Vec::new(),
             pos: 0,
             write_limit: WriteLimit::Stall(Duration::from_secs(60)),
+        }
+    }
+
+    /// STARTTLS / STLS: the handshake on this connection. Anything the client sent after the
+    /// command is discarded first (RFC 9051 §6.2.1, RFC 2595 §4), so a man in the middle cannot
+    /// inject commands into the TLS session. The caller bounds it in time.
+    pub async fn start_tls(&mut self, tls: Option<&Tls>) -> io::Result<()> {
+        let Some(tls) = tls else {
+            return Err(io::ErrorKind::Unsupported.into());
+        };
+        self.discard_buffered();
+        match std::mem::replace(&mut self.stream, Stream::Closed) {
+            Stream::Plain(tcp) => {
+                self.stream = Stream::Tls(Box::new(tls.acceptor.accept(tcp).await?));
+                Ok(())
+            }
+            other => {
+                self.stream = other;
+                Err(io::ErrorKind::Unsupported.into())
+            }
         }
     }
 
@@ -254,6 +277,52 @@ async fn within<T>(
             "client does not read our output",
         ))
     })
+}
+
+/// The connection's stream for a new client: for an implicit-TLS listener, the handshake first,
+/// within `deadline` (the pre-login deadline). `None`: no TLS configured, failed or too slow.
+pub(crate) async fn open(
+    tls: Option<&Tls>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    deadline: tokio::time::Instant,
+) -> Option<Stream> {
+    if !implicit_tls {
+        return Some(Stream::Plain(tcp));
+    }
+    match tokio::time::timeout_at(deadline, tls?.acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(Stream::Tls(Box::new(s))),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// A peer on this machine (127.0.0.0/8, ::1, or ::ffff:127.x).
+pub(crate) fn is_loopback(peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// The client went away: not worth a log line.
+pub(crate) fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    )
 }
 
 #[cfg(test)]
