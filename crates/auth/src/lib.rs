@@ -113,14 +113,14 @@ pub async fn attempt(throttle: Option<&Throttle>, a: Attempt<'_>) -> Verdict {
     let result = if blocked {
         None
     } else {
-        let (source, bound) = match throttle {
-            Some(t) if !trusted => (
-                Some(throttle::Source::of(ip)),
-                t.config().hash_queue_per_source,
-            ),
-            _ => (Some(throttle::Source::of(ip)), usize::MAX),
+        let source = Some(throttle::Source::of(ip));
+        // Trusted sources have no per-source bound; sources with failures counted (beyond this
+        // attempt) wait behind those without.
+        let (bound, first) = match throttle {
+            Some(t) if !trusted => (t.config().hash_queue_per_source, t.is_clean(ip)),
+            _ => (usize::MAX, true),
         };
-        verify::check_login_queued(source, bound, a.user, a.phc, a.password).await
+        verify::check_login_queued(source, bound, first, a.user, a.phc, a.password).await
     };
     let reason = match result {
         Some(true) if a.account.is_some() => {

@@ -270,6 +270,15 @@ impl Throttle {
         }
     }
 
+    /// No failure counted for `ip`'s source but (at most) the attempt just begun: its password
+    /// checks go to the queue served first.
+    pub fn is_clean(&self, ip: IpAddr) -> bool {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.sources
+            .get(&Source::of(ip))
+            .is_none_or(|r| r.failures <= 1)
+    }
+
     /// The extra delay a failed attempt's answer gets: it grows with the failures counted for
     /// its source or account.
     pub fn delay(&self, ip: IpAddr, account: &str) -> Duration {
@@ -448,6 +457,17 @@ mod tests {
             .filter(|i| t.begin(ip(&format!("192.0.2.{i}")), "alice") == Verdict::Allowed)
             .count();
         assert_eq!(allowed, 3);
+    }
+
+    #[test]
+    fn clean_sources() {
+        let t = Throttle::new(config());
+        assert!(t.is_clean(ip("192.0.2.1")));
+        t.begin(ip("192.0.2.1"), "a");
+        assert!(t.is_clean(ip("192.0.2.1")), "only the attempt running");
+        t.begin(ip("192.0.2.1"), "a");
+        assert!(!t.is_clean(ip("192.0.2.1")));
+        assert!(t.is_clean(ip("192.0.2.2")));
     }
 
     #[test]

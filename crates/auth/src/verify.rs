@@ -52,9 +52,10 @@ enum QueueKey {
     Source(Source),
 }
 
-/// The hashing queue: one FIFO per source, served round-robin, so a source with a thousand
+/// A hashing queue: one FIFO per source, served round-robin, so a source with a thousand
 /// checks waiting delays another source's first check by at most one check per waiting
-/// source, not by a thousand.
+/// source, not by a thousand. There are two: sources without failures counted go first (see
+/// [`check_login_queued`]), so even many guessing sources at once do not hold up the others.
 #[derive(Default)]
 struct Queue {
     per: HashMap<QueueKey, VecDeque<Job>>,
@@ -64,6 +65,19 @@ struct Queue {
 }
 
 impl Queue {
+    fn waiting(&self, key: &QueueKey) -> usize {
+        self.per.get(key).map_or(0, VecDeque::len)
+    }
+
+    fn push(&mut self, key: QueueKey, job: Job) {
+        let jobs = self.per.entry(key).or_default();
+        if jobs.is_empty() {
+            self.order.push_back(key);
+        }
+        jobs.push_back(job);
+        self.total += 1;
+    }
+
     fn pop(&mut self) -> Option<Job> {
         let key = self.order.pop_front()?;
         let jobs = self.per.get_mut(&key)?;
@@ -81,7 +95,8 @@ impl Queue {
 struct Verifier {
     key: [u8; 32],
     cache: Mutex<HashMap<String, Entry>>,
-    queue: Mutex<Queue>,
+    /// `[first, then]`: checks of sources without failures, and the others.
+    queue: Mutex<[Queue; 2]>,
     ready: Condvar,
     /// Durations of recent argon2 checks (a ring).
     samples: Mutex<(Vec<Duration>, usize)>,
@@ -106,7 +121,7 @@ fn verifier() -> &'static Verifier {
         Verifier {
             key,
             cache: Mutex::new(HashMap::new()),
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new([Queue::default(), Queue::default()]),
             ready: Condvar::new(),
             samples: Mutex::new((vec![first], 1)),
         }
@@ -119,7 +134,7 @@ fn worker() {
         let job = {
             let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                if let Some(job) = q.pop() {
+                if let Some(job) = q[0].pop().or_else(|| q[1].pop()) {
                     break job;
                 }
                 q = v.ready.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -174,30 +189,31 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Run argon2 verification on the pool, queued for `key`. `None`: the key already has `bound`
-/// checks waiting (or the whole queue is full), and nothing was checked.
-async fn verify_on_pool(key: QueueKey, bound: usize, phc: &str, password: &[u8]) -> Option<bool> {
+/// Run argon2 verification on the pool, queued for `key` (in the first queue if `first`).
+/// `None`: the key already has `bound` checks waiting (or the whole queue is full), and nothing
+/// was checked.
+async fn verify_on_pool(
+    key: QueueKey,
+    bound: usize,
+    first: bool,
+    phc: &str,
+    password: &[u8],
+) -> Option<bool> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     {
         let v = verifier();
         let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if q.total >= MAX_QUEUED {
+        if q[0].total + q[1].total >= MAX_QUEUED
+            || q[0].waiting(&key) + q[1].waiting(&key) >= bound.max(1)
+        {
             return None;
         }
-        let q = &mut *q;
-        let jobs = q.per.entry(key).or_default();
-        if jobs.len() >= bound.max(1) {
-            return None;
-        }
-        if jobs.is_empty() {
-            q.order.push_back(key);
-        }
-        jobs.push_back(Job {
+        let job = Job {
             phc: phc.to_string(),
             password: password.to_vec(),
             reply: tx,
-        });
-        q.total += 1;
+        };
+        q[usize::from(!first)].push(key, job);
         v.ready.notify_one();
     }
     Some(rx.await.unwrap_or(false))
@@ -206,24 +222,26 @@ async fn verify_on_pool(key: QueueKey, bound: usize, phc: &str, password: &[u8])
 /// Check a login. `phc` is the user's stored hash, or `None` for an unknown user, which is
 /// checked against a dummy hash so the answer takes as long as for a wrong password.
 pub async fn check_login(user: &str, phc: Option<&str>, password: &[u8]) -> bool {
-    check_login_queued(None, usize::MAX, user, phc, password)
+    check_login_queued(None, usize::MAX, true, user, phc, password)
         .await
         .unwrap_or(false)
 }
 
 /// [`check_login`] queued fairly for `source` (round-robin between sources), with at most
-/// `bound` checks of that source waiting. `None`: refused because the queue was full; the
-/// caller answers as for a wrong password (after [`hash_time_sample`]).
+/// `bound` checks of that source waiting; `first`: in the queue served first (the source has
+/// no failures counted). `None`: refused because the queue was full; the caller answers as
+/// for a wrong password (after [`hash_time_sample`]).
 pub(crate) async fn check_login_queued(
     source: Option<Source>,
     bound: usize,
+    first: bool,
     user: &str,
     phc: Option<&str>,
     password: &[u8],
 ) -> Option<bool> {
     let key = source.map_or(QueueKey::Local, QueueKey::Source);
     let Some(phc) = phc else {
-        verify_on_pool(key, bound, dummy_hash(), password).await?;
+        verify_on_pool(key, bound, first, dummy_hash(), password).await?;
         return Some(false);
     };
     let v = verifier();
@@ -238,7 +256,7 @@ pub(crate) async fn check_login_queued(
             return Some(true);
         }
     }
-    if !verify_on_pool(key, bound, phc, password).await? {
+    if !verify_on_pool(key, bound, first, phc, password).await? {
         return Some(false);
     }
     let mut cache = v.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,12 +329,13 @@ mod tests {
             .map(|_| {
                 let phc = phc.clone();
                 tokio::spawn(async move {
-                    check_login_queued(Some(flood), usize::MAX, "fq-a", Some(&phc), b"no").await
+                    check_login_queued(Some(flood), usize::MAX, false, "fq-a", Some(&phc), b"no")
+                        .await
                 })
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let r = check_login_queued(Some(other), usize::MAX, "fq-b", Some(&phc), b"pw").await;
+        let r = check_login_queued(Some(other), usize::MAX, false, "fq-b", Some(&phc), b"pw").await;
         let other_took = t.elapsed();
         assert_eq!(r, Some(true));
         for task in tasks {
@@ -338,7 +357,7 @@ mod tests {
             .map(|_| {
                 let phc = phc.clone();
                 tokio::spawn(async move {
-                    check_login_queued(Some(src), 2, "fq-c", Some(&phc), b"no").await
+                    check_login_queued(Some(src), 2, true, "fq-c", Some(&phc), b"no").await
                 })
             })
             .collect();
