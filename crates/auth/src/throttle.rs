@@ -528,6 +528,43 @@ mod tests {
         assert_eq!(t.begin_at(ip("192.0.2.1"), "b", at(322)), Verdict::Allowed);
     }
 
+    /// The target: at most 20 guesses an hour from one IP at one account once blocked.
+    /// (An attempt while blocked counts too, so a guesser that keeps trying is never let
+    /// through again; one that knows the settings and waits out each block gets the most.)
+    #[test]
+    fn guesses_per_hour_at_one_account() {
+        let t = Throttle::new(ThrottleConfig {
+            trusted: Vec::new(),
+            ..ThrottleConfig::default()
+        });
+        let start = Instant::now();
+        let (from, hammering) = (ip("192.0.2.1"), (0..3600u64).step_by(2));
+        let checked = hammering
+            .filter(|s| {
+                t.begin_at(from, "victim", start + Duration::from_secs(*s)) == Verdict::Allowed
+            })
+            .count();
+        assert_eq!(checked, 5);
+        let t = Throttle::new(ThrottleConfig {
+            trusted: Vec::new(),
+            ..ThrottleConfig::default()
+        });
+        let (from, mut checked) = (ip("192.0.2.2"), 0);
+        for s in 0..3600u64 {
+            let now = start + Duration::from_secs(s);
+            let free = {
+                let st = t.state.lock().unwrap();
+                !t.blocked(st.accounts.get("victim"), t.config.account_failures, now)
+                    && !t.blocked(st.sources.get(&Source::of(from)), t.config.ip_failures, now)
+            };
+            if free && t.begin_at(from, "victim", now) == Verdict::Allowed {
+                checked += 1;
+            }
+        }
+        assert!(checked <= 20, "{checked}");
+        assert_eq!(checked, 8, "5, then after blocks of 5, 10 and 20 minutes");
+    }
+
     #[test]
     fn memory_is_bounded() {
         let t = Throttle::new(config());
