@@ -12,6 +12,11 @@
 //! is remembered for [`CACHE_TTL`] as a keyed SHA-256 of the password (the key is random per
 //! process), tied to the stored PHC string so a password change invalidates it at once. A failed
 //! login always pays the full argon2 cost, so the cache does not help guessing.
+//!
+//! Why a fair queue: two threads are a queue, and one flooding client used to fill it (others'
+//! first logins waited seconds). Checks are queued per source (IPv4 address, IPv6 /64) and
+//! served round-robin, at most a few waiting per source (more are refused without a hash and
+//! answered as a wrong password); sources with no failures counted are served first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex, OnceLock};
