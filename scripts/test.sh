@@ -13,6 +13,8 @@ command -v fetchmail >/dev/null || need_apt+=(fetchmail)
 command -v getmail >/dev/null || need_apt+=(getmail6)
 # Postfix for tests/lmtp/test_postfix.py, which starts its own instance in a temporary directory.
 [ -x /usr/sbin/postfix ] || need_apt+=(postfix)
+# fail2ban-regex for tests/hostile/test_throttle.py (the filter in docs/fail2ban/ on real log lines).
+command -v fail2ban-regex >/dev/null || need_apt+=(fail2ban)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -6,14 +6,21 @@
 //! - [`check_login`]: login checks on a small dedicated argon2 pool, with a cache of recent
 //!   successful logins (`verify`).
 //! - [`generate_password`]: random passwords for first start and `user add` without input.
+//! - [`throttle`]: failed logins counted per source and per account across connections;
+//!   [`attempt`] runs one login attempt through it and the hashing queue, and logs it.
 //!
 //! No mail data here; users themselves are rows in the store.
 #![forbid(unsafe_code)]
 
 pub mod sasl;
+pub mod throttle;
 mod verify;
 
-pub use verify::{CACHE_TTL, check_login};
+pub use throttle::{Throttle, ThrottleConfig};
+pub use verify::{CACHE_TTL, check_login, hash_time_sample};
+
+use std::net::IpAddr;
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -60,6 +67,99 @@ pub fn valid_user_name(name: &str) -> bool {
         && name.len() <= 255
         && !name.starts_with('@')
         && name.chars().all(|c| !c.is_control() && !c.is_whitespace())
+}
+
+/// One login attempt, as the IMAP and POP3 sessions see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// `imap` or `pop3` (the log's `proto`).
+    pub proto: &'static str,
+    pub ip: IpAddr,
+    /// The name as the client typed it.
+    pub user: &'a str,
+    /// The account it names, if one exists.
+    pub account: Option<&'a str>,
+    /// That account's stored hash.
+    pub phc: Option<&'a str>,
+    pub password: &'a [u8],
+    pub mechanism: &'static str,
+    pub tls: bool,
+}
+
+/// What the session should answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    /// Answer as a wrong password, after the session's failure delay plus `extra_delay`.
+    Failure {
+        extra_delay: Duration,
+    },
+}
+
+/// Check a login attempt against the throttle (if any), then the password on the fair hashing
+/// queue, and write its one log line:
+///
+/// `event=auth_success|auth_failure|auth_blocked proto=imap ip=192.0.2.1 user="name"
+/// reason=password|unknown_user|busy|blocked mechanism=PLAIN tls=false` (no `reason` on success).
+///
+/// A blocked attempt, and one refused because its source already has too many checks waiting
+/// (`reason=busy`), costs no hash but sleeps for a recent hash's duration, and is answered as a
+/// wrong password: the client cannot tell them apart, nor an unknown user from a known one.
+pub async fn attempt(throttle: Option<&Throttle>, a: Attempt<'_>) -> Verdict {
+    let ip = a.ip.to_canonical();
+    let key = a.account.unwrap_or(a.user);
+    let trusted = throttle.is_none_or(|t| t.is_trusted(ip));
+    let blocked = throttle.is_some_and(|t| t.begin(ip, key) == throttle::Verdict::Blocked);
+    let result = if blocked {
+        None
+    } else {
+        let source = Some(throttle::Source::of(ip));
+        // Trusted sources have no per-source bound; sources with failures counted (beyond this
+        // attempt) wait behind those without.
+        let (bound, first) = match throttle {
+            Some(t) if !trusted => (t.config().hash_queue_per_source, t.is_clean(ip)),
+            _ => (usize::MAX, true),
+        };
+        verify::check_login_queued(source, bound, first, a.user, a.phc, a.password).await
+    };
+    let reason = match result {
+        Some(true) if a.account.is_some() => {
+            if let Some(t) = throttle {
+                t.succeeded(ip, key);
+            }
+            tracing::info!(
+                event = %"auth_success",
+                proto = %a.proto,
+                ip = %ip,
+                user = ?a.account.unwrap_or(a.user),
+                mechanism = %a.mechanism,
+                tls = a.tls,
+            );
+            return Verdict::Success;
+        }
+        Some(_) if a.account.is_some() => "password",
+        Some(_) => "unknown_user",
+        None => {
+            tokio::time::sleep(hash_time_sample()).await;
+            if blocked { "blocked" } else { "busy" }
+        }
+    };
+    let extra_delay = throttle.map_or(Duration::ZERO, |t| t.delay(ip, key));
+    let event = if blocked {
+        "auth_blocked"
+    } else {
+        "auth_failure"
+    };
+    tracing::warn!(
+        event = %event,
+        proto = %a.proto,
+        ip = %ip,
+        user = ?a.user,
+        reason = %reason,
+        mechanism = %a.mechanism,
+        tls = a.tls,
+    );
+    Verdict::Failure { extra_delay }
 }
 
 #[cfg(test)]

@@ -12,14 +12,20 @@
 //! is remembered for [`CACHE_TTL`] as a keyed SHA-256 of the password (the key is random per
 //! process), tied to the stored PHC string so a password change invalidates it at once. A failed
 //! login always pays the full argon2 cost, so the cache does not help guessing.
+//!
+//! Why a fair queue: two threads are a queue, and one flooding client used to fill it (others'
+//! first logins waited seconds). Checks are queued per source (IPv4 address, IPv6 /64) and
+//! served round-robin, at most a few waiting per source (more are refused without a hash and
+//! answered as a wrong password); sources with no failures counted are served first.
 
-use std::collections::HashMap;
-use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
+
+use crate::throttle::Source;
 
 /// How long a successful login is remembered.
 pub const CACHE_TTL: Duration = Duration::from_secs(3600);
@@ -27,6 +33,10 @@ pub const CACHE_TTL: Duration = Duration::from_secs(3600);
 const CACHE_MAX: usize = 100_000;
 /// Threads that run argon2.
 const THREADS: usize = 2;
+/// Checks waiting in all, whatever their source: beyond, a check fails at once.
+const MAX_QUEUED: usize = 4096;
+/// Recent hash durations kept to imitate a check's time when none is made.
+const SAMPLES: usize = 64;
 
 struct Entry {
     phc: String,
@@ -34,12 +44,67 @@ struct Entry {
     at: Instant,
 }
 
-type Job = (String, Vec<u8>, tokio::sync::oneshot::Sender<bool>);
+struct Job {
+    phc: String,
+    password: Vec<u8>,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// Who a check is queued for: a source, or this process itself (the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum QueueKey {
+    Local,
+    Source(Source),
+}
+
+/// A hashing queue: one FIFO per source, served round-robin, so a source with a thousand
+/// checks waiting delays another source's first check by at most one check per waiting
+/// source, not by a thousand. There are two: sources without failures counted go first (see
+/// [`check_login_queued`]), so even many guessing sources at once do not hold up the others.
+#[derive(Default)]
+struct Queue {
+    per: HashMap<QueueKey, VecDeque<Job>>,
+    /// Sources with checks waiting, in serving order.
+    order: VecDeque<QueueKey>,
+    total: usize,
+}
+
+impl Queue {
+    fn waiting(&self, key: &QueueKey) -> usize {
+        self.per.get(key).map_or(0, VecDeque::len)
+    }
+
+    fn push(&mut self, key: QueueKey, job: Job) {
+        let jobs = self.per.entry(key).or_default();
+        if jobs.is_empty() {
+            self.order.push_back(key);
+        }
+        jobs.push_back(job);
+        self.total += 1;
+    }
+
+    fn pop(&mut self) -> Option<Job> {
+        let key = self.order.pop_front()?;
+        let jobs = self.per.get_mut(&key)?;
+        let job = jobs.pop_front();
+        if jobs.is_empty() {
+            self.per.remove(&key);
+        } else {
+            self.order.push_back(key);
+        }
+        self.total -= usize::from(job.is_some());
+        job
+    }
+}
 
 struct Verifier {
     key: [u8; 32],
     cache: Mutex<HashMap<String, Entry>>,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// `[first, then]`: checks of sources without failures, and the others.
+    queue: Mutex<[Queue; 2]>,
+    ready: Condvar,
+    /// Durations of recent argon2 checks (a ring).
+    samples: Mutex<(Vec<Duration>, usize)>,
 }
 
 fn verifier() -> &'static Verifier {
@@ -47,29 +112,72 @@ fn verifier() -> &'static Verifier {
     V.get_or_init(|| {
         let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = std::sync::Arc::new(Mutex::new(rx));
+        // The dummy hash is made now (and timed: the first sample) so the first unknown user
+        // does not pay for two hashes.
+        let t = Instant::now();
+        dummy_hash();
+        let first = t.elapsed();
         for i in 0..THREADS {
-            let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok((phc, password, reply)) = job else {
-                            return;
-                        };
-                        let _ = reply.send(crate::verify_password(&phc, &password));
-                    }
-                })
+                .spawn(worker)
                 .expect("spawning the password hashing threads");
         }
         Verifier {
             key,
             cache: Mutex::new(HashMap::new()),
-            jobs: Mutex::new(tx),
+            queue: Mutex::new([Queue::default(), Queue::default()]),
+            ready: Condvar::new(),
+            samples: Mutex::new((vec![first], 1)),
         }
     })
+}
+
+fn worker() {
+    let v = verifier();
+    loop {
+        let job = {
+            let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(job) = q[0].pop().or_else(|| q[1].pop()) {
+                    break job;
+                }
+                q = v.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        // The client gave up (disconnected) while waiting: nobody reads the answer.
+        if job.reply.is_closed() {
+            continue;
+        }
+        let t = Instant::now();
+        let ok = crate::verify_password(&job.phc, &job.password);
+        record_sample(t.elapsed());
+        let _ = job.reply.send(ok);
+    }
+}
+
+fn record_sample(d: Duration) {
+    let v = verifier();
+    let mut s = v.samples.lock().unwrap_or_else(|e| e.into_inner());
+    let (ring, next) = &mut *s;
+    if ring.len() < SAMPLES {
+        ring.push(d);
+    } else {
+        ring[*next % SAMPLES] = d;
+    }
+    *next = (*next + 1) % SAMPLES;
+}
+
+/// How long a password check takes, drawn from the recent ones: a blocked or refused attempt
+/// sleeps this long so its answer comes as late as a checked one's.
+pub fn hash_time_sample() -> Duration {
+    let v = verifier();
+    let s = v.samples.lock().unwrap_or_else(|e| e.into_inner());
+    let ring = &s.0;
+    if ring.is_empty() {
+        return Duration::from_millis(20);
+    }
+    ring[rand::thread_rng().gen_range(0..ring.len())]
 }
 
 fn mac(key: &[u8; 32], user: &str, password: &[u8]) -> [u8; 32] {
@@ -86,23 +194,60 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Run argon2 verification on the pool.
-async fn verify_on_pool(phc: &str, password: &[u8]) -> bool {
+/// Run argon2 verification on the pool, queued for `key` (in the first queue if `first`).
+/// `None`: the key already has `bound` checks waiting (or the whole queue is full), and nothing
+/// was checked.
+async fn verify_on_pool(
+    key: QueueKey,
+    bound: usize,
+    first: bool,
+    phc: &str,
+    password: &[u8],
+) -> Option<bool> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let sent = verifier()
-        .jobs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send((phc.to_string(), password.to_vec(), tx));
-    sent.is_ok() && rx.await.unwrap_or(false)
+    {
+        let v = verifier();
+        let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q[0].total + q[1].total >= MAX_QUEUED
+            || q[0].waiting(&key) + q[1].waiting(&key) >= bound.max(1)
+        {
+            return None;
+        }
+        let job = Job {
+            phc: phc.to_string(),
+            password: password.to_vec(),
+            reply: tx,
+        };
+        q[usize::from(!first)].push(key, job);
+        v.ready.notify_one();
+    }
+    Some(rx.await.unwrap_or(false))
 }
 
 /// Check a login. `phc` is the user's stored hash, or `None` for an unknown user, which is
 /// checked against a dummy hash so the answer takes as long as for a wrong password.
 pub async fn check_login(user: &str, phc: Option<&str>, password: &[u8]) -> bool {
+    check_login_queued(None, usize::MAX, true, user, phc, password)
+        .await
+        .unwrap_or(false)
+}
+
+/// [`check_login`] queued fairly for `source` (round-robin between sources), with at most
+/// `bound` checks of that source waiting; `first`: in the queue served first (the source has
+/// no failures counted). `None`: refused because the queue was full; the caller answers as
+/// for a wrong password (after [`hash_time_sample`]).
+pub(crate) async fn check_login_queued(
+    source: Option<Source>,
+    bound: usize,
+    first: bool,
+    user: &str,
+    phc: Option<&str>,
+    password: &[u8],
+) -> Option<bool> {
+    let key = source.map_or(QueueKey::Local, QueueKey::Source);
     let Some(phc) = phc else {
-        verify_on_pool(dummy_hash(), password).await;
-        return false;
+        verify_on_pool(key, bound, first, dummy_hash(), password).await?;
+        return Some(false);
     };
     let v = verifier();
     let m = mac(&v.key, user, password);
@@ -113,11 +258,11 @@ pub async fn check_login(user: &str, phc: Option<&str>, password: &[u8]) -> bool
             && same(&e.mac, &m)
             && e.at.elapsed() < CACHE_TTL
         {
-            return true;
+            return Some(true);
         }
     }
-    if !verify_on_pool(phc, password).await {
-        return false;
+    if !verify_on_pool(key, bound, first, phc, password).await? {
+        return Some(false);
     }
     let mut cache = v.cache.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() >= CACHE_MAX {
@@ -134,7 +279,7 @@ pub async fn check_login(user: &str, phc: Option<&str>, password: &[u8]) -> bool
             at: Instant::now(),
         },
     );
-    true
+    Some(true)
 }
 
 fn dummy_hash() -> &'static str {
@@ -176,6 +321,64 @@ mod tests {
             t.elapsed() < Duration::from_millis(500),
             "{:?}",
             t.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn queue_is_fair_between_sources() {
+        let phc = crate::hash_password("pw");
+        let flood = Source::of("192.0.2.1".parse().unwrap());
+        let other = Source::of("192.0.2.2".parse().unwrap());
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let phc = phc.clone();
+                tokio::spawn(async move {
+                    check_login_queued(Some(flood), usize::MAX, false, "fq-a", Some(&phc), b"no")
+                        .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let r = check_login_queued(Some(other), usize::MAX, false, "fq-b", Some(&phc), b"pw").await;
+        let other_took = t.elapsed();
+        assert_eq!(r, Some(true));
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), Some(false));
+        }
+        let flood_took = t.elapsed();
+        // Served after at most a couple of the flood's 40 checks, not after all of them.
+        assert!(
+            other_took * 4 < flood_took,
+            "{other_took:?} vs {flood_took:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn queue_is_bounded_per_source() {
+        let phc = crate::hash_password("pw");
+        let src = Source::of("192.0.2.3".parse().unwrap());
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let phc = phc.clone();
+                tokio::spawn(async move {
+                    check_login_queued(Some(src), 2, true, "fq-c", Some(&phc), b"no").await
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                None => refused += 1,
+                r => assert_eq!(r, Some(false)),
+            }
+        }
+        assert!(refused >= 10, "{refused} of 20 refused");
+        // hash_time_sample imitates a check: the same order as a real one.
+        let d = hash_time_sample();
+        assert!(
+            d > Duration::from_micros(100) && d < Duration::from_secs(5),
+            "{d:?}"
         );
     }
 }

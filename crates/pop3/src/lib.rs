@@ -117,6 +117,8 @@ pub struct Session {
     bad_commands: u32,
     auth_failure_delay: Duration,
     user_name: Option<String>,
+    /// Failed logins counted across connections (the server's one throttle); none in tests.
+    throttle: Option<Arc<mailkeep_auth::Throttle>>,
 }
 
 impl Session {
@@ -133,7 +135,13 @@ impl Session {
             bad_commands: 0,
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             user_name: None,
+            throttle: None,
         }
+    }
+
+    /// Count failed logins in the server's shared throttle (across connections).
+    pub fn set_throttle(&mut self, throttle: Arc<mailkeep_auth::Throttle>) {
+        self.throttle = Some(throttle);
     }
 
     /// Tests set this to zero.
@@ -360,7 +368,7 @@ impl Session {
         match step {
             SaslStep::Plain => {
                 let Some(creds) = sasl::decode_plain(&data) else {
-                    return self.failed("", out).await;
+                    return self.failed(Duration::ZERO, out).await;
                 };
                 if !creds.authzid.is_empty() && creds.authzid != creds.authcid {
                     // No master users: one may only act as oneself.
@@ -389,10 +397,26 @@ impl Session {
             Ok(u) => u,
             Err(e) => return sys_temp(out, &e),
         };
-        let hash = user.as_ref().map(|u| u.password_hash.as_str());
-        let good = mailkeep_auth::check_login(&name, hash, password).await;
-        let Some(user) = user.filter(|_| good) else {
-            return self.failed(&name, out).await;
+        let verdict = mailkeep_auth::attempt(
+            self.throttle.as_deref(),
+            mailkeep_auth::Attempt {
+                proto: "pop3",
+                ip: self.config.peer.ip(),
+                user: &name,
+                account: user.as_ref().map(|u| u.name.as_str()),
+                phc: user.as_ref().map(|u| u.password_hash.as_str()),
+                password,
+                mechanism,
+                tls: self.config.tls_active,
+            },
+        )
+        .await;
+        let user = match (verdict, user) {
+            (mailkeep_auth::Verdict::Success, Some(user)) => user,
+            (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
+                return self.failed(extra_delay, out).await;
+            }
+            (_, None) => return self.failed(Duration::ZERO, out).await,
         };
         let Some(lock) = self.maildrops.try_lock(user.id) else {
             tracing::info!(user = %user.name, peer = %self.config.peer, "pop3 maildrop in use");
@@ -405,7 +429,8 @@ impl Session {
             Ok(d) => d,
             Err(e) => return sys_temp(out, &e),
         };
-        tracing::info!(
+        // The login itself was logged (`event=auth_success`) by `mailkeep_auth::attempt`.
+        tracing::debug!(
             user = %drop.user.name,
             peer = %self.config.peer,
             mechanism,
@@ -467,10 +492,11 @@ impl Session {
         }
     }
 
-    async fn failed(&mut self, name: &str, out: &mut Vec<u8>) -> Flow {
-        tracing::warn!(user = %name, peer = %self.config.peer, "pop3 login failed");
-        if !self.auth_failure_delay.is_zero() {
-            tokio::time::sleep(self.auth_failure_delay).await;
+    /// A failed login (logged by `mailkeep_auth::attempt`); `extra_delay` from the throttle.
+    async fn failed(&mut self, extra_delay: Duration, out: &mut Vec<u8>) -> Flow {
+        let delay = self.auth_failure_delay + extra_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         self.auth_failures += 1;
         if self.auth_failures >= self.config.max_auth_failures.max(1) {

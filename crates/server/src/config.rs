@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -90,14 +91,68 @@ pub struct AuthConfig {
     pub plaintext_on_loopback: bool,
     /// Failed logins on one connection before it is closed (slows down password guessing).
     pub max_failures: u32,
+    /// Milliseconds every failed login waits before its answer.
+    pub failure_delay_ms: u64,
+    /// Failed logins from one source (IPv4 address, IPv6 /64), all connections and accounts
+    /// together, before it is blocked (0: no limit).
+    pub throttle_ip_failures: u32,
+    /// Failed logins against one account, from any untrusted source, before it is blocked for
+    /// all but the sources it logged in from lately (0: no limit).
+    pub throttle_account_failures: u32,
+    /// Milliseconds added to a failed login's answer per failure already counted for its source
+    /// or account, up to `throttle_max_delay_ms`.
+    pub throttle_delay_ms: u64,
+    /// Cap of that growing delay.
+    pub throttle_max_delay_ms: u64,
+    /// Seconds of the first block; each attempt while blocked or after doubles it.
+    pub block_secs: u64,
+    /// Longest block; failures are forgotten after twice this without any.
+    pub max_block_secs: u64,
+    /// Networks (CIDR) never throttled; `[]` throttles loopback too.
+    pub trusted_networks: Vec<String>,
+    /// Password checks one source may have waiting for the hashing threads; more fail at once
+    /// (answered like a wrong password).
+    pub hash_queue_per_ip: usize,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
+        let t = mailkeep_auth::ThrottleConfig::default();
         AuthConfig {
             plaintext_on_loopback: true,
             max_failures: 3,
+            failure_delay_ms: 1000,
+            throttle_ip_failures: t.ip_failures,
+            throttle_account_failures: t.account_failures,
+            throttle_delay_ms: t.delay_step.as_millis() as u64,
+            throttle_max_delay_ms: t.max_delay.as_millis() as u64,
+            block_secs: t.block.as_secs(),
+            max_block_secs: t.max_block.as_secs(),
+            trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            hash_queue_per_ip: t.hash_queue_per_source,
         }
+    }
+}
+
+impl AuthConfig {
+    /// The throttle's settings; an error names a bad `trusted_networks` entry.
+    pub fn throttle(&self) -> Result<mailkeep_auth::ThrottleConfig, String> {
+        let trusted = self
+            .trusted_networks
+            .iter()
+            .map(|n| n.parse())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("auth.trusted_networks: {e}"))?;
+        Ok(mailkeep_auth::ThrottleConfig {
+            ip_failures: self.throttle_ip_failures,
+            account_failures: self.throttle_account_failures,
+            delay_step: Duration::from_millis(self.throttle_delay_ms),
+            max_delay: Duration::from_millis(self.throttle_max_delay_ms),
+            block: Duration::from_secs(self.block_secs),
+            max_block: Duration::from_secs(self.max_block_secs),
+            trusted,
+            hash_queue_per_source: self.hash_queue_per_ip.max(1),
+        })
     }
 }
 
@@ -281,6 +336,27 @@ format = "json"
         .unwrap();
         assert_eq!(c.lmtp.listen.len(), 2);
         assert_eq!(c.lmtp.detail_separator, "-");
+    }
+
+    #[test]
+    fn auth_throttle_settings() {
+        let c = Config::from_toml("").unwrap();
+        let t = c.auth.throttle().unwrap();
+        assert!(
+            t.trusted
+                .iter()
+                .any(|n| n.contains("127.0.0.9".parse().unwrap()))
+        );
+        assert_eq!(c.auth.failure_delay_ms, 1000);
+        let c = Config::from_toml(
+            "[auth]\ntrusted_networks = []\nthrottle_ip_failures = 3\nblock_secs = 60\n",
+        )
+        .unwrap();
+        let t = c.auth.throttle().unwrap();
+        assert!(t.trusted.is_empty());
+        assert_eq!((t.ip_failures, t.block.as_secs()), (3, 60));
+        let c = Config::from_toml("[auth]\ntrusted_networks = [\"10.0.0.0/33\"]\n").unwrap();
+        assert!(c.auth.throttle().is_err());
     }
 
     #[test]

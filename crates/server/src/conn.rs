@@ -58,6 +58,8 @@ pub(crate) async fn serve(
         max_subscriptions: limits.max_subscriptions,
     };
     let mut session = Session::new(shared.store.clone(), config);
+    session.set_auth_failure_delay(Duration::from_millis(shared.config.auth.failure_delay_ms));
+    session.set_throttle(shared.throttle.clone());
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();
     match run(&shared, &mut conn, &mut session, &mut shutdown, deadline).await {

@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     refused_log: Mutex<LogLimiter>,
     /// POP3 maildrop locks: one POP3 session per account.
     pub pop3_maildrops: Arc<mailkeep_pop3::Maildrops>,
+    /// Failed logins per source and per account, across IMAP and POP3 connections.
+    pub throttle: Arc<mailkeep_auth::Throttle>,
 }
 
 #[derive(Default)]
@@ -110,6 +112,9 @@ impl Server {
                 listeners.push((kind, l));
             }
         }
+        let throttle = Arc::new(mailkeep_auth::Throttle::new(
+            config.auth.throttle().map_err(anyhow::Error::msg)?,
+        ));
         let max_connections = connection_cap(config.limits.max_connections);
         let lmtp = lmtp::Listeners::bind(&config.lmtp.listen).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
@@ -123,6 +128,7 @@ impl Server {
             counts: Mutex::new(Counts::default()),
             refused_log: Mutex::new(LogLimiter::default()),
             pop3_maildrops: mailkeep_pop3::Maildrops::new(),
+            throttle,
         });
         Ok(Server {
             shared,

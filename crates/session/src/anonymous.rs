@@ -1,6 +1,8 @@
 //! Not-authenticated state (RFC 9051 §6.2): STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN) with
 //! SASL-IR (RFC 4959) and the `+` continuation exchange.
 
+use std::time::Duration;
+
 use mailkeep_auth::sasl;
 use mailkeep_proto::CommandBody;
 use mailkeep_proto::write::{self, Code, StatusKind};
@@ -134,7 +136,8 @@ pub(crate) async fn sasl_step(
     match pending.step {
         SaslStep::Plain => {
             let Some(creds) = sasl::decode_plain(&data) else {
-                return failed(inner, auth_failures, "", out).await;
+                tracing::debug!(peer = %inner.config.peer, "malformed SASL PLAIN message");
+                return failed(inner, auth_failures, Duration::ZERO, out).await;
             };
             if !creds.authzid.is_empty() && creds.authzid != creds.authcid {
                 // No master users: one may only act as oneself.
@@ -181,22 +184,32 @@ async fn login(
         Ok(u) => u,
         Err(e) => return Outcome::err(e),
     };
-    // argon2 runs on the auth crate's own small pool, with a cache of recent logins.
-    let hash = user.as_ref().map(|u| u.password_hash.as_str());
-    let ok = mailkeep_auth::check_login(&name, hash, password).await;
-    let Some(user) = user.filter(|_| ok) else {
-        return failed(inner, auth_failures, &name, out).await;
+    // argon2 runs on the auth crate's own small pool, queued fairly per source, with a cache
+    // of recent logins; the throttle may refuse the check (answered the same way).
+    let verdict = mailkeep_auth::attempt(
+        inner.throttle.as_deref(),
+        mailkeep_auth::Attempt {
+            proto: "imap",
+            ip: inner.config.peer.ip(),
+            user: &name,
+            account: user.as_ref().map(|u| u.name.as_str()),
+            phc: user.as_ref().map(|u| u.password_hash.as_str()),
+            password,
+            mechanism,
+            tls: inner.config.tls_active,
+        },
+    )
+    .await;
+    let user = match (verdict, user) {
+        (mailkeep_auth::Verdict::Success, Some(user)) => user,
+        (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
+            return failed(inner, auth_failures, extra_delay, out).await;
+        }
+        (_, None) => return failed(inner, auth_failures, Duration::ZERO, out).await,
     };
     if let Err(e) = crate::authenticated::first_login(inner, &user).await {
         return Outcome::err(e);
     }
-    tracing::info!(
-        user = %user.name,
-        peer = %inner.config.peer,
-        mechanism,
-        tls = inner.config.tls_active,
-        "login"
-    );
     inner.mechanism = Some(mechanism);
     inner.user_name = Some(user.name.clone());
     let caps = capability::list(&inner.config, true);
@@ -219,17 +232,18 @@ async fn find_user(inner: &Inner, name: &str) -> Result<Option<User>, CmdError> 
     }
 }
 
-/// A failed login: wait a little, count it, and close after too many (the BYE comes first so
-/// the tagged NO is the last thing the client reads).
+/// A failed login (logged by `mailkeep_auth::attempt`): wait a little (longer after many
+/// failures, `extra_delay` from the throttle), count it, and close after too many (the BYE
+/// comes first so the tagged NO is the last thing the client reads).
 async fn failed(
     inner: &mut Inner,
     auth_failures: &mut u32,
-    name: &str,
+    extra_delay: Duration,
     out: &mut Vec<u8>,
 ) -> Outcome {
-    tracing::warn!(user = %name, peer = %inner.config.peer, "login failed");
-    if !inner.auth_failure_delay.is_zero() {
-        tokio::time::sleep(inner.auth_failure_delay).await;
+    let delay = inner.auth_failure_delay + extra_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     *auth_failures += 1;
     let outcome = Outcome::err(CmdError::No(

@@ -130,6 +130,8 @@ pub(crate) struct Inner {
     /// Who logged in; kept after LOGOUT so the server's last log line can name them.
     pub user_name: Option<String>,
     pub auth_failure_delay: Duration,
+    /// Failed logins counted across connections (the server's one throttle); none in tests.
+    pub throttle: Option<Arc<mailkeep_auth::Throttle>>,
 }
 
 /// The tagged line a handler wants written.
@@ -239,6 +241,7 @@ impl Session {
                 user_name: None,
                 bad_commands: 0,
                 auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+                throttle: None,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -248,6 +251,11 @@ impl Session {
     /// Change the pause after a failed login (tests use zero).
     pub fn set_auth_failure_delay(&mut self, delay: Duration) {
         self.inner.auth_failure_delay = delay;
+    }
+
+    /// Count failed logins in the server's shared throttle (across connections).
+    pub fn set_throttle(&mut self, throttle: Arc<mailkeep_auth::Throttle>) {
+        self.inner.throttle = Some(throttle);
     }
 
     /// The server greeting (`* OK [CAPABILITY ...] Mailkeep ready`).
