@@ -83,13 +83,19 @@ pub(crate) fn base_subject(raw: &str) -> (String, bool) {
                 reply = true;
                 continue;
             }
-            if let Some(rest) = blob(t)
+            // (4) No leader here, so none after any of the leading blobs either (a leader
+            // skips blobs first): take off every blob that leaves a non-empty base at once,
+            // which keeps a subject of thousands of blobs linear.
+            let mut removed = false;
+            while let Some(rest) = blob(t)
                 && !rest.is_empty()
             {
                 t = rest;
-                continue;
+                removed = true;
             }
-            break;
+            if !removed {
+                break;
+            }
         }
         // (6) "[fwd:" ... "]": unwrap and start over from (2).
         let b = t.as_bytes();
@@ -170,6 +176,25 @@ mod tests {
         for (raw, want, reply) in cases {
             assert_eq!(base_subject(raw), (want.to_string(), *reply), "{raw:?}");
         }
+    }
+
+    /// Hostile subjects (thousands of blobs, prefixes, wrappers) take linear time.
+    #[test]
+    fn long_subjects_are_linear() {
+        let start = std::time::Instant::now();
+        let blobs = "[a]".repeat(50_000) + "x";
+        assert_eq!(base_subject(&blobs), ("x".to_string(), false));
+        let only_blobs = "[a]".repeat(50_000);
+        assert_eq!(base_subject(&only_blobs), ("[a]".to_string(), false));
+        let res = "Re: ".repeat(50_000) + "x";
+        assert_eq!(base_subject(&res), ("x".to_string(), true));
+        let fwd = "[fwd: ".repeat(20_000) + "x" + &"]".repeat(20_000);
+        assert_eq!(base_subject(&fwd), ("x".to_string(), true));
+        let open = "[".repeat(100_000);
+        assert_eq!(base_subject(&open).0.len(), 100_000);
+        let trailers = "x".to_string() + &" (fwd)".repeat(50_000);
+        assert_eq!(base_subject(&trailers), ("x".to_string(), true));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

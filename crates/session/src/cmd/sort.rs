@@ -41,14 +41,31 @@ pub(crate) fn check_budget(deadline: Instant) -> CmdResult<()> {
     Ok(())
 }
 
-/// The sent date and ENVELOPE parts of the view entries `idx`, in the same order, read in
-/// batches. A message whose parsed data is gone (expunged meanwhile) gets its INTERNALDATE and
-/// an empty envelope.
-pub(crate) async fn load_infos(
+/// Longest string key kept per message, in bytes: a key decides the order by its first
+/// [`MAX_KEY_BYTES`] bytes, so a mailbox of huge subjects cannot make a SORT hold them all.
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
+
+/// `s` cut to at most [`MAX_KEY_BYTES`] bytes on a character boundary.
+pub(crate) fn cap_key(mut s: String) -> String {
+    if s.len() > MAX_KEY_BYTES {
+        let mut end = MAX_KEY_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// The sent date and ENVELOPE parts of the view entries `idx`, read in batches and handed to
+/// `row` one by one, so only the rows (not the envelopes) are kept. A message whose parsed
+/// data is gone (expunged meanwhile) gets its INTERNALDATE and an empty envelope.
+pub(crate) async fn load_rows<T>(
     ctx: &Ctx<'_>,
     idx: &[usize],
     deadline: Instant,
-) -> CmdResult<Vec<Info>> {
+    mut row: impl FnMut(usize, Info) -> T,
+) -> CmdResult<Vec<T>> {
     let mut out = Vec::with_capacity(idx.len());
     for chunk in idx.chunks(BATCH) {
         check_budget(deadline)?;
@@ -71,7 +88,7 @@ pub(crate) async fn load_infos(
                 }
                 info.envelope = envelope_parts(&p.envelope).unwrap_or_default();
             }
-            out.push(info);
+            out.push(row(i, info));
         }
         if idx.len() > BATCH {
             tokio::task::yield_now().await;
@@ -117,18 +134,17 @@ fn mailbox(addr: Option<&Addr>) -> String {
 fn value(key: SortKey, ctx: &Ctx<'_>, i: usize, info: &Info) -> Value {
     let meta = &ctx.sel.messages[i];
     let env = &info.envelope;
+    let text = |s: &str| Value::Str(cap_key(casemap_key(s)));
     match key {
         SortKey::Arrival => Value::Num(meta.internal_date),
         SortKey::Size => Value::Num(meta.size.min(i64::MAX as u64) as i64),
         SortKey::Date => Value::Num(info.sent),
-        SortKey::Subject => Value::Str(casemap_key(
-            &base_subject(env.subject.as_deref().unwrap_or("")).0,
-        )),
-        SortKey::From => Value::Str(casemap_key(&mailbox(env.from.as_ref()))),
-        SortKey::To => Value::Str(casemap_key(&mailbox(env.to.as_ref()))),
-        SortKey::Cc => Value::Str(casemap_key(&mailbox(env.cc.as_ref()))),
-        SortKey::DisplayFrom => Value::Str(casemap_key(&display(env.from.as_ref()))),
-        SortKey::DisplayTo => Value::Str(casemap_key(&display(env.to.as_ref()))),
+        SortKey::Subject => text(&base_subject(env.subject.as_deref().unwrap_or("")).0),
+        SortKey::From => text(&mailbox(env.from.as_ref())),
+        SortKey::To => text(&mailbox(env.to.as_ref())),
+        SortKey::Cc => text(&mailbox(env.cc.as_ref())),
+        SortKey::DisplayFrom => text(&display(env.from.as_ref())),
+        SortKey::DisplayTo => text(&display(env.to.as_ref())),
     }
 }
 
@@ -142,28 +158,26 @@ async fn sorted(
     let needs_store = criteria
         .iter()
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-    let infos = if needs_store {
-        load_infos(ctx, &idx, deadline).await?
+    let values = |i: usize, info: Info| -> (usize, Vec<Value>) {
+        let v = criteria
+            .iter()
+            .map(|c| value(c.key, ctx, i, &info))
+            .collect();
+        (i, v)
+    };
+    let mut rows: Vec<(usize, Vec<Value>)> = if needs_store {
+        load_rows(ctx, &idx, deadline, values).await?
     } else {
-        Vec::new()
+        idx.iter()
+            .map(|&i| {
+                let info = Info {
+                    sent: 0,
+                    envelope: EnvelopeParts::default(),
+                };
+                values(i, info)
+            })
+            .collect()
     };
-    let empty = Info {
-        sent: 0,
-        envelope: EnvelopeParts::default(),
-    };
-    let mut rows: Vec<(usize, Vec<Value>)> = idx
-        .iter()
-        .enumerate()
-        .map(|(n, &i)| {
-            let info = infos.get(n).unwrap_or(&empty);
-            let values = criteria
-                .iter()
-                .map(|c| value(c.key, ctx, i, info))
-                .collect();
-            (i, values)
-        })
-        .collect();
-    drop(infos);
     check_budget(deadline)?;
     rows.sort_by(|(ia, a), (ib, b)| {
         for (n, c) in criteria.iter().enumerate() {

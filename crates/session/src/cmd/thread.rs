@@ -8,14 +8,14 @@
 //! Threads live in an arena of nodes; every walk over them (pruning, sorting, writing) uses
 //! an explicit stack, so a reply chain thousands of messages deep cannot overflow the stack.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
 
 use super::collate::{base_subject, casemap_key};
 use super::search;
-use super::sort::{check_budget, load_infos};
+use super::sort::{cap_key, check_budget, load_rows};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 
@@ -319,6 +319,7 @@ pub(crate) fn refs_of(header: &[u8]) -> Refs {
 fn references(msgs: Vec<Msg>, refs: Vec<Refs>, deadline: Instant) -> CmdResult<Forest> {
     let mut f = Forest::new(msgs);
     let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut steps = 0usize;
     // (1) Links from the references.
     for (m, r) in refs.into_iter().enumerate() {
         if m % 256 == 255 {
@@ -342,7 +343,17 @@ fn references(msgs: Vec<Msg>, refs: Vec<Refs>, deadline: Instant) -> CmdResult<F
             None => f.add(Some(m)),
         };
         let mut prev: Option<usize> = None;
+        let mut seen: HashSet<&str> = HashSet::new();
         for id in &r.references {
+            // An ID listed twice adds no link but could make the loop checks below walk the
+            // same chain again and again.
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            steps += 1;
+            if steps.is_multiple_of(256) {
+                check_budget(deadline)?;
+            }
             let cur = match by_id.get(id) {
                 Some(&n) => n,
                 None => {
@@ -500,25 +511,21 @@ pub(crate) async fn thread(
 ) -> CmdResult<()> {
     let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
     let (idx, _) = search::run(ctx, Some(charset), program).await?;
-    let infos = load_infos(ctx, &idx, deadline).await?;
-    let msgs: Vec<Msg> = idx
-        .iter()
-        .zip(infos)
-        .map(|(&i, info)| {
-            let (base, reply) = base_subject(info.envelope.subject.as_deref().unwrap_or(""));
-            Msg {
-                num: if uid {
-                    ctx.sel.messages[i].uid
-                } else {
-                    i as u32 + 1
-                },
-                seq: i,
-                sent: info.sent,
-                subject: casemap_key(&base),
-                reply,
-            }
-        })
-        .collect();
+    let msgs: Vec<Msg> = load_rows(ctx, &idx, deadline, |i, info| {
+        let (base, reply) = base_subject(info.envelope.subject.as_deref().unwrap_or(""));
+        Msg {
+            num: if uid {
+                ctx.sel.messages[i].uid
+            } else {
+                i as u32 + 1
+            },
+            seq: i,
+            sent: info.sent,
+            subject: cap_key(casemap_key(&base)),
+            reply,
+        }
+    })
+    .await?;
     let forest = match algorithm {
         ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
         ThreadAlgorithm::References => {
