@@ -46,18 +46,28 @@ pub(crate) fn base_subject(raw: &str) -> (String, bool) {
         raw.to_string()
     };
     // (1) Tabs and continuations to space, runs of spaces to one.
-    let mut s = String::with_capacity(decoded.len());
-    for c in decoded.chars() {
-        let c = if matches!(c, '\t' | '\r' | '\n') {
-            ' '
-        } else {
-            c
-        };
-        if c == ' ' && s.ends_with(' ') {
-            continue;
+    let needs_spacing = decoded
+        .as_bytes()
+        .windows(2)
+        .any(|w| w == b"  " || matches!(w[0], b'\t' | b'\r' | b'\n'))
+        || decoded.ends_with(['\t', '\r', '\n']);
+    let s = if needs_spacing {
+        let mut s = String::with_capacity(decoded.len());
+        for c in decoded.chars() {
+            let c = if matches!(c, '\t' | '\r' | '\n') {
+                ' '
+            } else {
+                c
+            };
+            if c == ' ' && s.ends_with(' ') {
+                continue;
+            }
+            s.push(c);
         }
-        s.push(c);
-    }
+        s
+    } else {
+        decoded
+    };
     let mut reply = false;
     let mut t: &str = &s;
     loop {
@@ -112,7 +122,7 @@ pub(crate) fn base_subject(raw: &str) -> (String, bool) {
 /// `subj-blob = "[" *BLOBCHAR "]" *WSP`: the rest after it.
 fn blob(t: &str) -> Option<&str> {
     let rest = t.strip_prefix('[')?;
-    let close = rest.find([']', '['])?;
+    let close = rest.bytes().position(|b| b == b']' || b == b'[')?;
     if rest.as_bytes()[close] != b']' {
         return None;
     }
