@@ -131,7 +131,7 @@ pub(crate) struct Addr {
 }
 
 /// What SORT and THREAD read from an ENVELOPE: the subject as stored (not yet RFC 2047
-/// decoded) and the first address of From, To and Cc (group markers skipped).
+/// decoded) and the first address of From, To and Cc.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct EnvelopeParts {
     pub subject: Option<String>,
@@ -150,16 +150,17 @@ pub(crate) fn envelope_parts(envelope: &[u8]) -> Option<EnvelopeParts> {
         let Value::List(addrs) = fields.get(field)? else {
             return None;
         };
-        addrs.iter().find_map(|a| {
-            let Value::List(parts) = a else { return None };
-            let get = |i: usize| parts.get(i).and_then(text);
-            // A group marker has no host: (NIL NIL "group" NIL) and (NIL NIL NIL NIL).
-            let host = get(3)?;
-            Some(Addr {
-                name: get(0),
-                mailbox: get(2),
-                host: Some(host),
-            })
+        // The first entry as it stands: a group's start `(NIL NIL "group" NIL)` gives the
+        // group name as its mailbox (RFC 5256 "addr-mailbox of the first address", as Dovecot
+        // sorts `To: undisclosed-recipients:;`).
+        let Value::List(parts) = addrs.first()? else {
+            return None;
+        };
+        let get = |i: usize| parts.get(i).and_then(text);
+        Some(Addr {
+            name: get(0),
+            mailbox: get(2),
+            host: get(3),
         })
     };
     Some(EnvelopeParts {
@@ -237,8 +238,9 @@ mod tests {
         let from = parts.from.unwrap();
         assert_eq!(from.name.as_deref(), Some("Joe SixPack"));
         assert_eq!(from.mailbox.as_deref(), Some("joe"));
-        // The group marker is skipped: the first To address is a@b.c.
-        assert_eq!(parts.to.unwrap().mailbox.as_deref(), Some("a"));
+        // A group's start marker is the first To address: its mailbox is the group name.
+        let to = parts.to.unwrap();
+        assert_eq!((to.mailbox.as_deref(), to.host), (Some("grp"), None));
         assert_eq!(parts.cc.unwrap().host.as_deref(), Some("y"));
         assert_eq!(envelope_parts(b"(garbage"), None);
         assert_eq!(envelope_field("cc"), Some(6));
