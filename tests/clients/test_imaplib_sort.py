@@ -26,7 +26,8 @@ def test_sort_and_thread(server):
     assert typ == "OK"
     typ, data = c.capability()
     caps = data[0].decode().split()
-    for cap in ("SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES"):
+    for cap in ("SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
+                "THREAD=REFS"):
         assert cap in caps, caps
     for n, m in enumerate(MESSAGES):
         typ, _ = c.append("INBOX", None, f'"1{n}-Jan-2000 12:00:00 +0000"', m)
@@ -47,6 +48,8 @@ def test_sort_and_thread(server):
     assert typ == "OK" and data == [b"(3)(1 2 4)"], data
     typ, data = c.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
     assert data == [b"(3)(1 (2)(4))"], data
+    typ, data = c.thread("REFS", "UTF-8", "ALL")
+    assert data == [b"(3)(1 2 4)"], data
 
     # ESORT: the answer is an ESEARCH response, in sort order.
     typ, data = c._simple_command("SORT", "RETURN", "(MIN MAX COUNT ALL)", "(REVERSE DATE)",

@@ -395,11 +395,12 @@ pub enum SortKey {
     DisplayTo,
 }
 
-/// `thread-alg` (RFC 5256 §5).
+/// `thread-alg` (RFC 5256 §5; REFS from draft-ietf-morg-inthread, as Dovecot offers it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadAlgorithm {
     OrderedSubject,
     References,
+    Refs,
 }
 
 /// FETCH item list, macros already expanded (ALL, FAST, FULL).

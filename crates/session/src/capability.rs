@@ -39,6 +39,7 @@ const AFTER_LOGIN: &[&str] = &[
     "ESORT",
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
+    "THREAD=REFS",
 ];
 
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).

@@ -128,6 +128,7 @@ pub(crate) fn thread(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     let algorithm = match &c.keyword_upper()[..] {
         "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
         "REFERENCES" => ThreadAlgorithm::References,
+        "REFS" => ThreadAlgorithm::Refs,
         _ => return err("Unknown thread algorithm"),
     };
     c.sp()?;

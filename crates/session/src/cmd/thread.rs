@@ -1,4 +1,7 @@
-//! THREAD and UID THREAD (RFC 5256 §3): ORDEREDSUBJECT and REFERENCES.
+//! THREAD and UID THREAD (RFC 5256 §3): ORDEREDSUBJECT and REFERENCES, and REFS
+//! (draft-ietf-morg-inthread): REFERENCES without the subject grouping of its step 5, the
+//! threads ordered by their newest message. Dovecot 2.3 answers the same on the shapes
+//! checked in the tests (it is the only server offering REFS that clients meet).
 //!
 //! The matching set comes from the SEARCH evaluator, sent dates and subjects from the stored
 //! ENVELOPE (batched, as SORT reads them). REFERENCES also needs the Message-ID, In-Reply-To
@@ -132,6 +135,19 @@ impl Forest {
         }
         let mut roots = std::mem::take(&mut self.roots);
         roots.sort_by_key(|&r| self.date_key(r));
+        self.roots = roots;
+    }
+
+    /// REFS: the threads by the sent date of their newest message (then as before).
+    fn sort_roots_by_newest(&mut self) {
+        let mut newest = vec![i64::MIN; self.nodes.len()];
+        for n in self.post_order() {
+            let own = self.nodes[n].msg.map_or(i64::MIN, |m| self.msgs[m].sent);
+            let kids = self.nodes[n].children.iter().map(|&c| newest[c]).max();
+            newest[n] = own.max(kids.unwrap_or(i64::MIN));
+        }
+        let mut roots = std::mem::take(&mut self.roots);
+        roots.sort_by_key(|&r| (newest[r], self.date_key(r)));
         self.roots = roots;
     }
 
@@ -315,8 +331,13 @@ pub(crate) fn refs_of(header: &[u8]) -> Refs {
 }
 
 /// REFERENCES (RFC 5256 §3), steps 1 to 6. `refs[i]` belongs to `msgs[i]`; messages are in
-/// sequence order.
-fn references(msgs: Vec<Msg>, refs: Vec<Refs>, deadline: Instant) -> CmdResult<Forest> {
+/// sequence order. `by_subject` false is REFS: no step 5, threads by their newest message.
+fn references(
+    msgs: Vec<Msg>,
+    refs: Vec<Refs>,
+    by_subject: bool,
+    deadline: Instant,
+) -> CmdResult<Forest> {
     let mut f = Forest::new(msgs);
     let mut by_id: HashMap<String, usize> = HashMap::new();
     let mut steps = 0usize;
@@ -430,6 +451,11 @@ fn references(msgs: Vec<Msg>, refs: Vec<Refs>, deadline: Instant) -> CmdResult<F
     let mut roots = std::mem::take(&mut f.roots);
     roots.sort_by_key(|&r| f.date_key(r));
     f.roots = roots;
+    if !by_subject {
+        f.sort_all();
+        f.sort_roots_by_newest();
+        return Ok(f);
+    }
     // (5) Gather the threads that share a base subject.
     let thread_subject = |f: &Forest, n: usize| -> Option<usize> {
         match f.nodes[n].msg {
@@ -528,7 +554,7 @@ pub(crate) async fn thread(
     .await?;
     let forest = match algorithm {
         ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
-        ThreadAlgorithm::References => {
+        ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
             let mut refs = Vec::with_capacity(idx.len());
             for (n, &i) in idx.iter().enumerate() {
                 if n % 64 == 63 {
@@ -543,7 +569,8 @@ pub(crate) async fn thread(
                 };
                 refs.push(r);
             }
-            references(msgs, refs, deadline)?
+            let by_subject = algorithm == ThreadAlgorithm::References;
+            references(msgs, refs, by_subject, deadline)?
         }
     };
     out.extend_from_slice(b"* THREAD");
@@ -644,8 +671,40 @@ mod tests {
             refs("7@x", &[]),
             refs("1@x", &[]),
         ];
-        let f = references(msgs, refs, far()).unwrap();
+        let f = references(msgs, refs, true, far()).unwrap();
         assert_eq!(text(&f), "(1 (2 3)(7))(4)((6)(5))(8)");
+    }
+
+    /// REFS: no subject grouping, threads by their newest message (Dovecot 2.3's answers).
+    #[test]
+    fn refs_threads() {
+        let day = |d: i64| d * 86_400;
+        let f = references(
+            vec![
+                msg(1, day(1), "A"),
+                msg(2, day(5), "B"),
+                msg(3, day(10), "Re: A"),
+                msg(4, day(3), "Re: A"),
+            ],
+            vec![
+                refs("a@x", &[]),
+                refs("b@x", &[]),
+                refs("a2@x", &["a@x"]),
+                refs("a3@x", &["a@x"]),
+            ],
+            false,
+            far(),
+        )
+        .unwrap();
+        assert_eq!(text(&f), "(2)(1 (4)(3))");
+        let f = references(
+            vec![msg(1, day(1), "x"), msg(2, day(2), "Re: x")],
+            vec![refs("a@x", &[]), refs("b@x", &[])],
+            false,
+            far(),
+        )
+        .unwrap();
+        assert_eq!(text(&f), "(1)(2)");
     }
 
     #[test]
@@ -656,7 +715,7 @@ mod tests {
             refs("2@x", &["1@x"]),
             refs("3@x", &["3@x"]),
         ];
-        let f = references(msgs, refs, far()).unwrap();
+        let f = references(msgs, refs, true, far()).unwrap();
         let t = text(&f);
         for n in ["1", "2", "3"] {
             assert_eq!(t.matches(n).count(), 1, "{t}");
@@ -675,7 +734,7 @@ mod tests {
                 refs(&own, if i > 1 { &parents[..] } else { &[] })
             })
             .collect();
-        let f = references(msgs, refs, far()).unwrap();
+        let f = references(msgs, refs, true, far()).unwrap();
         let t = text(&f);
         assert!(t.starts_with("(1 2 3 "), "{}", &t[..20]);
         assert!(t.ends_with(" 100000)"));

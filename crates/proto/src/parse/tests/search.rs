@@ -342,7 +342,6 @@ fn thread_commands() {
     }
     for bad in [
         "a THREAD ALL UTF-8 ALL\r\n",
-        "a THREAD REFS UTF-8 ALL\r\n",
         "a THREAD REFERENCES UTF-8\r\n",
         "a THREAD REFERENCES\r\n",
         "a THREAD (REFERENCES) UTF-8 ALL\r\n",
