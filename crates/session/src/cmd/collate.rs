@@ -153,6 +153,101 @@ fn leader(t: &str) -> Option<&str> {
     rest.strip_prefix(':')
 }
 
+/// A sent date the message parser could not read, read leniently as RFC 5322's obsolete
+/// syntax allows and as Dovecot reads it for SORT: comments and the weekday ignored, a two- or
+/// three-digit year (RFC 5322 §4.3), no seconds, fractions of a second, a zone glued to the time,
+/// named zones (UT, GMT, EST...; unknown ones as UTC, RFC 5256 §2.2). Unix seconds, `None` if no
+/// day, month and year can be found or the date is not after 1970 (Dovecot then sorts by
+/// INTERNALDATE too).
+pub(crate) fn lenient_date(value: &str) -> Option<i64> {
+    // Comments out, then tokens split at spaces and commas; a zone glued to a time apart.
+    let mut clean = String::with_capacity(value.len());
+    let mut depth = 0u32;
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth > 0 => {}
+            ',' => clean.push(' '),
+            '+' | '-' => {
+                clean.push(' ');
+                clean.push(c);
+            }
+            _ => clean.push(c),
+        }
+    }
+    let mut tokens = clean.split_whitespace().peekable();
+    if tokens
+        .peek()
+        .is_some_and(|t| t.chars().all(|c| c.is_ascii_alphabetic()))
+    {
+        tokens.next();
+    }
+    let day: u32 = tokens.next()?.parse().ok()?;
+    let month = tokens.next()?.get(..3)?.to_ascii_lowercase();
+    let month = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ]
+    .iter()
+    .position(|m| *m == month)? as u32
+        + 1;
+    let year_text = tokens.next()?;
+    let mut year: i32 = year_text.parse().ok()?;
+    if year_text.len() <= 3 {
+        year += if year < 50 && year_text.len() == 2 {
+            2000
+        } else {
+            1900
+        };
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
+    let mut seconds = 0i64;
+    let mut zone = 0i64;
+    if let Some(time) = tokens.next() {
+        // A time that is there must be readable (Dovecot gives up on `59:10` or `10:00:t`).
+        let num = |p: &str| -> Option<i64> {
+            (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse().ok())
+                .flatten()
+        };
+        let mut parts = time.split(':');
+        let h = num(parts.next()?)?;
+        let m = num(parts.next()?)?;
+        let sec = match parts.next() {
+            Some(p) => num(p.split('.').next()?)?,
+            None => 0,
+        };
+        if h >= 24 || m >= 60 || sec >= 61 || parts.next().is_some() {
+            return None;
+        }
+        seconds = h * 3600 + m * 60 + sec;
+        if let Some(z) = tokens.next() {
+            zone = zone_seconds(z);
+        }
+    }
+    let unix = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp() + seconds - zone;
+    (unix > 0).then_some(unix)
+}
+
+/// `+hhmm` / `-hhmm` or an RFC 5322 §4.3 zone name, as seconds east of UTC; 0 if unknown.
+fn zone_seconds(z: &str) -> i64 {
+    let b = z.as_bytes();
+    if b.len() == 5 && (b[0] == b'+' || b[0] == b'-') && b[1..].iter().all(u8::is_ascii_digit) {
+        let n: i64 = z[1..].parse().unwrap_or(0);
+        let s = (n / 100) * 3600 + (n % 100) * 60;
+        return if b[0] == b'-' { -s } else { s };
+    }
+    let hours = match &z.to_ascii_uppercase()[..] {
+        "EDT" => -4,
+        "EST" | "CDT" => -5,
+        "CST" | "MDT" => -6,
+        "MST" | "PDT" => -7,
+        "PST" => -8,
+        _ => 0,
+    };
+    hours * 3600
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +300,46 @@ mod tests {
         let trailers = "x".to_string() + &" (fwd)".repeat(50_000);
         assert_eq!(base_subject(&trailers), ("x".to_string(), true));
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn lenient_dates() {
+        let at = |y, mo, d, h, mi, s| {
+            chrono::NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_opt(h, mi, s)
+                .unwrap()
+                .and_utc()
+                .timestamp()
+        };
+        let cases: &[(&str, Option<i64>)] = &[
+            (
+                "18 Jan 1992 17:19 (Saturday)",
+                Some(at(1992, 1, 18, 17, 19, 0)),
+            ),
+            ("Sun, 7 Jun 92 14:02 CDT", Some(at(1992, 6, 7, 19, 2, 0))),
+            ("Wed, 11 Feb 98 11:51 CST", Some(at(1998, 2, 11, 17, 51, 0))),
+            ("01 Jan 2001 00:01+0000", Some(at(2001, 1, 1, 0, 1, 0))),
+            (
+                "Tue, 17 Jul 2012 22:23:35.882 0000",
+                Some(at(2012, 7, 17, 22, 23, 35)),
+            ),
+            (
+                "Fri, 21 Nov 1997 09:55(c) -0600",
+                Some(at(1997, 11, 21, 15, 55, 0)),
+            ),
+            ("1 Jan 05 00:00 +0100", Some(at(2004, 12, 31, 23, 0, 0))),
+            ("Thu,", None),
+            ("Thu, 13 Feb 1969 23:32:54 -0330", None),
+            ("garbage", None),
+            ("31 Feb 2001 00:00", None),
+            ("Wed, 15 Dec 2010    59:10 -0500", None),
+            ("Tue, 7 Apr 2026 10:00:t <x@y>", None),
+            ("1 Jan 2001", Some(at(2001, 1, 1, 0, 0, 0))),
+        ];
+        for (input, want) in cases {
+            assert_eq!(lenient_date(input), *want, "{input}");
+        }
     }
 
     #[test]

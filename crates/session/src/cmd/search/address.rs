@@ -130,10 +130,12 @@ pub(crate) struct Addr {
     pub host: Option<String>,
 }
 
-/// What SORT and THREAD read from an ENVELOPE: the subject as stored (not yet RFC 2047
+/// What SORT and THREAD read from an ENVELOPE: the date and subject as stored (not yet RFC 2047
 /// decoded) and the first address of From, To and Cc.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct EnvelopeParts {
+    /// The Date: header as written.
+    pub date: Option<String>,
     pub subject: Option<String>,
     pub from: Option<Addr>,
     pub to: Option<Addr>,
@@ -164,6 +166,7 @@ pub(crate) fn envelope_parts(envelope: &[u8]) -> Option<EnvelopeParts> {
         })
     };
     Some(EnvelopeParts {
+        date: fields.first().and_then(text),
         subject: fields.get(1).and_then(text),
         from: first(2),
         to: first(5),
