@@ -157,8 +157,7 @@ fn leader(t: &str) -> Option<&str> {
 /// syntax allows and as Dovecot reads it for SORT: comments and the weekday ignored, a two- or
 /// three-digit year (RFC 5322 §4.3), no seconds, fractions of a second, a zone glued to the time,
 /// named zones (UT, GMT, EST...; unknown ones as UTC, RFC 5256 §2.2). Unix seconds, `None` if no
-/// day, month and year can be found or the date is not after 1970 (Dovecot then sorts by
-/// INTERNALDATE too).
+/// day, month and year can be found or the date is before [`EARLIEST_DATE`].
 pub(crate) fn lenient_date(value: &str) -> Option<i64> {
     // Comments out, then tokens split at spaces and commas; a zone glued to a time apart.
     let mut clean = String::with_capacity(value.len());
@@ -226,8 +225,12 @@ pub(crate) fn lenient_date(value: &str) -> Option<i64> {
         }
     }
     let unix = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp() + seconds - zone;
-    (unix > 0).then_some(unix)
+    (unix >= EARLIEST_DATE).then_some(unix)
 }
+
+/// 1900-01-01: a sent date before it is a parse gone wrong (`Date: Thu,` reads as year 0), and
+/// the message sorts by INTERNALDATE instead (RFC 5256 §2.2).
+pub(crate) const EARLIEST_DATE: i64 = -2_208_988_800;
 
 /// `+hhmm` / `-hhmm` or an RFC 5322 §4.3 zone name, as seconds east of UTC; 0 if unknown.
 fn zone_seconds(z: &str) -> i64 {
@@ -330,7 +333,8 @@ mod tests {
             ),
             ("1 Jan 05 00:00 +0100", Some(at(2004, 12, 31, 23, 0, 0))),
             ("Thu,", None),
-            ("Thu, 13 Feb 1969 23:32:54 -0330", None),
+            ("Thu, 13 Feb 1969 23:32:54 -0330", Some(-27_723_426)),
+            ("1 Jan 1899 00:00 +0000", None),
             ("garbage", None),
             ("31 Feb 2001 00:00", None),
             ("Wed, 15 Dec 2010    59:10 -0500", None),

@@ -12,7 +12,7 @@ use std::time::Instant;
 use mailkeep_proto::write::Code;
 use mailkeep_proto::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
-use super::collate::{base_subject, casemap_key, lenient_date};
+use super::collate::{EARLIEST_DATE, base_subject, casemap_key, lenient_date};
 use super::enable_condstore;
 use super::search::address::{Addr, EnvelopeParts, decode_words, envelope_parts};
 use super::search::{self, esearch};
@@ -86,8 +86,8 @@ pub(crate) async fn load_rows<T>(
                 info.envelope = envelope_parts(&p.envelope).unwrap_or_default();
                 // RFC 5256 §2.2: the Date: header's time, else INTERNALDATE. A date the
                 // message parser could not read gets a lenient second reading; one before
-                // 1970 counts as unreadable, as in Dovecot.
-                let sent = p.sent_date.filter(|&t| t > 0).or_else(|| {
+                // 1900 counts as unreadable.
+                let sent = p.sent_date.filter(|&t| t >= EARLIEST_DATE).or_else(|| {
                     p.sent_date
                         .is_none()
                         .then(|| info.envelope.date.as_deref().and_then(lenient_date))
