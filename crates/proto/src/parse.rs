@@ -157,6 +157,8 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
         }
         "GETQUOTAROOT" => B::GetQuotaRoot(sp_mailbox(c)?),
         "SEARCH" => search::search(c, false)?,
+        "SORT" => search::sort(c, false)?,
+        "THREAD" => search::thread(c, false)?,
         "FETCH" => fetch::fetch(c, false)?,
         "STORE" => fetch::store(c, false)?,
         "COPY" | "MOVE" => copy_move(c, name == "MOVE", false)?,
@@ -173,6 +175,8 @@ fn uid(c: &mut Cursor<'_>) -> PResult<CommandBody> {
     match &sub[..] {
         b"FETCH" => fetch::fetch(c, true),
         b"SEARCH" => search::search(c, true),
+        b"SORT" => search::sort(c, true),
+        b"THREAD" => search::thread(c, true),
         b"STORE" => fetch::store(c, true),
         b"COPY" => copy_move(c, false, true),
         b"MOVE" => copy_move(c, true, true),

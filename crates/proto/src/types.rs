@@ -120,6 +120,24 @@ pub enum CommandBody {
         /// `Some([All])` (RFC 4731 §3.1).
         ret: Option<Vec<SearchReturn>>,
     },
+    /// RFC 5256 SORT / UID SORT, with RFC 5267 `RETURN (...)` (ESORT) and the RFC 5957
+    /// DISPLAYFROM / DISPLAYTO keys. The charset is mandatory (RFC 5256 §3).
+    Sort {
+        uid: bool,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        search: SearchKey,
+        /// `Some` when `RETURN (...)` was given (answer with ESEARCH); `RETURN ()` arrives as
+        /// `Some([All])` (RFC 5267 §3.3).
+        ret: Option<Vec<SearchReturn>>,
+    },
+    /// RFC 5256 THREAD / UID THREAD.
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        search: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SequenceSet,
@@ -180,6 +198,8 @@ impl CommandBody {
             Expunge => "EXPUNGE",
             UidExpunge(_) => "UID EXPUNGE",
             Search { .. } => "SEARCH",
+            Sort { .. } => "SORT",
+            Thread { .. } => "THREAD",
             Fetch { .. } => "FETCH",
             Store { .. } => "STORE",
             Copy { .. } => "COPY",
@@ -352,6 +372,35 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+}
+
+/// One `sort-criterion` (RFC 5256 §5): `["REVERSE" SP] sort-key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// `sort-key` (RFC 5256 §5, RFC 5957 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+/// `thread-alg` (RFC 5256 §5; REFS from draft-ietf-morg-inthread, as Dovecot offers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+    Refs,
 }
 
 /// FETCH item list, macros already expanded (ALL, FAST, FULL).

@@ -34,6 +34,12 @@ const AFTER_LOGIN: &[&str] = &[
     "CONDSTORE",
     "UTF8=ACCEPT",
     "MULTIAPPEND",
+    "SORT",
+    "SORT=DISPLAY",
+    "ESORT",
+    "THREAD=ORDEREDSUBJECT",
+    "THREAD=REFERENCES",
+    "THREAD=REFS",
 ];
 
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).

@@ -219,9 +219,11 @@ enum SyncMode {
 fn sync_mode(body: &CommandBody) -> SyncMode {
     use CommandBody::*;
     match body {
-        Fetch { uid: false, .. } | Store { uid: false, .. } | Search { uid: false, .. } => {
-            SyncMode::NoExpunge
-        }
+        Fetch { uid: false, .. }
+        | Store { uid: false, .. }
+        | Search { uid: false, .. }
+        | Sort { uid: false, .. }
+        | Thread { uid: false, .. } => SyncMode::NoExpunge,
         Select { .. } | Examine { .. } | Close | Unselect | Logout | Idle => SyncMode::None,
         Capability | Id(_) | StartTls | Authenticate { .. } | Login { .. } => SyncMode::None,
         _ => SyncMode::Full,

@@ -95,6 +95,50 @@ pub(crate) async fn handle(
                 })
             })
         }
+        CommandBody::Sort {
+            uid,
+            criteria,
+            charset,
+            search,
+            ret,
+        } => {
+            let mut ctx = cmd_ctx(inner, user, sel);
+            cmd::sort::sort(
+                &mut ctx,
+                tag,
+                uid,
+                &criteria,
+                &charset,
+                &search,
+                ret.as_deref(),
+                out,
+            )
+            .await
+            .map(|()| {
+                Outcome::ok(if uid {
+                    "UID SORT completed."
+                } else {
+                    "SORT completed."
+                })
+            })
+        }
+        CommandBody::Thread {
+            uid,
+            algorithm,
+            charset,
+            search,
+        } => {
+            let mut ctx = cmd_ctx(inner, user, sel);
+            cmd::thread::thread(&mut ctx, uid, algorithm, &charset, &search, out)
+                .await
+                .map(|()| {
+                    Outcome::ok(if uid {
+                        "UID THREAD completed."
+                    } else {
+                        "THREAD completed."
+                    })
+                })
+        }
         CommandBody::Store {
             uid,
             set,

@@ -1,9 +1,10 @@
 //! SEARCH (RFC 9051 §6.4.4 and RFC 3501 §6.4.4 keys, RFC 4731/9051 `RETURN (...)`, RFC 5182
-//! `$` and SAVE, RFC 7162 MODSEQ).
+//! `$` and SAVE, RFC 7162 MODSEQ), and SORT / THREAD (RFC 5256, RFC 5267 ESORT, RFC 5957),
+//! which take the same search program.
 
 use super::cursor::{Cursor, PResult, err};
 use super::values::{date, flag_keyword, sequence_set};
-use crate::types::{CommandBody, SearchKey, SearchReturn};
+use crate::types::{CommandBody, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm};
 
 /// Deepest nesting of NOT / OR / parentheses: recursion must stay bounded on hostile input.
 const MAX_DEPTH: usize = 100;
@@ -16,7 +17,28 @@ const MAX_KEYS: usize = 10_000;
 /// (RFC 4731 §3.1), so `ret` is then `Some([All])`.
 pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
-    let mut ret = None;
+    let ret = return_opts(c)?;
+    let mut charset = None;
+    let before = c.clone();
+    if c.keyword_upper() == "CHARSET" && c.peek() == Some(b' ') {
+        c.sp()?;
+        charset = Some(charset_name(c)?);
+        c.sp()?;
+    } else {
+        *c = before;
+    }
+    let criteria = search_program(c)?;
+    Ok(CommandBody::Search {
+        uid,
+        charset,
+        criteria,
+        ret,
+    })
+}
+
+/// `[search-return-opts SP]` after the command name's SP: `RETURN (...)` with its SP, or
+/// nothing. `RETURN ()` means `RETURN (ALL)` (RFC 4731 §3.1, RFC 5267 §3.3).
+fn return_opts(c: &mut Cursor<'_>) -> PResult<Option<Vec<SearchReturn>>> {
     let before = c.clone();
     if c.keyword_upper() == "RETURN" && c.peek() == Some(b' ') {
         c.sp()?;
@@ -24,25 +46,26 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
         if opts.is_empty() {
             opts.push(SearchReturn::All);
         }
-        ret = Some(opts);
         c.sp()?;
+        Ok(Some(opts))
     } else {
         *c = before;
+        Ok(None)
     }
-    let mut charset = None;
-    let before = c.clone();
-    if c.keyword_upper() == "CHARSET" && c.peek() == Some(b' ') {
-        c.sp()?;
-        let cs = if c.peek() == Some(b'"') {
-            c.quoted()?
-        } else {
-            c.atom()?.to_vec()
-        };
-        charset = Some(String::from_utf8(cs).map_err(|_| "Invalid charset".to_string())?);
-        c.sp()?;
+}
+
+/// `charset = atom / quoted`.
+fn charset_name(c: &mut Cursor<'_>) -> PResult<String> {
+    let cs = if c.peek() == Some(b'"') {
+        c.quoted()?
     } else {
-        *c = before;
-    }
+        c.atom()?.to_vec()
+    };
+    String::from_utf8(cs).map_err(|_| "Invalid charset".to_string())
+}
+
+/// `search-key *(SP search-key)`; several top-level keys become [`SearchKey::And`].
+fn search_program(c: &mut Cursor<'_>) -> PResult<SearchKey> {
     let mut keys = vec![search_key(c, 0)?];
     while c.eat(b' ') {
         if keys.len() >= MAX_KEYS {
@@ -50,16 +73,73 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
         }
         keys.push(search_key(c, 0)?);
     }
-    let criteria = if keys.len() == 1 {
+    Ok(if keys.len() == 1 {
         keys.pop().unwrap_or(SearchKey::All)
     } else {
         SearchKey::And(keys)
-    };
-    Ok(CommandBody::Search {
+    })
+}
+
+/// RFC 5256 §5 / RFC 5267 §6: `sort = ["UID" SP] "SORT" [search-return-opts] SP sort-criteria
+/// SP search-criteria`; `search-criteria = charset 1*(SP search-key)`.
+pub(crate) fn sort(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let ret = return_opts(c)?;
+    let criteria = c.paren_list(false, 20, sort_criterion)?;
+    c.sp()?;
+    let charset = charset_name(c)?;
+    c.sp()?;
+    let search = search_program(c)?;
+    Ok(CommandBody::Sort {
         uid,
-        charset,
         criteria,
+        charset,
+        search,
         ret,
+    })
+}
+
+/// `sort-criterion = ["REVERSE" SP] sort-key` (RFC 5256 §5, RFC 5957 §5).
+fn sort_criterion(c: &mut Cursor<'_>) -> PResult<SortCriterion> {
+    let mut name = c.keyword_upper();
+    let reverse = name == "REVERSE";
+    if reverse {
+        c.sp()?;
+        name = c.keyword_upper();
+    }
+    let key = match &name[..] {
+        "ARRIVAL" => SortKey::Arrival,
+        "CC" => SortKey::Cc,
+        "DATE" => SortKey::Date,
+        "FROM" => SortKey::From,
+        "SIZE" => SortKey::Size,
+        "SUBJECT" => SortKey::Subject,
+        "TO" => SortKey::To,
+        "DISPLAYFROM" => SortKey::DisplayFrom,
+        "DISPLAYTO" => SortKey::DisplayTo,
+        _ => return err("Unknown sort criterion"),
+    };
+    Ok(SortCriterion { reverse, key })
+}
+
+/// `thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria` (RFC 5256 §5).
+pub(crate) fn thread(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let algorithm = match &c.keyword_upper()[..] {
+        "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+        "REFERENCES" => ThreadAlgorithm::References,
+        "REFS" => ThreadAlgorithm::Refs,
+        _ => return err("Unknown thread algorithm"),
+    };
+    c.sp()?;
+    let charset = charset_name(c)?;
+    c.sp()?;
+    let search = search_program(c)?;
+    Ok(CommandBody::Thread {
+        uid,
+        algorithm,
+        charset,
+        search,
     })
 }
 

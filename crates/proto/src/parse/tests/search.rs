@@ -213,3 +213,140 @@ fn nesting_is_bounded() {
         );
     }
 }
+
+#[test]
+fn sort_commands() {
+    use SearchKey as K;
+    use SortKey::{Arrival, Cc, DisplayFrom, DisplayTo, From, Size, Subject, To};
+    let c = |reverse, key| SortCriterion { reverse, key };
+    type Case = (
+        &'static str,
+        Option<Vec<SearchReturn>>,
+        Vec<SortCriterion>,
+        &'static str,
+        SearchKey,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "a SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n",
+            None,
+            vec![c(false, Subject)],
+            "UTF-8",
+            K::Since(Date {
+                year: 1994,
+                month: 2,
+                day: 1,
+            }),
+        ),
+        (
+            "a SORT (subject reverse date) \"US-ASCII\" ALL\r\n",
+            None,
+            vec![c(false, Subject), c(true, SortKey::Date)],
+            "US-ASCII",
+            K::All,
+        ),
+        (
+            "a SORT (ARRIVAL CC FROM SIZE TO DISPLAYFROM REVERSE DISPLAYTO) UTF-8 SEEN 1:2\r\n",
+            None,
+            vec![
+                c(false, Arrival),
+                c(false, Cc),
+                c(false, From),
+                c(false, Size),
+                c(false, To),
+                c(false, DisplayFrom),
+                c(true, DisplayTo),
+            ],
+            "UTF-8",
+            K::And(vec![K::Seen, K::SequenceSet(set("1:2"))]),
+        ),
+        (
+            "a SORT RETURN () (REVERSE DATE) UTF-8 UNDELETED UNKEYWORD $Junk\r\n",
+            Some(vec![SearchReturn::All]),
+            vec![c(true, SortKey::Date)],
+            "UTF-8",
+            K::And(vec![K::Undeleted, K::Unkeyword("$Junk".into())]),
+        ),
+        (
+            "a SORT RETURN (MIN COUNT) (SIZE) UTF-8 ALL\r\n",
+            Some(vec![SearchReturn::Min, SearchReturn::Count]),
+            vec![c(false, Size)],
+            "UTF-8",
+            K::All,
+        ),
+    ];
+    for (input, want_ret, want_criteria, want_charset, want_search) in cases {
+        match body(input) {
+            CommandBody::Sort {
+                uid,
+                criteria,
+                charset,
+                search,
+                ret,
+            } => {
+                assert!(!uid);
+                assert_eq!(ret, want_ret, "{input:?}");
+                assert_eq!(criteria, want_criteria, "{input:?}");
+                assert_eq!(charset, want_charset, "{input:?}");
+                assert_eq!(search, want_search, "{input:?}");
+            }
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        body("a UID SORT (DATE) UTF-8 ALL\r\n"),
+        CommandBody::Sort { uid: true, .. }
+    ));
+    for bad in [
+        "a SORT () UTF-8 ALL\r\n",
+        "a SORT (DATE) ALL\r\n",
+        "a SORT (DATE) UTF-8\r\n",
+        "a SORT (REVERSE) UTF-8 ALL\r\n",
+        "a SORT (REVERSE REVERSE DATE) UTF-8 ALL\r\n",
+        "a SORT (SPAM) UTF-8 ALL\r\n",
+        "a SORT DATE UTF-8 ALL\r\n",
+        "a SORT RETURN (PARTIAL 1:10) (DATE) UTF-8 ALL\r\n",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.tag.as_deref(), Some("a"), "{bad:?}");
+    }
+}
+
+#[test]
+fn thread_commands() {
+    use ThreadAlgorithm::*;
+    let cases = [
+        (
+            "a THREAD ORDEREDSUBJECT UTF-8 ALL\r\n",
+            false,
+            OrderedSubject,
+        ),
+        (
+            "a THREAD references US-ASCII TEXT gewp\r\n",
+            false,
+            References,
+        ),
+        (
+            "a UID THREAD OrderedSubject UTF-8 ALL\r\n",
+            true,
+            OrderedSubject,
+        ),
+    ];
+    for (input, want_uid, want_alg) in cases {
+        match body(input) {
+            CommandBody::Thread { uid, algorithm, .. } => {
+                assert_eq!((uid, algorithm), (want_uid, want_alg), "{input:?}");
+            }
+            other => panic!("{input:?}: {other:?}"),
+        }
+    }
+    for bad in [
+        "a THREAD ALL UTF-8 ALL\r\n",
+        "a THREAD REFERENCES UTF-8\r\n",
+        "a THREAD REFERENCES\r\n",
+        "a THREAD (REFERENCES) UTF-8 ALL\r\n",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.tag.as_deref(), Some("a"), "{bad:?}");
+    }
+}

@@ -114,12 +114,64 @@ fn text(v: &Value) -> Option<String> {
 }
 
 /// RFC 2047-decode a display name with the same decoder the header keys use.
-fn decode_words(name: &str) -> String {
+pub(crate) fn decode_words(name: &str) -> String {
     let header = format!("X: {name}\r\n\r\n");
     mailkeep_mime::header_values(header.as_bytes(), "x")
         .into_iter()
         .next()
         .unwrap_or_else(|| name.to_string())
+}
+
+/// One address of an ENVELOPE (RFC 9051 §7.5.2), NIL fields as `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Addr {
+    pub name: Option<String>,
+    pub mailbox: Option<String>,
+    pub host: Option<String>,
+}
+
+/// What SORT and THREAD read from an ENVELOPE: the date and subject as stored (not yet RFC 2047
+/// decoded) and the first address of From, To and Cc.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EnvelopeParts {
+    /// The Date: header as written.
+    pub date: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<Addr>,
+    pub to: Option<Addr>,
+    pub cc: Option<Addr>,
+}
+
+/// Read [`EnvelopeParts`] from the IMAP text of an ENVELOPE; `None` if it cannot be read.
+pub(crate) fn envelope_parts(envelope: &[u8]) -> Option<EnvelopeParts> {
+    let mut r = Reader { b: envelope, i: 0 };
+    let Value::List(fields) = r.value(0)? else {
+        return None;
+    };
+    let first = |field: usize| -> Option<Addr> {
+        let Value::List(addrs) = fields.get(field)? else {
+            return None;
+        };
+        // The first entry as it stands: a group's start `(NIL NIL "group" NIL)` gives the
+        // group name as its mailbox (RFC 5256 "addr-mailbox of the first address", as Dovecot
+        // sorts `To: undisclosed-recipients:;`).
+        let Value::List(parts) = addrs.first()? else {
+            return None;
+        };
+        let get = |i: usize| parts.get(i).and_then(text);
+        Some(Addr {
+            name: get(0),
+            mailbox: get(2),
+            host: get(3),
+        })
+    };
+    Some(EnvelopeParts {
+        date: fields.first().and_then(text),
+        subject: fields.get(1).and_then(text),
+        from: first(2),
+        to: first(5),
+        cc: first(6),
+    })
 }
 
 /// The address list at `field` of an ENVELOPE, as searchable text: `name <mailbox@host>` per
@@ -184,6 +236,16 @@ mod tests {
             );
         }
         assert_eq!(envelope_addresses(b"(garbage", 2), None);
+        let parts = envelope_parts(env).unwrap();
+        assert_eq!(parts.subject.as_deref(), Some("Is dinner ready?"));
+        let from = parts.from.unwrap();
+        assert_eq!(from.name.as_deref(), Some("Joe SixPack"));
+        assert_eq!(from.mailbox.as_deref(), Some("joe"));
+        // A group's start marker is the first To address: its mailbox is the group name.
+        let to = parts.to.unwrap();
+        assert_eq!((to.mailbox.as_deref(), to.host), (Some("grp"), None));
+        assert_eq!(parts.cc.unwrap().host.as_deref(), Some("y"));
+        assert_eq!(envelope_parts(b"(garbage"), None);
         assert_eq!(envelope_field("cc"), Some(6));
         assert_eq!(envelope_field("subject"), None);
     }

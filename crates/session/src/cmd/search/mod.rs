@@ -115,7 +115,7 @@ fn returned<'a>(
 }
 
 /// Compile and evaluate: the matching view indexes (ascending) and whether a MODSEQ key was used.
-async fn run(
+pub(crate) async fn run(
     ctx: &Ctx<'_>,
     charset: Option<&str>,
     criteria: &SearchKey,

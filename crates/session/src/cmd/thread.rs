@@ -1,0 +1,742 @@
+//! THREAD and UID THREAD (RFC 5256 §3): ORDEREDSUBJECT and REFERENCES, and REFS
+//! (draft-ietf-morg-inthread): REFERENCES without the subject grouping of its step 5, the
+//! threads ordered by their newest message. Dovecot 2.3 answers the same on the shapes
+//! checked in the tests (it is the only server offering REFS that clients meet).
+//!
+//! The matching set comes from the SEARCH evaluator, sent dates and subjects from the stored
+//! ENVELOPE (batched, as SORT reads them). REFERENCES also needs the Message-ID, In-Reply-To
+//! and References header fields, which the ENVELOPE lacks (References): those are read from
+//! each message's header, one store read per message.
+//!
+//! Threads live in an arena of nodes; every walk over them (pruning, sorting, writing) uses
+//! an explicit stack, so a reply chain thousands of messages deep cannot overflow the stack.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use mailkeep_proto::{SearchKey, ThreadAlgorithm};
+
+use super::collate::{base_subject, casemap_key};
+use super::search;
+use super::sort::{cap_key, check_budget, load_rows};
+use crate::ctx::Ctx;
+use crate::error::CmdResult;
+
+/// One matching message as threading sees it.
+struct Msg {
+    /// Message number or UID, as answered.
+    num: u32,
+    /// View index: the sequence-number tie-breaker.
+    seq: usize,
+    sent: i64,
+    /// i;unicode-casemap key of the base subject.
+    subject: String,
+    /// The base subject extraction removed a reply/forward marker.
+    reply: bool,
+}
+
+#[derive(Default)]
+struct Node {
+    /// Index into the message list; `None` for a dummy.
+    msg: Option<usize>,
+    parent: Option<usize>,
+    children: Vec<usize>,
+}
+
+struct Forest {
+    msgs: Vec<Msg>,
+    nodes: Vec<Node>,
+    roots: Vec<usize>,
+}
+
+impl Forest {
+    fn new(msgs: Vec<Msg>) -> Self {
+        Forest {
+            msgs,
+            nodes: Vec::new(),
+            roots: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, msg: Option<usize>) -> usize {
+        self.nodes.push(Node {
+            msg,
+            ..Node::default()
+        });
+        self.nodes.len() - 1
+    }
+
+    fn is_dummy(&self, n: usize) -> bool {
+        self.nodes[n].msg.is_none()
+    }
+
+    /// Is `a` the same node as `b` or one of its ancestors?
+    fn is_ancestor_or_self(&self, a: usize, b: usize) -> bool {
+        // A node without children is nobody's ancestor: no walk (keeps a long chain linear).
+        if a != b && self.nodes[a].children.is_empty() {
+            return false;
+        }
+        let mut cur = Some(b);
+        while let Some(c) = cur {
+            if c == a {
+                return true;
+            }
+            cur = self.nodes[c].parent;
+        }
+        false
+    }
+
+    fn link(&mut self, parent: usize, child: usize) {
+        self.nodes[child].parent = Some(parent);
+        self.nodes[parent].children.push(child);
+    }
+
+    fn unlink(&mut self, child: usize) {
+        if let Some(p) = self.nodes[child].parent.take() {
+            self.nodes[p].children.retain(|&c| c != child);
+        }
+    }
+
+    /// The (sent date, sequence number) a node sorts by: a dummy's first child's.
+    fn date_key(&self, n: usize) -> (i64, usize) {
+        let mut n = n;
+        loop {
+            match self.nodes[n].msg {
+                Some(m) => return (self.msgs[m].sent, self.msgs[m].seq),
+                None => match self.nodes[n].children.first() {
+                    Some(&c) => n = c,
+                    None => return (i64::MIN, usize::MAX),
+                },
+            }
+        }
+    }
+
+    /// Nodes under `roots`, children before parents.
+    fn post_order(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        let mut stack: Vec<(usize, bool)> = self.roots.iter().rev().map(|&r| (r, false)).collect();
+        while let Some((n, expanded)) = stack.pop() {
+            if expanded {
+                out.push(n);
+            } else {
+                stack.push((n, true));
+                stack.extend(self.nodes[n].children.iter().rev().map(|&c| (c, false)));
+            }
+        }
+        out
+    }
+
+    /// RFC 5256 §3 REFERENCES step 6: every sibling set by sent date, youngest sets first.
+    fn sort_all(&mut self) {
+        for n in self.post_order() {
+            let mut children = std::mem::take(&mut self.nodes[n].children);
+            children.sort_by_key(|&c| self.date_key(c));
+            self.nodes[n].children = children;
+        }
+        let mut roots = std::mem::take(&mut self.roots);
+        roots.sort_by_key(|&r| self.date_key(r));
+        self.roots = roots;
+    }
+
+    /// REFS: the threads by the sent date of their newest message (then as before).
+    fn sort_roots_by_newest(&mut self) {
+        let mut newest = vec![i64::MIN; self.nodes.len()];
+        for n in self.post_order() {
+            let own = self.nodes[n].msg.map_or(i64::MIN, |m| self.msgs[m].sent);
+            let kids = self.nodes[n].children.iter().map(|&c| newest[c]).max();
+            newest[n] = own.max(kids.unwrap_or(i64::MIN));
+        }
+        let mut roots = std::mem::take(&mut self.roots);
+        roots.sort_by_key(|&r| (newest[r], self.date_key(r)));
+        self.roots = roots;
+    }
+
+    /// `(2)(3 6 (4 23)(44 7 96))`: RFC 5256 §4 `thread-list`s, one per root.
+    fn write(&self, out: &mut Vec<u8>) {
+        enum Op {
+            Open,
+            Close,
+            Space,
+            Node(usize),
+        }
+        let mut stack: Vec<Op> = Vec::new();
+        for &r in self.roots.iter().rev() {
+            stack.extend([Op::Close, Op::Node(r), Op::Open]);
+        }
+        while let Some(op) = stack.pop() {
+            match op {
+                Op::Open => out.push(b'('),
+                Op::Close => out.push(b')'),
+                Op::Space => out.push(b' '),
+                Op::Node(n) => {
+                    let node = &self.nodes[n];
+                    let nested = |stack: &mut Vec<Op>| {
+                        for &c in node.children.iter().rev() {
+                            stack.extend([Op::Close, Op::Node(c), Op::Open]);
+                        }
+                    };
+                    match node.msg {
+                        None => nested(&mut stack),
+                        Some(m) => {
+                            out.extend_from_slice(self.msgs[m].num.to_string().as_bytes());
+                            match node.children[..] {
+                                [] => {}
+                                [c] => stack.extend([Op::Node(c), Op::Space]),
+                                _ => {
+                                    nested(&mut stack);
+                                    stack.push(Op::Space);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ORDEREDSUBJECT (RFC 5256 §3): by base subject then sent date; each subject one thread whose
+/// first message is the parent of all the others; threads by their first message's date.
+fn ordered_subject(msgs: Vec<Msg>) -> Forest {
+    let mut order: Vec<usize> = (0..msgs.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&msgs[a], &msgs[b]);
+        (&x.subject, x.sent, x.seq).cmp(&(&y.subject, y.sent, y.seq))
+    });
+    let mut f = Forest::new(msgs);
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && f.msgs[order[end]].subject == f.msgs[order[start]].subject {
+            end += 1;
+        }
+        let root = f.add(Some(order[start]));
+        for &m in &order[start + 1..end] {
+            let child = f.add(Some(m));
+            f.link(root, child);
+        }
+        f.roots.push(root);
+        start = end;
+    }
+    let mut roots = std::mem::take(&mut f.roots);
+    roots.sort_by_key(|&r| f.date_key(r));
+    f.roots = roots;
+    f
+}
+
+/// The Message-ID, In-Reply-To and References of one message, normalized.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Refs {
+    pub message_id: Option<String>,
+    /// References' IDs, or else In-Reply-To's first valid one (RFC 5256 §3 REFERENCES).
+    pub references: Vec<String>,
+}
+
+/// The valid msg-ids of a header value (`<left@right>`), normalized: comments and folding
+/// whitespace dropped, quoting undone, so `<"a b"@x>` equals `<a b@x>`... spaces removed.
+pub(crate) fn msg_ids(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b = value.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' => {
+                // A comment, possibly nested.
+                let mut depth = 0usize;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' => i += 1,
+                        b'(' => depth += 1,
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'<' => {
+                let mut id = String::new();
+                let mut j = i + 1;
+                let mut closed = false;
+                while j < b.len() {
+                    match b[j] {
+                        b'>' => {
+                            closed = true;
+                            break;
+                        }
+                        b'<' => break,
+                        b'\\' if j + 1 < b.len() => {
+                            j += 1;
+                            id.push(b[j] as char);
+                        }
+                        b'"' | b' ' | b'\t' | b'\r' | b'\n' => {}
+                        _ => {
+                            // Copy one UTF-8 character whole.
+                            let len = utf8_len(b[j]);
+                            let end = (j + len).min(b.len());
+                            id.push_str(&String::from_utf8_lossy(&b[j..end]));
+                            j = end - 1;
+                        }
+                    }
+                    j += 1;
+                }
+                if closed {
+                    let at = id.find('@');
+                    if at.is_some_and(|p| p > 0 && p + 1 < id.len()) {
+                        out.push(id);
+                    }
+                    i = j + 1;
+                } else {
+                    i = j.max(i + 1);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xF0..=0xF7 => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
+/// Read [`Refs`] from a message header.
+pub(crate) fn refs_of(header: &[u8]) -> Refs {
+    let first = |name: &str| -> Option<String> {
+        mailkeep_mime::header_values(header, name)
+            .iter()
+            .find_map(|v| msg_ids(v).into_iter().next())
+    };
+    let mut references: Vec<String> = mailkeep_mime::header_values(header, "references")
+        .first()
+        .map(|v| msg_ids(v))
+        .unwrap_or_default();
+    if references.is_empty() {
+        references.extend(first("in-reply-to"));
+    }
+    Refs {
+        message_id: first("message-id"),
+        references,
+    }
+}
+
+/// REFERENCES (RFC 5256 §3), steps 1 to 6. `refs[i]` belongs to `msgs[i]`; messages are in
+/// sequence order. `by_subject` false is REFS: no step 5, threads by their newest message.
+fn references(
+    msgs: Vec<Msg>,
+    refs: Vec<Refs>,
+    by_subject: bool,
+    deadline: Instant,
+) -> CmdResult<Forest> {
+    let mut f = Forest::new(msgs);
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut steps = 0usize;
+    // (1) Links from the references.
+    for (m, r) in refs.into_iter().enumerate() {
+        if m % 256 == 255 {
+            check_budget(deadline)?;
+        }
+        let node = match r.message_id {
+            Some(id) => match by_id.get(&id) {
+                // A dummy made for an earlier reference: this message fills it.
+                Some(&n) if f.is_dummy(n) => {
+                    f.nodes[n].msg = Some(m);
+                    n
+                }
+                // A duplicate ID: this message gets a unique one.
+                Some(_) => f.add(Some(m)),
+                None => {
+                    let n = f.add(Some(m));
+                    by_id.insert(id, n);
+                    n
+                }
+            },
+            None => f.add(Some(m)),
+        };
+        let mut prev: Option<usize> = None;
+        let mut seen: HashSet<&str> = HashSet::new();
+        for id in &r.references {
+            // An ID listed twice adds no link but could make the loop checks below walk the
+            // same chain again and again.
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            steps += 1;
+            if steps.is_multiple_of(256) {
+                check_budget(deadline)?;
+            }
+            let cur = match by_id.get(id) {
+                Some(&n) => n,
+                None => {
+                    let n = f.add(None);
+                    by_id.insert(id.clone(), n);
+                    n
+                }
+            };
+            // (1.A) Keep an existing parent; never make a loop.
+            if let Some(p) = prev
+                && f.nodes[cur].parent.is_none()
+                && !f.is_ancestor_or_self(cur, p)
+            {
+                f.link(p, cur);
+            }
+            prev = Some(cur);
+        }
+        // (1.B) The last reference is the parent, replacing any parent set before.
+        f.unlink(node);
+        if let Some(p) = prev
+            && !f.is_ancestor_or_self(node, p)
+        {
+            f.link(p, node);
+        }
+    }
+    // (2) The messages without parent are the roots.
+    f.roots = (0..f.nodes.len())
+        .filter(|&n| f.nodes[n].parent.is_none())
+        .collect();
+    // (3) Prune dummies: childless ones go, the others give their children to their parent
+    // (at the top level only a single child is promoted).
+    for n in f.post_order() {
+        let children = std::mem::take(&mut f.nodes[n].children);
+        let mut kept = Vec::with_capacity(children.len());
+        for c in children {
+            if f.is_dummy(c) {
+                let grand = std::mem::take(&mut f.nodes[c].children);
+                for &g in &grand {
+                    f.nodes[g].parent = Some(n);
+                }
+                kept.extend(grand);
+            } else {
+                kept.push(c);
+            }
+        }
+        f.nodes[n].children = kept;
+    }
+    check_budget(deadline)?;
+    let mut roots = Vec::with_capacity(f.roots.len());
+    for r in std::mem::take(&mut f.roots) {
+        if !f.is_dummy(r) {
+            roots.push(r);
+            continue;
+        }
+        match f.nodes[r].children[..] {
+            [] => {}
+            [c] => {
+                f.nodes[c].parent = None;
+                f.nodes[r].children.clear();
+                roots.push(c);
+            }
+            _ => roots.push(r),
+        }
+    }
+    f.roots = roots;
+    // (4) Top level by sent date (a dummy by its earliest child).
+    for &r in &f.roots.clone() {
+        if f.is_dummy(r) {
+            let mut children = std::mem::take(&mut f.nodes[r].children);
+            children.sort_by_key(|&c| f.date_key(c));
+            f.nodes[r].children = children;
+        }
+    }
+    let mut roots = std::mem::take(&mut f.roots);
+    roots.sort_by_key(|&r| f.date_key(r));
+    f.roots = roots;
+    if !by_subject {
+        f.sort_all();
+        f.sort_roots_by_newest();
+        return Ok(f);
+    }
+    // (5) Gather the threads that share a base subject.
+    let thread_subject = |f: &Forest, n: usize| -> Option<usize> {
+        match f.nodes[n].msg {
+            Some(m) => Some(m),
+            None => f.nodes[n].children.first().and_then(|&c| f.nodes[c].msg),
+        }
+        .filter(|&m| !f.msgs[m].subject.is_empty())
+    };
+    let is_reply = |f: &Forest, n: usize| f.nodes[n].msg.is_some_and(|m| f.msgs[m].reply);
+    let mut table: HashMap<String, usize> = HashMap::new();
+    for &r in &f.roots {
+        let Some(m) = thread_subject(&f, r) else {
+            continue;
+        };
+        let subject = &f.msgs[m].subject;
+        match table.get(subject).copied() {
+            None => {
+                table.insert(subject.clone(), r);
+            }
+            Some(t) => {
+                if !f.is_dummy(t) && (f.is_dummy(r) || (is_reply(&f, t) && !is_reply(&f, r))) {
+                    table.insert(subject.clone(), r);
+                }
+            }
+        }
+    }
+    let mut gone = vec![false; f.nodes.len()];
+    for r in f.roots.clone() {
+        if gone[r] || f.nodes[r].parent.is_some() {
+            continue;
+        }
+        let Some(m) = thread_subject(&f, r) else {
+            continue;
+        };
+        let subject = f.msgs[m].subject.clone();
+        let Some(&t) = table.get(&subject) else {
+            continue;
+        };
+        if t == r {
+            continue;
+        }
+        if f.is_dummy(t) && f.is_dummy(r) {
+            for c in std::mem::take(&mut f.nodes[r].children) {
+                f.nodes[c].parent = Some(t);
+                f.nodes[t].children.push(c);
+            }
+            gone[r] = true;
+        } else if f.is_dummy(t) || (is_reply(&f, r) && !is_reply(&f, t)) {
+            f.link(t, r);
+        } else {
+            let d = f.add(None);
+            gone.push(false);
+            f.link(d, t);
+            f.link(d, r);
+            table.insert(subject, d);
+            f.roots.push(d);
+        }
+    }
+    let roots: Vec<usize> = f
+        .roots
+        .iter()
+        .copied()
+        .filter(|&r| !gone[r] && f.nodes[r].parent.is_none())
+        .collect();
+    f.roots = roots;
+    // (6) Every sibling set by sent date.
+    f.sort_all();
+    Ok(f)
+}
+
+/// THREAD / UID THREAD: `* THREAD ...`.
+pub(crate) async fn thread(
+    ctx: &mut Ctx<'_>,
+    uid: bool,
+    algorithm: ThreadAlgorithm,
+    charset: &str,
+    program: &SearchKey,
+    out: &mut Vec<u8>,
+) -> CmdResult<()> {
+    let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
+    let (idx, _) = search::run(ctx, Some(charset), program).await?;
+    let msgs: Vec<Msg> = load_rows(ctx, &idx, deadline, |i, info| {
+        let (base, reply) = base_subject(info.envelope.subject.as_deref().unwrap_or(""));
+        Msg {
+            num: if uid {
+                ctx.sel.messages[i].uid
+            } else {
+                i as u32 + 1
+            },
+            seq: i,
+            sent: info.sent,
+            subject: cap_key(casemap_key(&base)),
+            reply,
+        }
+    })
+    .await?;
+    let forest = match algorithm {
+        ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
+        ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
+            let mut refs = Vec::with_capacity(idx.len());
+            for (n, &i) in idx.iter().enumerate() {
+                if n % 64 == 63 {
+                    check_budget(deadline)?;
+                }
+                let uid = ctx.sel.messages[i].uid;
+                let r = match ctx.store.message_bytes(ctx.sel.mailbox.id, uid).await {
+                    Ok(bytes) => refs_of(search::eval::header_part(&bytes)),
+                    // Expunged meanwhile: no references.
+                    Err(mailkeep_store::StoreError::NoSuchMailbox) => Refs::default(),
+                    Err(e) => return Err(e.into()),
+                };
+                refs.push(r);
+            }
+            let by_subject = algorithm == ThreadAlgorithm::References;
+            references(msgs, refs, by_subject, deadline)?
+        }
+    };
+    out.extend_from_slice(b"* THREAD");
+    if !forest.roots.is_empty() {
+        out.push(b' ');
+        forest.write(out);
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(num: u32, sent: i64, subject: &str) -> Msg {
+        let (base, reply) = base_subject(subject);
+        Msg {
+            num,
+            seq: num as usize - 1,
+            sent,
+            subject: casemap_key(&base),
+            reply,
+        }
+    }
+
+    fn refs(id: &str, references: &[&str]) -> Refs {
+        Refs {
+            message_id: Some(id.to_string()),
+            references: references.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn text(f: &Forest) -> String {
+        let mut out = Vec::new();
+        f.write(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn far() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(60)
+    }
+
+    #[test]
+    fn parses_msg_ids() {
+        assert_eq!(
+            msg_ids("<\"01KF8JCEOCBS0045PS\"@xxx.yyy.com>"),
+            vec!["01KF8JCEOCBS0045PS@xxx.yyy.com"]
+        );
+        assert_eq!(
+            msg_ids(" <a@b> (comment <c@d>) <e@f>\r\n <x>  <g@h"),
+            vec!["a@b", "e@f"]
+        );
+        assert_eq!(msg_ids("<@b> <a@> <>"), Vec::<String>::new());
+        let header = b"Message-ID: <m@x>\r\nIn-Reply-To: <p@x> (sent by Joe)\r\n\r\n";
+        assert_eq!(refs_of(header), refs("m@x", &["p@x"]));
+        let header =
+            b"Message-ID: <m@x>\r\nReferences: <a@x>\r\n <b@x>\r\nIn-Reply-To: <p@x>\r\n\r\n";
+        assert_eq!(refs_of(header), refs("m@x", &["a@x", "b@x"]));
+        assert_eq!(refs_of(b"Subject: x\r\n\r\n"), Refs::default());
+    }
+
+    #[test]
+    fn ordered_subject_threads() {
+        let f = ordered_subject(vec![
+            msg(1, 10, "b"),
+            msg(2, 5, "Re: a"),
+            msg(3, 1, "a"),
+            msg(4, 20, "re: B"),
+            msg(5, 30, "c"),
+            msg(6, 7, "[fwd: a]"),
+        ]);
+        assert_eq!(text(&f), "(3 (2)(6))(1 4)(5)");
+    }
+
+    #[test]
+    fn references_threads() {
+        // 1 <- 2 <- 3, 4 answers a message not in the set (dummy with one child: promoted),
+        // 5 and 6 answer the same missing message (a dummy root), 7 shares 1's subject as a
+        // reply, 8 has 1's id again.
+        let msgs = vec![
+            msg(1, 1, "hello"),
+            msg(2, 2, "Re: hello"),
+            msg(3, 3, "Re: hello"),
+            msg(4, 4, "other"),
+            msg(5, 6, "third"),
+            msg(6, 5, "Re: third"),
+            msg(7, 7, "Re: hello"),
+            msg(8, 8, "dup"),
+        ];
+        let refs = vec![
+            refs("1@x", &[]),
+            refs("2@x", &["1@x"]),
+            refs("3@x", &["1@x", "2@x"]),
+            refs("4@x", &["gone@x"]),
+            refs("5@x", &["missing@x"]),
+            refs("6@x", &["missing@x"]),
+            refs("7@x", &[]),
+            refs("1@x", &[]),
+        ];
+        let f = references(msgs, refs, true, far()).unwrap();
+        assert_eq!(text(&f), "(1 (2 3)(7))(4)((6)(5))(8)");
+    }
+
+    /// REFS: no subject grouping, threads by their newest message (Dovecot 2.3's answers).
+    #[test]
+    fn refs_threads() {
+        let day = |d: i64| d * 86_400;
+        let f = references(
+            vec![
+                msg(1, day(1), "A"),
+                msg(2, day(5), "B"),
+                msg(3, day(10), "Re: A"),
+                msg(4, day(3), "Re: A"),
+            ],
+            vec![
+                refs("a@x", &[]),
+                refs("b@x", &[]),
+                refs("a2@x", &["a@x"]),
+                refs("a3@x", &["a@x"]),
+            ],
+            false,
+            far(),
+        )
+        .unwrap();
+        assert_eq!(text(&f), "(2)(1 (4)(3))");
+        let f = references(
+            vec![msg(1, day(1), "x"), msg(2, day(2), "Re: x")],
+            vec![refs("a@x", &[]), refs("b@x", &[])],
+            false,
+            far(),
+        )
+        .unwrap();
+        assert_eq!(text(&f), "(1)(2)");
+    }
+
+    #[test]
+    fn references_never_loop() {
+        let msgs = vec![msg(1, 1, "a"), msg(2, 2, "b"), msg(3, 3, "c")];
+        let refs = vec![
+            refs("1@x", &["3@x", "2@x"]),
+            refs("2@x", &["1@x"]),
+            refs("3@x", &["3@x"]),
+        ];
+        let f = references(msgs, refs, true, far()).unwrap();
+        let t = text(&f);
+        for n in ["1", "2", "3"] {
+            assert_eq!(t.matches(n).count(), 1, "{t}");
+        }
+    }
+
+    #[test]
+    fn deep_chain_does_not_overflow() {
+        let n = 100_000u32;
+        let msgs: Vec<Msg> = (1..=n).map(|i| msg(i, i as i64, "Re: x")).collect();
+        let refs: Vec<Refs> = (1..=n)
+            .map(|i| {
+                let parent = format!("{}@x", i - 1);
+                let own = format!("{i}@x");
+                let parents = [parent.as_str()];
+                refs(&own, if i > 1 { &parents[..] } else { &[] })
+            })
+            .collect();
+        let f = references(msgs, refs, true, far()).unwrap();
+        let t = text(&f);
+        assert!(t.starts_with("(1 2 3 "), "{}", &t[..20]);
+        assert!(t.ends_with(" 100000)"));
+    }
+}
