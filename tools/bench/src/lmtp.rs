@@ -199,7 +199,7 @@ pub async fn run(
     for _ in 0..clients {
         conns.push(connect_retry(addr).await?);
     }
-    let cpu0 = srv.cpu_secs();
+    let (cpu0, own0) = (srv.cpu_secs(), own_cpu_secs());
     let start = Instant::now();
     let deadline = start + dur;
     let mut set = tokio::task::JoinSet::new();
@@ -276,6 +276,7 @@ pub async fn run(
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = srv.cpu_secs() - cpu0;
+    let own = own_cpu_secs() - own0;
     let missing = verify(srv, expected).await?;
     println!(
         "  R={rcpts}: {} messages, {} recipient deliveries in {secs:.1} s, server CPU {cpu:.2} s, \
@@ -322,6 +323,13 @@ pub async fn run(
         ),
         m(
             sc,
+            format!("{p}: load generator CPU per 1000 messages"),
+            "s",
+            false,
+            own * 1000.0 / (all.messages.max(1) as f64),
+        ),
+        m(
+            sc,
             format!("{p}: errors"),
             "count",
             false,
@@ -335,6 +343,26 @@ pub async fn run(
             missing as f64,
         ),
     ])
+}
+
+/// CPU seconds (user + system) of this process so far: the load generator's share of the
+/// machine, which the servers do not get.
+fn own_cpu_secs() -> f64 {
+    let ticks: u64 = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|st| {
+            let close = st.rfind(')')?;
+            Some(
+                st[close + 2..]
+                    .split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum(),
+            )
+        })
+        .unwrap_or(0);
+    ticks as f64 / crate::servers::clk_tck()
 }
 
 /// Counts each user's INBOX over IMAP (STATUS MESSAGES) and returns how many of the

@@ -272,6 +272,13 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 // Deliveries per user over the runs on this server, checked after each.
                 let mut expected = std::collections::BTreeMap::new();
                 for r in ctx.cli.lmtp_rcpts.clone() {
+                    // Other work on the machine takes cores from both sides: say how much.
+                    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                    let load = load.split_whitespace().next().unwrap_or("?");
+                    ctx.report.notes.push(format!(
+                        "lmtp {} R={r}: 1-minute load average {load} at the start.",
+                        kind.name()
+                    ));
                     let r = lmtp::run(&srv, clients, r.max(1), dur, &mut expected).await;
                     ctx.record(kind, "lmtp", r);
                 }

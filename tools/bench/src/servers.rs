@@ -376,12 +376,6 @@ impl Server {
         let Some(root) = self.root_pid() else {
             return 0.0;
         };
-        let tck: f64 = std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0);
         let mut ticks = 0u64;
         for p in process_tree(root) {
             if let Ok(st) = std::fs::read_to_string(format!("/proc/{p}/stat"))
@@ -396,7 +390,7 @@ impl Server {
                     .sum::<u64>();
             }
         }
-        ticks as f64 / tck
+        ticks as f64 / clk_tck()
     }
 
     /// (process count, RSS bytes, PSS bytes) summed over the server's whole process tree.
@@ -461,6 +455,19 @@ impl Drop for Server {
             self.stop();
         }
     }
+}
+
+/// Clock ticks per second of /proc/*/stat times.
+pub fn clk_tck() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// All descendants of `root` (inclusive).
