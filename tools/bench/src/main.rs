@@ -5,6 +5,7 @@ mod corpus;
 mod idle;
 mod imap;
 mod large;
+mod lmtp;
 mod load;
 mod merge;
 mod report;
@@ -40,7 +41,7 @@ struct Cli {
         default_value = "default,perf"
     )]
     variants: Vec<String>,
-    /// Seconds per mixed-session run (default 20, quick 5).
+    /// Seconds per mixed-session run and per LMTP run (default 20, quick 5).
     #[arg(long, global = true)]
     duration: Option<u64>,
     /// Client counts for the mixed sessions (default 10,50,200; quick 10,50).
@@ -64,6 +65,12 @@ struct Cli {
     /// Messages in the storage test (default 10000; quick 1000).
     #[arg(long, global = true)]
     storage: Option<usize>,
+    /// Concurrent LMTP clients in the lmtp scenario (one connection each).
+    #[arg(long, global = true, default_value_t = 16)]
+    lmtp_clients: usize,
+    /// Recipients per LMTP transaction, one run each (default 1,3).
+    #[arg(long, global = true, value_delimiter = ',', default_value = "1,3")]
+    lmtp_rcpts: Vec<usize>,
     /// Use the real messages in this directory instead of generated ones.
     #[arg(long, global = true)]
     corpus: Option<PathBuf>,
@@ -92,6 +99,8 @@ enum Cmd {
     Large,
     /// 5. Storage on disk.
     Storage,
+    /// 6. LMTP delivery (messages/s with 1 and 3 recipients).
+    Lmtp,
     /// Merge results JSON files of several runs (later files win) into one table and plots.
     Merge {
         /// results*.json files, in order.
@@ -138,10 +147,20 @@ impl Ctx {
     }
 
     async fn start(&mut self, kind: Kind, max_conns: usize) -> Option<Server> {
+        self.start_with(kind, max_conns, None).await
+    }
+
+    async fn start_with(
+        &mut self,
+        kind: Kind,
+        max_conns: usize,
+        lmtp: Option<usize>,
+    ) -> Option<Server> {
         let o = servers::Options {
             mailkeep_bin: self.cli.mailkeep_bin.clone(),
             max_conns,
             dovecot_extra: self.cli.dovecot_extra.clone(),
+            lmtp,
         };
         match Server::start(kind, &o).await {
             Ok(s) => Some(s),
@@ -243,6 +262,27 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                     });
                 ctx.record(kind, "storage", r);
             }
+            Cmd::Lmtp => {
+                let dur = Duration::from_secs(pick(&ctx.cli.duration, q, 5, 20));
+                let clients = ctx.cli.lmtp_clients.max(1);
+                let Some(srv) = ctx.start_with(kind, clients + 50, Some(clients)).await else {
+                    continue;
+                };
+                let srv = Arc::new(srv);
+                // Deliveries per user over the runs on this server, checked after each.
+                let mut expected = std::collections::BTreeMap::new();
+                for r in ctx.cli.lmtp_rcpts.clone() {
+                    // Other work on the machine takes cores from both sides: say how much.
+                    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                    let load = load.split_whitespace().next().unwrap_or("?");
+                    ctx.report.notes.push(format!(
+                        "lmtp {} R={r}: 1-minute load average {load} at the start.",
+                        kind.name()
+                    ));
+                    let r = lmtp::run(&srv, clients, r.max(1), dur, &mut expected).await;
+                    ctx.record(kind, "lmtp", r);
+                }
+            }
             _ => {}
         }
     }
@@ -256,6 +296,7 @@ fn sc_name(sc: &Cmd) -> &'static str {
         Cmd::Delivery => "delivery",
         Cmd::Large => "large mailbox",
         Cmd::Storage => "storage",
+        Cmd::Lmtp => "lmtp",
         _ => "all",
     }
 }
@@ -305,6 +346,7 @@ async fn bench(cli: Cli) -> Result<()> {
         Cmd::Delivery,
         Cmd::Large,
         Cmd::Storage,
+        Cmd::Lmtp,
     ];
     for s in all.into_iter().filter(|s| sc == Cmd::All || s == &sc) {
         scenario(&mut ctx, s).await?;

@@ -101,11 +101,16 @@ pub struct Options {
     pub max_conns: usize,
     /// Extra lines appended to the generated Dovecot configuration.
     pub dovecot_extra: String,
+    /// Also listen for LMTP (on another free loopback port); the number is the expected
+    /// concurrent LMTP clients (Dovecot perf keeps that many `lmtp` processes ready).
+    pub lmtp: Option<usize>,
 }
 
 pub struct Server {
     pub kind: Kind,
     pub addr: SocketAddr,
+    /// The LMTP listener, if started with one.
+    pub lmtp_addr: Option<SocketAddr>,
     pub dir: PathBuf,
     /// Directory holding the mail (Dovecot: Maildirs; Mailkeep: data_dir).
     pub mail_dir: PathBuf,
@@ -133,6 +138,24 @@ fn temp_dir(kind: Kind) -> Result<PathBuf> {
         v.push(d.clone());
     }
     Ok(d)
+}
+
+/// The LMTP part of the Dovecot configuration (lmtp scenario only): a TCP listener, the
+/// recipient's local part as the user name (`testuserN@example.org` is `testuserN`, looked up
+/// in the passwd-file through the static userdb), and in perf mode `clients` processes
+/// started in advance. `mail_fsync` stays at its default (`optimized`: each delivered file
+/// is fsynced before the 250).
+pub fn dovecot_lmtp_conf(lmtp_port: u16, perf: bool, clients: usize) -> String {
+    let extra = if perf {
+        format!("  process_min_avail = {clients}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "protocols = imap lmtp\n\
+         protocol lmtp {{\n  auth_username_format = %Ln\n}}\n\
+         service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {lmtp_port}\n  }}\n{extra}}}\n"
+    )
 }
 
 /// The Dovecot configuration used by the benchmark (both variants).
@@ -181,6 +204,10 @@ impl Server {
         let dir = temp_dir(kind)?;
         let port = free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let lmtp_addr: Option<SocketAddr> = match o.lmtp {
+            Some(_) => Some(format!("127.0.0.1:{}", free_port()?).parse()?),
+            None => None,
+        };
         let mut srv = if kind.is_dovecot() {
             for sub in ["run", "state", "log", "mail"] {
                 std::fs::create_dir_all(dir.join(sub))?;
@@ -191,7 +218,11 @@ impl Server {
                 .collect();
             std::fs::write(dir.join("users"), users)?;
             let conf = dir.join("dovecot.conf");
-            let text = dovecot_conf(&dir, port, kind == Kind::DovecotPerf, o.max_conns);
+            let perf = kind == Kind::DovecotPerf;
+            let mut text = dovecot_conf(&dir, port, perf, o.max_conns);
+            if let (Some(clients), Some(la)) = (o.lmtp, lmtp_addr) {
+                text.push_str(&dovecot_lmtp_conf(la.port(), perf, clients));
+            }
             std::fs::write(&conf, format!("{text}{}\n", o.dovecot_extra))?;
             let st = Command::new("dovecot")
                 .arg("-c")
@@ -208,6 +239,7 @@ impl Server {
             Server {
                 kind,
                 addr,
+                lmtp_addr,
                 mail_dir: dir.join("mail"),
                 dir,
                 conf,
@@ -223,16 +255,36 @@ impl Server {
             }
             let data = dir.join("data");
             let conf = dir.join("mailkeep.toml");
+            let lmtp = lmtp_addr
+                .map(|a| format!("[lmtp]\nlisten = [\"{a}\"]\n"))
+                .unwrap_or_default();
             std::fs::write(
                 &conf,
                 format!(
                     // The idle scenario holds thousands of connections from a few 127.0.0.x
                     // addresses: far above the default per-IP limit.
                     "data_dir = \"{}\"\n[imap]\nlisten = [\"{addr}\"]\n[imaps]\nlisten = []\n\
-                     [limits]\nmax_connections_per_ip = 100000\n",
+                     [limits]\nmax_connections_per_ip = 100000\n{lmtp}",
                     data.display()
                 ),
             )?;
+            if lmtp_addr.is_some() {
+                // testuserN@example.org then resolves to the account testuserN.
+                let out = Command::new(bin)
+                    .args(["domain", "add", crate::lmtp::DOMAIN, "--config"])
+                    .arg(&conf)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .output()?;
+                if !out.status.success() {
+                    bail!(
+                        "`{} domain add` failed ({}): {}",
+                        bin.display(),
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
             for i in 1..=USERS {
                 let mut c = Command::new(bin)
                     .args(["user", "add", "--config"])
@@ -275,6 +327,7 @@ impl Server {
             Server {
                 kind,
                 addr,
+                lmtp_addr,
                 mail_dir: data,
                 dir,
                 conf,
@@ -315,6 +368,29 @@ impl Server {
                 .parse()
                 .ok(),
         }
+    }
+
+    /// CPU seconds (user + system) used so far by the server's whole process tree,
+    /// including its exited children that were waited for (cutime, cstime).
+    pub fn cpu_secs(&self) -> f64 {
+        let Some(root) = self.root_pid() else {
+            return 0.0;
+        };
+        let mut ticks = 0u64;
+        for p in process_tree(root) {
+            if let Ok(st) = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                && let Some(close) = st.rfind(')')
+            {
+                // Fields 14-17 (utime, stime, cutime, cstime); the slice starts at field 3.
+                ticks += st[close + 2..]
+                    .split_whitespace()
+                    .skip(11)
+                    .take(4)
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+        }
+        ticks as f64 / clk_tck()
     }
 
     /// (process count, RSS bytes, PSS bytes) summed over the server's whole process tree.
@@ -379,6 +455,19 @@ impl Drop for Server {
             self.stop();
         }
     }
+}
+
+/// Clock ticks per second of /proc/*/stat times.
+pub fn clk_tck() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// All descendants of `root` (inclusive).
