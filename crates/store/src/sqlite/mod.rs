@@ -210,8 +210,10 @@ impl MailStore for SqliteStore {
 
     async fn get_user(&self, name: &str) -> Result<Option<User>> {
         let name = name.to_owned();
+        // One row by key: on the caller's thread when a connection is free (LMTP resolves
+        // each recipient with it; a blocking-thread hand-off cost more than the read).
         self.readers
-            .run(move |c| accounts::get_user(c, &name))
+            .run_quick(move |c| accounts::get_user(c, &name))
             .await
     }
 
