@@ -129,3 +129,31 @@ def assert_responsive(server, within=1.0):
     took = time.monotonic() - start
     assert took < within, f"fresh client answered in {took:.2f} s"
     return took
+
+
+def server_fixtures(factory):
+    """The `server` and `make_server` pytest fixtures of a test folder, for servers made by
+    `factory(**kw)` (cleaned up after each test). In a conftest.py:
+    `server, make_server = server_fixtures(Server)`."""
+    import pytest
+
+    @pytest.fixture(name="server")
+    def server_fixture():
+        s = factory()
+        yield s
+        s.cleanup()
+
+    @pytest.fixture(name="make_server")
+    def make_server_fixture():
+        made = []
+
+        def make(**kw):
+            s = factory(**kw)
+            made.append(s)
+            return s
+
+        yield make
+        for s in made:
+            s.cleanup()
+
+    return server_fixture, make_server_fixture

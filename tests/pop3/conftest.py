@@ -3,11 +3,11 @@
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from mkserver import BIN, PASSWORD, ROOT, Server, assert_responsive  # noqa: E402,F401
+from mkserver import (  # noqa: E402,F401
+    BIN, PASSWORD, ROOT, Server, assert_responsive, server_fixtures,
+)
 
 POP3_CONFIG = '[pop3]\nlisten = ["127.0.0.1:0"]\n[pop3s]\nlisten = ["127.0.0.1:0"]\n'
 
@@ -18,22 +18,4 @@ def pop3_server(extra_config="", pop3_extra="", **kw):
     return Server(extra_config=config, wait_for=("pop3", "pop3s"), **kw)
 
 
-@pytest.fixture
-def server():
-    s = pop3_server()
-    yield s
-    s.cleanup()
-
-
-@pytest.fixture
-def make_server():
-    made = []
-
-    def make(**kw):
-        s = pop3_server(**kw)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.cleanup()
+server, make_server = server_fixtures(pop3_server)
