@@ -13,7 +13,6 @@ use mailkeep_proto::write::Code;
 use mailkeep_proto::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 use super::collate::{EARLIEST_DATE, base_subject, casemap_key, lenient_date};
-use super::enable_condstore;
 use super::search::address::{Addr, EnvelopeParts, decode_words, envelope_parts};
 use super::search::{self, esearch};
 use crate::ctx::Ctx;
@@ -221,28 +220,8 @@ pub(crate) async fn sort(
             .map(|idx| (idx, modseq_key)),
         Err(e) => Err(e),
     };
-    let (idx, modseq_key) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            // RFC 5182 §2.4 as for SEARCH: a failed SAVE empties `$`, a BAD leaves it.
-            if save && !matches!(e, CmdError::Bad(_)) {
-                ctx.sel.saved.clear();
-            }
-            return Err(e);
-        }
-    };
-    if modseq_key {
-        enable_condstore(ctx, out);
-    }
-    let modseq = modseq_key
-        .then(|| idx.iter().map(|&i| ctx.sel.messages[i].modseq).max())
-        .flatten();
-    let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
-    let nums: Vec<u32> = if uid {
-        uids.clone()
-    } else {
-        idx.iter().map(|&i| i as u32 + 1).collect()
-    };
+    // MIN and MAX are the first and last in sort order (RFC 5267 §3.1): MODSEQ is theirs.
+    let search::Matches { uids, nums, modseq } = search::matches(ctx, uid, ret, result, out)?;
     let Some(ret) = ret else {
         write_sort(out, &nums, modseq);
         return Ok(());

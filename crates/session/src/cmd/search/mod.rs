@@ -40,32 +40,7 @@ pub(crate) async fn search(
 ) -> CmdResult<()> {
     let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
     let result = run(ctx, charset, criteria).await;
-    let (idx, modseq_key) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            // RFC 9051 §6.4.4.1: a SEARCH with SAVE answered NO empties `$`; BAD leaves it.
-            if save && !matches!(e, CmdError::Bad(_)) {
-                ctx.sel.saved.clear();
-            }
-            return Err(e);
-        }
-    };
-    if modseq_key {
-        enable_condstore(ctx, out);
-    }
-    let modseq = modseq_key
-        .then(|| {
-            returned(ret, &idx)
-                .map(|i| ctx.sel.messages[i].modseq)
-                .max()
-        })
-        .flatten();
-    let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
-    let nums: Vec<u32> = if uid {
-        uids.clone()
-    } else {
-        idx.iter().map(|&i| i as u32 + 1).collect()
-    };
+    let Matches { uids, nums, modseq } = matches(ctx, uid, ret, result, out)?;
 
     if let Some(ret) = ret {
         if save {
@@ -88,6 +63,54 @@ pub(crate) async fn search(
         esearch::write_search(out, &nums, modseq);
     }
     Ok(())
+}
+
+/// What SEARCH and SORT answer with: the matches' UIDs, the numbers shown (UIDs or sequence
+/// numbers) in the order evaluated, and the MODSEQ result when a MODSEQ key was used.
+pub(crate) struct Matches {
+    pub uids: Vec<u32>,
+    pub nums: Vec<u32>,
+    pub modseq: Option<u64>,
+}
+
+/// Turns an evaluation's result (view indexes in answer order, and whether a MODSEQ key was
+/// used) into [`Matches`]. A failed command with SAVE empties `$` unless it was BAD (RFC 9051
+/// §6.4.4.1, RFC 5182 §2.4); a MODSEQ key enables CONDSTORE (RFC 7162 §3.1), and MODSEQ is the
+/// highest of the messages the answer returns (RFC 4731 §3.2).
+pub(crate) fn matches(
+    ctx: &mut Ctx<'_>,
+    uid: bool,
+    ret: Option<&[SearchReturn]>,
+    result: CmdResult<(Vec<usize>, bool)>,
+    out: &mut Vec<u8>,
+) -> CmdResult<Matches> {
+    let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
+    let (idx, modseq_key) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if save && !matches!(e, CmdError::Bad(_)) {
+                ctx.sel.saved.clear();
+            }
+            return Err(e);
+        }
+    };
+    if modseq_key {
+        enable_condstore(ctx, out);
+    }
+    let modseq = modseq_key
+        .then(|| {
+            returned(ret, &idx)
+                .map(|i| ctx.sel.messages[i].modseq)
+                .max()
+        })
+        .flatten();
+    let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
+    let nums: Vec<u32> = if uid {
+        uids.clone()
+    } else {
+        idx.iter().map(|&i| i as u32 + 1).collect()
+    };
+    Ok(Matches { uids, nums, modseq })
 }
 
 /// The view indexes the answer returns, whose highest modseq is the MODSEQ result (RFC 4731
