@@ -1,0 +1,156 @@
+//! THREAD's algorithms on small hand-made views.
+
+use super::*;
+
+fn msg(num: u32, sent: i64, subject: &str) -> Msg {
+    let (base, reply) = base_subject(subject);
+    Msg {
+        num,
+        seq: num as usize - 1,
+        sent,
+        subject: casemap_key(&base),
+        reply,
+    }
+}
+
+fn refs(id: &str, references: &[&str]) -> Refs {
+    Refs {
+        message_id: Some(id.to_string()),
+        references: references.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn text(f: &Forest) -> String {
+    let mut out = Vec::new();
+    f.write(&mut out);
+    String::from_utf8(out).unwrap()
+}
+
+fn far() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(60)
+}
+
+#[test]
+fn parses_msg_ids() {
+    assert_eq!(
+        msg_ids("<\"01KF8JCEOCBS0045PS\"@xxx.yyy.com>"),
+        vec!["01KF8JCEOCBS0045PS@xxx.yyy.com"]
+    );
+    assert_eq!(
+        msg_ids(" <a@b> (comment <c@d>) <e@f>\r\n <x>  <g@h"),
+        vec!["a@b", "e@f"]
+    );
+    assert_eq!(msg_ids("<@b> <a@> <>"), Vec::<String>::new());
+    let header = b"Message-ID: <m@x>\r\nIn-Reply-To: <p@x> (sent by Joe)\r\n\r\n";
+    assert_eq!(refs_of(header), refs("m@x", &["p@x"]));
+    let header = b"Message-ID: <m@x>\r\nReferences: <a@x>\r\n <b@x>\r\nIn-Reply-To: <p@x>\r\n\r\n";
+    assert_eq!(refs_of(header), refs("m@x", &["a@x", "b@x"]));
+    assert_eq!(refs_of(b"Subject: x\r\n\r\n"), Refs::default());
+}
+
+#[test]
+fn ordered_subject_threads() {
+    let f = ordered_subject(vec![
+        msg(1, 10, "b"),
+        msg(2, 5, "Re: a"),
+        msg(3, 1, "a"),
+        msg(4, 20, "re: B"),
+        msg(5, 30, "c"),
+        msg(6, 7, "[fwd: a]"),
+    ]);
+    assert_eq!(text(&f), "(3 (2)(6))(1 4)(5)");
+}
+
+#[test]
+fn references_threads() {
+    // 1 <- 2 <- 3, 4 answers a message not in the set (dummy with one child: promoted),
+    // 5 and 6 answer the same missing message (a dummy root), 7 shares 1's subject as a
+    // reply, 8 has 1's id again.
+    let msgs = vec![
+        msg(1, 1, "hello"),
+        msg(2, 2, "Re: hello"),
+        msg(3, 3, "Re: hello"),
+        msg(4, 4, "other"),
+        msg(5, 6, "third"),
+        msg(6, 5, "Re: third"),
+        msg(7, 7, "Re: hello"),
+        msg(8, 8, "dup"),
+    ];
+    let refs = vec![
+        refs("1@x", &[]),
+        refs("2@x", &["1@x"]),
+        refs("3@x", &["1@x", "2@x"]),
+        refs("4@x", &["gone@x"]),
+        refs("5@x", &["missing@x"]),
+        refs("6@x", &["missing@x"]),
+        refs("7@x", &[]),
+        refs("1@x", &[]),
+    ];
+    let f = references(msgs, refs, true, far()).unwrap();
+    assert_eq!(text(&f), "(1 (2 3)(7))(4)((6)(5))(8)");
+}
+
+/// REFS: no subject grouping, threads by their newest message (Dovecot 2.3's answers).
+#[test]
+fn refs_threads() {
+    let day = |d: i64| d * 86_400;
+    let f = references(
+        vec![
+            msg(1, day(1), "A"),
+            msg(2, day(5), "B"),
+            msg(3, day(10), "Re: A"),
+            msg(4, day(3), "Re: A"),
+        ],
+        vec![
+            refs("a@x", &[]),
+            refs("b@x", &[]),
+            refs("a2@x", &["a@x"]),
+            refs("a3@x", &["a@x"]),
+        ],
+        false,
+        far(),
+    )
+    .unwrap();
+    assert_eq!(text(&f), "(2)(1 (4)(3))");
+    let f = references(
+        vec![msg(1, day(1), "x"), msg(2, day(2), "Re: x")],
+        vec![refs("a@x", &[]), refs("b@x", &[])],
+        false,
+        far(),
+    )
+    .unwrap();
+    assert_eq!(text(&f), "(1)(2)");
+}
+
+#[test]
+fn references_never_loop() {
+    let msgs = vec![msg(1, 1, "a"), msg(2, 2, "b"), msg(3, 3, "c")];
+    let refs = vec![
+        refs("1@x", &["3@x", "2@x"]),
+        refs("2@x", &["1@x"]),
+        refs("3@x", &["3@x"]),
+    ];
+    let f = references(msgs, refs, true, far()).unwrap();
+    let t = text(&f);
+    for n in ["1", "2", "3"] {
+        assert_eq!(t.matches(n).count(), 1, "{t}");
+    }
+}
+
+#[test]
+fn deep_chain_does_not_overflow() {
+    let n = 100_000u32;
+    let msgs: Vec<Msg> = (1..=n).map(|i| msg(i, i as i64, "Re: x")).collect();
+    let refs: Vec<Refs> = (1..=n)
+        .map(|i| {
+            let parent = format!("{}@x", i - 1);
+            let own = format!("{i}@x");
+            let parents = [parent.as_str()];
+            refs(&own, if i > 1 { &parents[..] } else { &[] })
+        })
+        .collect();
+    let f = references(msgs, refs, true, far()).unwrap();
+    let t = text(&f);
+    assert!(t.starts_with("(1 2 3 "), "{}", &t[..20]);
+    assert!(t.ends_with(" 100000)"));
+}
