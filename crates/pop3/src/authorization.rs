@@ -1,0 +1,266 @@
+//! The AUTHORIZATION state: USER/PASS, AUTH PLAIN/LOGIN (RFC 5034) with the shared throttle,
+//! and the maildrop snapshot taken at login.
+
+use super::*;
+
+impl Session {
+    pub(crate) async fn authorization(&mut self, command: Command, out: &mut Vec<u8>) -> Flow {
+        match command {
+            Command::Stls => {
+                if self.config.tls_active {
+                    err(out, "TLS is already active.")
+                } else if !self.config.stls_available {
+                    err(out, "STLS is not available.")
+                } else {
+                    self.set_user(None);
+                    out.extend_from_slice(b"+OK Begin TLS negotiation now.\r\n");
+                    Flow::StartTls
+                }
+            }
+            Command::User(name) => {
+                if !self.plaintext_allowed() {
+                    out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
+                    return Flow::Continue;
+                }
+                self.set_user(Some(name));
+                ok(out, "Send your password.")
+            }
+            Command::Pass(password) => {
+                let user = match &mut self.state {
+                    State::Authorization { user, .. } => user.take(),
+                    _ => None,
+                };
+                let Some(user) = user else {
+                    return err(out, "USER first.");
+                };
+                if !self.plaintext_allowed() {
+                    out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
+                    return Flow::Continue;
+                }
+                self.login(&user, &password, "USER", out).await
+            }
+            Command::Apop => err(out, "APOP is not supported."),
+            Command::Auth {
+                mechanism: None, ..
+            } => {
+                // The pre-RFC 5034 listing that many clients still ask for.
+                out.extend_from_slice(b"+OK Mechanisms follow\r\n");
+                if self.plaintext_allowed() {
+                    out.extend_from_slice(b"PLAIN\r\nLOGIN\r\n");
+                }
+                out.extend_from_slice(b".\r\n");
+                Flow::Continue
+            }
+            Command::Auth {
+                mechanism: Some(mechanism),
+                initial_response,
+            } => {
+                let step = if mechanism.eq_ignore_ascii_case("PLAIN") {
+                    SaslStep::Plain
+                } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+                    SaslStep::LoginUser
+                } else {
+                    return err(out, "Unsupported authentication mechanism.");
+                };
+                if !self.plaintext_allowed() {
+                    out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
+                    return Flow::Continue;
+                }
+                match initial_response {
+                    Some(ir) => self.sasl_response(step, &ir, out).await,
+                    None => {
+                        let prompt: &[u8] = match step {
+                            SaslStep::LoginUser => b"Username:",
+                            _ => b"",
+                        };
+                        self.continuation(step, prompt, out)
+                    }
+                }
+            }
+            _ => err(out, "Not logged in yet."),
+        }
+    }
+
+    pub(crate) fn set_user(&mut self, name: Option<Vec<u8>>) {
+        if let State::Authorization { user, .. } = &mut self.state {
+            *user = name;
+        }
+    }
+
+    pub(crate) fn continuation(
+        &mut self,
+        step: SaslStep,
+        challenge: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        out.extend_from_slice(b"+ ");
+        out.extend_from_slice(sasl::encode_base64(challenge).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let State::Authorization { sasl, .. } = &mut self.state {
+            *sasl = Some(step);
+        }
+        Flow::Continue
+    }
+
+    /// One client response in an AUTH exchange (RFC 5034 §4).
+    pub(crate) async fn sasl_response(
+        &mut self,
+        step: SaslStep,
+        line: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        if line == b"*" {
+            return err(out, "Authentication cancelled.");
+        }
+        let Some(data) = sasl::decode_base64(line) else {
+            return err(out, "Invalid base64 data.");
+        };
+        match step {
+            SaslStep::Plain => {
+                let Some(creds) = sasl::decode_plain(&data) else {
+                    return self.failed(Duration::ZERO, out).await;
+                };
+                if !creds.authzid.is_empty() && creds.authzid != creds.authcid {
+                    // No master users: one may only act as oneself.
+                    out.extend_from_slice(b"-ERR [AUTH] Authorization failed.\r\n");
+                    return Flow::Continue;
+                }
+                self.login(&creds.authcid, &creds.password, "PLAIN", out)
+                    .await
+            }
+            SaslStep::LoginUser => {
+                self.continuation(SaslStep::LoginPassword(data), b"Password:", out)
+            }
+            SaslStep::LoginPassword(user) => self.login(&user, &data, "LOGIN", out).await,
+        }
+    }
+
+    pub(crate) async fn login(
+        &mut self,
+        username: &[u8],
+        password: &[u8],
+        mechanism: &'static str,
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        let name = String::from_utf8_lossy(username).into_owned();
+        let user = match self.find_user(&name).await {
+            Ok(u) => u,
+            Err(e) => return sys_temp(out, &e),
+        };
+        let verdict = mailkeep_auth::attempt(
+            self.throttle.as_deref(),
+            mailkeep_auth::Attempt {
+                proto: "pop3",
+                ip: self.config.peer.ip(),
+                user: &name,
+                account: user.as_ref().map(|u| u.name.as_str()),
+                phc: user.as_ref().map(|u| u.password_hash.as_str()),
+                password,
+                mechanism,
+                tls: self.config.tls_active,
+            },
+        )
+        .await;
+        let user = match (verdict, user) {
+            (mailkeep_auth::Verdict::Success, Some(user)) => user,
+            (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
+                return self.failed(extra_delay, out).await;
+            }
+            (_, None) => return self.failed(Duration::ZERO, out).await,
+        };
+        let Some(lock) = self.maildrops.try_lock(user.id) else {
+            tracing::info!(user = %user.name, peer = %self.config.peer, "pop3 maildrop in use");
+            out.extend_from_slice(
+                b"-ERR [IN-USE] Another POP3 session of this account is active.\r\n",
+            );
+            return Flow::Continue;
+        };
+        let drop = match self.snapshot(user, lock).await {
+            Ok(d) => d,
+            Err(e) => return sys_temp(out, &e),
+        };
+        // The login itself was logged (`event=auth_success`) by `mailkeep_auth::attempt`.
+        tracing::debug!(
+            user = %drop.user.name,
+            peer = %self.config.peer,
+            mechanism,
+            tls = self.config.tls_active,
+            messages = drop.messages.len(),
+            "pop3 login"
+        );
+        self.user_name = Some(drop.user.name.clone());
+        out.extend_from_slice(
+            format!(
+                "+OK Logged in, {} messages ({} octets).\r\n",
+                drop.messages.len(),
+                drop.messages.iter().map(|m| m.size).sum::<u64>()
+            )
+            .as_bytes(),
+        );
+        self.state = State::Transaction(drop);
+        Flow::Continue
+    }
+
+    pub(crate) async fn snapshot(
+        &self,
+        user: User,
+        lock: MaildropLock,
+    ) -> Result<Maildrop, StoreError> {
+        let inbox = self
+            .store
+            .get_mailbox(user.id, "INBOX")
+            .await?
+            .ok_or_else(|| StoreError::Internal("the account has no INBOX".into()))?;
+        let messages = self
+            .store
+            .messages(inbox.id)
+            .await?
+            .into_iter()
+            .map(|m| Entry {
+                uid: m.uid,
+                size: m.size,
+                deleted: false,
+                retrieved: false,
+            })
+            .collect();
+        Ok(Maildrop {
+            user,
+            mailbox: inbox.id,
+            uidvalidity: inbox.uidvalidity,
+            messages,
+            _lock: lock,
+        })
+    }
+
+    /// `name` exactly, else the part before `@` (as IMAP LOGIN does).
+    pub(crate) async fn find_user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        if !mailkeep_auth::valid_user_name(name) {
+            return Ok(None);
+        }
+        if let Some(u) = self.store.get_user(name).await? {
+            return Ok(Some(u));
+        }
+        match name.split_once('@') {
+            Some((local, _)) if !local.is_empty() => self.store.get_user(local).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// A failed login (logged by `mailkeep_auth::attempt`); `extra_delay` from the throttle.
+    pub(crate) async fn failed(&mut self, extra_delay: Duration, out: &mut Vec<u8>) -> Flow {
+        let delay = self.auth_failure_delay + extra_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.auth_failures += 1;
+        if self.auth_failures >= self.config.max_auth_failures.max(1) {
+            out.extend_from_slice(
+                b"-ERR [AUTH] Authentication failed; too many attempts, closing.\r\n",
+            );
+            self.state = State::Done;
+            return Flow::Close;
+        }
+        out.extend_from_slice(b"-ERR [AUTH] Authentication failed.\r\n");
+        Flow::Continue
+    }
+}
