@@ -328,7 +328,7 @@ impl Session {
                     Ok(m) => (m.uid, m.size),
                     Err(e) => return err(out, e),
                 };
-                let data = match self.store.message_bytes(drop.mailbox, uid).await {
+                let data = match self.store.message_reader(drop.mailbox, uid).await {
                     Ok(d) => d,
                     Err(StoreError::NoSuchMailbox) => {
                         return err(out, "Message was expunged by another session.");

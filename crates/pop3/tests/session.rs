@@ -74,7 +74,7 @@ async fn run(s: &mut Session, line: &str) -> (String, Flow) {
     let flow = s.handle_line(line.as_bytes(), &mut out).await;
     let flow = match flow {
         Flow::Message(mut m) => {
-            while m.next_chunk(&mut out, 7) {}
+            while m.next_chunk(&mut out, 7).unwrap() {}
             Flow::Continue
         }
         f => f,
@@ -515,7 +515,10 @@ async fn large_message_is_handed_out_in_pieces() {
     let mut pieces = 0;
     loop {
         let mut piece = Vec::new();
-        if !msg.next_chunk(&mut piece, mailkeep_pop3::message::CHUNK) {
+        if !msg
+            .next_chunk(&mut piece, mailkeep_pop3::message::CHUNK)
+            .unwrap()
+        {
             break;
         }
         // Each piece is at most the chunk plus its stuffing dots (one per line).

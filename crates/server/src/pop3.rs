@@ -113,7 +113,31 @@ async fn run(
             Flow::Message(mut message) => {
                 // The `+OK` line goes out with the first piece; then one piece per write, so
                 // the connection holds one piece of output, never a stuffed copy of the message.
-                while message.next_chunk(&mut out, CHUNK) {
+                // Big messages are read from their files (and unpacked) as they go: those
+                // reads run on the blocking pool, not on the connection's worker.
+                let blocking = message.size() > BLOCKING_READ_ABOVE;
+                loop {
+                    let more = if blocking {
+                        let (m, o, r) = tokio::task::spawn_blocking(move || {
+                            let r = message.next_chunk(&mut out, CHUNK);
+                            (message, out, r)
+                        })
+                        .await
+                        .map_err(io::Error::other)?;
+                        (message, out) = (m, o);
+                        r
+                    } else {
+                        message.next_chunk(&mut out, CHUNK)
+                    };
+                    match more {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            // Half a multi-line response cannot be turned into -ERR: close.
+                            tracing::error!(error = %e, "POP3: reading a stored message");
+                            return Err(e);
+                        }
+                    }
                     write(conn, &out, timeout).await?;
                     out.clear();
                     if out.capacity() > 2 * CHUNK + 1024 {
@@ -128,6 +152,9 @@ async fn run(
         }
     }
 }
+
+/// Messages above this size are read on the blocking pool (see `Flow::Message`).
+const BLOCKING_READ_ABOVE: u64 = 256 * 1024;
 
 /// Write with a deadline: a client that stops reading is dropped instead of holding the task.
 async fn write(conn: &mut Conn, data: &[u8], timeout: Duration) -> io::Result<()> {

@@ -19,6 +19,7 @@
 pub mod conformance;
 pub mod flagops;
 pub mod notify;
+mod reader;
 pub mod recipients;
 pub mod sqlite;
 
@@ -26,6 +27,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use notify::{MailboxEvent, Notifier};
+pub use reader::MessageReader;
 pub use recipients::Recipient;
 
 pub type UserId = i64;
@@ -306,6 +308,14 @@ pub trait MailStore: Send + Sync + 'static {
     async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<Changes>;
     /// The stored bytes of a message.
     async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>>;
+    /// The stored bytes of a message as a stream (POP3 RETR, big FETCHes): a backend that
+    /// keeps big bodies outside memory reads them a piece at a time. By default, the bytes of
+    /// `message_bytes`.
+    async fn message_reader(&self, mailbox: MailboxId, uid: u32) -> Result<MessageReader> {
+        Ok(MessageReader::from_bytes(
+            self.message_bytes(mailbox, uid).await?,
+        ))
+    }
     /// The parsed info computed when the message arrived, without the search text (left empty).
     async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo>;
     /// The parsed info of many messages in one call (FETCH ENVELOPE/BODYSTRUCTURE over a

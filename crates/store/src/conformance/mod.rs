@@ -16,7 +16,7 @@ mod search;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
-pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received};
+pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
 pub use search::{notifications, recent, search};
 
 /// Runs every part of the suite.
@@ -41,6 +41,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "dedup").await;
     bulk(&*store).await;
     assert_clean(&*store, "bulk").await;
+    streams(&*store).await;
+    assert_clean(&*store, "streams").await;
     search(&*store).await;
     assert_clean(&*store, "search").await;
     recent(&*store).await;

@@ -22,12 +22,12 @@
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use zstd::dict::{CDict, DDict, DecoderDictionary, EncoderDictionary};
 
-use crate::{MessageBytes, Result, StoreError};
+use crate::{MessageBytes, MessageReader, Result, StoreError};
 
 pub(super) type Hash = [u8; 32];
 
@@ -77,6 +77,8 @@ struct Inner {
     current: RwLock<Option<Arc<CurrentDict>>>,
     /// Every dictionary on disk, by zstd dictionary id, for reading bodies.
     decoders: RwLock<HashMap<u32, Arc<DecoderDictionary<'static>>>>,
+    /// The same dictionaries' bytes, for streams (see `stream`).
+    raw: RwLock<HashMap<u32, Arc<[u8]>>>,
     sampling: Mutex<Sampling>,
 }
 
@@ -103,6 +105,7 @@ enum Sampling {
 /// A dictionary file's content, checked and prepared for both directions.
 struct Prepared {
     id: u32,
+    raw: Arc<[u8]>,
     encoder: EncoderDictionary<'static>,
     decoder: DecoderDictionary<'static>,
 }
@@ -127,9 +130,11 @@ impl BlobDir {
         let dicts = read_dictionaries(&root.join(DICT_DIR))?;
         let last_seq = dicts.last().map_or(0, |(seq, _)| *seq);
         let mut decoders = HashMap::new();
+        let mut raw = HashMap::new();
         let mut current = None;
         for (_, p) in dicts {
             decoders.insert(p.id, Arc::new(p.decoder));
+            raw.insert(p.id, p.raw);
             current = Some(Arc::new(CurrentDict {
                 id: p.id,
                 encoder: p.encoder,
@@ -149,6 +154,7 @@ impl BlobDir {
                 last_seq,
                 current: RwLock::new(current),
                 decoders: RwLock::new(decoders),
+                raw: RwLock::new(raw),
                 sampling: Mutex::new(sampling),
             }),
         })
@@ -252,6 +258,64 @@ impl BlobDir {
             )));
         }
         Ok(out)
+    }
+
+    /// A body file as a stream, unpacked a piece at a time: memory stays at zstd's window
+    /// (at most a few MiB) whatever the message's size. `size` is the recorded length.
+    pub(super) fn stream(&self, hash: &Hash, size: u64) -> Result<MessageReader> {
+        let mut file = match File::open(self.path(hash)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(StoreError::Internal(format!(
+                    "blob {} missing",
+                    hex::encode(hash)
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The frame header (at most 18 bytes) names the dictionary, if any.
+        let mut head = Vec::with_capacity(18);
+        (&mut file).take(18).read_to_end(&mut head)?;
+        let dict = zstd::zstd_safe::get_dict_id_from_frame(&head);
+        self.unpacking(hash, dict, std::io::Cursor::new(head).chain(file), size)
+    }
+
+    /// A packed body kept in the index as a stream: small packed, but it may unpack to much
+    /// more (a message of repeated lines), so it is unpacked as it is read too.
+    pub(super) fn stream_packed(
+        &self,
+        hash: &Hash,
+        packed: Vec<u8>,
+        size: u64,
+    ) -> Result<MessageReader> {
+        let dict = zstd::zstd_safe::get_dict_id_from_frame(&packed);
+        self.unpacking(hash, dict, std::io::Cursor::new(packed), size)
+    }
+
+    fn unpacking(
+        &self,
+        hash: &Hash,
+        dict: Option<std::num::NonZeroU32>,
+        src: impl Read + Send + 'static,
+        size: u64,
+    ) -> Result<MessageReader> {
+        let src = BufReader::new(src);
+        let decoder: Box<dyn Read + Send> = match dict {
+            None => Box::new(zstd::stream::read::Decoder::with_buffer(src)?),
+            Some(id) => {
+                let raw = read(&self.inner.raw)
+                    .get(&id.get())
+                    .cloned()
+                    .ok_or_else(|| {
+                        StoreError::Internal(format!(
+                            "blob {} needs zstd dictionary {id}, which is missing",
+                            hex::encode(hash)
+                        ))
+                    })?;
+                Box::new(zstd::stream::read::Decoder::with_dictionary(src, &raw)?)
+            }
+        };
+        Ok(MessageReader::new(size, decoder))
     }
 
     /// Removes a body file; a missing file is not an error.
@@ -358,6 +422,7 @@ impl BlobDir {
         let seq = self.write_dictionary(dict)?;
         let id = prepared.id;
         // Readers first: a body written with the dictionary must load as soon as it exists.
+        write(&self.inner.raw).insert(id, prepared.raw);
         write(&self.inner.decoders).insert(id, Arc::new(prepared.decoder));
         *write(&self.inner.current) = Some(Arc::new(CurrentDict {
             id,
@@ -404,6 +469,7 @@ impl Prepared {
         DDict::try_create(bytes).ok_or("zstd rejects it for decompression")?;
         Ok(Prepared {
             id,
+            raw: bytes.into(),
             encoder: EncoderDictionary::copy(bytes, ZSTD_LEVEL),
             decoder: DecoderDictionary::copy(bytes),
         })

@@ -336,6 +336,13 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn message_reader(&self, mailbox: MailboxId, uid: u32) -> Result<crate::MessageReader> {
+        let blobs = self.blobs.clone();
+        self.readers
+            .run(move |c| reads::message_reader(c, &blobs, mailbox, uid))
+            .await
+    }
+
     async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
         self.readers
             .run(move |c| reads::parsed_info(c, mailbox, uid))

@@ -241,6 +241,25 @@ pub(super) fn body_by_id(conn: &Connection, blob_id: i64) -> Result<BodyRef> {
     body_from(row)
 }
 
+/// `message_bytes` as a stream: bodies kept in files are unpacked as they are read.
+pub(super) fn message_reader(
+    conn: &Connection,
+    blobs: &BlobDir,
+    mailbox: MailboxId,
+    uid: u32,
+) -> Result<crate::MessageReader> {
+    let body = blob_of(conn, mailbox, uid)?;
+    let r = match body.inline {
+        Some(packed) => blobs.stream_packed(&body.hash, packed, body.size),
+        None => blobs.stream(&body.hash, body.size),
+    };
+    if r.is_err() {
+        // Expunged (and its file collected) since the lookup: say so, not "storage fault".
+        blob_of(conn, mailbox, uid)?;
+    }
+    r
+}
+
 pub(super) fn message_bytes(
     conn: &Connection,
     blobs: &BlobDir,

@@ -142,9 +142,17 @@ fn store_all(blobs: &BlobDir, msgs: &[Vec<u8>]) {
     }
 }
 
+/// Each body loads whole and streams (`BlobDir::stream`) to the same bytes.
 fn assert_all_load(blobs: &BlobDir, msgs: &[Vec<u8>]) {
     for m in msgs {
         assert_eq!(&blobs.load(&sha256(m), m.len() as u64).unwrap(), m);
+        let mut streamed = Vec::new();
+        blobs
+            .stream(&sha256(m), m.len() as u64)
+            .unwrap()
+            .read_to_end(&mut streamed)
+            .unwrap();
+        assert!(&streamed == m, "streamed body differs");
     }
 }
 
