@@ -106,10 +106,22 @@ pub async fn domains_and_aliases(store: &dyn MailStore) {
         store.delete_alias("@dom-a.example").await,
         Err(StoreError::Cannot(_))
     ));
-    // An alias whose account was deleted delivers nowhere.
+    // Deleting an account deletes its aliases: a later account of the same name does not
+    // inherit them.
     store.delete_user("dom-alice").await.unwrap();
     assert_eq!(resolve("dom-al@dom-a.example").await, "NoSuchUser");
-    store.delete_alias("dom-al@dom-a.example").await.unwrap();
+    assert!(
+        !store
+            .list_aliases()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(a, _)| a == "dom-al@dom-a.example"),
+        "alias of a deleted account is gone"
+    );
+    new_user(store, "dom-alice").await;
+    assert_eq!(resolve("dom-al@dom-a.example").await, "NoSuchUser");
+    store.delete_user("dom-alice").await.unwrap();
     store.delete_domain("dom-a.example").await.unwrap();
     for u in ["dom-carol@dom-c.example", "dom-catch"] {
         store.delete_user(u).await.unwrap();

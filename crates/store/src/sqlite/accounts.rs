@@ -100,6 +100,11 @@ pub(super) fn delete_user(ctx: &mut WriteCtx<'_>, name: &str) -> Result<()> {
         .prepare_cached("DELETE FROM search_vocab_prune WHERE user_id = ?1")?
         .execute([user.id])?;
     ctx.index.known.clear();
+    // Its aliases go with it: left behind, they would deliver to a later account that
+    // happens to get the same name.
+    ctx.conn
+        .prepare_cached("DELETE FROM aliases WHERE target = ?1")?
+        .execute([&user.name])?;
     ctx.conn
         .prepare_cached("DELETE FROM users WHERE id = ?1")?
         .execute([user.id])?;
