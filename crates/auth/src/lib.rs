@@ -12,6 +12,7 @@
 //! No mail data here; users themselves are rows in the store.
 #![forbid(unsafe_code)]
 
+mod blocks;
 pub mod sasl;
 pub mod throttle;
 mod verify;
