@@ -337,6 +337,8 @@ pub enum SearchKey {
     New,
     Not(Box<SearchKey>),
     Old,
+    /// OLDER n (RFC 5032): INTERNALDATE at least n seconds ago.
+    Older(u32),
     On(Date),
     Or(Box<SearchKey>, Box<SearchKey>),
     Recent,
@@ -348,6 +350,8 @@ pub enum SearchKey {
     Smaller(u64),
     Subject(Vec<u8>),
     Text(Vec<u8>),
+    /// YOUNGER n (RFC 5032): INTERNALDATE at most n seconds ago.
+    Younger(u32),
     To(Vec<u8>),
     Uid(SequenceSet),
     Unanswered,

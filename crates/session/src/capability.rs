@@ -23,6 +23,7 @@ const AFTER_LOGIN: &[&str] = &[
     "UIDPLUS",
     "ESEARCH",
     "SEARCHRES",
+    "WITHIN",
     "LIST-EXTENDED",
     "LIST-STATUS",
     "MOVE",

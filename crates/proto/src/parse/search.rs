@@ -228,6 +228,16 @@ fn search_key(c: &mut Cursor<'_>, depth: usize) -> PResult<SearchKey> {
                 K::Smaller(n)
             }
         }
+        "OLDER" | "YOUNGER" => {
+            // RFC 5032: nz-number, an interval in seconds.
+            c.sp()?;
+            let n = c.nz_number()?;
+            if name == "OLDER" {
+                K::Older(n)
+            } else {
+                K::Younger(n)
+            }
+        }
         "UID" => {
             c.sp()?;
             K::Uid(sequence_set(c)?)

@@ -41,6 +41,8 @@ fn every_key() {
         ("NEW", K::New),
         ("NOT SEEN", K::Not(Box::new(K::Seen))),
         ("OLD", K::Old),
+        ("OLDER 259200", K::Older(259200)),
+        ("YOUNGER 1", K::Younger(1)),
         ("ON \"3-Mar-2023\"", K::On(d(2023, 3, 3))),
         (
             "OR SEEN FLAGGED",
@@ -179,6 +181,9 @@ fn bad_searches() {
         "a SEARCH LARGER x\r\n",
         "a SEARCH LARGER -1\r\n",
         "a SEARCH UID 0\r\n",
+        "a SEARCH OLDER 0\r\n",
+        "a SEARCH YOUNGER\r\n",
+        "a SEARCH YOUNGER -5\r\n",
         "a SEARCH KEYWORD \\Seen\r\n",
         "a SEARCH RETURN (FOO) ALL\r\n",
         "a SEARCH RETURN (MIN)\r\n",

@@ -50,6 +50,13 @@ pub(crate) fn match_view(key: &Key, m: &MsgView<'_>) -> Option<bool> {
         Key::Smaller(n) => meta.size < *n,
         Key::Internal(cmp, arg) => local_date(meta.internal_date, meta.internal_date_offset)
             .is_some_and(|d| cmp.test(d, *arg)),
+        Key::Within(older, at) => {
+            if *older {
+                meta.internal_date <= *at
+            } else {
+                meta.internal_date >= *at
+            }
+        }
         Key::Indexes(set) => crate::selected::ranges_contain(set, m.index),
         Key::ModSeq(n) => meta.modseq >= *n,
         Key::Not(k) => !match_view(k, m)?,
@@ -406,6 +413,11 @@ mod tests {
             (Key::Internal(DateCmp::On, d(2024, 1, 1)), false, true),
             (Key::Internal(DateCmp::Before, d(2024, 1, 2)), false, true),
             (Key::Internal(DateCmp::Since, d(2024, 1, 2)), true, false),
+            // OLDER/YOUNGER: inclusive at the second (RFC 5032 §2); both messages at `late`.
+            (Key::Within(true, late), true, true),
+            (Key::Within(true, late - 1), false, false),
+            (Key::Within(false, late), true, true),
+            (Key::Within(false, late + 1), false, false),
             (Key::Indexes(set), false, true),
             (Key::ModSeq(6), false, true),
             (Key::Not(k(Key::Flag(flags::FLAGGED, true))), false, true),

@@ -24,6 +24,9 @@ pub(crate) enum Key {
     Internal(DateCmp, NaiveDate),
     /// The Date: header's date.
     Sent(DateCmp, NaiveDate),
+    /// INTERNALDATE (seconds since the epoch) at or before (`true`, OLDER) or at or after
+    /// (`false`, YOUNGER) a time (RFC 5032: now minus the interval, when compiled).
+    Within(bool, i64),
     /// Header field (lowercase name) contains the lowercased needle; empty needle = present.
     Header(String, String),
     /// An address field of the ENVELOPE (index per RFC 9051 §7.5.2) contains the needle.
@@ -112,6 +115,13 @@ impl Decoder {
         };
         fold(&s)
     }
+}
+
+/// The server's current time in seconds since the epoch (OLDER, YOUNGER).
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Case folding for SEARCH's substring match (RFC 9051 §6.4.4: case-insensitive).
@@ -205,6 +215,8 @@ pub(crate) fn compile(key: &SearchKey, dec: &Decoder, sel: &SelectedMailbox) -> 
         S::SentBefore(d) => Key::Sent(DateCmp::Before, date(*d)?),
         S::SentOn(d) => Key::Sent(DateCmp::On, date(*d)?),
         S::SentSince(d) => Key::Sent(DateCmp::Since, date(*d)?),
+        S::Older(n) => Key::Within(true, now() - i64::from(*n)),
+        S::Younger(n) => Key::Within(false, now() - i64::from(*n)),
         S::Bcc(v) => address("bcc", v),
         S::Cc(v) => address("cc", v),
         S::From(v) => address("from", v),
