@@ -10,6 +10,7 @@ mod load;
 mod merge;
 mod report;
 mod servers;
+mod stress;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -101,6 +102,8 @@ enum Cmd {
     Storage,
     /// 6. LMTP delivery (messages/s with 1 and 3 recipients).
     Lmtp,
+    /// 7. The standard IMAP stress mix (imaptest's states), 50 and 200 clients.
+    Stress,
     /// Merge results JSON files of several runs (later files win) into one table and plots.
     Merge {
         /// results*.json files, in order.
@@ -283,6 +286,26 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                     ctx.record(kind, "lmtp", r);
                 }
             }
+            Cmd::Stress => {
+                let preload = pick(&ctx.cli.preload, q, 20, 100);
+                let dur = Duration::from_secs(pick(&ctx.cli.duration, q, 5, 20));
+                let clients = pick(&ctx.cli.clients, q, vec![50], vec![50, 200]);
+                let Some(srv) = ctx
+                    .start(kind, clients.iter().max().copied().unwrap_or(0) + 50)
+                    .await
+                else {
+                    continue;
+                };
+                let srv = Arc::new(srv);
+                if let Err(e) = stress::preload_all(&srv, &ctx.corpus, preload).await {
+                    ctx.record(kind, "stress preload", Err(e));
+                    continue;
+                }
+                for n in clients {
+                    let r = stress::run(&srv, &ctx.corpus, n, dur).await;
+                    ctx.record(kind, "stress", r);
+                }
+            }
             _ => {}
         }
     }
@@ -297,6 +320,7 @@ fn sc_name(sc: &Cmd) -> &'static str {
         Cmd::Large => "large mailbox",
         Cmd::Storage => "storage",
         Cmd::Lmtp => "lmtp",
+        Cmd::Stress => "stress",
         _ => "all",
     }
 }
@@ -347,6 +371,7 @@ async fn bench(cli: Cli) -> Result<()> {
         Cmd::Large,
         Cmd::Storage,
         Cmd::Lmtp,
+        Cmd::Stress,
     ];
     for s in all.into_iter().filter(|s| sc == Cmd::All || s == &sc) {
         scenario(&mut ctx, s).await?;
