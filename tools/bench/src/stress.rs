@@ -58,7 +58,7 @@ const FLAGS: &[&str] = &[
 /// Message `i` of the preload: every fourth from the corpus (2-8 KB, some with attachments),
 /// the others generated with a size spread evenly on a log scale from 1 KB to 200 KB.
 pub fn stress_message(corpus: &Corpus, i: u64) -> Vec<u8> {
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         return corpus.get(i / 4);
     }
     let mut r = Rng::new(i ^ 0x5EED_5EED);
