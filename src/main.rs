@@ -56,6 +56,31 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Manage account quotas (storage and message count; `[quota]` sets the default).
+    Quota {
+        #[command(subcommand)]
+        action: QuotaAction,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuotaAction {
+    /// Set an account's own limits (either flag alone leaves the other as it is). A size is
+    /// `2G`, `500M`, `10K` or bytes; `none` or `0` clears the account's limit (the `[quota]`
+    /// default applies again); `unlimited` means no limit whatever the default.
+    Set {
+        name: String,
+        #[arg(long)]
+        storage: Option<String>,
+        #[arg(long)]
+        messages: Option<String>,
+    },
+    /// Show an account's usage and limits.
+    Get { name: String },
+    /// Usage and limits of every account.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +144,10 @@ fn main() -> Result<()> {
             let config = load_config(&location)?;
             runtime.block_on(alias(config, action))
         }
+        Command::Quota { action, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(quota(config, action))
+        }
     }
 }
 
@@ -155,8 +184,10 @@ fn init_logging(config: &Config) -> Result<()> {
 fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    SqliteStore::open(&config.data_dir)
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))
+    let store = SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    store.set_default_quota(config.quota.limits());
+    Ok(store)
 }
 
 async fn serve(config: Config) -> Result<()> {
@@ -346,4 +377,90 @@ async fn alias(config: Config, action: AliasAction) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `quota set` value: `none`/`0` (the default applies), `unlimited`, or a limit read by
+/// `parse` (a size for storage, a count for messages).
+fn quota_setting(
+    text: &str,
+    parse: impl Fn(&str) -> Result<u64, String>,
+) -> Result<mailkeep_store::QuotaSetting> {
+    use mailkeep_store::QuotaSetting;
+    Ok(match text.trim().to_ascii_lowercase().as_str() {
+        "none" | "default" => QuotaSetting::Default,
+        "unlimited" => QuotaSetting::Unlimited,
+        _ => QuotaSetting::limit(parse(text.trim()).map_err(anyhow::Error::msg)?),
+    })
+}
+
+/// `used/limit (where the limit comes from)` for one resource.
+fn quota_line(
+    used: u64,
+    limit: Option<u64>,
+    setting: mailkeep_store::QuotaSetting,
+    show: impl Fn(u64) -> String,
+) -> String {
+    use mailkeep_store::QuotaSetting;
+    let limit = limit.map_or("unlimited".to_string(), &show);
+    let source = match setting {
+        QuotaSetting::Default => "default",
+        QuotaSetting::Unlimited | QuotaSetting::Limit(_) => "account",
+    };
+    format!("{}/{limit} ({source})", show(used))
+}
+
+async fn quota(config: Config, action: QuotaAction) -> Result<()> {
+    use mailkeep_store::quota::parse_size;
+    let count = |t: &str| {
+        t.parse::<u64>()
+            .map_err(|_| format!("{t:?} is not a number of messages"))
+    };
+    let store = open_store(&config)?;
+    match action {
+        QuotaAction::Set {
+            name,
+            storage,
+            messages,
+        } => {
+            if storage.is_none() && messages.is_none() {
+                bail!("give --storage, --messages or both");
+            }
+            let storage = storage.map(|s| quota_setting(&s, parse_size)).transpose()?;
+            let messages = messages.map(|s| quota_setting(&s, count)).transpose()?;
+            match store.set_quota(&name, storage, messages).await {
+                Err(mailkeep_store::StoreError::NoSuchUser) => bail!("no such account {name:?}"),
+                r => r?,
+            }
+            println!("{}", quota_show(&store, name).await?);
+        }
+        QuotaAction::Get { name } => println!("{}", quota_show(&store, name).await?),
+        QuotaAction::List => {
+            for u in store.list_users().await? {
+                println!("{}", quota_show(&store, u.name).await?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `NAME storage USED/LIMIT (SOURCE) messages USED/LIMIT (SOURCE)`.
+async fn quota_show(store: &SqliteStore, name: String) -> Result<String> {
+    use mailkeep_store::quota::format_size;
+    let Some(user) = store.get_user(&name).await? else {
+        bail!("no such account {name:?}");
+    };
+    let q = store.quota(user.id).await?;
+    let storage = quota_line(
+        q.storage_used,
+        q.limits.storage,
+        q.storage_setting,
+        format_size,
+    );
+    let messages = quota_line(
+        q.messages_used,
+        q.limits.messages,
+        q.messages_setting,
+        |n| n.to_string(),
+    );
+    Ok(format!("{name} storage {storage} messages {messages}"))
 }

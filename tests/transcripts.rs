@@ -7,6 +7,7 @@
 //!   `text`. Placeholders: `$n` matches a number, `$*` matches anything up to the end of the line
 //!   (or up to the next literal text after it).
 //! - `#` starts a comment; blank lines are ignored. `!sleep 100` waits 100 ms.
+//! - `!mailkeep ARGS`: runs the binary with ARGS and the server's `--config` (admin commands).
 //!
 //! Every transcript gets a fresh server with users alice and bob (password `pass`). On mismatch
 //! the whole server output so far is written to `<name>.actual` beside the transcript.
@@ -71,6 +72,20 @@ fn run(path: &Path) -> Result<(), String> {
         }
         if let Some(ms) = line.strip_prefix("!sleep ") {
             std::thread::sleep(Duration::from_millis(ms.trim().parse().unwrap_or(100)));
+            continue;
+        }
+        if let Some(args) = line.strip_prefix("!mailkeep ") {
+            // An admin command on the running server's data (`!mailkeep quota set alice ...`).
+            let status = std::process::Command::new(common::bin())
+                .args(args.split_whitespace())
+                .arg("--config")
+                .arg(&server.config)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !status.success() {
+                return Err(format!("line {}: mailkeep {args}: {status}", lineno + 1));
+            }
             continue;
         }
         let (who, body) = line

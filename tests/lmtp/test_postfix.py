@@ -12,6 +12,7 @@ Debian `postfix` package).
 """
 
 import grp
+import imaplib
 import os
 import shutil
 import smtplib
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lmtp_server
+from conftest import PASSWORD, lmtp_server
 from helpers import distinct_bodies, messages
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
@@ -160,9 +161,12 @@ class Postfix:
 
 
 @pytest.fixture
-def relay():
+def relay(request):
     # POP3 too: the end-to-end test reads what Postfix delivered with a POP3 client.
-    server = lmtp_server(extra_config='[pop3]\nlisten = ["127.0.0.1:0"]\n', wait_for=("pop3",))
+    # Indirect parameters are more `[lmtp]` settings (`quota_temporary = true`).
+    lmtp_settings = getattr(request, "param", "")
+    server = lmtp_server(extra_config=lmtp_settings + '[pop3]\nlisten = ["127.0.0.1:0"]\n',
+                         wait_for=("pop3",))
     assert server.cli("domain", "add", "sock.example").returncode == 0
     # Postfix's lmtp client runs as `postfix`: it reaches the 0660 socket through its group,
     # as docs/postfix.md sets up: the socket's directory is setgid `postfix`, so the socket
@@ -293,3 +297,59 @@ def imap_create(server, user, name):
     imap.login(user, "pass")
     assert imap.create(name)[0] == "OK"
     imap.logout()
+
+
+def fill_quota(server, user):
+    """`user` may hold one message, and holds one."""
+    assert server.cli("quota", "set", user, "--messages", "1").returncode == 0
+    imap = imaplib.IMAP4(*server.imap)
+    imap.login(user, PASSWORD)
+    assert imap.append("INBOX", None, None, b"Subject: filler\r\n\r\nx\r\n")[0] == "OK"
+    imap.logout()
+
+
+def test_postfix_bounces_an_over_quota_recipient(relay):
+    """552 5.2.2 for alice: Postfix bounces to the sender (bob, an account here, so the bounce
+    arrives over LMTP); carol, the other recipient of the same message, gets it."""
+    server, postfix = relay
+    server.add_user("carol")
+    fill_quota(server, "alice")
+    smtp = smtplib.SMTP("127.0.0.1", postfix.port, timeout=10)
+    refused = smtp.sendmail("bob@example.org", ["alice@example.org", "carol@example.org"],
+                            "Subject: too much\r\n\r\nfor a full mailbox\r\n")
+    assert refused == {}
+    smtp.quit()
+    bounces = wait_for(lambda: [m for m in messages(server, "bob") if b"Undelivered" in m],
+                       "the bounce", postfix)
+    assert b"5.2.2" in bounces[0] and b"alice@example.org" in bounces[0], bounces[0]
+    assert [b"Subject: too much" in m for m in messages(server, "carol")] == [True]
+    assert len(messages(server, "alice")) == 1
+    log = postfix.log()
+    assert "status=bounced" in log and "5.2.2" in log, log
+
+
+@pytest.mark.parametrize("relay", ["quota_temporary = true\n"], indirect=True)
+def test_postfix_defers_an_over_quota_recipient_when_temporary(relay):
+    """452 4.2.2 with quota_temporary: the message stays in Postfix's queue, and is delivered
+    once the account has room again."""
+    server, postfix = relay
+    fill_quota(server, "alice")
+    smtp = smtplib.SMTP("127.0.0.1", postfix.port, timeout=10)
+    smtp.sendmail("bob@example.org", ["alice@example.org"],
+                  "Subject: wait for room\r\n\r\nlater\r\n")
+    smtp.quit()
+
+    def queued():
+        r = root("postqueue", "-c", str(postfix.etc), "-p", check=False)
+        return "alice@example.org" in r.stdout and "4.2.2" in r.stdout and r.stdout
+
+    listing = wait_for(queued, "the deferred message in the queue", postfix)
+    assert "Mailbox full" in listing, listing
+    assert "status=deferred" in postfix.log()
+    assert len(messages(server, "alice")) == 1
+    assert not [m for m in messages(server, "bob") if b"Undelivered" in m], "no bounce"
+    # Room again: the next retry (queue_run_delay 1s, backoff up to 2s) delivers it.
+    assert server.cli("quota", "set", "alice", "--messages", "none").returncode == 0
+    root("postqueue", "-c", str(postfix.etc), "-f", check=False)
+    wait_for(lambda: any(b"Subject: wait for room" in m for m in messages(server, "alice")),
+             "delivery after the retry", postfix)

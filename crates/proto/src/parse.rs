@@ -156,6 +156,19 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
             B::GetQuota(c.astring()?)
         }
         "GETQUOTAROOT" => B::GetQuotaRoot(sp_mailbox(c)?),
+        "SETQUOTA" => {
+            // `setquota = "SETQUOTA" SP quota-root-name SP setquota-list` (RFC 9208 §7;
+            // RFC 2087 has the same form). Resource names are atoms, limits number64.
+            c.sp()?;
+            let root = c.astring()?;
+            c.sp()?;
+            let limits = c.paren_list(true, 16, |c| {
+                let name = String::from_utf8_lossy(c.atom()?).to_ascii_uppercase();
+                c.sp()?;
+                Ok((name, c.number64()?))
+            })?;
+            B::SetQuota { root, limits }
+        }
         "SEARCH" => search::search(c, false)?,
         "SORT" => search::sort(c, false)?,
         "THREAD" => search::thread(c, false)?,

@@ -105,6 +105,12 @@ pub enum CommandBody {
     /// RFC 9208.
     GetQuota(Vec<u8>),
     GetQuotaRoot(MailboxName),
+    /// RFC 9208 §4.1.3 (and RFC 2087, same syntax): `SETQUOTA root (RESOURCE limit ...)`;
+    /// resource names uppercased, in the order given.
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
 
     // Selected (§6.4)
     Check,
@@ -192,6 +198,7 @@ impl CommandBody {
             Idle => "IDLE",
             GetQuota(_) => "GETQUOTA",
             GetQuotaRoot(_) => "GETQUOTAROOT",
+            SetQuota { .. } => "SETQUOTA",
             Check => "CHECK",
             Close => "CLOSE",
             Unselect => "UNSELECT",
@@ -249,6 +256,8 @@ pub enum StatusItem {
     UidValidity,
     Unseen,
     Deleted,
+    /// RFC 9208 §4.1.4: octets an EXPUNGE would free (RFC822.SIZE of the `\\Deleted` messages).
+    DeletedStorage,
     Size,
     Recent,
     HighestModSeq,

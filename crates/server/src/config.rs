@@ -26,6 +26,8 @@ pub struct Config {
     pub log: LogConfig,
     /// LMTP delivery (RFC 2033): off unless `listen` is set.
     pub lmtp: LmtpConfig,
+    /// Default quota of accounts without their own (`mailkeep quota set`), and who may SETQUOTA.
+    pub quota: QuotaConfig,
 }
 
 impl Default for Config {
@@ -45,7 +47,53 @@ impl Default for Config {
             limits: Limits::default(),
             log: LogConfig::default(),
             lmtp: LmtpConfig::default(),
+            quota: QuotaConfig::default(),
         }
+    }
+}
+
+/// `[quota]`: limits for accounts without their own setting (RFC 9208 QUOTA).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// Storage per account: the sum of its messages' sizes, `"2G"`, `"500M"`, `"10K"` or bytes
+    /// (a string or a number); `"0"` is no limit.
+    #[serde(deserialize_with = "size")]
+    pub storage: u64,
+    /// Messages per account; 0 is no limit.
+    pub messages: u64,
+    /// The account that may change quotas over IMAP (SETQUOTA); empty: nobody.
+    pub admin: String,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            storage: 0,
+            messages: 0,
+            admin: "admin".into(),
+        }
+    }
+}
+
+impl QuotaConfig {
+    /// The store's default limits.
+    pub fn limits(&self) -> mailkeep_store::QuotaLimits {
+        mailkeep_store::QuotaLimits::from_zero_unlimited(self.storage, self.messages)
+    }
+}
+
+/// A size as `mailkeep_store::quota::parse_size` reads it, or a plain number of bytes.
+fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => mailkeep_store::quota::parse_size(&t).map_err(serde::de::Error::custom),
     }
 }
 
@@ -357,6 +405,26 @@ format = "json"
         assert_eq!((t.ip_failures, t.block.as_secs()), (3, 60));
         let c = Config::from_toml("[auth]\ntrusted_networks = [\"10.0.0.0/33\"]\n").unwrap();
         assert!(c.auth.throttle().is_err());
+    }
+
+    #[test]
+    fn quota_section() {
+        let c = Config::from_toml("").unwrap();
+        assert!(c.quota.limits().is_unlimited());
+        assert_eq!(c.quota.admin, "admin");
+        let c = Config::from_toml("[quota]\nstorage = \"2G\"\nmessages = 100000\n").unwrap();
+        assert_eq!(c.quota.limits().storage, Some(2 << 30));
+        assert_eq!(c.quota.limits().messages, Some(100_000));
+        let c = Config::from_toml("[quota]\nstorage = 1048576\nadmin = \"root\"\n").unwrap();
+        assert_eq!((c.quota.storage, c.quota.admin.as_str()), (1 << 20, "root"));
+        assert!(Config::from_toml("[quota]\nstorage = \"2X\"\n").is_err());
+        assert!(
+            Config::from_toml("[quota]\nstorage = \"0\"\n")
+                .unwrap()
+                .quota
+                .limits()
+                .is_unlimited()
+        );
     }
 
     #[test]

@@ -51,12 +51,13 @@ pub(crate) async fn handle(
             append::append(inner, user, sel, &mailbox, messages, out).await
         }
         CommandBody::Idle => idle::start(inner, user, sel, tag, out).await,
-        CommandBody::GetQuotaRoot(mailbox) => quota_root(inner, user, &mailbox, out).await,
-        // No quotas are kept, so no quota root exists (RFC 9208 §4.2).
-        CommandBody::GetQuota(_) => Err(CmdError::No(
-            Some(Code::Nonexistent),
-            "No such quota root.".into(),
-        )),
+        CommandBody::GetQuotaRoot(mailbox) => {
+            cmd::quota::get_quota_root(inner, user, &mailbox, out).await
+        }
+        CommandBody::GetQuota(root) => cmd::quota::get_quota(inner, user, &root, out).await,
+        CommandBody::SetQuota { root, limits } => {
+            cmd::quota::set_quota(inner, user, &root, &limits, out).await
+        }
         CommandBody::StartTls | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
             Err(CmdError::Bad("Already logged in.".into()))
         }
@@ -502,18 +503,4 @@ async fn subscribe(inner: &Inner, user: &User, raw: &[u8], on: bool) -> CmdResul
         inner.store.unsubscribe(user.id, name).await?;
         Ok(Outcome::ok("Unsubscribe completed."))
     }
-}
-
-/// GETQUOTAROOT (RFC 9208 §4.3): the mailbox has no quota root.
-async fn quota_root(
-    inner: &Inner,
-    user: &User,
-    raw: &[u8],
-    out: &mut Vec<u8>,
-) -> CmdResult<Outcome> {
-    let mbox = existing(inner, user, raw).await?;
-    out.extend_from_slice(b"* QUOTAROOT ");
-    write::mailbox(out, &names::encode(&mbox.name, &inner.enabled));
-    out.extend_from_slice(b"\r\n");
-    Ok(Outcome::ok("Getquotaroot completed."))
 }

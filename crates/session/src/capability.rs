@@ -16,7 +16,8 @@ const PRE_LOGIN: &[&str] = &[
 
 /// After login, [`PRE_LOGIN`] and these: extensions absorbed into IMAP4rev2 (RFC 9051
 /// Appendix E) and the others Mailkeep has, listed one by one for IMAP4rev1 clients. Only what
-/// works is advertised: QRESYNC and QUOTA are not (yet).
+/// works is advertised: QRESYNC is not (yet). QUOTASET: SETQUOTA works for the quota
+/// administrator (others get `NO [NOPERM]`, see `cmd::quota`).
 const AFTER_LOGIN: &[&str] = &[
     "NAMESPACE",
     "UNSELECT",
@@ -41,6 +42,10 @@ const AFTER_LOGIN: &[&str] = &[
     "THREAD=ORDEREDSUBJECT",
     "THREAD=REFERENCES",
     "THREAD=REFS",
+    "QUOTA",
+    "QUOTA=RES-STORAGE",
+    "QUOTA=RES-MESSAGE",
+    "QUOTASET",
 ];
 
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).

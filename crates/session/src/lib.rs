@@ -132,6 +132,8 @@ pub(crate) struct Inner {
     pub auth_failure_delay: Duration,
     /// Failed logins counted across connections (the server's one throttle); none in tests.
     pub throttle: Option<Arc<mailkeep_auth::Throttle>>,
+    /// The account that may SETQUOTA (see `cmd::quota`); `None` or empty: nobody.
+    pub quota_admin: Option<String>,
 }
 
 /// The tagged line a handler wants written.
@@ -244,6 +246,7 @@ impl Session {
                 bad_commands: 0,
                 auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
                 throttle: None,
+                quota_admin: Some("admin".into()),
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -258,6 +261,11 @@ impl Session {
     /// Count failed logins in the server's shared throttle (across connections).
     pub fn set_throttle(&mut self, throttle: Arc<mailkeep_auth::Throttle>) {
         self.inner.throttle = Some(throttle);
+    }
+
+    /// The account allowed to SETQUOTA (`admin` unless set; `None` or empty: nobody).
+    pub fn set_quota_admin(&mut self, name: Option<String>) {
+        self.inner.quota_admin = name;
     }
 
     /// The server greeting (`* OK [CAPABILITY ...] Mailkeep ready`).

@@ -38,6 +38,18 @@ pub(crate) async fn write_status(
         // SELECT are recent too, as its own `* n RECENT` said (RFC 3501 §2.3.2, §6.3.10).
         st.recent += u32::try_from(sel.recent.len()).unwrap_or(u32::MAX);
     }
+    // DELETED-STORAGE (RFC 9208 §4.1.4) is summed from the message list, only when asked.
+    let mut deleted_storage = 0u64;
+    if items.contains(&StatusItem::DeletedStorage) && st.deleted > 0 {
+        deleted_storage = inner
+            .store
+            .messages(mbox.id)
+            .await?
+            .iter()
+            .filter(|m| m.flags.system & mailkeep_store::flags::DELETED != 0)
+            .map(|m| m.size)
+            .sum();
+    }
     out.extend_from_slice(b"* STATUS ");
     write::mailbox(out, &names::encode(&mbox.name, &inner.enabled));
     out.extend_from_slice(b" (");
@@ -49,6 +61,7 @@ pub(crate) async fn write_status(
             StatusItem::UidValidity => format!("UIDVALIDITY {}", st.uidvalidity),
             StatusItem::Unseen => format!("UNSEEN {}", st.unseen),
             StatusItem::Deleted => format!("DELETED {}", st.deleted),
+            StatusItem::DeletedStorage => format!("DELETED-STORAGE {deleted_storage}"),
             StatusItem::Size => format!("SIZE {}", st.size),
             StatusItem::Recent => format!("RECENT {}", st.recent),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", st.highest_modseq),

@@ -242,10 +242,10 @@ async fn implicit_parents_and_quota() {
     );
     assert_eq!(
         ok(&mut s, "c GETQUOTAROOT INBOX\r\n").await,
-        "* QUOTAROOT INBOX\r\nc OK Getquotaroot completed.\r\n"
+        "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" ()\r\nc OK Getquotaroot completed.\r\n"
     );
     assert_eq!(
-        ok(&mut s, "d GETQUOTA \"\"\r\n").await,
+        ok(&mut s, "d GETQUOTA \"#user/alice\"\r\n").await,
         "d NO [NONEXISTENT] No such quota root.\r\n"
     );
 }

@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod flagops;
 pub mod notify;
 mod reader;
+pub mod quota;
 pub mod recipients;
 pub mod sqlite;
 
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 pub use notify::{MailboxEvent, Notifier};
 pub use reader::MessageReader;
+pub use quota::{Quota, QuotaLimits, QuotaSetting};
 pub use recipients::Recipient;
 
 pub type UserId = i64;
@@ -403,6 +405,25 @@ pub trait MailStore: Send + Sync + 'static {
     async fn resolve_recipient(&self, address: &str, separator: &str) -> Result<Recipient> {
         recipients::resolve(self, address, separator).await
     }
+
+    // ---- quotas (RFC 9208; see [`quota`]) ----
+    /// The limits of accounts without their own setting (`[quota]` of the configuration).
+    /// Takes effect for the next write.
+    fn set_default_quota(&self, limits: QuotaLimits);
+    /// Changes the account's own quota setting; `None` leaves a resource as it is.
+    /// Fails with NoSuchUser.
+    async fn set_quota(
+        &self,
+        user: &str,
+        storage: Option<QuotaSetting>,
+        messages: Option<QuotaSetting>,
+    ) -> Result<()>;
+    /// The account's usage, own settings and effective limits. Usage counts every message of
+    /// every mailbox (RFC822.SIZE), a message held by several accounts once for each.
+    /// APPEND, COPY and MOVE that would take a limited resource above its limit fail with
+    /// `OverQuota` and store nothing (checked in their write transaction); a MOVE within the
+    /// account does not grow usage and is never refused.
+    async fn quota(&self, user: UserId) -> Result<Quota>;
 
     // ---- notifications and checks ----
     fn notifier(&self) -> &Notifier;

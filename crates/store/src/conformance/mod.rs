@@ -12,11 +12,13 @@ use crate::{
 mod accounts;
 mod domains;
 mod messages;
+mod quota;
 mod search;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
+pub use quota::quota;
 pub use search::{notifications, recent, search};
 
 /// Runs every part of the suite.
@@ -53,6 +55,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "delete_user").await;
     domains_and_aliases(&*store).await;
     assert_clean(&*store, "domains_and_aliases").await;
+    quota(&*store).await;
+    assert_clean(&*store, "quota").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

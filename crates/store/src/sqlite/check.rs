@@ -29,6 +29,7 @@ pub(super) fn check(conn: &Connection, blobs: &BlobDir) -> Result<Vec<String>> {
         }
     }
 
+    super::quota::check(&tx, &mut problems)?;
     let refs: HashMap<i64, i64> = tx
         .prepare(
             "SELECT blob_id, count(*) FROM (SELECT blob_id FROM messages

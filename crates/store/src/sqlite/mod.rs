@@ -8,6 +8,7 @@
 //! - `blobs`: packing bodies (zstd, trained dictionary) and body files (`blobs/ab/cdef…`).
 //! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
 //! - `search`: the word index behind SEARCH TEXT/BODY.
+//! - `quota`: per-account limits and usage counters, checked inside APPEND/COPY/MOVE.
 //! - `sweep`: at open, removes body files left by a crash (and the data directory's lock).
 //!
 //! # Durability
@@ -35,6 +36,7 @@ mod messages;
 mod parsed;
 mod pool;
 mod prepare;
+mod quota;
 mod reads;
 mod schema;
 mod search;
@@ -52,7 +54,8 @@ pub use self::writer::WriteStats;
 use self::writer::Writer;
 use crate::{
     Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageBytes,
-    MessageMeta, NewMessage, Notifier, ParsedInfo, Result, StoreFlagsResult, User, UserId,
+    MessageMeta, NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits, QuotaSetting, Result,
+    StoreFlagsResult, User, UserId,
 };
 
 pub struct SqliteStore {
@@ -61,6 +64,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     blobs: BlobDir,
     notifier: Arc<Notifier>,
+    /// Limits of accounts without their own (`MailStore::set_default_quota`).
+    default_quota: std::sync::Mutex<QuotaLimits>,
     /// Shared `flock` on `data_dir/store.lock` while open (see `sweep`).
     _lock: std::fs::File,
 }
@@ -79,6 +84,7 @@ impl SqliteStore {
         let blobs = BlobDir::open(data_dir.join("blobs"))?;
         let conn = schema::open_writer(&index)?;
         conn.execute_batch(domains::SCHEMA)?;
+        quota::open(&conn)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -99,6 +105,7 @@ impl SqliteStore {
             readers: ReadPool::new(index),
             blobs,
             notifier,
+            default_quota: std::sync::Mutex::new(QuotaLimits::default()),
             _lock: lock,
         }))
     }
@@ -185,6 +192,13 @@ impl SqliteStore {
                 .await?;
         }
         Ok(())
+    }
+
+    fn default_quota(&self) -> QuotaLimits {
+        *self
+            .default_quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Jobs waiting for the writer thread.
@@ -299,8 +313,14 @@ impl MailStore for SqliteStore {
 
     async fn append(&self, mailbox: MailboxId, msgs: Vec<NewMessage>) -> Result<(u32, Vec<u32>)> {
         let prepared = self.prepare(msgs).await?;
+        let limits = self.default_quota();
         self.writer
-            .run(move |ctx| messages::append(ctx, mailbox, prepared))
+            .run(move |ctx| {
+                let guard = quota::Guard::of_mailbox(ctx.conn, mailbox, limits)?;
+                let done = messages::append(ctx, mailbox, prepared)?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(done)
+            })
             .await
     }
 
@@ -314,8 +334,14 @@ impl MailStore for SqliteStore {
         // round trip first (4% of the server's CPU under an APPEND load).
         let prepared = self.prepare(msgs).await?;
         let name = name.to_owned();
+        let limits = self.default_quota();
         self.writer
-            .run(move |ctx| messages::append_to(ctx, user, &name, prepared))
+            .run(move |ctx| {
+                let guard = quota::Guard::of_user(ctx.conn, user, limits)?;
+                let done = messages::append_to(ctx, user, &name, prepared)?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(done)
+            })
             .await
     }
 
@@ -390,8 +416,14 @@ impl MailStore for SqliteStore {
         to: MailboxId,
     ) -> Result<(u32, Vec<(u32, u32)>)> {
         let uids = uids.to_vec();
+        let limits = self.default_quota();
         self.writer
-            .run(move |ctx| messages::copy(ctx, from, &uids, to))
+            .run(move |ctx| {
+                let guard = quota::Guard::of_mailbox(ctx.conn, to, limits)?;
+                let done = messages::copy(ctx, from, &uids, to)?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(done)
+            })
             .await
     }
 
@@ -402,8 +434,14 @@ impl MailStore for SqliteStore {
         to: MailboxId,
     ) -> Result<(u32, Vec<(u32, u32)>)> {
         let uids = uids.to_vec();
+        let limits = self.default_quota();
         self.writer
-            .run(move |ctx| messages::move_messages(ctx, from, &uids, to))
+            .run(move |ctx| {
+                let guard = quota::Guard::of_mailbox(ctx.conn, to, limits)?;
+                let done = messages::move_messages(ctx, from, &uids, to)?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(done)
+            })
             .await
     }
 
@@ -492,6 +530,32 @@ impl MailStore for SqliteStore {
         let a = address.to_owned();
         self.readers
             .run_quick(move |c| domains::alias_target(c, &a))
+            .await
+    }
+
+    fn set_default_quota(&self, limits: QuotaLimits) {
+        *self
+            .default_quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+    }
+
+    async fn set_quota(
+        &self,
+        user: &str,
+        storage: Option<QuotaSetting>,
+        messages: Option<QuotaSetting>,
+    ) -> Result<()> {
+        let name = user.to_owned();
+        self.writer
+            .run(move |ctx| quota::set(ctx.conn, &name, storage, messages))
+            .await
+    }
+
+    async fn quota(&self, user: UserId) -> Result<Quota> {
+        let limits = self.default_quota();
+        self.readers
+            .run_quick(move |c| quota::get(c, user, limits))
             .await
     }
 

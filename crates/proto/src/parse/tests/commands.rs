@@ -83,6 +83,27 @@ fn simple_commands() {
         ),
         ("a GETQUOTA \"\"\r\n", B::GetQuota(vec![])),
         (
+            "a SETQUOTA \"\" (STORAGE 512 message 10)\r\n",
+            B::SetQuota {
+                root: vec![],
+                limits: vec![("STORAGE".into(), 512), ("MESSAGE".into(), 10)],
+            },
+        ),
+        (
+            "a SETQUOTA \"#user/alice\" ()\r\n",
+            B::SetQuota {
+                root: b"#user/alice".to_vec(),
+                limits: vec![],
+            },
+        ),
+        (
+            "a setquota INBOX (STORAGE 9223372036854775807)\r\n",
+            B::SetQuota {
+                root: b"INBOX".to_vec(),
+                limits: vec![("STORAGE".into(), i64::MAX as u64)],
+            },
+        ),
+        (
             "a GETQUOTAROOT INBOX\r\n",
             B::GetQuotaRoot(b"INBOX".to_vec()),
         ),

@@ -30,6 +30,15 @@ fn bad_commands_keep_the_tag() {
         ("a LOGIN us\u{e9}r pass\r\n", Some("a"), "8bit data in atom"),
         ("a LOGIN \"user pass\r\n", Some("a"), "Missing '\"'"),
         ("a SELECT\r\n", Some("a"), "Missing arguments"),
+        ("a SETQUOTA \"\"\r\n", Some("a"), ""),
+        ("a SETQUOTA \"\" (STORAGE)\r\n", Some("a"), ""),
+        ("a SETQUOTA \"\" (STORAGE -1)\r\n", Some("a"), ""),
+        (
+            "a SETQUOTA \"\" (STORAGE 9223372036854775808)\r\n",
+            Some("a"),
+            "",
+        ),
+        ("a SETQUOTA \"\" STORAGE 1\r\n", Some("a"), ""),
         (
             "a SELECT x (FOO)\r\n",
             Some("a"),
