@@ -39,6 +39,7 @@ mod reads;
 mod schema;
 mod search;
 mod sweep;
+mod tombstones;
 mod writer;
 
 use async_trait::async_trait;
@@ -48,6 +49,7 @@ use std::sync::atomic::Ordering;
 
 use self::blobs::BlobDir;
 use self::pool::ReadPool;
+pub use self::tombstones::DEFAULT_RETENTION as DEFAULT_TOMBSTONE_RETENTION;
 pub use self::writer::WriteStats;
 use self::writer::Writer;
 use crate::{
@@ -61,6 +63,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     blobs: BlobDir,
     notifier: Arc<Notifier>,
+    /// How long expunge tombstones are kept (see `tombstones`).
+    tombstones: tombstones::Retention,
     /// Shared `flock` on `data_dir/store.lock` while open (see `sweep`).
     _lock: std::fs::File,
 }
@@ -79,6 +83,7 @@ impl SqliteStore {
         let blobs = BlobDir::open(data_dir.join("blobs"))?;
         let conn = schema::open_writer(&index)?;
         conn.execute_batch(domains::SCHEMA)?;
+        conn.execute_batch(tombstones::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -99,6 +104,7 @@ impl SqliteStore {
             readers: ReadPool::new(index),
             blobs,
             notifier,
+            tombstones: tombstones::Retention::default(),
             _lock: lock,
         }))
     }
@@ -143,6 +149,12 @@ impl SqliteStore {
         self.writer
             .run_relaxed(move |ctx| messages::release_held(ctx, cutoff))
             .await
+    }
+
+    /// Keep expunge tombstones for `age` (default [`DEFAULT_TOMBSTONE_RETENTION`]); older ones
+    /// are pruned now and then by an expunge. `Duration::ZERO` prunes at every expunge.
+    pub fn set_tombstone_retention(&self, age: std::time::Duration) {
+        self.tombstones.set(age);
     }
 
     /// Hashes, packs and (if big) writes the bodies of messages about to be appended.
@@ -371,8 +383,15 @@ impl MailStore for SqliteStore {
 
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
+        let prune_due = self.tombstones.due();
         self.writer
-            .run_relaxed(move |ctx| messages::expunge(ctx, mailbox, &uids))
+            .run_relaxed(move |ctx| {
+                let removed = messages::expunge(ctx, mailbox, &uids)?;
+                if let Some(cutoff) = prune_due {
+                    tombstones::prune(ctx, cutoff)?;
+                }
+                Ok(removed)
+            })
             .await
     }
 
@@ -395,8 +414,23 @@ impl MailStore for SqliteStore {
         to: MailboxId,
     ) -> Result<(u32, Vec<(u32, u32)>)> {
         let uids = uids.to_vec();
+        let prune_due = self.tombstones.due();
         self.writer
-            .run(move |ctx| messages::move_messages(ctx, from, &uids, to))
+            .run(move |ctx| {
+                let moved = messages::move_messages(ctx, from, &uids, to)?;
+                if let Some(cutoff) = prune_due {
+                    tombstones::prune(ctx, cutoff)?;
+                }
+                Ok(moved)
+            })
+            .await
+    }
+
+    async fn prune_tombstones(&self, age: std::time::Duration) -> Result<u64> {
+        let cutoff =
+            tombstones::now().saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+        self.writer
+            .run_relaxed(move |ctx| tombstones::prune(ctx, cutoff))
             .await
     }
 
