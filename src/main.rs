@@ -155,8 +155,10 @@ fn init_logging(config: &Config) -> Result<()> {
 fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-    SqliteStore::open(&config.data_dir)
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))
+    let store = SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    store.set_tombstone_retention(config.store.tombstone_retention());
+    Ok(store)
 }
 
 async fn serve(config: Config) -> Result<()> {

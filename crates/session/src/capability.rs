@@ -16,7 +16,7 @@ const PRE_LOGIN: &[&str] = &[
 
 /// After login, [`PRE_LOGIN`] and these: extensions absorbed into IMAP4rev2 (RFC 9051
 /// Appendix E) and the others Mailkeep has, listed one by one for IMAP4rev1 clients. Only what
-/// works is advertised: QRESYNC and QUOTA are not (yet).
+/// works is advertised: QUOTA is not (yet).
 const AFTER_LOGIN: &[&str] = &[
     "NAMESPACE",
     "UNSELECT",
@@ -32,6 +32,7 @@ const AFTER_LOGIN: &[&str] = &[
     "BINARY",
     "STATUS=SIZE",
     "CONDSTORE",
+    "QRESYNC",
     "UTF8=ACCEPT",
     "MULTIAPPEND",
     "SORT",
@@ -73,7 +74,7 @@ pub(crate) fn line(config: &SessionConfig, authenticated: bool) -> String {
 
 /// Is `name` something ENABLE may turn on here (RFC 5161 §3.1: only advertised extensions)?
 pub(crate) fn enableable(name: &str) -> Option<&'static str> {
-    ["IMAP4rev2", "CONDSTORE", "UTF8=ACCEPT"]
+    ["IMAP4rev2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT"]
         .into_iter()
         .find(|c| c.eq_ignore_ascii_case(name))
 }
