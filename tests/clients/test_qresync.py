@@ -76,8 +76,9 @@ def change(w):
     w.ok("SELECT INBOX")
     w.ok("UID STORE 2 +FLAGS.SILENT (\\Answered)")
     w.ok("UID STORE 3:4 +FLAGS.SILENT (\\Deleted)")
-    w.ok("UID EXPUNGE 3:4")
+    expunged = w.ok("UID EXPUNGE 3:4")
     w.ok("UID STORE 6 +FLAGS.SILENT ($Forwarded)")
+    return expunged
 
 
 def fetch_line(line):
@@ -180,7 +181,8 @@ def test_pruned_tombstones_over_report_every_missing_uid(make_server):
     live.ok("ENABLE QRESYNC")
     live.ok("SELECT INBOX")
     r.close()
-    change(w)
+    # The expunging session itself learns its expunges although their tombstones are gone.
+    assert change(w) == ["* 3 EXPUNGE", "* 2 EXPUNGE"]
     lines = live.ok("NOOP")
     assert "* VANISHED 3:4" in lines, lines
 
@@ -203,3 +205,42 @@ def test_pruned_tombstones_over_report_every_missing_uid(make_server):
     assert qresync_lines(lines) == [], lines
     for c in (r, w, live):
         c.close()
+
+
+def test_rfc7162_3_2_5_2_sequence_match_data(make_server):
+    """RFC 7162 §3.2.5.2 examples A04 and B04, scaled down: the server remembers no expunges
+    (tombstones pruned at once) and only UIDs divisible by three are left."""
+    server = make_server(extra_config="[store]\ntombstone_days = 0\n")
+    w = Raw(server)
+    w.append(31)
+    r = Raw(server)
+    r.ok("ENABLE QRESYNC")
+    lines = r.ok("SELECT INBOX")
+    uv, modseq = code(lines, "UIDVALIDITY"), code(lines, "HIGHESTMODSEQ")
+    r.close()
+    w.ok("SELECT INBOX")
+    gone = ",".join(str(u) for u in range(1, 32) if u % 3)
+    w.ok(f"UID STORE {gone} +FLAGS.SILENT (\\Deleted)")
+    w.ok("EXPUNGE")
+    w.ok("UID STORE 3,27,30 +FLAGS.SILENT (\\Seen)")
+    r = Raw(server)
+    r.ok("ENABLE QRESYNC")
+    # A04: no sequence match data: every missing known UID (1:29 here).
+    lines = r.ok(f"SELECT INBOX (QRESYNC ({uv} {modseq} 1:29))")
+    got = qresync_lines(lines)
+    assert got[0] == "* VANISHED (EARLIER) " + ",".join(
+        f"{u}:{u + 1}" for u in range(1, 29, 3)), lines
+    # UID 30 is not a known UID: its flag change is not reported either.
+    assert [fetch_line(x)[:2] for x in got[1:]] == [(1, 3), (9, 27)], lines
+    # B04: the sample pairs all match, so the client knows every expunge up to UID 30.
+    lines = r.ok(f"SELECT INBOX (QRESYNC ({uv} {modseq} 1:29 (5,7,9:10 15,21,27,30)))")
+    got = qresync_lines(lines)
+    assert [fetch_line(x)[:2] for x in got] == [(1, 3), (9, 27)], lines
+    # The first pair that does not match ends the proof: seq 7 is UID 21, not 22, so only
+    # the expunges up to UID 15 are known.
+    lines = r.ok(f"SELECT INBOX (QRESYNC ({uv} {modseq} 1:29 (5,7,9 15,22,27)))")
+    got = qresync_lines(lines)
+    assert got[0] == "* VANISHED (EARLIER) " + ",".join(
+        f"{u}:{u + 1}" for u in range(16, 29, 3)), lines
+    r.close()
+    w.close()
