@@ -244,3 +244,23 @@ def test_rfc7162_3_2_5_2_sequence_match_data(make_server):
         f"{u}:{u + 1}" for u in range(16, 29, 3)), lines
     r.close()
     w.close()
+
+
+def test_every_untagged_fetch_carries_the_uid_once_qresync_is_on(server):
+    """RFC 7162 §3.2.4: STORE and a FETCH that sets \\Seen answer with UID and MODSEQ."""
+    w = Raw(server)
+    w.append(3)
+    w.close()
+    r = Raw(server)
+    # IMAP4rev2: no \Recent in the flags.
+    r.ok("ENABLE IMAP4rev2 QRESYNC")
+    r.ok("SELECT INBOX")
+    lines = r.ok("STORE 2 +FLAGS (\\Answered)")
+    assert len(lines) == 1 and re.match(
+        r"\* 2 FETCH \(UID 2 FLAGS \(\\Answered\) MODSEQ \(\d+\)\)$", lines[0]), lines
+    lines = r.ok("FETCH 3 (BODY[TEXT])")
+    assert re.match(r"\* 3 FETCH \(UID 3 FLAGS \(\\Seen\) MODSEQ \(\d+\) BODY\[TEXT\] \{", lines[0]), lines
+    # A FETCH that changes nothing is answered as asked (§3.2.4's exception).
+    lines = r.ok("FETCH 1 (FLAGS)")
+    assert lines == ["* 1 FETCH (FLAGS ())"], lines
+    r.close()

@@ -304,7 +304,12 @@ impl FetchJob {
         }
         if self.seen_now.contains(&uid_i) {
             // The flags changed: say so even if FLAGS was not asked for (Dovecot puts it after
-            // the view items), with MODSEQ under CONDSTORE (RFC 7162 §3.2).
+            // the view items), with MODSEQ under CONDSTORE (RFC 7162 §3.2), and the UID once
+            // QRESYNC is on (RFC 7162 §3.2.4).
+            if ctx.enabled.qresync && !plan.index.contains(&FetchItem::Uid) {
+                sep(out);
+                out.extend_from_slice(format!("UID {uid_i}").as_bytes());
+            }
             if !plan.has_flags {
                 sep(out);
                 write_flags_item(ctx, i, out);
