@@ -264,3 +264,25 @@ def test_every_untagged_fetch_carries_the_uid_once_qresync_is_on(server):
     lines = r.ok("FETCH 1 (FLAGS)")
     assert lines == ["* 1 FETCH (FLAGS ())"], lines
     r.close()
+
+
+def test_idle_reports_vanished(server):
+    """RFC 7162 §3.2.10.2 during IDLE (RFC 2177): another session's expunge arrives as VANISHED."""
+    w = Raw(server)
+    w.append(3)
+    w.ok("SELECT INBOX")
+    r = Raw(server)
+    r.ok("ENABLE QRESYNC")
+    r.ok("SELECT INBOX")
+    r.sock.sendall(b"i1 IDLE\r\n")
+    assert r.f.readline().startswith(b"+ ")
+    w.ok("UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+    w.ok("EXPUNGE")
+    got = r.f.readline().decode().rstrip("\r\n")
+    while " FETCH " in got:
+        got = r.f.readline().decode().rstrip("\r\n")
+    assert got == "* VANISHED 2", got
+    r.sock.sendall(b"DONE\r\n")
+    assert r.f.readline().startswith(b"i1 OK")
+    r.close()
+    w.close()
