@@ -187,6 +187,7 @@ fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
     let store = SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     store.set_default_quota(config.quota.limits());
+    store.set_tombstone_retention(config.store.tombstone_retention());
     Ok(store)
 }
 

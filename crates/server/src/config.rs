@@ -28,6 +28,8 @@ pub struct Config {
     pub lmtp: LmtpConfig,
     /// Default quota of accounts without their own (`mailkeep quota set`), and who may SETQUOTA.
     pub quota: QuotaConfig,
+    /// `[store]`: how long the store keeps what it keeps.
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             log: LogConfig::default(),
             lmtp: LmtpConfig::default(),
             quota: QuotaConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -311,6 +314,31 @@ impl Default for LmtpConfig {
     }
 }
 
+/// `[store]`: retention of what the store keeps beside the mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Days an expunge's tombstone is kept, so QRESYNC/CONDSTORE clients learn exactly what
+    /// vanished (RFC 7162); a client last synced before that gets every missing UID instead.
+    /// 0 prunes at every expunge (tests).
+    pub tombstone_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        // Cyrus prunes expunged records after 3-7 days (cyr_expire -X), Dovecot keeps its
+        // transaction log about 2 days; a tombstone is a few dozen bytes, so a month covers a
+        // device left off for a holiday at little cost.
+        StoreConfig { tombstone_days: 30 }
+    }
+}
+
+impl StoreConfig {
+    pub fn tombstone_retention(&self) -> Duration {
+        Duration::from_secs(u64::from(self.tombstone_days) * 86_400)
+    }
+}
+
 impl Config {
     /// Parse a TOML document.
     pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
@@ -330,6 +358,15 @@ mod tests {
         assert_eq!(c.imaps.listen[0].port(), 1993);
         assert_eq!(c.limits.max_message_size, 50 * 1024 * 1024);
         assert!(c.pop3.listen.is_empty() && c.pop3s.listen.is_empty() && c.pop3.delete);
+    }
+
+    #[test]
+    fn store_tombstone_days() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store.tombstone_days, 30);
+        let c = Config::from_toml("[store]\ntombstone_days = 0\n").unwrap();
+        assert_eq!(c.store.tombstone_retention(), Duration::ZERO);
+        assert!(Config::from_toml("[store]\ntombstone_hours = 1\n").is_err());
     }
 
     #[test]

@@ -115,6 +115,11 @@ fn enable(
         let flag = match cap {
             "IMAP4rev2" => &mut e.imap4rev2,
             "CONDSTORE" => &mut e.condstore,
+            "QRESYNC" => {
+                // RFC 7162 §3.2.3: QRESYNC is a CONDSTORE enabling command.
+                e.condstore = true;
+                &mut e.qresync
+            }
             _ => &mut e.utf8_accept,
         };
         *flag = true;
@@ -174,6 +179,11 @@ async fn select(
     if params.qresync.is_some() && !inner.enabled.qresync {
         // RFC 7162 §3.2.5: QRESYNC parameter without ENABLE QRESYNC.
         return Outcome::bad("QRESYNC not enabled.").then(Transition::Unselect);
+    }
+    if let Some(q) = &params.qresync
+        && let Err(e) = cmd::qresync::check_params(q)
+    {
+        return Outcome::err(e).then(Transition::Unselect);
     }
     match open(inner, user, raw, params, examine, out).await {
         Ok(new) => {
@@ -267,6 +277,9 @@ async fn open(
         cmd::write_highest_modseq(out, sel.modseq);
     }
     sel.mailbox.uidnext = uidnext;
+    if let Some(q) = &params.qresync {
+        cmd::qresync::select_answer(&**store, &sel, q, rev1, out).await?;
+    }
     Ok(sel)
 }
 

@@ -16,8 +16,8 @@ const PRE_LOGIN: &[&str] = &[
 
 /// After login, [`PRE_LOGIN`] and these: extensions absorbed into IMAP4rev2 (RFC 9051
 /// Appendix E) and the others Mailkeep has, listed one by one for IMAP4rev1 clients. Only what
-/// works is advertised: QRESYNC is not (yet). QUOTASET: SETQUOTA works for the quota
-/// administrator (others get `NO [NOPERM]`, see `cmd::quota`).
+/// works is advertised. QUOTASET: SETQUOTA works for the quota administrator (others get
+/// `NO [NOPERM]`, see `cmd::quota`).
 const AFTER_LOGIN: &[&str] = &[
     "NAMESPACE",
     "UNSELECT",
@@ -34,6 +34,7 @@ const AFTER_LOGIN: &[&str] = &[
     "BINARY",
     "STATUS=SIZE",
     "CONDSTORE",
+    "QRESYNC",
     "UTF8=ACCEPT",
     "MULTIAPPEND",
     "SORT",
@@ -79,7 +80,7 @@ pub(crate) fn line(config: &SessionConfig, authenticated: bool) -> String {
 
 /// Is `name` something ENABLE may turn on here (RFC 5161 §3.1: only advertised extensions)?
 pub(crate) fn enableable(name: &str) -> Option<&'static str> {
-    ["IMAP4rev2", "CONDSTORE", "UTF8=ACCEPT"]
+    ["IMAP4rev2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT"]
         .into_iter()
         .find(|c| c.eq_ignore_ascii_case(name))
 }

@@ -31,6 +31,21 @@ pub(crate) async fn sync(
             sel.pending_expunge.push(*uid);
         }
     }
+    if crate::cmd::qresync::tombstones_pruned(&changes, sel.modseq) {
+        // Tombstones this view had not yet applied were pruned: whatever the view holds that
+        // the mailbox no longer does was expunged.
+        let present: Vec<u32> = store
+            .messages(sel.mailbox.id)
+            .await?
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        for m in &sel.messages {
+            if present.binary_search(&m.uid).is_err() {
+                sel.pending_expunge.push(m.uid);
+            }
+        }
+    }
     sel.pending_expunge.sort_unstable();
     sel.pending_expunge.dedup();
 

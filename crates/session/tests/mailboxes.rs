@@ -219,8 +219,8 @@ async fn names_in_utf7_and_utf8() {
         "* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\nd OK List completed.\r\n"
     );
     assert_eq!(
-        ok(&mut s, "e ENABLE IMAP4rev2 QRESYNC\r\n").await,
-        "* ENABLED IMAP4rev2\r\ne OK Enabled.\r\n"
+        ok(&mut s, "e ENABLE IMAP4rev2 QRESYNC X-UNKNOWN\r\n").await,
+        "* ENABLED IMAP4rev2 QRESYNC\r\ne OK Enabled.\r\n"
     );
 }
 

@@ -242,6 +242,9 @@ pub struct Changes {
     pub changed: Vec<MessageMeta>,
     /// UIDs expunged after `since`, ascending.
     pub expunged: Vec<u32>,
+    /// Tombstones up to this modseq may have been pruned: if `since` is below it, `expunged`
+    /// can miss UIDs (RFC 7162 §3.2.6 then lets the server report every UID not present).
+    pub pruned_modseq: u64,
     pub highest_modseq: u64,
     pub uidnext: u32,
 }
@@ -355,6 +358,9 @@ pub trait MailStore: Send + Sync + 'static {
     /// messages' bytes and parse stay readable through `message_bytes` / `parsed_info` for a
     /// grace period (RFC 2180 §4.1.1), for sessions not yet told of the expunge.
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>>;
+    /// Forget the tombstones of messages expunged at least `age` ago (RFC 7162 VANISHED data),
+    /// raising each mailbox's `Changes::pruned_modseq`. Returns how many were forgotten.
+    async fn prune_tombstones(&self, age: std::time::Duration) -> Result<u64>;
     /// Copies messages; returns (destination uidvalidity, [(source uid, new uid)]).
     async fn copy(
         &self,

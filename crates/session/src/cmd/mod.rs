@@ -10,6 +10,7 @@ pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
 pub(crate) mod quota;
+pub(crate) mod qresync;
 pub(crate) mod search;
 pub(crate) mod sort;
 pub(crate) mod store_flags;

@@ -82,7 +82,8 @@ pub(crate) async fn store(
             continue;
         }
         let mut items: Vec<u8> = Vec::new();
-        if uid {
+        // RFC 7162 §3.2.4: with QRESYNC every untagged FETCH carries the UID.
+        if uid || ctx.enabled.qresync {
             items.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
         }
         if !silent {

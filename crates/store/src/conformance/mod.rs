@@ -14,12 +14,14 @@ mod domains;
 mod messages;
 mod quota;
 mod search;
+mod tombstones;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
 pub use quota::quota;
 pub use search::{notifications, recent, search};
+pub use tombstones::tombstones;
 
 /// Runs every part of the suite.
 pub async fn run_all(store: Arc<dyn MailStore>) {
@@ -57,6 +59,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "domains_and_aliases").await;
     quota(&*store).await;
     assert_clean(&*store, "quota").await;
+    tombstones(&*store).await;
+    assert_clean(&*store, "tombstones").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

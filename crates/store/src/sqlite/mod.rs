@@ -41,6 +41,7 @@ mod reads;
 mod schema;
 mod search;
 mod sweep;
+mod tombstones;
 mod writer;
 
 use async_trait::async_trait;
@@ -50,6 +51,7 @@ use std::sync::atomic::Ordering;
 
 use self::blobs::BlobDir;
 use self::pool::ReadPool;
+pub use self::tombstones::DEFAULT_RETENTION as DEFAULT_TOMBSTONE_RETENTION;
 pub use self::writer::WriteStats;
 use self::writer::Writer;
 use crate::{
@@ -66,6 +68,8 @@ pub struct SqliteStore {
     notifier: Arc<Notifier>,
     /// Limits of accounts without their own (`MailStore::set_default_quota`).
     default_quota: std::sync::Mutex<QuotaLimits>,
+    /// How long expunge tombstones are kept (see `tombstones`).
+    tombstones: tombstones::Retention,
     /// Shared `flock` on `data_dir/store.lock` while open (see `sweep`).
     _lock: std::fs::File,
 }
@@ -85,6 +89,7 @@ impl SqliteStore {
         let conn = schema::open_writer(&index)?;
         conn.execute_batch(domains::SCHEMA)?;
         quota::open(&conn)?;
+        conn.execute_batch(tombstones::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -106,6 +111,7 @@ impl SqliteStore {
             blobs,
             notifier,
             default_quota: std::sync::Mutex::new(QuotaLimits::default()),
+            tombstones: tombstones::Retention::default(),
             _lock: lock,
         }))
     }
@@ -150,6 +156,12 @@ impl SqliteStore {
         self.writer
             .run_relaxed(move |ctx| messages::release_held(ctx, cutoff))
             .await
+    }
+
+    /// Keep expunge tombstones for `age` (default [`DEFAULT_TOMBSTONE_RETENTION`]); older ones
+    /// are pruned now and then by an expunge. `Duration::ZERO` prunes at every expunge.
+    pub fn set_tombstone_retention(&self, age: std::time::Duration) {
+        self.tombstones.set(age);
     }
 
     /// Hashes, packs and (if big) writes the bodies of messages about to be appended.
@@ -404,8 +416,15 @@ impl MailStore for SqliteStore {
 
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
         let uids = uids.to_vec();
+        let prune_due = self.tombstones.due();
         self.writer
-            .run_relaxed(move |ctx| messages::expunge(ctx, mailbox, &uids))
+            .run_relaxed(move |ctx| {
+                let removed = messages::expunge(ctx, mailbox, &uids)?;
+                if let Some(cutoff) = prune_due {
+                    tombstones::prune(ctx, cutoff)?;
+                }
+                Ok(removed)
+            })
             .await
     }
 
@@ -435,13 +454,25 @@ impl MailStore for SqliteStore {
     ) -> Result<(u32, Vec<(u32, u32)>)> {
         let uids = uids.to_vec();
         let limits = self.default_quota();
+        let prune_due = self.tombstones.due();
         self.writer
             .run(move |ctx| {
                 let guard = quota::Guard::of_mailbox(ctx.conn, to, limits)?;
                 let done = messages::move_messages(ctx, from, &uids, to)?;
                 quota::Guard::check(guard, ctx.conn)?;
+                if let Some(cutoff) = prune_due {
+                    tombstones::prune(ctx, cutoff)?;
+                }
                 Ok(done)
             })
+            .await
+    }
+
+    async fn prune_tombstones(&self, age: std::time::Duration) -> Result<u64> {
+        let cutoff =
+            tombstones::now().saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
+        self.writer
+            .run_relaxed(move |ctx| tombstones::prune(ctx, cutoff))
             .await
     }
 

@@ -66,9 +66,11 @@ pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, since: u64) -
         )?
         .query_map(params![mailbox, since], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<u32>>>()?;
+    let pruned_modseq = super::tombstones::horizon(&tx, mailbox)?;
     Ok(Changes {
         changed,
         expunged,
+        pruned_modseq,
         highest_modseq: st.highest_modseq,
         uidnext: st.uidnext,
     })

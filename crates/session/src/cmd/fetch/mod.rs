@@ -18,12 +18,10 @@ use std::sync::Arc;
 
 use mailkeep_mime::PartTree;
 use mailkeep_proto::write;
-use mailkeep_proto::{FetchItem, FetchItems, FetchModifiers, SeqNum, SeqRange, SequenceSet};
+use mailkeep_proto::{FetchItem, FetchItems, FetchModifiers, SequenceSet};
 use mailkeep_store::{FlagOp, Flags, ParsedInfo, StoreError, flags};
 
-use super::{
-    apply_updates, condstore_active, enable_condstore, number_runs, resolve, write_flags_item,
-};
+use super::{apply_updates, condstore_active, enable_condstore, resolve, write_flags_item};
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use plan::{Plan, part_label, section_label};
@@ -125,7 +123,7 @@ pub(crate) async fn fetch(
     if let Some(since) = modifiers.changed_since {
         idx.retain(|&i| ctx.sel.messages[i].modseq > since);
         if modifiers.vanished {
-            write_vanished(ctx, set, since, out).await?;
+            super::qresync::fetch_vanished(&**ctx.store, ctx.sel, set, since, out).await?;
         }
     }
 
@@ -306,7 +304,12 @@ impl FetchJob {
         }
         if self.seen_now.contains(&uid_i) {
             // The flags changed: say so even if FLAGS was not asked for (Dovecot puts it after
-            // the view items), with MODSEQ under CONDSTORE (RFC 7162 §3.2).
+            // the view items), with MODSEQ under CONDSTORE (RFC 7162 §3.2), and the UID once
+            // QRESYNC is on (RFC 7162 §3.2.4).
+            if ctx.enabled.qresync && !plan.index.contains(&FetchItem::Uid) {
+                sep(out);
+                out.extend_from_slice(format!("UID {uid_i}").as_bytes());
+            }
             if !plan.has_flags {
                 sep(out);
                 write_flags_item(ctx, i, out);
@@ -521,43 +524,4 @@ fn literal(
         end: range.end,
         replace_nul: has_nul && !binary,
     }
-}
-
-/// `* VANISHED (EARLIER) uids`: messages of the requested UID set expunged after `since`
-/// (RFC 7162 §3.2.6).
-async fn write_vanished(
-    ctx: &Ctx<'_>,
-    set: &SequenceSet,
-    since: u64,
-    out: &mut Vec<u8>,
-) -> CmdResult<()> {
-    let changes = ctx.store.changes_since(ctx.sel.mailbox.id, since).await?;
-    let gone: Vec<u32> = changes
-        .expunged
-        .into_iter()
-        .filter(|u| uid_in_set(ctx, set, *u))
-        .collect();
-    if !gone.is_empty() {
-        out.extend_from_slice(
-            format!("* VANISHED (EARLIER) {}\r\n", number_runs(&gone)).as_bytes(),
-        );
-    }
-    Ok(())
-}
-
-/// Whether a UID (possibly no longer in the view) is in a UID set; `*` is open-ended here since
-/// an expunged UID may be larger than any UID left.
-fn uid_in_set(ctx: &Ctx<'_>, set: &SequenceSet, uid: u32) -> bool {
-    let ranges = match set {
-        SequenceSet::Saved => return ctx.sel.saved.contains(&uid),
-        SequenceSet::Ranges(r) => r,
-    };
-    let val = |s: SeqNum| match s {
-        SeqNum::Value(v) => v,
-        SeqNum::Largest => u32::MAX,
-    };
-    ranges.iter().any(|r| match *r {
-        SeqRange::Single(x) => val(x) == uid || x == SeqNum::Largest,
-        SeqRange::Range(a, b) => (val(a).min(val(b))..=val(a).max(val(b))).contains(&uid),
-    })
 }
