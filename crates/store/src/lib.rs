@@ -19,8 +19,8 @@
 pub mod conformance;
 pub mod flagops;
 pub mod notify;
-mod reader;
 pub mod quota;
+mod reader;
 pub mod recipients;
 pub mod sqlite;
 
@@ -28,8 +28,8 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use notify::{MailboxEvent, Notifier};
-pub use reader::MessageReader;
 pub use quota::{Quota, QuotaLimits, QuotaSetting};
+pub use reader::MessageReader;
 pub use recipients::Recipient;
 
 pub type UserId = i64;
