@@ -9,7 +9,9 @@ use mailkeep_store::{Mailbox, User};
 use crate::error::{CmdError, CmdResult};
 use crate::selected::SelectedMailbox;
 use crate::state::Transition;
-use crate::{Inner, Outcome, append, capability, cmd, idle, list, names, status_cmd};
+use crate::{
+    CompressState, Flow, Inner, Outcome, append, capability, cmd, idle, list, names, status_cmd,
+};
 
 pub(crate) async fn handle(
     inner: &mut Inner,
@@ -51,6 +53,7 @@ pub(crate) async fn handle(
             append::append(inner, user, sel, &mailbox, messages, out).await
         }
         CommandBody::Idle => idle::start(inner, user, sel, tag, out).await,
+        CommandBody::Compress(mechanism) => Ok(compress(inner, &mechanism)),
         CommandBody::GetQuotaRoot(mailbox) => quota_root(inner, user, &mailbox, out).await,
         // No quotas are kept, so no quota root exists (RFC 9208 §4.2).
         CommandBody::GetQuota(_) => Err(CmdError::No(
@@ -516,4 +519,22 @@ async fn quota_root(
     write::mailbox(out, &names::encode(&mbox.name, &inner.enabled));
     out.extend_from_slice(b"\r\n");
     Ok(Outcome::ok("Getquotaroot completed."))
+}
+
+/// `COMPRESS DEFLATE` (RFC 4978 §3): the OK goes out uncompressed, then the server compresses
+/// both directions ([`Flow::Compress`]). Only after login, as Dovecot: before it, compression
+/// would only let a client send more for its pre-login budget.
+fn compress(inner: &mut Inner, mechanism: &str) -> Outcome {
+    match inner.compress {
+        _ if mechanism != "DEFLATE" => Outcome::bad("Unknown compression mechanism."),
+        CompressState::Active => Outcome::err(CmdError::No(
+            Some(Code::Other("COMPRESSIONACTIVE".into())),
+            "DEFLATE is already active.".into(),
+        )),
+        CompressState::Unavailable => Outcome::bad("COMPRESS is not available."),
+        CompressState::Available => {
+            inner.compress = CompressState::Active;
+            Outcome::ok("DEFLATE active.").flow(Flow::Compress)
+        }
+    }
 }
