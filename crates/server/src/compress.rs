@@ -35,13 +35,14 @@ use crate::stream::Stream;
 
 /// The inflater's window: 32 KiB, the largest a client may use (RFC 1951 §2).
 const INFLATE_WINDOW_BITS: u8 = 15;
-/// The deflater's window: 4 KiB is enough for the repetition in IMAP answers (flags, header
-/// names, envelope structure) and keeps the transient state small.
-const DEFLATE_WINDOW_BITS: i32 = 12;
-/// zlib's memLevel: 256 symbols per block (lit_bufsize = 2^(memLevel + 6)).
-const DEFLATE_MEM_LEVEL: i32 = 2;
-/// Fastest level: RFC 4978 §4 notes that responses compress to 25-40% even so.
-const DEFLATE_LEVEL: i32 = 1;
+/// The deflater: zlib's default window and memLevel at level 2. It is one per worker thread,
+/// not per connection (see the module comment), so its size (about 370 KiB) costs nothing per
+/// connection, and the smaller settings a per-connection deflater would need (window 12 bits,
+/// memLevel 2, level 1) compressed mail answers to 56% instead of 41% (the repository's test
+/// corpus as FETCH answers in 128 KiB bursts; level 1 is zlib-rs' fixed-code "quick" mode).
+const DEFLATE_WINDOW_BITS: i32 = 15;
+const DEFLATE_MEM_LEVEL: i32 = 8;
+const DEFLATE_LEVEL: i32 = 2;
 /// Compressed bytes read from the transport at once (on the stack).
 const RAW_CHUNK: usize = 4096;
 
