@@ -321,3 +321,35 @@ def test_garbage_instead_of_deflate_closes_quietly(server):
     finally:
         c.close()
 
+
+
+def test_idle_compressed_tls_connections_stay_under_64_kib_each(make_server):
+    """Issue 10: an idle TLS + COMPRESS=DEFLATE connection costs at most 64 KiB (the 32 KiB
+    inflate window the client may use is the floor; no deflate state is kept per connection).
+    200 connections: LOGIN, SELECT, COMPRESS, a few commands, IDLE."""
+    s = make_server(extra_config="[limits]\nmax_connections_per_ip = 1000\n")
+    n = 200
+    warm = Client(s, tls=True)
+    warm.login_and_compress()
+    warm.close()
+    time.sleep(0.5)
+    rss0 = s.rss_kib()
+    clients = []
+    try:
+        for _ in range(n):
+            c = Client(s, tls=True)
+            c.login_and_compress()
+            for _ in range(20):
+                ok, _ = c.command("SELECT INBOX")
+                assert b" OK " in ok, ok
+            c.send(b"t99 IDLE\r\n")
+            assert c.readline().startswith(b"+ ")
+            clients.append(c)
+        time.sleep(0.5)
+        per = (s.rss_kib() - rss0) / n
+        print(f"{n} idle TLS+COMPRESS connections: {per:.1f} KiB each (RSS delta / n)")
+        assert per < 64, f"{per:.1f} KiB per idle compressed connection"
+        assert_responsive(s)
+    finally:
+        for c in clients:
+            c.close()

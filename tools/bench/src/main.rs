@@ -235,6 +235,11 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 }
             }
             Cmd::Idle => {
+                if ctx.cli.idle_mode != idle_tls::IdleMode::Plain && kind != Kind::Mailkeep {
+                    // The benchmark's Dovecot has no TLS (nor imap_zlib) configured.
+                    println!("  {}: TLS idle modes are Mailkeep only", kind.name());
+                    continue;
+                }
                 for k in pick(&ctx.cli.idle, q, vec![300], vec![1000, 5000, 15000]) {
                     let Some(srv) = ctx.start(kind, k + 100).await else {
                         continue;
