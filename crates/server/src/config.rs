@@ -197,7 +197,7 @@ pub struct Limits {
     /// disk one command can fill. Beyond: `NO [LIMIT]` (or BYE after a LITERAL+).
     pub max_append_command_size: u64,
     /// Offer COMPRESS=DEFLATE (RFC 4978) after login; an idle compressed connection costs
-    /// 17-35 KiB more (mostly the 32 KiB inflate window the client may use, once it is used).
+    /// 11-46 KiB more (mostly the 32 KiB inflate window the client may use, once it is used).
     pub compress_deflate: bool,
 }
 
