@@ -325,7 +325,8 @@ def test_garbage_instead_of_deflate_closes_quietly(server):
 def test_idle_compressed_tls_connections_stay_under_64_kib_each(make_server):
     """Issue 10: an idle TLS + COMPRESS=DEFLATE connection costs at most 64 KiB (the 32 KiB
     inflate window the client may use is the floor; no deflate state is kept per connection).
-    200 connections: LOGIN, SELECT, COMPRESS, a few commands, IDLE."""
+    200 connections: LOGIN, SELECT, COMPRESS, 34 KiB of commands (so the window is in use, as
+    after a while of real use), IDLE."""
     s = make_server(extra_config="[limits]\nmax_connections_per_ip = 1000\n")
     n = 200
     warm = Client(s, tls=True)
@@ -338,9 +339,13 @@ def test_idle_compressed_tls_connections_stay_under_64_kib_each(make_server):
         for _ in range(n):
             c = Client(s, tls=True)
             c.login_and_compress()
-            for _ in range(20):
-                ok, _ = c.command("SELECT INBOX")
-                assert b" OK " in ok, ok
+            ok, _ = c.command("SELECT INBOX")
+            assert b" OK " in ok, ok
+            c.send(b"".join(b"w%d SEARCH TEXT %s\r\n" % (i, b"x" * 3400) for i in range(10)))
+            for i in range(10):
+                while not (line := c.readline()).startswith(b"w%d " % i):
+                    pass
+                assert line.startswith(b"w%d OK" % i), line
             c.send(b"t99 IDLE\r\n")
             assert c.readline().startswith(b"+ ")
             clients.append(c)
