@@ -105,6 +105,11 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
         "STARTTLS" => B::StartTls,
         "NAMESPACE" => B::Namespace,
         "IDLE" => B::Idle,
+        "COMPRESS" => {
+            // RFC 4978 §5: `compress = "COMPRESS" SP algorithm`, `algorithm = atom`.
+            c.sp()?;
+            B::Compress(String::from_utf8_lossy(c.atom()?).to_ascii_uppercase())
+        }
         "CHECK" => B::Check,
         "CLOSE" => B::Close,
         "UNSELECT" => B::Unselect,

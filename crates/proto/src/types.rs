@@ -102,6 +102,8 @@ pub enum CommandBody {
         messages: Vec<AppendMessage>,
     },
     Idle,
+    /// RFC 4978 `COMPRESS mechanism` (uppercased; only `DEFLATE` is defined).
+    Compress(String),
     /// RFC 9208.
     GetQuota(Vec<u8>),
     GetQuotaRoot(MailboxName),
@@ -196,6 +198,7 @@ impl CommandBody {
             Status { .. } => "STATUS",
             Append { .. } => "APPEND",
             Idle => "IDLE",
+            Compress(_) => "COMPRESS",
             GetQuota(_) => "GETQUOTA",
             GetQuotaRoot(_) => "GETQUOTAROOT",
             SetQuota { .. } => "SETQUOTA",

@@ -61,6 +61,7 @@ pub(crate) async fn serve(
     session.set_auth_failure_delay(Duration::from_millis(shared.config.auth.failure_delay_ms));
     session.set_throttle(shared.throttle.clone());
     session.set_quota_admin(Some(shared.config.quota.admin.clone()));
+    session.set_compress_available(limits.compress_deflate);
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();
     match run(&shared, &mut conn, &mut session, &mut shutdown, deadline).await {
@@ -162,6 +163,11 @@ async fn run(
                     session.tls_started();
                     break;
                 }
+                Flow::Compress => {
+                    // The OK went out above, uncompressed; everything after it is deflated.
+                    conn.start_compress()?;
+                    break;
+                }
                 Flow::SaslContinue => match read_short_line(shared, conn, read_by).await? {
                     Some(line) => session.sasl_response(&line, &mut out).await,
                     None => return Ok(()),
@@ -199,6 +205,10 @@ async fn idle(
                         Ok(session.idle_done(done, out).await)
                     }
                     Line::TooLong(_) => Ok(session.idle_done(false, out).await),
+                    Line::Abandoned(_) => {
+                        out.extend_from_slice(b"* BYE [LIMIT] Line too long.\r\n");
+                        Ok(Flow::Close)
+                    }
                     Line::Eof => Ok(Flow::Close),
                 };
             }
@@ -288,6 +298,14 @@ async fn read_command(
         let max_line = (limits.max_line_length as u64).min(room) as usize;
         let line = match conn.read_line(max_line).await? {
             Line::Eof => return Ok(ReadOutcome::Eof),
+            Line::Abandoned(head) => {
+                // A compressed line with no end in sight (a decompression bomb): the same
+                // answer as a plain too-long line, then the connection ends.
+                let tag = tag.or_else(|| peek_tag(&head));
+                answer(out, tag.as_deref(), "BAD", "[LIMIT] Command line too long.");
+                out.extend_from_slice(b"* BYE [LIMIT] Command line too long.\r\n");
+                return Ok(ReadOutcome::Close);
+            }
             Line::TooLong(head) if fragments.is_empty() => {
                 // The whole command was this line: answer it, and go on with the next.
                 answer(
@@ -403,7 +421,7 @@ async fn read_short_line(
             Line::Complete(l) => Ok(Some(trim_crlf(&l).to_vec())),
             // Too long for any SASL response we support: the session will reject it.
             Line::TooLong(_) => Ok(Some(b"*".to_vec())),
-            Line::Eof => Ok(None),
+            Line::Abandoned(_) | Line::Eof => Ok(None),
         },
     }
 }

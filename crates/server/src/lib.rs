@@ -12,6 +12,7 @@
 //! Command logic lives in `mailkeep-session`; this crate never interprets a command.
 #![forbid(unsafe_code)]
 
+mod compress;
 pub mod config;
 mod conn;
 mod lmtp;

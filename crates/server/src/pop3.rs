@@ -91,7 +91,7 @@ async fn run(
                 return Ok(());
             }
             Ok(line) => match line? {
-                Line::Eof => return Ok(()),
+                Line::Eof | Line::Abandoned(_) => return Ok(()),
                 Line::TooLong(_) => session.line_too_long(&mut out),
                 Line::Complete(l) => session.handle_line(&l, &mut out).await,
             },

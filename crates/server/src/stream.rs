@@ -15,12 +15,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use crate::compress::Deflated;
 use crate::tls::Tls;
 
-/// Plain TCP or TLS over TCP.
+/// Plain TCP or TLS over TCP, either of them with COMPRESS=DEFLATE on top.
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// COMPRESS=DEFLATE (RFC 4978) over a plain or TLS stream.
+    Deflate(Box<Deflated>),
     /// Left behind while the TCP stream is handed to the TLS handshake.
     Closed,
 }
@@ -38,6 +41,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -52,6 +56,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -59,6 +64,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -66,6 +72,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Stream::Closed => Poll::Ready(Err(closed())),
         }
     }
@@ -79,6 +86,10 @@ pub enum Line {
     /// The line exceeded the limit; everything up to and including its LF was discarded.
     /// The first bytes are kept so the tag can be answered.
     TooLong(Vec<u8>),
+    /// The line exceeded the limit and no LF came within [`COMPRESSED_SKIP_LIMIT`] more
+    /// (inflated) bytes on a compressed connection: a decompression bomb, not a client that
+    /// went wrong once. The input is out of step; the connection must be closed.
+    Abandoned(Vec<u8>),
     /// The peer closed the connection.
     Eof,
 }
@@ -107,6 +118,10 @@ pub struct Conn {
 const READ_CHUNK: usize = 2048;
 /// Keep at most this much buffer capacity between commands.
 const KEEP_CAPACITY: usize = 4096;
+/// After a too-long line on a compressed connection, how many more inflated bytes are read
+/// looking for its end. A plain client pays a byte of traffic for each byte we skip; through
+/// deflate one byte can stand for a thousand, so the search is bounded.
+pub const COMPRESSED_SKIP_LIMIT: u64 = 1024 * 1024;
 
 impl Conn {
     pub fn new(stream: Stream) -> Self {
@@ -136,6 +151,25 @@ impl Conn {
                 Err(io::ErrorKind::Unsupported.into())
             }
         }
+    }
+
+    /// COMPRESS=DEFLATE: from now on input is inflated and output deflated. Input already
+    /// buffered after the command is the start of the compressed stream (the client must wait
+    /// for our OK, but if it did not, its bytes are compressed ones).
+    pub fn start_compress(&mut self) -> io::Result<()> {
+        if self.is_compressed() {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        let early = self.buf[self.pos..].to_vec();
+        self.discard_buffered();
+        let inner = std::mem::replace(&mut self.stream, Stream::Closed);
+        self.stream = Stream::Deflate(Box::new(Deflated::new(inner, early)));
+        Ok(())
+    }
+
+    /// COMPRESS=DEFLATE is active.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.stream, Stream::Deflate(_))
     }
 
     /// Drop buffered input (after STARTTLS) and release memory.
@@ -191,8 +225,11 @@ impl Conn {
             if self.buf.len() - self.pos > max {
                 let head =
                     self.buf[self.pos..self.pos + 64.min(self.buf.len() - self.pos)].to_vec();
-                self.skip_line().await?;
-                return Ok(Line::TooLong(head));
+                let limit = self.is_compressed().then_some(COMPRESSED_SKIP_LIMIT);
+                if self.skip_line(limit).await? {
+                    return Ok(Line::TooLong(head));
+                }
+                return Ok(Line::Abandoned(head));
             }
             if self.fill().await? == 0 {
                 return Ok(Line::Eof);
@@ -200,17 +237,23 @@ impl Conn {
         }
     }
 
-    /// Discard input up to and including the next LF.
-    async fn skip_line(&mut self) -> io::Result<()> {
+    /// Discard input up to and including the next LF; `false` if more than `limit` bytes came
+    /// without one (the rest of the line is left unread).
+    async fn skip_line(&mut self, limit: Option<u64>) -> io::Result<bool> {
+        let mut skipped = 0u64;
         loop {
             if let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
                 self.pos += i + 1;
-                return Ok(());
+                return Ok(true);
             }
+            skipped += (self.buf.len() - self.pos) as u64;
             self.buf.clear();
             self.pos = 0;
+            if limit.is_some_and(|l| skipped > l) {
+                return Ok(false);
+            }
             if self.fill().await? == 0 {
-                return Ok(());
+                return Ok(true);
             }
         }
     }

@@ -212,7 +212,7 @@ async fn login(
     }
     inner.mechanism = Some(mechanism);
     inner.user_name = Some(user.name.clone());
-    let caps = capability::list(&inner.config, true);
+    let caps = capability::list_for(inner, true);
     Outcome::ok_code(Some(Code::Capability(caps)), "Logged in")
         .then(Transition::Authenticated(user))
 }

@@ -9,7 +9,9 @@ use mailkeep_store::{Mailbox, User};
 use crate::error::{CmdError, CmdResult};
 use crate::selected::SelectedMailbox;
 use crate::state::Transition;
-use crate::{Inner, Outcome, append, capability, cmd, idle, list, names, status_cmd};
+use crate::{
+    CompressState, Flow, Inner, Outcome, append, capability, cmd, idle, list, names, status_cmd,
+};
 
 pub(crate) async fn handle(
     inner: &mut Inner,
@@ -58,6 +60,7 @@ pub(crate) async fn handle(
         CommandBody::SetQuota { root, limits } => {
             cmd::quota::set_quota(inner, user, &root, &limits, out).await
         }
+        CommandBody::Compress(mechanism) => Ok(compress(inner, &mechanism)),
         CommandBody::StartTls | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
             Err(CmdError::Bad("Already logged in.".into()))
         }
@@ -515,5 +518,23 @@ async fn subscribe(inner: &Inner, user: &User, raw: &[u8], on: bool) -> CmdResul
         let name = name.trim_end_matches(names::SEP);
         inner.store.unsubscribe(user.id, name).await?;
         Ok(Outcome::ok("Unsubscribe completed."))
+    }
+}
+
+/// `COMPRESS DEFLATE` (RFC 4978 §3): the OK goes out uncompressed, then the server compresses
+/// both directions ([`Flow::Compress`]). Only after login, as Dovecot: before it, compression
+/// would only let a client send more for its pre-login budget.
+fn compress(inner: &mut Inner, mechanism: &str) -> Outcome {
+    match inner.compress {
+        _ if mechanism != "DEFLATE" => Outcome::bad("Unknown compression mechanism."),
+        CompressState::Active => Outcome::err(CmdError::No(
+            Some(Code::Other("COMPRESSIONACTIVE".into())),
+            "DEFLATE is already active.".into(),
+        )),
+        CompressState::Unavailable => Outcome::bad("COMPRESS is not available."),
+        CompressState::Available => {
+            inner.compress = CompressState::Active;
+            Outcome::ok("DEFLATE active.").flow(Flow::Compress)
+        }
     }
 }

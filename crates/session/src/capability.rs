@@ -1,6 +1,6 @@
 //! The CAPABILITY list: what this session can offer now (RFC 9051 §6.1.1, §7.2.2).
 
-use crate::SessionConfig;
+use crate::{CompressState, Inner, SessionConfig};
 
 /// Before login Dovecot shows a short list; clients ask again after login (the tagged OK of
 /// LOGIN carries the full list, RFC 9051 §6.2.3).
@@ -73,9 +73,14 @@ pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
     caps
 }
 
-/// `* CAPABILITY ...` line body (without `* ` and CRLF).
-pub(crate) fn line(config: &SessionConfig, authenticated: bool) -> String {
-    format!("CAPABILITY {}", list(config, authenticated).join(" "))
+/// [`list`], with what depends on the connection's state: COMPRESS=DEFLATE after login while
+/// it can still be turned on (Dovecot also offers it only after login).
+pub(crate) fn list_for(inner: &Inner, authenticated: bool) -> Vec<String> {
+    let mut caps = list(&inner.config, authenticated);
+    if authenticated && inner.compress == CompressState::Available {
+        caps.push("COMPRESS=DEFLATE".into());
+    }
+    caps
 }
 
 /// Is `name` something ENABLE may turn on here (RFC 5161 §3.1: only advertised extensions)?

@@ -77,6 +77,9 @@ pub enum Flow {
     Close,
     /// Flush the output, then do the TLS handshake and call [`Session::tls_started`].
     StartTls,
+    /// Flush the output (the tagged OK of COMPRESS, uncompressed), then compress both
+    /// directions with raw deflate (RFC 4978).
+    Compress,
     /// Flush the output (which holds `+ idling`), then wait for `DONE` while forwarding
     /// mailbox changes with [`Session::idle_update`]; on DONE call [`Session::idle_done`].
     Idle,
@@ -134,6 +137,16 @@ pub(crate) struct Inner {
     pub throttle: Option<Arc<mailkeep_auth::Throttle>>,
     /// The account that may SETQUOTA (see `cmd::quota`); `None` or empty: nobody.
     pub quota_admin: Option<String>,
+    /// COMPRESS=DEFLATE (RFC 4978) on this connection.
+    pub compress: CompressState,
+}
+
+/// COMPRESS=DEFLATE on a connection: the server says whether it can, the session turns it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CompressState {
+    Unavailable,
+    Available,
+    Active,
 }
 
 /// The tagged line a handler wants written.
@@ -228,6 +241,8 @@ fn sync_mode(body: &CommandBody) -> SyncMode {
         | Thread { uid: false, .. } => SyncMode::NoExpunge,
         Select { .. } | Examine { .. } | Close | Unselect | Logout | Idle => SyncMode::None,
         Capability | Id(_) | StartTls | Authenticate { .. } | Login { .. } => SyncMode::None,
+        // Nothing may follow COMPRESS's OK uncompressed; nothing needs to precede it.
+        Compress(_) => SyncMode::None,
         _ => SyncMode::Full,
     }
 }
@@ -247,6 +262,7 @@ impl Session {
                 auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
                 throttle: None,
                 quota_admin: Some("admin".into()),
+                compress: CompressState::Unavailable,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -256,6 +272,17 @@ impl Session {
     /// Change the pause after a failed login (tests use zero).
     pub fn set_auth_failure_delay(&mut self, delay: Duration) {
         self.inner.auth_failure_delay = delay;
+    }
+
+    /// Offer COMPRESS=DEFLATE (RFC 4978) after login: the server can compress this connection.
+    pub fn set_compress_available(&mut self, available: bool) {
+        if self.inner.compress != CompressState::Active {
+            self.inner.compress = if available {
+                CompressState::Available
+            } else {
+                CompressState::Unavailable
+            };
+        }
     }
 
     /// Count failed logins in the server's shared throttle (across connections).
@@ -293,8 +320,8 @@ impl Session {
         let outcome = match body {
             // Any state (RFC 9051 §6.1).
             CommandBody::Capability => {
-                let line = capability::line(&inner.config, self.state.user().is_some());
-                out.extend_from_slice(format!("* {line}\r\n").as_bytes());
+                let caps = capability::list_for(inner, self.state.user().is_some());
+                out.extend_from_slice(format!("* CAPABILITY {}\r\n", caps.join(" ")).as_bytes());
                 Outcome::ok("Capability completed.")
             }
             CommandBody::Noop => Outcome::ok("NOOP completed."),

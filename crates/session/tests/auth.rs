@@ -247,3 +247,53 @@ async fn garbage_ends_the_connection() {
         "v BAD Please log in first.\r\n* BYE Too many invalid IMAP commands.\r\n"
     );
 }
+
+/// COMPRESS=DEFLATE (RFC 4978): offered after login when the server can compress, the OK
+/// asks the server to switch ([`Flow::Compress`]), a second one is `NO [COMPRESSIONACTIVE]`.
+#[tokio::test]
+async fn compress_deflate_after_login_only() {
+    let env = env().await;
+    let mut s = session(&env, config());
+    s.set_compress_available(true);
+    let (out, _) = run(&mut s, "a CAPABILITY\r\n").await;
+    assert!(!out.contains("COMPRESS"), "{out}");
+    assert_eq!(
+        ok(&mut s, "b COMPRESS DEFLATE\r\n").await,
+        "b BAD Please log in first.\r\n"
+    );
+    let (out, _) = run(&mut s, &format!("c LOGIN alice {PASSWORD}\r\n")).await;
+    assert!(out.contains(" COMPRESS=DEFLATE]"), "{out}");
+    let (out, _) = run(&mut s, "d CAPABILITY\r\n").await;
+    assert!(out.contains(" COMPRESS=DEFLATE\r\n"), "{out}");
+    assert_eq!(
+        ok(&mut s, "e COMPRESS LZW\r\n").await,
+        "e BAD Unknown compression mechanism.\r\n"
+    );
+    let (out, flow) = run(&mut s, "f compress deflate\r\n").await;
+    assert_eq!(
+        (out.as_str(), flow),
+        ("f OK DEFLATE active.\r\n", Flow::Compress)
+    );
+    assert_eq!(
+        ok(&mut s, "g COMPRESS DEFLATE\r\n").await,
+        "g NO [COMPRESSIONACTIVE] DEFLATE is already active.\r\n"
+    );
+    let (out, _) = run(&mut s, "h CAPABILITY\r\n").await;
+    assert!(!out.contains("COMPRESS"), "{out}");
+    assert_eq!(
+        ok(&mut s, "i COMPRESS\r\n").await.split(' ').nth(1),
+        Some("BAD")
+    );
+}
+
+#[tokio::test]
+async fn compress_not_offered_when_the_server_cannot() {
+    let env = env().await;
+    let mut s = session(&env, config());
+    let (out, _) = run(&mut s, &format!("a LOGIN alice {PASSWORD}\r\n")).await;
+    assert!(!out.contains("COMPRESS"), "{out}");
+    assert_eq!(
+        ok(&mut s, "b COMPRESS DEFLATE\r\n").await,
+        "b BAD COMPRESS is not available.\r\n"
+    );
+}

@@ -1,6 +1,7 @@
 //! Scenario 2: many IDLE connections spread over child processes and loopback source
 //! addresses; server memory per connection and new-mail notification latency.
 
+use crate::idle_tls::IdleMode;
 use crate::imap::{Conn, untagged_num};
 use crate::load::{preload, user};
 use crate::report::{Metric, m};
@@ -32,7 +33,12 @@ pub async fn worker(
     first: usize,
     count: usize,
     users: u32,
+    mode: IdleMode,
+    warm: bool,
 ) -> Result<()> {
+    if mode != IdleMode::Plain {
+        return worker_tls(addr, src, first, count, users, mode, warm).await;
+    }
     let arrivals: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
     let alive = Arc::new(AtomicUsize::new(0));
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
@@ -66,6 +72,60 @@ pub async fn worker(
             anyhow::Ok(())
         });
     }
+    report_arrivals(set, alive, arrivals, src, first, users).await
+}
+
+/// [`worker`] for the TLS modes: the same protocol on stdin/stdout.
+async fn worker_tls(
+    addr: SocketAddr,
+    src: IpAddr,
+    first: usize,
+    count: usize,
+    users: u32,
+    mode: IdleMode,
+    warm: bool,
+) -> Result<()> {
+    let arrivals: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+    let alive = Arc::new(AtomicUsize::new(0));
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let tls = crate::idle_tls::connector()?;
+    let mut set = tokio::task::JoinSet::new();
+    for j in 0..count {
+        let (arr, sem, alive, tls) = (arrivals.clone(), sem.clone(), alive.clone(), tls.clone());
+        let u = user(((first + j) % users as usize) as u32);
+        set.spawn(async move {
+            let mut c = {
+                let _permit = sem.acquire().await?;
+                crate::idle_tls::open(&tls, addr, src, &u, PASSWORD, mode, warm).await?
+            };
+            alive.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                while let Ok(line) = c.read_line().await {
+                    if untagged_num(&line, b"EXISTS").is_some() {
+                        let _ = arr[j].compare_exchange(
+                            0,
+                            now_us(),
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        );
+                    }
+                }
+            });
+            anyhow::Ok(())
+        });
+    }
+    report_arrivals(set, alive, arrivals, src, first, users).await
+}
+
+/// The worker's stdin/stdout protocol once its connections are being opened.
+async fn report_arrivals(
+    mut set: tokio::task::JoinSet<Result<()>>,
+    alive: Arc<AtomicUsize>,
+    arrivals: Arc<Vec<AtomicU64>>,
+    src: IpAddr,
+    first: usize,
+    users: u32,
+) -> Result<()> {
     let mut failed = 0;
     while let Some(r) = set.join_next().await {
         if let Err(e) | Ok(Err(e)) = r.map_err(anyhow::Error::from) {
@@ -113,7 +173,13 @@ struct Worker {
 }
 
 /// Runs the idle test with `k` connections over `users` users on a running server.
-pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
+pub async fn run(
+    srv: &Server,
+    k: usize,
+    users: u32,
+    mode: IdleMode,
+    warm: bool,
+) -> Result<Vec<Metric>> {
     for u in 0..users {
         let msgs = (0..10)
             .map(|i| crate::corpus::five_kb(u as u64 * 100 + i))
@@ -147,7 +213,8 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
                 "--count",
                 &count.to_string(),
             ])
-            .args(["--users", &users.to_string()])
+            .args(["--users", &users.to_string(), "--mode", mode.name()])
+            .args(warm.then_some("--warm"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
@@ -225,7 +292,14 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
         }
     }
     drop(workers);
-    let sc = "idle";
+    // The plain scenario keeps its name (and plot); the TLS ones are scenarios of their own.
+    let sc: &'static str = match (mode, warm) {
+        (IdleMode::Plain, _) => "idle",
+        (IdleMode::Tls, false) => "idle-tls",
+        (IdleMode::Tls, true) => "idle-tls-warm",
+        (IdleMode::TlsCompress, false) => "idle-tls-compress",
+        (IdleMode::TlsCompress, true) => "idle-tls-compress-warm",
+    };
     let mut pss_m = m(
         sc,
         format!("{k} idlers: PSS per connection"),
@@ -233,7 +307,9 @@ pub async fn run(srv: &Server, k: usize, users: u32) -> Result<Vec<Metric>> {
         false,
         per(pss, pss0),
     );
-    pss_m.plot = Some(("idle-memory-per-connection", k as f64));
+    if mode == IdleMode::Plain {
+        pss_m.plot = Some(("idle-memory-per-connection", k as f64));
+    }
     println!(
         "  server processes: {procs0} before, {procs} with idlers; {missing} idlers missed the new mail"
     );

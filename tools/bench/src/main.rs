@@ -3,6 +3,7 @@
 
 mod corpus;
 mod idle;
+mod idle_tls;
 mod imap;
 mod large;
 mod lmtp;
@@ -57,6 +58,14 @@ struct Cli {
     /// Users sharing the idle connections (all idlers of a user share its INBOX).
     #[arg(long, global = true, default_value_t = 4)]
     idle_users: u32,
+    /// Idle connections: plain, tls (STARTTLS) or tls-compress (STARTTLS + COMPRESS=DEFLATE;
+    /// Mailkeep only).
+    #[arg(long, global = true, value_enum, default_value = "plain")]
+    idle_mode: idle_tls::IdleMode,
+    /// TLS idle modes: send 100 commands (34 KiB) before IDLE, so the connection's buffers
+    /// (COMPRESS: the 32 KiB inflate window) have been used, as after a while of real use.
+    #[arg(long, global = true)]
+    idle_warm: bool,
     /// Messages APPENDed in the delivery test (default 10000; quick 1000).
     #[arg(long, global = true)]
     delivery: Option<usize>,
@@ -124,6 +133,10 @@ enum Cmd {
         count: usize,
         #[arg(long)]
         users: u32,
+        #[arg(long, value_enum, default_value = "plain")]
+        mode: idle_tls::IdleMode,
+        #[arg(long)]
+        warm: bool,
     },
 }
 
@@ -225,11 +238,17 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 }
             }
             Cmd::Idle => {
+                if ctx.cli.idle_mode != idle_tls::IdleMode::Plain && kind != Kind::Mailkeep {
+                    // The benchmark's Dovecot has no TLS (nor imap_zlib) configured.
+                    println!("  {}: TLS idle modes are Mailkeep only", kind.name());
+                    continue;
+                }
                 for k in pick(&ctx.cli.idle, q, vec![300], vec![1000, 5000, 15000]) {
                     let Some(srv) = ctx.start(kind, k + 100).await else {
                         continue;
                     };
-                    let r = idle::run(&srv, k, ctx.cli.idle_users).await;
+                    let (mode, warm) = (ctx.cli.idle_mode, ctx.cli.idle_warm);
+                    let r = idle::run(&srv, k, ctx.cli.idle_users, mode, warm).await;
                     ctx.record(kind, "idle", r);
                 }
             }
@@ -421,9 +440,11 @@ fn main() -> Result<()> {
         first,
         count,
         users,
+        mode,
+        warm,
     } = cli.cmd
     {
-        return rt.block_on(idle::worker(addr, src, first, count, users));
+        return rt.block_on(idle::worker(addr, src, first, count, users, mode, warm));
     }
     if let Cmd::Merge { files, name } = &cli.cmd {
         return merge::run(files, &cli.out_dir, name);

@@ -1,6 +1,6 @@
 //! One table per command family.
 
-use super::{body, set};
+use super::{body, parse, set};
 use crate::frame::Fragment;
 use crate::parse::parse_command;
 use crate::types::*;
@@ -16,6 +16,9 @@ fn simple_commands() {
         ("a STARTTLS\r\n", B::StartTls),
         ("a NAMESPACE\r\n", B::Namespace),
         ("a IDLE\r\n", B::Idle),
+        ("a COMPRESS DEFLATE\r\n", B::Compress("DEFLATE".into())),
+        ("a compress deflate\r\n", B::Compress("DEFLATE".into())),
+        ("a COMPRESS X-LZW\r\n", B::Compress("X-LZW".into())),
         ("a CHECK\r\n", B::Check),
         ("a CLOSE\r\n", B::Close),
         ("a UNSELECT\r\n", B::Unselect),
@@ -419,4 +422,15 @@ fn append_spooled() {
         Fragment::Line(b" x\r\n".to_vec()),
     ];
     assert_eq!(parse_command(&frags).unwrap_err().tag.as_deref(), Some("a"));
+}
+
+#[test]
+fn compress_needs_one_atom() {
+    for bad in [
+        "a COMPRESS\r\n",
+        "a COMPRESS \r\n",
+        "a COMPRESS \"DEFLATE\"\r\n",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
 }
