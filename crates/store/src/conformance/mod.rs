@@ -13,11 +13,13 @@ mod accounts;
 mod domains;
 mod messages;
 mod search;
+mod secrets;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received};
 pub use search::{notifications, recent, search};
+pub use secrets::scram_keys;
 
 /// Runs every part of the suite.
 pub async fn run_all(store: Arc<dyn MailStore>) {
@@ -51,6 +53,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "delete_user").await;
     domains_and_aliases(&*store).await;
     assert_clean(&*store, "domains_and_aliases").await;
+    scram_keys(&*store).await;
+    assert_clean(&*store, "scram_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

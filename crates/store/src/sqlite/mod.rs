@@ -38,6 +38,7 @@ mod prepare;
 mod reads;
 mod schema;
 mod search;
+mod secrets;
 mod sweep;
 mod writer;
 
@@ -52,7 +53,8 @@ pub use self::writer::WriteStats;
 use self::writer::Writer;
 use crate::{
     Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageBytes,
-    MessageMeta, NewMessage, Notifier, ParsedInfo, Result, StoreFlagsResult, User, UserId,
+    MessageMeta, NewMessage, Notifier, ParsedInfo, Result, ScramKeys, StoreFlagsResult, User,
+    UserId,
 };
 
 pub struct SqliteStore {
@@ -79,6 +81,7 @@ impl SqliteStore {
         let blobs = BlobDir::open(data_dir.join("blobs"))?;
         let conn = schema::open_writer(&index)?;
         conn.execute_batch(domains::SCHEMA)?;
+        conn.execute_batch(secrets::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -232,6 +235,20 @@ impl MailStore for SqliteStore {
         let name = name.to_owned();
         self.writer
             .run(move |ctx| accounts::delete_user(ctx, &name))
+            .await
+    }
+
+    async fn get_scram_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| secrets::get_scram_keys(c, &name))
+            .await
+    }
+
+    async fn set_scram_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
+        let (name, keys) = (name.to_owned(), keys.cloned());
+        self.writer
+            .run(move |ctx| secrets::set_scram_keys(ctx.conn, &name, keys.as_ref()))
             .await
     }
 
