@@ -48,6 +48,15 @@ pub(crate) fn plaintext_allowed(config: &SessionConfig) -> bool {
 }
 
 pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
+    list_with_binding(config, authenticated, false)
+}
+
+/// [`list`] for a connection that can (`channel_binding`) offer SCRAM-SHA-256-PLUS.
+pub(crate) fn list_with_binding(
+    config: &SessionConfig,
+    authenticated: bool,
+    channel_binding: bool,
+) -> Vec<String> {
     let mut caps: Vec<String> = PRE_LOGIN.iter().map(|s| s.to_string()).collect();
     if authenticated {
         caps.extend(AFTER_LOGIN.iter().map(|s| s.to_string()));
@@ -56,6 +65,11 @@ pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
         if config.starttls_available && !config.tls_active {
             caps.push("STARTTLS".into());
         }
+        // SCRAM sends no password: offered with or without TLS, -PLUS where we can bind.
+        if channel_binding {
+            caps.push("AUTH=SCRAM-SHA-256-PLUS".into());
+        }
+        caps.push("AUTH=SCRAM-SHA-256".into());
         if plaintext_allowed(config) {
             caps.push("AUTH=PLAIN".into());
             caps.push("AUTH=LOGIN".into());
@@ -67,8 +81,9 @@ pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
 }
 
 /// `* CAPABILITY ...` line body (without `* ` and CRLF).
-pub(crate) fn line(config: &SessionConfig, authenticated: bool) -> String {
-    format!("CAPABILITY {}", list(config, authenticated).join(" "))
+pub(crate) fn line(config: &SessionConfig, authenticated: bool, channel_binding: bool) -> String {
+    let caps = list_with_binding(config, authenticated, channel_binding);
+    format!("CAPABILITY {}", caps.join(" "))
 }
 
 /// Is `name` something ENABLE may turn on here (RFC 5161 §3.1: only advertised extensions)?

@@ -69,4 +69,10 @@ pub async fn scram_keys(store: &dyn MailStore) {
     assert_eq!(store.get_scram_keys("scram-b").await.unwrap(), None);
     store.delete_user("scram-a").await.unwrap();
     store.delete_user("scram-b").await.unwrap();
+
+    // Server secrets: 32 random bytes, the same at every call, one per name.
+    let s1 = store.server_secret("scram-test").await.unwrap();
+    assert_eq!(s1.len(), 32);
+    assert_eq!(store.server_secret("scram-test").await.unwrap(), s1);
+    assert_ne!(store.server_secret("scram-test2").await.unwrap(), s1);
 }

@@ -252,6 +252,24 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn server_secret(&self, name: &str) -> Result<Vec<u8>> {
+        let name = name.to_owned();
+        let known = {
+            let name = name.clone();
+            self.readers
+                .run_quick(move |c| secrets::get_server_secret(c, &name))
+                .await?
+        };
+        match known {
+            Some(s) => Ok(s),
+            None => {
+                self.writer
+                    .run(move |ctx| secrets::server_secret(ctx.conn, &name))
+                    .await
+            }
+        }
+    }
+
     async fn list_mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {
         self.readers
             .run(move |c| accounts::list_mailboxes(c, user))

@@ -15,6 +15,11 @@ CREATE TABLE IF NOT EXISTS scram_keys(
     stored_key BLOB NOT NULL,
     server_key BLOB NOT NULL
 );
+-- Random secrets of this installation, by name (see `server_secret`).
+CREATE TABLE IF NOT EXISTS server_secrets(
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS scram_keys_password_changed
 AFTER UPDATE OF password_hash ON users
 BEGIN
@@ -72,4 +77,19 @@ pub(super) fn set_scram_keys(
         }
     }
     Ok(())
+}
+
+pub(super) fn get_server_secret(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>> {
+    let mut st = conn.prepare_cached("SELECT value FROM server_secrets WHERE name = ?1")?;
+    Ok(st.query_row([name], |r| r.get(0)).optional()?)
+}
+
+/// The secret `name`, made now (from SQLite's random source) if it does not exist yet.
+pub(super) fn server_secret(conn: &Connection, name: &str) -> Result<Vec<u8>> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO server_secrets(name, value) VALUES (?1, randomblob(32))",
+    )?
+    .execute([name])?;
+    get_server_secret(conn, name)?
+        .ok_or_else(|| StoreError::Internal("server secret vanished".into()))
 }
