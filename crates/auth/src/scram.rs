@@ -136,6 +136,41 @@ impl Secrets {
     }
 }
 
+/// What to store after a successful password login (see [`upgrade`]).
+#[derive(Debug, Clone, Default)]
+pub struct Upgrade {
+    /// An argon2id hash replacing an imported one.
+    pub new_hash: Option<String>,
+    /// SCRAM keys for an account that has none (or whose hash was just replaced, which drops
+    /// them).
+    pub keys: Option<Secrets>,
+}
+
+/// After a successful PLAIN/LOGIN/USER-PASS login with `password`: rehash an imported hash
+/// (not argon2id) and derive SCRAM keys where `has_keys` is false. The hashing runs on a
+/// blocking thread. A password that is not UTF-8 keeps its hash; one SASLprep refuses gets no
+/// keys (it cannot be used with SCRAM).
+pub async fn upgrade(
+    stored_hash: &str,
+    has_keys: bool,
+    password: &[u8],
+    iterations: u32,
+) -> Upgrade {
+    let rehash = !crate::hashes::is_current(stored_hash) && std::str::from_utf8(password).is_ok();
+    if !rehash && has_keys {
+        return Upgrade::default();
+    }
+    let password = password.to_vec();
+    let work = move || {
+        let new_hash = rehash.then(|| crate::hash_password(&String::from_utf8_lossy(&password)));
+        Upgrade {
+            new_hash,
+            keys: Secrets::generate(&password, iterations.clamp(1, MAX_ITERATIONS)),
+        }
+    };
+    tokio::task::spawn_blocking(work).await.unwrap_or_default()
+}
+
 /// Constant-time equality of two 32-byte values.
 fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -168,6 +168,7 @@ impl Session {
             }
             (_, None) => return self.failed(Duration::ZERO, out).await,
         };
+        self.upgrade_secrets(&user, password).await;
         let Some(lock) = self.maildrops.try_lock(user.id) else {
             tracing::info!(user = %user.name, peer = %self.config.peer, "pop3 maildrop in use");
             out.extend_from_slice(
@@ -262,5 +263,38 @@ impl Session {
         }
         out.extend_from_slice(b"-ERR [AUTH] Authentication failed.\r\n");
         Flow::Continue
+    }
+
+    /// After a successful login: an imported hash (not argon2id) becomes an argon2id one, and
+    /// SCRAM keys are derived where the account has none (as the IMAP session does).
+    /// Failures are logged; the login stands.
+    async fn upgrade_secrets(&self, user: &User, password: &[u8]) {
+        let store = &self.store;
+        let current = mailkeep_auth::hashes::is_current(&user.password_hash);
+        let has_keys = current && matches!(store.get_scram_keys(&user.name).await, Ok(Some(_)));
+        let up = mailkeep_auth::scram::upgrade(
+            &user.password_hash,
+            has_keys,
+            password,
+            self.scram_iterations,
+        )
+        .await;
+        if let Some(h) = &up.new_hash {
+            match store.set_password(&user.name, h).await {
+                Ok(()) => tracing::info!(user = ?user.name, "password rehashed to argon2id"),
+                Err(e) => return tracing::warn!(user = ?user.name, error = %e, "rehashing"),
+            }
+        }
+        if let Some(s) = up.keys {
+            let keys = mailkeep_store::ScramKeys {
+                iterations: s.iterations,
+                salt: s.salt,
+                stored_key: s.stored_key.to_vec(),
+                server_key: s.server_key.to_vec(),
+            };
+            if let Err(e) = store.set_scram_keys(&user.name, Some(&keys)).await {
+                tracing::warn!(user = ?user.name, error = %e, "storing SCRAM keys");
+            }
+        }
     }
 }

@@ -121,6 +121,8 @@ pub struct Session {
     user_name: Option<String>,
     /// Failed logins counted across connections (the server's one throttle); none in tests.
     throttle: Option<Arc<mailkeep_auth::Throttle>>,
+    /// PBKDF2 iterations of SCRAM keys derived at login.
+    scram_iterations: u32,
 }
 
 impl Session {
@@ -138,7 +140,13 @@ impl Session {
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             user_name: None,
             throttle: None,
+            scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
         }
+    }
+
+    /// PBKDF2 iterations for SCRAM keys derived at login (`[auth] scram_iterations`).
+    pub fn set_scram_iterations(&mut self, iterations: u32) {
+        self.scram_iterations = iterations;
     }
 
     /// Count failed logins in the server's shared throttle (across connections).

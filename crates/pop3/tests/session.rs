@@ -534,3 +534,31 @@ async fn large_message_is_handed_out_in_pieces() {
     );
     assert!(total == want.as_bytes());
 }
+
+/// A Dovecot hash imported with `user add --hash` is replaced by argon2id at the first POP3
+/// login, and SCRAM keys appear beside it (as at an IMAP login).
+#[tokio::test]
+async fn imported_hash_is_rehashed_at_login() {
+    let env = env().await;
+    // `doveadm pw -s SHA256-CRYPT -p pass`
+    let imported = mailkeep_auth::hashes::import(
+        "{SHA256-CRYPT}$5$gg3/Z4Dklw0L/DWJ$vIYtEzknkOSV8gy.t8QtvoihSnP7foBTjRyBl.dx9U/",
+    )
+    .unwrap();
+    env.store.create_user("carol", &imported).await.unwrap();
+    let mut s = session(&env, config());
+    run(&mut s, "USER carol\r\n").await;
+    let (out, _) = run(&mut s, "PASS pass\r\n").await;
+    assert!(out.starts_with("+OK Logged in"), "{out}");
+    let carol = env.store.get_user("carol").await.unwrap().unwrap();
+    assert!(
+        carol.password_hash.starts_with("$argon2id$"),
+        "{}",
+        carol.password_hash
+    );
+    assert!(mailkeep_auth::verify_password(
+        &carol.password_hash,
+        b"pass"
+    ));
+    assert!(env.store.get_scram_keys("carol").await.unwrap().is_some());
+}

@@ -266,30 +266,28 @@ async fn logged_in(inner: &mut Inner, user: User, mechanism: &'static str) -> Ou
 /// one, and SCRAM keys are derived if the account has none (created before SCRAM support,
 /// imported, or just rehashed). Failures are logged; the login stands.
 pub(crate) async fn upgrade_secrets(inner: &Inner, user: &User, password: &[u8]) {
-    let store = &inner.store;
-    let mut missing_keys = true;
-    if !mailkeep_auth::hashes::is_current(&user.password_hash) {
-        // A password that is not UTF-8 cannot be hashed as typed: the old hash stays.
-        if let Ok(pw) = std::str::from_utf8(password) {
-            let pw = pw.to_owned();
-            let hashed = tokio::task::spawn_blocking(move || mailkeep_auth::hash_password(&pw));
-            if let Ok(h) = hashed.await {
-                match store.set_password(&user.name, &h).await {
-                    Ok(()) => tracing::info!(user = ?user.name, "password rehashed to argon2id"),
-                    Err(e) => tracing::warn!(user = ?user.name, error = %e, "rehashing"),
-                }
-            }
+    store_upgrade(&*inner.store, user, password, inner.scram_iterations).await
+}
+
+/// [`upgrade_secrets`] on any store (the POP3 session has the same code).
+async fn store_upgrade(
+    store: &dyn mailkeep_store::MailStore,
+    user: &User,
+    password: &[u8],
+    iterations: u32,
+) {
+    let current = mailkeep_auth::hashes::is_current(&user.password_hash);
+    let has_keys = current && matches!(store.get_scram_keys(&user.name).await, Ok(Some(_)));
+    let up = scram::upgrade(&user.password_hash, has_keys, password, iterations).await;
+    if let Some(h) = &up.new_hash {
+        // Setting the hash drops the old SCRAM keys: the new ones follow.
+        match store.set_password(&user.name, h).await {
+            Ok(()) => tracing::info!(user = ?user.name, "password rehashed to argon2id"),
+            Err(e) => return tracing::warn!(user = ?user.name, error = %e, "rehashing"),
         }
-    } else {
-        missing_keys = matches!(store.get_scram_keys(&user.name).await, Ok(None));
     }
-    if !missing_keys {
+    let Some(s) = up.keys else {
         return;
-    }
-    let (pw, iterations) = (password.to_vec(), inner.scram_iterations);
-    let derived = tokio::task::spawn_blocking(move || Secrets::generate(&pw, iterations)).await;
-    let Ok(Some(s)) = derived else {
-        return; // Not SASLprep-able: this password cannot be used with SCRAM.
     };
     let keys = ScramKeys {
         iterations: s.iterations,
