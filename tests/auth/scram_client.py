@@ -84,12 +84,16 @@ def scram_login(conn, user, password, gs2="n,,", mechanism="SCRAM-SHA-256"):
     proof = bytes(a ^ b for a, b in zip(client_key, signature))
     conn.send(b64(f"{without_proof},p={b64(proof)}".encode()))
     line = conn.line()
-    assert line.startswith("+ "), line
+    if not line.startswith("+ "):
+        # A failure is the tagged NO at once (no e= challenge), BYE first if it was the last.
+        lines = [line]
+        while not lines[-1].startswith("A ") and lines[-1]:
+            lines.append(conn.line())
+        return ScramResult(lines[-1], server_first)
     server_final = base64.b64decode(line[2:]).decode()
-    if server_final.startswith("v="):
-        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-        want = b64(hmac.new(server_key, auth_message, "sha256").digest())
-        assert server_final == f"v={want}", "the server's signature is wrong"
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    want = b64(hmac.new(server_key, auth_message, "sha256").digest())
+    assert server_final == f"v={want}", "the server's signature is wrong"
     conn.send("")
     lines = [conn.line()]
     while not lines[-1].startswith("A ") and lines[-1]:

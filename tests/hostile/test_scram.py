@@ -70,22 +70,18 @@ def test_garbage_at_every_step(make_server):
     proof = b64(os.urandom(32))
     finals = [
         (lambda n: "!!!", "BAD Invalid base64 data in continued response."),
-        (lambda n: b64(bytes(range(256))), "e=invalid-encoding"),
-        (lambda n: b64(f"c=biws,r=wrong,p={proof}"), "e=other-error"),
-        (lambda n: b64(f"c=biws,r={n},p=AAAA"), "e=invalid-encoding"),
-        (lambda n: b64(f"c=eSws,r={n},p={proof}"), "e=channel-bindings-dont-match"),
-        (lambda n: b64(f"c=biws,r={n},p={proof}"), "e=invalid-proof"),
+        (lambda n: b64(bytes(range(256))), f"{failed} (e=invalid-encoding)."),
+        (lambda n: b64(f"c=biws,r=wrong,p={proof}"), f"{failed} (e=other-error)."),
+        (lambda n: b64(f"c=biws,r={n},p=AAAA"), f"{failed} (e=invalid-encoding)."),
+        (lambda n: b64(f"c=eSws,r={n},p={proof}"),
+         f"{failed} (e=channel-bindings-dont-match)."),
+        (lambda n: b64(f"c=biws,r={n},p={proof}"), f"{failed}."),
     ]
     for final, want in finals:
         got = send(s, f, f"b AUTHENTICATE SCRAM-SHA-256 {first()}")
         assert got.startswith("+ "), got
         nonce = base64.b64decode(got[2:]).decode().split(",")[0][2:]
-        got = send(s, f, final(nonce))
-        if want.startswith("BAD"):
-            assert got == f"b {want}", got
-            continue
-        assert base64.b64decode(got[2:]).decode() == want, (want, got)
-        assert send(s, f, "") == f"b {failed}."
+        assert send(s, f, final(nonce)) == f"b {want}"
     assert send(s, f, "c NOOP") == "c OK NOOP completed."
     s.close()
     assert_responsive(server)
@@ -103,8 +99,7 @@ def test_flood_of_unknown_users(make_server):
             got = send(s, f, f"x AUTHENTICATE SCRAM-SHA-256 {first(os.urandom(6).hex(), 'nnnnnnnn')}")
             nonce = base64.b64decode(got[2:]).decode().split(",")[0][2:]
             got = send(s, f, b64(f"c=biws,r={nonce},p={b64(os.urandom(32))}"))
-            assert base64.b64decode(got[2:]) == b"e=invalid-proof"
-            assert send(s, f, "").startswith("x NO [AUTHENTICATIONFAILED]")
+            assert got == "x NO [AUTHENTICATIONFAILED] Authentication failed.", got
             n += 1
         counts.append(n)
         s.close()

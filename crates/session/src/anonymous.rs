@@ -136,12 +136,6 @@ pub(crate) async fn sasl_step(
         .or_else(|| line.strip_suffix(b"\n"))
         .unwrap_or(line);
     if line == b"*" {
-        // After a SCRAM `e=...` the login has failed already: answer that, not BAD.
-        if let SaslStep::Scram { step, .. } = &pending.step
-            && let Some(extra_delay) = crate::scram::cancelled(step)
-        {
-            return failed(inner, auth_failures, extra_delay, out).await;
-        }
         // RFC 9051 §6.2.2: the client cancels with `*`; the server answers BAD.
         return Outcome::bad("Authentication aborted by client.");
     }

@@ -6,14 +6,20 @@
 //! C: A1 AUTHENTICATE SCRAM-SHA-256 [client-first]      (SASL-IR, or after `+ `)
 //! S: + base64(server-first)
 //! C: base64(client-final)
-//! S: + base64(v=signature)        or  + base64(e=invalid-proof)
-//! C: (empty line)                     (anything)
-//! S: A1 OK [CAPABILITY ...]           A1 NO [AUTHENTICATIONFAILED]
+//! S: + base64(v=signature)        or  A1 NO [AUTHENTICATIONFAILED] ...
+//! C: (empty line)
+//! S: A1 OK [CAPABILITY ...]
 //! ```
 //! A wrong proof, an unknown user and an account without SCRAM keys all end the same way,
-//! after the same throttle (`mailkeep_auth::attempt_checked`) as a wrong password: an unknown
-//! user gets a salt derived from a server secret and the name, so the server-first message
-//! does not tell either.
+//! after the same throttle (`mailkeep_auth::attempt_checked`) as a wrong password: the very
+//! NO a wrong password gets. An unknown user gets a salt derived from a server secret and the
+//! name, so the server-first message does not tell either.
+//!
+//! Failures are answered with the tagged NO at once, not with an RFC 5802 `e=...` server-final
+//! challenge: IMAP cannot carry data with a NO, and a challenge needs one more client line,
+//! which real clients do not all send (isync's mbsync through Cyrus SASL waits forever after
+//! `e=`). Errors other than a wrong proof name their RFC 5802 error value in the NO's text,
+//! e.g. `(e=channel-bindings-dont-match)`.
 
 use std::time::Duration;
 
@@ -41,8 +47,6 @@ pub(crate) enum ScramStep {
     },
     /// `v=...` sent: an empty response completes the login.
     Done { user: User },
-    /// `e=...` sent: whatever comes, the answer is NO [AUTHENTICATIONFAILED].
-    Failed { extra_delay: Duration },
 }
 
 pub(crate) fn mechanism(plus: bool) -> &'static str {
@@ -89,7 +93,7 @@ pub(crate) async fn step(
     match step {
         ScramStep::First => first(inner, auth_failures, tag, plus, data, out).await,
         ScramStep::Final { server, account } => {
-            last(inner, tag, plus, &server, account, data, out).await
+            last(inner, auth_failures, tag, plus, &server, account, data, out).await
         }
         ScramStep::Done { user } => {
             if !data.is_empty() {
@@ -97,15 +101,6 @@ pub(crate) async fn step(
             }
             logged_in(inner, user, mechanism(plus)).await
         }
-        ScramStep::Failed { extra_delay } => failed(inner, auth_failures, extra_delay, out).await,
-    }
-}
-
-/// The client's `*` after `e=...`: still a failed login, not a cancelled one.
-pub(crate) fn cancelled(step: &ScramStep) -> Option<Duration> {
-    match step {
-        ScramStep::Failed { extra_delay } => Some(*extra_delay),
-        _ => None,
     }
 }
 
@@ -201,8 +196,10 @@ async fn refused(
     failed_with(inner, auth_failures, Duration::ZERO, code, text, out).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn last(
     inner: &mut Inner,
+    auth_failures: &mut u32,
     tag: String,
     plus: bool,
     server: &ServerFirst,
@@ -226,28 +223,37 @@ async fn last(
         result.is_ok(),
     )
     .await;
-    let step = match (verdict, result, account) {
+    match (verdict, result, account) {
         (mailkeep_auth::Verdict::Success, Ok(v), Some(user)) => {
             continuation(out, v.server_final.as_bytes());
-            ScramStep::Done { user }
+            inner.sasl = Some(SaslPending {
+                tag,
+                step: SaslStep::Scram {
+                    plus,
+                    step: ScramStep::Done { user },
+                },
+            });
+            Outcome::pending(Flow::SaslContinue)
         }
         (verdict, result, _) => {
             let extra_delay = match verdict {
                 mailkeep_auth::Verdict::Failure { extra_delay } => extra_delay,
                 mailkeep_auth::Verdict::Success => Duration::ZERO,
             };
-            // A blocked source is told its (right) proof is invalid, as a blocked PLAIN login
-            // is told its password is wrong.
-            let e = result.err().unwrap_or(ScramError::InvalidProof);
-            continuation(out, e.message().as_bytes());
-            ScramStep::Failed { extra_delay }
+            match result {
+                // A wrong proof (or a right one from a blocked source, or an unknown user):
+                // exactly what a wrong password gets.
+                Ok(_) | Err(ScramError::InvalidProof) => {
+                    failed(inner, auth_failures, extra_delay, out).await
+                }
+                Err(e) => {
+                    let text = format!("Authentication failed ({}).", e.message());
+                    let code = Code::AuthenticationFailed;
+                    failed_with(inner, auth_failures, extra_delay, code, text, out).await
+                }
+            }
         }
-    };
-    inner.sasl = Some(SaslPending {
-        tag,
-        step: SaslStep::Scram { plus, step },
-    });
-    Outcome::pending(Flow::SaslContinue)
+    }
 }
 
 /// The login is complete: the same as after PLAIN.
