@@ -147,28 +147,36 @@ pub struct Upgrade {
 }
 
 /// After a successful PLAIN/LOGIN/USER-PASS login with `password`: rehash an imported hash
-/// (not argon2id) and derive SCRAM keys where `has_keys` is false. The hashing runs on a
-/// blocking thread. A password that is not UTF-8 keeps its hash; one SASLprep refuses gets no
-/// keys (it cannot be used with SCRAM).
+/// (not argon2id) and derive SCRAM keys where `has_keys` is false. The argon2id hash is made
+/// on the password-checking threads (not tokio's blocking pool, whose threads would each keep
+/// argon2's 19 MiB, see `verify`), PBKDF2 on a blocking thread. A password that is not UTF-8
+/// keeps its hash; one SASLprep refuses gets no keys (it cannot be used with SCRAM).
 pub async fn upgrade(
     stored_hash: &str,
     has_keys: bool,
     password: &[u8],
     iterations: u32,
 ) -> Upgrade {
-    let rehash = !crate::hashes::is_current(stored_hash) && std::str::from_utf8(password).is_ok();
+    let utf8 = std::str::from_utf8(password).ok();
+    let rehash = !crate::hashes::is_current(stored_hash) && utf8.is_some();
     if !rehash && has_keys {
         return Upgrade::default();
     }
-    let password = password.to_vec();
-    let work = move || {
-        let new_hash = rehash.then(|| crate::hash_password(&String::from_utf8_lossy(&password)));
-        Upgrade {
-            new_hash,
-            keys: Secrets::generate(&password, iterations.clamp(1, MAX_ITERATIONS)),
-        }
+    let new_hash = match utf8 {
+        Some(pw) if rehash => crate::verify::hash_on_pool(pw).await,
+        _ => None,
     };
-    tokio::task::spawn_blocking(work).await.unwrap_or_default()
+    if rehash && new_hash.is_none() {
+        // The hashing queue is full: the old hash stays, and the keys come with the rehash at
+        // a later login (stored now, the rehash would drop them again).
+        return Upgrade::default();
+    }
+    let password = password.to_vec();
+    let derive = move || Secrets::generate(&password, iterations.clamp(1, MAX_ITERATIONS));
+    Upgrade {
+        new_hash,
+        keys: tokio::task::spawn_blocking(derive).await.ok().flatten(),
+    }
 }
 
 /// Constant-time equality of two 32-byte values.
