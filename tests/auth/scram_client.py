@@ -99,3 +99,36 @@ def scram_login(conn, user, password, gs2="n,,", mechanism="SCRAM-SHA-256"):
     while not lines[-1].startswith("A ") and lines[-1]:
         lines.append(conn.line())
     return ScramResult(lines[-1], server_first, server_final)
+
+
+def pop3_scram_login(addr, user, password):
+    """AUTH SCRAM-SHA-256 over POP3 (RFC 5034); returns the final status line."""
+    conn = Imap(addr)  # line-level: the greeting is `+OK ...`
+    try:
+        assert conn.greeting.startswith("+OK"), conn.greeting
+        cnonce = b64(os.urandom(18))
+        bare = f"n={user},r={cnonce}"
+        conn.send(f"AUTH SCRAM-SHA-256 {b64(('n,,' + bare).encode())}")
+        line = conn.line()
+        if not line.startswith("+ "):
+            return line
+        server_first = base64.b64decode(line[2:]).decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]),
+                                     int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        without_proof = f"c=biws,r={attrs['r']}"
+        auth_message = f"{bare},{server_first},{without_proof}".encode()
+        signature = hmac.new(hashlib.sha256(client_key).digest(), auth_message, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        conn.send(b64(f"{without_proof},p={b64(proof)}".encode()))
+        line = conn.line()
+        if not line.startswith("+ "):
+            return line
+        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        want = "v=" + b64(hmac.new(server_key, auth_message, "sha256").digest())
+        assert base64.b64decode(line[2:]).decode() == want, "the server's signature is wrong"
+        conn.send("")
+        return conn.line()
+    finally:
+        conn.close()

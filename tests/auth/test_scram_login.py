@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import PASSWORD  # noqa: E402
-from scram_client import Imap, scram_login  # noqa: E402
+from scram_client import Imap, pop3_scram_login, scram_login  # noqa: E402
 
 FAST = "[auth]\nfailure_delay_ms = 0\n"
 
@@ -198,3 +198,11 @@ def test_mbsync_cyrus_sasl_scram(make_server, tls):
     # The tagged NO at once: mbsync reports it and ends (after an `e=` challenge it waited
     # forever for the server).
     assert r.returncode != 0 and "AUTHENTICATIONFAILED" in out, out
+
+
+def test_pop3_scram(make_server):
+    server = make_server(extra_config=FAST + '[pop3]\nlisten = ["127.0.0.1:0"]\n',
+                         wait_for=("pop3",))
+    assert pop3_scram_login(server.pop3, "alice", PASSWORD).startswith("+OK Logged in")
+    assert pop3_scram_login(server.pop3, "alice", "wrong") == "-ERR [AUTH] Authentication failed."
+    assert pop3_scram_login(server.pop3, "nobody", "x") == "-ERR [AUTH] Authentication failed."
