@@ -78,7 +78,7 @@ class Mailkeep:
 
     def add_user(self, name):
         subprocess.run(
-            [self.binary, "user", "add", name, "--config", self.config],
+            [self.binary, "user", "add", name, "--allow-weak-password", "--config", self.config],
             input="pass\n",
             text=True,
             check=True,

@@ -15,6 +15,9 @@ command -v getmail >/dev/null || need_apt+=(getmail6)
 [ -x /usr/sbin/postfix ] || need_apt+=(postfix)
 # fail2ban-regex for tests/hostile/test_throttle.py (the filter in docs/fail2ban/ on real log lines).
 command -v fail2ban-regex >/dev/null || need_apt+=(fail2ban)
+# SCRAM clients for tests/auth: GNU SASL (SCRAM-SHA-256-PLUS) and Cyrus SASL's SCRAM plugin (mbsync).
+command -v gsasl >/dev/null || need_apt+=(gsasl)
+dpkg -s libsasl2-modules >/dev/null 2>&1 || need_apt+=(libsasl2-modules)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -39,6 +42,8 @@ cargo test --workspace --quiet
 echo "== real clients (pytest)"
 cargo build --quiet --bin mailkeep
 python3 -m pytest -q tests/clients
+echo "== authentication: SCRAM, imported hashes, password policy (pytest: gsasl, mbsync)"
+python3 -m pytest -q tests/auth
 echo "== hostile clients (pytest)"
 python3 -m pytest -q tests/hostile
 echo "== POP3 (pytest: poplib, curl, fetchmail, getmail6)"

@@ -107,14 +107,55 @@ enum AliasAction {
 #[derive(Subcommand)]
 enum UserAction {
     /// Add an account. The password is read from standard input when it is not a terminal,
-    /// otherwise asked for.
-    Add { name: String },
+    /// otherwise asked for; it must have `[auth] min_password_length` characters and not be a
+    /// common password.
+    Add {
+        name: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
     /// Delete an account and all its mail.
     Del { name: String },
-    /// Change an account's password (read like `add`).
-    Passwd { name: String },
+    /// Change an account's password (read and checked like `add`).
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        secret: SecretArgs,
+    },
     /// List accounts.
     List,
+    /// Add accounts in bulk from another server's files.
+    Import {
+        #[command(subcommand)]
+        format: ImportFormat,
+    },
+}
+
+/// Where a new password comes from.
+#[derive(Args)]
+struct SecretArgs {
+    /// Use an existing Dovecot hash instead of a password: `{SCHEME}...` with SCHEME one of
+    /// ARGON2ID, ARGON2I, SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, SSHA512, SSHA256,
+    /// SCRAM-SHA-256. It is replaced by an argon2id hash at the account's next login.
+    #[arg(long, value_name = "HASH")]
+    hash: Option<String>,
+    /// Skip the password policy (minimum length, common passwords): for tests.
+    #[arg(long)]
+    allow_weak_password: bool,
+}
+
+#[derive(Subcommand)]
+enum ImportFormat {
+    /// Dovecot's passwd-file: `user:{SCHEME}hash:uid:gid:gecos:home:shell:extra` per line
+    /// (only the user and the hash are used; blank lines and `#` comments are skipped).
+    /// Accounts that exist already are skipped unless `--update` is given, which replaces
+    /// their password hash (their mail is kept).
+    PasswdFile {
+        file: PathBuf,
+        /// Replace the hash of accounts that exist already.
+        #[arg(long)]
+        update: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -281,28 +322,31 @@ fn read_password(prompt_for: &str) -> Result<String> {
 async fn user(config: Config, action: UserAction) -> Result<()> {
     let store = open_store(&config)?;
     match action {
-        UserAction::Add { name } => {
+        UserAction::Add { name, secret } => {
             if !mailkeep_auth::valid_user_name(&name) {
                 bail!("invalid user name {name:?}");
             }
-            let password = read_password(&name)?;
-            store
-                .create_user(&name, &mailkeep_auth::hash_password(&password))
-                .await?;
+            let (hash, keys) = new_secret(&config, &name, &secret)?;
+            store.create_user(&name, &hash).await?;
+            if let Some(keys) = keys {
+                store.set_scram_keys(&name, Some(&keys)).await?;
+            }
             eprintln!("added {name}");
         }
         UserAction::Del { name } => {
             store.delete_user(&name).await?;
             eprintln!("deleted {name}");
         }
-        UserAction::Passwd { name } => {
+        UserAction::Passwd { name, secret } => {
             if store.get_user(&name).await?.is_none() {
                 bail!("no such user {name:?}");
             }
-            let password = read_password(&name)?;
-            store
-                .set_password(&name, &mailkeep_auth::hash_password(&password))
-                .await?;
+            let (hash, keys) = new_secret(&config, &name, &secret)?;
+            // Setting the hash drops the old SCRAM keys; the new ones follow.
+            store.set_password(&name, &hash).await?;
+            if let Some(keys) = keys {
+                store.set_scram_keys(&name, Some(&keys)).await?;
+            }
             eprintln!("password changed for {name}");
         }
         UserAction::List => {
@@ -310,7 +354,96 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
                 println!("{}", u.name);
             }
         }
+        UserAction::Import {
+            format: ImportFormat::PasswdFile { file, update },
+        } => import_passwd_file(&*store, &file, update).await?,
     }
+    Ok(())
+}
+
+/// The hash to store (and SCRAM keys, for a password) from `--hash` or a password read and
+/// checked against the policy.
+fn new_secret(
+    config: &Config,
+    name: &str,
+    secret: &SecretArgs,
+) -> Result<(String, Option<mailkeep_store::ScramKeys>)> {
+    if let Some(hash) = &secret.hash {
+        let stored = mailkeep_auth::hashes::import(hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok((stored, None));
+    }
+    let password = read_password(name)?;
+    if !secret.allow_weak_password {
+        mailkeep_auth::policy::check(&password, config.auth.min_password_length)?;
+    }
+    let keys = mailkeep_auth::scram::Secrets::generate(
+        password.as_bytes(),
+        config
+            .auth
+            .scram_iterations
+            .clamp(1, mailkeep_auth::scram::MAX_ITERATIONS),
+    )
+    .map(|s| mailkeep_store::ScramKeys {
+        iterations: s.iterations,
+        salt: s.salt,
+        stored_key: s.stored_key.to_vec(),
+        server_key: s.server_key.to_vec(),
+    });
+    Ok((mailkeep_auth::hash_password(&password), keys))
+}
+
+/// `mailkeep user import passwd-file FILE`: one account per line; a line that cannot be
+/// imported is reported with its reason and skipped, the others go on.
+async fn import_passwd_file(
+    store: &dyn MailStore,
+    file: &std::path::Path,
+    update: bool,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (mut imported, mut updated, mut skipped) = (0usize, 0usize, 0usize);
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut fields = line.splitn(3, ':');
+        let name = fields.next().unwrap_or("").trim();
+        let hash = fields.next().unwrap_or("").trim();
+        let outcome: Result<&str, String> = async {
+            if !mailkeep_auth::valid_user_name(name) {
+                return Err("invalid user name".into());
+            }
+            if hash.is_empty() {
+                return Err("no password hash".into());
+            }
+            let stored = mailkeep_auth::hashes::import(hash)?;
+            match store.create_user(name, &stored).await {
+                Ok(_) => Ok("imported"),
+                Err(mailkeep_store::StoreError::UserExists) if update => {
+                    store
+                        .set_password(name, &stored)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok("updated")
+                }
+                Err(mailkeep_store::StoreError::UserExists) => {
+                    Err("the account exists (--update replaces its hash)".into())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        .await;
+        match outcome {
+            Ok("imported") => imported += 1,
+            Ok(_) => updated += 1,
+            Err(reason) => {
+                skipped += 1;
+                eprintln!("line {}: {name:?} skipped: {reason}", i + 1);
+            }
+        }
+    }
+    println!("imported {imported}, updated {updated}, skipped {skipped}");
     Ok(())
 }
 

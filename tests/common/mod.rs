@@ -115,7 +115,7 @@ impl Drop for TestServer {
 
 pub fn add_user(config: &Path, name: &str, password: &str) {
     let mut child = Command::new(bin())
-        .args(["user", "add", name, "--config"])
+        .args(["user", "add", name, "--allow-weak-password", "--config"])
         .arg(config)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -66,7 +66,7 @@ def test_capa_and_auth_listing(server):
     caps = p.capa()
     for c in ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "USER", "STLS"]:
         assert c in caps, caps
-    assert caps["SASL"] == ["PLAIN", "LOGIN"]
+    assert caps["SASL"] == ["SCRAM-SHA-256", "PLAIN", "LOGIN"]
     assert caps["IMPLEMENTATION"] == ["Mailkeep"]
     p.quit()
 
@@ -213,7 +213,8 @@ def test_tls_rules(make_server):
     deliver_ctx = ssl.create_default_context(cafile=server.cert)
     p = poplib.POP3(*server.pop3)
     caps = p.capa()
-    assert "USER" not in caps and "SASL" not in caps and "STLS" in caps
+    # No plaintext mechanism; SCRAM sends no password and stays.
+    assert "USER" not in caps and caps["SASL"] == ["SCRAM-SHA-256"] and "STLS" in caps
     try:
         p.user("alice")
         raise AssertionError("USER accepted without TLS")
@@ -234,7 +235,7 @@ def test_tls_rules(make_server):
 def test_sasl(server):
     r = Raw(server.pop3)
     assert r.cmd("AUTH") == b"+OK Mechanisms follow\r\n"
-    assert r.multi() == [b"PLAIN\r\n", b"LOGIN\r\n"]
+    assert r.multi() == [b"SCRAM-SHA-256\r\n", b"PLAIN\r\n", b"LOGIN\r\n"]
     assert r.cmd("AUTH PLAIN") == b"+ \r\n"
     assert r.cmd("*") == b"-ERR Authentication cancelled.\r\n"
     assert r.cmd("AUTH PLAIN") == b"+ \r\n"

@@ -1,8 +1,12 @@
-//! Accounts' secrets and SASL: argon2id password hashes and the PLAIN and LOGIN mechanisms.
+//! Accounts' secrets and SASL: argon2id password hashes (and those imported from Dovecot), the
+//! PLAIN and LOGIN mechanisms, SCRAM-SHA-256(-PLUS) and the password policy.
 //!
 //! # Layout
 //! - [`hash_password`] / [`verify_password`]: argon2id PHC strings (RFC 9106 parameters below).
 //! - [`sasl`]: decoding of SASL PLAIN (RFC 4616) messages and the LOGIN exchange.
+//! - [`scram`]: the SCRAM-SHA-256 and -PLUS server exchange (RFC 5802, 7677, 9266).
+//! - [`hashes`]: Dovecot's password schemes, checked at import and at login.
+//! - [`policy`]: minimum length and common passwords, for passwords an administrator sets.
 //! - [`check_login`]: login checks on a small dedicated argon2 pool, with a cache of recent
 //!   successful logins (`verify`).
 //! - [`generate_password`]: random passwords for first start and `user add` without input.
@@ -13,7 +17,10 @@
 #![forbid(unsafe_code)]
 
 mod blocks;
+pub mod hashes;
+pub mod policy;
 pub mod sasl;
+pub mod scram;
 pub mod throttle;
 mod verify;
 
@@ -44,8 +51,12 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
-/// Check a password against a stored PHC string. A malformed hash never matches.
+/// Check a password against a stored hash: an argon2id PHC string, or one imported from
+/// Dovecot (`{SCHEME}...`, see [`hashes`]). A malformed hash never matches.
 pub fn verify_password(hash: &str, password: &[u8]) -> bool {
+    if hash.starts_with('{') {
+        return hashes::verify(hash, password);
+    }
     match PasswordHash::new(hash) {
         Ok(parsed) => hasher().verify_password(password, &parsed).is_ok(),
         Err(_) => false,
@@ -107,12 +118,30 @@ pub enum Verdict {
 /// (`reason=busy`), costs no hash but sleeps for a recent hash's duration, and is answered as a
 /// wrong password: the client cannot tell them apart, nor an unknown user from a known one.
 pub async fn attempt(throttle: Option<&Throttle>, a: Attempt<'_>) -> Verdict {
+    attempt_inner(throttle, a, None).await
+}
+
+/// A login attempt whose check was already made without a password hash (a SCRAM proof,
+/// `ok`): counted by the throttle, delayed and logged exactly as [`attempt`] does, so a wrong
+/// proof is a failed login like a wrong password (and a blocked source fails even with a
+/// right one). `a.phc` and `a.password` are not used.
+pub async fn attempt_checked(throttle: Option<&Throttle>, a: Attempt<'_>, ok: bool) -> Verdict {
+    attempt_inner(throttle, a, Some(ok)).await
+}
+
+async fn attempt_inner(
+    throttle: Option<&Throttle>,
+    a: Attempt<'_>,
+    checked: Option<bool>,
+) -> Verdict {
     let ip = a.ip.to_canonical();
     let key = a.account.unwrap_or(a.user);
     let trusted = throttle.is_none_or(|t| t.is_trusted(ip));
     let blocked = throttle.is_some_and(|t| t.begin(ip, key) == throttle::Verdict::Blocked);
     let result = if blocked {
         None
+    } else if let Some(ok) = checked {
+        Some(ok)
     } else {
         let source = Some(throttle::Source::of(ip));
         // Trusted sources have no per-source bound; sources with failures counted (beyond this

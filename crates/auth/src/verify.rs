@@ -47,7 +47,23 @@ struct Entry {
 struct Job {
     phc: String,
     password: Vec<u8>,
-    reply: tokio::sync::oneshot::Sender<bool>,
+    reply: Reply,
+}
+
+/// What a job does: check a password against `phc`, or hash it anew (a rehash after a login
+/// with an imported hash: on these threads too, for the same memory reason).
+enum Reply {
+    Verify(tokio::sync::oneshot::Sender<bool>),
+    Hash(tokio::sync::oneshot::Sender<String>),
+}
+
+impl Reply {
+    fn is_closed(&self) -> bool {
+        match self {
+            Reply::Verify(r) => r.is_closed(),
+            Reply::Hash(r) => r.is_closed(),
+        }
+    }
 }
 
 /// Who a check is queued for: a source, or this process itself (the command line).
@@ -153,12 +169,21 @@ fn worker(first: bool) {
         if job.reply.is_closed() {
             continue;
         }
-        let t = Instant::now();
-        let ok = blocks
-            .verify(&job.phc, &job.password)
-            .unwrap_or_else(|| crate::verify_password(&job.phc, &job.password));
-        record_sample(t.elapsed());
-        let _ = job.reply.send(ok);
+        match job.reply {
+            Reply::Verify(reply) => {
+                let t = Instant::now();
+                let ok = blocks
+                    .verify(&job.phc, &job.password)
+                    .unwrap_or_else(|| crate::verify_password(&job.phc, &job.password));
+                record_sample(t.elapsed());
+                let _ = reply.send(ok);
+            }
+            Reply::Hash(reply) => {
+                let _ = reply.send(crate::hash_password(&String::from_utf8_lossy(
+                    &job.password,
+                )));
+            }
+        }
     }
 }
 
@@ -222,12 +247,33 @@ async fn verify_on_pool(
         let job = Job {
             phc: phc.to_string(),
             password: password.to_vec(),
-            reply: tx,
+            reply: Reply::Verify(tx),
         };
         q[usize::from(!first)].push(key, job);
         v.ready.notify_one();
     }
     Some(rx.await.unwrap_or(false))
+}
+
+/// Hash `password` as argon2id on the hashing threads (queued behind the checks of this
+/// process's own key, see [`QueueKey::Local`]). `None` if the queue is full.
+pub(crate) async fn hash_on_pool(password: &str) -> Option<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    {
+        let v = verifier();
+        let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q[0].total + q[1].total >= MAX_QUEUED {
+            return None;
+        }
+        let job = Job {
+            phc: String::new(),
+            password: password.as_bytes().to_vec(),
+            reply: Reply::Hash(tx),
+        };
+        q[1].push(QueueKey::Local, job);
+        v.ready.notify_one();
+    }
+    rx.await.ok()
 }
 
 /// Check a login. `phc` is the user's stored hash, or `None` for an unknown user, which is

@@ -45,6 +45,10 @@ impl Session {
             } => {
                 // The pre-RFC 5034 listing that many clients still ask for.
                 out.extend_from_slice(b"+OK Mechanisms follow\r\n");
+                if self.channel_binding.is_some() {
+                    out.extend_from_slice(b"SCRAM-SHA-256-PLUS\r\n");
+                }
+                out.extend_from_slice(b"SCRAM-SHA-256\r\n");
                 if self.plaintext_allowed() {
                     out.extend_from_slice(b"PLAIN\r\nLOGIN\r\n");
                 }
@@ -59,10 +63,13 @@ impl Session {
                     SaslStep::Plain
                 } else if mechanism.eq_ignore_ascii_case("LOGIN") {
                     SaslStep::LoginUser
+                } else if let Some(plus) = self.scram_mechanism(&mechanism) {
+                    let step = scram::ScramStep::First;
+                    SaslStep::Scram { plus, step }
                 } else {
                     return err(out, "Unsupported authentication mechanism.");
                 };
-                if !self.plaintext_allowed() {
+                if !matches!(step, SaslStep::Scram { .. }) && !self.plaintext_allowed() {
                     out.extend_from_slice(PLAINTEXT_REFUSED.as_bytes());
                     return Flow::Continue;
                 }
@@ -132,6 +139,7 @@ impl Session {
                 self.continuation(SaslStep::LoginPassword(data), b"Password:", out)
             }
             SaslStep::LoginPassword(user) => self.login(&user, &data, "LOGIN", out).await,
+            SaslStep::Scram { plus, step } => self.scram_step(plus, step, &data, out).await,
         }
     }
 
@@ -168,6 +176,17 @@ impl Session {
             }
             (_, None) => return self.failed(Duration::ZERO, out).await,
         };
+        self.upgrade_secrets(&user, password).await;
+        self.logged_in(user, mechanism, out).await
+    }
+
+    /// The account is authenticated: lock its maildrop and take the snapshot.
+    pub(crate) async fn logged_in(
+        &mut self,
+        user: User,
+        mechanism: &'static str,
+        out: &mut Vec<u8>,
+    ) -> Flow {
         let Some(lock) = self.maildrops.try_lock(user.id) else {
             tracing::info!(user = %user.name, peer = %self.config.peer, "pop3 maildrop in use");
             out.extend_from_slice(
@@ -262,5 +281,38 @@ impl Session {
         }
         out.extend_from_slice(b"-ERR [AUTH] Authentication failed.\r\n");
         Flow::Continue
+    }
+
+    /// After a successful login: an imported hash (not argon2id) becomes an argon2id one, and
+    /// SCRAM keys are derived where the account has none (as the IMAP session does).
+    /// Failures are logged; the login stands.
+    async fn upgrade_secrets(&self, user: &User, password: &[u8]) {
+        let store = &self.store;
+        let current = mailkeep_auth::hashes::is_current(&user.password_hash);
+        let has_keys = current && matches!(store.get_scram_keys(&user.name).await, Ok(Some(_)));
+        let up = mailkeep_auth::scram::upgrade(
+            &user.password_hash,
+            has_keys,
+            password,
+            self.scram_iterations,
+        )
+        .await;
+        if let Some(h) = &up.new_hash {
+            match store.set_password(&user.name, h).await {
+                Ok(()) => tracing::info!(user = ?user.name, "password rehashed to argon2id"),
+                Err(e) => return tracing::warn!(user = ?user.name, error = %e, "rehashing"),
+            }
+        }
+        if let Some(s) = up.keys {
+            let keys = mailkeep_store::ScramKeys {
+                iterations: s.iterations,
+                salt: s.salt,
+                stored_key: s.stored_key.to_vec(),
+                server_key: s.server_key.to_vec(),
+            };
+            if let Err(e) = store.set_scram_keys(&user.name, Some(&keys)).await {
+                tracing::warn!(user = ?user.name, error = %e, "storing SCRAM keys");
+            }
+        }
     }
 }

@@ -24,6 +24,7 @@ mod authorization;
 pub mod locks;
 pub mod message;
 pub mod parse;
+mod scram;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +93,11 @@ enum SaslStep {
     Plain,
     LoginUser,
     LoginPassword(Vec<u8>),
+    /// SCRAM-SHA-256 (`plus`: -PLUS), see `scram`.
+    Scram {
+        plus: bool,
+        step: scram::ScramStep,
+    },
 }
 
 /// The snapshot of INBOX taken at login.
@@ -121,6 +127,10 @@ pub struct Session {
     user_name: Option<String>,
     /// Failed logins counted across connections (the server's one throttle); none in tests.
     throttle: Option<Arc<mailkeep_auth::Throttle>>,
+    /// PBKDF2 iterations of SCRAM keys derived at login.
+    scram_iterations: u32,
+    /// The TLS connection's `tls-exporter` binding (TLS 1.3 only): enables SCRAM-SHA-256-PLUS.
+    channel_binding: Option<Vec<u8>>,
 }
 
 impl Session {
@@ -138,7 +148,20 @@ impl Session {
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
             user_name: None,
             throttle: None,
+            scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
+            channel_binding: None,
         }
+    }
+
+    /// The TLS connection's `tls-exporter` channel binding (RFC 9266), or `None`; set again
+    /// after STLS.
+    pub fn set_channel_binding(&mut self, binding: Option<Vec<u8>>) {
+        self.channel_binding = binding;
+    }
+
+    /// PBKDF2 iterations for SCRAM keys derived at login (`[auth] scram_iterations`).
+    pub fn set_scram_iterations(&mut self, iterations: u32) {
+        self.scram_iterations = iterations;
     }
 
     /// Count failed logins in the server's shared throttle (across connections).
@@ -250,9 +273,21 @@ impl Session {
         out.extend_from_slice(b"+OK Capability list follows\r\n");
         let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
         if let State::Authorization { .. } = self.state {
+            // SCRAM sends no password: offered with or without TLS, -PLUS where we can bind.
+            let plus = self.channel_binding.is_some();
             if self.plaintext_allowed() {
                 caps.push("USER");
-                caps.push("SASL PLAIN LOGIN");
+                caps.push(if plus {
+                    "SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"
+                } else {
+                    "SASL SCRAM-SHA-256 PLAIN LOGIN"
+                });
+            } else {
+                caps.push(if plus {
+                    "SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256"
+                } else {
+                    "SASL SCRAM-SHA-256"
+                });
             }
             if self.config.stls_available && !self.config.tls_active {
                 caps.push("STLS");

@@ -119,16 +119,18 @@ async fn greeting_and_capa() {
     assert_eq!(
         say(&mut s, "CAPA\r\n").await,
         "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
-         PIPELINING\r\nUSER\r\nSASL PLAIN LOGIN\r\nSTLS\r\nIMPLEMENTATION Mailkeep\r\n.\r\n"
+         PIPELINING\r\nUSER\r\nSASL SCRAM-SHA-256 PLAIN LOGIN\r\nSTLS\r\n\
+         IMPLEMENTATION Mailkeep\r\n.\r\n"
     );
-    // Not from loopback, no TLS: no USER and SASL (RFC 2595 §4), and they are refused.
+    // Not from loopback, no TLS: no USER and no plaintext SASL (RFC 2595 §4), and they are
+    // refused; SCRAM (no password on the wire) stays.
     let mut cfg = config();
     cfg.plaintext_auth_without_tls = false;
     let mut s = session(&env, cfg);
     assert_eq!(
         say(&mut s, "capa\r\n").await,
         "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n\
-         PIPELINING\r\nSTLS\r\nIMPLEMENTATION Mailkeep\r\n.\r\n"
+         PIPELINING\r\nSASL SCRAM-SHA-256\r\nSTLS\r\nIMPLEMENTATION Mailkeep\r\n.\r\n"
     );
     let refused =
         "-ERR Plaintext authentication disallowed on non-secure connections: use STLS.\r\n";
@@ -139,7 +141,7 @@ async fn greeting_and_capa() {
     );
     assert_eq!(
         say(&mut s, "AUTH\r\n").await,
-        "+OK Mechanisms follow\r\n.\r\n"
+        "+OK Mechanisms follow\r\nSCRAM-SHA-256\r\n.\r\n"
     );
     // STLS, then everything is allowed and STLS is no longer offered.
     let (out, flow) = run(&mut s, "STLS\r\n").await;
@@ -391,7 +393,7 @@ async fn sasl_plain_and_login() {
     );
     assert_eq!(
         say(&mut s, "AUTH\r\n").await,
-        "+OK Mechanisms follow\r\nPLAIN\r\nLOGIN\r\n.\r\n"
+        "+OK Mechanisms follow\r\nSCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n.\r\n"
     );
     assert!(
         say(&mut s, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n")
@@ -536,4 +538,32 @@ async fn large_message_is_handed_out_in_pieces() {
         format!(".{line}").repeat(40_000)
     );
     assert!(total == want.as_bytes());
+}
+
+/// A Dovecot hash imported with `user add --hash` is replaced by argon2id at the first POP3
+/// login, and SCRAM keys appear beside it (as at an IMAP login).
+#[tokio::test]
+async fn imported_hash_is_rehashed_at_login() {
+    let env = env().await;
+    // `doveadm pw -s SHA256-CRYPT -p pass`
+    let imported = mailkeep_auth::hashes::import(
+        "{SHA256-CRYPT}$5$gg3/Z4Dklw0L/DWJ$vIYtEzknkOSV8gy.t8QtvoihSnP7foBTjRyBl.dx9U/",
+    )
+    .unwrap();
+    env.store.create_user("carol", &imported).await.unwrap();
+    let mut s = session(&env, config());
+    run(&mut s, "USER carol\r\n").await;
+    let (out, _) = run(&mut s, "PASS pass\r\n").await;
+    assert!(out.starts_with("+OK Logged in"), "{out}");
+    let carol = env.store.get_user("carol").await.unwrap().unwrap();
+    assert!(
+        carol.password_hash.starts_with("$argon2id$"),
+        "{}",
+        carol.password_hash
+    );
+    assert!(mailkeep_auth::verify_password(
+        &carol.password_hash,
+        b"pass"
+    ));
+    assert!(env.store.get_scram_keys("carol").await.unwrap().is_some());
 }

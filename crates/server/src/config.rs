@@ -164,6 +164,12 @@ pub struct AuthConfig {
     /// Password checks one source may have waiting for the hashing threads; more fail at once
     /// (answered like a wrong password).
     pub hash_queue_per_ip: usize,
+    /// PBKDF2 iterations of the SCRAM-SHA-256 keys derived when a password is set or used
+    /// (RFC 7677's minimum, as Dovecot; at most 1,000,000).
+    pub scram_iterations: u32,
+    /// Shortest password `mailkeep user add`/`passwd` accept (common passwords are refused
+    /// whatever their length); imported hashes are not checked.
+    pub min_password_length: usize,
 }
 
 impl Default for AuthConfig {
@@ -181,6 +187,8 @@ impl Default for AuthConfig {
             max_block_secs: t.max_block.as_secs(),
             trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
             hash_queue_per_ip: t.hash_queue_per_source,
+            scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
+            min_password_length: 10,
         }
     }
 }
@@ -425,6 +433,17 @@ format = "json"
         .unwrap();
         assert_eq!(c.lmtp.listen.len(), 2);
         assert_eq!(c.lmtp.detail_separator, "-");
+    }
+
+    #[test]
+    fn auth_scram_and_password_policy_settings() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.auth.scram_iterations, 4096);
+        assert_eq!(c.auth.min_password_length, 10);
+        let c = Config::from_toml("[auth]\nscram_iterations = 10000\nmin_password_length = 12\n")
+            .unwrap();
+        assert_eq!(c.auth.scram_iterations, 10000);
+        assert_eq!(c.auth.min_password_length, 12);
     }
 
     #[test]

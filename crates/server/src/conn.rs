@@ -62,6 +62,8 @@ pub(crate) async fn serve(
     session.set_throttle(shared.throttle.clone());
     session.set_quota_admin(Some(shared.config.quota.admin.clone()));
     session.set_compress_available(limits.compress_deflate);
+    session.set_scram_iterations(shared.config.auth.scram_iterations);
+    session.set_channel_binding(stream.tls_exporter());
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();
     match run(&shared, &mut conn, &mut session, &mut shutdown, deadline).await {
@@ -161,6 +163,7 @@ async fn run(
                         Err(_) => return Ok(()),
                     }
                     session.tls_started();
+                    session.set_channel_binding(conn.stream.tls_exporter());
                     break;
                 }
                 Flow::Compress => {

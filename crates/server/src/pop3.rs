@@ -39,6 +39,8 @@ pub(crate) async fn serve(
     let mut session = Session::new(shared.store.clone(), shared.pop3_maildrops.clone(), config);
     session.set_auth_failure_delay(Duration::from_millis(shared.config.auth.failure_delay_ms));
     session.set_throttle(shared.throttle.clone());
+    session.set_scram_iterations(shared.config.auth.scram_iterations);
+    session.set_channel_binding(stream.tls_exporter());
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();
     match run(&shared, &mut conn, &mut session, &mut shutdown, deadline).await {
@@ -109,6 +111,7 @@ async fn run(
                     Err(_) => return Ok(()),
                 }
                 session.tls_started();
+                session.set_channel_binding(conn.stream.tls_exporter());
             }
             Flow::Message(mut message) => {
                 // The `+OK` line goes out with the first piece; then one piece per write, so

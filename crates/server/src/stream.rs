@@ -78,6 +78,30 @@ impl AsyncWrite for Stream {
     }
 }
 
+impl Stream {
+    /// The `tls-exporter` channel binding of this connection (RFC 9266): 32 bytes exported
+    /// with the label `EXPORTER-Channel-Binding` and an empty context. TLS 1.3 only: with TLS
+    /// 1.2 the exporter is safe only with the extended master secret, which rustls does not
+    /// require by default and does not report, so no binding is given there (and
+    /// SCRAM-SHA-256-PLUS is not offered).
+    pub fn tls_exporter(&self) -> Option<Vec<u8>> {
+        let Stream::Tls(s) = self else {
+            return None;
+        };
+        let (_, conn) = s.get_ref();
+        if conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+            return None;
+        }
+        conn.export_keying_material(
+            [0u8; 32],
+            mailkeep_auth::scram::TLS_EXPORTER_LABEL,
+            Some(b""),
+        )
+        .ok()
+        .map(|b| b.to_vec())
+    }
+}
+
 /// What reading a line gave.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {

@@ -1,5 +1,5 @@
-//! Not-authenticated state (RFC 9051 §6.2): STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN) with
-//! SASL-IR (RFC 4959) and the `+` continuation exchange.
+//! Not-authenticated state (RFC 9051 §6.2): STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN, and
+//! SCRAM-SHA-256(-PLUS) in `scram`) with SASL-IR (RFC 4959) and the `+` continuation exchange.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use mailkeep_proto::write::{self, Code, StatusKind};
 use mailkeep_store::User;
 
 use crate::error::CmdError;
+use crate::scram::ScramStep;
 use crate::state::Transition;
 use crate::{Flow, Inner, Outcome, capability};
 
@@ -25,6 +26,8 @@ pub(crate) enum SaslStep {
     LoginUser,
     /// LOGIN sent `+ UGFzc3dvcmQ6` ("Password:").
     LoginPassword { user: Vec<u8> },
+    /// SCRAM-SHA-256 (`plus`: -PLUS), see `scram`.
+    Scram { plus: bool, step: ScramStep },
 }
 
 const USERNAME_PROMPT: &[u8] = b"Username:";
@@ -80,13 +83,19 @@ async fn authenticate(
         SaslStep::Plain
     } else if mechanism.eq_ignore_ascii_case("LOGIN") {
         SaslStep::LoginUser
+    } else if let Some(plus) = crate::scram::which(inner, mechanism) {
+        // No password crosses the connection: allowed without TLS too.
+        SaslStep::Scram {
+            plus,
+            step: ScramStep::First,
+        }
     } else {
         return Outcome::err(CmdError::No(
             None,
             "Unsupported authentication mechanism.".into(),
         ));
     };
-    if !capability::plaintext_allowed(&inner.config) {
+    if !matches!(step, SaslStep::Scram { .. }) && !capability::plaintext_allowed(&inner.config) {
         return privacy_required();
     }
     let pending = SaslPending {
@@ -108,7 +117,7 @@ async fn authenticate(
     }
 }
 
-fn continuation(out: &mut Vec<u8>, challenge: &[u8]) {
+pub(crate) fn continuation(out: &mut Vec<u8>, challenge: &[u8]) {
     out.extend_from_slice(b"+ ");
     out.extend_from_slice(sasl::encode_base64(challenge).as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -167,6 +176,9 @@ pub(crate) async fn sasl_step(
         SaslStep::LoginPassword { user } => {
             login(inner, auth_failures, &user, &data, "LOGIN", out).await
         }
+        SaslStep::Scram { plus, step } => {
+            crate::scram::step(inner, auth_failures, pending.tag, plus, step, &data, out).await
+        }
     }
 }
 
@@ -207,6 +219,7 @@ async fn login(
         }
         (_, None) => return failed(inner, auth_failures, Duration::ZERO, out).await,
     };
+    crate::scram::upgrade_secrets(inner, &user, password).await;
     if let Err(e) = crate::authenticated::first_login(inner, &user).await {
         return Outcome::err(e);
     }
@@ -219,7 +232,7 @@ async fn login(
 
 /// `name` exactly, else the part before `@` (Dovecot-like: `alice@example.org` logs in as
 /// `alice` when only `alice` exists).
-async fn find_user(inner: &Inner, name: &str) -> Result<Option<User>, CmdError> {
+pub(crate) async fn find_user(inner: &Inner, name: &str) -> Result<Option<User>, CmdError> {
     if !mailkeep_auth::valid_user_name(name) {
         return Ok(None);
     }
@@ -235,10 +248,31 @@ async fn find_user(inner: &Inner, name: &str) -> Result<Option<User>, CmdError> 
 /// A failed login (logged by `mailkeep_auth::attempt`): wait a little (longer after many
 /// failures, `extra_delay` from the throttle), count it, and close after too many (the BYE
 /// comes first so the tagged NO is the last thing the client reads).
-async fn failed(
+pub(crate) async fn failed(
     inner: &mut Inner,
     auth_failures: &mut u32,
     extra_delay: Duration,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let text = "Authentication failed.".to_string();
+    failed_with(
+        inner,
+        auth_failures,
+        extra_delay,
+        Code::AuthenticationFailed,
+        text,
+        out,
+    )
+    .await
+}
+
+/// [`failed`] with another response code and text.
+pub(crate) async fn failed_with(
+    inner: &mut Inner,
+    auth_failures: &mut u32,
+    extra_delay: Duration,
+    code: Code,
+    text: String,
     out: &mut Vec<u8>,
 ) -> Outcome {
     let delay = inner.auth_failure_delay + extra_delay;
@@ -246,10 +280,7 @@ async fn failed(
         tokio::time::sleep(delay).await;
     }
     *auth_failures += 1;
-    let outcome = Outcome::err(CmdError::No(
-        Some(Code::AuthenticationFailed),
-        "Authentication failed.".into(),
-    ));
+    let outcome = Outcome::err(CmdError::No(Some(code), text));
     if *auth_failures >= inner.config.max_auth_failures.max(1) {
         write::status(
             out,

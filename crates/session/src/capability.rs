@@ -54,7 +54,13 @@ pub(crate) fn plaintext_allowed(config: &SessionConfig) -> bool {
     config.tls_active || config.plaintext_auth_without_tls
 }
 
-pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
+/// The capabilities of a connection in this state; where it can (`channel_binding`),
+/// SCRAM-SHA-256-PLUS too.
+pub(crate) fn list_with_binding(
+    config: &SessionConfig,
+    authenticated: bool,
+    channel_binding: bool,
+) -> Vec<String> {
     let mut caps: Vec<String> = PRE_LOGIN.iter().map(|s| s.to_string()).collect();
     if authenticated {
         caps.extend(AFTER_LOGIN.iter().map(|s| s.to_string()));
@@ -63,6 +69,11 @@ pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
         if config.starttls_available && !config.tls_active {
             caps.push("STARTTLS".into());
         }
+        // SCRAM sends no password: offered with or without TLS, -PLUS where we can bind.
+        if channel_binding {
+            caps.push("AUTH=SCRAM-SHA-256-PLUS".into());
+        }
+        caps.push("AUTH=SCRAM-SHA-256".into());
         if plaintext_allowed(config) {
             caps.push("AUTH=PLAIN".into());
             caps.push("AUTH=LOGIN".into());
@@ -73,10 +84,15 @@ pub(crate) fn list(config: &SessionConfig, authenticated: bool) -> Vec<String> {
     caps
 }
 
-/// [`list`], with what depends on the connection's state: COMPRESS=DEFLATE after login while
+/// [`list_with_binding`], with what depends on the connection: SCRAM-SHA-256-PLUS before login where the
+/// TLS connection can bind (see `Inner::channel_binding`), COMPRESS=DEFLATE after login while
 /// it can still be turned on (Dovecot also offers it only after login).
 pub(crate) fn list_for(inner: &Inner, authenticated: bool) -> Vec<String> {
-    let mut caps = list(&inner.config, authenticated);
+    let mut caps = list_with_binding(
+        &inner.config,
+        authenticated,
+        inner.channel_binding.is_some(),
+    );
     if authenticated && inner.compress == CompressState::Available {
         caps.push("COMPRESS=DEFLATE".into());
     }

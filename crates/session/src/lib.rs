@@ -28,6 +28,7 @@ mod flags;
 mod idle;
 mod list;
 mod names;
+mod scram;
 pub mod selected;
 mod state;
 mod status_cmd;
@@ -139,6 +140,11 @@ pub(crate) struct Inner {
     pub quota_admin: Option<String>,
     /// COMPRESS=DEFLATE (RFC 4978) on this connection.
     pub compress: CompressState,
+    /// The TLS connection's `tls-exporter` channel binding (RFC 9266), where it is safe (TLS
+    /// 1.3): SCRAM-SHA-256-PLUS is offered only then.
+    pub channel_binding: Option<Vec<u8>>,
+    /// PBKDF2 iterations of the SCRAM keys derived at login (and of stand-in salts).
+    pub scram_iterations: u32,
 }
 
 /// COMPRESS=DEFLATE on a connection: the server says whether it can, the session turns it on.
@@ -263,6 +269,8 @@ impl Session {
                 throttle: None,
                 quota_admin: Some("admin".into()),
                 compress: CompressState::Unavailable,
+                channel_binding: None,
+                scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -295,9 +303,22 @@ impl Session {
         self.inner.quota_admin = name;
     }
 
+    /// The TLS connection's `tls-exporter` channel binding data (32 bytes, RFC 9266), or
+    /// `None` where TLS is not active or the exporter is not safe (TLS 1.2). Set it again
+    /// after STARTTLS; it enables SCRAM-SHA-256-PLUS.
+    pub fn set_channel_binding(&mut self, binding: Option<Vec<u8>>) {
+        self.inner.channel_binding = binding;
+    }
+
+    /// PBKDF2 iterations for SCRAM keys derived at login (`[auth] scram_iterations`).
+    pub fn set_scram_iterations(&mut self, iterations: u32) {
+        self.inner.scram_iterations = iterations.clamp(1, mailkeep_auth::scram::MAX_ITERATIONS);
+    }
+
     /// The server greeting (`* OK [CAPABILITY ...] Mailkeep ready`).
     pub fn greeting(&self, out: &mut Vec<u8>) {
-        let caps = capability::list(&self.inner.config, false);
+        let binds = self.inner.channel_binding.is_some();
+        let caps = capability::list_with_binding(&self.inner.config, false, binds);
         write::status(
             out,
             None,

@@ -15,14 +15,18 @@ async fn greeting_and_capability_before_login() {
     s.greeting(&mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        format!("* OK [CAPABILITY {PRE} STARTTLS AUTH=PLAIN AUTH=LOGIN] Mailkeep ready.\r\n")
+        format!(
+            "* OK [CAPABILITY {PRE} STARTTLS AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN] Mailkeep ready.\r\n"
+        )
     );
     let mut cfg = config();
     cfg.plaintext_auth_without_tls = false;
     let mut s = session(&env, cfg);
     assert_eq!(
         ok(&mut s, "a CAPABILITY\r\n").await,
-        format!("* CAPABILITY {PRE} STARTTLS LOGINDISABLED\r\na OK Capability completed.\r\n")
+        format!(
+            "* CAPABILITY {PRE} STARTTLS AUTH=SCRAM-SHA-256 LOGINDISABLED\r\na OK Capability completed.\r\n"
+        )
     );
 }
 
@@ -40,7 +44,9 @@ async fn starttls_flow() {
     s.tls_started();
     assert_eq!(
         ok(&mut s, "b CAPABILITY\r\n").await,
-        format!("* CAPABILITY {PRE} AUTH=PLAIN AUTH=LOGIN\r\nb OK Capability completed.\r\n")
+        format!(
+            "* CAPABILITY {PRE} AUTH=SCRAM-SHA-256 AUTH=PLAIN AUTH=LOGIN\r\nb OK Capability completed.\r\n"
+        )
     );
     assert_eq!(
         ok(&mut s, "c STARTTLS\r\n").await,

@@ -100,6 +100,19 @@ pub struct User {
     pub password_hash: String,
 }
 
+/// An account's SCRAM-SHA-256 secrets (RFC 5802 §3): what a server needs to check a SCRAM
+/// login and prove itself, never the password. Kept beside the password hash, dropped whenever
+/// that hash changes (the keys are derived again from the next password set or login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramKeys {
+    /// PBKDF2 iterations (`i=`).
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    /// H(ClientKey).
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
     pub id: MailboxId,
@@ -261,6 +274,15 @@ pub trait MailStore: Send + Sync + 'static {
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<()>;
     /// Deletes the user, their mailboxes and messages (blobs no longer referenced are removed).
     async fn delete_user(&self, name: &str) -> Result<()>;
+    /// The account's SCRAM-SHA-256 keys, if any were stored since its password hash was last
+    /// set (`set_password` drops them).
+    async fn get_scram_keys(&self, name: &str) -> Result<Option<ScramKeys>>;
+    /// Stores (replaces) or, with `None`, removes the account's SCRAM-SHA-256 keys. NoSuchUser
+    /// if there is no such account.
+    async fn set_scram_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()>;
+    /// This installation's random 32-byte secret called `name`, made at its first use and the
+    /// same ever after (SCRAM derives stand-in salts of unknown users from it).
+    async fn server_secret(&self, name: &str) -> Result<Vec<u8>>;
 
     // ---- mailboxes ----
     /// All mailboxes of the user, sorted by name.

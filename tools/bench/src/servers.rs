@@ -290,6 +290,7 @@ impl Server {
                     .args(["user", "add", "--config"])
                     .arg(&conf)
                     .arg(format!("testuser{i}"))
+                    .arg("--allow-weak-password")
                     .stdin(Stdio::piped())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())

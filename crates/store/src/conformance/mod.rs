@@ -14,6 +14,7 @@ mod domains;
 mod messages;
 mod quota;
 mod search;
+mod secrets;
 mod tombstones;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
@@ -21,6 +22,7 @@ pub use domains::domains_and_aliases;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
 pub use quota::quota;
 pub use search::{notifications, recent, search};
+pub use secrets::scram_keys;
 pub use tombstones::tombstones;
 
 /// Runs every part of the suite.
@@ -61,6 +63,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "quota").await;
     tombstones(&*store).await;
     assert_clean(&*store, "tombstones").await;
+    scram_keys(&*store).await;
+    assert_clean(&*store, "scram_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

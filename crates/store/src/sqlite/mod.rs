@@ -40,6 +40,7 @@ mod quota;
 mod reads;
 mod schema;
 mod search;
+mod secrets;
 mod sweep;
 mod tombstones;
 mod writer;
@@ -57,7 +58,7 @@ use self::writer::Writer;
 use crate::{
     Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageBytes,
     MessageMeta, NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits, QuotaSetting, Result,
-    StoreFlagsResult, User, UserId,
+    ScramKeys, StoreFlagsResult, User, UserId,
 };
 
 pub struct SqliteStore {
@@ -90,6 +91,7 @@ impl SqliteStore {
         conn.execute_batch(domains::SCHEMA)?;
         quota::open(&conn)?;
         conn.execute_batch(tombstones::SCHEMA)?;
+        conn.execute_batch(secrets::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -259,6 +261,38 @@ impl MailStore for SqliteStore {
         self.writer
             .run(move |ctx| accounts::delete_user(ctx, &name))
             .await
+    }
+
+    async fn get_scram_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| secrets::get_scram_keys(c, &name))
+            .await
+    }
+
+    async fn set_scram_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
+        let (name, keys) = (name.to_owned(), keys.cloned());
+        self.writer
+            .run(move |ctx| secrets::set_scram_keys(ctx.conn, &name, keys.as_ref()))
+            .await
+    }
+
+    async fn server_secret(&self, name: &str) -> Result<Vec<u8>> {
+        let name = name.to_owned();
+        let known = {
+            let name = name.clone();
+            self.readers
+                .run_quick(move |c| secrets::get_server_secret(c, &name))
+                .await?
+        };
+        match known {
+            Some(s) => Ok(s),
+            None => {
+                self.writer
+                    .run(move |ctx| secrets::server_secret(ctx.conn, &name))
+                    .await
+            }
+        }
     }
 
     async fn list_mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {

@@ -1,0 +1,688 @@
+//! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS, server side (RFC 5802, RFC 7677), with the
+//! `tls-exporter` channel binding (RFC 9266) and SASLprep (RFC 4013).
+//!
+//! Why our own state machine: of the server-side SCRAM crates on crates.io, `scram` has no
+//! channel binding and no release since 2021, and `scram-rs` calls its server channel binding
+//! untested, has no authzid and describes itself as not open source; the others are clients
+//! or tied to one protocol (PostgreSQL). The cryptography comes from RustCrypto (`hmac`,
+//! `pbkdf2`, `sha2`) and SASLprep from `stringprep`; what is here is message parsing and the
+//! checks of RFC 5802 §5.
+//!
+//! The exchange (IMAP AUTHENTICATE carries each message base64-encoded):
+//! 1. client-first `n,,n=user,r=cnonce` → [`ServerFirst::start`] parses it and answers
+//!    `r=cnonce+snonce,s=salt,i=4096`;
+//! 2. client-final `c=biws,r=...,p=proof` → [`ServerFirst::finish`] checks the channel
+//!    binding, the nonce and the proof, and gives `v=signature` or an `e=` error.
+//!
+//! Accounts keep [`Secrets`] (StoredKey, ServerKey, salt, iterations), never the password.
+//! An unknown user gets [`Secrets::fake`]: a salt derived from a server secret and the name,
+//! stable across attempts, so the first answer does not tell whether the account exists.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The mechanism names.
+pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
+/// RFC 7677 §4: at least 4096 (Dovecot's default too).
+pub const DEFAULT_ITERATIONS: u32 = 4096;
+/// More would let a client-chosen name make the server spend seconds; no real store has it.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
+/// RFC 9266: the label of the `tls-exporter` channel binding (32 bytes, empty context).
+pub const TLS_EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
+/// Client nonce and user name beyond these are refused (a message is one short line).
+const MAX_FIELD: usize = 1024;
+
+/// What a server keeps to check SCRAM-SHA-256 logins of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub stored_key: [u8; 32],
+    pub server_key: [u8; 32],
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+/// SASLprep (RFC 4013) of a password or user name as SCRAM wants it (RFC 5802 §2.2: stored
+/// strings, so unassigned code points are refused). `None`: not UTF-8 or prohibited.
+pub fn saslprep(s: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(s).ok()?;
+    stringprep::saslprep(s).ok().map(|c| c.into_owned())
+}
+
+impl Secrets {
+    /// The keys of `password` (SASLprep'ed first) with this salt and iteration count. `None` if
+    /// the password is not UTF-8 or SASLprep refuses it: such a password cannot use SCRAM.
+    pub fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Option<Secrets> {
+        let prepared = saslprep(password)?;
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(prepared.as_bytes(), salt, iterations, &mut salted);
+        let client_key = hmac(&salted, b"Client Key");
+        Some(Secrets {
+            iterations,
+            salt: salt.to_vec(),
+            stored_key: Sha256::digest(client_key).into(),
+            server_key: hmac(&salted, b"Server Key"),
+        })
+    }
+
+    /// [`Secrets::derive`] with a fresh random 16-byte salt.
+    pub fn generate(password: &[u8], iterations: u32) -> Option<Secrets> {
+        let mut salt = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut salt);
+        Secrets::derive(password, &salt, iterations)
+    }
+
+    /// Stand-in secrets for a user that does not exist: the same salt every time for the same
+    /// name (derived from `server_secret`), keys no proof can match.
+    pub fn fake(server_secret: &[u8], user: &str, iterations: u32) -> Secrets {
+        let mut data = b"mailkeep scram salt\0".to_vec();
+        data.extend_from_slice(user.as_bytes());
+        let salt = hmac(server_secret, &data)[..16].to_vec();
+        data[..19].copy_from_slice(b"mailkeep scram keys");
+        let k = hmac(server_secret, &data);
+        Secrets {
+            iterations,
+            salt,
+            stored_key: k,
+            server_key: k,
+        }
+    }
+
+    /// Dovecot's stored form, without the `{SCRAM-SHA-256}` prefix:
+    /// `iterations,salt_b64,storedkey_b64,serverkey_b64`.
+    pub fn to_dovecot(&self) -> String {
+        format!(
+            "{},{},{},{}",
+            self.iterations,
+            B64.encode(&self.salt),
+            B64.encode(self.stored_key),
+            B64.encode(self.server_key)
+        )
+    }
+
+    /// Parses [`Secrets::to_dovecot`]'s form. `None` if malformed.
+    pub fn from_dovecot(s: &str) -> Option<Secrets> {
+        let mut it = s.trim().split(',');
+        let iterations: u32 = it.next()?.parse().ok()?;
+        let salt = B64.decode(it.next()?).ok()?;
+        let stored_key = B64.decode(it.next()?).ok()?.try_into().ok()?;
+        let server_key = B64.decode(it.next()?).ok()?.try_into().ok()?;
+        if it.next().is_some() || !(1..=MAX_ITERATIONS).contains(&iterations) || salt.is_empty() {
+            return None;
+        }
+        Some(Secrets {
+            iterations,
+            salt,
+            stored_key,
+            server_key,
+        })
+    }
+
+    /// Does `password` match these keys? (The `{SCRAM-SHA-256}` scheme used for PLAIN.)
+    pub fn matches_password(&self, password: &[u8]) -> bool {
+        Secrets::derive(password, &self.salt, self.iterations)
+            .is_some_and(|d| same(&d.stored_key, &self.stored_key))
+    }
+}
+
+/// What to store after a successful password login (see [`upgrade`]).
+#[derive(Debug, Clone, Default)]
+pub struct Upgrade {
+    /// An argon2id hash replacing an imported one.
+    pub new_hash: Option<String>,
+    /// SCRAM keys for an account that has none (or whose hash was just replaced, which drops
+    /// them).
+    pub keys: Option<Secrets>,
+}
+
+/// After a successful PLAIN/LOGIN/USER-PASS login with `password`: rehash an imported hash
+/// (not argon2id) and derive SCRAM keys where `has_keys` is false. The argon2id hash is made
+/// on the password-checking threads (not tokio's blocking pool, whose threads would each keep
+/// argon2's 19 MiB, see `verify`), PBKDF2 on a blocking thread. A password that is not UTF-8
+/// keeps its hash; one SASLprep refuses gets no keys (it cannot be used with SCRAM).
+pub async fn upgrade(
+    stored_hash: &str,
+    has_keys: bool,
+    password: &[u8],
+    iterations: u32,
+) -> Upgrade {
+    let utf8 = std::str::from_utf8(password).ok();
+    let rehash = !crate::hashes::is_current(stored_hash) && utf8.is_some();
+    if !rehash && has_keys {
+        return Upgrade::default();
+    }
+    let new_hash = match utf8 {
+        Some(pw) if rehash => crate::verify::hash_on_pool(pw).await,
+        _ => None,
+    };
+    if rehash && new_hash.is_none() {
+        // The hashing queue is full: the old hash stays, and the keys come with the rehash at
+        // a later login (stored now, the rehash would drop them again).
+        return Upgrade::default();
+    }
+    let password = password.to_vec();
+    let derive = move || Secrets::generate(&password, iterations.clamp(1, MAX_ITERATIONS));
+    Upgrade {
+        new_hash,
+        keys: tokio::task::spawn_blocking(derive).await.ok().flatten(),
+    }
+}
+
+/// Constant-time equality of two 32-byte values.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What the transport offers for channel binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding<'a> {
+    /// No TLS, or TLS where `tls-exporter` is not safe (TLS 1.2): `-PLUS` is not offered.
+    Unavailable,
+    /// The 32 bytes of the `tls-exporter` binding of this TLS connection (RFC 9266).
+    TlsExporter(&'a [u8]),
+}
+
+/// Why an exchange fails. [`ScramError::server_error`] is the RFC 5802 `e=` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScramError {
+    /// Not a SCRAM message (bad syntax, empty name, bad escape...).
+    InvalidEncoding,
+    InvalidUsernameEncoding,
+    /// An authorization identity other than the user (no master users).
+    AuthzidMismatch,
+    /// `m=` or other mandatory extensions.
+    ExtensionsNotSupported,
+    /// A `p=` type other than `tls-exporter`.
+    UnsupportedChannelBindingType,
+    /// `p=` without `-PLUS`, or `-PLUS` on a connection that cannot bind.
+    ChannelBindingNotSupported,
+    /// `-PLUS` chosen but the client did not ask to bind (`n` or `y`).
+    ChannelBindingRequired,
+    /// `y`: the client could bind but thought we could not; we can (a downgrade).
+    ServerDoesSupportChannelBinding,
+    ChannelBindingsDontMatch,
+    /// The client-final nonce is not the combined one.
+    NonceMismatch,
+    InvalidProof,
+}
+
+impl ScramError {
+    /// The RFC 5802 §7 `server-error-value`.
+    pub fn server_error(self) -> &'static str {
+        match self {
+            ScramError::InvalidEncoding => "invalid-encoding",
+            ScramError::InvalidUsernameEncoding => "invalid-username-encoding",
+            ScramError::AuthzidMismatch => "other-error",
+            ScramError::ExtensionsNotSupported => "extensions-not-supported",
+            ScramError::UnsupportedChannelBindingType => "unsupported-channel-binding-type",
+            ScramError::ChannelBindingNotSupported => "channel-binding-not-supported",
+            ScramError::ChannelBindingRequired => "channel-binding-not-supported",
+            ScramError::ServerDoesSupportChannelBinding => "server-does-support-channel-binding",
+            ScramError::ChannelBindingsDontMatch => "channel-bindings-dont-match",
+            ScramError::NonceMismatch => "other-error",
+            ScramError::InvalidProof => "invalid-proof",
+        }
+    }
+
+    /// The `e=...` server-final message.
+    pub fn message(self) -> String {
+        format!("e={}", self.server_error())
+    }
+}
+
+/// The parts of a client-first message the server needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFirst {
+    /// The user name, unescaped and SASLprep'ed.
+    pub user: String,
+    /// The GS2 header exactly as sent (`n,,`, `y,,`, `p=tls-exporter,,` ...), which the
+    /// client-final `c=` must repeat.
+    gs2_header: String,
+    /// The client asked to bind (`p=`).
+    binds: bool,
+    nonce: String,
+    /// `n=...,r=...[,ext]`: part of the AuthMessage.
+    bare: String,
+}
+
+/// `saslname` unescaping: `=2C` is `,`, `=3D` is `=`, any other `=` is an error.
+fn unescape_name(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        let esc = rest.get(i..i + 3)?;
+        out.push(match esc {
+            "=2C" => ',',
+            "=3D" => '=',
+            _ => return None,
+        });
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+fn printable_nonce(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_FIELD
+        && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+}
+
+/// Parses a client-first message for mechanism `plus` (SCRAM-SHA-256-PLUS) or not, on a
+/// connection offering `binding`.
+pub fn parse_client_first(
+    msg: &[u8],
+    plus: bool,
+    binding: Binding<'_>,
+) -> Result<ClientFirst, ScramError> {
+    let msg = std::str::from_utf8(msg).map_err(|_| ScramError::InvalidEncoding)?;
+    // gs2-header = gs2-cbind-flag "," [ authzid ] ","
+    let (flag, rest) = msg.split_once(',').ok_or(ScramError::InvalidEncoding)?;
+    let (authzid, bare) = rest.split_once(',').ok_or(ScramError::InvalidEncoding)?;
+    let gs2_header = msg[..msg.len() - bare.len()].to_string();
+    let binds = match flag {
+        "n" => false,
+        "y" => false,
+        f if f.starts_with("p=") => true,
+        _ => return Err(ScramError::InvalidEncoding),
+    };
+    if let Some(kind) = flag.strip_prefix("p=") {
+        if !plus {
+            return Err(ScramError::ChannelBindingNotSupported);
+        }
+        if kind != "tls-exporter" {
+            return Err(ScramError::UnsupportedChannelBindingType);
+        }
+        if binding == Binding::Unavailable {
+            return Err(ScramError::ChannelBindingNotSupported);
+        }
+    } else if plus {
+        return Err(ScramError::ChannelBindingRequired);
+    } else if flag == "y" && binding != Binding::Unavailable {
+        // RFC 5802 §6: the client supports binding and believes we do not, but we advertised
+        // -PLUS on this connection: someone removed it on the way.
+        return Err(ScramError::ServerDoesSupportChannelBinding);
+    }
+    // bare = [reserved-mext ","] username "," nonce ["," extensions]
+    if bare.starts_with("m=") {
+        return Err(ScramError::ExtensionsNotSupported);
+    }
+    let mut fields = bare.split(',');
+    let name = fields
+        .next()
+        .and_then(|f| f.strip_prefix("n="))
+        .ok_or(ScramError::InvalidEncoding)?;
+    let nonce = fields
+        .next()
+        .and_then(|f| f.strip_prefix("r="))
+        .ok_or(ScramError::InvalidEncoding)?;
+    if !printable_nonce(nonce) || name.is_empty() || name.len() > MAX_FIELD {
+        return Err(ScramError::InvalidEncoding);
+    }
+    let user = unescape_name(name)
+        .and_then(|u| saslprep(u.as_bytes()))
+        .filter(|u| !u.is_empty())
+        .ok_or(ScramError::InvalidUsernameEncoding)?;
+    if let Some(z) = authzid.strip_prefix("a=") {
+        let z = unescape_name(z).ok_or(ScramError::InvalidUsernameEncoding)?;
+        if z != user {
+            return Err(ScramError::AuthzidMismatch);
+        }
+    } else if !authzid.is_empty() {
+        return Err(ScramError::InvalidEncoding);
+    }
+    Ok(ClientFirst {
+        user,
+        gs2_header,
+        binds,
+        nonce: nonce.to_string(),
+        bare: bare.to_string(),
+    })
+}
+
+/// The server's state after its first message: what the client-final must agree with.
+#[derive(Debug, Clone)]
+pub struct ServerFirst {
+    client: ClientFirst,
+    /// `r=...,s=...,i=...` as sent.
+    message: String,
+    nonce: String,
+    secrets: Secrets,
+}
+
+/// The outcome of the client-final message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The server-final message `v=...` to send.
+    pub server_final: String,
+}
+
+impl ServerFirst {
+    /// The server-first message for `client` with this account's (or fake) secrets.
+    pub fn start(client: ClientFirst, secrets: Secrets) -> ServerFirst {
+        let mut snonce = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut snonce);
+        ServerFirst::with_nonce(client, secrets, &B64.encode(snonce))
+    }
+
+    fn with_nonce(client: ClientFirst, secrets: Secrets, snonce: &str) -> ServerFirst {
+        let nonce = format!("{}{}", client.nonce, snonce);
+        let message = format!(
+            "r={nonce},s={},i={}",
+            B64.encode(&secrets.salt),
+            secrets.iterations
+        );
+        ServerFirst {
+            client,
+            message,
+            nonce,
+            secrets,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn user(&self) -> &str {
+        &self.client.user
+    }
+
+    /// Checks a client-final message. `binding` is the connection's (the same as at start).
+    pub fn finish(&self, msg: &[u8], binding: Binding<'_>) -> Result<Verified, ScramError> {
+        let msg = std::str::from_utf8(msg).map_err(|_| ScramError::InvalidEncoding)?;
+        // client-final-message-without-proof "," proof; the proof is the last attribute.
+        let (without_proof, proof) = msg.rsplit_once(",p=").ok_or(ScramError::InvalidEncoding)?;
+        let mut fields = without_proof.split(',');
+        let cbind = fields
+            .next()
+            .and_then(|f| f.strip_prefix("c="))
+            .ok_or(ScramError::InvalidEncoding)?;
+        let nonce = fields
+            .next()
+            .and_then(|f| f.strip_prefix("r="))
+            .ok_or(ScramError::InvalidEncoding)?;
+        let cbind = B64.decode(cbind).map_err(|_| ScramError::InvalidEncoding)?;
+        let proof: [u8; 32] = B64
+            .decode(proof)
+            .ok()
+            .and_then(|p| p.try_into().ok())
+            .ok_or(ScramError::InvalidEncoding)?;
+        let mut expected = self.client.gs2_header.as_bytes().to_vec();
+        if self.client.binds {
+            match binding {
+                Binding::TlsExporter(data) => expected.extend_from_slice(data),
+                Binding::Unavailable => return Err(ScramError::ChannelBindingNotSupported),
+            }
+        }
+        if cbind != expected {
+            return Err(ScramError::ChannelBindingsDontMatch);
+        }
+        if nonce != self.nonce {
+            return Err(ScramError::NonceMismatch);
+        }
+        let auth_message = format!("{},{},{}", self.client.bare, self.message, without_proof);
+        let signature = hmac(&self.secrets.stored_key, auth_message.as_bytes());
+        let mut client_key = [0u8; 32];
+        for (k, (p, s)) in client_key.iter_mut().zip(proof.iter().zip(signature)) {
+            *k = p ^ s;
+        }
+        let stored: [u8; 32] = Sha256::digest(client_key).into();
+        if !same(&stored, &self.secrets.stored_key) {
+            return Err(ScramError::InvalidProof);
+        }
+        let server_signature = hmac(&self.secrets.server_key, auth_message.as_bytes());
+        Ok(Verified {
+            server_final: format!("v={}", B64.encode(server_signature)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677 §3: user "user", password "pencil".
+    const CLIENT_FIRST: &str = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+    const SNONCE: &str = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    const SERVER_FIRST: &str =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    const SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+    fn rfc_secrets() -> Secrets {
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        Secrets::derive(b"pencil", &salt, 4096).unwrap()
+    }
+
+    #[test]
+    fn rfc7677_vector() {
+        let cf = parse_client_first(CLIENT_FIRST.as_bytes(), false, Binding::Unavailable).unwrap();
+        assert_eq!(cf.user, "user");
+        let sf = ServerFirst::with_nonce(cf, rfc_secrets(), SNONCE);
+        assert_eq!(sf.message(), SERVER_FIRST);
+        let v = sf
+            .finish(CLIENT_FINAL.as_bytes(), Binding::Unavailable)
+            .unwrap();
+        assert_eq!(v.server_final, SERVER_FINAL);
+        // The stored form round-trips through Dovecot's syntax.
+        let s = rfc_secrets();
+        assert_eq!(Secrets::from_dovecot(&s.to_dovecot()), Some(s.clone()));
+        assert!(s.matches_password(b"pencil"));
+        assert!(!s.matches_password(b"pencil "));
+    }
+
+    #[test]
+    fn wrong_proof_and_nonce_fail() {
+        let cf = parse_client_first(CLIENT_FIRST.as_bytes(), false, Binding::Unavailable).unwrap();
+        let wrong = Secrets::derive(b"pencils", &rfc_secrets().salt, 4096).unwrap();
+        let sf = ServerFirst::with_nonce(cf.clone(), wrong, SNONCE);
+        assert_eq!(
+            sf.finish(CLIENT_FINAL.as_bytes(), Binding::Unavailable),
+            Err(ScramError::InvalidProof)
+        );
+        assert_eq!(ScramError::InvalidProof.message(), "e=invalid-proof");
+        let sf = ServerFirst::with_nonce(cf.clone(), rfc_secrets(), "other");
+        assert_eq!(
+            sf.finish(CLIENT_FINAL.as_bytes(), Binding::Unavailable),
+            Err(ScramError::NonceMismatch)
+        );
+        // A client-final claiming a binding it did not announce (c= not "n,,").
+        let sf = ServerFirst::with_nonce(cf, rfc_secrets(), SNONCE);
+        let bad = CLIENT_FINAL.replace("c=biws", "c=eSws");
+        assert_eq!(
+            sf.finish(bad.as_bytes(), Binding::Unavailable),
+            Err(ScramError::ChannelBindingsDontMatch)
+        );
+        for garbage in ["", "c=biws", "p=xx", "c=biws,r=x,p=!!", "c=biws,r=x,p=AAAA"] {
+            let sf = ServerFirst::with_nonce(
+                parse_client_first(CLIENT_FIRST.as_bytes(), false, Binding::Unavailable).unwrap(),
+                rfc_secrets(),
+                SNONCE,
+            );
+            assert!(
+                sf.finish(garbage.as_bytes(), Binding::Unavailable).is_err(),
+                "{garbage}"
+            );
+        }
+    }
+
+    /// A client side written from RFC 5802 §3, to drive -PLUS with a binding.
+    fn client_final(password: &str, cfb: &str, sfm: &str, gs2: &str, cb: &[u8]) -> String {
+        let mut parts = sfm.split(',');
+        let nonce = parts.next().unwrap().strip_prefix("r=").unwrap();
+        let salt = B64
+            .decode(parts.next().unwrap().strip_prefix("s=").unwrap())
+            .unwrap();
+        let iters: u32 = parts
+            .next()
+            .unwrap()
+            .strip_prefix("i=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut salted = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iters, &mut salted);
+        let ck = hmac(&salted, b"Client Key");
+        let sk: [u8; 32] = Sha256::digest(ck).into();
+        let mut c = gs2.as_bytes().to_vec();
+        c.extend_from_slice(cb);
+        let without = format!("c={},r={nonce}", B64.encode(c));
+        let am = format!("{cfb},{sfm},{without}");
+        let sig = hmac(&sk, am.as_bytes());
+        let proof: Vec<u8> = ck.iter().zip(sig).map(|(a, b)| a ^ b).collect();
+        format!("{without},p={}", B64.encode(proof))
+    }
+
+    #[test]
+    fn plus_with_tls_exporter() {
+        let cb = [7u8; 32];
+        let binding = Binding::TlsExporter(&cb);
+        let secrets = Secrets::generate(b"pencil", 4096).unwrap();
+        let first = "p=tls-exporter,,n=user,r=abcdef";
+        let cf = parse_client_first(first.as_bytes(), true, binding).unwrap();
+        let sf = ServerFirst::start(cf, secrets.clone());
+        let fin = client_final(
+            "pencil",
+            "n=user,r=abcdef",
+            sf.message(),
+            "p=tls-exporter,,",
+            &cb,
+        );
+        assert!(sf.finish(fin.as_bytes(), binding).is_ok());
+        // Another connection's binding (a man in the middle) does not match.
+        let other = [8u8; 32];
+        assert_eq!(
+            sf.finish(fin.as_bytes(), Binding::TlsExporter(&other)),
+            Err(ScramError::ChannelBindingsDontMatch)
+        );
+        let fin = client_final(
+            "pencil",
+            "n=user,r=abcdef",
+            sf.message(),
+            "p=tls-exporter,,",
+            &other,
+        );
+        assert_eq!(
+            sf.finish(fin.as_bytes(), binding),
+            Err(ScramError::ChannelBindingsDontMatch)
+        );
+    }
+
+    #[test]
+    fn gs2_flags() {
+        let cb = [1u8; 32];
+        let tls = Binding::TlsExporter(&cb);
+        let no = Binding::Unavailable;
+        let cases: &[(&str, bool, Binding, Result<(), ScramError>)] = &[
+            ("n,,n=u,r=x", false, no, Ok(())),
+            ("n,,n=u,r=x", false, tls, Ok(())),
+            // y: fine where -PLUS is not offered, a downgrade where it is.
+            ("y,,n=u,r=x", false, no, Ok(())),
+            (
+                "y,,n=u,r=x",
+                false,
+                tls,
+                Err(ScramError::ServerDoesSupportChannelBinding),
+            ),
+            ("p=tls-exporter,,n=u,r=x", true, tls, Ok(())),
+            (
+                "p=tls-exporter,,n=u,r=x",
+                false,
+                tls,
+                Err(ScramError::ChannelBindingNotSupported),
+            ),
+            (
+                "p=tls-exporter,,n=u,r=x",
+                true,
+                no,
+                Err(ScramError::ChannelBindingNotSupported),
+            ),
+            (
+                "p=tls-unique,,n=u,r=x",
+                true,
+                tls,
+                Err(ScramError::UnsupportedChannelBindingType),
+            ),
+            (
+                "n,,n=u,r=x",
+                true,
+                tls,
+                Err(ScramError::ChannelBindingRequired),
+            ),
+            (
+                "y,,n=u,r=x",
+                true,
+                tls,
+                Err(ScramError::ChannelBindingRequired),
+            ),
+            ("n,a=u,n=u,r=x", false, no, Ok(())),
+            ("n,a=v,n=u,r=x", false, no, Err(ScramError::AuthzidMismatch)),
+            (
+                "n,,m=x,n=u,r=x",
+                false,
+                no,
+                Err(ScramError::ExtensionsNotSupported),
+            ),
+            ("n,,n=,r=x", false, no, Err(ScramError::InvalidEncoding)),
+            ("n,,n=u,r=", false, no, Err(ScramError::InvalidEncoding)),
+            (
+                "n,,n=u=2x,r=x",
+                false,
+                no,
+                Err(ScramError::InvalidUsernameEncoding),
+            ),
+            ("x,,n=u,r=x", false, no, Err(ScramError::InvalidEncoding)),
+            ("n,n=u,r=x", false, no, Err(ScramError::InvalidEncoding)),
+            ("", false, no, Err(ScramError::InvalidEncoding)),
+        ];
+        for (msg, plus, b, want) in cases {
+            let got = parse_client_first(msg.as_bytes(), *plus, *b).map(|_| ());
+            assert_eq!(got, *want, "{msg} plus={plus} {b:?}");
+        }
+        let cf = parse_client_first(b"n,,n=a=2Cb=3Dc,r=x", false, no).unwrap();
+        assert_eq!(cf.user, "a,b=c");
+    }
+
+    #[test]
+    fn saslprep_cases() {
+        // RFC 4013 §3 examples.
+        assert_eq!(saslprep("I\u{00AD}X".as_bytes()).as_deref(), Some("IX"));
+        assert_eq!(saslprep(b"user").as_deref(), Some("user"));
+        assert_eq!(saslprep(b"USER").as_deref(), Some("USER"));
+        assert_eq!(saslprep("\u{00AA}".as_bytes()).as_deref(), Some("a"));
+        assert_eq!(saslprep("\u{2168}".as_bytes()).as_deref(), Some("IX"));
+        assert_eq!(saslprep(b"\x07"), None);
+        assert_eq!(saslprep("\u{0627}\u{0031}".as_bytes()), None);
+        // Non-ASCII space becomes a space; not UTF-8 is refused.
+        assert_eq!(saslprep("a\u{00A0}b".as_bytes()).as_deref(), Some("a b"));
+        assert_eq!(saslprep(b"\xff"), None);
+        // The keys of an equivalent spelling are the same.
+        let salt = b"0123456789abcdef";
+        assert_eq!(
+            Secrets::derive("I\u{00AD}X".as_bytes(), salt, 4096),
+            Secrets::derive(b"IX", salt, 4096)
+        );
+    }
+
+    #[test]
+    fn fake_secrets_are_stable_per_name() {
+        let a = Secrets::fake(b"secret", "nobody", 4096);
+        assert_eq!(a, Secrets::fake(b"secret", "nobody", 4096));
+        assert_ne!(a.salt, Secrets::fake(b"secret", "nobody2", 4096).salt);
+        assert_ne!(a.salt, Secrets::fake(b"other", "nobody", 4096).salt);
+        assert_eq!(a.salt.len(), 16);
+    }
+}

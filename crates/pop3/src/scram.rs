@@ -1,0 +1,157 @@
+//! AUTH SCRAM-SHA-256 and SCRAM-SHA-256-PLUS for POP3 (RFC 5034 with RFC 5802, 7677, 9266):
+//! the IMAP session's exchange (see mailkeep-session's `scram`) in POP3's framing.
+//! `+ base64` challenges; a failure is `-ERR [AUTH] Authentication failed.` at once, the same
+//! as a wrong password, through the same throttle.
+
+use mailkeep_auth::scram::{self, Binding, ScramError, Secrets, ServerFirst};
+
+use super::*;
+
+/// The server secret the stand-in salts of unknown users come from (shared with IMAP).
+const FAKE_SALT_SECRET: &str = "scram-fake-salt";
+
+pub(crate) enum ScramStep {
+    First,
+    Final {
+        server: Box<ServerFirst>,
+        account: Option<User>,
+    },
+    /// `v=...` sent: an empty response completes the login.
+    Done(User),
+}
+
+fn mechanism(plus: bool) -> &'static str {
+    if plus {
+        scram::SCRAM_SHA_256_PLUS
+    } else {
+        scram::SCRAM_SHA_256
+    }
+}
+
+impl Session {
+    fn binding(&self) -> Binding<'_> {
+        match &self.channel_binding {
+            Some(cb) => Binding::TlsExporter(cb),
+            None => Binding::Unavailable,
+        }
+    }
+
+    /// `Some(plus)` if `mechanism` is SCRAM-SHA-256 or (where the connection binds) -PLUS.
+    pub(crate) fn scram_mechanism(&self, mechanism: &str) -> Option<bool> {
+        if mechanism.eq_ignore_ascii_case(scram::SCRAM_SHA_256) {
+            Some(false)
+        } else if mechanism.eq_ignore_ascii_case(scram::SCRAM_SHA_256_PLUS)
+            && self.channel_binding.is_some()
+        {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) async fn scram_step(
+        &mut self,
+        plus: bool,
+        step: ScramStep,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Flow {
+        match step {
+            ScramStep::First => {
+                let client = match scram::parse_client_first(data, plus, self.binding()) {
+                    Ok(c) => c,
+                    Err(e) => return self.scram_failed(e, Duration::ZERO, out).await,
+                };
+                let account = match self.find_user(&client.user).await {
+                    Ok(a) => a,
+                    Err(e) => return sys_temp(out, &e),
+                };
+                let mut secrets = None;
+                if let Some(u) = &account {
+                    secrets = match self.store.get_scram_keys(&u.name).await {
+                        Ok(Some(k)) => match (k.stored_key.try_into(), k.server_key.try_into()) {
+                            (Ok(stored_key), Ok(server_key)) => Some(Secrets {
+                                iterations: k.iterations,
+                                salt: k.salt,
+                                stored_key,
+                                server_key,
+                            }),
+                            _ => None,
+                        },
+                        Ok(None) => mailkeep_auth::hashes::scram_secrets(&u.password_hash),
+                        Err(e) => return sys_temp(out, &e),
+                    };
+                }
+                let secrets = match secrets {
+                    Some(s) => s,
+                    None => match self.store.server_secret(FAKE_SALT_SECRET).await {
+                        Ok(secret) => Secrets::fake(&secret, &client.user, self.scram_iterations),
+                        Err(e) => return sys_temp(out, &e),
+                    },
+                };
+                let server = ServerFirst::start(client, secrets);
+                let challenge = server.message().as_bytes().to_vec();
+                let step = ScramStep::Final {
+                    server: Box::new(server),
+                    account,
+                };
+                self.continuation(SaslStep::Scram { plus, step }, &challenge, out)
+            }
+            ScramStep::Final { server, account } => {
+                let result = server.finish(data, self.binding());
+                let verdict = mailkeep_auth::attempt_checked(
+                    self.throttle.as_deref(),
+                    mailkeep_auth::Attempt {
+                        proto: "pop3",
+                        ip: self.config.peer.ip(),
+                        user: server.user(),
+                        account: account.as_ref().map(|u| u.name.as_str()),
+                        phc: None,
+                        password: b"",
+                        mechanism: mechanism(plus),
+                        tls: self.config.tls_active,
+                    },
+                    result.is_ok(),
+                )
+                .await;
+                match (verdict, result, account) {
+                    (mailkeep_auth::Verdict::Success, Ok(v), Some(user)) => {
+                        let step = ScramStep::Done(user);
+                        let challenge = v.server_final.into_bytes();
+                        self.continuation(SaslStep::Scram { plus, step }, &challenge, out)
+                    }
+                    (verdict, result, _) => {
+                        let delay = match verdict {
+                            mailkeep_auth::Verdict::Failure { extra_delay } => extra_delay,
+                            mailkeep_auth::Verdict::Success => Duration::ZERO,
+                        };
+                        let e = result.err().unwrap_or(ScramError::InvalidProof);
+                        self.scram_failed(e, delay, out).await
+                    }
+                }
+            }
+            ScramStep::Done(user) => {
+                if !data.is_empty() {
+                    return self.failed(Duration::ZERO, out).await;
+                }
+                self.logged_in(user, mechanism(plus), out).await
+            }
+        }
+    }
+
+    /// A wrong proof gets exactly a wrong password's answer; other errors name their RFC 5802
+    /// value (counted as failures all the same).
+    async fn scram_failed(&mut self, e: ScramError, delay: Duration, out: &mut Vec<u8>) -> Flow {
+        if e == ScramError::InvalidProof {
+            return self.failed(delay, out).await;
+        }
+        let mut tmp = Vec::new();
+        let flow = self.failed(delay, &mut tmp).await;
+        let text = String::from_utf8_lossy(&tmp).replace(
+            "Authentication failed.",
+            &format!("Authentication failed ({}).", e.message()),
+        );
+        out.extend_from_slice(text.as_bytes());
+        flow
+    }
+}
