@@ -326,11 +326,19 @@ fn use_attr_error() -> CmdError {
 }
 
 /// The attributes a real mailbox can carry (\All and \Flagged would need virtual mailboxes).
+/// \Important (RFC 8457 §3) marks a mailbox the user keeps important messages in.
 fn special_use_attr(attr: &str) -> CmdResult<&'static str> {
-    ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"]
-        .into_iter()
-        .find(|a| a.eq_ignore_ascii_case(attr))
-        .ok_or_else(use_attr_error)
+    [
+        "\\Archive",
+        "\\Drafts",
+        "\\Important",
+        "\\Junk",
+        "\\Sent",
+        "\\Trash",
+    ]
+    .into_iter()
+    .find(|a| a.eq_ignore_ascii_case(attr))
+    .ok_or_else(use_attr_error)
 }
 
 /// `NO [LIMIT]` if creating `extra` mailboxes plus the missing parents of `name` would take
