@@ -96,6 +96,10 @@ pub(crate) fn list_for(inner: &Inner, authenticated: bool) -> Vec<String> {
     if authenticated && inner.compress == CompressState::Available {
         caps.push("COMPRESS=DEFLATE".into());
     }
+    // SETQUOTA works only for the quota administrator; with none, nobody can set a quota.
+    if inner.quota_admin.as_deref().is_none_or(str::is_empty) {
+        caps.retain(|c| c != "QUOTASET");
+    }
     caps
 }
 

@@ -181,4 +181,8 @@ async fn setquota_is_for_the_admin() {
         ok(&mut n, "k SETQUOTA \"\" (STORAGE 1)\r\n").await,
         "k NO [NOPERM] Only the quota administrator may set quotas.\r\n"
     );
+    // ... and QUOTASET is not advertised then (RFC 9208 §3.1: only where SETQUOTA works).
+    let caps = ok(&mut n, "l CAPABILITY\r\n").await;
+    assert!(caps.contains(" QUOTA=RES-STORAGE "), "{caps}");
+    assert!(!caps.contains("QUOTASET"), "{caps}");
 }
