@@ -30,23 +30,12 @@ fn mechanism(plus: bool) -> &'static str {
 
 impl Session {
     fn binding(&self) -> Binding<'_> {
-        match &self.channel_binding {
-            Some(cb) => Binding::TlsExporter(cb),
-            None => Binding::Unavailable,
-        }
+        Binding::of(self.channel_binding.as_deref())
     }
 
     /// `Some(plus)` if `mechanism` is SCRAM-SHA-256 or (where the connection binds) -PLUS.
     pub(crate) fn scram_mechanism(&self, mechanism: &str) -> Option<bool> {
-        if mechanism.eq_ignore_ascii_case(scram::SCRAM_SHA_256) {
-            Some(false)
-        } else if mechanism.eq_ignore_ascii_case(scram::SCRAM_SHA_256_PLUS)
-            && self.channel_binding.is_some()
-        {
-            Some(true)
-        } else {
-            None
-        }
+        scram::mechanism(mechanism, self.channel_binding.is_some())
     }
 
     pub(crate) async fn scram_step(

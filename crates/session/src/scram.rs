@@ -59,24 +59,13 @@ pub(crate) fn mechanism(plus: bool) -> &'static str {
 
 /// The connection's channel binding, as the SCRAM code wants it.
 fn binding(inner: &Inner) -> Binding<'_> {
-    match &inner.channel_binding {
-        Some(cb) => Binding::TlsExporter(cb),
-        None => Binding::Unavailable,
-    }
+    Binding::of(inner.channel_binding.as_deref())
 }
 
 /// `SCRAM-SHA-256` or `SCRAM-SHA-256-PLUS` (only where the connection can bind), if
 /// `mechanism` names one of them.
 pub(crate) fn which(inner: &Inner, mechanism: &str) -> Option<bool> {
-    if mechanism.eq_ignore_ascii_case(scram::SCRAM_SHA_256) {
-        Some(false)
-    } else if mechanism.eq_ignore_ascii_case(scram::SCRAM_SHA_256_PLUS)
-        && inner.channel_binding.is_some()
-    {
-        Some(true)
-    } else {
-        None
-    }
+    scram::mechanism(mechanism, inner.channel_binding.is_some())
 }
 
 /// One client message of a SCRAM exchange (base64-decoded; `*` was handled by the caller
