@@ -22,12 +22,12 @@
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use zstd::dict::{CDict, DDict, DecoderDictionary, EncoderDictionary};
 
-use crate::{MessageBytes, MessageReader, Result, StoreError};
+use crate::{MessageBytes, Result, StoreError};
 
 pub(super) type Hash = [u8; 32];
 
@@ -258,64 +258,6 @@ impl BlobDir {
             )));
         }
         Ok(out)
-    }
-
-    /// A body file as a stream, unpacked a piece at a time: memory stays at zstd's window
-    /// (at most a few MiB) whatever the message's size. `size` is the recorded length.
-    pub(super) fn stream(&self, hash: &Hash, size: u64) -> Result<MessageReader> {
-        let mut file = match File::open(self.path(hash)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(StoreError::Internal(format!(
-                    "blob {} missing",
-                    hex::encode(hash)
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // The frame header (at most 18 bytes) names the dictionary, if any.
-        let mut head = Vec::with_capacity(18);
-        (&mut file).take(18).read_to_end(&mut head)?;
-        let dict = zstd::zstd_safe::get_dict_id_from_frame(&head);
-        self.unpacking(hash, dict, std::io::Cursor::new(head).chain(file), size)
-    }
-
-    /// A packed body kept in the index as a stream: small packed, but it may unpack to much
-    /// more (a message of repeated lines), so it is unpacked as it is read too.
-    pub(super) fn stream_packed(
-        &self,
-        hash: &Hash,
-        packed: Vec<u8>,
-        size: u64,
-    ) -> Result<MessageReader> {
-        let dict = zstd::zstd_safe::get_dict_id_from_frame(&packed);
-        self.unpacking(hash, dict, std::io::Cursor::new(packed), size)
-    }
-
-    fn unpacking(
-        &self,
-        hash: &Hash,
-        dict: Option<std::num::NonZeroU32>,
-        src: impl Read + Send + 'static,
-        size: u64,
-    ) -> Result<MessageReader> {
-        let src = BufReader::new(src);
-        let decoder: Box<dyn Read + Send> = match dict {
-            None => Box::new(zstd::stream::read::Decoder::with_buffer(src)?),
-            Some(id) => {
-                let raw = read(&self.inner.raw)
-                    .get(&id.get())
-                    .cloned()
-                    .ok_or_else(|| {
-                        StoreError::Internal(format!(
-                            "blob {} needs zstd dictionary {id}, which is missing",
-                            hex::encode(hash)
-                        ))
-                    })?;
-                Box::new(zstd::stream::read::Decoder::with_dictionary(src, &raw)?)
-            }
-        };
-        Ok(MessageReader::new(size, decoder))
     }
 
     /// Removes a body file; a missing file is not an error.
@@ -596,6 +538,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
         r => Ok(r?),
     }
 }
+
+mod stream;
 
 #[cfg(test)]
 mod tests;
