@@ -1,0 +1,4 @@
+//! Moving mail in and out of a Mailkeep store: import from Maildir and mbox, export, migration
+//! from another IMAP server. Every long-running transfer reports through [`progress`].
+
+pub mod progress;
