@@ -248,7 +248,7 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!(listener = %kind, %addr, "listening");
     }
     if first_start {
-        welcome(&*store, &addrs, server.tls_fingerprint()).await?;
+        welcome(&*store, &addrs, server.tls_fingerprint().as_deref()).await?;
     }
     server.run(shutdown_signal()).await
 }

@@ -126,12 +126,32 @@ impl Default for Pop3Config {
 }
 
 /// A certificate chain and key in PEM files. When both are unset, a self-signed certificate is
-/// generated into `data_dir/tls/` on first start.
+/// generated into `data_dir/tls/` on first start. Several certificates chosen by the client's
+/// SNI: `[[tls.cert]]` entries with `names`, `cert` and `key` (the first is the default).
+/// The files are read again on SIGHUP.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    pub cert: Option<PathBuf>,
+    pub cert: Option<CertSetting>,
     pub key: Option<PathBuf>,
+}
+
+/// `[tls] cert = "file"` (with `key`), or a list of `[[tls.cert]]` entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CertSetting {
+    File(PathBuf),
+    Entries(Vec<CertEntry>),
+}
+
+/// One `[[tls.cert]]` entry: the names it answers for in SNI (`*.example.com` for one label).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertEntry {
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]

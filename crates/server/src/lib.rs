@@ -12,6 +12,7 @@
 //! Command logic lives in `mailkeep-session`; this crate never interprets a command.
 #![forbid(unsafe_code)]
 
+pub mod certs;
 mod compress;
 pub mod config;
 mod conn;
@@ -89,7 +90,7 @@ impl Server {
     /// Load TLS and bind every listener (port 0 picks a free port: see [`Server::local_addrs`]).
     pub async fn bind(config: Config, store: Arc<dyn MailStore>) -> Result<Server> {
         let tls = tls::load(&config.tls, &config.data_dir)?;
-        tracing::info!(fingerprint = %tls.fingerprint, cert = %tls.cert_path.display(), "TLS certificate (SHA-256)");
+        tracing::info!(fingerprint = %tls.fingerprint(), cert = %tls.cert_path.display(), "TLS certificate (SHA-256)");
         let spool_dir = config.data_dir.join("spool");
         std::fs::create_dir_all(&spool_dir)
             .with_context(|| format!("creating {}", spool_dir.display()))?;
@@ -153,8 +154,8 @@ impl Server {
     }
 
     /// The TLS certificate's SHA-256 fingerprint.
-    pub fn tls_fingerprint(&self) -> Option<&str> {
-        self.shared.tls.as_ref().map(|t| t.fingerprint.as_str())
+    pub fn tls_fingerprint(&self) -> Option<String> {
+        self.shared.tls.as_ref().map(|t| t.fingerprint())
     }
 
     /// Accept connections until `shutdown` completes, then tell every connection to end.
@@ -164,7 +165,9 @@ impl Server {
             tasks.spawn(accept_loop(self.shared.clone(), kind, listener));
         }
         let sockets = self.lmtp.spawn(&self.shared, &mut tasks);
+        let reload = tokio::spawn(reload_on_hangup(self.shared.clone()));
         shutdown.await;
+        reload.abort();
         tracing::info!("shutting down");
         let _ = self.shutdown_tx.send(true);
         tasks.abort_all();
@@ -179,6 +182,34 @@ impl Server {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+}
+
+/// Reads the TLS certificates again on each SIGHUP (renewed by certbot, say). Handshakes after
+/// it get the new ones; open sessions keep theirs. A failed reload keeps the old certificates.
+async fn reload_on_hangup(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(tls) = shared.tls.as_ref() else {
+        return;
+    };
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP: TLS certificates will not be reloaded");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        match tls.certs.reload() {
+            Ok(()) => tracing::info!(
+                fingerprints = ?tls.certs.fingerprints(),
+                "SIGHUP: TLS certificates reloaded"
+            ),
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "SIGHUP: TLS certificates not reloaded, the old ones stay in use"
+            ),
+        }
     }
 }
 

@@ -8,38 +8,65 @@ use anyhow::{Context, Result};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
-use crate::config::TlsConfig;
+use crate::certs::{CertStore, Source};
+use crate::config::{CertSetting, TlsConfig};
 
-/// The server's TLS settings and the certificate fingerprint (for the log).
+/// The server's TLS settings: the acceptor and the certificates it presents (reloadable).
 pub struct Tls {
     pub acceptor: tokio_rustls::TlsAcceptor,
-    pub fingerprint: String,
+    pub certs: Arc<CertStore>,
+    /// The default certificate's file.
     pub cert_path: PathBuf,
 }
 
-/// Load (or create) the certificate and build the acceptor.
+impl Tls {
+    /// SHA-256 fingerprint of the default certificate.
+    pub fn fingerprint(&self) -> String {
+        self.certs.fingerprints().swap_remove(0)
+    }
+}
+
+/// Load (or create) the certificates and build the acceptor.
 pub fn load(config: &TlsConfig, data_dir: &Path) -> Result<Tls> {
-    let (cert_path, key_path) = match (&config.cert, &config.key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
-        (None, None) => generate_if_missing(data_dir)?,
+    let sources = match (&config.cert, &config.key) {
+        (Some(CertSetting::File(c)), Some(k)) => vec![Source {
+            names: Vec::new(),
+            cert: c.clone(),
+            key: k.clone(),
+        }],
+        (Some(CertSetting::Entries(entries)), None) => entries
+            .iter()
+            .map(|e| Source {
+                names: e.names.clone(),
+                cert: e.cert.clone(),
+                key: e.key.clone(),
+            })
+            .collect(),
+        (Some(CertSetting::Entries(_)), Some(_)) => {
+            anyhow::bail!("[tls] key belongs in each [[tls.cert]] entry when there are entries")
+        }
+        (None, None) => {
+            let (cert, key) = generate_if_missing(data_dir)?;
+            vec![Source {
+                names: Vec::new(),
+                cert,
+                key,
+            }]
+        }
         _ => anyhow::bail!("[tls] needs both cert and key, or neither"),
     };
-    let certs = read_certs(&cert_path)?;
-    let key = read_key(&key_path)?;
-    let fingerprint = certs
-        .first()
-        .map(|c| fingerprint(c.as_ref()))
-        .unwrap_or_default();
+    anyhow::ensure!(!sources.is_empty(), "[[tls.cert]] has no entry");
+    let cert_path = sources[0].cert.clone();
+    let certs = Arc::new(CertStore::load(sources)?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("TLS certificate and key do not match")?;
+        .with_cert_resolver(certs.clone());
     Ok(Tls {
         acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
-        fingerprint,
+        certs,
         cert_path,
     })
 }
@@ -169,7 +196,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
@@ -178,7 +205,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .with_context(|| format!("parsing {}", path.display()))?
@@ -204,8 +231,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = load(&TlsConfig::default(), dir.path()).unwrap();
         let b = load(&TlsConfig::default(), dir.path()).unwrap();
-        assert_eq!(a.fingerprint, b.fingerprint);
-        assert_eq!(a.fingerprint.len(), 32 * 3 - 1);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint().len(), 32 * 3 - 1);
         let mode = std::fs::metadata(dir.path().join("tls/key.pem")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
@@ -236,7 +263,7 @@ mod tests {
         let old_end = not_after(old[0].as_ref()).unwrap();
         assert!((old_end - (then + VALIDITY)).abs() < time::Duration::seconds(2));
         let loaded = load(&TlsConfig::default(), dir.path()).unwrap();
-        assert_ne!(loaded.fingerprint, fingerprint(old[0].as_ref()));
+        assert_ne!(loaded.fingerprint(), fingerprint(old[0].as_ref()));
         let new = read_certs(&tls.join("cert.pem")).unwrap();
         assert!(not_after(new[0].as_ref()).unwrap() > old_end + time::Duration::days(300));
     }
@@ -247,14 +274,14 @@ mod tests {
         let then = time::OffsetDateTime::now_utc() - time::Duration::days(400);
         let (cert, key) = self_signed(then).unwrap();
         let c = TlsConfig {
-            cert: Some(dir.path().join("c.pem")),
+            cert: Some(CertSetting::File(dir.path().join("c.pem"))),
             key: Some(dir.path().join("k.pem")),
         };
-        std::fs::write(c.cert.as_ref().unwrap(), &cert).unwrap();
-        std::fs::write(c.key.as_ref().unwrap(), &key).unwrap();
+        std::fs::write(dir.path().join("c.pem"), &cert).unwrap();
+        std::fs::write(dir.path().join("k.pem"), &key).unwrap();
         load(&c, dir.path()).unwrap();
         assert_eq!(
-            std::fs::read_to_string(c.cert.as_ref().unwrap()).unwrap(),
+            std::fs::read_to_string(dir.path().join("c.pem")).unwrap(),
             cert
         );
         assert!(!dir.path().join("tls").exists());
@@ -290,7 +317,7 @@ mod tests {
     fn half_config_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let c = TlsConfig {
-            cert: Some(dir.path().join("c.pem")),
+            cert: Some(CertSetting::File(dir.path().join("c.pem"))),
             key: None,
         };
         assert!(load(&c, dir.path()).is_err());
