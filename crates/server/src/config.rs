@@ -278,6 +278,12 @@ pub struct Limits {
     /// Offer COMPRESS=DEFLATE (RFC 4978) after login; an idle compressed connection costs
     /// 11-46 KiB more (mostly the 32 KiB inflate window the client may use, once it is used).
     pub compress_deflate: bool,
+    /// Seconds an authenticated client has to send a whole command once its first byte came
+    /// (slowloris): a client trickling a byte at a time is cut (`BYE [LIMIT]`, logged).
+    pub command_timeout_secs: u64,
+    /// Each literal of a command adds its size divided by this many bytes per second to the
+    /// command's deadline (the slowest upload a client may use; the idle timeout still bounds all).
+    pub literal_min_rate: u64,
 }
 
 impl Default for Limits {
@@ -297,6 +303,8 @@ impl Default for Limits {
             write_timeout_secs: 120,
             max_append_command_size: 512 * 1024 * 1024,
             compress_deflate: true,
+            command_timeout_secs: 60,
+            literal_min_rate: 4096,
         }
     }
 }

@@ -69,6 +69,9 @@ pub(crate) async fn serve(
     match run(&shared, &mut conn, &mut session, &mut shutdown, deadline).await {
         Ok(()) => {}
         Err(e) if is_disconnect(&e) => {}
+        Err(e) if e.kind() == io::ErrorKind::TimedOut && conn.read_deadline.is_some() => {
+            tracing::warn!(%peer, user = session.user().unwrap_or("-"), "closing: a command took longer than its deadline (slow or trickled input)");
+        }
         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
             tracing::info!(%peer, "closing: the client does not read our output");
         }
@@ -121,6 +124,15 @@ async fn run(
                 return Ok(());
             }
         };
+        let timed_out = conn.read_deadline.is_some_and(|by| Instant::now() >= by);
+        if let Ok(Err(e)) = &read
+            && e.kind() == io::ErrorKind::TimedOut
+            && timed_out
+        {
+            bye(conn, b"* BYE [LIMIT] Command not received in time.\r\n").await;
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        conn.read_deadline = None;
         let (fragments, _spooled) = match read {
             Err(_) => {
                 bye(conn, b"* BYE Disconnected for inactivity.\r\n").await;
@@ -296,6 +308,16 @@ async fn read_command(
     let mut appended = 0u64;
     let mut tag: Option<String> = None;
     let mut kind = Kind::PreLogin;
+    if logged_in {
+        // The wait for a command is the idle timeout's business; once its first byte is here,
+        // the whole command must follow within its own deadline (a client trickling a byte at
+        // a time cannot hold a connection and its buffers for the idle timeout per command).
+        if !conn.wait_input().await? {
+            return Ok(ReadOutcome::Eof);
+        }
+        conn.read_deadline =
+            Some(Instant::now() + Duration::from_secs(limits.command_timeout_secs));
+    }
     loop {
         let room = budget.saturating_sub(used);
         let max_line = (limits.max_line_length as u64).min(room) as usize;
@@ -370,6 +392,11 @@ async fn read_command(
         };
         if kind == Kind::Append {
             appended += len;
+        }
+        if let Some(by) = conn.read_deadline.as_mut() {
+            // A literal gets time at the slowest rate a client may send at.
+            let rate = limits.literal_min_rate.max(1);
+            *by += Duration::from_secs(len / rate + 1);
         }
         fragments.push(Fragment::Line(line));
         if announcement.synchronizing {

@@ -136,6 +136,8 @@ pub struct Conn {
     pos: usize,
     /// Applied to every write: no write waits forever on a client that does not read.
     pub write_limit: WriteLimit,
+    /// When set, a read still waiting then fails with `TimedOut` (one command's deadline).
+    pub read_deadline: Option<tokio::time::Instant>,
 }
 
 /// Read size: small, because most commands are short and an idle connection should hold little.
@@ -154,7 +156,16 @@ impl Conn {
             buf: Vec::new(),
             pos: 0,
             write_limit: WriteLimit::Stall(Duration::from_secs(60)),
+            read_deadline: None,
         }
+    }
+
+    /// Wait until input is there (buffered or from the socket); `false` at end of input.
+    pub async fn wait_input(&mut self) -> io::Result<bool> {
+        if self.pos < self.buf.len() {
+            return Ok(true);
+        }
+        Ok(self.fill().await? > 0)
     }
 
     /// STARTTLS / STLS: the handshake on this connection. Anything the client sent after the
@@ -228,7 +239,13 @@ impl Conn {
         }
         let old = self.buf.len();
         self.buf.reserve(want.clamp(READ_CHUNK, 64 * 1024));
-        let n = self.stream.read_buf(&mut self.buf).await?;
+        let read = self.stream.read_buf(&mut self.buf);
+        let n = match self.read_deadline {
+            Some(by) => tokio::time::timeout_at(by, read)
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+            None => read.await?,
+        };
         debug_assert_eq!(self.buf.len(), old + n);
         Ok(n)
     }
