@@ -250,6 +250,12 @@ pub struct Limits {
     /// Connections from one IP address: one host cannot take every slot. A few hundred covers
     /// a NAT of busy clients; a load test from one address must raise it.
     pub max_connections_per_ip: usize,
+    /// IMAP sessions one account may have at once (all addresses); a login beyond gets
+    /// `NO [LIMIT]`. 0: no limit.
+    pub max_connections_per_user: usize,
+    /// IMAP sessions one account may have from one IP address (Dovecot's
+    /// `mail_max_userip_connections`, 10 there). 0: no limit.
+    pub max_connections_per_user_ip: usize,
     /// Seconds from connect (TLS handshake included) to a successful login; commands such as
     /// NOOP do not extend it (RFC 9051 §5.4 allows closing idle connections).
     pub unauthenticated_timeout_secs: u64,
@@ -293,6 +299,8 @@ impl Default for Limits {
             max_message_size: 50 * 1024 * 1024,
             max_connections: 50_000,
             max_connections_per_ip: 256,
+            max_connections_per_user: 100,
+            max_connections_per_user_ip: 20,
             unauthenticated_timeout_secs: 60,
             idle_timeout_secs: 30 * 60,
             spool_threshold: 256 * 1024,

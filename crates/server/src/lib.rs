@@ -20,6 +20,7 @@ mod lmtp;
 mod pop3;
 mod stream;
 pub mod tls;
+pub mod user_limits;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub pop3_maildrops: Arc<mailkeep_pop3::Maildrops>,
     /// Failed logins per source and per account, across IMAP and POP3 connections.
     pub throttle: Arc<mailkeep_auth::Throttle>,
+    /// IMAP sessions per account and per account and address.
+    pub user_limits: Arc<user_limits::UserLimits>,
 }
 
 #[derive(Default)]
@@ -118,6 +121,10 @@ impl Server {
             config.auth.throttle().map_err(anyhow::Error::msg)?,
         ));
         let max_connections = connection_cap(config.limits.max_connections);
+        let limits_per_user = (
+            config.limits.max_connections_per_user,
+            config.limits.max_connections_per_user_ip,
+        );
         let lmtp = lmtp::Listeners::bind(&config.lmtp.listen).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -131,6 +138,10 @@ impl Server {
             refused_log: Mutex::new(LogLimiter::default()),
             pop3_maildrops: mailkeep_pop3::Maildrops::new(),
             throttle,
+            user_limits: Arc::new(user_limits::UserLimits::new(
+                limits_per_user.0,
+                limits_per_user.1,
+            )),
         });
         Ok(Server {
             shared,

@@ -220,6 +220,9 @@ async fn login(
         (_, None) => return failed(inner, auth_failures, Duration::ZERO, out).await,
     };
     crate::scram::upgrade_secrets(inner, &user, password).await;
+    if let Err(e) = crate::gate::admit(inner, &user.name) {
+        return Outcome::err(e);
+    }
     if let Err(e) = crate::authenticated::first_login(inner, &user).await {
         return Outcome::err(e);
     }

@@ -25,6 +25,7 @@ mod ctx;
 pub mod enabled;
 pub mod error;
 mod flags;
+pub mod gate;
 mod idle;
 mod list;
 mod names;
@@ -145,6 +146,9 @@ pub(crate) struct Inner {
     pub channel_binding: Option<Vec<u8>>,
     /// PBKDF2 iterations of the SCRAM keys derived at login (and of stand-in salts).
     pub scram_iterations: u32,
+    /// Connection limits per account (the server's), and the place this session holds.
+    pub login_gate: gate::Gate,
+    pub login_guard: Option<gate::LoginGuard>,
 }
 
 /// COMPRESS=DEFLATE on a connection: the server says whether it can, the session turns it on.
@@ -267,6 +271,8 @@ impl Session {
                 bad_commands: 0,
                 auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
                 throttle: None,
+                login_gate: None,
+                login_guard: None,
                 quota_admin: Some("admin".into()),
                 compress: CompressState::Unavailable,
                 channel_binding: None,
@@ -291,6 +297,11 @@ impl Session {
                 CompressState::Unavailable
             };
         }
+    }
+
+    /// Ask `gate` at each successful login whether the account may have one more session.
+    pub fn set_login_gate(&mut self, gate: Arc<dyn gate::LoginGate>) {
+        self.inner.login_gate = Some(gate);
     }
 
     /// Count failed logins in the server's shared throttle (across connections).

@@ -247,6 +247,9 @@ async fn last(
 
 /// The login is complete: the same as after PLAIN.
 async fn logged_in(inner: &mut Inner, user: User, mechanism: &'static str) -> Outcome {
+    if let Err(e) = crate::gate::admit(inner, &user.name) {
+        return Outcome::err(e);
+    }
     if let Err(e) = crate::authenticated::first_login(inner, &user).await {
         return Outcome::err(e);
     }

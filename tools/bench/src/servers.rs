@@ -264,7 +264,7 @@ impl Server {
                     // The idle scenario holds thousands of connections from a few 127.0.0.x
                     // addresses: far above the default per-IP limit.
                     "data_dir = \"{}\"\n[imap]\nlisten = [\"{addr}\"]\n[imaps]\nlisten = []\n\
-                     [limits]\nmax_connections_per_ip = 100000\n{lmtp}",
+                     [limits]\nmax_connections_per_ip = 100000\nmax_connections_per_user = 0\nmax_connections_per_user_ip = 0\n{lmtp}",
                     data.display()
                 ),
             )?;
