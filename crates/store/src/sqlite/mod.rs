@@ -45,6 +45,8 @@ mod search;
 mod secrets;
 mod sweep;
 mod tombstones;
+#[cfg(test)]
+mod upgrade_tests;
 mod writer;
 
 use async_trait::async_trait;
