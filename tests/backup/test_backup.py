@@ -128,10 +128,12 @@ def cli(*args):
 
 def summary(out):
     m = re.search(r"backup: (\d+) messages, (\d+) bodies; blob files: (\d+) linked, (\d+) copied, "
-                  r"(\d+) skipped, (\d+) removed; (\d+) bytes written; ([\d.]+) s", out)
+                  r"(\d+) skipped, (\d+) removed; bytes: (\d+) index, (\d+) linked, (\d+) copied; "
+                  r"([\d.]+) s", out)
     assert m, out
-    keys = ("messages", "bodies", "linked", "copied", "skipped", "removed", "bytes")
-    return dict(zip(keys, map(int, m.groups()[:7])), seconds=float(m.group(8)))
+    keys = ("messages", "bodies", "linked", "copied", "skipped", "removed", "index_bytes",
+            "linked_bytes", "copied_bytes")
+    return dict(zip(keys, map(int, m.groups()[:9])), seconds=float(m.group(10)))
 
 
 def files(d):

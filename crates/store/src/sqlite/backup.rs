@@ -58,8 +58,12 @@ pub struct BackupSummary {
     pub skipped: u64,
     /// Files of an earlier backup the snapshot no longer refers to, removed.
     pub removed: u64,
-    /// Bytes linked or copied, the index included.
-    pub bytes: u64,
+    /// Bytes of the index copy.
+    pub index_bytes: u64,
+    /// Bytes of the files hard-linked (no data written).
+    pub linked_bytes: u64,
+    /// Bytes of the files copied.
+    pub copied_bytes: u64,
     /// Snapshots taken (more than one when files vanished under the backup).
     pub attempts: u64,
     pub elapsed: Duration,
@@ -70,14 +74,16 @@ impl std::fmt::Display for BackupSummary {
         write!(
             f,
             "{} messages, {} bodies; blob files: {} linked, {} copied, {} skipped, {} removed; \
-             {} bytes written; {:.2} s",
+             bytes: {} index, {} linked, {} copied; {:.2} s",
             self.messages,
             self.bodies,
             self.linked,
             self.copied,
             self.skipped,
             self.removed,
-            self.bytes,
+            self.index_bytes,
+            self.linked_bytes,
+            self.copied_bytes,
             self.elapsed.as_secs_f64()
         )
     }
@@ -89,7 +95,9 @@ pub struct RestoreSummary {
     pub messages: u64,
     pub linked: u64,
     pub copied: u64,
-    pub bytes: u64,
+    pub index_bytes: u64,
+    pub linked_bytes: u64,
+    pub copied_bytes: u64,
     pub elapsed: Duration,
 }
 
@@ -97,11 +105,14 @@ impl std::fmt::Display for RestoreSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} messages; blob files: {} linked, {} copied; {} bytes written; {:.2} s",
+            "{} messages; blob files: {} linked, {} copied; bytes: {} index, {} linked, {} copied; \
+             {:.2} s",
             self.messages,
             self.linked,
             self.copied,
-            self.bytes,
+            self.index_bytes,
+            self.linked_bytes,
+            self.copied_bytes,
             self.elapsed.as_secs_f64()
         )
     }
@@ -196,7 +207,7 @@ pub(super) fn backup(data_dir: &Path, dir: &Path) -> Result<BackupSummary> {
         }
         tx.rollback()?;
         fs::File::open(&tmp_index)?.sync_all()?;
-        summary.bytes += fs::metadata(&tmp_index)?.len();
+        summary.index_bytes = fs::metadata(&tmp_index)?.len();
         break (files, tmp_index);
     };
     for d in &synced_dirs {
@@ -248,11 +259,11 @@ fn count(summary: &mut BackupSummary, p: Placed) {
     match p {
         Placed::Linked(n) => {
             summary.linked += 1;
-            summary.bytes += n;
+            summary.linked_bytes += n;
         }
         Placed::Copied(n) => {
             summary.copied += 1;
-            summary.bytes += n;
+            summary.copied_bytes += n;
         }
         Placed::Skipped => summary.skipped += 1,
     }
@@ -361,11 +372,11 @@ pub(super) fn restore(from: &Path, to: &Path) -> Result<RestoreSummary> {
     let placed = |p: Placed, s: &mut RestoreSummary| match p {
         Placed::Linked(n) => {
             s.linked += 1;
-            s.bytes += n;
+            s.linked_bytes += n;
         }
         Placed::Copied(n) => {
             s.copied += 1;
-            s.bytes += n;
+            s.copied_bytes += n;
         }
         Placed::Skipped => {}
     };
@@ -373,7 +384,7 @@ pub(super) fn restore(from: &Path, to: &Path) -> Result<RestoreSummary> {
     let tmp = to.join(format!(".{INDEX}.tmp"));
     fs::copy(from.join(INDEX), &tmp)?;
     fs::File::open(&tmp)?.sync_all()?;
-    s.bytes += fs::metadata(&tmp)?.len();
+    s.index_bytes = fs::metadata(&tmp)?.len();
     for shard in fs::read_dir(from.join("blobs"))? {
         let shard = shard?;
         if !shard.file_type()?.is_dir() {
