@@ -85,7 +85,15 @@ impl std::fmt::Display for BackupSummary {
             self.linked_bytes,
             self.copied_bytes,
             self.elapsed.as_secs_f64()
-        )
+        )?;
+        if self.attempts > 1 {
+            write!(
+                f,
+                " ({} snapshots: files vanished under the first)",
+                self.attempts
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -135,19 +143,6 @@ pub(super) fn backup(data_dir: &Path, dir: &Path) -> Result<BackupSummary> {
     let dst_blobs = dir.join("blobs");
     let mut synced_dirs = HashSet::new();
 
-    // Dictionaries first: a body compressed with one is only ever committed after the
-    // dictionary file is durable, so every dictionary the snapshot needs is already there.
-    for entry in fs::read_dir(src_blobs.join(DICT_DIR))? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let to = dst_blobs.join(DICT_DIR).join(&name);
-        count(&mut summary, place(&entry.path(), &to)?);
-        synced_dirs.insert(dst_blobs.join(DICT_DIR));
-    }
-
     let (files, tmp_index) = loop {
         summary.attempts += 1;
         let tx = src.unchecked_transaction()?;
@@ -158,6 +153,19 @@ pub(super) fn backup(data_dir: &Path, dir: &Path) -> Result<BackupSummary> {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let files = file_hashes(&tx)?;
+        // Dictionaries after the snapshot is fixed: a dictionary file is durable before any
+        // body packed with it is committed, so every one this snapshot needs is there now.
+        // (They are never removed, so none can vanish.)
+        for entry in fs::read_dir(src_blobs.join(DICT_DIR))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let to = dst_blobs.join(DICT_DIR).join(&name);
+            count(&mut summary, place(&entry.path(), &to)?);
+            synced_dirs.insert(dst_blobs.join(DICT_DIR));
+        }
         let mut vanished = false;
         for hash in &files {
             let (shard, name) = shard_name(hash);
