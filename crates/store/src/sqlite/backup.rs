@@ -546,6 +546,54 @@ mod tests {
         assert!(e.to_string().contains("not a mailkeep backup"), "{e}");
     }
 
+    /// Bodies packed with the installation's trained zstd dictionary: the backup carries the
+    /// dictionary, and the restored store reads them.
+    #[tokio::test]
+    async fn dictionary_travels_with_the_backup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, bk, restored) = (
+            tmp.path().join("data"),
+            tmp.path().join("bk"),
+            tmp.path().join("restored"),
+        );
+        let store = SqliteStore::open(&data).unwrap();
+        let u = store.create_user("u", "h").await.unwrap();
+        let inbox = store.get_mailbox(u.id, "INBOX").await.unwrap().unwrap();
+        let dict_dir = data.join("blobs").join(DICT_DIR);
+        let has_dict = || fs::read_dir(&dict_dir).unwrap().next().is_some();
+        let mut i = 0;
+        while !has_dict() {
+            assert!(i < 2000, "no dictionary trained");
+            let batch = (i..i + 50)
+                .map(|n| message(&format!("note {n}"), &noise(n, 1500 + n as usize % 700)))
+                .collect();
+            store.append(inbox.id, batch).await.unwrap();
+            i += 50;
+            if i >= 300 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        // Packed with the dictionary, some in files.
+        let batch = (0..5)
+            .map(|n| message("after", &noise(5000 + n, 80_000)))
+            .chain((0..5).map(|n| message("after", &noise(6000 + n, 1000))))
+            .collect();
+        store.append(inbox.id, batch).await.unwrap();
+        let s = backup_of(&store, &bk).await;
+        assert!(
+            fs::read_dir(bk.join("blobs").join(DICT_DIR))
+                .unwrap()
+                .next()
+                .is_some(),
+            "{s}"
+        );
+        let before = contents(&store).await;
+        SqliteStore::restore(&bk, &restored).unwrap();
+        let again = SqliteStore::open(&restored).unwrap();
+        assert_eq!(again.check().await.unwrap(), Vec::<String>::new());
+        assert_eq!(contents(&again).await, before);
+    }
+
     /// Body files collected between the snapshot and their link make the backup take a new
     /// snapshot rather than write an index that refers to missing files.
     #[tokio::test]
