@@ -503,6 +503,12 @@ async fn check(config: Config) -> Result<()> {
 }
 
 async fn backup(config: Config, dir: PathBuf) -> Result<()> {
+    if !config.data_dir.join("index.sqlite3").is_file() {
+        bail!(
+            "no data directory to back up at {}",
+            config.data_dir.display()
+        );
+    }
     let store = open_store(&config)?;
     let s = {
         let store = store.clone();

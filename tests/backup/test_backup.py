@@ -251,3 +251,11 @@ def test_restore_refuses_a_non_empty_data_dir(server, tmp_path):
     assert "not empty" in r.stderr, r.stderr
     r = cli("restore", str(tmp_path / "nothing"), "--data-dir", str(tmp_path / "new"))
     assert r.returncode != 0 and "not a mailkeep backup" in r.stderr, r.stderr
+
+
+def test_backup_refuses_what_is_not_a_data_dir_or_inside_it(server, tmp_path):
+    r = cli("backup", str(tmp_path / "bk"), "--data-dir", str(tmp_path / "none"))
+    assert r.returncode != 0 and "no data directory" in r.stderr, r.stderr
+    assert not (tmp_path / "none").exists()
+    r = cli("backup", str(server.data / "bk"), "--config", str(server.config))
+    assert r.returncode != 0 and "must be outside" in r.stderr, r.stderr

@@ -137,6 +137,18 @@ enum Placed {
 pub(super) fn backup(data_dir: &Path, dir: &Path) -> Result<BackupSummary> {
     let started = Instant::now();
     let mut summary = BackupSummary::default();
+    let live = data_dir.canonicalize()?;
+    let target = match dir.canonicalize() {
+        Ok(p) => p,
+        Err(_) => std::path::absolute(dir)?,
+    };
+    if target.starts_with(&live) || live.starts_with(&target) {
+        return Err(StoreError::Cannot(format!(
+            "the backup directory {} must be outside the data directory {} (and not hold it)",
+            dir.display(),
+            data_dir.display()
+        )));
+    }
     fs::create_dir_all(dir.join("blobs").join(DICT_DIR))?;
     let src = super::schema::open_reader(&data_dir.join(INDEX))?;
     let src_blobs = data_dir.join("blobs");
@@ -538,6 +550,17 @@ mod tests {
         let in_backup = SqliteStore::open(&bk).unwrap();
         assert_eq!(in_backup.check().await.unwrap(), Vec::<String>::new());
         drop(in_backup);
+
+        // A backup into the data directory (or around it) is refused.
+        for inside in [data.clone(), data.join("bk"), tmp.path().to_path_buf()] {
+            let s2 = store.clone();
+            let e = tokio::task::spawn_blocking(move || s2.backup(&inside))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert!(e.to_string().contains("must be outside"), "{e}");
+        }
+        assert!(!data.join("bk").exists());
 
         // Restore refuses a non-empty target and a directory that is no backup.
         let e = SqliteStore::restore(&bk, &restored).unwrap_err();
