@@ -42,6 +42,25 @@ enum Command {
     },
     /// Check the index and message files for consistency.
     Check(Location),
+    /// Take a consistent snapshot of the data directory into DIR while the server runs
+    /// (incremental when DIR holds an earlier backup; body files are hard-linked when DIR is on
+    /// the same file system).
+    Backup {
+        dir: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Restore the backup in DIR into the (empty or new) data directory, then check it.
+    Restore {
+        dir: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Configuration file tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Manage the local mail domains (LMTP delivery).
     Domain {
         #[command(subcommand)]
@@ -63,6 +82,12 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate FILE without starting anything: prints "ok" (and any warnings) or the errors.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -177,6 +202,17 @@ fn main() -> Result<()> {
             let config = load_config(&loc)?;
             runtime.block_on(check(config))
         }
+        Command::Backup { dir, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(backup(config, dir))
+        }
+        Command::Restore { dir, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(restore(config, dir))
+        }
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => config_check(&file),
         Command::Domain { action, location } => {
             let config = load_config(&location)?;
             runtime.block_on(domain(config, action))
@@ -197,7 +233,13 @@ fn load_config(loc: &Location) -> Result<Config> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+            let (config, warnings) = Config::from_toml_with_warnings(&text)
+                .with_context(|| format!("in {}", path.display()))?;
+            // Before logging is set up (the file says how): straight to standard error.
+            for w in warnings {
+                eprintln!("mailkeep: {}: warning: {w}", path.display());
+            }
+            config
         }
         None => Config::default(),
     };
@@ -458,6 +500,56 @@ async fn check(config: Config) -> Result<()> {
         println!("problem: {p}");
     }
     bail!("{} problem(s) found", problems.len())
+}
+
+async fn backup(config: Config, dir: PathBuf) -> Result<()> {
+    if !config.data_dir.join("index.sqlite3").is_file() {
+        bail!(
+            "no data directory to back up at {}",
+            config.data_dir.display()
+        );
+    }
+    let store = open_store(&config)?;
+    let s = {
+        let store = store.clone();
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || store.backup(&dir)).await?
+    }
+    .with_context(|| format!("backing up into {}", dir.display()))?;
+    println!("backup: {s}");
+    Ok(())
+}
+
+async fn restore(config: Config, dir: PathBuf) -> Result<()> {
+    let s = SqliteStore::restore(&dir, &config.data_dir).with_context(|| {
+        format!(
+            "restoring {} into {}",
+            dir.display(),
+            config.data_dir.display()
+        )
+    })?;
+    println!("restore: {s}");
+    // Opening migrates an index from an older version; then the same check as `mailkeep check`.
+    check(config).await
+}
+
+/// `mailkeep config check FILE`: exit 0 and "ok" (after any warnings), or 1 and the errors.
+fn config_check(file: &std::path::Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match Config::check_toml(&text) {
+        Ok(warnings) => {
+            for w in &warnings {
+                println!("{}: warning: {w}", file.display());
+            }
+            println!("ok");
+            Ok(())
+        }
+        Err(e) => {
+            println!("{}: error: {e}", file.display());
+            std::process::exit(1);
+        }
+    }
 }
 
 async fn domain(config: Config, action: DomainAction) -> Result<()> {

@@ -10,6 +10,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// The configuration format's version (top-level `version = 1`; optional). A file written
+    /// for a newer format is refused rather than half understood.
+    pub version: u32,
     /// Where the index, message bodies, the generated certificate and spool files live.
     pub data_dir: PathBuf,
     /// Plaintext IMAP listeners (STARTTLS offered).
@@ -35,6 +38,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            version: CONFIG_VERSION,
             data_dir: PathBuf::from("mailkeep-data"),
             imap: Listeners {
                 listen: vec!["127.0.0.1:1143".parse().expect("literal address")],
@@ -387,11 +391,147 @@ impl StoreConfig {
     }
 }
 
-impl Config {
-    /// Parse a TOML document.
-    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
-        toml::from_str(text)
+/// The newest configuration format this program reads (`version = …` at the top of the file).
+pub const CONFIG_VERSION: u32 = 1;
+
+/// A renamed key: `old` (`section.key`, or `key` at the top level) is still read, as `new` in
+/// the same section, with a warning naming the replacement.
+#[derive(Debug, Clone, Copy)]
+pub struct Rename {
+    pub old: &'static str,
+    pub new: &'static str,
+}
+
+/// Keys renamed so far (none yet). A rename stays here for at least one release.
+pub const DEPRECATED: &[Rename] = &[];
+
+/// A configuration file that cannot be used: the message names the key and its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parse a TOML document; warnings about deprecated keys are logged.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let (config, warnings) = Config::from_toml_with_warnings(text)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(config)
+    }
+
+    /// Parse a TOML document; also returns a warning for each deprecated key, naming its line
+    /// and replacement. Unknown keys are errors naming the key and its line.
+    pub fn from_toml_with_warnings(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        parse(text, DEPRECATED)
+    }
+
+    /// What `mailkeep config check` reports: the warnings of a valid file, or its errors.
+    pub fn check_toml(text: &str) -> Result<Vec<String>, ConfigError> {
+        let (config, warnings) = Config::from_toml_with_warnings(text)?;
+        config.auth.throttle().map_err(ConfigError)?;
+        if !matches!(config.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError(format!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                config.log.format
+            )));
+        }
+        Ok(warnings)
+    }
+}
+
+/// The parse behind [`Config::from_toml_with_warnings`], with the table of renames as a
+/// parameter so tests can try the mechanism.
+fn parse(text: &str, renames: &[Rename]) -> Result<(Config, Vec<String>), ConfigError> {
+    // Syntax errors (with their line) and the version come first: a newer file's new keys
+    // would otherwise be reported as unknown ones.
+    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+    if let Some(v) = table.get("version") {
+        let line = key_line(text, "", "version").map_or(String::new(), |l| format!("line {l}: "));
+        match v.as_integer() {
+            Some(n) if n > i64::from(CONFIG_VERSION) => {
+                return Err(ConfigError(format!(
+                    "{line}configuration version {n} is newer than this program reads \
+                     ({CONFIG_VERSION}): upgrade mailkeep or use a file for version {CONFIG_VERSION}"
+                )));
+            }
+            Some(n) if n >= 1 => {}
+            _ => {
+                return Err(ConfigError(format!(
+                    "{line}version must be a whole number from 1 to {CONFIG_VERSION}"
+                )));
+            }
+        }
+    }
+    // Deprecated keys are renamed in the text itself, on their own line, so the errors of the
+    // real parse below still point at the lines of the file as written.
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut warnings = Vec::new();
+    for r in renames {
+        let (section, old) = r.old.rsplit_once('.').unwrap_or(("", r.old));
+        let new = r.new.rsplit_once('.').map_or(r.new, |(_, k)| k);
+        let Some(line) = key_line(text, section, old) else {
+            continue;
+        };
+        if key_line(text, section, new).is_some() {
+            return Err(ConfigError(format!(
+                "line {line}: `{}` is deprecated and `{}` is set too: remove `{}`",
+                r.old, r.new, r.old
+            )));
+        }
+        warnings.push(format!(
+            "line {line}: `{}` is deprecated, use `{}` instead",
+            r.old, r.new
+        ));
+        let l = &mut lines[line - 1];
+        if let Some(at) = l.find(old) {
+            l.replace_range(at..at + old.len(), new);
+        }
+    }
+    let config: Config =
+        toml::from_str(&lines.join("\n")).map_err(|e| ConfigError(e.to_string()))?;
+    Ok((config, warnings))
+}
+
+/// The 1-based line where `key` is set in `[section]` (`""`: the top level), also as a dotted
+/// `section.key = …` at the top level. A plain scan: enough for the keys of this file, which
+/// are bare words.
+fn key_line(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    let sets = |line: &str, name: &str| {
+        let line = line.trim_start();
+        let rest = line
+            .strip_prefix(name)
+            .or_else(|| line.strip_prefix(&format!("\"{name}\"")));
+        rest.is_some_and(|r| r.trim_start().starts_with('='))
+    };
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[') {
+            current = h
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            continue;
+        }
+        if current == section && sets(t, key) {
+            return Some(i + 1);
+        }
+        if current.is_empty() && !section.is_empty() && sets(t, &format!("{section}.{key}")) {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -526,5 +666,86 @@ format = "json"
     #[test]
     fn unknown_keys_are_errors() {
         assert!(Config::from_toml("[imap]\nlistenn = []\n").is_err());
+    }
+
+    /// Every unknown key, at the top level or in any section (also one with a custom
+    /// deserializer), is reported with its name and line.
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        for (text, key, line) in [
+            ("data_dir = \"x\"\ndata_dri = \"y\"\n", "data_dri", 2),
+            (
+                "[imap]\nlisten = []\n\n[limits]\nmax_line_lenght = 5\n",
+                "max_line_lenght",
+                5,
+            ),
+            ("[quota]\nstorage = \"1G\"\nstorag = 1\n", "storag", 3),
+            ("[auth]\n# comment\nmax_failure = 3\n", "max_failure", 3),
+            ("[store]\ntombstone_hours = 1\n", "tombstone_hours", 2),
+            ("[imap]\nlistenn = []\n", "listenn", 2),
+            ("[nosuchsection]\nx = 1\n", "nosuchsection", 1),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")), "{text:?}: {e}");
+            assert!(e.contains(&format!("line {line}")), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn version_key() {
+        assert_eq!(Config::from_toml("").unwrap().version, 1);
+        assert_eq!(Config::from_toml("version = 1\n").unwrap().version, 1);
+        let e = Config::from_toml("# new\nversion = 2\n[imap]\nfuture_key = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("version 2 is newer"),
+            "{e}"
+        );
+        assert!(Config::from_toml("version = 0\n").is_err());
+        assert!(Config::from_toml("version = \"1\"\n").is_err());
+    }
+
+    #[test]
+    fn deprecated_keys_warn_and_still_work() {
+        const RENAMES: &[Rename] = &[
+            Rename {
+                old: "limits.max_line",
+                new: "limits.max_line_length",
+            },
+            Rename {
+                old: "datadir",
+                new: "data_dir",
+            },
+        ];
+        let text = "datadir = \"/srv/mail\"\n[limits]\n\nmax_line = 4096\n";
+        let (c, warnings) = parse(text, RENAMES).unwrap();
+        assert_eq!(c.limits.max_line_length, 4096);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/mail"));
+        assert_eq!(
+            warnings,
+            [
+                "line 4: `limits.max_line` is deprecated, use `limits.max_line_length` instead",
+                "line 1: `datadir` is deprecated, use `data_dir` instead"
+            ]
+        );
+        // The dotted form at the top level too.
+        let (c, warnings) = parse("limits.max_line = 100\n", RENAMES).unwrap();
+        assert_eq!((c.limits.max_line_length, warnings.len()), (100, 1));
+        // Old and new together: an error, not a silent choice.
+        let e = parse("[limits]\nmax_line = 1\nmax_line_length = 2\n", RENAMES).unwrap_err();
+        assert!(e.0.contains("line 2") && e.0.contains("set too"), "{e}");
+        // Errors after a rename keep the file's own line numbers.
+        let e = parse("[limits]\nmax_line = 1\nbogus = 2\n", RENAMES).unwrap_err();
+        assert!(e.0.contains("line 3") && e.0.contains("`bogus`"), "{e}");
+        // Without the table the old key is simply unknown.
+        assert!(Config::from_toml(text).is_err());
+    }
+
+    #[test]
+    fn check_toml_reports_semantic_errors() {
+        assert_eq!(Config::check_toml("").unwrap(), Vec::<String>::new());
+        assert!(Config::check_toml("[log]\nformat = \"xml\"\n").is_err());
+        assert!(Config::check_toml("[auth]\ntrusted_networks = [\"1.2.3.4/40\"]\n").is_err());
     }
 }

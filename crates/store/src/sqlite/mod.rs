@@ -9,6 +9,7 @@
 //! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
 //! - `search`: the word index behind SEARCH TEXT/BODY.
 //! - `quota`: per-account limits and usage counters, checked inside APPEND/COPY/MOVE.
+//! - `backup`: `mailkeep backup`/`restore`, an online snapshot with the body files it needs.
 //! - `sweep`: at open, removes body files left by a crash (and the data directory's lock).
 //!
 //! # Durability
@@ -29,6 +30,7 @@
 //! but body-file collection assumes it sees every reference being added.
 
 mod accounts;
+mod backup;
 mod blobs;
 mod check;
 mod domains;
@@ -43,6 +45,8 @@ mod search;
 mod secrets;
 mod sweep;
 mod tombstones;
+#[cfg(test)]
+mod upgrade_tests;
 mod writer;
 
 use async_trait::async_trait;
@@ -50,6 +54,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+pub use self::backup::{BACKUP_FORMAT, BackupSummary, RestoreSummary};
 use self::blobs::BlobDir;
 use self::pool::ReadPool;
 pub use self::tombstones::DEFAULT_RETENTION as DEFAULT_TOMBSTONE_RETENTION;
@@ -116,6 +121,24 @@ impl SqliteStore {
             tombstones: tombstones::Retention::default(),
             _lock: lock,
         }))
+    }
+
+    /// Takes a consistent snapshot of this store (the index and the body files it refers to)
+    /// into `dir`, incrementally if `dir` holds an earlier backup (see `backup.rs`). Blocks:
+    /// call from a blocking thread. The SQLite backend's own: a PostgreSQL backend is backed
+    /// up by its own tools, so this is not a `MailStore` method.
+    pub fn backup(&self, dir: &Path) -> Result<BackupSummary> {
+        backup::backup(self.data_dir(), dir)
+    }
+
+    /// Copies the backup in `from` into the data directory `to` (absent or empty). Open the
+    /// store there afterwards (which migrates an older index) and `check` it.
+    pub fn restore(from: &Path, to: &Path) -> Result<RestoreSummary> {
+        backup::restore(from, to)
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.blobs.root().parent().unwrap_or(Path::new("."))
     }
 
     /// Commit and job counters of the writer (group commit: commits <= jobs).

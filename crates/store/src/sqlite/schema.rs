@@ -12,7 +12,7 @@ use super::{parsed, search};
 use crate::Result;
 
 /// Bumped with each incompatible schema change; `PRAGMA user_version` records it.
-const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(
@@ -110,14 +110,68 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     // of mail with a 64 MiB limit). 4 MiB is the size of one default checkpoint interval.
     conn.pragma_update(None, "journal_size_limit", 4i64 << 20)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    refuse_newer(path, version)?;
+    if (1..SCHEMA_VERSION).contains(&version) {
+        // The index as it was, before anything changes it: the way back if the upgrade (or
+        // the new version) disappoints. Kept if an earlier attempt made it already.
+        let bak = backup_path(path, version);
+        if !bak.exists() {
+            let tmp = bak.with_extension("bak.tmp");
+            let _ = std::fs::remove_file(&tmp);
+            conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &bak)?;
+            tracing::info!(
+                from = version,
+                to = SCHEMA_VERSION,
+                backup = %bak.display(),
+                "upgrading the index; the old one is kept"
+            );
+        }
+    }
+    // Every step of the upgrade in one transaction: a failure (or a crash) leaves the index
+    // as it was. IMMEDIATE: a second process opening the same old index waits, then finds the
+    // upgrade done.
+    let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    refuse_newer(path, version)?;
+    migrate(&tx, version)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    if (1..3).contains(&version) {
+        // Give the old index's pages back to the file system.
+        conn.execute_batch("VACUUM")?;
+    }
+    Ok(conn)
+}
+
+/// Where the index of version `version` is copied before it is upgraded:
+/// `index.sqlite3.v<version>.bak` beside it.
+pub(super) fn backup_path(index: &Path, version: i64) -> std::path::PathBuf {
+    let name = index
+        .file_name()
+        .map_or("index.sqlite3".into(), |n| n.to_string_lossy().into_owned());
+    index.with_file_name(format!("{name}.v{version}.bak"))
+}
+
+fn refuse_newer(path: &Path, version: i64) -> Result<()> {
     if version > SCHEMA_VERSION {
-        return Err(crate::StoreError::Internal(format!(
-            "index schema version {version} is newer than this program's ({SCHEMA_VERSION})"
+        return Err(crate::StoreError::Cannot(format!(
+            "{} has index format (schema) version {version}, newer than this mailkeep knows \
+             ({SCHEMA_VERSION}): it was written by a newer release. Run that release (or newer), \
+             or restore a backup made by this one; nothing was changed",
+            path.display()
         )));
     }
+    Ok(())
+}
+
+/// Brings an index of `version` (0: a new one) to `SCHEMA_VERSION`, inside the caller's
+/// transaction.
+fn migrate(tx: &Connection, version: i64) -> Result<()> {
     if version == 1 {
         // Version 2 keeps expunged bodies for a grace period.
-        conn.execute_batch(
+        tx.execute_batch(
             "ALTER TABLE expunged ADD COLUMN blob_id INTEGER;
              ALTER TABLE expunged ADD COLUMN expunged_at INTEGER;",
         )?;
@@ -125,14 +179,13 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     if version == 3 {
         // Version 4 keeps a search vocabulary per account (see `search`); the shared one is
         // replaced below, once the new tables exist.
-        conn.execute_batch("ALTER TABLE search_vocab RENAME TO search_vocab_v3")?;
+        tx.execute_batch("ALTER TABLE search_vocab RENAME TO search_vocab_v3")?;
     }
-    conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(search::SCHEMA)?;
+    tx.execute_batch(SCHEMA)?;
+    tx.execute_batch(search::SCHEMA)?;
     if (1..3).contains(&version) {
         // Version 3 replaces the trigram index and its stored text by word indexes, and packs
         // the parsed info of each body into one column.
-        let tx = conn.unchecked_transaction()?;
         {
             let mut read = tx.prepare("SELECT rowid, header, body FROM search")?;
             let mut rows = read.query([])?;
@@ -140,7 +193,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
                 let (header, body): (String, String) = (r.get(1)?, r.get(2)?);
                 let text = header.clone() + &body;
                 let tokens = search::Tokens::of(&text, header.len());
-                search::index(&tx, r.get(0)?, &tokens)?;
+                search::index(tx, r.get(0)?, &tokens)?;
             }
         }
         tx.execute_batch(
@@ -169,19 +222,11 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
              ALTER TABLE blobs DROP COLUMN body;
              ALTER TABLE blobs DROP COLUMN parts;",
         )?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
-        // Give the old index's pages back to the file system.
-        conn.execute_batch("VACUUM")?;
     }
     if (1..4).contains(&version) {
-        let tx = conn.unchecked_transaction()?;
-        search::migrate_to_per_account_vocabulary(&tx)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
+        search::migrate_to_per_account_vocabulary(tx)?;
     }
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    Ok(conn)
+    Ok(())
 }
 
 /// Opens a read connection (WAL lets these run beside the writer).
