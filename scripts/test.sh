@@ -52,6 +52,8 @@ echo "== POP3 (pytest: poplib, curl, fetchmail, getmail6)"
 python3 -m pytest -q tests/pop3
 echo "== LMTP delivery, with a real Postfix (pytest)"
 python3 -m pytest -q tests/lmtp
+echo "== backup, restore, upgrades of older data directories, config check (pytest)"
+python3 -m pytest -q tests/backup
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh
