@@ -13,15 +13,22 @@
 //! - [`throttle`]: failed logins counted per source and per account across connections;
 //!   [`attempt`] runs one login attempt through it and the hashing queue, and logs it.
 //!
-//! No mail data here; users themselves are rows in the store.
+//! - [`totp`]: RFC 6238 codes; [`twofa`]: enrolling, confirming and disabling two-factor;
+//!   [`app_passwords`]: per-device passwords and the login check that goes before argon2.
+//!
+//! No mail data here; users, their second factors and app passwords are rows in the store
+//! (reached through the `MailStore` trait, so the CLI and a web page share these rules).
 #![forbid(unsafe_code)]
 
+pub mod app_passwords;
 mod blocks;
 pub mod hashes;
 pub mod policy;
 pub mod sasl;
 pub mod scram;
 pub mod throttle;
+pub mod totp;
+pub mod twofa;
 mod verify;
 
 pub use throttle::{Throttle, ThrottleConfig};

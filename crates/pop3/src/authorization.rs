@@ -2,6 +2,7 @@
 //! and the maildrop snapshot taken at login.
 
 use super::*;
+use mailkeep_auth::app_passwords::LoginCheck;
 
 impl Session {
     pub(crate) async fn authorization(&mut self, command: Command, out: &mut Vec<u8>) -> Flow {
@@ -155,20 +156,35 @@ impl Session {
             Ok(u) => u,
             Err(e) => return sys_temp(out, &e),
         };
-        let verdict = mailkeep_auth::attempt(
-            self.throttle.as_deref(),
-            mailkeep_auth::Attempt {
-                proto: "pop3",
-                ip: self.config.peer.ip(),
-                user: &name,
-                account: user.as_ref().map(|u| u.name.as_str()),
-                phc: user.as_ref().map(|u| u.password_hash.as_str()),
-                password,
-                mechanism,
-                tls: self.config.tls_active,
-            },
-        )
-        .await;
+        // App passwords (and, with two-factor on, recovery codes) first, without argon2; with
+        // two-factor on nothing else logs in.
+        let check = match &user {
+            Some(u) => {
+                match mailkeep_auth::app_passwords::check_login(&*self.store, u, password).await {
+                    Ok(c) => c,
+                    Err(e) => return sys_temp(out, &e),
+                }
+            }
+            None => LoginCheck::TryPassword,
+        };
+        let attempt = mailkeep_auth::Attempt {
+            proto: "pop3",
+            ip: self.config.peer.ip(),
+            user: &name,
+            account: user.as_ref().map(|u| u.name.as_str()),
+            phc: user.as_ref().map(|u| u.password_hash.as_str()),
+            password,
+            mechanism,
+            tls: self.config.tls_active,
+        };
+        let throttle = self.throttle.as_deref();
+        let verdict = match check {
+            LoginCheck::TryPassword => mailkeep_auth::attempt(throttle, attempt).await,
+            LoginCheck::Refused => mailkeep_auth::attempt_checked(throttle, attempt, false).await,
+            LoginCheck::AppPassword(_) | LoginCheck::RecoveryCode => {
+                mailkeep_auth::attempt_checked(throttle, attempt, true).await
+            }
+        };
         let user = match (verdict, user) {
             (mailkeep_auth::Verdict::Success, Some(user)) => user,
             (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
@@ -176,7 +192,13 @@ impl Session {
             }
             (_, None) => return self.failed(Duration::ZERO, out).await,
         };
-        self.upgrade_secrets(&user, password).await;
+        match check {
+            LoginCheck::TryPassword => self.upgrade_secrets(&user, password).await,
+            LoginCheck::AppPassword(id) => {
+                self.app_password = Some((id, std::time::Instant::now()));
+            }
+            _ => {}
+        }
         self.logged_in(user, mechanism, out).await
     }
 

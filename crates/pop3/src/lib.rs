@@ -131,7 +131,13 @@ pub struct Session {
     scram_iterations: u32,
     /// The TLS connection's `tls-exporter` binding (TLS 1.3 only): enables SCRAM-SHA-256-PLUS.
     channel_binding: Option<Vec<u8>>,
+    /// The app password this session logged in with and when it was last seen to exist: a
+    /// revoked one ends the session at its next command (asked at most once a second).
+    app_password: Option<(i64, std::time::Instant)>,
 }
+
+/// How often an open session asks the store whether its app password still exists.
+pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Session {
     pub fn new(store: Arc<dyn MailStore>, maildrops: Arc<Maildrops>, config: Pop3Config) -> Self {
@@ -150,6 +156,7 @@ impl Session {
             throttle: None,
             scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
             channel_binding: None,
+            app_password: None,
         }
     }
 
@@ -229,6 +236,18 @@ impl Session {
             }
         };
         self.bad_commands = 0;
+        if self.is_authenticated() && !self.app_password_valid().await {
+            tracing::info!(
+                target: "mailkeep::audit",
+                event = %"session_revoked",
+                proto = %"pop3",
+                user = ?self.user_name,
+            );
+            // Nothing marked deleted is removed: the session ends without UPDATE.
+            self.state = State::Done;
+            out.extend_from_slice(b"-ERR [AUTH] The app password of this session was revoked.\r\n");
+            return Flow::Close;
+        }
         match command {
             Command::Capa => {
                 self.capa(out);
@@ -251,6 +270,23 @@ impl Session {
                     Flow::Close
                 }
             },
+        }
+    }
+
+    /// False once the app password of this session has been revoked.
+    async fn app_password_valid(&mut self) -> bool {
+        let Some((id, checked)) = self.app_password else {
+            return true;
+        };
+        if checked.elapsed() < REVOCATION_CHECK_INTERVAL {
+            return true;
+        }
+        match self.store.app_password_exists(id).await {
+            Ok(false) => false,
+            Ok(true) | Err(_) => {
+                self.app_password = Some((id, std::time::Instant::now()));
+                true
+            }
         }
     }
 

@@ -288,6 +288,9 @@ pub struct LogConfig {
     pub format: String,
     /// A tracing filter such as `info` or `mailkeep_server=debug,info`.
     pub level: String,
+    /// Also append the audit lines (logins, failures, blocks, admin changes by the CLI) to this
+    /// file; unset: they are only in the normal log (target `mailkeep::audit`/`mailkeep_auth`).
+    pub audit_file: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -295,6 +298,7 @@ impl Default for LogConfig {
         LogConfig {
             format: "text".into(),
             level: "info".into(),
+            audit_file: None,
         }
     }
 }

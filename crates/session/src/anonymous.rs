@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mailkeep_auth::app_passwords::LoginCheck;
 use mailkeep_auth::sasl;
 use mailkeep_proto::CommandBody;
 use mailkeep_proto::write::{self, Code, StatusKind};
@@ -196,22 +197,37 @@ async fn login(
         Ok(u) => u,
         Err(e) => return Outcome::err(e),
     };
+    // App passwords (and, with two-factor on, recovery codes) first: one keyed hash and a
+    // lookup, no argon2. With two-factor on nothing else logs in.
+    let check = match &user {
+        Some(u) => {
+            match mailkeep_auth::app_passwords::check_login(&*inner.store, u, password).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::err(e.into()),
+            }
+        }
+        None => LoginCheck::TryPassword,
+    };
+    let attempt = mailkeep_auth::Attempt {
+        proto: "imap",
+        ip: inner.config.peer.ip(),
+        user: &name,
+        account: user.as_ref().map(|u| u.name.as_str()),
+        phc: user.as_ref().map(|u| u.password_hash.as_str()),
+        password,
+        mechanism,
+        tls: inner.config.tls_active,
+    };
     // argon2 runs on the auth crate's own small pool, queued fairly per source, with a cache
     // of recent logins; the throttle may refuse the check (answered the same way).
-    let verdict = mailkeep_auth::attempt(
-        inner.throttle.as_deref(),
-        mailkeep_auth::Attempt {
-            proto: "imap",
-            ip: inner.config.peer.ip(),
-            user: &name,
-            account: user.as_ref().map(|u| u.name.as_str()),
-            phc: user.as_ref().map(|u| u.password_hash.as_str()),
-            password,
-            mechanism,
-            tls: inner.config.tls_active,
-        },
-    )
-    .await;
+    let throttle = inner.throttle.as_deref();
+    let verdict = match check {
+        LoginCheck::TryPassword => mailkeep_auth::attempt(throttle, attempt).await,
+        LoginCheck::Refused => mailkeep_auth::attempt_checked(throttle, attempt, false).await,
+        LoginCheck::AppPassword(_) | LoginCheck::RecoveryCode => {
+            mailkeep_auth::attempt_checked(throttle, attempt, true).await
+        }
+    };
     let user = match (verdict, user) {
         (mailkeep_auth::Verdict::Success, Some(user)) => user,
         (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
@@ -219,7 +235,11 @@ async fn login(
         }
         (_, None) => return failed(inner, auth_failures, Duration::ZERO, out).await,
     };
-    crate::scram::upgrade_secrets(inner, &user, password).await;
+    match check {
+        LoginCheck::TryPassword => crate::scram::upgrade_secrets(inner, &user, password).await,
+        LoginCheck::AppPassword(id) => inner.watch_app_password(Some(id)),
+        _ => {}
+    }
     if let Err(e) = crate::authenticated::first_login(inner, &user).await {
         return Outcome::err(e);
     }

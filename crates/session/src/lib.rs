@@ -145,7 +145,37 @@ pub(crate) struct Inner {
     pub channel_binding: Option<Vec<u8>>,
     /// PBKDF2 iterations of the SCRAM keys derived at login (and of stand-in salts).
     pub scram_iterations: u32,
+    /// The app password this session logged in with and when it was last seen to exist: a
+    /// revoked one ends the session at its next command (checked at most once a second).
+    pub app_password: Option<(i64, std::time::Instant)>,
 }
+
+impl Inner {
+    pub(crate) fn watch_app_password(&mut self, id: Option<i64>) {
+        self.app_password = id.map(|id| (id, std::time::Instant::now()));
+    }
+
+    /// False once the app password of this session has been revoked (`BYE` and close).
+    async fn app_password_valid(&mut self) -> bool {
+        let Some((id, checked)) = self.app_password else {
+            return true;
+        };
+        if checked.elapsed() < REVOCATION_CHECK_INTERVAL {
+            return true;
+        }
+        match self.store.app_password_exists(id).await {
+            Ok(false) => false,
+            // A store fault is not a revocation: try again at the next command.
+            Ok(true) | Err(_) => {
+                self.app_password = Some((id, std::time::Instant::now()));
+                true
+            }
+        }
+    }
+}
+
+/// How often an open session asks the store whether its app password still exists.
+pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// COMPRESS=DEFLATE on a connection: the server says whether it can, the session turns it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +301,7 @@ impl Session {
                 compress: CompressState::Unavailable,
                 channel_binding: None,
                 scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
+                app_password: None,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -338,6 +369,23 @@ impl Session {
         let name = body.name();
         let mode = sync_mode(&body);
         let inner = &mut self.inner;
+        if self.state.user().is_some() && !inner.app_password_valid().await {
+            tracing::info!(
+                target: "mailkeep::audit",
+                event = %"session_revoked",
+                proto = %"imap",
+                user = ?inner.user_name,
+            );
+            write::status(
+                out,
+                None,
+                StatusKind::Bye,
+                None,
+                "The app password of this session was revoked.",
+            );
+            self.state.apply(Transition::Logout);
+            return Flow::Close;
+        }
         let outcome = match body {
             // Any state (RFC 9051 §6.1).
             CommandBody::Capability => {

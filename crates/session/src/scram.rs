@@ -197,6 +197,15 @@ async fn last(
     out: &mut Vec<u8>,
 ) -> Outcome {
     let result = server.finish(data, binding(inner));
+    // SCRAM's keys come from the main password, which does not log in with two-factor on.
+    let allowed = match &account {
+        Some(u) if result.is_ok() => {
+            mailkeep_auth::app_passwords::main_password_allowed(&*inner.store, &u.name)
+                .await
+                .unwrap_or(false)
+        }
+        _ => true,
+    };
     let verdict = mailkeep_auth::attempt_checked(
         inner.throttle.as_deref(),
         mailkeep_auth::Attempt {
@@ -209,7 +218,7 @@ async fn last(
             mechanism: mechanism(plus),
             tls: inner.config.tls_active,
         },
-        result.is_ok(),
+        result.is_ok() && allowed,
     )
     .await;
     match (verdict, result, account) {
