@@ -329,10 +329,19 @@ fn init_cli_logging(config: &Config) -> Result<()> {
 /// Who runs this command: the OS user (and `SUDO_USER` through sudo) and the uid.
 fn os_user() -> String {
     use std::os::unix::fs::MetadataExt;
-    let name = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "?".into());
     let uid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
+    // The uid's name in /etc/passwd (what the kernel says), else what the environment says.
+    let from_passwd = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+    });
+    let name = from_passwd
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "?".into());
     match std::env::var("SUDO_USER") {
         Ok(sudo) => format!("{name}(uid {uid}, sudo by {sudo})"),
         Err(_) => format!("{name}(uid {uid})"),
