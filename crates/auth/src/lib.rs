@@ -23,6 +23,7 @@
 pub mod app_passwords;
 mod blocks;
 pub mod hashes;
+pub mod oauth;
 pub mod policy;
 pub mod sasl;
 pub mod scram;

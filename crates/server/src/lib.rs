@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub pop3_maildrops: Arc<mailkeep_pop3::Maildrops>,
     /// Failed logins per source and per account, across IMAP and POP3 connections.
     pub throttle: Arc<mailkeep_auth::Throttle>,
+    /// `[auth.oauth]`: the issuer whose tokens log in (OAUTHBEARER, XOAUTH2).
+    pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
 
 #[derive(Default)]
@@ -116,6 +118,22 @@ impl Server {
         let throttle = Arc::new(mailkeep_auth::Throttle::new(
             config.auth.throttle().map_err(anyhow::Error::msg)?,
         ));
+        let oauth = match &config.auth.oauth {
+            Some(o) => {
+                let jwks = std::fs::read_to_string(&o.jwks_file).with_context(|| {
+                    format!("reading [auth.oauth] jwks_file {}", o.jwks_file.display())
+                })?;
+                let v = mailkeep_auth::oauth::Validator::from_jwks(
+                    &jwks,
+                    &o.issuer,
+                    &o.audience,
+                    &o.username_claim,
+                )
+                .map_err(|e| anyhow::anyhow!("[auth.oauth]: {e}"))?;
+                Some(Arc::new(v))
+            }
+            None => None,
+        };
         let max_connections = connection_cap(config.limits.max_connections);
         let lmtp = lmtp::Listeners::bind(&config.lmtp.listen).await?;
         let (shutdown_tx, shutdown) = watch::channel(false);
@@ -130,6 +148,7 @@ impl Server {
             refused_log: Mutex::new(LogLimiter::default()),
             pop3_maildrops: mailkeep_pop3::Maildrops::new(),
             throttle,
+            oauth,
         });
         Ok(Server {
             shared,

@@ -29,6 +29,11 @@ pub(crate) enum SaslStep {
     LoginPassword { user: Vec<u8> },
     /// SCRAM-SHA-256 (`plus`: -PLUS), see `scram`.
     Scram { plus: bool, step: ScramStep },
+    /// OAUTHBEARER or XOAUTH2 (`xoauth2`) waits for the token, see `oauth`.
+    OAuth { xoauth2: bool },
+    /// The token was refused and the RFC 7628 error sent: the client's dummy answer gets the
+    /// tagged NO after this delay.
+    OAuthFailed { extra_delay: Duration },
 }
 
 const USERNAME_PROMPT: &[u8] = b"Username:";
@@ -84,6 +89,10 @@ async fn authenticate(
         SaslStep::Plain
     } else if mechanism.eq_ignore_ascii_case("LOGIN") {
         SaslStep::LoginUser
+    } else if inner.oauth.is_some() && mechanism.eq_ignore_ascii_case("OAUTHBEARER") {
+        SaslStep::OAuth { xoauth2: false }
+    } else if inner.oauth.is_some() && mechanism.eq_ignore_ascii_case("XOAUTH2") {
+        SaslStep::OAuth { xoauth2: true }
     } else if let Some(plus) = crate::scram::which(inner, mechanism) {
         // No password crosses the connection: allowed without TLS too.
         SaslStep::Scram {
@@ -179,6 +188,12 @@ pub(crate) async fn sasl_step(
         }
         SaslStep::Scram { plus, step } => {
             crate::scram::step(inner, auth_failures, pending.tag, plus, step, &data, out).await
+        }
+        SaslStep::OAuth { xoauth2 } => {
+            crate::oauth::login(inner, auth_failures, pending.tag, xoauth2, &data, out).await
+        }
+        SaslStep::OAuthFailed { extra_delay } => {
+            failed(inner, auth_failures, extra_delay, out).await
         }
     }
 }

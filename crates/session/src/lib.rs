@@ -28,6 +28,7 @@ mod flags;
 mod idle;
 mod list;
 mod names;
+mod oauth;
 mod scram;
 pub mod selected;
 mod state;
@@ -148,6 +149,8 @@ pub(crate) struct Inner {
     /// The app password this session logged in with and when it was last seen to exist: a
     /// revoked one ends the session at its next command (checked at most once a second).
     pub app_password: Option<(i64, std::time::Instant)>,
+    /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 are offered with this issuer's tokens.
+    pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
 
 impl Inner {
@@ -302,6 +305,7 @@ impl Session {
                 channel_binding: None,
                 scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
                 app_password: None,
+                oauth: None,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -329,6 +333,11 @@ impl Session {
         self.inner.throttle = Some(throttle);
     }
 
+    /// Offer OAUTHBEARER and XOAUTH2 with tokens of this issuer (`[auth.oauth]`).
+    pub fn set_oauth(&mut self, oauth: Option<Arc<mailkeep_auth::oauth::Validator>>) {
+        self.inner.oauth = oauth;
+    }
+
     /// The account allowed to SETQUOTA (`admin` unless set; `None` or empty: nobody).
     pub fn set_quota_admin(&mut self, name: Option<String>) {
         self.inner.quota_admin = name;
@@ -348,8 +357,7 @@ impl Session {
 
     /// The server greeting (`* OK [CAPABILITY ...] Mailkeep ready`).
     pub fn greeting(&self, out: &mut Vec<u8>) {
-        let binds = self.inner.channel_binding.is_some();
-        let caps = capability::list_with_binding(&self.inner.config, false, binds);
+        let caps = capability::list_for(&self.inner, false);
         write::status(
             out,
             None,
