@@ -137,6 +137,28 @@ pub async fn attempt_checked(throttle: Option<&Throttle>, a: Attempt<'_>, ok: bo
     attempt_inner(throttle, a, Some(ok)).await
 }
 
+/// [`attempt`] after [`app_passwords::check_login`]: an app password or recovery code is a
+/// success without any hash, two-factor's refusal of the main password a failure that waits
+/// as long as a hash would (so timing does not tell which accounts have two-factor on), and
+/// anything else the usual password check.
+pub async fn attempt_after_check(
+    throttle: Option<&Throttle>,
+    a: Attempt<'_>,
+    check: app_passwords::LoginCheck,
+) -> Verdict {
+    use app_passwords::LoginCheck;
+    match check {
+        LoginCheck::TryPassword => attempt(throttle, a).await,
+        LoginCheck::AppPassword(_) | LoginCheck::RecoveryCode => {
+            attempt_checked(throttle, a, true).await
+        }
+        LoginCheck::Refused => {
+            tokio::time::sleep(hash_time_sample()).await;
+            attempt_checked(throttle, a, false).await
+        }
+    }
+}
+
 async fn attempt_inner(
     throttle: Option<&Throttle>,
     a: Attempt<'_>,

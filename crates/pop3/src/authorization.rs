@@ -177,14 +177,8 @@ impl Session {
             mechanism,
             tls: self.config.tls_active,
         };
-        let throttle = self.throttle.as_deref();
-        let verdict = match check {
-            LoginCheck::TryPassword => mailkeep_auth::attempt(throttle, attempt).await,
-            LoginCheck::Refused => mailkeep_auth::attempt_checked(throttle, attempt, false).await,
-            LoginCheck::AppPassword(_) | LoginCheck::RecoveryCode => {
-                mailkeep_auth::attempt_checked(throttle, attempt, true).await
-            }
-        };
+        let verdict =
+            mailkeep_auth::attempt_after_check(self.throttle.as_deref(), attempt, check).await;
         let user = match (verdict, user) {
             (mailkeep_auth::Verdict::Success, Some(user)) => user,
             (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {

@@ -235,14 +235,8 @@ async fn login(
     };
     // argon2 runs on the auth crate's own small pool, queued fairly per source, with a cache
     // of recent logins; the throttle may refuse the check (answered the same way).
-    let throttle = inner.throttle.as_deref();
-    let verdict = match check {
-        LoginCheck::TryPassword => mailkeep_auth::attempt(throttle, attempt).await,
-        LoginCheck::Refused => mailkeep_auth::attempt_checked(throttle, attempt, false).await,
-        LoginCheck::AppPassword(_) | LoginCheck::RecoveryCode => {
-            mailkeep_auth::attempt_checked(throttle, attempt, true).await
-        }
-    };
+    let verdict =
+        mailkeep_auth::attempt_after_check(inner.throttle.as_deref(), attempt, check).await;
     let user = match (verdict, user) {
         (mailkeep_auth::Verdict::Success, Some(user)) => user,
         (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
