@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mkserver import PASSWORD, Server  # noqa: E402
-from twofa_helpers import FAST, enable_2fa, imap_ok  # noqa: E402
+from twofa_helpers import FAST, POP3, enable_2fa, imap_ok  # noqa: E402
 
 ISS = "https://id.example.org"
 AUD = "mailkeep-imap"
@@ -62,8 +62,9 @@ def setup(tmp_path_factory):
     issuer, stranger = Issuer(d, "k1"), Issuer(d, "k2")
     jwks = d / "jwks.json"
     jwks.write_text(json.dumps({"keys": [issuer.jwk]}))
-    s = Server(extra_config=FAST + f'[auth.oauth]\njwks_file = "{jwks}"\nissuer = "{ISS}"\n'
-                                   f'audience = "{AUD}"\n')
+    s = Server(extra_config=FAST + POP3 + f'[auth.oauth]\njwks_file = "{jwks}"\n'
+                                          f'issuer = "{ISS}"\naudience = "{AUD}"\n',
+               wait_for=("pop3",))
     assert s.cli("domain", "add", "example.org").returncode == 0
     yield s, issuer, stranger
     s.cleanup()
@@ -156,3 +157,39 @@ def test_oauth_works_with_two_factor(setup):
     assert enable_2fa(s, "bob")[2] == 0
     assert not imap_ok(s, "bob", PASSWORD)
     assert authenticate(s, "XOAUTH2", xoauth2(issuer.token(email="bob"), user="bob"))
+
+
+def pop3_auth(server, mechanism, message, answer=b"\x01"):
+    """AUTH with an initial response over POP3; returns the lines the server sent."""
+    c = socket.create_connection(server.pop3, timeout=10)
+    f = c.makefile("rb")
+    lines = [f.readline().decode()]
+    c.sendall(f"AUTH {mechanism} {base64.b64encode(message).decode()}\r\n".encode())
+    lines.append(f.readline().decode())
+    if lines[-1].startswith("+ "):
+        c.sendall(base64.b64encode(answer) + b"\r\n")
+        lines.append(f.readline().decode())
+    c.sendall(b"QUIT\r\n")
+    c.close()
+    return lines
+
+
+def test_pop3(setup):
+    s, issuer, _ = setup
+    c = socket.create_connection(s.pop3, timeout=10)
+    f = c.makefile("rb")
+    f.readline()
+    c.sendall(b"CAPA\r\n")
+    capa = []
+    while not capa or capa[-1] != ".":
+        capa.append(f.readline().decode().strip())
+    c.close()
+    assert any(x.startswith("SASL ") and x.endswith(" OAUTHBEARER XOAUTH2") for x in capa), capa
+    lines = pop3_auth(s, "OAUTHBEARER", oauthbearer(issuer.token()))
+    assert lines[-1].startswith("+OK"), lines
+    lines = pop3_auth(s, "XOAUTH2", xoauth2(issuer.token(email="bob"), user="bob"))
+    assert lines[-1].startswith("+OK"), lines
+    lines = pop3_auth(s, "OAUTHBEARER", oauthbearer(issuer.token(aud="other")))
+    err = json.loads(base64.b64decode(lines[1][2:]))
+    assert err["status"] == "invalid_token"
+    assert lines[2].startswith("-ERR [AUTH]"), lines

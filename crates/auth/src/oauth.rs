@@ -155,6 +155,63 @@ impl Validator {
     }
 }
 
+/// The outcome of checking one OAUTHBEARER/XOAUTH2 message.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The name to log: the token's username claim, else what the client called itself.
+    pub shown: String,
+    /// The account, if the token is valid, names a local account and the client's own name
+    /// (authzid, `user=`) agrees.
+    pub account: Option<mailkeep_store::User>,
+}
+
+/// Validate the token of `bearer` and find the account its username claim names: an account
+/// of that name, or `name@domain` with `domain` a local domain and `name` an account.
+pub async fn resolve(
+    store: &dyn mailkeep_store::MailStore,
+    validator: &Validator,
+    bearer: &Bearer,
+) -> Resolved {
+    let claim = match validator.validate(&bearer.token) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::info!(error = %e, "OAuth token refused");
+            None
+        }
+    };
+    let account = match &claim {
+        Some(c) => account_of(store, c).await,
+        None => None,
+    };
+    let names_match = bearer.user.is_empty()
+        || claim.as_deref() == Some(bearer.user.as_str())
+        || account.as_ref().is_some_and(|u| u.name == bearer.user);
+    Resolved {
+        shown: claim.unwrap_or_else(|| bearer.user.clone()),
+        account: account.filter(|_| names_match),
+    }
+}
+
+async fn account_of(
+    store: &dyn mailkeep_store::MailStore,
+    claim: &str,
+) -> Option<mailkeep_store::User> {
+    if !crate::valid_user_name(claim) {
+        return None;
+    }
+    if let Ok(Some(u)) = store.get_user(claim).await {
+        return Some(u);
+    }
+    let (local, domain) = claim.rsplit_once('@')?;
+    if local.is_empty() {
+        return None;
+    }
+    match store.is_local_domain(&domain.to_ascii_lowercase()).await {
+        Ok(true) => store.get_user(local).await.ok().flatten(),
+        _ => None,
+    }
+}
+
 /// What a client sent in an OAUTHBEARER or XOAUTH2 message.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Bearer {

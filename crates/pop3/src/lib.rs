@@ -98,6 +98,14 @@ enum SaslStep {
         plus: bool,
         step: scram::ScramStep,
     },
+    /// OAUTHBEARER or XOAUTH2 (`xoauth2`) waits for the token.
+    OAuth {
+        xoauth2: bool,
+    },
+    /// The token was refused and the RFC 7628 error sent: the client's answer gets `-ERR`.
+    OAuthFailed {
+        extra_delay: Duration,
+    },
 }
 
 /// The snapshot of INBOX taken at login.
@@ -134,6 +142,8 @@ pub struct Session {
     /// The app password this session logged in with and when it was last seen to exist: a
     /// revoked one ends the session at its next command (asked at most once a second).
     app_password: Option<(i64, std::time::Instant)>,
+    /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 with this issuer's tokens.
+    oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
 
 /// How often an open session asks the store whether its app password still exists.
@@ -157,6 +167,7 @@ impl Session {
             scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
             channel_binding: None,
             app_password: None,
+            oauth: None,
         }
     }
 
@@ -169,6 +180,11 @@ impl Session {
     /// PBKDF2 iterations for SCRAM keys derived at login (`[auth] scram_iterations`).
     pub fn set_scram_iterations(&mut self, iterations: u32) {
         self.scram_iterations = iterations;
+    }
+
+    /// Offer OAUTHBEARER and XOAUTH2 with tokens of this issuer (`[auth.oauth]`).
+    pub fn set_oauth(&mut self, oauth: Option<Arc<mailkeep_auth::oauth::Validator>>) {
+        self.oauth = oauth;
     }
 
     /// Count failed logins in the server's shared throttle (across connections).
@@ -330,8 +346,15 @@ impl Session {
             }
         }
         caps.push("IMPLEMENTATION Mailkeep");
+        // Bearer tokens cross the connection like passwords: only where PLAIN may.
+        let oauth = self.oauth.is_some()
+            && self.plaintext_allowed()
+            && matches!(self.state, State::Authorization { .. });
         for c in caps {
             out.extend_from_slice(c.as_bytes());
+            if oauth && c.starts_with("SASL ") {
+                out.extend_from_slice(b" OAUTHBEARER XOAUTH2");
+            }
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b".\r\n");

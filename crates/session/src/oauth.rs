@@ -8,34 +8,10 @@ use std::time::Duration;
 
 use mailkeep_auth::oauth;
 use mailkeep_proto::write::Code;
-use mailkeep_store::User;
 
 use crate::anonymous::{SaslPending, SaslStep, continuation, failed};
 use crate::state::Transition;
 use crate::{Flow, Inner, Outcome, capability};
-
-/// The account a token's username claim names: an account of that name, or `name@domain`
-/// with `domain` local and `name` an account.
-async fn account_of(inner: &Inner, claim: &str) -> Option<User> {
-    if !mailkeep_auth::valid_user_name(claim) {
-        return None;
-    }
-    if let Ok(Some(u)) = inner.store.get_user(claim).await {
-        return Some(u);
-    }
-    let (local, domain) = claim.rsplit_once('@')?;
-    if local.is_empty() {
-        return None;
-    }
-    match inner
-        .store
-        .is_local_domain(&domain.to_ascii_lowercase())
-        .await
-    {
-        Ok(true) => inner.store.get_user(local).await.ok().flatten(),
-        _ => None,
-    }
-}
 
 pub(crate) async fn login(
     inner: &mut Inner,
@@ -62,23 +38,9 @@ pub(crate) async fn login(
         tracing::debug!(peer = %inner.config.peer, mechanism, "malformed SASL message");
         return failed(inner, auth_failures, Duration::ZERO, out).await;
     };
-    let claim = match validator.validate(&bearer.token) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::info!(peer = %inner.config.peer, mechanism, error = %e, "token refused");
-            None
-        }
-    };
-    let account = match &claim {
-        Some(c) => account_of(inner, c).await,
-        None => None,
-    };
-    // The client's own name for itself (authzid, XOAUTH2's user=) must be the token's.
-    let names_match = bearer.user.is_empty()
-        || claim.as_deref() == Some(bearer.user.as_str())
-        || account.as_ref().is_some_and(|u| u.name == bearer.user);
-    let ok = account.is_some() && names_match;
-    let shown = claim.clone().unwrap_or_else(|| bearer.user.clone());
+    let resolved = oauth::resolve(&*inner.store, &validator, &bearer).await;
+    let (shown, account) = (resolved.shown, resolved.account);
+    let ok = account.is_some();
     let verdict = mailkeep_auth::attempt_checked(
         inner.throttle.as_deref(),
         mailkeep_auth::Attempt {
@@ -112,8 +74,7 @@ pub(crate) async fn login(
             };
             // RFC 7628 §3.2.2: the error as a challenge; the tagged NO follows the client's
             // answer.
-            let issuer = validator_issuer(&validator);
-            continuation(out, oauth::error_json(&issuer).as_bytes());
+            continuation(out, oauth::error_json(validator.issuer()).as_bytes());
             inner.sasl = Some(SaslPending {
                 tag,
                 step: SaslStep::OAuthFailed { extra_delay },
@@ -121,8 +82,4 @@ pub(crate) async fn login(
             Outcome::pending(Flow::SaslContinue)
         }
     }
-}
-
-fn validator_issuer(v: &oauth::Validator) -> String {
-    v.issuer().to_string()
 }
