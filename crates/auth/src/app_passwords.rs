@@ -171,9 +171,13 @@ pub async fn check_login(
             .find_app_password(&user.name, &keyed_hash(&key, "app", &p))
             .await?
     {
-        store
-            .touch_app_password(rec.id, unix_now(), TOUCH_INTERVAL)
-            .await?;
+        // No write at all while the last use is recent (the store checks again).
+        let now = unix_now();
+        if rec.last_used.is_none_or(|t| t <= now - TOUCH_INTERVAL) {
+            store
+                .touch_app_password(rec.id, now, TOUCH_INTERVAL)
+                .await?;
+        }
         return Ok(LoginCheck::AppPassword(rec.id));
     }
     if let Some(code) = recovery
