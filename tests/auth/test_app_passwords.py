@@ -58,7 +58,7 @@ def test_revoke_ends_open_imap_session(srv):
     time.sleep(1.1)
     with pytest.raises(imaplib.IMAP4.abort) as e:
         m.noop()
-    assert "revoked" in str(e.value)
+    assert "[EXPIRED]" in str(e.value) and "revoked" in str(e.value)
     assert not imap_ok(srv, "alice", app), "a new login fails"
     # The session of another app password goes on.
     assert other.noop()[0] == "OK"

@@ -384,11 +384,12 @@ impl Session {
                 proto = %"imap",
                 user = ?inner.user_name,
             );
+            // RFC 5530 EXPIRED: access is no longer permitted with that passphrase.
             write::status(
                 out,
                 None,
                 StatusKind::Bye,
-                None,
+                Some(&Code::Expired),
                 "The app password of this session was revoked.",
             );
             self.state.apply(Transition::Logout);
