@@ -18,6 +18,8 @@ command -v fail2ban-regex >/dev/null || need_apt+=(fail2ban)
 # SCRAM clients for tests/auth: GNU SASL (SCRAM-SHA-256-PLUS) and Cyrus SASL's SCRAM plugin (mbsync).
 command -v gsasl >/dev/null || need_apt+=(gsasl)
 dpkg -s libsasl2-modules >/dev/null 2>&1 || need_apt+=(libsasl2-modules)
+# openssl for tests/auth/test_oauth.py: RS256 tokens signed by a test issuer's key.
+command -v openssl >/dev/null || need_apt+=(openssl)
 # testssl.sh for tests/hostile/test_testssl.py (both TLS listeners scanned).
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -82,6 +82,39 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Manage app passwords: one per device, for IMAP and POP3 (the only way in once two-factor
+    /// authentication is on).
+    AppPassword {
+        #[command(subcommand)]
+        action: AppPasswordAction,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppPasswordAction {
+    /// Make an app password for the account NAME, labelled LABEL (e.g. "Phone"); it is printed
+    /// once (16 letters) and stored hashed.
+    Add { name: String, label: String },
+    /// List an account's app passwords: label, creation and last use.
+    List { name: String },
+    /// Revoke an app password: it stops working at once, also for open sessions (at their
+    /// next command).
+    Revoke { name: String, label: String },
+}
+
+#[derive(Subcommand)]
+enum TwoFaAction {
+    /// Turn on two-factor authentication (TOTP, RFC 6238): prints the otpauth:// URI and a QR
+    /// code, reads a first code from the authenticator (from standard input when it is not a
+    /// terminal) and prints one-time recovery codes. From then on the main password no longer
+    /// logs in over IMAP or POP3: use app passwords.
+    Enable { name: String },
+    /// Turn it off (the administrator's recovery for a lost authenticator).
+    Disable { name: String },
+    /// Show whether it is on, the recovery codes left and the number of app passwords.
+    Status { name: String },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +187,12 @@ enum UserAction {
         #[command(subcommand)]
         format: ImportFormat,
     },
+    /// Two-factor authentication of an account.
+    #[command(name = "2fa")]
+    TwoFa {
+        #[command(subcommand)]
+        action: TwoFaAction,
+    },
 }
 
 /// Where a new password comes from.
@@ -196,6 +235,7 @@ fn main() -> Result<()> {
         }
         Command::User { action, location } => {
             let config = load_config(&location)?;
+            init_cli_logging(&config)?;
             runtime.block_on(user(config, action))
         }
         Command::Check(loc) => {
@@ -215,15 +255,23 @@ fn main() -> Result<()> {
         } => config_check(&file),
         Command::Domain { action, location } => {
             let config = load_config(&location)?;
+            init_cli_logging(&config)?;
             runtime.block_on(domain(config, action))
         }
         Command::Alias { action, location } => {
             let config = load_config(&location)?;
+            init_cli_logging(&config)?;
             runtime.block_on(alias(config, action))
         }
         Command::Quota { action, location } => {
             let config = load_config(&location)?;
+            init_cli_logging(&config)?;
             runtime.block_on(quota(config, action))
+        }
+        Command::AppPassword { action, location } => {
+            let config = load_config(&location)?;
+            init_cli_logging(&config)?;
+            runtime.block_on(app_password(config, action))
         }
     }
 }
@@ -249,19 +297,110 @@ fn load_config(loc: &Location) -> Result<Config> {
     Ok(config)
 }
 
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
 fn init_logging(config: &Config) -> Result<()> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let normal = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match config.log.format.as_str() {
-        "json" => builder.json().init(),
-        "text" => builder.init(),
+    let normal: BoxedLayer = match config.log.format.as_str() {
+        "json" => normal.json().with_filter(filter).boxed(),
+        "text" => normal.with_filter(filter).boxed(),
         other => bail!("log.format must be \"text\" or \"json\", not {other:?}"),
-    }
+    };
+    let mut layers = vec![normal];
+    layers.extend(audit_file_layer(config)?);
+    tracing_subscriber::registry().with(layers).init();
     Ok(())
+}
+
+/// The audit lines: the `mailkeep::audit` target (admin changes, revoked sessions, recovery
+/// codes) and the login lines of `mailkeep_auth` (`event=auth_success|auth_failure|
+/// auth_blocked`, the fail2ban format).
+fn is_audit(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target() == "mailkeep::audit"
+        || (meta.target().starts_with("mailkeep_auth")
+            && meta.is_event()
+            && meta.fields().field("event").is_some())
+}
+
+/// `[log] audit_file`: a layer appending the audit lines to that file (text, no colours).
+fn audit_file_layer(config: &Config) -> Result<Option<BoxedLayer>> {
+    use tracing_subscriber::Layer;
+    let Some(path) = &config.log.audit_file else {
+        return Ok(None);
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening the audit file {}", path.display()))?;
+    Ok(Some(
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_filter(tracing_subscriber::filter::filter_fn(is_audit))
+            .boxed(),
+    ))
+}
+
+/// Admin commands log only their audit lines: to `[log] audit_file` if set, else to stderr.
+fn init_cli_logging(config: &Config) -> Result<()> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let layer = match audit_file_layer(config)? {
+        Some(l) => l,
+        None => tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                m.target() == "mailkeep::audit"
+            }))
+            .boxed(),
+    };
+    tracing_subscriber::registry().with(layer).init();
+    Ok(())
+}
+
+/// Who runs this command: the OS user (and `SUDO_USER` through sudo) and the uid.
+fn os_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
+    // The uid's name in /etc/passwd (what the kernel says), else what the environment says.
+    let from_passwd = std::fs::read_to_string("/etc/passwd").ok().and_then(|t| {
+        t.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+    });
+    let name = from_passwd
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "?".into());
+    match std::env::var("SUDO_USER") {
+        Ok(sudo) => format!("{name}(uid {uid}, sudo by {sudo})"),
+        Err(_) => format!("{name}(uid {uid})"),
+    }
+}
+
+/// One audit line for an admin change made with the CLI:
+/// `event=admin_change action=user_add name="alice" by="root(uid 0)" detail="..."`.
+fn audit(action: &str, name: &str, detail: &str) {
+    tracing::info!(
+        target: "mailkeep::audit",
+        event = %"admin_change",
+        action = %action,
+        name = ?name,
+        by = ?os_user(),
+        detail = ?detail,
+    );
 }
 
 fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
@@ -373,10 +512,12 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
             if let Some(keys) = keys {
                 store.set_scram_keys(&name, Some(&keys)).await?;
             }
+            audit("user_add", &name, "");
             eprintln!("added {name}");
         }
         UserAction::Del { name } => {
             store.delete_user(&name).await?;
+            audit("user_del", &name, "");
             eprintln!("deleted {name}");
         }
         UserAction::Passwd { name, secret } => {
@@ -389,6 +530,7 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
             if let Some(keys) = keys {
                 store.set_scram_keys(&name, Some(&keys)).await?;
             }
+            audit("user_passwd", &name, "");
             eprintln!("password changed for {name}");
         }
         UserAction::List => {
@@ -398,7 +540,137 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
         }
         UserAction::Import {
             format: ImportFormat::PasswdFile { file, update },
-        } => import_passwd_file(&*store, &file, update).await?,
+        } => {
+            import_passwd_file(&*store, &file, update).await?;
+            audit("user_import", "", &file.display().to_string());
+        }
+        UserAction::TwoFa { action } => two_fa(&*store, action).await?,
+    }
+    Ok(())
+}
+
+async fn two_fa(store: &dyn MailStore, action: TwoFaAction) -> Result<()> {
+    use mailkeep_auth::twofa;
+    match action {
+        TwoFaAction::Enable { name } => {
+            let enrollment = twofa::begin(store, &name, "Mailkeep").await?;
+            audit("2fa_enroll", &name, "");
+            println!("{}", enrollment.uri);
+            match qrcode::QrCode::new(enrollment.uri.as_bytes()) {
+                Ok(code) => println!(
+                    "{}",
+                    code.render::<qrcode::render::unicode::Dense1x2>()
+                        .quiet_zone(true)
+                        .build()
+                ),
+                Err(e) => eprintln!("(no QR code: {e})"),
+            }
+            println!(
+                "Scan the QR code (or type the secret {}) into an authenticator app.",
+                mailkeep_auth::totp::base32(&enrollment.secret)
+            );
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            let interactive = std::io::stdin().is_terminal();
+            let mut tries = if interactive { 3 } else { 1 };
+            let codes = loop {
+                if interactive {
+                    eprint!("Code shown by the app: ");
+                }
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                match twofa::confirm(store, &name, line.trim(), mailkeep_auth::totp::now()).await {
+                    Ok(codes) => break codes,
+                    Err(mailkeep_auth::app_passwords::Error::WrongCode) if tries > 1 => {
+                        tries -= 1;
+                        eprintln!("wrong code, try again");
+                    }
+                    Err(e) => {
+                        audit("2fa_enable_failed", &name, &e.to_string());
+                        bail!("{e}; two-factor authentication stays off for {name}");
+                    }
+                }
+            };
+            audit("2fa_enable", &name, "");
+            println!("Two-factor authentication is on for {name}.");
+            println!(
+                "IMAP and POP3 clients now need app passwords: mailkeep app-password add {name} LABEL"
+            );
+            println!("Recovery codes (each logs in once in place of a password; shown only now):");
+            for c in codes {
+                println!("  {c}");
+            }
+        }
+        TwoFaAction::Disable { name } => {
+            if twofa::disable(store, &name).await? {
+                audit("2fa_disable", &name, "");
+                println!("Two-factor authentication is off for {name}.");
+            } else {
+                println!("Two-factor authentication was not on for {name}.");
+            }
+        }
+        TwoFaAction::Status { name } => {
+            let st = twofa::status(store, &name).await?;
+            let state = if st.enabled {
+                "on"
+            } else if st.pending {
+                "off (enrollment waiting for its first code)"
+            } else {
+                "off"
+            };
+            println!(
+                "{name}: two-factor {state}, recovery codes left {}, app passwords {}",
+                st.recovery_codes_left, st.app_passwords
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Unix seconds as `2026-12-05 06:01 UTC`.
+fn show_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+async fn app_password(config: Config, action: AppPasswordAction) -> Result<()> {
+    use mailkeep_auth::app_passwords;
+    let store = open_store(&config)?;
+    match action {
+        AppPasswordAction::Add { name, label } => {
+            let (password, _) = app_passwords::add(&*store, &name, &label).await?;
+            audit("app_password_add", &name, &label);
+            eprintln!("app password {label:?} for {name} (shown once):");
+            println!("{password}");
+        }
+        AppPasswordAction::List { name } => {
+            for p in app_passwords::list(&*store, &name).await? {
+                let used = p.last_used.map_or("never used".to_string(), |t| {
+                    format!("last used {}", show_time(t))
+                });
+                println!("{}\tcreated {}\t{used}", p.label, show_time(p.created));
+            }
+        }
+        AppPasswordAction::Revoke { name, label } => {
+            app_passwords::revoke(&*store, &name, &label).await?;
+            audit("app_password_revoke", &name, &label);
+            eprintln!("revoked the app password {label:?} of {name}");
+        }
     }
     Ok(())
 }
@@ -563,11 +835,13 @@ async fn domain(config: Config, action: DomainAction) -> Result<()> {
                 }
                 r => r?,
             }
+            audit("domain_add", &d, "");
             eprintln!("added domain {d}");
         }
         DomainAction::Del { domain } => {
             let d = mailkeep_store::recipients::normalize_domain(&domain)?;
             store.delete_domain(&d).await?;
+            audit("domain_del", &d, "");
             eprintln!("deleted domain {d}");
         }
         DomainAction::List => {
@@ -589,11 +863,13 @@ async fn alias(config: Config, action: AliasAction) -> Result<()> {
                 Err(mailkeep_store::StoreError::NoSuchUser) => bail!("no such account {target:?}"),
                 r => r?,
             }
+            audit("alias_add", &a, &target);
             eprintln!("added alias {a} -> {target}");
         }
         AliasAction::Del { address } => {
             let a = mailkeep_store::recipients::normalize_alias(&address)?;
             store.delete_alias(&a).await?;
+            audit("alias_del", &a, "");
             eprintln!("deleted alias {a}");
         }
         AliasAction::List => {
@@ -651,12 +927,18 @@ async fn quota(config: Config, action: QuotaAction) -> Result<()> {
             if storage.is_none() && messages.is_none() {
                 bail!("give --storage, --messages or both");
             }
+            let detail = format!(
+                "storage={} messages={}",
+                storage.as_deref().unwrap_or("-"),
+                messages.as_deref().unwrap_or("-")
+            );
             let storage = storage.map(|s| quota_setting(&s, parse_size)).transpose()?;
             let messages = messages.map(|s| quota_setting(&s, count)).transpose()?;
             match store.set_quota(&name, storage, messages).await {
                 Err(mailkeep_store::StoreError::NoSuchUser) => bail!("no such account {name:?}"),
                 r => r?,
             }
+            audit("quota_set", &name, &detail);
             println!("{}", quota_show(&store, name).await?);
         }
         QuotaAction::Get { name } => println!("{}", quota_show(&store, name).await?),

@@ -13,15 +13,23 @@
 //! - [`throttle`]: failed logins counted per source and per account across connections;
 //!   [`attempt`] runs one login attempt through it and the hashing queue, and logs it.
 //!
-//! No mail data here; users themselves are rows in the store.
+//! - [`totp`]: RFC 6238 codes; [`twofa`]: enrolling, confirming and disabling two-factor;
+//!   [`app_passwords`]: per-device passwords and the login check that goes before argon2.
+//!
+//! No mail data here; users, their second factors and app passwords are rows in the store
+//! (reached through the `MailStore` trait, so the CLI and a web page share these rules).
 #![forbid(unsafe_code)]
 
+pub mod app_passwords;
 mod blocks;
 pub mod hashes;
+pub mod oauth;
 pub mod policy;
 pub mod sasl;
 pub mod scram;
 pub mod throttle;
+pub mod totp;
+pub mod twofa;
 mod verify;
 
 pub use throttle::{Throttle, ThrottleConfig};
@@ -127,6 +135,28 @@ pub async fn attempt(throttle: Option<&Throttle>, a: Attempt<'_>) -> Verdict {
 /// right one). `a.phc` and `a.password` are not used.
 pub async fn attempt_checked(throttle: Option<&Throttle>, a: Attempt<'_>, ok: bool) -> Verdict {
     attempt_inner(throttle, a, Some(ok)).await
+}
+
+/// [`attempt`] after [`app_passwords::check_login`]: an app password or recovery code is a
+/// success without any hash, two-factor's refusal of the main password a failure that waits
+/// as long as a hash would (so timing does not tell which accounts have two-factor on), and
+/// anything else the usual password check.
+pub async fn attempt_after_check(
+    throttle: Option<&Throttle>,
+    a: Attempt<'_>,
+    check: app_passwords::LoginCheck,
+) -> Verdict {
+    use app_passwords::LoginCheck;
+    match check {
+        LoginCheck::TryPassword => attempt(throttle, a).await,
+        LoginCheck::AppPassword(_) | LoginCheck::RecoveryCode => {
+            attempt_checked(throttle, a, true).await
+        }
+        LoginCheck::Refused => {
+            tokio::time::sleep(hash_time_sample()).await;
+            attempt_checked(throttle, a, false).await
+        }
+    }
 }
 
 async fn attempt_inner(

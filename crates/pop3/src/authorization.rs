@@ -2,6 +2,7 @@
 //! and the maildrop snapshot taken at login.
 
 use super::*;
+use mailkeep_auth::app_passwords::LoginCheck;
 
 impl Session {
     pub(crate) async fn authorization(&mut self, command: Command, out: &mut Vec<u8>) -> Flow {
@@ -51,6 +52,9 @@ impl Session {
                 out.extend_from_slice(b"SCRAM-SHA-256\r\n");
                 if self.plaintext_allowed() {
                     out.extend_from_slice(b"PLAIN\r\nLOGIN\r\n");
+                    if self.oauth.is_some() {
+                        out.extend_from_slice(b"OAUTHBEARER\r\nXOAUTH2\r\n");
+                    }
                 }
                 out.extend_from_slice(b".\r\n");
                 Flow::Continue
@@ -63,6 +67,10 @@ impl Session {
                     SaslStep::Plain
                 } else if mechanism.eq_ignore_ascii_case("LOGIN") {
                     SaslStep::LoginUser
+                } else if self.oauth.is_some() && mechanism.eq_ignore_ascii_case("OAUTHBEARER") {
+                    SaslStep::OAuth { xoauth2: false }
+                } else if self.oauth.is_some() && mechanism.eq_ignore_ascii_case("XOAUTH2") {
+                    SaslStep::OAuth { xoauth2: true }
                 } else if let Some(plus) = self.scram_mechanism(&mechanism) {
                     let step = scram::ScramStep::First;
                     SaslStep::Scram { plus, step }
@@ -140,6 +148,63 @@ impl Session {
             }
             SaslStep::LoginPassword(user) => self.login(&user, &data, "LOGIN", out).await,
             SaslStep::Scram { plus, step } => self.scram_step(plus, step, &data, out).await,
+            SaslStep::OAuth { xoauth2 } => self.oauth_login(xoauth2, &data, out).await,
+            SaslStep::OAuthFailed { extra_delay } => self.failed(extra_delay, out).await,
+        }
+    }
+
+    /// OAUTHBEARER (RFC 7628) or XOAUTH2: a refused token gets the RFC 7628 error JSON as a
+    /// challenge, and the client's answer (`AQ==`) the `-ERR`.
+    async fn oauth_login(&mut self, xoauth2: bool, data: &[u8], out: &mut Vec<u8>) -> Flow {
+        use mailkeep_auth::oauth;
+        let mechanism = if xoauth2 {
+            oauth::XOAUTH2
+        } else {
+            oauth::OAUTHBEARER
+        };
+        let Some(validator) = self.oauth.clone() else {
+            return self.failed(Duration::ZERO, out).await;
+        };
+        let bearer = if xoauth2 {
+            oauth::parse_xoauth2(data)
+        } else {
+            oauth::parse_oauthbearer(data)
+        };
+        let Some(bearer) = bearer else {
+            return self.failed(Duration::ZERO, out).await;
+        };
+        let resolved = oauth::resolve(&*self.store, &validator, &bearer).await;
+        let verdict = mailkeep_auth::attempt_checked(
+            self.throttle.as_deref(),
+            mailkeep_auth::Attempt {
+                proto: "pop3",
+                ip: self.config.peer.ip(),
+                user: &resolved.shown,
+                account: resolved.account.as_ref().map(|u| u.name.as_str()),
+                phc: None,
+                password: b"",
+                mechanism,
+                tls: self.config.tls_active,
+            },
+            resolved.account.is_some(),
+        )
+        .await;
+        match (verdict, resolved.account) {
+            (mailkeep_auth::Verdict::Success, Some(user)) => {
+                self.logged_in(user, mechanism, out).await
+            }
+            (verdict, _) => {
+                let extra_delay = match verdict {
+                    mailkeep_auth::Verdict::Failure { extra_delay } => extra_delay,
+                    mailkeep_auth::Verdict::Success => Duration::ZERO,
+                };
+                let challenge = oauth::error_json(validator.issuer());
+                self.continuation(
+                    SaslStep::OAuthFailed { extra_delay },
+                    challenge.as_bytes(),
+                    out,
+                )
+            }
         }
     }
 
@@ -155,20 +220,29 @@ impl Session {
             Ok(u) => u,
             Err(e) => return sys_temp(out, &e),
         };
-        let verdict = mailkeep_auth::attempt(
-            self.throttle.as_deref(),
-            mailkeep_auth::Attempt {
-                proto: "pop3",
-                ip: self.config.peer.ip(),
-                user: &name,
-                account: user.as_ref().map(|u| u.name.as_str()),
-                phc: user.as_ref().map(|u| u.password_hash.as_str()),
-                password,
-                mechanism,
-                tls: self.config.tls_active,
-            },
-        )
-        .await;
+        // App passwords (and, with two-factor on, recovery codes) first, without argon2; with
+        // two-factor on nothing else logs in.
+        let check = match &user {
+            Some(u) => {
+                match mailkeep_auth::app_passwords::check_login(&*self.store, u, password).await {
+                    Ok(c) => c,
+                    Err(e) => return sys_temp(out, &e),
+                }
+            }
+            None => LoginCheck::TryPassword,
+        };
+        let attempt = mailkeep_auth::Attempt {
+            proto: "pop3",
+            ip: self.config.peer.ip(),
+            user: &name,
+            account: user.as_ref().map(|u| u.name.as_str()),
+            phc: user.as_ref().map(|u| u.password_hash.as_str()),
+            password,
+            mechanism,
+            tls: self.config.tls_active,
+        };
+        let verdict =
+            mailkeep_auth::attempt_after_check(self.throttle.as_deref(), attempt, check).await;
         let user = match (verdict, user) {
             (mailkeep_auth::Verdict::Success, Some(user)) => user,
             (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
@@ -176,7 +250,13 @@ impl Session {
             }
             (_, None) => return self.failed(Duration::ZERO, out).await,
         };
-        self.upgrade_secrets(&user, password).await;
+        match check {
+            LoginCheck::TryPassword => self.upgrade_secrets(&user, password).await,
+            LoginCheck::AppPassword(id) => {
+                self.app_password = Some((id, std::time::Instant::now()));
+            }
+            _ => {}
+        }
         self.logged_in(user, mechanism, out).await
     }
 

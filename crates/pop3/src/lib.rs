@@ -98,6 +98,14 @@ enum SaslStep {
         plus: bool,
         step: scram::ScramStep,
     },
+    /// OAUTHBEARER or XOAUTH2 (`xoauth2`) waits for the token.
+    OAuth {
+        xoauth2: bool,
+    },
+    /// The token was refused and the RFC 7628 error sent: the client's answer gets `-ERR`.
+    OAuthFailed {
+        extra_delay: Duration,
+    },
 }
 
 /// The snapshot of INBOX taken at login.
@@ -131,7 +139,15 @@ pub struct Session {
     scram_iterations: u32,
     /// The TLS connection's `tls-exporter` binding (TLS 1.3 only): enables SCRAM-SHA-256-PLUS.
     channel_binding: Option<Vec<u8>>,
+    /// The app password this session logged in with and when it was last seen to exist: a
+    /// revoked one ends the session at its next command (asked at most once a second).
+    app_password: Option<(i64, std::time::Instant)>,
+    /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 with this issuer's tokens.
+    oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
+
+/// How often an open session asks the store whether its app password still exists.
+pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Session {
     pub fn new(store: Arc<dyn MailStore>, maildrops: Arc<Maildrops>, config: Pop3Config) -> Self {
@@ -150,6 +166,8 @@ impl Session {
             throttle: None,
             scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
             channel_binding: None,
+            app_password: None,
+            oauth: None,
         }
     }
 
@@ -162,6 +180,11 @@ impl Session {
     /// PBKDF2 iterations for SCRAM keys derived at login (`[auth] scram_iterations`).
     pub fn set_scram_iterations(&mut self, iterations: u32) {
         self.scram_iterations = iterations;
+    }
+
+    /// Offer OAUTHBEARER and XOAUTH2 with tokens of this issuer (`[auth.oauth]`).
+    pub fn set_oauth(&mut self, oauth: Option<Arc<mailkeep_auth::oauth::Validator>>) {
+        self.oauth = oauth;
     }
 
     /// Count failed logins in the server's shared throttle (across connections).
@@ -229,6 +252,18 @@ impl Session {
             }
         };
         self.bad_commands = 0;
+        if self.is_authenticated() && !self.app_password_valid().await {
+            tracing::info!(
+                target: "mailkeep::audit",
+                event = %"session_revoked",
+                proto = %"pop3",
+                user = ?self.user_name,
+            );
+            // Nothing marked deleted is removed: the session ends without UPDATE.
+            self.state = State::Done;
+            out.extend_from_slice(b"-ERR [AUTH] The app password of this session was revoked.\r\n");
+            return Flow::Close;
+        }
         match command {
             Command::Capa => {
                 self.capa(out);
@@ -251,6 +286,23 @@ impl Session {
                     Flow::Close
                 }
             },
+        }
+    }
+
+    /// False once the app password of this session has been revoked.
+    async fn app_password_valid(&mut self) -> bool {
+        let Some((id, checked)) = self.app_password else {
+            return true;
+        };
+        if checked.elapsed() < REVOCATION_CHECK_INTERVAL {
+            return true;
+        }
+        match self.store.app_password_exists(id).await {
+            Ok(false) => false,
+            Ok(true) | Err(_) => {
+                self.app_password = Some((id, std::time::Instant::now()));
+                true
+            }
         }
     }
 
@@ -294,8 +346,15 @@ impl Session {
             }
         }
         caps.push("IMPLEMENTATION Mailkeep");
+        // Bearer tokens cross the connection like passwords: only where PLAIN may.
+        let oauth = self.oauth.is_some()
+            && self.plaintext_allowed()
+            && matches!(self.state, State::Authorization { .. });
         for c in caps {
             out.extend_from_slice(c.as_bytes());
+            if oauth && c.starts_with("SASL ") {
+                out.extend_from_slice(b" OAUTHBEARER XOAUTH2");
+            }
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b".\r\n");

@@ -88,6 +88,15 @@ impl Session {
             }
             ScramStep::Final { server, account } => {
                 let result = server.finish(data, self.binding());
+                // The keys come from the main password: not with two-factor on.
+                let allowed = match &account {
+                    Some(u) if result.is_ok() => {
+                        mailkeep_auth::app_passwords::main_password_allowed(&*self.store, &u.name)
+                            .await
+                            .unwrap_or(false)
+                    }
+                    _ => true,
+                };
                 let verdict = mailkeep_auth::attempt_checked(
                     self.throttle.as_deref(),
                     mailkeep_auth::Attempt {
@@ -100,7 +109,7 @@ impl Session {
                         mechanism: mechanism(plus),
                         tls: self.config.tls_active,
                     },
-                    result.is_ok(),
+                    result.is_ok() && allowed,
                 )
                 .await;
                 match (verdict, result, account) {

@@ -194,6 +194,8 @@ pub struct AuthConfig {
     /// Shortest password `mailkeep user add`/`passwd` accept (common passwords are refused
     /// whatever their length); imported hashes are not checked.
     pub min_password_length: usize,
+    /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 with JWT access tokens of one issuer; unset: off.
+    pub oauth: Option<OAuthConfig>,
 }
 
 impl Default for AuthConfig {
@@ -213,6 +215,7 @@ impl Default for AuthConfig {
             hash_queue_per_ip: t.hash_queue_per_source,
             scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
             min_password_length: 10,
+            oauth: None,
         }
     }
 }
@@ -328,6 +331,9 @@ pub struct LogConfig {
     pub format: String,
     /// A tracing filter such as `info` or `mailkeep_server=debug,info`.
     pub level: String,
+    /// Also append the audit lines (logins, failures, blocks, admin changes by the CLI) to this
+    /// file; unset: they are only in the normal log (target `mailkeep::audit`/`mailkeep_auth`).
+    pub audit_file: Option<PathBuf>,
 }
 
 impl Default for LogConfig {
@@ -335,8 +341,28 @@ impl Default for LogConfig {
         LogConfig {
             format: "text".into(),
             level: "info".into(),
+            audit_file: None,
         }
     }
+}
+
+/// `[auth.oauth]`: the issuer whose JWT access tokens log in (OAUTHBEARER, RFC 7628; XOAUTH2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The issuer's public keys, a JWKS document (`{"keys": [...]}`), read at start.
+    pub jwks_file: PathBuf,
+    /// The token's `iss` must be this.
+    pub issuer: String,
+    /// The token's `aud` must hold this.
+    pub audience: String,
+    /// The claim naming the account: its name, or name@domain of a local domain.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+}
+
+fn default_username_claim() -> String {
+    "email".into()
 }
 
 /// `[lmtp]`: local delivery from an MTA (Postfix `lmtp:unix:…`, Exim `lmtp` transport).

@@ -61,6 +61,7 @@ pub(crate) async fn serve(
     session.set_auth_failure_delay(Duration::from_millis(shared.config.auth.failure_delay_ms));
     session.set_throttle(shared.throttle.clone());
     session.set_login_gate(shared.user_limits.clone());
+    session.set_oauth(shared.oauth.clone());
     session.set_quota_admin(Some(shared.config.quota.admin.clone()));
     session.set_compress_available(limits.compress_deflate);
     session.set_scram_iterations(shared.config.auth.scram_iterations);

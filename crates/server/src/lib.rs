@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub throttle: Arc<mailkeep_auth::Throttle>,
     /// IMAP sessions per account and per account and address.
     pub user_limits: Arc<user_limits::UserLimits>,
+    /// `[auth.oauth]`: the issuer whose tokens log in (OAUTHBEARER, XOAUTH2).
+    pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
 
 #[derive(Default)]
@@ -120,6 +122,22 @@ impl Server {
         let throttle = Arc::new(mailkeep_auth::Throttle::new(
             config.auth.throttle().map_err(anyhow::Error::msg)?,
         ));
+        let oauth = match &config.auth.oauth {
+            Some(o) => {
+                let jwks = std::fs::read_to_string(&o.jwks_file).with_context(|| {
+                    format!("reading [auth.oauth] jwks_file {}", o.jwks_file.display())
+                })?;
+                let v = mailkeep_auth::oauth::Validator::from_jwks(
+                    &jwks,
+                    &o.issuer,
+                    &o.audience,
+                    &o.username_claim,
+                )
+                .map_err(|e| anyhow::anyhow!("[auth.oauth]: {e}"))?;
+                Some(Arc::new(v))
+            }
+            None => None,
+        };
         let max_connections = connection_cap(config.limits.max_connections);
         let limits_per_user = (
             config.limits.max_connections_per_user,
@@ -142,6 +160,7 @@ impl Server {
                 limits_per_user.0,
                 limits_per_user.1,
             )),
+            oauth,
         });
         Ok(Server {
             shared,

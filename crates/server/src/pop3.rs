@@ -39,6 +39,7 @@ pub(crate) async fn serve(
     let mut session = Session::new(shared.store.clone(), shared.pop3_maildrops.clone(), config);
     session.set_auth_failure_delay(Duration::from_millis(shared.config.auth.failure_delay_ms));
     session.set_throttle(shared.throttle.clone());
+    session.set_oauth(shared.oauth.clone());
     session.set_scram_iterations(shared.config.auth.scram_iterations);
     session.set_channel_binding(stream.tls_exporter());
     let mut conn = Conn::new(stream);

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use mailkeep_auth::app_passwords::LoginCheck;
 use mailkeep_auth::sasl;
 use mailkeep_proto::CommandBody;
 use mailkeep_proto::write::{self, Code, StatusKind};
@@ -28,6 +29,11 @@ pub(crate) enum SaslStep {
     LoginPassword { user: Vec<u8> },
     /// SCRAM-SHA-256 (`plus`: -PLUS), see `scram`.
     Scram { plus: bool, step: ScramStep },
+    /// OAUTHBEARER or XOAUTH2 (`xoauth2`) waits for the token, see `oauth`.
+    OAuth { xoauth2: bool },
+    /// The token was refused and the RFC 7628 error sent: the client's dummy answer gets the
+    /// tagged NO after this delay.
+    OAuthFailed { extra_delay: Duration },
 }
 
 const USERNAME_PROMPT: &[u8] = b"Username:";
@@ -83,6 +89,10 @@ async fn authenticate(
         SaslStep::Plain
     } else if mechanism.eq_ignore_ascii_case("LOGIN") {
         SaslStep::LoginUser
+    } else if inner.oauth.is_some() && mechanism.eq_ignore_ascii_case("OAUTHBEARER") {
+        SaslStep::OAuth { xoauth2: false }
+    } else if inner.oauth.is_some() && mechanism.eq_ignore_ascii_case("XOAUTH2") {
+        SaslStep::OAuth { xoauth2: true }
     } else if let Some(plus) = crate::scram::which(inner, mechanism) {
         // No password crosses the connection: allowed without TLS too.
         SaslStep::Scram {
@@ -179,6 +189,12 @@ pub(crate) async fn sasl_step(
         SaslStep::Scram { plus, step } => {
             crate::scram::step(inner, auth_failures, pending.tag, plus, step, &data, out).await
         }
+        SaslStep::OAuth { xoauth2 } => {
+            crate::oauth::login(inner, auth_failures, pending.tag, xoauth2, &data, out).await
+        }
+        SaslStep::OAuthFailed { extra_delay } => {
+            failed(inner, auth_failures, extra_delay, out).await
+        }
     }
 }
 
@@ -196,22 +212,31 @@ async fn login(
         Ok(u) => u,
         Err(e) => return Outcome::err(e),
     };
+    // App passwords (and, with two-factor on, recovery codes) first: one keyed hash and a
+    // lookup, no argon2. With two-factor on nothing else logs in.
+    let check = match &user {
+        Some(u) => {
+            match mailkeep_auth::app_passwords::check_login(&*inner.store, u, password).await {
+                Ok(c) => c,
+                Err(e) => return Outcome::err(e.into()),
+            }
+        }
+        None => LoginCheck::TryPassword,
+    };
+    let attempt = mailkeep_auth::Attempt {
+        proto: "imap",
+        ip: inner.config.peer.ip(),
+        user: &name,
+        account: user.as_ref().map(|u| u.name.as_str()),
+        phc: user.as_ref().map(|u| u.password_hash.as_str()),
+        password,
+        mechanism,
+        tls: inner.config.tls_active,
+    };
     // argon2 runs on the auth crate's own small pool, queued fairly per source, with a cache
     // of recent logins; the throttle may refuse the check (answered the same way).
-    let verdict = mailkeep_auth::attempt(
-        inner.throttle.as_deref(),
-        mailkeep_auth::Attempt {
-            proto: "imap",
-            ip: inner.config.peer.ip(),
-            user: &name,
-            account: user.as_ref().map(|u| u.name.as_str()),
-            phc: user.as_ref().map(|u| u.password_hash.as_str()),
-            password,
-            mechanism,
-            tls: inner.config.tls_active,
-        },
-    )
-    .await;
+    let verdict =
+        mailkeep_auth::attempt_after_check(inner.throttle.as_deref(), attempt, check).await;
     let user = match (verdict, user) {
         (mailkeep_auth::Verdict::Success, Some(user)) => user,
         (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
@@ -219,18 +244,12 @@ async fn login(
         }
         (_, None) => return failed(inner, auth_failures, Duration::ZERO, out).await,
     };
-    crate::scram::upgrade_secrets(inner, &user, password).await;
-    if let Err(e) = crate::gate::admit(inner, &user.name) {
-        return Outcome::err(e);
+    match check {
+        LoginCheck::TryPassword => crate::scram::upgrade_secrets(inner, &user, password).await,
+        LoginCheck::AppPassword(id) => inner.watch_app_password(Some(id)),
+        _ => {}
     }
-    if let Err(e) = crate::authenticated::first_login(inner, &user).await {
-        return Outcome::err(e);
-    }
-    inner.mechanism = Some(mechanism);
-    inner.user_name = Some(user.name.clone());
-    let caps = capability::list_for(inner, true);
-    Outcome::ok_code(Some(Code::Capability(caps)), "Logged in")
-        .then(Transition::Authenticated(user))
+    crate::authenticated::logged_in(inner, user, mechanism).await
 }
 
 /// `name` exactly, else the part before `@` (Dovecot-like: `alice@example.org` logs in as

@@ -69,6 +69,22 @@ pub(crate) async fn handle(
     result.unwrap_or_else(Outcome::err)
 }
 
+/// A login is complete (PLAIN, LOGIN, SCRAM, OAuth alike): the account's connection limits,
+/// its default mailboxes, then the OK with the capabilities.
+pub(crate) async fn logged_in(inner: &mut Inner, user: User, mechanism: &'static str) -> Outcome {
+    if let Err(e) = crate::gate::admit(inner, &user.name) {
+        return Outcome::err(e);
+    }
+    if let Err(e) = first_login(inner, &user).await {
+        return Outcome::err(e);
+    }
+    inner.mechanism = Some(mechanism);
+    inner.user_name = Some(user.name.clone());
+    let caps = capability::list_for(inner, true);
+    Outcome::ok_code(Some(Code::Capability(caps)), "Logged in")
+        .then(Transition::Authenticated(user))
+}
+
 /// The first login of a user creates INBOX and the special-use mailboxes most
 /// clients look for (RFC 6154), all subscribed.
 pub(crate) async fn first_login(inner: &Inner, user: &User) -> CmdResult<()> {

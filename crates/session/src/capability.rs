@@ -93,6 +93,11 @@ pub(crate) fn list_for(inner: &Inner, authenticated: bool) -> Vec<String> {
         authenticated,
         inner.channel_binding.is_some(),
     );
+    // Bearer tokens cross the connection like passwords: only where PLAIN may.
+    if !authenticated && inner.oauth.is_some() && plaintext_allowed(&inner.config) {
+        caps.push("AUTH=OAUTHBEARER".into());
+        caps.push("AUTH=XOAUTH2".into());
+    }
     if authenticated && inner.compress == CompressState::Available {
         caps.push("COMPRESS=DEFLATE".into());
     }

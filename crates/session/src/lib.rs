@@ -29,6 +29,7 @@ pub mod gate;
 mod idle;
 mod list;
 mod names;
+mod oauth;
 mod scram;
 pub mod selected;
 mod state;
@@ -149,7 +150,39 @@ pub(crate) struct Inner {
     /// Connection limits per account (the server's), and the place this session holds.
     pub login_gate: gate::Gate,
     pub login_guard: Option<gate::LoginGuard>,
+    /// The app password this session logged in with and when it was last seen to exist: a
+    /// revoked one ends the session at its next command (checked at most once a second).
+    pub app_password: Option<(i64, std::time::Instant)>,
+    /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 are offered with this issuer's tokens.
+    pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
+
+impl Inner {
+    pub(crate) fn watch_app_password(&mut self, id: Option<i64>) {
+        self.app_password = id.map(|id| (id, std::time::Instant::now()));
+    }
+
+    /// False once the app password of this session has been revoked (`BYE` and close).
+    async fn app_password_valid(&mut self) -> bool {
+        let Some((id, checked)) = self.app_password else {
+            return true;
+        };
+        if checked.elapsed() < REVOCATION_CHECK_INTERVAL {
+            return true;
+        }
+        match self.store.app_password_exists(id).await {
+            Ok(false) => false,
+            // A store fault is not a revocation: try again at the next command.
+            Ok(true) | Err(_) => {
+                self.app_password = Some((id, std::time::Instant::now()));
+                true
+            }
+        }
+    }
+}
+
+/// How often an open session asks the store whether its app password still exists.
+pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// COMPRESS=DEFLATE on a connection: the server says whether it can, the session turns it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +310,8 @@ impl Session {
                 compress: CompressState::Unavailable,
                 channel_binding: None,
                 scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
+                app_password: None,
+                oauth: None,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -309,6 +344,11 @@ impl Session {
         self.inner.throttle = Some(throttle);
     }
 
+    /// Offer OAUTHBEARER and XOAUTH2 with tokens of this issuer (`[auth.oauth]`).
+    pub fn set_oauth(&mut self, oauth: Option<Arc<mailkeep_auth::oauth::Validator>>) {
+        self.inner.oauth = oauth;
+    }
+
     /// The account allowed to SETQUOTA (`admin` unless set; `None` or empty: nobody).
     pub fn set_quota_admin(&mut self, name: Option<String>) {
         self.inner.quota_admin = name;
@@ -328,8 +368,7 @@ impl Session {
 
     /// The server greeting (`* OK [CAPABILITY ...] Mailkeep ready`).
     pub fn greeting(&self, out: &mut Vec<u8>) {
-        let binds = self.inner.channel_binding.is_some();
-        let caps = capability::list_with_binding(&self.inner.config, false, binds);
+        let caps = capability::list_for(&self.inner, false);
         write::status(
             out,
             None,
@@ -349,6 +388,24 @@ impl Session {
         let name = body.name();
         let mode = sync_mode(&body);
         let inner = &mut self.inner;
+        if self.state.user().is_some() && !inner.app_password_valid().await {
+            tracing::info!(
+                target: "mailkeep::audit",
+                event = %"session_revoked",
+                proto = %"imap",
+                user = ?inner.user_name,
+            );
+            // RFC 5530 EXPIRED: access is no longer permitted with that passphrase.
+            write::status(
+                out,
+                None,
+                StatusKind::Bye,
+                Some(&Code::Expired),
+                "The app password of this session was revoked.",
+            );
+            self.state.apply(Transition::Logout);
+            return Flow::Close;
+        }
         let outcome = match body {
             // Any state (RFC 9051 §6.1).
             CommandBody::Capability => {

@@ -29,8 +29,7 @@ use mailkeep_store::{ScramKeys, User};
 
 use crate::anonymous::{SaslPending, SaslStep, continuation, failed, failed_with, find_user};
 use crate::error::CmdError;
-use crate::state::Transition;
-use crate::{Flow, Inner, Outcome, capability};
+use crate::{Flow, Inner, Outcome};
 
 /// The name of the server secret the stand-in salts come from.
 const FAKE_SALT_SECRET: &str = "scram-fake-salt";
@@ -88,7 +87,7 @@ pub(crate) async fn step(
             if !data.is_empty() {
                 return failed(inner, auth_failures, Duration::ZERO, out).await;
             }
-            logged_in(inner, user, mechanism(plus)).await
+            crate::authenticated::logged_in(inner, user, mechanism(plus)).await
         }
     }
 }
@@ -197,6 +196,15 @@ async fn last(
     out: &mut Vec<u8>,
 ) -> Outcome {
     let result = server.finish(data, binding(inner));
+    // SCRAM's keys come from the main password, which does not log in with two-factor on.
+    let allowed = match &account {
+        Some(u) if result.is_ok() => {
+            mailkeep_auth::app_passwords::main_password_allowed(&*inner.store, &u.name)
+                .await
+                .unwrap_or(false)
+        }
+        _ => true,
+    };
     let verdict = mailkeep_auth::attempt_checked(
         inner.throttle.as_deref(),
         mailkeep_auth::Attempt {
@@ -209,7 +217,7 @@ async fn last(
             mechanism: mechanism(plus),
             tls: inner.config.tls_active,
         },
-        result.is_ok(),
+        result.is_ok() && allowed,
     )
     .await;
     match (verdict, result, account) {
@@ -243,21 +251,6 @@ async fn last(
             }
         }
     }
-}
-
-/// The login is complete: the same as after PLAIN.
-async fn logged_in(inner: &mut Inner, user: User, mechanism: &'static str) -> Outcome {
-    if let Err(e) = crate::gate::admit(inner, &user.name) {
-        return Outcome::err(e);
-    }
-    if let Err(e) = crate::authenticated::first_login(inner, &user).await {
-        return Outcome::err(e);
-    }
-    inner.mechanism = Some(mechanism);
-    inner.user_name = Some(user.name.clone());
-    let caps = capability::list_for(inner, true);
-    Outcome::ok_code(Some(Code::Capability(caps)), "Logged in")
-        .then(Transition::Authenticated(user))
 }
 
 /// After a successful PLAIN/LOGIN: an imported hash (not argon2id) is replaced by an argon2id

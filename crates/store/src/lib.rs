@@ -23,6 +23,7 @@ pub mod quota;
 mod reader;
 pub mod recipients;
 pub mod sqlite;
+pub mod twofa;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use notify::{MailboxEvent, Notifier};
 pub use quota::{Quota, QuotaLimits, QuotaSetting};
 pub use reader::MessageReader;
 pub use recipients::Recipient;
+pub use twofa::{AppPassword, TwoFactor};
 
 pub type UserId = i64;
 pub type MailboxId = i64;
@@ -283,6 +285,44 @@ pub trait MailStore: Send + Sync + 'static {
     /// This installation's random 32-byte secret called `name`, made at its first use and the
     /// same ever after (SCRAM derives stand-in salts of unknown users from it).
     async fn server_secret(&self, name: &str) -> Result<Vec<u8>>;
+
+    // --- Second factor (TOTP) and app passwords (`twofa`) ---
+    /// The account's TOTP secret, confirmed or not.
+    async fn get_two_factor(&self, name: &str) -> Result<Option<TwoFactor>>;
+    /// Store (replace) the account's TOTP secret and the hashes of its recovery codes (the old
+    /// codes go), or with `None` remove the secret and every recovery code.
+    async fn set_two_factor(
+        &self,
+        name: &str,
+        tf: Option<&TwoFactor>,
+        recovery_hashes: &[Vec<u8>],
+    ) -> Result<()>;
+    /// Record that TOTP step `step` was used: true if it is newer than the last one (and is now
+    /// the last), false if it was used already or is older (a replayed code).
+    async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool>;
+    /// Consume a recovery code by its hash: true if it was there (it is gone now).
+    async fn use_recovery_code(&self, name: &str, hash: &[u8]) -> Result<bool>;
+    /// Recovery codes not yet used.
+    async fn recovery_codes_left(&self, name: &str) -> Result<u32>;
+    /// A new app password (its keyed hash) named `label`; `AlreadyExists` if the account has
+    /// one of that label, `NoSuchUser`.
+    async fn add_app_password(
+        &self,
+        name: &str,
+        label: &str,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<AppPassword>;
+    /// The account's app passwords, oldest first.
+    async fn list_app_passwords(&self, name: &str) -> Result<Vec<AppPassword>>;
+    /// Remove the app password `label`; `Cannot` if there is none.
+    async fn revoke_app_password(&self, name: &str, label: &str) -> Result<()>;
+    /// The account's app password with this hash.
+    async fn find_app_password(&self, name: &str, hash: &[u8]) -> Result<Option<AppPassword>>;
+    /// Whether the app password `id` still exists (open sessions ask to notice revocation).
+    async fn app_password_exists(&self, id: i64) -> Result<bool>;
+    /// Set `last_used` to `now` unless it is less than `min_interval` seconds old.
+    async fn touch_app_password(&self, id: i64, now: i64, min_interval: i64) -> Result<()>;
 
     // ---- mailboxes ----
     /// All mailboxes of the user, sorted by name.

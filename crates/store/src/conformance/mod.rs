@@ -16,6 +16,7 @@ mod quota;
 mod search;
 mod secrets;
 mod tombstones;
+mod twofa;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
@@ -24,6 +25,7 @@ pub use quota::quota;
 pub use search::{notifications, recent, search};
 pub use secrets::scram_keys;
 pub use tombstones::tombstones;
+pub use twofa::two_factor;
 
 /// Runs every part of the suite.
 pub async fn run_all(store: Arc<dyn MailStore>) {
@@ -65,6 +67,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "tombstones").await;
     scram_keys(&*store).await;
     assert_clean(&*store, "scram_keys").await;
+    two_factor(&*store).await;
+    assert_clean(&*store, "two_factor").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

@@ -45,6 +45,7 @@ mod search;
 mod secrets;
 mod sweep;
 mod tombstones;
+mod twofa;
 #[cfg(test)]
 mod upgrade_tests;
 mod writer;
@@ -97,6 +98,7 @@ impl SqliteStore {
         quota::open(&conn)?;
         conn.execute_batch(tombstones::SCHEMA)?;
         conn.execute_batch(secrets::SCHEMA)?;
+        conn.execute_batch(twofa::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -316,6 +318,96 @@ impl MailStore for SqliteStore {
                     .await
             }
         }
+    }
+
+    async fn get_two_factor(&self, name: &str) -> Result<Option<crate::TwoFactor>> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| twofa::get_two_factor(c, &name))
+            .await
+    }
+
+    async fn set_two_factor(
+        &self,
+        name: &str,
+        tf: Option<&crate::TwoFactor>,
+        recovery_hashes: &[Vec<u8>],
+    ) -> Result<()> {
+        let (name, tf, rec) = (name.to_owned(), tf.cloned(), recovery_hashes.to_vec());
+        self.writer
+            .run(move |ctx| twofa::set_two_factor(ctx.conn, &name, tf.as_ref(), &rec))
+            .await
+    }
+
+    async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool> {
+        let name = name.to_owned();
+        self.writer
+            .run(move |ctx| twofa::use_totp_step(ctx.conn, &name, step))
+            .await
+    }
+
+    async fn use_recovery_code(&self, name: &str, hash: &[u8]) -> Result<bool> {
+        let (name, hash) = (name.to_owned(), hash.to_vec());
+        self.writer
+            .run(move |ctx| twofa::use_recovery_code(ctx.conn, &name, &hash))
+            .await
+    }
+
+    async fn recovery_codes_left(&self, name: &str) -> Result<u32> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| twofa::recovery_codes_left(c, &name))
+            .await
+    }
+
+    async fn add_app_password(
+        &self,
+        name: &str,
+        label: &str,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<crate::AppPassword> {
+        let (name, label, hash) = (name.to_owned(), label.to_owned(), hash.to_vec());
+        self.writer
+            .run(move |ctx| twofa::add_app_password(ctx.conn, &name, &label, &hash, now))
+            .await
+    }
+
+    async fn list_app_passwords(&self, name: &str) -> Result<Vec<crate::AppPassword>> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| twofa::list_app_passwords(c, &name))
+            .await
+    }
+
+    async fn revoke_app_password(&self, name: &str, label: &str) -> Result<()> {
+        let (name, label) = (name.to_owned(), label.to_owned());
+        self.writer
+            .run(move |ctx| twofa::revoke_app_password(ctx.conn, &name, &label))
+            .await
+    }
+
+    async fn find_app_password(
+        &self,
+        name: &str,
+        hash: &[u8],
+    ) -> Result<Option<crate::AppPassword>> {
+        let (name, hash) = (name.to_owned(), hash.to_vec());
+        self.readers
+            .run_quick(move |c| twofa::find_app_password(c, &name, &hash))
+            .await
+    }
+
+    async fn app_password_exists(&self, id: i64) -> Result<bool> {
+        self.readers
+            .run_quick(move |c| twofa::app_password_exists(c, id))
+            .await
+    }
+
+    async fn touch_app_password(&self, id: i64, now: i64, min_interval: i64) -> Result<()> {
+        self.writer
+            .run(move |ctx| twofa::touch_app_password(ctx.conn, id, now, min_interval))
+            .await
     }
 
     async fn list_mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {
