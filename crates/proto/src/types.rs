@@ -170,6 +170,13 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: MailboxName,
     },
+    /// RFC 8508 `REPLACE seq-number SP mailbox append-message` / `UID REPLACE uniqueid ...`.
+    Replace {
+        uid: bool,
+        number: SeqNum,
+        mailbox: MailboxName,
+        message: AppendMessage,
+    },
 }
 
 impl CommandBody {
@@ -214,6 +221,7 @@ impl CommandBody {
             Store { .. } => "STORE",
             Copy { .. } => "COPY",
             Move { .. } => "MOVE",
+            Replace { .. } => "REPLACE",
         }
     }
 }
@@ -265,6 +273,8 @@ pub enum StatusItem {
     Recent,
     HighestModSeq,
     AppendLimit,
+    /// RFC 8474 §4.2.
+    MailboxId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +388,15 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// RFC 7162 `MODSEQ [entry-name entry-type] mod-sequence-valzer`.
     ModSeq(u64),
+    /// RFC 8474 §5.3 `EMAILID objectid`.
+    EmailId(String),
+    /// RFC 8474 §5.3 `THREADID objectid`.
+    ThreadId(String),
+    /// RFC 8514 §4.3.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    SaveDateSupported,
 }
 
 /// `SEARCH RETURN (...)` options (RFC 4731, RFC 5182, RFC 9051).
@@ -456,6 +475,15 @@ pub enum FetchItem {
     /// `BINARY.SIZE[part]`
     BinarySize {
         part: Vec<u32>,
+    },
+    /// RFC 8474 §5.1.
+    EmailId,
+    ThreadId,
+    /// RFC 8514 §4.2.
+    SaveDate,
+    /// RFC 8970 `PREVIEW [SP "(" "LAZY" ")"]`.
+    Preview {
+        lazy: bool,
     },
 }
 

@@ -65,7 +65,7 @@ const ANALYZE_INLINE_MAX: usize = 64 << 10;
 /// MULTIAPPEND never holds more than one big message in memory. One held in memory is
 /// CRLF-normalized (binary parts of a literal8 base64-encoded first, RFC 3516 §4.4) and
 /// analyzed here.
-async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
+pub(crate) async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
     if m.data.is_empty() {
         // RFC 9051 §6.3.12 leaves it open; an empty message is never what a client meant.
         return Err(CmdError::No(None, "Can't save an empty message.".into()));

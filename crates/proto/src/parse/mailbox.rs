@@ -175,6 +175,7 @@ fn status_atts(c: &mut Cursor<'_>) -> PResult<Vec<StatusItem>> {
             "RECENT" => StatusItem::Recent,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "APPENDLIMIT" => StatusItem::AppendLimit,
+            "MAILBOXID" => StatusItem::MailboxId,
             _ => return err("Unknown STATUS item"),
         })
     })
@@ -200,44 +201,49 @@ pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         if messages.len() >= MAX_APPEND_MESSAGES {
             return err("Too many messages in APPEND");
         }
-        c.sp()?;
-        let flags = if c.peek() == Some(b'(') {
-            let f = flag_list(c)?;
-            c.sp()?;
-            f
-        } else {
-            Vec::new()
-        };
-        let internal_date = if c.peek() == Some(b'"') {
-            let d = date_time(c)?;
-            c.sp()?;
-            Some(d)
-        } else {
-            None
-        };
-        let utf8 = c.eat_ci(b"UTF8 (");
-        if !c.at_literal(true) {
-            return err("Expected a literal with the message");
-        }
-        let (payload, binary) = c.literal(true, true)?;
-        if utf8 {
-            if !binary {
-                return err("UTF8 data must be a literal8");
-            }
-            c.expect(b')')?;
-        }
-        let data = match payload {
-            Literal::Bytes(b) => MessageData::Inline(b.to_vec()),
-            Literal::Spooled { path, len } => MessageData::Spooled { path, len },
-        };
-        messages.push(AppendMessage {
-            flags,
-            internal_date,
-            data,
-            binary,
-        });
+        messages.push(append_message(c)?);
     }
     Ok(CommandBody::Append { mailbox, messages })
+}
+
+/// `SP append-message` (one message of APPEND, or REPLACE's, RFC 8508).
+pub(crate) fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessage> {
+    c.sp()?;
+    let flags = if c.peek() == Some(b'(') {
+        let f = flag_list(c)?;
+        c.sp()?;
+        f
+    } else {
+        Vec::new()
+    };
+    let internal_date = if c.peek() == Some(b'"') {
+        let d = date_time(c)?;
+        c.sp()?;
+        Some(d)
+    } else {
+        None
+    };
+    let utf8 = c.eat_ci(b"UTF8 (");
+    if !c.at_literal(true) {
+        return err("Expected a literal with the message");
+    }
+    let (payload, binary) = c.literal(true, true)?;
+    if utf8 {
+        if !binary {
+            return err("UTF8 data must be a literal8");
+        }
+        c.expect(b')')?;
+    }
+    let data = match payload {
+        Literal::Bytes(b) => MessageData::Inline(b.to_vec()),
+        Literal::Spooled { path, len } => MessageData::Spooled { path, len },
+    };
+    Ok(AppendMessage {
+        flags,
+        internal_date,
+        data,
+        binary,
+    })
 }
 
 /// `id = "ID" SP id-params-list`; `id-params-list = "(" *(string SP nstring) ")" / nil`

@@ -1,0 +1,48 @@
+"""REPLACE (RFC 8508) with Python's imaplib against the real binary: a draft replaced in place
+(APPENDUID, EXISTS, EXPUNGE in one command), UID REPLACE into another mailbox, TRYCREATE,
+TOOBIG."""
+
+import imaplib
+
+from conftest import PASSWORD
+
+
+def draft(n):
+    return b"Subject: draft %d\r\nMessage-ID: <d%d@example.org>\r\n\r\nversion %d\r\n" % (n, n, n)
+
+
+def literal_command(c, *args, data):
+    """Send `tag ARGS {n}` + data the way imaplib sends APPEND."""
+    c.literal = data
+    return c._simple_command(*args)
+
+
+def test_imaplib_replace(make_server):
+    server = make_server(extra_config="[limits]\nmax_message_size = 2000\n")
+    c = imaplib.IMAP4(*server.imap)
+    c.login("alice", PASSWORD)
+    assert "REPLACE" in c.capability()[1][0].decode().split()
+    imaplib.Commands["REPLACE"] = ("SELECTED",)
+    for n in (1, 2):
+        assert c.append("Drafts", "(\\Draft)", None, draft(n))[0] == "OK"
+    c.select("Drafts")
+    typ, data = literal_command(c, "REPLACE", "1", "Drafts", "(\\Seen \\Draft)", data=draft(3))
+    assert typ == "OK", data
+    assert c.response("APPENDUID")[1][0].endswith(b" 3"), "APPENDUID of the new message"
+    typ, data = c.fetch("1:*", "(UID FLAGS BODY.PEEK[TEXT])")
+    parts = [d for d in data if isinstance(d, tuple)]
+    assert [p[1] for p in parts] == [b"version 2\r\n", b"version 3\r\n"], data
+    assert b"UID 3" in parts[1][0] and b"\\Seen" in parts[1][0], data
+    # UID REPLACE into another mailbox: the draft leaves Drafts, the message lands in Sent.
+    typ, data = literal_command(c, "UID", "REPLACE", "3", "Sent", data=draft(4))
+    assert typ == "OK", data
+    assert c.search(None, "ALL") == ("OK", [b"1"])
+    assert c.status("Sent", "(MESSAGES)")[1] == [b"Sent (MESSAGES 1)"]
+    # A missing target: TRYCREATE, nothing expunged.
+    typ, data = literal_command(c, "REPLACE", "1", "Nowhere", data=draft(5))
+    assert typ == "NO" and data[0].startswith(b"[TRYCREATE]"), data
+    # Too big for APPENDLIMIT: TOOBIG, nothing expunged.
+    typ, data = literal_command(c, "REPLACE", "1", "Drafts", data=draft(6) + b"x" * 3000)
+    assert typ == "NO" and data[0].startswith(b"[TOOBIG]"), data
+    assert c.search(None, "ALL") == ("OK", [b"1"])
+    c.logout()
