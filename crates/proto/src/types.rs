@@ -17,7 +17,22 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageData {
     Inline(Vec<u8>),
-    Spooled { path: PathBuf, len: u64 },
+    Spooled {
+        path: PathBuf,
+        len: u64,
+    },
+    /// RFC 4469 `CATENATE (...)`: the parts to join, which the session resolves into one
+    /// message before storing it. A `Text` part is `Inline` or `Spooled`.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One `cat-part` of CATENATE (RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `TEXT literal`.
+    Text(MessageData),
+    /// `URL astring`: a relative IMAP URL (RFC 5092) of a message or part, as sent.
+    Url(Vec<u8>),
 }
 
 impl MessageData {
@@ -25,10 +40,18 @@ impl MessageData {
         match self {
             MessageData::Inline(v) => v.len() as u64,
             MessageData::Spooled { len, .. } => *len,
+            // The TEXT parts; what the URLs add is known once they are resolved.
+            MessageData::Catenate(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    CatenatePart::Text(d) => d.len(),
+                    CatenatePart::Url(_) => 0,
+                })
+                .sum(),
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !matches!(self, MessageData::Catenate(_)) && self.len() == 0
     }
 }
 

@@ -18,7 +18,7 @@ const PRE_LOGIN: &[&str] = &[
 /// Appendix E) and the others Mailkeep has, listed one by one for IMAP4rev1 clients. Only what
 /// works is advertised. QUOTASET: SETQUOTA works for the quota administrator (others get
 /// `NO [NOPERM]`, see `cmd::quota`). OBJECTID, PREVIEW, SAVEDATE and REPLACE: `cmd::objectid`,
-/// `cmd::replace`.
+/// `cmd::replace`; CATENATE: `cmd::catenate`.
 const AFTER_LOGIN: &[&str] = &[
     "NAMESPACE",
     "UNSELECT",
@@ -52,6 +52,7 @@ const AFTER_LOGIN: &[&str] = &[
     "PREVIEW",
     "SAVEDATE",
     "REPLACE",
+    "CATENATE",
 ];
 
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).

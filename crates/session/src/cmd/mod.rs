@@ -5,6 +5,7 @@
 //! None of them lets the view drop messages except through `crate::sync::sync` with
 //! expunges allowed, and only EXPUNGE and MOVE call that (RFC 9051 §7.5.1).
 
+pub(crate) mod catenate;
 pub(crate) mod collate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;

@@ -51,6 +51,15 @@ pub(crate) async fn replace(
         ));
     }
     let name = crate::names::decode(raw, ctx.enabled)?;
+    // RFC 8508 §4.2: CATENATE works in REPLACE as in APPEND.
+    let message = super::catenate::resolve(
+        &**ctx.store,
+        ctx.user,
+        Some(&ctx.sel.mailbox),
+        message,
+        max_message_size,
+    )
+    .await?;
     let new = crate::append::prepare(message).await?;
     let Some((uidvalidity, new_uid)) = ctx
         .store

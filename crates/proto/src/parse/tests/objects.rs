@@ -125,3 +125,54 @@ fn replace() {
         assert!(parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn catenate() {
+    let b = body(
+        "a APPEND Drafts (\\Seen) CATENATE (URL \"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER\" TEXT {2}\r\nab URL x)\r\n",
+    );
+    let CommandBody::Append { messages, .. } = b else {
+        panic!("{b:?}")
+    };
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].flags, vec![Flag::Seen]);
+    assert_eq!(
+        messages[0].data,
+        MessageData::Catenate(vec![
+            CatenatePart::Url(b"/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER".to_vec()),
+            CatenatePart::Text(MessageData::Inline(b"ab".to_vec())),
+            CatenatePart::Url(b"x".to_vec()),
+        ])
+    );
+    assert_eq!(messages[0].data.len(), 2);
+    assert!(!messages[0].data.is_empty());
+    // MULTIAPPEND of a CATENATE and a literal; a literal8 TEXT makes the message binary.
+    let b = body("a APPEND x CATENATE (TEXT ~{1}\r\n\0) {1}\r\ny\r\n");
+    let CommandBody::Append { messages, .. } = b else {
+        panic!("{b:?}")
+    };
+    assert_eq!(messages.len(), 2);
+    assert!(messages[0].binary);
+    // REPLACE takes CATENATE too (RFC 8508 §4.2).
+    assert!(matches!(
+        body("a REPLACE 1 x CATENATE (URL \";UID=1\")\r\n"),
+        CommandBody::Replace {
+            message: AppendMessage {
+                data: MessageData::Catenate(_),
+                ..
+            },
+            ..
+        }
+    ));
+    for bad in [
+        "a APPEND x CATENATE ()\r\n",
+        "a APPEND x CATENATE (FOO)\r\n",
+        "a APPEND x CATENATE (TEXT \"abc\")\r\n",
+        "a APPEND x CATENATE (URL)\r\n",
+        "a APPEND x CATENATE URL x\r\n",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+    let many = format!("a APPEND x CATENATE ({})\r\n", vec!["URL x"; 300].join(" "));
+    assert!(parse(&many).is_err(), "at most 256 parts");
+}
