@@ -46,3 +46,22 @@ def test_imaplib_replace(make_server):
     assert typ == "NO" and data[0].startswith(b"[TOOBIG]"), data
     assert c.search(None, "ALL") == ("OK", [b"1"])
     c.logout()
+
+
+def test_replace_of_a_message_expunged_meanwhile(server):
+    """RFC 8508 §3.4: if the message cannot be removed, nothing is added."""
+    a = imaplib.IMAP4(*server.imap)
+    a.login("alice", PASSWORD)
+    imaplib.Commands["REPLACE"] = ("SELECTED",)
+    assert a.append("Drafts", None, None, draft(1))[0] == "OK"
+    a.select("Drafts")
+    b = imaplib.IMAP4(*server.imap)
+    b.login("alice", PASSWORD)
+    b.select("Drafts")
+    b.store("1", "+FLAGS.SILENT", "(\\Deleted)")
+    b.expunge()
+    b.logout()
+    typ, data = literal_command(a, "REPLACE", "1", "Sent", data=draft(2))
+    assert typ == "NO" and data[-1].startswith(b"[EXPUNGEISSUED]"), data
+    assert a.status("Sent", "(MESSAGES)")[1] == [b"Sent (MESSAGES 0)"]
+    a.logout()

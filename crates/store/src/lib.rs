@@ -442,7 +442,8 @@ pub trait MailStore: Send + Sync + 'static {
     async fn preview(&self, mailbox: MailboxId, uid: u32) -> Result<Option<String>>;
     /// REPLACE (RFC 8508): appends `message` to the user's mailbox `name` and expunges `uid`
     /// from `from`, in one transaction. `None` if there is no mailbox `name` (nothing done);
-    /// else (uidvalidity, new UID). Expunging a message already gone is no error.
+    /// else (uidvalidity, new UID). NoSuchMailbox (nothing done) if `uid` is no longer in
+    /// `from`.
     async fn replace(
         &self,
         from: MailboxId,

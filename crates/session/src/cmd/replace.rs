@@ -61,11 +61,21 @@ pub(crate) async fn replace(
     )
     .await?;
     let new = crate::append::prepare(message).await?;
-    let Some((uidvalidity, new_uid)) = ctx
+    let replaced = match ctx
         .store
         .replace(ctx.sel.mailbox.id, old, ctx.user.id, &name, new)
-        .await?
-    else {
+        .await
+    {
+        // Expunged by another session meanwhile: it cannot be removed, so nothing is added.
+        Err(mailkeep_store::StoreError::NoSuchMailbox) => {
+            return Err(CmdError::No(
+                Some(Code::ExpungeIssued),
+                "The message to replace was expunged.".into(),
+            ));
+        }
+        r => r?,
+    };
+    let Some((uidvalidity, new_uid)) = replaced else {
         return Err(CmdError::No(
             Some(Code::TryCreate),
             "Mailbox doesn't exist.".into(),

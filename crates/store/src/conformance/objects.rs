@@ -187,6 +187,13 @@ pub async fn objects(store: &dyn MailStore) {
         .unwrap();
     assert_eq!(r, None);
     assert_eq!(store.status(ia).await.unwrap(), after_status);
+    // The message to replace is gone (expunged by another session): nothing appended.
+    let other_before = store.status(other).await.unwrap();
+    let r = store
+        .replace(ia, uids[3], a, "Other", headed("Subject: y\r\n", "y"))
+        .await;
+    assert!(matches!(r, Err(StoreError::NoSuchMailbox)), "{r:?}");
+    assert_eq!(store.status(other).await.unwrap(), other_before);
 
     for u in ["objects-a", "objects-b"] {
         store.delete_user(u).await.unwrap();

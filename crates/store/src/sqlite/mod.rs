@@ -580,6 +580,12 @@ impl MailStore for SqliteStore {
         let limits = self.default_quota();
         self.writer
             .run(move |ctx| {
+                // The message to replace must still be there (RFC 8508 §3.4: nothing is done
+                // if it cannot be removed).
+                if messages::select_rows(ctx.conn, from, &[uid])?.is_empty() {
+                    ctx.gc.extend(prepared.iter().map(|m| m.hash));
+                    return Err(crate::StoreError::NoSuchMailbox);
+                }
                 let guard = quota::Guard::of_user(ctx.conn, user, limits)?;
                 let Some((uidvalidity, uids)) = messages::append_to(ctx, user, &name, prepared)?
                 else {
