@@ -65,3 +65,20 @@ def test_replace_of_a_message_expunged_meanwhile(server):
     assert typ == "NO" and data[-1].startswith(b"[EXPUNGEISSUED]"), data
     assert a.status("Sent", "(MESSAGES)")[1] == [b"Sent (MESSAGES 0)"]
     a.logout()
+
+
+def test_replace_counts_net_quota(make_server):
+    """RFC 8508 §3.4: the quota sees APPEND and EXPUNGE together, so a full account can still
+    replace a draft."""
+    server = make_server(extra_config="[quota]\nmessages = 2\n")
+    c = imaplib.IMAP4(*server.imap)
+    c.login("alice", PASSWORD)
+    imaplib.Commands["REPLACE"] = ("SELECTED",)
+    for n in (1, 2):
+        assert c.append("Drafts", None, None, draft(n))[0] == "OK"
+    assert c.append("Drafts", None, None, draft(3))[0] == "NO"
+    c.select("Drafts")
+    typ, data = literal_command(c, "REPLACE", "2", "Drafts", data=draft(4))
+    assert typ == "OK", data
+    assert c.status("Drafts", "(MESSAGES)")[1] == [b"Drafts (MESSAGES 2)"]
+    c.logout()
