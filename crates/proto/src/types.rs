@@ -17,7 +17,22 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageData {
     Inline(Vec<u8>),
-    Spooled { path: PathBuf, len: u64 },
+    Spooled {
+        path: PathBuf,
+        len: u64,
+    },
+    /// RFC 4469 `CATENATE (...)`: the parts to join, which the session resolves into one
+    /// message before storing it. A `Text` part is `Inline` or `Spooled`.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One `cat-part` of CATENATE (RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `TEXT literal`.
+    Text(MessageData),
+    /// `URL astring`: a relative IMAP URL (RFC 5092) of a message or part, as sent.
+    Url(Vec<u8>),
 }
 
 impl MessageData {
@@ -25,10 +40,18 @@ impl MessageData {
         match self {
             MessageData::Inline(v) => v.len() as u64,
             MessageData::Spooled { len, .. } => *len,
+            // The TEXT parts; what the URLs add is known once they are resolved.
+            MessageData::Catenate(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    CatenatePart::Text(d) => d.len(),
+                    CatenatePart::Url(_) => 0,
+                })
+                .sum(),
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !matches!(self, MessageData::Catenate(_)) && self.len() == 0
     }
 }
 
@@ -170,6 +193,13 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: MailboxName,
     },
+    /// RFC 8508 `REPLACE seq-number SP mailbox append-message` / `UID REPLACE uniqueid ...`.
+    Replace {
+        uid: bool,
+        number: SeqNum,
+        mailbox: MailboxName,
+        message: AppendMessage,
+    },
 }
 
 impl CommandBody {
@@ -214,6 +244,7 @@ impl CommandBody {
             Store { .. } => "STORE",
             Copy { .. } => "COPY",
             Move { .. } => "MOVE",
+            Replace { .. } => "REPLACE",
         }
     }
 }
@@ -265,6 +296,8 @@ pub enum StatusItem {
     Recent,
     HighestModSeq,
     AppendLimit,
+    /// RFC 8474 §4.2.
+    MailboxId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +411,15 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// RFC 7162 `MODSEQ [entry-name entry-type] mod-sequence-valzer`.
     ModSeq(u64),
+    /// RFC 8474 §5.3 `EMAILID objectid`.
+    EmailId(String),
+    /// RFC 8474 §5.3 `THREADID objectid`.
+    ThreadId(String),
+    /// RFC 8514 §4.3.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    SaveDateSupported,
 }
 
 /// `SEARCH RETURN (...)` options (RFC 4731, RFC 5182, RFC 9051).
@@ -456,6 +498,15 @@ pub enum FetchItem {
     /// `BINARY.SIZE[part]`
     BinarySize {
         part: Vec<u32>,
+    },
+    /// RFC 8474 §5.1.
+    EmailId,
+    ThreadId,
+    /// RFC 8514 §4.2.
+    SaveDate,
+    /// RFC 8970 `PREVIEW [SP "(" "LAZY" ")"]`.
+    Preview {
+        lazy: bool,
     },
 }
 

@@ -288,6 +288,14 @@ async fn open(
         Some(&Code::UidNext(uidnext)),
         "Predicted next UID",
     );
+    // RFC 8474 §4.1: the MAILBOXID of every selected mailbox.
+    write::status(
+        out,
+        None,
+        StatusKind::Ok,
+        Some(&cmd::objectid::mailbox_id_code(&sel.mailbox)),
+        "Ok",
+    );
     if !rev1 {
         // RFC 9051 §6.3.2: IMAP4rev2 requires a LIST response for the selected mailbox.
         list::write_selected(inner, user, &sel.mailbox, out).await?;
@@ -330,8 +338,12 @@ async fn create(
     }
     check_mailbox_limit(inner, user, &name, 1).await?;
     create_parents(inner, user, &name).await?;
-    store.create_mailbox(user.id, &name, special_use).await?;
-    Ok(Outcome::ok("Create completed."))
+    let created = store.create_mailbox(user.id, &name, special_use).await?;
+    // RFC 8474 §4.1: CREATE's OK carries the new mailbox's MAILBOXID.
+    Ok(Outcome::ok_code(
+        Some(cmd::objectid::mailbox_id_code(&created)),
+        "Create completed.",
+    ))
 }
 
 fn use_attr_error() -> CmdError {

@@ -253,9 +253,30 @@ fn search_key(c: &mut Cursor<'_>, depth: usize) -> PResult<SearchKey> {
             K::Or(Box::new(a), Box::new(search_key(c, depth + 1)?))
         }
         "MODSEQ" => modseq(c)?,
+        "EMAILID" => K::EmailId(objectid(c)?),
+        "THREADID" => K::ThreadId(objectid(c)?),
+        "SAVEDBEFORE" => K::SavedBefore(sp_date(c)?),
+        "SAVEDON" => K::SavedOn(sp_date(c)?),
+        "SAVEDSINCE" => K::SavedSince(sp_date(c)?),
+        "SAVEDATESUPPORTED" => K::SaveDateSupported,
         "" if c.at_line_end() => return err("Missing search key"),
         _ => return err("Unknown search key"),
     })
+}
+
+/// `SP objectid`; `objectid = 1*255(ALPHA / DIGIT / "_" / "-")` (RFC 8474 §7).
+fn objectid(c: &mut Cursor<'_>) -> PResult<String> {
+    c.sp()?;
+    let id = c.atom()?;
+    if id.is_empty()
+        || id.len() > 255
+        || !id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+    {
+        return err("Invalid objectid");
+    }
+    Ok(String::from_utf8_lossy(id).into_owned())
 }
 
 /// RFC 7162 §3.1.5: `search-modsequence = "MODSEQ" [search-modseq-ext] SP mod-sequence-valzer`;

@@ -5,12 +5,15 @@
 //! None of them lets the view drop messages except through `crate::sync::sync` with
 //! expunges allowed, and only EXPUNGE and MOVE call that (RFC 9051 §7.5.1).
 
+pub(crate) mod catenate;
 pub(crate) mod collate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
+pub(crate) mod objectid;
 pub(crate) mod qresync;
 pub(crate) mod quota;
+pub(crate) mod replace;
 pub(crate) mod search;
 pub(crate) mod sort;
 pub(crate) mod store_flags;

@@ -12,6 +12,7 @@ use crate::{
 mod accounts;
 mod domains;
 mod messages;
+mod objects;
 mod quota;
 mod search;
 mod secrets;
@@ -21,6 +22,7 @@ mod twofa;
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
+pub use objects::objects;
 pub use quota::quota;
 pub use search::{notifications, recent, search};
 pub use secrets::scram_keys;
@@ -69,6 +71,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "scram_keys").await;
     two_factor(&*store).await;
     assert_clean(&*store, "two_factor").await;
+    objects(&*store).await;
+    assert_clean(&*store, "objects").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

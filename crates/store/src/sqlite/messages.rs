@@ -219,6 +219,7 @@ pub(super) fn append(
     let mut counts = Counts::default();
     for m in &mut msgs {
         let blob_id = acquire_blob(ctx, user, m)?;
+        super::objects::on_append(ctx.conn, user, blob_id, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
         let row = Row {
             uid,

@@ -35,6 +35,7 @@ mod blobs;
 mod check;
 mod domains;
 mod messages;
+mod objects;
 mod parsed;
 mod pool;
 mod prepare;
@@ -63,8 +64,8 @@ pub use self::writer::WriteStats;
 use self::writer::Writer;
 use crate::{
     Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageBytes,
-    MessageMeta, NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits, QuotaSetting, Result,
-    ScramKeys, StoreFlagsResult, User, UserId,
+    MessageMeta, MessageObjects, NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits,
+    QuotaSetting, Result, ScramKeys, StoreFlagsResult, User, UserId,
 };
 
 pub struct SqliteStore {
@@ -99,6 +100,7 @@ impl SqliteStore {
         conn.execute_batch(tombstones::SCHEMA)?;
         conn.execute_batch(secrets::SCHEMA)?;
         conn.execute_batch(twofa::SCHEMA)?;
+        conn.execute_batch(objects::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -661,6 +663,54 @@ impl MailStore for SqliteStore {
                 .run(move |c| reads::claim_recent(c, mailbox, false))
                 .await
         }
+    }
+
+    async fn message_objects(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, MessageObjects)>> {
+        let uids = uids.to_vec();
+        self.readers
+            .run(move |c| objects::message_objects(c, mailbox, &uids))
+            .await
+    }
+
+    async fn preview(&self, mailbox: MailboxId, uid: u32) -> Result<Option<String>> {
+        self.readers
+            .run(move |c| objects::preview(c, mailbox, uid))
+            .await
+    }
+
+    async fn replace(
+        &self,
+        from: MailboxId,
+        uid: u32,
+        user: UserId,
+        name: &str,
+        message: NewMessage,
+    ) -> Result<Option<(u32, u32)>> {
+        let prepared = self.prepare(vec![message]).await?;
+        let name = name.to_owned();
+        let limits = self.default_quota();
+        self.writer
+            .run(move |ctx| {
+                // The message to replace must still be there (RFC 8508 §3.4: nothing is done
+                // if it cannot be removed).
+                if messages::select_rows(ctx.conn, from, &[uid])?.is_empty() {
+                    ctx.gc.extend(prepared.iter().map(|m| m.hash));
+                    return Err(crate::StoreError::NoSuchMailbox);
+                }
+                let guard = quota::Guard::of_user(ctx.conn, user, limits)?;
+                let Some((uidvalidity, uids)) = messages::append_to(ctx, user, &name, prepared)?
+                else {
+                    return Ok(None);
+                };
+                messages::expunge(ctx, from, &[uid])?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(uids.first().map(|&u| (uidvalidity, u)))
+            })
+            .await
     }
 
     async fn add_domain(&self, domain: &str) -> Result<()> {

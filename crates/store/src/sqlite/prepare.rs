@@ -37,6 +37,8 @@ pub(super) struct Prepared {
     pub inline: Option<Vec<u8>>,
     /// Kept to rewrite a file body if its file was collected between prepare and commit.
     pub source: MessageBytes,
+    /// PREVIEW text and thread links, kept by `objects` (RFC 8970, RFC 8474).
+    pub delivery: mailkeep_mime::DeliveryInfo,
 }
 
 /// Hashes and packs the bodies, writing the big ones to their files (fsynced). Runs on a
@@ -63,9 +65,10 @@ pub(super) fn prepare(
                 None
             };
             let analysis = received.then(|| ParsedInfo::from(mailkeep_mime::analyze(&data)));
-            Ok((hash, data.len() as u64, inline, analysis))
+            let delivery = mailkeep_mime::delivery_info(&data);
+            Ok((hash, data.len() as u64, inline, analysis, delivery))
         });
-        let (hash, size, inline, analysis) = match stored {
+        let (hash, size, inline, analysis, delivery) = match stored {
             Ok(v) => v,
             Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
         };
@@ -98,6 +101,7 @@ pub(super) fn prepare(
             tokens,
             inline,
             source: m.data,
+            delivery,
         });
     }
     Ok(out)

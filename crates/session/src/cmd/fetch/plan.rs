@@ -20,13 +20,23 @@ pub(crate) struct Plan {
     pub sets_seen: bool,
     pub has_flags: bool,
     pub has_modseq: bool,
+    /// Some item is EMAILID, THREADID or SAVEDATE (RFC 8474, RFC 8514).
+    pub needs_objects: bool,
+    /// PREVIEW was asked for (RFC 8970); `preview_lazy`: only with LAZY.
+    pub needs_preview: bool,
+    pub preview_lazy: bool,
+    /// Strings may be quoted UTF-8 (IMAP4rev2 or UTF8=ACCEPT), set by the caller.
+    pub utf8: bool,
 }
 
 impl Plan {
     /// `uid`: UID FETCH (UID is always returned, RFC 9051 §6.4.9); `changed_since`: RFC 7162
     /// §3.1.4.1, CHANGEDSINCE implies MODSEQ.
     pub(crate) fn new(items: &FetchItems, uid: bool, changed_since: bool) -> Plan {
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            preview_lazy: true,
+            ..Plan::default()
+        };
         if uid {
             plan.index.push(FetchItem::Uid);
         }
@@ -66,6 +76,13 @@ impl Plan {
                     plan.needs_bytes = true;
                     plan.needs_parsed = true;
                 }
+                FetchItem::EmailId | FetchItem::ThreadId | FetchItem::SaveDate => {
+                    plan.needs_objects = true
+                }
+                FetchItem::Preview { lazy } => {
+                    plan.needs_preview = true;
+                    plan.preview_lazy &= *lazy;
+                }
             }
             let is_index = matches!(
                 item,
@@ -84,6 +101,9 @@ impl Plan {
                 target.push(item.clone());
             }
         }
+        if !plan.needs_preview {
+            plan.preview_lazy = false;
+        }
         if changed_since && !plan.has_modseq {
             plan.has_modseq = true;
             plan.index.push(FetchItem::ModSeq);
@@ -93,7 +113,7 @@ impl Plan {
 
     /// Nothing beyond the view is needed: `FETCH 1:* (FLAGS)` never touches the store.
     pub(crate) fn view_only(&self) -> bool {
-        !self.needs_bytes && !self.needs_parsed
+        !self.needs_bytes && !self.needs_parsed && !self.needs_objects && !self.needs_preview
     }
 }
 

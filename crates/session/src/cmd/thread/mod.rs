@@ -232,100 +232,15 @@ pub(crate) struct Refs {
     pub references: Vec<String>,
 }
 
-/// The valid msg-ids of a header value (`<left@right>`), normalized: comments and folding
-/// whitespace dropped, quoting undone, so `<"a b"@x>` equals `<a b@x>`... spaces removed.
-pub(crate) fn msg_ids(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let b = value.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'(' => {
-                // A comment, possibly nested.
-                let mut depth = 0usize;
-                while i < b.len() {
-                    match b[i] {
-                        b'\\' => i += 1,
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'<' => {
-                let mut id = String::new();
-                let mut j = i + 1;
-                let mut closed = false;
-                while j < b.len() {
-                    match b[j] {
-                        b'>' => {
-                            closed = true;
-                            break;
-                        }
-                        b'<' => break,
-                        b'\\' if j + 1 < b.len() => {
-                            j += 1;
-                            id.push(b[j] as char);
-                        }
-                        b'"' | b' ' | b'\t' | b'\r' | b'\n' => {}
-                        _ => {
-                            // Copy one UTF-8 character whole.
-                            let len = utf8_len(b[j]);
-                            let end = (j + len).min(b.len());
-                            id.push_str(&String::from_utf8_lossy(&b[j..end]));
-                            j = end - 1;
-                        }
-                    }
-                    j += 1;
-                }
-                if closed {
-                    let at = id.find('@');
-                    if at.is_some_and(|p| p > 0 && p + 1 < id.len()) {
-                        out.push(id);
-                    }
-                    i = j + 1;
-                } else {
-                    i = j.max(i + 1);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    out
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xF7 => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
-    }
-}
+/// The valid msg-ids of a header value, normalized (shared with the store's THREADID).
+#[cfg(test)]
+pub(crate) use mailkeep_mime::msg_ids;
 
 /// Read [`Refs`] from a message header.
 pub(crate) fn refs_of(header: &[u8]) -> Refs {
-    let first = |name: &str| -> Option<String> {
-        mailkeep_mime::header_values(header, name)
-            .iter()
-            .find_map(|v| msg_ids(v).into_iter().next())
-    };
-    let mut references: Vec<String> = mailkeep_mime::header_values(header, "references")
-        .first()
-        .map(|v| msg_ids(v))
-        .unwrap_or_default();
-    if references.is_empty() {
-        references.extend(first("in-reply-to"));
-    }
+    let (message_id, references) = mailkeep_mime::thread_refs(header);
     Refs {
-        message_id: first("message-id"),
+        message_id,
         references,
     }
 }
