@@ -422,7 +422,7 @@ async fn load(
         return Ok(loaded);
     }
     let mailbox = ctx.sel.mailbox.id;
-    if plan.needs_bytes {
+    if plan.needs_bytes && !plan.header_only {
         loaded.bytes = Some(ctx.store.message_bytes(mailbox, uid).await?);
     }
     if plan.needs_parsed {
@@ -434,6 +434,10 @@ async fn load(
             let tree = PartTree::from_bytes(&parsed.parts).ok_or_else(|| {
                 StoreError::Internal(format!("unreadable part tree of UID {uid}"))
             })?;
+            if plan.header_only {
+                let end = tree.root.body_start;
+                loaded.bytes = Some(Arc::new(read_prefix(ctx, mailbox, uid, end).await?));
+            }
             loaded.tree = Some(tree);
         }
         loaded.parsed = Some(parsed);
@@ -446,8 +450,8 @@ async fn load(
             None if plan.preview_lazy => None,
             None => {
                 let bytes = match &loaded.bytes {
-                    Some(b) => b.clone(),
-                    None => ctx.store.message_bytes(mailbox, uid).await?,
+                    Some(b) if !plan.header_only => b.clone(),
+                    _ => ctx.store.message_bytes(mailbox, uid).await?,
                 };
                 Some(if bytes.len() <= PREVIEW_INLINE_MAX {
                     mailkeep_mime::preview(&bytes)
@@ -460,6 +464,25 @@ async fn load(
         };
     }
     Ok(loaded)
+}
+
+/// The first `len` bytes of a message (its header, for header-only FETCH items): only that much
+/// is read and decompressed, on the session's thread (a header is a few KiB).
+async fn read_prefix(
+    ctx: &Ctx<'_>,
+    mailbox: mailkeep_store::MailboxId,
+    uid: u32,
+    len: u64,
+) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read;
+    let reader = ctx.store.message_reader(mailbox, uid).await?;
+    let len = len.min(reader.size());
+    let mut out = Vec::with_capacity(len as usize);
+    reader
+        .take(len)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Internal(format!("reading UID {uid}: {e}")))?;
+    Ok(out)
 }
 
 /// Messages up to this size get a missing preview made on the session's own thread.

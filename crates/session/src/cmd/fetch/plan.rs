@@ -14,6 +14,9 @@ pub(crate) struct Plan {
     pub content: Vec<FetchItem>,
     /// Some item needs the message bytes.
     pub needs_bytes: bool,
+    /// Every item that needs bytes needs only the top-level header (`RFC822.HEADER`,
+    /// `BODY[HEADER]`, `BODY[HEADER.FIELDS (...)]`): only that much of the message is read.
+    pub header_only: bool,
     /// Some item needs the stored ParsedInfo (ENVELOPE, BODYSTRUCTURE, BODY, or a part tree).
     pub needs_parsed: bool,
     /// Some item is a non-PEEK body fetch (RFC 9051 §6.4.5: it sets `\Seen`).
@@ -37,6 +40,7 @@ impl Plan {
             preview_lazy: true,
             ..Plan::default()
         };
+        let mut beyond_header = false;
         if uid {
             plan.index.push(FetchItem::Uid);
         }
@@ -51,6 +55,7 @@ impl Plan {
                 }
                 FetchItem::Rfc822 => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.sets_seen = true;
                 }
                 FetchItem::Rfc822Header => {
@@ -59,21 +64,25 @@ impl Plan {
                 }
                 FetchItem::Rfc822Text => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.needs_parsed = true;
                     plan.sets_seen = true;
                 }
                 FetchItem::BodySection { section, peek, .. } => {
                     plan.needs_bytes = true;
+                    beyond_header |= !top_level_header(section);
                     plan.needs_parsed |= !whole_message(section);
                     plan.sets_seen |= !peek;
                 }
                 FetchItem::Binary { peek, .. } => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.needs_parsed = true;
                     plan.sets_seen |= !peek;
                 }
                 FetchItem::BinarySize { .. } => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.needs_parsed = true;
                 }
                 FetchItem::EmailId | FetchItem::ThreadId | FetchItem::SaveDate => {
@@ -104,6 +113,8 @@ impl Plan {
         if !plan.needs_preview {
             plan.preview_lazy = false;
         }
+        // The header's end comes from the stored part tree (needs_parsed is set for these).
+        plan.header_only = plan.needs_bytes && !beyond_header && plan.needs_parsed;
         if changed_since && !plan.has_modseq {
             plan.has_modseq = true;
             plan.index.push(FetchItem::ModSeq);
@@ -115,6 +126,18 @@ impl Plan {
     pub(crate) fn view_only(&self) -> bool {
         !self.needs_bytes && !self.needs_parsed && !self.needs_objects && !self.needs_preview
     }
+}
+
+/// `BODY[HEADER]`, `BODY[HEADER.FIELDS (...)]`, `BODY[HEADER.FIELDS.NOT (...)]` of the message
+/// itself: within the top-level header.
+fn top_level_header(section: &Section) -> bool {
+    section.part.is_empty()
+        && matches!(
+            section.text,
+            Some(SectionText::Header)
+                | Some(SectionText::HeaderFields(_))
+                | Some(SectionText::HeaderFieldsNot(_))
+        )
 }
 
 /// `BODY[]`: served from the bytes alone, without the part tree.
@@ -255,5 +278,41 @@ mod tests {
         };
         let p = Plan::new(&FetchItems(vec![whole]), false, false);
         assert!(p.needs_bytes && !p.needs_parsed && p.sets_seen);
+        assert!(!p.header_only);
+    }
+
+    #[test]
+    fn header_only_when_every_byte_item_is_in_the_top_level_header() {
+        let body = |part: &[u32], text: Option<SectionText>| FetchItem::BodySection {
+            section: sec(part, text),
+            partial: None,
+            peek: true,
+        };
+        let fields = || Some(SectionText::HeaderFields(vec![b"from".to_vec()]));
+        let header_only =
+            |items: Vec<FetchItem>| Plan::new(&FetchItems(items), true, false).header_only;
+        assert!(header_only(vec![body(&[], fields())]));
+        assert!(header_only(vec![
+            FetchItem::Rfc822Header,
+            body(&[], Some(SectionText::Header)),
+            body(
+                &[],
+                Some(SectionText::HeaderFieldsNot(vec![b"to".to_vec()]))
+            ),
+            FetchItem::Envelope,
+            FetchItem::Flags,
+        ]));
+        // Anything past the header, or a header of a part, needs the whole message.
+        assert!(!header_only(vec![
+            body(&[], fields()),
+            body(&[], Some(SectionText::Text))
+        ]));
+        assert!(!header_only(vec![body(&[1], Some(SectionText::Header))]));
+        assert!(!header_only(vec![body(&[], None)]));
+        assert!(!header_only(vec![
+            FetchItem::Rfc822Header,
+            FetchItem::Rfc822
+        ]));
+        assert!(!header_only(vec![FetchItem::Envelope]));
     }
 }
