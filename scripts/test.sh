@@ -20,6 +20,8 @@ command -v gsasl >/dev/null || need_apt+=(gsasl)
 dpkg -s libsasl2-modules >/dev/null 2>&1 || need_apt+=(libsasl2-modules)
 # testssl.sh for tests/hostile/test_testssl.py (both TLS listeners scanned).
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
+# Dovecot for tests/migrate (the source of `mailkeep migrate`, started unprivileged per test).
+[ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -11,6 +11,8 @@ use mailkeep_server::{Config, Server};
 use mailkeep_store::MailStore;
 use mailkeep_store::sqlite::SqliteStore;
 
+mod migrate_cli;
+
 #[derive(Parser)]
 #[command(name = "mailkeep", version, about = "An IMAP4rev2 mail server")]
 struct Cli {
@@ -60,6 +62,13 @@ enum Command {
     Quota {
         #[command(subcommand)]
         action: QuotaAction,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Migrate accounts from another IMAP server (resumable; see `migrate --help`).
+    Migrate {
+        #[command(flatten)]
+        args: Box<migrate_cli::MigrateArgs>,
         #[command(flatten)]
         location: Location,
     },
@@ -188,6 +197,11 @@ fn main() -> Result<()> {
         Command::Quota { action, location } => {
             let config = load_config(&location)?;
             runtime.block_on(quota(config, action))
+        }
+        Command::Migrate { args, location } => {
+            let config = load_config(&location)?;
+            let store = open_store(&config)?;
+            runtime.block_on(migrate_cli::run(store, &config.data_dir, *args))
         }
     }
 }
