@@ -156,21 +156,30 @@ def migrate(target, *args, password=PASSWORD, timeout=300):
             p = subprocess.Popen([BIN, "migrate", *args, "--config", str(target.config)],
                                  stdin=inp, stdout=out, stderr=err)
             deadline = time.monotonic() + timeout
+            # Peak RSS: the process's own VmHWM, polled (wait4's ru_maxrss would start from
+            # this Python process's size at the fork).
+            hwm = 0
             while True:
-                pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+                try:
+                    for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            hwm = max(hwm, int(line.split()[1]))
+                except (OSError, ValueError):
+                    pass
+                pid, status = os.waitpid(p.pid, os.WNOHANG)
                 if pid:
                     break
                 if time.monotonic() > deadline:
                     p.kill()
-                    pid, status, usage = os.wait4(p.pid, 0)
+                    pid, status = os.waitpid(p.pid, 0)
                     break
-                time.sleep(0.02)
+                time.sleep(0.01)
             p.returncode = os.waitstatus_to_exitcode(status)
             seconds = time.monotonic() - start
             out.seek(0)
             err.seek(0)
             return Run(p.returncode, out.read().decode(errors="replace"),
-                       err.read().decode(errors="replace"), usage.ru_maxrss, seconds)
+                       err.read().decode(errors="replace"), hwm, seconds)
     finally:
         if was_running:
             target.start()
