@@ -141,10 +141,10 @@ class Run:
         return f"rc={self.returncode}\n--stdout--\n{self.stdout}\n--stderr--\n{self.stderr}"
 
 
-def migrate(target, *args, password=PASSWORD, timeout=300):
+def migrate(target, *args, password=PASSWORD, timeout=300, stop=True):
     """Runs `mailkeep migrate` into the target server's data directory (the server is stopped
-    meanwhile), with `password` on standard input."""
-    was_running = target.proc and target.proc.poll() is None
+    meanwhile unless `stop` is false), with `password` on standard input."""
+    was_running = stop and target.proc and target.proc.poll() is None
     if was_running:
         target.stop()
     try:

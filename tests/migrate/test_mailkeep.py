@@ -73,7 +73,17 @@ def test_from_mailkeep_over_tls_and_starttls(make_server):
     c.select("Lists/rust")
     c.uid("STORE", "1", "+FLAGS", "(\\Answered $Done)")
     c.logout()
-    r = migrate(target, "--from", f"imap://{host}:{port}", "--user", "alice", "--insecure")
+    # (The target server keeps running: the store is shared with the running server.)
+    t = imaplib.IMAP4(*target.imap)
+    t.login("alice", PASSWORD)
+    t.select("Lists/rust")
+    r = migrate(target, "--from", f"imap://{host}:{port}", "--user", "alice", "--insecure",
+                stop=False)
+    typ, data = t.uid("FETCH", "1", "(FLAGS)")
+    t.noop()
+    typ, data = t.uid("FETCH", "1", "(FLAGS)")
+    assert b"$Done" in data[-1] and b"\\Answered" in data[-1], data
+    t.logout()
     assert r.returncode == 0, r
     assert "0 new messages, 1 flag changes applied, 0 messages gone" in r.stdout, r
     assert snapshot(*target.imap, "alice", ["Lists/rust"]) == \

@@ -21,6 +21,19 @@ pub const SPOOL_OVER: u64 = 256 * 1024;
 const MAX_TEXT: usize = 1024 * 1024;
 /// A response may not carry more literals than this.
 const MAX_LITERALS: usize = 64;
+/// The source must send something within this time while a command runs.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `f`, or an error after [`SILENCE`].
+async fn in_time<T>(f: impl std::future::Future<Output = std::io::Result<T>>) -> Result<T> {
+    match tokio::time::timeout(SILENCE, f).await {
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            bail!("the source closed the connection")
+        }
+        Ok(r) => r.context("reading from the source"),
+        Err(_) => bail!("the source sent nothing for {} s", SILENCE.as_secs()),
+    }
+}
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -366,11 +379,8 @@ impl Client {
         let mut r = Response::default();
         loop {
             let before = r.text.len();
-            let n = (&mut self.conn)
-                .take((MAX_TEXT + 2 - before.min(MAX_TEXT)) as u64)
-                .read_until(b'\n', &mut r.text)
-                .await
-                .context("reading from the source")?;
+            let limit = (MAX_TEXT + 2 - before.min(MAX_TEXT)) as u64;
+            let n = in_time((&mut self.conn).take(limit).read_until(b'\n', &mut r.text)).await?;
             if n == 0 {
                 bail!("the source closed the connection");
             }
@@ -398,10 +408,7 @@ impl Client {
     async fn read_literal(&mut self, len: u64) -> Result<Literal> {
         if len <= SPOOL_OVER {
             let mut v = vec![0u8; len as usize];
-            self.conn
-                .read_exact(&mut v)
-                .await
-                .context("reading a literal from the source")?;
+            in_time(self.conn.read_exact(&mut v)).await?;
             return Ok(Literal::Memory(v));
         }
         std::fs::create_dir_all(&self.spool_dir).ok();
@@ -410,14 +417,20 @@ impl Client {
             .tempfile_in(&self.spool_dir)
             .with_context(|| format!("making a spool file in {}", self.spool_dir.display()))?;
         let (f, path) = file.into_parts();
-        let mut f = tokio::fs::File::from_std(f);
-        let copied = tokio::io::copy(&mut (&mut self.conn).take(len), &mut f)
-            .await
-            .context("spooling a literal")?;
-        if copied != len {
-            bail!("the source closed the connection inside a literal");
+        let mut f = std::io::BufWriter::with_capacity(256 * 1024, f);
+        let mut left = len;
+        while left > 0 {
+            let buf = in_time(self.conn.fill_buf()).await?;
+            if buf.is_empty() {
+                bail!("the source closed the connection inside a literal");
+            }
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            // Buffered: a write reaches the disk every 256 KiB (the page cache, no fsync).
+            std::io::Write::write_all(&mut f, &buf[..n]).context("spooling a literal")?;
+            self.conn.consume(n);
+            left -= n as u64;
         }
-        f.flush().await?;
+        std::io::Write::flush(&mut f).context("spooling a literal")?;
         Ok(Literal::File(path, len))
     }
 }
@@ -544,6 +557,86 @@ mod tests {
         assert_eq!(literal_announced(b"* 1 FETCH (BODY[] ~{42}"), Some(42));
         assert_eq!(literal_announced(b"a OK {x}"), None);
         assert_eq!(literal_announced(b"a OK done"), None);
+    }
+
+    /// A fake source on loopback answering each command line with `script(tag, command)`:
+    /// bytes to send, and whether to close the connection after them.
+    async fn fake_source(
+        script: impl Fn(&str, &str) -> (Vec<u8>, bool) + Send + Sync + 'static,
+    ) -> Endpoint {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let script = Arc::new(script);
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let script = script.clone();
+                tokio::spawn(async move {
+                    let mut s = BufReader::new(s);
+                    s.get_mut().write_all(b"* OK fake\r\n").await.unwrap();
+                    let mut line = String::new();
+                    while s.read_line(&mut line).await.unwrap_or(0) > 0 {
+                        let (tag, cmd) = line.trim_end().split_once(' ').unwrap();
+                        let (out, close) = script(tag, cmd);
+                        if s.get_mut().write_all(&out).await.is_err() || close {
+                            return;
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            tls: false,
+            insecure: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn big_literals_are_spooled_and_bad_sources_end_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = SPOOL_OVER as usize * 3 + 5;
+        let ep = fake_source(move |tag, cmd| match cmd {
+            "CAPABILITY" => (
+                format!("* CAPABILITY IMAP4rev1\r\n{tag} OK\r\n").into_bytes(),
+                false,
+            ),
+            "BIG" => {
+                let mut v = format!("* 1 FETCH (UID 1 BODY[] {{{big}}}\r\n").into_bytes();
+                v.extend(std::iter::repeat_n(b'x', big));
+                v.extend_from_slice(format!(")\r\n{tag} OK\r\n").as_bytes());
+                (v, false)
+            }
+            "LONG" => {
+                let mut v = b"* ".to_vec();
+                v.extend(std::iter::repeat_n(b'y', MAX_TEXT + 10));
+                (v, false)
+            }
+            _ => (b"* 1 FETCH (BODY[] {100}\r\nshort".to_vec(), true),
+        })
+        .await;
+        let mut c = Client::connect(&ep, dir.path()).await.unwrap();
+        let (mut untagged, done) = c.run("BIG").await.unwrap();
+        assert!(done.ok);
+        let item = crate::migrate::parse::fetch_item(&mut untagged[0]).unwrap();
+        match item.body {
+            Some(Literal::File(path, n)) => {
+                assert_eq!(n, big as u64);
+                assert_eq!(std::fs::metadata(&path).unwrap().len(), big as u64);
+                let p = path.to_path_buf();
+                drop(path);
+                assert!(!p.exists(), "the spool file goes with its literal");
+            }
+            other => panic!("not spooled: {other:?}"),
+        }
+        let err = c.run("LONG").await.unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err:#}");
+
+        // The connection closes inside a literal.
+        let mut c = Client::connect(&ep, dir.path()).await.unwrap();
+        let err = c.run("CUT").await.unwrap_err();
+        assert!(format!("{err:#}").contains("closed"), "{err:#}");
     }
 
     #[test]
