@@ -564,17 +564,20 @@ impl Migration<'_> {
             let chunk = self.opts.chunk.max(1);
             let depth = self.opts.in_flight.max(1);
             let reader = fetch_pipelined(&mut self.client, &new, chunk, depth, tx);
+            let (ready_tx, ready_rx) = tokio::sync::mpsc::channel::<Vec<Ready>>(1);
+            let preparer = prepare_batches(name, rx, ready_tx);
             let writer = store_all(
                 &*self.store,
                 mailbox.id,
                 name,
-                rx,
+                ready_rx,
                 &mut self.state,
                 &self.progress,
                 &mut folder,
             );
-            let (read, written) = tokio::join!(reader, writer);
-            let skips = written?;
+            let (read, prepared, written) = tokio::join!(reader, preparer, writer);
+            let mut skips = written?;
+            skips.extend(prepared?);
             let outcome = read?;
             for (reason, what) in skips {
                 self.progress.skip(&reason, what);
@@ -755,15 +758,12 @@ fn prepare(item: FetchItem) -> Result<Ready> {
     })
 }
 
-/// Appends what arrives on `rx` in batches; returns the skips (reason, what).
-async fn store_all(
-    store: &dyn MailStore,
-    mailbox: mailkeep_store::MailboxId,
+/// Cuts what arrives on `rx` into batches and makes them ready for the store (MIME analysis,
+/// on a blocking thread) while the previous batch is being appended. Returns the skips.
+async fn prepare_batches(
     folder_name: &str,
     mut rx: tokio::sync::mpsc::Receiver<FetchItem>,
-    state: &mut State,
-    progress: &Progress,
-    folder: &mut crate::progress::Folder,
+    tx: tokio::sync::mpsc::Sender<Vec<Ready>>,
 ) -> Result<Vec<(String, String)>> {
     let mut skips = Vec::new();
     loop {
@@ -777,7 +777,6 @@ async fn store_all(
         if batch.is_empty() {
             break;
         }
-        // MIME analysis of a batch is CPU work: off the async workers.
         let ready = tokio::task::spawn_blocking(move || {
             batch
                 .into_iter()
@@ -799,9 +798,25 @@ async fn store_all(
                 )),
             }
         }
-        if ok.is_empty() {
-            continue;
+        if !ok.is_empty() && tx.send(ok).await.is_err() {
+            break;
         }
+    }
+    Ok(skips)
+}
+
+/// Appends the batches arriving on `rx`, one transaction each; returns the skips.
+async fn store_all(
+    store: &dyn MailStore,
+    mailbox: mailkeep_store::MailboxId,
+    folder_name: &str,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<Ready>>,
+    state: &mut State,
+    progress: &Progress,
+    folder: &mut crate::progress::Folder,
+) -> Result<Vec<(String, String)>> {
+    let mut skips = Vec::new();
+    while let Some(ok) = rx.recv().await {
         let messages: Vec<NewMessage> = ok.iter().map(|r| r.message.clone()).collect();
         let stored: Vec<(usize, u32)> = match store.append(mailbox, messages).await {
             Ok((_, uids)) => uids.into_iter().enumerate().collect(),
