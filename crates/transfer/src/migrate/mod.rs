@@ -45,6 +45,10 @@ const DEFAULT_MAILBOXES: [(&str, &str); 5] = [
 const BATCH_MESSAGES: usize = 200;
 /// ... or this many bytes.
 const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+/// Batches waiting for the store: appended together, up to this many messages at once.
+const MERGED_MESSAGES: usize = 2000;
+/// How many prepared batches may wait for the store.
+const READY_BATCHES: usize = 4;
 
 /// One account's migration.
 #[derive(Debug, Clone)]
@@ -564,7 +568,7 @@ impl Migration<'_> {
             let chunk = self.opts.chunk.max(1);
             let depth = self.opts.in_flight.max(1);
             let reader = fetch_pipelined(&mut self.client, &new, chunk, depth, tx);
-            let (ready_tx, ready_rx) = tokio::sync::mpsc::channel::<Vec<Ready>>(1);
+            let (ready_tx, ready_rx) = tokio::sync::mpsc::channel::<Vec<Ready>>(READY_BATCHES);
             let preparer = prepare_batches(name, rx, ready_tx);
             let writer = store_all(
                 &*self.store,
@@ -816,7 +820,15 @@ async fn store_all(
     folder: &mut crate::progress::Folder,
 ) -> Result<Vec<(String, String)>> {
     let mut skips = Vec::new();
-    while let Some(ok) = rx.recv().await {
+    while let Some(mut ok) = rx.recv().await {
+        // Batches that became ready while the last append ran go together: when the store's
+        // commits (their fsyncs) are what limits, the batches grow and the fsyncs get fewer.
+        while ok.len() < MERGED_MESSAGES {
+            match rx.try_recv() {
+                Ok(more) => ok.extend(more),
+                Err(_) => break,
+            }
+        }
         let messages: Vec<NewMessage> = ok.iter().map(|r| r.message.clone()).collect();
         let stored: Vec<(usize, u32)> = match store.append(mailbox, messages).await {
             Ok((_, uids)) => uids.into_iter().enumerate().collect(),
