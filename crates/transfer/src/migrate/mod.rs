@@ -317,6 +317,11 @@ impl Migration<'_> {
             if e.has("\\NonExistent") || e.has("\\Noselect") {
                 continue;
             }
+            if quote(&e.wire).is_err() {
+                self.progress
+                    .skip("folder name cannot be sent back to the source", name);
+                continue;
+            }
             seen.insert(name.clone());
             let local = self.local_name(&name, e).await?;
             let subscribe = !extended || e.has("\\Subscribed");
