@@ -22,6 +22,8 @@ dpkg -s libsasl2-modules >/dev/null 2>&1 || need_apt+=(libsasl2-modules)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # testssl.sh for tests/hostile/test_testssl.py (both TLS listeners scanned).
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
+# Dovecot for tests/migrate (the source of `mailkeep migrate`, started unprivileged per test).
+[ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -56,6 +58,8 @@ echo "== LMTP delivery, with a real Postfix (pytest)"
 python3 -m pytest -q tests/lmtp
 echo "== backup, restore, upgrades of older data directories, config check (pytest)"
 python3 -m pytest -q tests/backup
+echo "== migration from another IMAP server: a real Dovecot and a second Mailkeep (pytest)"
+python3 -m pytest -q tests/migrate
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh

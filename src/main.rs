@@ -11,6 +11,8 @@ use mailkeep_server::{Config, Server};
 use mailkeep_store::MailStore;
 use mailkeep_store::sqlite::SqliteStore;
 
+mod migrate_cli;
+
 #[derive(Parser)]
 #[command(name = "mailkeep", version, about = "An IMAP4rev2 mail server")]
 struct Cli {
@@ -87,6 +89,13 @@ enum Command {
     AppPassword {
         #[command(subcommand)]
         action: AppPasswordAction,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Migrate accounts from another IMAP server (resumable; see `migrate --help`).
+    Migrate {
+        #[command(flatten)]
+        args: Box<migrate_cli::MigrateArgs>,
         #[command(flatten)]
         location: Location,
     },
@@ -272,6 +281,11 @@ fn main() -> Result<()> {
             let config = load_config(&location)?;
             init_cli_logging(&config)?;
             runtime.block_on(app_password(config, action))
+        }
+        Command::Migrate { args, location } => {
+            let config = load_config(&location)?;
+            let store = open_store(&config)?;
+            runtime.block_on(migrate_cli::run(store, &config.data_dir, *args))
         }
     }
 }

@@ -1,4 +1,5 @@
 //! Moving mail in and out of a Mailkeep store: import from Maildir and mbox, export, migration
 //! from another IMAP server. Every long-running transfer reports through [`progress`].
 
+pub mod migrate;
 pub mod progress;
