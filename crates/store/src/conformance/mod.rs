@@ -11,6 +11,7 @@ use crate::{
 
 mod accounts;
 mod domains;
+mod import;
 mod messages;
 mod quota;
 mod search;
@@ -19,6 +20,7 @@ mod tombstones;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
+pub use import::import;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
 pub use quota::quota;
 pub use search::{notifications, recent, search};
@@ -65,6 +67,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "tombstones").await;
     scram_keys(&*store).await;
     assert_clean(&*store, "scram_keys").await;
+    import(&*store).await;
+    assert_clean(&*store, "import").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

@@ -9,6 +9,8 @@
 //! - `accounts`, `messages`, `reads`, `check`: the SQL of each trait method.
 //! - `search`: the word index behind SEARCH TEXT/BODY.
 //! - `quota`: per-account limits and usage counters, checked inside APPEND/COPY/MOVE.
+//! - `import`: mailboxes with a given UIDVALIDITY and appends with given UIDs (imports).
+//! - `watch`: notices commits of other processes (an import) and wakes their mailboxes' sessions.
 //! - `sweep`: at open, removes body files left by a crash (and the data directory's lock).
 //!
 //! # Durability
@@ -32,6 +34,7 @@ mod accounts;
 mod blobs;
 mod check;
 mod domains;
+mod import;
 mod messages;
 mod parsed;
 mod pool;
@@ -43,6 +46,7 @@ mod search;
 mod secrets;
 mod sweep;
 mod tombstones;
+mod watch;
 mod writer;
 
 use async_trait::async_trait;
@@ -107,6 +111,7 @@ impl SqliteStore {
         }
         let notifier = Arc::new(Notifier::default());
         let writer = Writer::start(conn, blobs.clone(), notifier.clone())?;
+        watch::start(index.clone(), Arc::downgrade(&notifier));
         Ok(Arc::new(SqliteStore {
             writer,
             readers: ReadPool::new(index),
@@ -546,6 +551,38 @@ impl MailStore for SqliteStore {
                 .run(move |c| reads::claim_recent(c, mailbox, false))
                 .await
         }
+    }
+
+    async fn import_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+        uidvalidity: Option<u32>,
+    ) -> Result<Mailbox> {
+        let (name, su) = (name.to_owned(), special_use.map(str::to_owned));
+        self.writer
+            .run(move |ctx| import::import_mailbox(ctx, user, &name, su.as_deref(), uidvalidity))
+            .await
+    }
+
+    async fn append_with_uids(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<(u32, NewMessage)>,
+    ) -> Result<u32> {
+        let (uids, msgs): (Vec<u32>, Vec<NewMessage>) = msgs.into_iter().unzip();
+        import::check_ascending(&uids)?;
+        let prepared = self.prepare(msgs).await?;
+        let limits = self.default_quota();
+        self.writer
+            .run(move |ctx| {
+                let guard = quota::Guard::of_mailbox(ctx.conn, mailbox, limits)?;
+                let done = import::append_with_uids(ctx, mailbox, &uids, prepared)?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(done)
+            })
+            .await
     }
 
     async fn add_domain(&self, domain: &str) -> Result<()> {
