@@ -11,6 +11,8 @@ use mailkeep_server::{Config, Server};
 use mailkeep_store::MailStore;
 use mailkeep_store::sqlite::SqliteStore;
 
+mod transfer_cli;
+
 #[derive(Parser)]
 #[command(name = "mailkeep", version, about = "An IMAP4rev2 mail server")]
 struct Cli {
@@ -53,6 +55,23 @@ enum Command {
     Alias {
         #[command(subcommand)]
         action: AliasAction,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Import mail into an account: `import maildir PATH --user NAME`, `import mbox FILE|DIR
+    /// --user NAME [--folder NAME]`. Safe while the server runs.
+    Import {
+        #[command(subcommand)]
+        source: transfer_cli::ImportSource,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Export an account's mail: `export maildir|mbox --user NAME PATH`.
+    Export {
+        format: transfer_cli::ExportFormat,
+        #[arg(long)]
+        user: String,
+        path: PathBuf,
         #[command(flatten)]
         location: Location,
     },
@@ -184,6 +203,19 @@ fn main() -> Result<()> {
         Command::Alias { action, location } => {
             let config = load_config(&location)?;
             runtime.block_on(alias(config, action))
+        }
+        Command::Import { source, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(transfer_cli::import(config, source))
+        }
+        Command::Export {
+            format,
+            user,
+            path,
+            location,
+        } => {
+            let config = load_config(&location)?;
+            runtime.block_on(transfer_cli::export(config, format, user, path))
         }
         Command::Quota { action, location } => {
             let config = load_config(&location)?;
