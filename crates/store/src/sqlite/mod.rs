@@ -183,7 +183,7 @@ impl SqliteStore {
         let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
             prepare::prepare(&blobs, msgs)
         } else {
-            tokio::task::spawn_blocking(move || prepare::prepare(&blobs, msgs))
+            tokio::task::spawn_blocking(move || prepare::prepare_parallel(&blobs, msgs))
                 .await
                 .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
         };
