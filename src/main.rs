@@ -69,8 +69,10 @@ enum Command {
     /// Export an account's mail: `export maildir|mbox --user NAME PATH`.
     Export {
         format: transfer_cli::ExportFormat,
+        /// The account to export.
         #[arg(long)]
         user: String,
+        /// A new (or empty) directory to write to.
         path: PathBuf,
         #[command(flatten)]
         location: Location,

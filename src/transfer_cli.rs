@@ -17,7 +17,9 @@ pub enum ImportSource {
     /// keywords (`dovecot-keywords`), UIDs and UIDVALIDITY (`dovecot-uidlist`), INTERNALDATE
     /// from each file's mtime.
     Maildir {
+        /// The Maildir's root (the INBOX's `cur/` and `new/` are there).
         path: PathBuf,
+        /// The account to import into.
         #[arg(long)]
         user: String,
         /// `maildir++` (`.Sent`, `.Lists.rust`) or `fs` (`Sent/cur`, `Lists/rust/cur`).
@@ -28,7 +30,9 @@ pub enum ImportSource {
     /// `Folder.mbox/mbox`): mboxrd or mboxo, flags from `Status:`, `X-Status:`,
     /// `X-Keywords:` and `X-Mozilla-Status:`.
     Mbox {
+        /// An mbox file, or a directory of them.
         path: PathBuf,
+        /// The account to import into.
         #[arg(long)]
         user: String,
         /// The folder to import a file into (default: the file's name), or the folder to put

@@ -43,6 +43,10 @@ def test_corpus_round_trip(make_server):
         import_cli(server, "maildir", str(work / "md"), "--user", "bob")
         assert account(server, "bob") == alice
 
+        # A second export into the same directory is refused (old files would come back).
+        r = server.cli("export", "maildir", "--user", "alice", str(work / "md"))
+        assert r.returncode != 0 and "not empty" in r.stderr
+
         # mbox: the same messages, flags, keywords, folders and dates, in the same order.
         # (mbox cannot say that a message lacked a final line end: it gets one.)
         export_cli(server, "mbox", "--user", "alice", str(work / "mbox"))

@@ -26,7 +26,8 @@ pub enum Format {
     Mbox,
 }
 
-/// Exports every mailbox of `user` to `path` (created if needed; files there are replaced).
+/// Exports every mailbox of `user` to `path`, which must be missing or empty (files of an
+/// earlier export left there would be imported again with the new ones).
 pub async fn export(
     store: &dyn MailStore,
     user: UserId,
@@ -34,6 +35,12 @@ pub async fn export(
     format: Format,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
+    if std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) {
+        anyhow::bail!(
+            "{} is not empty: export into a new directory",
+            path.display()
+        );
+    }
     std::fs::create_dir_all(path)?;
     let mailboxes = store.list_mailboxes(user).await?;
     for mb in &mailboxes {
