@@ -60,6 +60,8 @@ echo "== backup, restore, upgrades of older data directories, config check (pyte
 python3 -m pytest -q tests/backup
 echo "== migration from another IMAP server: a real Dovecot and a second Mailkeep (pytest)"
 python3 -m pytest -q tests/migrate
+echo "== import and export: Maildir (written by a real doveadm) and mbox, round trip of the corpus (pytest)"
+python3 -m pytest -q tests/transfer
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh

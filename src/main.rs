@@ -12,6 +12,7 @@ use mailkeep_store::MailStore;
 use mailkeep_store::sqlite::SqliteStore;
 
 mod migrate_cli;
+mod transfer_cli;
 
 #[derive(Parser)]
 #[command(name = "mailkeep", version, about = "An IMAP4rev2 mail server")]
@@ -74,6 +75,25 @@ enum Command {
     Alias {
         #[command(subcommand)]
         action: AliasAction,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Import mail into an account: `import maildir PATH --user NAME`, `import mbox FILE|DIR
+    /// --user NAME [--folder NAME]`. Safe while the server runs.
+    Import {
+        #[command(subcommand)]
+        source: transfer_cli::ImportSource,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Export an account's mail: `export maildir|mbox --user NAME PATH`.
+    Export {
+        format: transfer_cli::ExportFormat,
+        /// The account to export.
+        #[arg(long)]
+        user: String,
+        /// A new (or empty) directory to write to.
+        path: PathBuf,
         #[command(flatten)]
         location: Location,
     },
@@ -271,6 +291,19 @@ fn main() -> Result<()> {
             let config = load_config(&location)?;
             init_cli_logging(&config)?;
             runtime.block_on(alias(config, action))
+        }
+        Command::Import { source, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(transfer_cli::import(config, source))
+        }
+        Command::Export {
+            format,
+            user,
+            path,
+            location,
+        } => {
+            let config = load_config(&location)?;
+            runtime.block_on(transfer_cli::export(config, format, user, path))
         }
         Command::Quota { action, location } => {
             let config = load_config(&location)?;

@@ -492,6 +492,27 @@ pub trait MailStore: Send + Sync + 'static {
         name: &str,
         message: NewMessage,
     ) -> Result<Option<(u32, u32)>>;
+    // ---- import (see `mailkeep-transfer`) ----
+    /// The mailbox `name` made ready for an import: created if missing (with `uidvalidity`
+    /// when given, else a fresh one); an existing mailbox that never held a message (UIDNEXT
+    /// 1) takes `uidvalidity` as its own. Any other existing mailbox is returned unchanged: the
+    /// caller compares its UIDVALIDITY to decide whether old UIDs can be kept. `Cannot` for a
+    /// UIDVALIDITY of 0.
+    async fn import_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+        uidvalidity: Option<u32>,
+    ) -> Result<Mailbox>;
+    /// `append` with the UIDs given (one per message, strictly ascending, the first at least
+    /// the mailbox's UIDNEXT), in one transaction; UIDNEXT becomes the last UID + 1. `Cannot`
+    /// (and nothing stored) if the UIDs are not so. Returns the mailbox's UIDVALIDITY.
+    async fn append_with_uids(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<(u32, NewMessage)>,
+    ) -> Result<u32>;
 
     // ---- local domains and aliases (LMTP recipients, see [`recipients`]) ----
     /// Adds a local domain (given normalized: see `recipients::normalize_domain`). Fails with

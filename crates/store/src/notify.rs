@@ -46,6 +46,15 @@ impl Notifier {
         }
     }
 
+    /// The mailboxes some session watches, each with the last modseq it was told of (0: none
+    /// yet). Used to pass on changes made by other processes (`sqlite::watch`).
+    pub fn watched(&self) -> Vec<(MailboxId, MailboxEvent)> {
+        let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter_map(|(&id, w)| w.upgrade().map(|s| (id, *s.borrow())))
+            .collect()
+    }
+
     /// Tell every session on `mailbox` that it changed.
     pub fn notify(&self, mailbox: MailboxId, modseq: u64) {
         let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());

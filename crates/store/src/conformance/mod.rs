@@ -11,6 +11,7 @@ use crate::{
 
 mod accounts;
 mod domains;
+mod import;
 mod messages;
 mod objects;
 mod quota;
@@ -21,6 +22,7 @@ mod twofa;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
+pub use import::import;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
 pub use objects::objects;
 pub use quota::quota;
@@ -73,6 +75,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "two_factor").await;
     objects(&*store).await;
     assert_clean(&*store, "objects").await;
+    import(&*store).await;
+    assert_clean(&*store, "import").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

@@ -10,6 +10,8 @@
 //! - `search`: the word index behind SEARCH TEXT/BODY.
 //! - `quota`: per-account limits and usage counters, checked inside APPEND/COPY/MOVE.
 //! - `backup`: `mailkeep backup`/`restore`, an online snapshot with the body files it needs.
+//! - `import`: mailboxes with a given UIDVALIDITY and appends with given UIDs (imports).
+//! - `watch`: notices commits of other processes (an import) and wakes their mailboxes' sessions.
 //! - `sweep`: at open, removes body files left by a crash (and the data directory's lock).
 //!
 //! # Durability
@@ -34,6 +36,7 @@ mod backup;
 mod blobs;
 mod check;
 mod domains;
+mod import;
 mod messages;
 mod objects;
 mod parsed;
@@ -49,6 +52,7 @@ mod tombstones;
 mod twofa;
 #[cfg(test)]
 mod upgrade_tests;
+mod watch;
 mod writer;
 
 use async_trait::async_trait;
@@ -116,6 +120,7 @@ impl SqliteStore {
         }
         let notifier = Arc::new(Notifier::default());
         let writer = Writer::start(conn, blobs.clone(), notifier.clone())?;
+        watch::start(index.clone(), Arc::downgrade(&notifier));
         Ok(Arc::new(SqliteStore {
             writer,
             readers: ReadPool::new(index),
@@ -205,7 +210,7 @@ impl SqliteStore {
         let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
             prepare::prepare(&blobs, msgs)
         } else {
-            tokio::task::spawn_blocking(move || prepare::prepare(&blobs, msgs))
+            tokio::task::spawn_blocking(move || prepare::prepare_parallel(&blobs, msgs))
                 .await
                 .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
         };
@@ -709,6 +714,38 @@ impl MailStore for SqliteStore {
                 messages::expunge(ctx, from, &[uid])?;
                 quota::Guard::check(guard, ctx.conn)?;
                 Ok(uids.first().map(|&u| (uidvalidity, u)))
+            })
+            .await
+    }
+
+    async fn import_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+        uidvalidity: Option<u32>,
+    ) -> Result<Mailbox> {
+        let (name, su) = (name.to_owned(), special_use.map(str::to_owned));
+        self.writer
+            .run(move |ctx| import::import_mailbox(ctx, user, &name, su.as_deref(), uidvalidity))
+            .await
+    }
+
+    async fn append_with_uids(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<(u32, NewMessage)>,
+    ) -> Result<u32> {
+        let (uids, msgs): (Vec<u32>, Vec<NewMessage>) = msgs.into_iter().unzip();
+        import::check_ascending(&uids)?;
+        let prepared = self.prepare(msgs).await?;
+        let limits = self.default_quota();
+        self.writer
+            .run(move |ctx| {
+                let guard = quota::Guard::of_mailbox(ctx.conn, mailbox, limits)?;
+                let done = import::append_with_uids(ctx, mailbox, &uids, prepared)?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(done)
             })
             .await
     }
