@@ -15,6 +15,7 @@ pub(crate) mod search;
 pub(crate) mod sort;
 pub(crate) mod store_flags;
 pub(crate) mod thread;
+pub(crate) mod uidonly;
 
 use mailkeep_proto::SequenceSet;
 use mailkeep_proto::write::{self, Code, StatusKind};
