@@ -13,6 +13,7 @@ pub(crate) mod qresync;
 pub(crate) mod quota;
 pub(crate) mod search;
 pub(crate) mod sort;
+pub(crate) mod sortkeys;
 pub(crate) mod store_flags;
 pub(crate) mod thread;
 pub(crate) mod uidonly;

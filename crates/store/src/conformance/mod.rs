@@ -15,6 +15,7 @@ mod messages;
 mod quota;
 mod search;
 mod secrets;
+mod sortkeys;
 mod tombstones;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
@@ -23,6 +24,7 @@ pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, re
 pub use quota::quota;
 pub use search::{notifications, recent, search};
 pub use secrets::scram_keys;
+pub use sortkeys::sort_keys;
 pub use tombstones::tombstones;
 
 /// Runs every part of the suite.
@@ -65,6 +67,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "tombstones").await;
     scram_keys(&*store).await;
     assert_clean(&*store, "scram_keys").await;
+    sort_keys(&*store).await;
+    assert_clean(&*store, "sort_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

@@ -41,6 +41,7 @@ mod reads;
 mod schema;
 mod search;
 mod secrets;
+mod sortkeys;
 mod sweep;
 mod tombstones;
 mod writer;
@@ -92,6 +93,7 @@ impl SqliteStore {
         quota::open(&conn)?;
         conn.execute_batch(tombstones::SCHEMA)?;
         conn.execute_batch(secrets::SCHEMA)?;
+        conn.execute_batch(sortkeys::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -429,6 +431,23 @@ impl MailStore for SqliteStore {
         let uids = uids.to_vec();
         self.readers
             .run(move |c| reads::parsed_infos(c, mailbox, &uids))
+            .await
+    }
+
+    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let uids = uids.to_vec();
+        self.readers
+            .run(move |c| sortkeys::sort_keys(c, mailbox, &uids))
+            .await
+    }
+
+    async fn save_sort_keys(&self, mailbox: MailboxId, keys: Vec<(u32, Vec<u8>)>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // Derived data: losing it to a power cut only means computing it again.
+        self.writer
+            .run_relaxed(move |ctx| sortkeys::save_sort_keys(ctx.conn, mailbox, &keys))
             .await
     }
 

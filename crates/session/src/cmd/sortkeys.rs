@@ -1,0 +1,262 @@
+//! Sort and thread keys kept in the store (RFC 5256): what SORT and THREAD need of a message,
+//! computed once and saved per body, so a SORT or THREAD over 100,000 messages reads one
+//! small row each instead of parsing every ENVELOPE and, for THREAD=REFERENCES, reading every
+//! message's header.
+//!
+//! A message whose keys are not saved yet (mail that arrived before keys existed, or by a
+//! path that does not compute them) gets them computed here from its stored ENVELOPE, sent
+//! date and header, the first time a SORT or THREAD needs it, and saved.
+//!
+//! The keys are the collation keys the commands compare (i;unicode-casemap of the base
+//! subject and of the first From/To/Cc mailbox and display name, cut at
+//! [`super::sort::MAX_KEY_BYTES`]), the sent date and the normalized Message-ID and
+//! references. The row format is private to this module and starts with [`VERSION`]: a row of
+//! another version is computed again.
+
+use std::time::Instant;
+
+use super::collate::{EARLIEST_DATE, base_subject, casemap_key, lenient_date};
+use super::search::address::envelope_parts;
+use super::search::eval::header_part;
+use super::sort::{cap_key, check_budget, display, mailbox};
+use super::thread::{Refs, refs_of};
+use crate::ctx::Ctx;
+use crate::error::CmdResult;
+
+/// The row format's version (its first byte).
+const VERSION: u8 = 1;
+
+/// Messages computed (and saved) per store round trip.
+const BATCH: usize = 512;
+
+/// One message's keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Keys {
+    /// The Date: header's time (RFC 5256 §2.2); `None`: use INTERNALDATE.
+    pub sent: Option<i64>,
+    /// The base subject extraction removed a reply/forward marker.
+    pub reply: bool,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    pub display_from: String,
+    pub display_to: String,
+    pub refs: Refs,
+}
+
+impl Keys {
+    /// The keys of a message from its stored parse and its header.
+    pub(crate) fn compute(envelope: &[u8], sent_date: Option<i64>, header: &[u8]) -> Keys {
+        let env = envelope_parts(envelope).unwrap_or_default();
+        // RFC 5256 §2.2: the Date: header's time, else INTERNALDATE. A date the message
+        // parser could not read gets a lenient second reading; one before 1900 counts as
+        // unreadable.
+        let sent = sent_date.filter(|&t| t >= EARLIEST_DATE).or_else(|| {
+            sent_date
+                .is_none()
+                .then(|| env.date.as_deref().and_then(lenient_date))
+                .flatten()
+        });
+        let (base, reply) = base_subject(env.subject.as_deref().unwrap_or(""));
+        let key = |s: &str| cap_key(casemap_key(s));
+        Keys {
+            sent,
+            reply,
+            subject: key(&base),
+            from: key(&mailbox(env.from.as_ref())),
+            to: key(&mailbox(env.to.as_ref())),
+            cc: key(&mailbox(env.cc.as_ref())),
+            display_from: key(&display(env.from.as_ref())),
+            display_to: key(&display(env.to.as_ref())),
+            refs: refs_of(header),
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.push(VERSION);
+        match self.sent {
+            Some(t) => {
+                out.push(1);
+                out.extend_from_slice(&t.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        out.push(self.reply as u8);
+        let strings = [
+            &self.subject,
+            &self.from,
+            &self.to,
+            &self.cc,
+            &self.display_from,
+            &self.display_to,
+        ];
+        for s in strings {
+            put(&mut out, s);
+        }
+        match &self.refs.message_id {
+            Some(id) => {
+                out.push(1);
+                put(&mut out, id);
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&(self.refs.references.len() as u32).to_le_bytes());
+        for r in &self.refs.references {
+            put(&mut out, r);
+        }
+        out
+    }
+
+    /// `None` for a row of another version or a damaged one (then it is computed again).
+    pub(crate) fn decode(b: &[u8]) -> Option<Keys> {
+        let mut r = Reader { b, i: 0 };
+        if r.byte()? != VERSION {
+            return None;
+        }
+        let sent = match r.byte()? {
+            0 => None,
+            _ => Some(i64::from_le_bytes(r.take(8)?.try_into().ok()?)),
+        };
+        let reply = r.byte()? != 0;
+        let mut k = Keys {
+            sent,
+            reply,
+            subject: r.string()?,
+            from: r.string()?,
+            to: r.string()?,
+            cc: r.string()?,
+            display_from: r.string()?,
+            display_to: r.string()?,
+            refs: Refs::default(),
+        };
+        if r.byte()? != 0 {
+            k.refs.message_id = Some(r.string()?);
+        }
+        let n = u32::from_le_bytes(r.take(4)?.try_into().ok()?) as usize;
+        // Each reference takes at least its 4-byte length: a damaged count cannot allocate.
+        if n > (b.len() - r.i) / 4 {
+            return None;
+        }
+        k.refs.references.reserve(n);
+        for _ in 0..n {
+            k.refs.references.push(r.string()?);
+        }
+        (r.i == b.len()).then_some(k)
+    }
+}
+
+fn put(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.i..self.i.checked_add(n)?)?;
+        self.i += n;
+        Some(s)
+    }
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|s| s[0])
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// The keys of the view entries `idx` (ascending), in that order: saved ones read in one
+/// store call, missing ones computed from the stored parse and header and saved. A message
+/// expunged meanwhile gets empty keys (its INTERNALDATE as its date), not saved.
+pub(crate) async fn load(ctx: &Ctx<'_>, idx: &[usize], deadline: Instant) -> CmdResult<Vec<Keys>> {
+    let mailbox = ctx.sel.mailbox.id;
+    let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
+    let saved = ctx.store.sort_keys(mailbox, &uids).await?;
+    check_budget(deadline)?;
+    let mut out: Vec<Option<Keys>> = Vec::with_capacity(idx.len());
+    let mut saved = saved.into_iter().peekable();
+    for &uid in &uids {
+        while saved.next_if(|(u, _)| *u < uid).is_some() {}
+        out.push(
+            saved
+                .next_if(|(u, _)| *u == uid)
+                .and_then(|(_, k)| Keys::decode(&k)),
+        );
+    }
+    let missing: Vec<usize> = (0..out.len()).filter(|&n| out[n].is_none()).collect();
+    for chunk in missing.chunks(BATCH) {
+        check_budget(deadline)?;
+        let chunk_uids: Vec<u32> = chunk.iter().map(|&n| uids[n]).collect();
+        let infos = ctx.store.parsed_infos(mailbox, &chunk_uids).await?;
+        let mut found = infos.into_iter().peekable();
+        let mut to_save = Vec::with_capacity(chunk.len());
+        for &n in chunk {
+            let uid = uids[n];
+            while found.next_if(|(u, _)| *u < uid).is_some() {}
+            let Some((_, p)) = found.next_if(|(u, _)| *u == uid) else {
+                out[n] = Some(Keys::default());
+                continue;
+            };
+            let bytes = match ctx.store.message_bytes(mailbox, uid).await {
+                Ok(b) => b,
+                Err(mailkeep_store::StoreError::NoSuchMailbox) => {
+                    out[n] = Some(Keys::default());
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let k = Keys::compute(&p.envelope, p.sent_date, header_part(&bytes));
+            to_save.push((uid, k.encode()));
+            out[n] = Some(k);
+        }
+        ctx.store.save_sort_keys(mailbox, to_save).await?;
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let env = br#"("Mon, 3 Jan 2000 10:00:00 +0000" "Re: Plans" (("Joe" NIL "joe" "x.org")) NIL NIL (("=?utf-8?q?Andr=C3=A9?=" NIL "andre" "y.org")) NIL NIL NIL "<m2@x>")"#;
+        let header = b"Message-ID: <m2@x>\r\nReferences: <m0@x> <m1@x>\r\n\r\n";
+        let k = Keys::compute(env, Some(946_893_600), header);
+        assert_eq!(k.sent, Some(946_893_600));
+        assert!(k.reply);
+        assert_eq!(k.subject, casemap_key("Plans"));
+        assert_eq!(k.from, casemap_key("joe"));
+        assert_eq!(k.display_to, casemap_key("André"));
+        assert_eq!(k.cc, "");
+        assert_eq!(k.refs.message_id.as_deref(), Some("m2@x"));
+        assert_eq!(k.refs.references, ["m0@x", "m1@x"]);
+        let enc = k.encode();
+        assert_eq!(Keys::decode(&enc), Some(k.clone()));
+        assert_eq!(
+            Keys::decode(&Keys::default().encode()),
+            Some(Keys::default())
+        );
+        // Another version, a cut row, a trailing byte, a huge count: computed again.
+        let mut other = enc.clone();
+        other[0] = VERSION + 1;
+        assert_eq!(Keys::decode(&other), None);
+        for n in 0..enc.len() {
+            assert_eq!(Keys::decode(&enc[..n]), None, "cut at {n}");
+        }
+        let mut longer = enc.clone();
+        longer.push(0);
+        assert_eq!(Keys::decode(&longer), None);
+        let mut huge = Keys::default().encode();
+        let at = huge.len() - 4;
+        huge[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Keys::decode(&huge), None);
+    }
+}
