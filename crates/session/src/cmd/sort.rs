@@ -14,7 +14,7 @@ use mailkeep_proto::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 use super::search::address::{Addr, decode_words};
 use super::search::{self, esearch};
-use super::sortkeys::{self, Keys};
+use super::sortkeys::{self, Fields, Keys};
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 
@@ -107,8 +107,19 @@ async fn sorted(
     let needs_store = criteria
         .iter()
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
+    let fields = criteria.iter().fold(Fields(0), |f, c| {
+        f.with(match c.key {
+            SortKey::Subject => Fields::SUBJECT,
+            SortKey::From => Fields::FROM,
+            SortKey::To => Fields::TO,
+            SortKey::Cc => Fields::CC,
+            SortKey::DisplayFrom => Fields::DISPLAY_FROM,
+            SortKey::DisplayTo => Fields::DISPLAY_TO,
+            SortKey::Arrival | SortKey::Size | SortKey::Date => Fields(0),
+        })
+    });
     let keys = if needs_store {
-        sortkeys::load(ctx, &idx, deadline).await?
+        sortkeys::load(ctx, &idx, fields, deadline).await?
     } else {
         Vec::new()
     };

@@ -537,7 +537,11 @@ pub(crate) async fn thread(
 ) -> CmdResult<()> {
     let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
     let (idx, _) = search::run(ctx, Some(charset), program).await?;
-    let keys = sortkeys::load(ctx, &idx, deadline).await?;
+    let fields = match algorithm {
+        ThreadAlgorithm::OrderedSubject => sortkeys::Fields::SUBJECT,
+        _ => sortkeys::Fields::SUBJECT.with(sortkeys::Fields::REFS),
+    };
+    let keys = sortkeys::load(ctx, &idx, fields, deadline).await?;
     check_budget(deadline)?;
     let mut refs = Vec::with_capacity(idx.len());
     let mut msgs = Vec::with_capacity(idx.len());
