@@ -102,9 +102,18 @@ pub async fn run(srv: &Server, corpus: &Arc<Corpus>, n: usize) -> Result<Vec<Met
         let mut size = 0;
         for _ in 0..4 {
             let t = Instant::now();
-            let r = c.cmd(q).await?.ok()?;
+            let r = c.cmd(q).await?;
+            if r.status != crate::imap::Status::Ok {
+                // A server may give up (Mailkeep's NO [LIMIT] after its time budget): say so
+                // and go on with the next command.
+                println!("  {label}: {}", r.tagged.trim_end());
+                break;
+            }
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             size = r.untagged.iter().map(|l| l.len()).sum::<usize>();
+        }
+        if times.len() < 2 {
+            continue;
         }
         let first = times[0];
         let mut rest = times[1..].to_vec();

@@ -123,7 +123,6 @@ async fn sorted(
     } else {
         Vec::new()
     };
-    check_budget(deadline)?;
     let mut order: Vec<usize> = (0..idx.len()).collect();
     order.sort_by(|&a, &b| {
         for c in criteria {

@@ -13,7 +13,7 @@
 //! references. The row format is private to this module and starts with [`VERSION`]: a row of
 //! another version is computed again.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::collate::{EARLIEST_DATE, base_subject, casemap_key, lenient_date};
 use super::search::address::envelope_parts;
@@ -28,6 +28,13 @@ const VERSION: u8 = 1;
 
 /// Messages computed (and saved) per store round trip.
 const BATCH: usize = 512;
+
+/// How long one command may spend computing missing keys. Longer than the command's own
+/// budget (`search::SEARCH_TIME_BUDGET`): this is done once per message, never again (saved
+/// per batch, so even a command that runs out of time leaves its work behind), and a first
+/// SORT of 100,000 older messages must not fail for it. Dovecot's first SORT of such a
+/// mailbox (building its sort index) takes about as long.
+const COMPUTE_BUDGET: Duration = Duration::from_secs(60);
 
 /// Which of [`Keys`]' strings a command needs: the others are left empty when a saved row
 /// is read (a SORT (DATE) of 100,000 messages then allocates nothing per message).
@@ -237,8 +244,9 @@ pub(crate) async fn load(
         );
     }
     let missing: Vec<usize> = (0..out.len()).filter(|&n| out[n].is_none()).collect();
+    let compute_deadline = deadline.max(Instant::now() + COMPUTE_BUDGET);
     for chunk in missing.chunks(BATCH) {
-        check_budget(deadline)?;
+        check_budget(compute_deadline)?;
         let chunk_uids: Vec<u32> = chunk.iter().map(|&n| uids[n]).collect();
         let infos = ctx.store.parsed_infos(mailbox, &chunk_uids).await?;
         let mut found = infos.into_iter().peekable();
@@ -302,7 +310,10 @@ mod tests {
         assert_eq!(Keys::decode(&longer), None);
         // Only the wanted strings are kept.
         let some = Keys::decode_fields(&enc, Fields::FROM).unwrap();
-        assert_eq!((some.from.as_str(), some.subject.as_str()), (k.from.as_str(), ""));
+        assert_eq!(
+            (some.from.as_str(), some.subject.as_str()),
+            (k.from.as_str(), "")
+        );
         assert_eq!(some.refs, Refs::default());
         assert_eq!(some.sent, k.sent);
         let mut huge = Keys::default().encode();

@@ -542,7 +542,9 @@ pub(crate) async fn thread(
         _ => sortkeys::Fields::SUBJECT.with(sortkeys::Fields::REFS),
     };
     let keys = sortkeys::load(ctx, &idx, fields, deadline).await?;
-    check_budget(deadline)?;
+    // Keys computed for the first time may have used up the command's budget: threading gets
+    // one of its own.
+    let deadline = deadline.max(Instant::now() + search::SEARCH_TIME_BUDGET);
     let mut refs = Vec::with_capacity(idx.len());
     let mut msgs = Vec::with_capacity(idx.len());
     for (&i, k) in idx.iter().zip(keys) {
