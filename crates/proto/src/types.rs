@@ -422,7 +422,7 @@ pub enum SearchKey {
     SaveDateSupported,
 }
 
-/// `SEARCH RETURN (...)` options (RFC 4731, RFC 5182, RFC 9051).
+/// `SEARCH RETURN (...)` options (RFC 4731, RFC 5182, RFC 9051, RFC 9394 PARTIAL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchReturn {
     Min,
@@ -430,6 +430,44 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    /// `PARTIAL range` (RFC 9394 §3.1, RFC 5267 §4.4).
+    Partial(PartialRange),
+}
+
+/// RFC 9394 `partial-range`: `a:b` counts results from the first (lowest UID), `-a:-b` from
+/// the last; `a` and `b` as sent (either may be the larger), both non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialRange {
+    pub from_end: bool,
+    pub first: u32,
+    pub second: u32,
+}
+
+impl PartialRange {
+    /// The positions of `len` results this range selects, as a half-open index range (empty
+    /// when the whole range lies beyond the results).
+    pub fn slice(&self, len: usize) -> std::ops::Range<usize> {
+        let lo = self.first.min(self.second) as usize;
+        let hi = self.first.max(self.second) as usize;
+        if lo > len {
+            return 0..0;
+        }
+        if self.from_end {
+            // -lo is index len - lo; -hi is len - hi (clamped at the first result).
+            len.saturating_sub(hi)..len - lo + 1
+        } else {
+            lo - 1..hi.min(len)
+        }
+    }
+
+    /// The range as written in a response (as the client sent it).
+    pub fn to_wire(&self) -> String {
+        if self.from_end {
+            format!("-{}:-{}", self.first, self.second)
+        } else {
+            format!("{}:{}", self.first, self.second)
+        }
+    }
 }
 
 /// One `sort-criterion` (RFC 5256 §5): `["REVERSE" SP] sort-key`.
@@ -529,11 +567,13 @@ pub enum SectionText {
     Mime,
 }
 
-/// FETCH modifiers (RFC 4466 `fetch-modifier`): CHANGEDSINCE and VANISHED (RFC 7162).
+/// FETCH modifiers (RFC 4466 `fetch-modifier`): CHANGEDSINCE and VANISHED (RFC 7162),
+/// PARTIAL (RFC 9394 §3.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchModifiers {
     pub changed_since: Option<u64>,
     pub vanished: bool,
+    pub partial: Option<PartialRange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,4 +581,34 @@ pub enum StoreAction {
     Replace,
     Add,
     Remove,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartialRange;
+
+    fn r(from_end: bool, first: u32, second: u32) -> PartialRange {
+        PartialRange {
+            from_end,
+            first,
+            second,
+        }
+    }
+
+    #[test]
+    fn partial_range_slices() {
+        // RFC 9394 §3.1: 23764 results.
+        assert_eq!(r(true, 1, 100).slice(23764), 23664..23764);
+        assert_eq!(r(false, 23500, 24000).slice(23764), 23499..23764);
+        assert_eq!(r(false, 1, 500).slice(23764), 0..500);
+        assert!(r(false, 24000, 24500).slice(23764).is_empty());
+        // Either order; beyond the start from the end is clamped.
+        assert_eq!(r(false, 5, 3).slice(10), 2..5);
+        assert_eq!(r(true, 100, 1).slice(10), 0..10);
+        assert_eq!(r(true, 2, 3).slice(10), 7..9);
+        assert!(r(true, 11, 20).slice(10).is_empty());
+        assert!(r(false, 1, 1).slice(0).is_empty());
+        assert_eq!(r(false, u32::MAX, u32::MAX).slice(3), 0..0);
+        assert_eq!(r(true, 1, 1).to_wire(), "-1:-1");
+    }
 }

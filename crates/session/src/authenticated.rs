@@ -139,6 +139,7 @@ fn enable(
                 e.condstore = true;
                 &mut e.qresync
             }
+            "UIDONLY" => &mut e.uidonly,
             _ => &mut e.utf8_accept,
         };
         *flag = true;
@@ -305,7 +306,7 @@ async fn open(
     }
     sel.mailbox.uidnext = uidnext;
     if let Some(q) = &params.qresync {
-        cmd::qresync::select_answer(&**store, &sel, q, rev1, out).await?;
+        cmd::qresync::select_answer(&**store, &sel, q, rev1, inner.enabled.uidonly, out).await?;
     }
     Ok(sel)
 }

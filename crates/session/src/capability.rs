@@ -53,6 +53,8 @@ const AFTER_LOGIN: &[&str] = &[
     "SAVEDATE",
     "REPLACE",
     "CATENATE",
+    "UIDONLY",
+    "PARTIAL",
 ];
 
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).
@@ -116,7 +118,13 @@ pub(crate) fn list_for(inner: &Inner, authenticated: bool) -> Vec<String> {
 
 /// Is `name` something ENABLE may turn on here (RFC 5161 §3.1: only advertised extensions)?
 pub(crate) fn enableable(name: &str) -> Option<&'static str> {
-    ["IMAP4rev2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT"]
-        .into_iter()
-        .find(|c| c.eq_ignore_ascii_case(name))
+    [
+        "IMAP4rev2",
+        "CONDSTORE",
+        "QRESYNC",
+        "UTF8=ACCEPT",
+        "UIDONLY",
+    ]
+    .into_iter()
+    .find(|c| c.eq_ignore_ascii_case(name))
 }

@@ -426,6 +426,17 @@ pub trait MailStore: Send + Sync + 'static {
         }
         Ok(out)
     }
+    /// Sort and thread keys (RFC 5256) saved for these messages' bodies, opaque to the store
+    /// (the session computes and reads them): `(uid, keys)` ascending, only for the `uids`
+    /// (ascending) that have some. Copies of a message share its keys.
+    async fn sort_keys(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+    /// Save sort and thread keys for the bodies of these messages, replacing earlier ones;
+    /// UIDs no longer in the mailbox are skipped.
+    async fn save_sort_keys(&self, _mailbox: MailboxId, _keys: Vec<(u32, Vec<u8>)>) -> Result<()> {
+        Ok(())
+    }
     /// Change flags of the given UIDs. `unchanged_since` implements RFC 7162 UNCHANGEDSINCE.
     async fn set_flags(
         &self,

@@ -46,6 +46,11 @@ pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
                     modifiers.changed_since = Some(c.number64()?);
                 }
                 "VANISHED" => modifiers.vanished = true,
+                "PARTIAL" if modifiers.partial.is_none() => {
+                    // RFC 9394 §3.3: the same syntax as the PARTIAL search return option.
+                    c.sp()?;
+                    modifiers.partial = Some(super::search::partial_range(c)?);
+                }
                 _ => return err("Unknown FETCH modifier"),
             }
             Ok(())

@@ -16,8 +16,10 @@ pub(crate) mod quota;
 pub(crate) mod replace;
 pub(crate) mod search;
 pub(crate) mod sort;
+pub(crate) mod sortkeys;
 pub(crate) mod store_flags;
 pub(crate) mod thread;
+pub(crate) mod uidonly;
 
 use mailkeep_proto::SequenceSet;
 use mailkeep_proto::write::{self, Code, StatusKind};

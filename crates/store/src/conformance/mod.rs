@@ -17,6 +17,7 @@ mod objects;
 mod quota;
 mod search;
 mod secrets;
+mod sortkeys;
 mod tombstones;
 mod twofa;
 
@@ -28,6 +29,7 @@ pub use objects::objects;
 pub use quota::quota;
 pub use search::{notifications, recent, search};
 pub use secrets::scram_keys;
+pub use sortkeys::sort_keys;
 pub use tombstones::tombstones;
 pub use twofa::two_factor;
 
@@ -77,6 +79,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "objects").await;
     import(&*store).await;
     assert_clean(&*store, "import").await;
+    sort_keys(&*store).await;
+    assert_clean(&*store, "sort_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

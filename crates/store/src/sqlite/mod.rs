@@ -47,6 +47,7 @@ mod reads;
 mod schema;
 mod search;
 mod secrets;
+mod sortkeys;
 mod sweep;
 mod tombstones;
 mod twofa;
@@ -105,6 +106,7 @@ impl SqliteStore {
         conn.execute_batch(secrets::SCHEMA)?;
         conn.execute_batch(twofa::SCHEMA)?;
         conn.execute_batch(objects::SCHEMA)?;
+        conn.execute_batch(sortkeys::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -551,6 +553,23 @@ impl MailStore for SqliteStore {
         let uids = uids.to_vec();
         self.readers
             .run(move |c| reads::parsed_infos(c, mailbox, &uids))
+            .await
+    }
+
+    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let uids = uids.to_vec();
+        self.readers
+            .run(move |c| sortkeys::sort_keys(c, mailbox, &uids))
+            .await
+    }
+
+    async fn save_sort_keys(&self, mailbox: MailboxId, keys: Vec<(u32, Vec<u8>)>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // Derived data: losing it to a power cut only means computing it again.
+        self.writer
+            .run_relaxed(move |ctx| sortkeys::save_sort_keys(ctx.conn, mailbox, &keys))
             .await
     }
 

@@ -116,13 +116,29 @@ pub(crate) async fn fetch(
     out: &mut Vec<u8>,
 ) -> CmdResult<FetchJob> {
     let mut idx = resolve(ctx, set, uid)?;
+    if let Some(range) = modifiers.partial {
+        // RFC 9394 §3.3: a UID FETCH modifier; the range picks from the set's messages in
+        // UID order, before CHANGEDSINCE narrows them (§3.4).
+        if !uid {
+            return Err(CmdError::Bad("PARTIAL requires UID FETCH".into()));
+        }
+        let keep = range.slice(idx.len());
+        idx.truncate(keep.end);
+        idx.drain(..keep.start);
+    }
     if modifiers.vanished && (!uid || modifiers.changed_since.is_none() || !ctx.enabled.qresync) {
         // RFC 7162 §3.2.6: VANISHED only in UID FETCH with CHANGEDSINCE, after ENABLE QRESYNC.
         return Err(CmdError::Bad(
             "VANISHED requires UID FETCH, CHANGEDSINCE and QRESYNC".into(),
         ));
     }
-    let mut plan = Plan::new(items, uid, modifiers.changed_since.is_some());
+    // RFC 9586 §3.3: with UIDONLY the UID leads every UIDFETCH response, and is repeated as
+    // a data item only when asked for.
+    let mut plan = Plan::new(
+        items,
+        uid && !ctx.enabled.uidonly,
+        modifiers.changed_since.is_some(),
+    );
     plan.utf8 = ctx.enabled.imap4rev2 || ctx.enabled.utf8_accept;
     if plan.has_modseq {
         enable_condstore(ctx, out);
@@ -328,9 +344,7 @@ impl FetchJob {
                 cur.binary(part)?;
             }
         }
-        out.extend_from_slice(b"* ");
-        write::number(out, i as u64 + 1);
-        out.extend_from_slice(b" FETCH (");
+        super::uidonly::fetch_prefix(out, ctx.enabled.uidonly, i as u32 + 1, uid_i);
         let mut sep = |out: &mut Vec<u8>| {
             if !std::mem::take(&mut cur.first) {
                 out.push(b' ');
@@ -344,7 +358,8 @@ impl FetchJob {
             // The flags changed: say so even if FLAGS was not asked for (Dovecot puts it after
             // the view items), with MODSEQ under CONDSTORE (RFC 7162 §3.2), and the UID once
             // QRESYNC is on (RFC 7162 §3.2.4).
-            if ctx.enabled.qresync && !plan.index.contains(&FetchItem::Uid) {
+            if ctx.enabled.qresync && !ctx.enabled.uidonly && !plan.index.contains(&FetchItem::Uid)
+            {
                 sep(out);
                 out.extend_from_slice(format!("UID {uid_i}").as_bytes());
             }

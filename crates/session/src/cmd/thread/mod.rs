@@ -3,10 +3,10 @@
 //! threads ordered by their newest message. Dovecot 2.3 answers the same on the shapes
 //! checked in the tests (it is the only server offering REFS that clients meet).
 //!
-//! The matching set comes from the SEARCH evaluator, sent dates and subjects from the stored
-//! ENVELOPE (batched, as SORT reads them). REFERENCES also needs the Message-ID, In-Reply-To
-//! and References header fields, which the ENVELOPE lacks (References): those are read from
-//! each message's header, one store read per message.
+//! The matching set comes from the SEARCH evaluator; sent dates, base subjects and the
+//! normalized Message-ID and references (RFC 5256 §3: References, else In-Reply-To) from the
+//! sort keys kept in the store (`super::sortkeys`, computed once per message, as SORT reads
+//! them).
 //!
 //! Threads live in an arena of nodes; every walk over them (pruning, sorting, writing) uses
 //! an explicit stack, so a reply chain thousands of messages deep cannot overflow the stack.
@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
 
-use super::collate::{base_subject, casemap_key};
 use super::search;
-use super::sort::{cap_key, check_budget, load_rows};
+use super::sort::check_budget;
+use super::sortkeys;
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 
@@ -452,38 +452,30 @@ pub(crate) async fn thread(
 ) -> CmdResult<()> {
     let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
     let (idx, _) = search::run(ctx, Some(charset), program).await?;
-    let msgs: Vec<Msg> = load_rows(ctx, &idx, deadline, |i, info| {
-        let (base, reply) = base_subject(info.envelope.subject.as_deref().unwrap_or(""));
-        Msg {
-            num: if uid {
-                ctx.sel.messages[i].uid
-            } else {
-                i as u32 + 1
-            },
+    let fields = match algorithm {
+        ThreadAlgorithm::OrderedSubject => sortkeys::Fields::SUBJECT,
+        _ => sortkeys::Fields::SUBJECT.with(sortkeys::Fields::REFS),
+    };
+    let keys = sortkeys::load(ctx, &idx, fields, deadline).await?;
+    // Keys computed for the first time may have used up the command's budget: threading gets
+    // one of its own.
+    let deadline = deadline.max(Instant::now() + search::SEARCH_TIME_BUDGET);
+    let mut refs = Vec::with_capacity(idx.len());
+    let mut msgs = Vec::with_capacity(idx.len());
+    for (&i, k) in idx.iter().zip(keys) {
+        let meta = &ctx.sel.messages[i];
+        msgs.push(Msg {
+            num: if uid { meta.uid } else { i as u32 + 1 },
             seq: i,
-            sent: info.sent,
-            subject: cap_key(casemap_key(&base)),
-            reply,
-        }
-    })
-    .await?;
+            sent: k.sent.unwrap_or(meta.internal_date),
+            subject: k.subject,
+            reply: k.reply,
+        });
+        refs.push(k.refs);
+    }
     let forest = match algorithm {
         ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
         ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
-            let mut refs = Vec::with_capacity(idx.len());
-            for (n, &i) in idx.iter().enumerate() {
-                if n % 64 == 63 {
-                    check_budget(deadline)?;
-                }
-                let uid = ctx.sel.messages[i].uid;
-                let r = match ctx.store.message_bytes(ctx.sel.mailbox.id, uid).await {
-                    Ok(bytes) => refs_of(search::eval::header_part(&bytes)),
-                    // Expunged meanwhile: no references.
-                    Err(mailkeep_store::StoreError::NoSuchMailbox) => Refs::default(),
-                    Err(e) => return Err(e.into()),
-                };
-                refs.push(r);
-            }
             let by_subject = algorithm == ThreadAlgorithm::References;
             references(msgs, refs, by_subject, deadline)?
         }
