@@ -26,6 +26,41 @@ pub const TOUCH_INTERVAL: i64 = 60;
 /// Longest label.
 pub const MAX_LABEL: usize = 100;
 
+/// How often a session asks the store whether its app password still exists.
+pub const REVOCATION_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The app password a session logged in with: revoking it ends the session at its next
+/// command (IMAP and POP3 alike), noticed within [`REVOCATION_CHECK_INTERVAL`].
+#[derive(Debug, Clone, Copy)]
+pub struct Watch {
+    id: i64,
+    checked: std::time::Instant,
+}
+
+impl Watch {
+    pub fn new(id: i64) -> Watch {
+        Watch {
+            id,
+            checked: std::time::Instant::now(),
+        }
+    }
+
+    /// False once the app password has been revoked. A store fault is not a revocation: it
+    /// is asked again at the next command.
+    pub async fn still_valid(&mut self, store: &dyn MailStore) -> bool {
+        if self.checked.elapsed() < REVOCATION_CHECK_INTERVAL {
+            return true;
+        }
+        match store.app_password_exists(self.id).await {
+            Ok(false) => false,
+            Ok(true) | Err(_) => {
+                self.checked = std::time::Instant::now();
+                true
+            }
+        }
+    }
+}
+
 fn random_letters(n: usize) -> String {
     let mut rng = rand::rngs::OsRng;
     (0..n).map(|_| rng.gen_range(b'a'..=b'z') as char).collect()

@@ -253,7 +253,7 @@ impl Session {
         match check {
             LoginCheck::TryPassword => self.upgrade_secrets(&user, password).await,
             LoginCheck::AppPassword(id) => {
-                self.app_password = Some((id, std::time::Instant::now()));
+                self.app_password = Some(mailkeep_auth::app_passwords::Watch::new(id));
             }
             _ => {}
         }

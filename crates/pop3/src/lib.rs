@@ -141,13 +141,10 @@ pub struct Session {
     channel_binding: Option<Vec<u8>>,
     /// The app password this session logged in with and when it was last seen to exist: a
     /// revoked one ends the session at its next command (asked at most once a second).
-    app_password: Option<(i64, std::time::Instant)>,
+    app_password: Option<mailkeep_auth::app_passwords::Watch>,
     /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 with this issuer's tokens.
     oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
-
-/// How often an open session asks the store whether its app password still exists.
-pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Session {
     pub fn new(store: Arc<dyn MailStore>, maildrops: Arc<Maildrops>, config: Pop3Config) -> Self {
@@ -291,18 +288,9 @@ impl Session {
 
     /// False once the app password of this session has been revoked.
     async fn app_password_valid(&mut self) -> bool {
-        let Some((id, checked)) = self.app_password else {
-            return true;
-        };
-        if checked.elapsed() < REVOCATION_CHECK_INTERVAL {
-            return true;
-        }
-        match self.store.app_password_exists(id).await {
-            Ok(false) => false,
-            Ok(true) | Err(_) => {
-                self.app_password = Some((id, std::time::Instant::now()));
-                true
-            }
+        match self.app_password.as_mut() {
+            Some(watch) => watch.still_valid(&*self.store).await,
+            None => true,
         }
     }
 

@@ -152,37 +152,24 @@ pub(crate) struct Inner {
     pub login_guard: Option<gate::LoginGuard>,
     /// The app password this session logged in with and when it was last seen to exist: a
     /// revoked one ends the session at its next command (checked at most once a second).
-    pub app_password: Option<(i64, std::time::Instant)>,
+    pub app_password: Option<mailkeep_auth::app_passwords::Watch>,
     /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 are offered with this issuer's tokens.
     pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
 
 impl Inner {
     pub(crate) fn watch_app_password(&mut self, id: Option<i64>) {
-        self.app_password = id.map(|id| (id, std::time::Instant::now()));
+        self.app_password = id.map(mailkeep_auth::app_passwords::Watch::new);
     }
 
     /// False once the app password of this session has been revoked (`BYE` and close).
     async fn app_password_valid(&mut self) -> bool {
-        let Some((id, checked)) = self.app_password else {
-            return true;
-        };
-        if checked.elapsed() < REVOCATION_CHECK_INTERVAL {
-            return true;
-        }
-        match self.store.app_password_exists(id).await {
-            Ok(false) => false,
-            // A store fault is not a revocation: try again at the next command.
-            Ok(true) | Err(_) => {
-                self.app_password = Some((id, std::time::Instant::now()));
-                true
-            }
+        match self.app_password.as_mut() {
+            Some(watch) => watch.still_valid(&*self.store).await,
+            None => true,
         }
     }
 }
-
-/// How often an open session asks the store whether its app password still exists.
-pub const REVOCATION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// COMPRESS=DEFLATE on a connection: the server says whether it can, the session turns it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
