@@ -46,6 +46,32 @@ impl Notifier {
         }
     }
 
+    /// Mailboxes that sessions watch now (to wake them all when changes may have been
+    /// missed, e.g. after another node's notifications could not be heard).
+    pub fn watched(&self) -> Vec<MailboxId> {
+        let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|(_, w)| w.strong_count() > 0)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Like [`Notifier::notify`], but only if `modseq` is above the last one announced for
+    /// the mailbox: a change heard from elsewhere (another node) that this process announced
+    /// already wakes nobody twice.
+    pub fn notify_newer(&self, mailbox: MailboxId, modseq: u64) {
+        let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get(&mailbox).and_then(Weak::upgrade) {
+            s.send_if_modified(|v| {
+                let newer = modseq > *v;
+                if newer {
+                    *v = modseq;
+                }
+                newer
+            });
+        }
+    }
+
     /// Tell every session on `mailbox` that it changed.
     pub fn notify(&self, mailbox: MailboxId, modseq: u64) {
         let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,216 @@
+//! The conformance suite and the PostgreSQL backend's own guarantees (several nodes on one
+//! database), against a throwaway PostgreSQL started by the test (see
+//! `mailkeep_store::postgres::testing`).
+#![cfg(feature = "postgres")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailkeep_store::MailStore;
+use mailkeep_store::conformance::{self, message};
+use mailkeep_store::postgres::PgStore;
+use mailkeep_store::postgres::testing::TestPostgres;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("conformance").await;
+    let store = PgStore::open(&url, 8).await.expect("open");
+    let started = Instant::now();
+    conformance::run_all(store).await;
+    println!("conformance suite on PostgreSQL: {:?}", started.elapsed());
+}
+
+/// Two stores on one database, as two nodes.
+async fn two_nodes(pg: &TestPostgres, db: &str) -> (Arc<PgStore>, Arc<PgStore>) {
+    let url = pg.create_database(db).await;
+    let a = PgStore::open(&url, 4).await.expect("open node A");
+    let b = PgStore::open(&url, 4).await.expect("open node B");
+    (a, b)
+}
+
+/// Waits (at most `within`) for the subscription to be woken; returns the modseq it got.
+async fn woken(
+    sub: &mut mailkeep_store::notify::Subscription,
+    within: Duration,
+    what: &str,
+) -> u64 {
+    tokio::time::timeout(within, sub.receiver.changed())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not woken within {within:?}"))
+        .expect("notifier alive");
+    *sub.receiver.borrow_and_update()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_on_one_node_wakes_the_other() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let (a, b) = two_nodes(&pg, "wake").await;
+    let user = a.create_user("n", "h").await.unwrap().id;
+    let ib = a.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let other = a.create_mailbox(user, "other", None).await.unwrap().id;
+    let mut sub = b.notifier().subscribe(ib);
+    let mut other_sub = b.notifier().subscribe(other);
+    sub.receiver.borrow_and_update();
+    other_sub.receiver.borrow_and_update();
+
+    let second = Duration::from_secs(1);
+    let started = Instant::now();
+    let (_, uids) = a.append(ib, vec![message("x", "y")]).await.unwrap();
+    let got = woken(&mut sub, second, "APPEND on A").await;
+    println!("APPEND on A heard on B after {:?}", started.elapsed());
+    assert_eq!(got, b.status(ib).await.unwrap().highest_modseq);
+    assert_eq!(
+        b.messages(ib).await.unwrap().len(),
+        1,
+        "B reads what A wrote"
+    );
+    let seen = mailkeep_store::Flags {
+        system: mailkeep_store::flags::SEEN,
+        keywords: Vec::new(),
+    };
+    a.set_flags(ib, &uids, mailkeep_store::FlagOp::Add, &seen, None)
+        .await
+        .unwrap();
+    woken(&mut sub, second, "flag change on A").await;
+    a.expunge(ib, &uids).await.unwrap();
+    let got = woken(&mut sub, second, "EXPUNGE on A").await;
+    assert_eq!(got, a.status(ib).await.unwrap().highest_modseq);
+    assert!(
+        !other_sub.receiver.has_changed().unwrap(),
+        "other mailboxes are not woken"
+    );
+
+    // Many changes in a burst wake B's sessions without a backlog: the last modseq arrives.
+    for i in 0..20 {
+        a.append(ib, vec![message("burst", &i.to_string())])
+            .await
+            .unwrap();
+    }
+    let want = a.status(ib).await.unwrap().highest_modseq;
+    let deadline = Instant::now() + second;
+    while *sub.receiver.borrow() != want {
+        assert!(Instant::now() < deadline, "last of a burst not heard");
+        let _ = tokio::time::timeout(Duration::from_millis(50), sub.receiver.changed()).await;
+    }
+
+    // The listening connection is lost: B connects again and wakes every watched mailbox,
+    // since what changed meanwhile was not heard.
+    let (client, conn) = tokio_postgres::connect(&pg.url("wake"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sub.receiver.borrow_and_update();
+    let killed: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 2, "listeners of A and B terminated: {killed}");
+    // Written straight into the database: no node announces it.
+    client
+        .execute(
+            "UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1",
+            &[&ib],
+        )
+        .await
+        .unwrap();
+    let got = woken(&mut sub, Duration::from_secs(5), "after a reconnect").await;
+    assert_eq!(got, b.status(ib).await.unwrap().highest_modseq);
+    // And it hears changes again.
+    a.append(ib, vec![message("again", "z")]).await.unwrap();
+    woken(&mut sub, second, "APPEND after the reconnect").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uids_and_modseqs_are_unique_across_nodes() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let (a, b) = two_nodes(&pg, "unique").await;
+    let user = a.create_user("c", "h").await.unwrap().id;
+    let ib = a.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for j in 0..4 {
+                let (_, uids) = s
+                    .append(
+                        ib,
+                        vec![message(&format!("t{i}"), &format!("body {i} {j}"))],
+                    )
+                    .await
+                    .unwrap();
+                got.extend(uids);
+                // Flag changes in between, from both nodes, take modseqs too.
+                let seen = mailkeep_store::Flags {
+                    system: mailkeep_store::flags::SEEN,
+                    keywords: Vec::new(),
+                };
+                s.set_flags(ib, &got, mailkeep_store::FlagOp::Add, &seen, None)
+                    .await
+                    .unwrap();
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let uids = t.await.unwrap();
+        assert!(uids.windows(2).all(|w| w[0] < w[1]), "ascending per writer");
+        all.extend(uids);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 48, "every append got its own UID");
+    let msgs = b.messages(ib).await.unwrap();
+    assert_eq!(msgs.iter().map(|m| m.uid).collect::<Vec<_>>(), all);
+    let st = a.status(ib).await.unwrap();
+    assert_eq!(st.uidnext, all[47] + 1);
+    assert_eq!(st.messages, 48);
+    assert_eq!(st.unseen, 0);
+    assert!(msgs.iter().all(|m| m.modseq <= st.highest_modseq));
+    assert!(a.check().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn migrations_run_once_and_newer_schemas_are_refused() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("migrate").await;
+    assert_eq!(PgStore::migrate(&url).await.unwrap(), [1]);
+    assert!(PgStore::migrate(&url).await.unwrap().is_empty());
+    drop(PgStore::open(&url, 2).await.expect("open after migrate"));
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM mailkeep_schema ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+    client
+        .execute("INSERT INTO mailkeep_schema(version) VALUES (999)", &[])
+        .await
+        .unwrap();
+    match PgStore::open(&url, 2).await {
+        Err(mailkeep_store::StoreError::Cannot(m)) => assert!(m.contains("999"), "{m}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+}
