@@ -22,6 +22,9 @@ dpkg -s libsasl2-modules >/dev/null 2>&1 || need_apt+=(libsasl2-modules)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # testssl.sh for tests/hostile/test_testssl.py (both TLS listeners scanned).
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
+# PostgreSQL for the postgres store's tests (crates/store/tests/conformance_postgres.rs,
+# tests/postgres), which start their own throwaway server with initdb in a temporary directory.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -54,6 +57,8 @@ echo "== POP3 (pytest: poplib, curl, fetchmail, getmail6)"
 python3 -m pytest -q tests/pop3
 echo "== LMTP delivery, with a real Postfix (pytest)"
 python3 -m pytest -q tests/lmtp
+echo "== PostgreSQL store: two nodes on one database (pytest)"
+python3 -m pytest -q tests/postgres
 echo "== backup, restore, upgrades of older data directories, config check (pytest)"
 python3 -m pytest -q tests/backup
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then

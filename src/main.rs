@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mailkeep_server::{Config, Server};
 use mailkeep_store::MailStore;
+use mailkeep_store::postgres::PgStore;
 use mailkeep_store::sqlite::SqliteStore;
 
 #[derive(Parser)]
@@ -82,6 +83,13 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Database tools (`db migrate`: bring the store's schema up to date).
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Manage app passwords: one per device, for IMAP and POP3 (the only way in once two-factor
     /// authentication is on).
     AppPassword {
@@ -90,6 +98,12 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Apply the schema migrations not yet applied (the server also does at start).
+    Migrate,
 }
 
 #[derive(Subcommand)]
@@ -268,6 +282,13 @@ fn main() -> Result<()> {
             init_cli_logging(&config)?;
             runtime.block_on(quota(config, action))
         }
+        Command::Db {
+            action: DbAction::Migrate,
+            location,
+        } => {
+            let config = load_config(&location)?;
+            runtime.block_on(db_migrate(config))
+        }
         Command::AppPassword { action, location } => {
             let config = load_config(&location)?;
             init_cli_logging(&config)?;
@@ -403,7 +424,22 @@ fn audit(action: &str, name: &str, detail: &str) {
     );
 }
 
-fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+/// The store `[store] backend` names: the embedded one in the data directory, or PostgreSQL.
+async fn open_store(config: &Config) -> Result<Arc<dyn MailStore>> {
+    config.store.validate().map_err(anyhow::Error::msg)?;
+    if config.store.backend == "postgres" {
+        let url = config.store.url.as_deref().unwrap_or_default();
+        let store = PgStore::open(url, config.store.pool_size)
+            .await
+            .context("opening the PostgreSQL store")?;
+        store.set_default_quota(config.quota.limits());
+        store.set_tombstone_retention(config.store.tombstone_retention());
+        return Ok(store);
+    }
+    Ok(open_sqlite(config)?)
+}
+
+fn open_sqlite(config: &Config) -> Result<Arc<SqliteStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = SqliteStore::open(&config.data_dir)
@@ -414,7 +450,7 @@ fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
 }
 
 async fn serve(config: Config) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let first_start = store.list_users().await?.is_empty();
     let server = Server::bind(config.clone(), store.clone()).await?;
     // Printed before the IMAP lines, which tests wait for last.
@@ -501,7 +537,7 @@ fn read_password(prompt_for: &str) -> Result<String> {
 }
 
 async fn user(config: Config, action: UserAction) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         UserAction::Add { name, secret } => {
             if !mailkeep_auth::valid_user_name(&name) {
@@ -650,7 +686,7 @@ fn show_time(secs: i64) -> String {
 
 async fn app_password(config: Config, action: AppPasswordAction) -> Result<()> {
     use mailkeep_auth::app_passwords;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         AppPasswordAction::Add { name, label } => {
             let (password, _) = app_passwords::add(&*store, &name, &label).await?;
@@ -761,8 +797,27 @@ async fn import_passwd_file(
     Ok(())
 }
 
+async fn db_migrate(config: Config) -> Result<()> {
+    config.store.validate().map_err(anyhow::Error::msg)?;
+    if config.store.backend == "postgres" {
+        let url = config.store.url.as_deref().unwrap_or_default();
+        let applied = PgStore::migrate(url)
+            .await
+            .context("migrating the PostgreSQL schema")?;
+        match applied.as_slice() {
+            [] => println!("ok: the PostgreSQL schema is up to date"),
+            v => println!("ok: applied PostgreSQL schema migration(s) {v:?}"),
+        }
+    } else {
+        // The embedded store upgrades its index when it opens.
+        open_sqlite(&config)?;
+        println!("ok: the embedded store is up to date");
+    }
+    Ok(())
+}
+
 async fn check(config: Config) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let problems = store.check().await?;
     if problems.is_empty() {
         println!("ok: index and message files agree");
@@ -781,7 +836,10 @@ async fn backup(config: Config, dir: PathBuf) -> Result<()> {
             config.data_dir.display()
         );
     }
-    let store = open_store(&config)?;
+    if config.store.backend == "postgres" {
+        bail!("backup is of the embedded store; back up PostgreSQL with its own tools (pg_dump)");
+    }
+    let store = open_sqlite(&config)?;
     let s = {
         let store = store.clone();
         let dir = dir.clone();
@@ -825,7 +883,7 @@ fn config_check(file: &std::path::Path) -> Result<()> {
 }
 
 async fn domain(config: Config, action: DomainAction) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         DomainAction::Add { domain } => {
             let d = mailkeep_store::recipients::normalize_domain(&domain)?;
@@ -854,7 +912,7 @@ async fn domain(config: Config, action: DomainAction) -> Result<()> {
 }
 
 async fn alias(config: Config, action: AliasAction) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         AliasAction::Add { address, target } => {
             let a = mailkeep_store::recipients::normalize_alias(&address)?;
@@ -917,7 +975,7 @@ async fn quota(config: Config, action: QuotaAction) -> Result<()> {
         t.parse::<u64>()
             .map_err(|_| format!("{t:?} is not a number of messages"))
     };
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         QuotaAction::Set {
             name,
@@ -939,12 +997,12 @@ async fn quota(config: Config, action: QuotaAction) -> Result<()> {
                 r => r?,
             }
             audit("quota_set", &name, &detail);
-            println!("{}", quota_show(&store, name).await?);
+            println!("{}", quota_show(&*store, name).await?);
         }
-        QuotaAction::Get { name } => println!("{}", quota_show(&store, name).await?),
+        QuotaAction::Get { name } => println!("{}", quota_show(&*store, name).await?),
         QuotaAction::List => {
             for u in store.list_users().await? {
-                println!("{}", quota_show(&store, u.name).await?);
+                println!("{}", quota_show(&*store, u.name).await?);
             }
         }
     }
@@ -952,7 +1010,7 @@ async fn quota(config: Config, action: QuotaAction) -> Result<()> {
 }
 
 /// `NAME storage USED/LIMIT (SOURCE) messages USED/LIMIT (SOURCE)`.
-async fn quota_show(store: &SqliteStore, name: String) -> Result<String> {
+async fn quota_show(store: &dyn MailStore, name: String) -> Result<String> {
     use mailkeep_store::quota::format_size;
     let Some(user) = store.get_user(&name).await? else {
         bail!("no such account {name:?}");

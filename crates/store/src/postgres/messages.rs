@@ -711,6 +711,13 @@ pub(super) async fn prune_tombstones(
     Ok(rows.len() as u64)
 }
 
+/// Periodic upkeep: lets go of the bodies of tombstones past the expunge grace period (in
+/// every mailbox), then forgets tombstones older than `retention`. Returns how many went.
+pub(super) async fn upkeep(tx: &Transaction<'_>, retention: std::time::Duration) -> Result<u64> {
+    release_held(tx, None, now() - EXPUNGE_GRACE_SECS).await?;
+    prune_tombstones(tx, retention).await
+}
+
 /// Removes a mailbox with its messages and tombstones; returns the modseq to wake its
 /// sessions with (None if it was gone already).
 pub(super) async fn drop_mailbox(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Option<u64>> {

@@ -19,6 +19,7 @@ mod messages;
 pub mod schema;
 pub mod testing;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -56,12 +57,43 @@ pub struct PgStore {
     pool: Pool,
     notifier: Arc<Notifier>,
     default_quota: Mutex<QuotaLimits>,
+    /// Seconds a tombstone is kept (see [`PgStore::set_tombstone_retention`]).
+    retention: Arc<AtomicU64>,
     listener: tokio::task::JoinHandle<()>,
+    upkeep: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.upkeep.abort();
+    }
+}
+
+/// How often each node runs the upkeep (expired body holds, old tombstones): cheap when there
+/// is nothing to do, and harmless when nodes do it at once (row locks).
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Tombstones are kept this long unless set otherwise (the configuration's default).
+const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+async fn upkeep_loop(pool: Pool, retention: Arc<AtomicU64>) {
+    loop {
+        tokio::time::sleep(UPKEEP_EVERY).await;
+        let age = std::time::Duration::from_secs(retention.load(Ordering::Relaxed));
+        let r: Result<u64> = async {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let n = messages::upkeep(&tx, age).await?;
+            tx.commit().await?;
+            Ok(n)
+        }
+        .await;
+        match r {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(tombstones = n, "old tombstones pruned"),
+            Err(e) => tracing::warn!(error = %e, "store upkeep"),
+        }
     }
 }
 
@@ -144,11 +176,15 @@ impl PgStore {
             .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
         let notifier = Arc::new(Notifier::default());
         let listener = listen::start(config, tls, pool.clone(), notifier.clone()).await?;
+        let retention = Arc::new(AtomicU64::new(DEFAULT_RETENTION.as_secs()));
+        let upkeep = tokio::spawn(upkeep_loop(pool.clone(), retention.clone()));
         Ok(Arc::new(PgStore {
             pool,
             notifier,
             default_quota: Mutex::new(QuotaLimits::default()),
+            retention,
             listener,
+            upkeep,
         }))
     }
 
@@ -160,6 +196,12 @@ impl PgStore {
             .map_err(|e| StoreError::Cannot(format!("store url: {e}")))?;
         let tls = Tls::for_config(&config)?;
         schema::migrate(&mut tls.client(&config).await?).await
+    }
+
+    /// How long tombstones of expunged messages are kept (`[store] tombstone_days`); pruned
+    /// by each node's upkeep, every minute.
+    pub fn set_tombstone_retention(&self, age: std::time::Duration) {
+        self.retention.store(age.as_secs(), Ordering::Relaxed);
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client> {
