@@ -57,8 +57,6 @@ echo "== POP3 (pytest: poplib, curl, fetchmail, getmail6)"
 python3 -m pytest -q tests/pop3
 echo "== LMTP delivery, with a real Postfix (pytest)"
 python3 -m pytest -q tests/lmtp
-echo "== PostgreSQL store: two nodes on one database (pytest)"
-python3 -m pytest -q tests/postgres
 echo "== backup, restore, upgrades of older data directories, config check (pytest)"
 python3 -m pytest -q tests/backup
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
