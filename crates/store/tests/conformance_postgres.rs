@@ -214,3 +214,46 @@ async fn migrations_run_once_and_newer_schemas_are_refused() {
         Ok(_) => panic!("a newer schema was opened"),
     }
 }
+
+#[tokio::test]
+async fn check_finds_damage() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("damage").await;
+    let store = PgStore::open(&url, 2).await.unwrap();
+    let a = store.create_user("a", "h").await.unwrap().id;
+    let ib = store.get_mailbox(a, "INBOX").await.unwrap().unwrap().id;
+    store
+        .append(ib, vec![message("1", "one"), message("2", "two")])
+        .await
+        .unwrap();
+    assert!(store.check().await.unwrap().is_empty());
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let other = zstd::encode_all(&b"not the message"[..], 3).unwrap();
+    client
+        .batch_execute(
+            "UPDATE bodies SET refcount = 7 WHERE hash = (SELECT hash FROM bodies ORDER BY hash LIMIT 1);
+             UPDATE mailboxes SET unseen = 99;",
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE bodies SET data = $1 WHERE hash = (SELECT hash FROM bodies ORDER BY hash DESC LIMIT 1)",
+            &[&other],
+        )
+        .await
+        .unwrap();
+    let problems = store.check().await.unwrap().join("\n");
+    for want in [
+        "refcount 7, referenced by 1",
+        "STATUS counters disagree",
+        "has 15 bytes, index says",
+    ] {
+        assert!(problems.contains(want), "expected {want:?} in:\n{problems}");
+    }
+}

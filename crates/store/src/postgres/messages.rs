@@ -983,13 +983,12 @@ pub(super) async fn check<C: GenericClient>(c: &C) -> Result<Vec<String>> {
     if unindexed > 0 {
         problems.push(format!("{unindexed} bodies are not in the search index"));
     }
+    problems.extend(check_bodies(c).await?);
     Ok(problems)
 }
 
-/// Every body's bytes unpack to its recorded size and hash (a slower check, for tests and
-/// `mailkeep check --deep` later).
-#[allow(dead_code)]
-pub(super) async fn check_bodies<C: GenericClient>(c: &C) -> Result<Vec<String>> {
+/// Every body's bytes unpack to its recorded size and hash (one body in memory at a time).
+async fn check_bodies<C: GenericClient>(c: &C) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let hashes: Vec<Vec<u8>> = c
         .query("SELECT hash FROM bodies ORDER BY hash", &[])
@@ -1005,11 +1004,18 @@ pub(super) async fn check_bodies<C: GenericClient>(c: &C) -> Result<Vec<String>>
             continue;
         };
         let (size, packed): (i64, Vec<u8>) = (r.get(0), r.get(1));
-        let ok = zstd::bulk::decompress(&packed, size.max(0) as usize)
-            .map(|d| d.len() as i64 == size && Sha256::digest(&d).as_slice() == hash.as_slice())
-            .unwrap_or(false);
-        if !ok {
-            problems.push(format!("body {}: damaged", hex::encode(&hash)));
+        match zstd::bulk::decompress(&packed, size.max(0) as usize) {
+            Ok(d) if d.len() as i64 != size => problems.push(format!(
+                "body {}: has {} bytes, index says {size}",
+                hex::encode(&hash),
+                d.len()
+            )),
+            Ok(d) if Sha256::digest(&d).as_slice() != hash.as_slice() => problems.push(format!(
+                "body {}: bytes differ from its hash",
+                hex::encode(&hash)
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("body {}: cannot unpack: {e}", hex::encode(&hash))),
         }
     }
     Ok(problems)
