@@ -1,6 +1,6 @@
 //! Messages: append, flags, expunge and tombstones, copy and move, reads, text search,
-//! \Recent, the integrity check. Bodies are content-addressed rows of `bodies`, refcounted
-//! by the messages and tombstones that hold them.
+//! \Recent, the integrity check. Bodies are content-addressed rows of `bodies`, shared by the
+//! messages and tombstones that hold them and deleted with the last of them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -258,7 +258,9 @@ fn pack_body(data: &[u8], parsed: ParsedInfo, analyze: bool) -> Result<NewBody> 
     })
 }
 
-/// One more reference to the body `data` (hash `hash`), storing it if it is new.
+/// Makes sure the body `data` (hash `hash`) is stored, for a message about to refer to it.
+/// Takes no lock on a body that is there: if another transaction deletes it meanwhile (its
+/// last reference gone), the message's foreign key fails and the transaction runs again.
 async fn acquire_body(
     tx: &Transaction<'_>,
     hash: &[u8],
@@ -266,25 +268,21 @@ async fn acquire_body(
     parsed: ParsedInfo,
     analyze: bool,
 ) -> Result<()> {
-    let n = tx
-        .execute(
-            "UPDATE bodies SET refcount = refcount + 1 WHERE hash = $1",
-            &[&hash],
-        )
-        .await?;
-    if n == 1 {
+    if tx
+        .query_opt("SELECT 1 FROM bodies WHERE hash = $1", &[&hash])
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     let size = data.len() as i64;
     let nb = blocking(move || pack_body(&data, parsed, analyze)).await?;
     let p = &nb.parsed;
-    let inserted: bool = tx
-        .query_one(
-            "INSERT INTO bodies(hash, size, data, refcount, envelope, bodystructure, body, parts,
-                sent_date)
-             VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8)
-             ON CONFLICT (hash) DO UPDATE SET refcount = bodies.refcount + 1
-             RETURNING (xmax = 0)",
+    let inserted = tx
+        .query_opt(
+            "INSERT INTO bodies(hash, size, data, envelope, bodystructure, body, parts, sent_date)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (hash) DO NOTHING RETURNING 1",
             &[
                 &hash,
                 &size,
@@ -297,7 +295,7 @@ async fn acquire_body(
             ],
         )
         .await?
-        .get(0);
+        .is_some();
     if inserted {
         tx.execute(
             "INSERT INTO search(hash, header, body) VALUES ($1, $2, $3)",
@@ -308,22 +306,18 @@ async fn acquire_body(
     Ok(())
 }
 
-/// Drops one reference per entry of `hashes`; bodies left without any go (their search text
-/// with them).
+/// Deletes those of `hashes` that no message or tombstone refers to any more (their search
+/// text goes with them).
 async fn release_bodies(tx: &Transaction<'_>, mut hashes: Vec<Vec<u8>>) -> Result<()> {
     if hashes.is_empty() {
         return Ok(());
     }
     hashes.sort();
+    hashes.dedup();
     tx.execute(
-        "UPDATE bodies b SET refcount = b.refcount - d.n
-         FROM (SELECT h, count(*) AS n FROM unnest($1::bytea[]) AS h GROUP BY h) d
-         WHERE b.hash = d.h",
-        &[&hashes],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM bodies WHERE hash = ANY($1) AND refcount <= 0",
+        "DELETE FROM bodies b WHERE b.hash = ANY($1)
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_hash = b.hash)
+           AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.body_hash = b.hash)",
         &[&hashes],
     )
     .await?;
@@ -796,14 +790,6 @@ pub(super) async fn copy(
             "UID space of the mailbox exhausted".into(),
         ));
     }
-    let hashes: Vec<Vec<u8>> = rows.iter().map(|r| r.get(1)).collect();
-    tx.execute(
-        "UPDATE bodies b SET refcount = b.refcount + d.n
-         FROM (SELECT h, count(*) AS n FROM unnest($1::bytea[]) AS h GROUP BY h) d
-         WHERE b.hash = d.h",
-        &[&hashes],
-    )
-    .await?;
     let modseq = dst.highest_modseq + 1;
     let mut uid = dst.uidnext;
     let mut map = Vec::with_capacity(rows.len());
@@ -925,22 +911,15 @@ pub(super) async fn check<C: GenericClient>(c: &C) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for r in c
         .query(
-            "SELECT encode(b.hash, 'hex'), b.refcount, coalesce(m.n, 0) + coalesce(e.n, 0)
-             FROM bodies b
-             LEFT JOIN (SELECT body_hash, count(*) AS n FROM messages GROUP BY body_hash) m
-               ON m.body_hash = b.hash
-             LEFT JOIN (SELECT body_hash, count(*) AS n FROM expunged
-                        WHERE body_hash IS NOT NULL GROUP BY body_hash) e
-               ON e.body_hash = b.hash
-             WHERE b.refcount <> coalesce(m.n, 0) + coalesce(e.n, 0)",
+            "SELECT encode(b.hash, 'hex') FROM bodies b
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_hash = b.hash)
+               AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.body_hash = b.hash)",
             &[],
         )
         .await?
     {
-        let (hash, refcount, refs): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        problems.push(format!(
-            "body {hash}: refcount {refcount}, referenced by {refs}"
-        ));
+        let hash: String = r.get(0);
+        problems.push(format!("body {hash}: referenced by nothing"));
     }
     for r in c
         .query(

@@ -9,7 +9,8 @@
 //!   UIDs, UIDNEXT and HIGHESTMODSEQ only ever rise. Locks are taken in one order: the
 //!   account (quota), then mailboxes by ascending id, then bodies.
 //! - Bodies: content-addressed (`bodies`, SHA-256 key, zstd), shared between identical
-//!   messages and refcounted; their lower-cased text in `search` with trigram indexes.
+//!   messages (no lock on a shared body) and deleted with their last reference; their
+//!   lower-cased text in `search` with trigram indexes.
 //! - Notifications: a change commits with `pg_notify('mailkeep', '<mailbox>:<modseq>')`; a
 //!   listener on a connection of its own wakes this node's sessions ([`listen`]).
 
@@ -227,17 +228,48 @@ impl PgStore {
 }
 
 /// Runs `$body` (an async block using `tx`) in a transaction; commits, then announces the
-/// changed mailboxes it returned beside its value.
+/// changed mailboxes it returned beside its value. A transaction that lost a race PostgreSQL
+/// resolves by aborting one side (see `is_retryable`) is run again.
 macro_rules! write_tx {
     ($self:ident, |$tx:ident| $body:expr) => {{
-        let mut client = $self.client().await?;
-        let $tx = client.transaction().await?;
-        let (value, changed) = $body.await?;
-        messages::send_notifications(&$tx, &changed).await?;
-        $tx.commit().await?;
-        $self.announce(&changed);
-        Ok(value)
+        let mut attempt = 1;
+        loop {
+            let r = async {
+                let mut client = $self.client().await?;
+                let $tx = client.transaction().await?;
+                let (value, changed) = $body.await?;
+                messages::send_notifications(&$tx, &changed).await?;
+                $tx.commit().await?;
+                Ok::<_, StoreError>((value, changed))
+            }
+            .await;
+            match r {
+                Ok((value, changed)) => {
+                    $self.announce(&changed);
+                    break Ok(value);
+                }
+                Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
+                    tracing::debug!(error = %e, attempt, "store transaction run again");
+                    attempt += 1;
+                    let pause = 5 * u64::from(attempt) + u64::from(std::process::id() % 7);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        }
     }};
+}
+
+/// Times a write transaction is tried when PostgreSQL aborts it for a deadlock or a
+/// serialization failure.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// A deadlock victim (40P01), a serialization failure (40001), or a foreign key that failed
+/// because another transaction deleted a shared body this one was about to refer to (23503):
+/// nothing was written, and running the transaction again is the cure.
+fn is_retryable(e: &StoreError) -> bool {
+    matches!(e, StoreError::Internal(m)
+        if m.starts_with("40P01:") || m.starts_with("40001:") || m.starts_with("23503:"))
 }
 
 #[async_trait]
@@ -374,7 +406,7 @@ impl MailStore for PgStore {
     ) -> Result<(u32, Vec<u32>)> {
         let quota = self.default_quota();
         write_tx!(self, |tx| async {
-            messages::append(&tx, mailbox, messages, quota).await
+            messages::append(&tx, mailbox, messages.clone(), quota).await
         })
     }
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {

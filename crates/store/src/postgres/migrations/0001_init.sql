@@ -49,13 +49,13 @@ CREATE TABLE subscriptions(
 );
 
 -- One row per distinct message body, keyed by the SHA-256 of its bytes, zstd-packed, with
--- the parse made when it first arrived. `refcount` counts the messages and the tombstones
--- still holding it; the row goes with the last reference.
+-- the parse made when it first arrived. Shared by every message and tombstone holding it
+-- (foreign keys); the transaction that lets go of the last reference deletes the row. No
+-- reference count: appends of shared bodies take no lock on them.
 CREATE TABLE bodies(
     hash BYTEA PRIMARY KEY,
     size BIGINT NOT NULL,
     data BYTEA NOT NULL,
-    refcount BIGINT NOT NULL,
     envelope BYTEA NOT NULL,
     bodystructure BYTEA NOT NULL,
     body BYTEA NOT NULL,
