@@ -12,6 +12,9 @@ use mailkeep_store::MailStore;
 use mailkeep_store::postgres::PgStore;
 use mailkeep_store::sqlite::SqliteStore;
 
+mod migrate_cli;
+mod transfer_cli;
+
 #[derive(Parser)]
 #[command(name = "mailkeep", version, about = "An IMAP4rev2 mail server")]
 struct Cli {
@@ -76,6 +79,25 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Import mail into an account: `import maildir PATH --user NAME`, `import mbox FILE|DIR
+    /// --user NAME [--folder NAME]`. Safe while the server runs.
+    Import {
+        #[command(subcommand)]
+        source: transfer_cli::ImportSource,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Export an account's mail: `export maildir|mbox --user NAME PATH`.
+    Export {
+        format: transfer_cli::ExportFormat,
+        /// The account to export.
+        #[arg(long)]
+        user: String,
+        /// A new (or empty) directory to write to.
+        path: PathBuf,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Manage account quotas (storage and message count; `[quota]` sets the default).
     Quota {
         #[command(subcommand)]
@@ -95,6 +117,13 @@ enum Command {
     AppPassword {
         #[command(subcommand)]
         action: AppPasswordAction,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Migrate accounts from another IMAP server (resumable; see `migrate --help`).
+    Migrate {
+        #[command(flatten)]
+        args: Box<migrate_cli::MigrateArgs>,
         #[command(flatten)]
         location: Location,
     },
@@ -277,6 +306,19 @@ fn main() -> Result<()> {
             init_cli_logging(&config)?;
             runtime.block_on(alias(config, action))
         }
+        Command::Import { source, location } => {
+            let config = load_config(&location)?;
+            runtime.block_on(transfer_cli::import(config, source))
+        }
+        Command::Export {
+            format,
+            user,
+            path,
+            location,
+        } => {
+            let config = load_config(&location)?;
+            runtime.block_on(transfer_cli::export(config, format, user, path))
+        }
         Command::Quota { action, location } => {
             let config = load_config(&location)?;
             init_cli_logging(&config)?;
@@ -293,6 +335,11 @@ fn main() -> Result<()> {
             let config = load_config(&location)?;
             init_cli_logging(&config)?;
             runtime.block_on(app_password(config, action))
+        }
+        Command::Migrate { args, location } => {
+            let config = load_config(&location)?;
+            let store = runtime.block_on(open_store(&config))?;
+            runtime.block_on(migrate_cli::run(store, &config.data_dir, *args))
         }
     }
 }

@@ -327,7 +327,8 @@ def test_idle_compressed_tls_connections_stay_under_64_kib_each(make_server):
     inflate window the client may use is the floor; no deflate state is kept per connection).
     200 connections: LOGIN, SELECT, COMPRESS, 34 KiB of commands (so the window is in use, as
     after a while of real use), IDLE."""
-    s = make_server(extra_config="[limits]\nmax_connections_per_ip = 1000\n")
+    s = make_server(extra_config="[limits]\nmax_connections_per_ip = 1000\n"
+                    "max_connections_per_user = 0\nmax_connections_per_user_ip = 0\n")
     n = 200
     warm = Client(s, tls=True)
     warm.login_and_compress()

@@ -110,5 +110,7 @@ def test_hostile_message_is_handled_in_bounded_time_and_memory(make_server, name
     print(f"\n{name} ({len(message) / MIB:.1f} MiB): {figures}; peak RSS +{grown:.0f} MiB")
     # Debug build on a shared 2-core machine: generous, but far from a hang.
     assert max(steps.values()) < 20, steps
-    # The message itself is held a few times at most (literal, parse, answer).
-    assert grown < 64 + 8 * len(message) / MIB, f"RSS grew {grown:.0f} MiB"
+    # The message itself is held a few times at most (literal, parse, answer); a header costs
+    # the parser several hundred bytes of its own (100,000 headers: +50 to +75 MiB here).
+    bound = 64 + 8 * len(message) / MIB + message.count(b"\n") / 2048
+    assert grown < bound, f"RSS grew {grown:.0f} MiB (bound {bound:.0f})"

@@ -23,6 +23,7 @@
 mod address;
 mod bodystructure;
 mod decode;
+mod delivery;
 mod envelope;
 pub mod header;
 mod parts;
@@ -109,6 +110,9 @@ pub fn normalize_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
+pub use delivery::{
+    DeliveryInfo, MAX_REFERENCES, PREVIEW_CHARS, delivery_info, msg_ids, preview, thread_refs,
+};
 pub use received::prepare_received;
 
 /// Analyze a CRLF-normalized message.

@@ -114,7 +114,7 @@ fn push_headers(out: &mut String, fields: &[Field]) {
 
 /// Body text of a leaf text part: transfer decoding (lenient: raw bytes when broken), then
 /// the charset (RFC 2046 §4.1.2, us-ascii/UTF-8 when unknown).
-fn part_text(msg: &[u8], n: &Node) -> String {
+pub(crate) fn part_text(msg: &[u8], n: &Node) -> String {
     let body = n.body(msg);
     // Dovecot's message decoder: the last Content-Transfer-Encoding counts; a body in an
     // unknown encoding is not searched; broken base64 is searched up to the damage, broken

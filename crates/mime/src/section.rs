@@ -37,8 +37,21 @@ pub(crate) fn encoding_of(fields: &[header::Field]) -> String {
     let _ = p.skip_lwsp();
     let mut tok = Vec::new();
     let _ = p.parse_mime_token(&mut tok);
-    String::from_utf8_lossy(&tok).to_ascii_lowercase()
+    let mut enc = String::from_utf8_lossy(&tok).to_ascii_lowercase();
+    // Known encodings are short ASCII tokens; anything longer is unknown whatever its tail,
+    // and must fit the stored tree's one-byte length on a character boundary.
+    if enc.len() > MAX_ENCODING_LEN {
+        let mut end = MAX_ENCODING_LEN;
+        while !enc.is_char_boundary(end) {
+            end -= 1;
+        }
+        enc.truncate(end);
+    }
+    enc
 }
+
+/// Longest Content-Transfer-Encoding kept (the stored part tree allows 255 bytes).
+const MAX_ENCODING_LEN: usize = 64;
 
 const FORMAT_VERSION: u8 = 1;
 /// Deeper trees cannot come from `analyze` (nesting is capped at 100); refuse them when loading.

@@ -180,6 +180,7 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
         "FETCH" => fetch::fetch(c, false)?,
         "STORE" => fetch::store(c, false)?,
         "COPY" | "MOVE" => copy_move(c, name == "MOVE", false)?,
+        "REPLACE" => replace(c, false)?,
         "UID" => uid(c)?,
         _ => return Err(Unknown),
     };
@@ -198,6 +199,7 @@ fn uid(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         b"STORE" => fetch::store(c, true),
         b"COPY" => copy_move(c, false, true),
         b"MOVE" => copy_move(c, true, true),
+        b"REPLACE" => replace(c, true),
         b"EXPUNGE" => {
             c.sp()?;
             Ok(CommandBody::UidExpunge(values::sequence_set(c)?))
@@ -215,6 +217,25 @@ fn copy_move(c: &mut Cursor<'_>, is_move: bool, uid: bool) -> PResult<CommandBod
         CommandBody::Move { uid, set, mailbox }
     } else {
         CommandBody::Copy { uid, set, mailbox }
+    })
+}
+
+/// RFC 8508: `replace = "REPLACE" SP seq-number SP mailbox append-message`;
+/// `uid-replace = "UID" SP "REPLACE" SP uniqueid SP mailbox append-message`.
+fn replace(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
+    c.sp()?;
+    let number = if !uid && c.eat(b'*') {
+        crate::types::SeqNum::Largest
+    } else {
+        crate::types::SeqNum::Value(c.nz_number()?)
+    };
+    let mailbox = sp_mailbox(c)?;
+    let message = mailbox::append_message(c)?;
+    Ok(CommandBody::Replace {
+        uid,
+        number,
+        mailbox,
+        message,
     })
 }
 

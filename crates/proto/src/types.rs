@@ -17,7 +17,22 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageData {
     Inline(Vec<u8>),
-    Spooled { path: PathBuf, len: u64 },
+    Spooled {
+        path: PathBuf,
+        len: u64,
+    },
+    /// RFC 4469 `CATENATE (...)`: the parts to join, which the session resolves into one
+    /// message before storing it. A `Text` part is `Inline` or `Spooled`.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One `cat-part` of CATENATE (RFC 4469 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `TEXT literal`.
+    Text(MessageData),
+    /// `URL astring`: a relative IMAP URL (RFC 5092) of a message or part, as sent.
+    Url(Vec<u8>),
 }
 
 impl MessageData {
@@ -25,10 +40,18 @@ impl MessageData {
         match self {
             MessageData::Inline(v) => v.len() as u64,
             MessageData::Spooled { len, .. } => *len,
+            // The TEXT parts; what the URLs add is known once they are resolved.
+            MessageData::Catenate(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    CatenatePart::Text(d) => d.len(),
+                    CatenatePart::Url(_) => 0,
+                })
+                .sum(),
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !matches!(self, MessageData::Catenate(_)) && self.len() == 0
     }
 }
 
@@ -170,6 +193,13 @@ pub enum CommandBody {
         set: SequenceSet,
         mailbox: MailboxName,
     },
+    /// RFC 8508 `REPLACE seq-number SP mailbox append-message` / `UID REPLACE uniqueid ...`.
+    Replace {
+        uid: bool,
+        number: SeqNum,
+        mailbox: MailboxName,
+        message: AppendMessage,
+    },
 }
 
 impl CommandBody {
@@ -214,6 +244,7 @@ impl CommandBody {
             Store { .. } => "STORE",
             Copy { .. } => "COPY",
             Move { .. } => "MOVE",
+            Replace { .. } => "REPLACE",
         }
     }
 }
@@ -265,6 +296,8 @@ pub enum StatusItem {
     Recent,
     HighestModSeq,
     AppendLimit,
+    /// RFC 8474 §4.2.
+    MailboxId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,9 +411,18 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// RFC 7162 `MODSEQ [entry-name entry-type] mod-sequence-valzer`.
     ModSeq(u64),
+    /// RFC 8474 §5.3 `EMAILID objectid`.
+    EmailId(String),
+    /// RFC 8474 §5.3 `THREADID objectid`.
+    ThreadId(String),
+    /// RFC 8514 §4.3.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    SaveDateSupported,
 }
 
-/// `SEARCH RETURN (...)` options (RFC 4731, RFC 5182, RFC 9051).
+/// `SEARCH RETURN (...)` options (RFC 4731, RFC 5182, RFC 9051, RFC 9394 PARTIAL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchReturn {
     Min,
@@ -388,6 +430,44 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    /// `PARTIAL range` (RFC 9394 §3.1, RFC 5267 §4.4).
+    Partial(PartialRange),
+}
+
+/// RFC 9394 `partial-range`: `a:b` counts results from the first (lowest UID), `-a:-b` from
+/// the last; `a` and `b` as sent (either may be the larger), both non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialRange {
+    pub from_end: bool,
+    pub first: u32,
+    pub second: u32,
+}
+
+impl PartialRange {
+    /// The positions of `len` results this range selects, as a half-open index range (empty
+    /// when the whole range lies beyond the results).
+    pub fn slice(&self, len: usize) -> std::ops::Range<usize> {
+        let lo = self.first.min(self.second) as usize;
+        let hi = self.first.max(self.second) as usize;
+        if lo > len {
+            return 0..0;
+        }
+        if self.from_end {
+            // -lo is index len - lo; -hi is len - hi (clamped at the first result).
+            len.saturating_sub(hi)..len - lo + 1
+        } else {
+            lo - 1..hi.min(len)
+        }
+    }
+
+    /// The range as written in a response (as the client sent it).
+    pub fn to_wire(&self) -> String {
+        if self.from_end {
+            format!("-{}:-{}", self.first, self.second)
+        } else {
+            format!("{}:{}", self.first, self.second)
+        }
+    }
 }
 
 /// One `sort-criterion` (RFC 5256 §5): `["REVERSE" SP] sort-key`.
@@ -457,6 +537,15 @@ pub enum FetchItem {
     BinarySize {
         part: Vec<u32>,
     },
+    /// RFC 8474 §5.1.
+    EmailId,
+    ThreadId,
+    /// RFC 8514 §4.2.
+    SaveDate,
+    /// RFC 8970 `PREVIEW [SP "(" "LAZY" ")"]`.
+    Preview {
+        lazy: bool,
+    },
 }
 
 /// `section-spec`: a part path and what of it.
@@ -478,11 +567,13 @@ pub enum SectionText {
     Mime,
 }
 
-/// FETCH modifiers (RFC 4466 `fetch-modifier`): CHANGEDSINCE and VANISHED (RFC 7162).
+/// FETCH modifiers (RFC 4466 `fetch-modifier`): CHANGEDSINCE and VANISHED (RFC 7162),
+/// PARTIAL (RFC 9394 §3.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchModifiers {
     pub changed_since: Option<u64>,
     pub vanished: bool,
+    pub partial: Option<PartialRange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -490,4 +581,34 @@ pub enum StoreAction {
     Replace,
     Add,
     Remove,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartialRange;
+
+    fn r(from_end: bool, first: u32, second: u32) -> PartialRange {
+        PartialRange {
+            from_end,
+            first,
+            second,
+        }
+    }
+
+    #[test]
+    fn partial_range_slices() {
+        // RFC 9394 §3.1: 23764 results.
+        assert_eq!(r(true, 1, 100).slice(23764), 23664..23764);
+        assert_eq!(r(false, 23500, 24000).slice(23764), 23499..23764);
+        assert_eq!(r(false, 1, 500).slice(23764), 0..500);
+        assert!(r(false, 24000, 24500).slice(23764).is_empty());
+        // Either order; beyond the start from the end is clamped.
+        assert_eq!(r(false, 5, 3).slice(10), 2..5);
+        assert_eq!(r(true, 100, 1).slice(10), 0..10);
+        assert_eq!(r(true, 2, 3).slice(10), 7..9);
+        assert!(r(true, 11, 20).slice(10).is_empty());
+        assert!(r(false, 1, 1).slice(0).is_empty());
+        assert_eq!(r(false, u32::MAX, u32::MAX).slice(3), 0..0);
+        assert_eq!(r(true, 1, 1).to_wire(), "-1:-1");
+    }
 }

@@ -46,6 +46,8 @@ pub enum Code {
     UnknownCte,
     Nomodseq,
     UidNotSticky,
+    /// RFC 9586 §3: a message number was used after ENABLE UIDONLY.
+    UidRequired,
     UidValidity(u32),
     UidNext(u32),
     HighestModSeq(u64),
@@ -128,6 +130,7 @@ pub fn response_code(out: &mut Vec<u8>, code: &Code) {
         Code::UnknownCte => "UNKNOWN-CTE",
         Code::Nomodseq => "NOMODSEQ",
         Code::UidNotSticky => "UIDNOTSTICKY",
+        Code::UidRequired => "UIDREQUIRED",
         Code::UidValidity(v) => return push_fmt(out, format_args!("UIDVALIDITY {v}")),
         Code::UidNext(v) => return push_fmt(out, format_args!("UIDNEXT {v}")),
         Code::HighestModSeq(v) => return push_fmt(out, format_args!("HIGHESTMODSEQ {v}")),

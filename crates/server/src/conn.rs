@@ -277,7 +277,8 @@ fn command_kind(first_line: &[u8], logged_in: bool) -> Kind {
     if name.eq_ignore_ascii_case(b"UID") {
         name = words.next().unwrap_or_default();
     }
-    if name.eq_ignore_ascii_case(b"APPEND") {
+    // REPLACE (RFC 8508) carries a message like APPEND.
+    if name.eq_ignore_ascii_case(b"APPEND") || name.eq_ignore_ascii_case(b"REPLACE") {
         Kind::Append
     } else {
         Kind::Other
@@ -489,6 +490,12 @@ mod tests {
             Kind::Append
         );
         assert_eq!(command_kind(b"a UID APPEND x {5}\r\n", true), Kind::Append);
+        // REPLACE carries a message as APPEND does (RFC 8508).
+        assert_eq!(command_kind(b"a REPLACE 1 x {5}\r\n", true), Kind::Append);
+        assert_eq!(
+            command_kind(b"a uid replace 1 x {5}\r\n", true),
+            Kind::Append
+        );
         assert_eq!(command_kind(b"a APPEND {5}\r\n", true), Kind::Append);
         assert_eq!(command_kind(b"a APPENDX x {5}\r\n", true), Kind::Other);
         assert_eq!(command_kind(b"a SEARCH TEXT {5}\r\n", true), Kind::Other);

@@ -1,5 +1,5 @@
-//! APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), UIDPLUS's APPENDUID (RFC 4315) and
-//! APPENDLIMIT (RFC 7889).
+//! APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502), UIDPLUS's APPENDUID (RFC 4315),
+//! APPENDLIMIT (RFC 7889) and CATENATE (RFC 4469, `cmd::catenate`).
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use crate::{Inner, Outcome, flags, names};
 pub(crate) async fn append(
     inner: &Inner,
     user: &User,
-    _sel: Option<&mut SelectedMailbox>,
+    sel: Option<&mut SelectedMailbox>,
     raw: &MailboxName,
     messages: Vec<AppendMessage>,
     _out: &mut Vec<u8>,
@@ -29,7 +29,23 @@ pub(crate) async fn append(
     }
     let name = names::decode(raw, &inner.enabled)?;
     let mut new = Vec::with_capacity(messages.len());
+    let selected = sel.map(|s| &s.mailbox);
+    // CATENATE (RFC 4469): the parts joined into one message, within the same limit. Joined
+    // messages are held in memory until the store takes them: all those of one MULTIAPPEND
+    // together may be no bigger than one message may ([LIMIT] past that).
+    let mut joined = 0u64;
     for m in messages {
+        let catenated = matches!(m.data, MessageData::Catenate(_));
+        let m = crate::cmd::catenate::resolve(&*inner.store, user, selected, m, limit).await?;
+        if catenated {
+            joined += m.data.len();
+            if joined > limit {
+                return Err(CmdError::No(
+                    Some(Code::Limit),
+                    "Too much CATENATE data in one APPEND.".into(),
+                ));
+            }
+        }
         new.push(prepare(m).await?);
     }
     // MULTIAPPEND: all messages in one store transaction, so either all are added or none.
@@ -65,12 +81,16 @@ const ANALYZE_INLINE_MAX: usize = 64 << 10;
 /// MULTIAPPEND never holds more than one big message in memory. One held in memory is
 /// CRLF-normalized (binary parts of a literal8 base64-encoded first, RFC 3516 §4.4) and
 /// analyzed here.
-async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
+pub(crate) async fn prepare(m: AppendMessage) -> CmdResult<NewMessage> {
     if m.data.is_empty() {
         // RFC 9051 §6.3.12 leaves it open; an empty message is never what a client meant.
         return Err(CmdError::No(None, "Can't save an empty message.".into()));
     }
     let (data, parsed) = match m.data {
+        // Joined by `cmd::catenate::resolve` before this.
+        MessageData::Catenate(_) => {
+            return Err(CmdError::Bad("CATENATE parts not joined".into()));
+        }
         MessageData::Spooled { path, len } => (
             MessageBytes::Received {
                 path,

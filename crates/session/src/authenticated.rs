@@ -139,6 +139,7 @@ fn enable(
                 e.condstore = true;
                 &mut e.qresync
             }
+            "UIDONLY" => &mut e.uidonly,
             _ => &mut e.utf8_accept,
         };
         *flag = true;
@@ -288,6 +289,14 @@ async fn open(
         Some(&Code::UidNext(uidnext)),
         "Predicted next UID",
     );
+    // RFC 8474 §4.1: the MAILBOXID of every selected mailbox.
+    write::status(
+        out,
+        None,
+        StatusKind::Ok,
+        Some(&cmd::objectid::mailbox_id_code(&sel.mailbox)),
+        "Ok",
+    );
     if !rev1 {
         // RFC 9051 §6.3.2: IMAP4rev2 requires a LIST response for the selected mailbox.
         list::write_selected(inner, user, &sel.mailbox, out).await?;
@@ -297,7 +306,7 @@ async fn open(
     }
     sel.mailbox.uidnext = uidnext;
     if let Some(q) = &params.qresync {
-        cmd::qresync::select_answer(&**store, &sel, q, rev1, out).await?;
+        cmd::qresync::select_answer(&**store, &sel, q, rev1, inner.enabled.uidonly, out).await?;
     }
     Ok(sel)
 }
@@ -330,8 +339,12 @@ async fn create(
     }
     check_mailbox_limit(inner, user, &name, 1).await?;
     create_parents(inner, user, &name).await?;
-    store.create_mailbox(user.id, &name, special_use).await?;
-    Ok(Outcome::ok("Create completed."))
+    let created = store.create_mailbox(user.id, &name, special_use).await?;
+    // RFC 8474 §4.1: CREATE's OK carries the new mailbox's MAILBOXID.
+    Ok(Outcome::ok_code(
+        Some(cmd::objectid::mailbox_id_code(&created)),
+        "Create completed.",
+    ))
 }
 
 fn use_attr_error() -> CmdError {

@@ -17,7 +17,8 @@ const PRE_LOGIN: &[&str] = &[
 /// After login, [`PRE_LOGIN`] and these: extensions absorbed into IMAP4rev2 (RFC 9051
 /// Appendix E) and the others Mailkeep has, listed one by one for IMAP4rev1 clients. Only what
 /// works is advertised. QUOTASET: SETQUOTA works for the quota administrator (others get
-/// `NO [NOPERM]`, see `cmd::quota`).
+/// `NO [NOPERM]`, see `cmd::quota`). OBJECTID, PREVIEW, SAVEDATE and REPLACE: `cmd::objectid`,
+/// `cmd::replace`; CATENATE: `cmd::catenate`.
 const AFTER_LOGIN: &[&str] = &[
     "NAMESPACE",
     "UNSELECT",
@@ -47,6 +48,13 @@ const AFTER_LOGIN: &[&str] = &[
     "QUOTA=RES-STORAGE",
     "QUOTA=RES-MESSAGE",
     "QUOTASET",
+    "OBJECTID",
+    "PREVIEW",
+    "SAVEDATE",
+    "REPLACE",
+    "CATENATE",
+    "UIDONLY",
+    "PARTIAL",
 ];
 
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).
@@ -110,7 +118,13 @@ pub(crate) fn list_for(inner: &Inner, authenticated: bool) -> Vec<String> {
 
 /// Is `name` something ENABLE may turn on here (RFC 5161 §3.1: only advertised extensions)?
 pub(crate) fn enableable(name: &str) -> Option<&'static str> {
-    ["IMAP4rev2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT"]
-        .into_iter()
-        .find(|c| c.eq_ignore_ascii_case(name))
+    [
+        "IMAP4rev2",
+        "CONDSTORE",
+        "QRESYNC",
+        "UTF8=ACCEPT",
+        "UIDONLY",
+    ]
+    .into_iter()
+    .find(|c| c.eq_ignore_ascii_case(name))
 }

@@ -8,6 +8,8 @@ pub struct Enabled {
     pub qresync: bool,
     /// `UTF8=ACCEPT` (RFC 6855); implied by IMAP4rev2 for mailbox names.
     pub utf8_accept: bool,
+    /// `ENABLE UIDONLY` (RFC 9586): no message sequence numbers, in or out.
+    pub uidonly: bool,
 }
 
 impl Enabled {

@@ -8,6 +8,8 @@ use mailkeep_store::StoreError;
 pub enum CmdError {
     /// The client sent something invalid for this state or these arguments -> BAD.
     Bad(String),
+    /// BAD with a response code (`BAD [UIDREQUIRED] ...`, RFC 9586 §3).
+    BadCode(Code, String),
     /// A well-formed command that cannot be done -> NO with a response code.
     No(Option<Code>, String),
     /// Storage fault -> NO [SERVERBUG], details only in the log.
@@ -35,6 +37,9 @@ impl CmdError {
     pub fn write(&self, tag: &str, command: &str, out: &mut Vec<u8>) {
         match self {
             CmdError::Bad(m) => write::status(out, Some(tag), StatusKind::Bad, None, m),
+            CmdError::BadCode(code, m) => {
+                write::status(out, Some(tag), StatusKind::Bad, Some(code), m)
+            }
             CmdError::No(code, m) => {
                 write::status(out, Some(tag), StatusKind::No, code.as_ref(), m)
             }

@@ -427,6 +427,10 @@ impl Session {
                 out.extend_from_slice(b"\")\r\n");
                 Outcome::ok("ID completed.")
             }
+            // RFC 9586 §3: message numbers are refused once UIDONLY is on.
+            body if inner.enabled.uidonly && cmd::uidonly::uses_message_numbers(&body) => {
+                Outcome::err(cmd::uidonly::refusal())
+            }
             body => match &mut self.state {
                 State::NotAuthenticated { auth_failures } => {
                     anonymous::handle(inner, auth_failures, &tag, body, out).await
@@ -484,7 +488,7 @@ impl Session {
                 write::status(out, Some(tag), StatusKind::Ok, code.as_ref(), &text)
             }
             Tagged::Err(e) => {
-                if matches!(e, CmdError::Bad(_)) {
+                if matches!(e, CmdError::Bad(_) | CmdError::BadCode(..)) {
                     self.inner.bad_commands += 1;
                 }
                 e.write(tag, name, out);

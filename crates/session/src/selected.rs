@@ -203,6 +203,18 @@ pub(crate) async fn handle(
             }
             Err(e) => Err(e),
         },
+        CommandBody::Replace {
+            uid,
+            number,
+            mailbox,
+            message,
+        } => {
+            let limit = inner.config.max_message_size;
+            let mut ctx = cmd_ctx(inner, user, sel);
+            cmd::replace::replace(&mut ctx, uid, number, &mailbox, message, limit, out)
+                .await
+                .map(|()| Outcome::ok("Replace completed."))
+        }
         body => return authenticated::handle(inner, user, Some(sel), tag, body, out).await,
     };
     result.unwrap_or_else(Outcome::err)

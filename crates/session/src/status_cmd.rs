@@ -66,6 +66,9 @@ pub(crate) async fn write_status(
             StatusItem::Recent => format!("RECENT {}", st.recent),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", st.highest_modseq),
             StatusItem::AppendLimit => format!("APPENDLIMIT {}", inner.config.max_message_size),
+            StatusItem::MailboxId => {
+                format!("MAILBOXID ({})", mailkeep_store::mailbox_object_id(mbox))
+            }
         };
         if !first {
             out.push(b' ');

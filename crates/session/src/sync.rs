@@ -83,8 +83,8 @@ pub(crate) async fn sync(
             continue;
         };
         let m = &sel.messages[seq as usize - 1];
-        out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-        if ctx.enabled.qresync {
+        crate::cmd::uidonly::fetch_prefix(out, ctx.enabled.uidonly, seq, uid);
+        if ctx.enabled.qresync && !ctx.enabled.uidonly {
             // RFC 7162 §3.2.4: with QRESYNC every FETCH carries the UID.
             out.extend_from_slice(format!("UID {uid} ").as_bytes());
         }
@@ -102,7 +102,8 @@ pub(crate) async fn sync(
 
     if allow_expunge && !sel.pending_expunge.is_empty() {
         let gone = std::mem::take(&mut sel.pending_expunge);
-        if ctx.enabled.qresync {
+        // RFC 9586 §3.4, §3.6: UIDONLY announces expunges as VANISHED too.
+        if ctx.enabled.qresync || ctx.enabled.uidonly {
             out.extend_from_slice(b"* VANISHED ");
             write::number_set(out, &gone);
             out.extend_from_slice(b"\r\n");

@@ -52,7 +52,7 @@ async fn create_delete_with_parents_and_children() {
     let mut s = login(&env, "alice").await;
     assert_eq!(
         ok(&mut s, "a CREATE a/b/c/\r\n").await,
-        "a OK Create completed.\r\n"
+        "a OK [MAILBOXID ($M)] Create completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "b CREATE a/b\r\n").await,
@@ -95,7 +95,7 @@ async fn create_delete_with_parents_and_children() {
     );
     assert_eq!(
         ok(&mut s, "k CREATE Spam (USE (\\Junk))\r\n").await,
-        "k OK Create completed.\r\n"
+        "k OK [MAILBOXID ($M)] Create completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "l LIST \"\" Spam\r\n").await,
@@ -204,7 +204,7 @@ async fn names_in_utf7_and_utf8() {
     let mut s = login(&env, "alice").await;
     assert_eq!(
         ok(&mut s, "a CREATE \"Entw&APw-rfe\"\r\n").await,
-        "a OK Create completed.\r\n"
+        "a OK [MAILBOXID ($M)] Create completed.\r\n"
     );
     assert_eq!(
         ok(&mut s, "b LIST \"\" Entw*\r\n").await,

@@ -26,6 +26,7 @@ async fn select_rev1_and_rev2() {
          * OK [UNSEEN 1] First unseen.\r\n\
          * OK [UIDVALIDITY $V] UIDs valid\r\n\
          * OK [UIDNEXT 3] Predicted next UID\r\n\
+         * OK [MAILBOXID ($M)] Ok\r\n\
          a OK [READ-WRITE] Select completed.\r\n"
     );
     // \Recent was claimed by the first session (RFC 3501 §2.3.2).
@@ -38,6 +39,7 @@ async fn select_rev1_and_rev2() {
          * 2 EXISTS\r\n\
          * OK [UIDVALIDITY $V] UIDs valid\r\n\
          * OK [UIDNEXT 3] Predicted next UID\r\n\
+         * OK [MAILBOXID ($M)] Ok\r\n\
          * LIST (\\HasNoChildren) \"/\" INBOX\r\n\
          * OK [HIGHESTMODSEQ 2] Highest\r\n\
          c OK [READ-ONLY] Examine completed.\r\n"

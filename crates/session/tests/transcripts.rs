@@ -14,7 +14,7 @@
 //!   U+FFFD `�`.
 //!
 //! Numbers after `UIDVALIDITY `, `APPENDUID ` and `COPYUID ` come from the clock and are
-//! written `$uidvalidity`. On a mismatch the actual transcript is written beside the file as
+//! written `$uidvalidity`; MAILBOXIDs (RFC 8474, made with it) `$M`. On a mismatch the actual transcript is written beside the file as
 //! `<name>.actual`.
 
 mod common;

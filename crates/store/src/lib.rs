@@ -194,6 +194,25 @@ impl From<mailkeep_mime::Analysis> for ParsedInfo {
     }
 }
 
+/// A message's object IDs (RFC 8474) and save date (RFC 8514).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageObjects {
+    /// EMAILID: the same for every copy of the same stored body, so COPY and MOVE keep it.
+    pub email_id: String,
+    /// THREADID, given at delivery from the Message-ID / References / In-Reply-To links of
+    /// the account's mail; `None` for mail stored before THREADIDs were kept (NIL).
+    pub thread_id: Option<String>,
+    /// SAVEDATE (unix seconds): when the message was put into this mailbox by APPEND,
+    /// COPY, MOVE or delivery; INTERNALDATE for mail stored before save dates were kept.
+    pub save_date: i64,
+}
+
+/// MAILBOXID (RFC 8474 §4): stays with the mailbox through RENAME, never given to another
+/// (mailbox ids are never reused).
+pub fn mailbox_object_id(mailbox: &Mailbox) -> String {
+    format!("F{:x}-{:08x}", mailbox.id, mailbox.uidvalidity)
+}
+
 /// A message to add.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -410,6 +429,17 @@ pub trait MailStore: Send + Sync + 'static {
         }
         Ok(out)
     }
+    /// Sort and thread keys (RFC 5256) saved for these messages' bodies, opaque to the store
+    /// (the session computes and reads them): `(uid, keys)` ascending, only for the `uids`
+    /// (ascending) that have some. Copies of a message share its keys.
+    async fn sort_keys(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+    /// Save sort and thread keys for the bodies of these messages, replacing earlier ones;
+    /// UIDs no longer in the mailbox are skipped.
+    async fn save_sort_keys(&self, _mailbox: MailboxId, _keys: Vec<(u32, Vec<u8>)>) -> Result<()> {
+        Ok(())
+    }
     /// Change flags of the given UIDs. `unchanged_since` implements RFC 7162 UNCHANGEDSINCE.
     async fn set_flags(
         &self,
@@ -452,6 +482,51 @@ pub trait MailStore: Send + Sync + 'static {
     /// `\Recent` (rev1): returns the UIDs that are recent for this session, claiming them so
     /// no other session sees them as recent (RFC 3501 §2.3.2). Read-only selects don't claim.
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>>;
+
+    // ---- object IDs, save dates, previews (RFC 8474, RFC 8514, RFC 8970; see `sqlite::objects`) ----
+    /// EMAILID, THREADID and SAVEDATE of the given messages (`uids` ascending), ascending
+    /// UID; UIDs not in the mailbox are left out.
+    async fn message_objects(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, MessageObjects)>>;
+    /// The PREVIEW text computed at delivery (RFC 8970), if one was kept (not for mail stored
+    /// before previews were). NoSuchMailbox if there is no such message.
+    async fn preview(&self, mailbox: MailboxId, uid: u32) -> Result<Option<String>>;
+    /// REPLACE (RFC 8508): appends `message` to the user's mailbox `name` and expunges `uid`
+    /// from `from`, in one transaction. `None` if there is no mailbox `name` (nothing done);
+    /// else (uidvalidity, new UID). NoSuchMailbox (nothing done) if `uid` is no longer in
+    /// `from`.
+    async fn replace(
+        &self,
+        from: MailboxId,
+        uid: u32,
+        user: UserId,
+        name: &str,
+        message: NewMessage,
+    ) -> Result<Option<(u32, u32)>>;
+    // ---- import (see `mailkeep-transfer`) ----
+    /// The mailbox `name` made ready for an import: created if missing (with `uidvalidity`
+    /// when given, else a fresh one); an existing mailbox that never held a message (UIDNEXT
+    /// 1) takes `uidvalidity` as its own. Any other existing mailbox is returned unchanged: the
+    /// caller compares its UIDVALIDITY to decide whether old UIDs can be kept. `Cannot` for a
+    /// UIDVALIDITY of 0.
+    async fn import_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+        uidvalidity: Option<u32>,
+    ) -> Result<Mailbox>;
+    /// `append` with the UIDs given (one per message, strictly ascending, the first at least
+    /// the mailbox's UIDNEXT), in one transaction; UIDNEXT becomes the last UID + 1. `Cannot`
+    /// (and nothing stored) if the UIDs are not so. Returns the mailbox's UIDVALIDITY.
+    async fn append_with_uids(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<(u32, NewMessage)>,
+    ) -> Result<u32>;
 
     // ---- local domains and aliases (LMTP recipients, see [`recipients`]) ----
     /// Adds a local domain (given normalized: see `recipients::normalize_domain`). Fails with

@@ -46,13 +46,12 @@ impl Notifier {
         }
     }
 
-    /// Mailboxes that sessions watch now (to wake them all when changes may have been
-    /// missed, e.g. after another node's notifications could not be heard).
-    pub fn watched(&self) -> Vec<MailboxId> {
+    /// The mailboxes some session watches, each with the last modseq it was told of (0: none
+    /// yet). Used to pass on changes made by other processes (`sqlite::watch`).
+    pub fn watched(&self) -> Vec<(MailboxId, MailboxEvent)> {
         let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         map.iter()
-            .filter(|(_, w)| w.strong_count() > 0)
-            .map(|(&id, _)| id)
+            .filter_map(|(&id, w)| w.upgrade().map(|s| (id, *s.borrow())))
             .collect()
     }
 

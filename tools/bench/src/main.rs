@@ -11,6 +11,7 @@ mod load;
 mod merge;
 mod report;
 mod servers;
+mod sort;
 mod stress;
 
 use anyhow::Result;
@@ -113,6 +114,8 @@ enum Cmd {
     Lmtp,
     /// 7. The standard IMAP stress mix (imaptest's states), 50 and 200 clients.
     Stress,
+    /// 8. SORT and THREAD on one big mailbox (--large messages, default 100000).
+    Sort,
     /// Merge results JSON files of several runs (later files win) into one table and plots.
     Merge {
         /// results*.json files, in order.
@@ -271,6 +274,14 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 let r = large::run(&srv, &ctx.corpus, n).await;
                 ctx.record(kind, "large", r);
             }
+            Cmd::Sort => {
+                let n = pick(&ctx.cli.large, q, 5000, 100_000);
+                let Some(srv) = ctx.start(kind, 100).await else {
+                    continue;
+                };
+                let r = sort::run(&srv, &ctx.corpus, n).await;
+                ctx.record(kind, "sort", r);
+            }
             Cmd::Storage => {
                 let n = pick(&ctx.cli.storage, q, 1000, 10_000);
                 let Some(srv) = ctx.start(kind, 100).await else {
@@ -340,6 +351,7 @@ fn sc_name(sc: &Cmd) -> &'static str {
         Cmd::Storage => "storage",
         Cmd::Lmtp => "lmtp",
         Cmd::Stress => "stress",
+        Cmd::Sort => "sort and thread",
         _ => "all",
     }
 }
@@ -391,6 +403,7 @@ async fn bench(cli: Cli) -> Result<()> {
         Cmd::Storage,
         Cmd::Lmtp,
         Cmd::Stress,
+        Cmd::Sort,
     ];
     for s in all.into_iter().filter(|s| sc == Cmd::All || s == &sc) {
         scenario(&mut ctx, s).await?;

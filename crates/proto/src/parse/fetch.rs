@@ -46,6 +46,11 @@ pub(crate) fn fetch(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
                     modifiers.changed_since = Some(c.number64()?);
                 }
                 "VANISHED" => modifiers.vanished = true,
+                "PARTIAL" if modifiers.partial.is_none() => {
+                    // RFC 9394 §3.3: the same syntax as the PARTIAL search return option.
+                    c.sp()?;
+                    modifiers.partial = Some(super::search::partial_range(c)?);
+                }
                 _ => return err("Unknown FETCH modifier"),
             }
             Ok(())
@@ -94,6 +99,25 @@ fn fetch_att(c: &mut Cursor<'_>) -> PResult<FetchItem> {
         "BINARY.SIZE" => BinarySize {
             part: section_binary(c)?,
         },
+        "EMAILID" => EmailId,
+        "THREADID" => ThreadId,
+        "SAVEDATE" => SaveDate,
+        "PREVIEW" => {
+            // RFC 8970 §6: `"PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]`,
+            // `preview-mod = "LAZY"`.
+            let mut lazy = false;
+            if c.peek() == Some(b' ') && c.peek_at(1) == Some(b'(') {
+                c.sp()?;
+                c.paren_list(false, 10, |c| {
+                    if c.keyword_upper() != "LAZY" {
+                        return err("Unknown PREVIEW modifier");
+                    }
+                    lazy = true;
+                    Ok(())
+                })?;
+            }
+            Preview { lazy }
+        }
         "" if c.at_line_end() => return err("Missing arguments"),
         _ => return err("Invalid fetch-att"),
     })

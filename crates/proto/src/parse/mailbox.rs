@@ -7,9 +7,12 @@ use super::cursor::{Cursor, Literal, PResult, err};
 use super::sp_mailbox;
 use super::values::{date_time, flag_list, sequence_set};
 use crate::types::{
-    AppendMessage, CommandBody, ListCommand, MessageData, QresyncParams, SelectParams, SequenceSet,
-    StatusItem,
+    AppendMessage, CatenatePart, CommandBody, ListCommand, MessageData, QresyncParams,
+    SelectParams, SequenceSet, StatusItem,
 };
+
+/// Most parts in one CATENATE (RFC 4469).
+const MAX_CATENATE_PARTS: usize = 256;
 
 /// Most messages in one MULTIAPPEND.
 const MAX_APPEND_MESSAGES: usize = 1_000;
@@ -175,6 +178,7 @@ fn status_atts(c: &mut Cursor<'_>) -> PResult<Vec<StatusItem>> {
             "RECENT" => StatusItem::Recent,
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "APPENDLIMIT" => StatusItem::AppendLimit,
+            "MAILBOXID" => StatusItem::MailboxId,
             _ => return err("Unknown STATUS item"),
         })
     })
@@ -200,44 +204,84 @@ pub(crate) fn append(c: &mut Cursor<'_>) -> PResult<CommandBody> {
         if messages.len() >= MAX_APPEND_MESSAGES {
             return err("Too many messages in APPEND");
         }
+        messages.push(append_message(c)?);
+    }
+    Ok(CommandBody::Append { mailbox, messages })
+}
+
+/// `SP append-message` (one message of APPEND, or REPLACE's, RFC 8508).
+pub(crate) fn append_message(c: &mut Cursor<'_>) -> PResult<AppendMessage> {
+    c.sp()?;
+    let flags = if c.peek() == Some(b'(') {
+        let f = flag_list(c)?;
         c.sp()?;
-        let flags = if c.peek() == Some(b'(') {
-            let f = flag_list(c)?;
-            c.sp()?;
-            f
-        } else {
-            Vec::new()
-        };
-        let internal_date = if c.peek() == Some(b'"') {
-            let d = date_time(c)?;
-            c.sp()?;
-            Some(d)
-        } else {
-            None
-        };
-        let utf8 = c.eat_ci(b"UTF8 (");
-        if !c.at_literal(true) {
-            return err("Expected a literal with the message");
-        }
-        let (payload, binary) = c.literal(true, true)?;
-        if utf8 {
-            if !binary {
-                return err("UTF8 data must be a literal8");
-            }
-            c.expect(b')')?;
-        }
-        let data = match payload {
-            Literal::Bytes(b) => MessageData::Inline(b.to_vec()),
-            Literal::Spooled { path, len } => MessageData::Spooled { path, len },
-        };
-        messages.push(AppendMessage {
+        f
+    } else {
+        Vec::new()
+    };
+    let internal_date = if c.peek() == Some(b'"') {
+        let d = date_time(c)?;
+        c.sp()?;
+        Some(d)
+    } else {
+        None
+    };
+    let before = c.clone();
+    if c.keyword_upper() == "CATENATE" && c.peek() == Some(b' ') {
+        // RFC 4469 §5: `"CATENATE" SP "(" cat-part *(SP cat-part) ")"`.
+        c.sp()?;
+        let mut binary = false;
+        let parts = c.paren_list(false, MAX_CATENATE_PARTS, |c| {
+            Ok(match &c.keyword_upper()[..] {
+                "TEXT" => {
+                    // `text-literal = "TEXT" SP literal` (a literal8 with BINARY, RFC 3516).
+                    c.sp()?;
+                    if !c.at_literal(true) {
+                        return err("Expected a literal after TEXT");
+                    }
+                    let (payload, is8) = c.literal(true, true)?;
+                    binary |= is8;
+                    CatenatePart::Text(match payload {
+                        Literal::Bytes(b) => MessageData::Inline(b.to_vec()),
+                        Literal::Spooled { path, len } => MessageData::Spooled { path, len },
+                    })
+                }
+                "URL" => {
+                    c.sp()?;
+                    CatenatePart::Url(c.astring()?)
+                }
+                _ => return err("Expected TEXT or URL in CATENATE"),
+            })
+        })?;
+        return Ok(AppendMessage {
             flags,
             internal_date,
-            data,
+            data: MessageData::Catenate(parts),
             binary,
         });
     }
-    Ok(CommandBody::Append { mailbox, messages })
+    *c = before;
+    let utf8 = c.eat_ci(b"UTF8 (");
+    if !c.at_literal(true) {
+        return err("Expected a literal with the message");
+    }
+    let (payload, binary) = c.literal(true, true)?;
+    if utf8 {
+        if !binary {
+            return err("UTF8 data must be a literal8");
+        }
+        c.expect(b')')?;
+    }
+    let data = match payload {
+        Literal::Bytes(b) => MessageData::Inline(b.to_vec()),
+        Literal::Spooled { path, len } => MessageData::Spooled { path, len },
+    };
+    Ok(AppendMessage {
+        flags,
+        internal_date,
+        data,
+        binary,
+    })
 }
 
 /// `id = "ID" SP id-params-list`; `id-params-list = "(" *(string SP nstring) ")" / nil`

@@ -4,7 +4,9 @@
 
 use super::cursor::{Cursor, PResult, err};
 use super::values::{date, flag_keyword, sequence_set};
-use crate::types::{CommandBody, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm};
+use crate::types::{
+    CommandBody, PartialRange, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm,
+};
 
 /// Deepest nesting of NOT / OR / parentheses: recursion must stay bounded on hostile input.
 const MAX_DEPTH: usize = 100;
@@ -45,6 +47,14 @@ fn return_opts(c: &mut Cursor<'_>) -> PResult<Option<Vec<SearchReturn>>> {
         let mut opts = c.paren_list(true, 10, search_return_opt)?;
         if opts.is_empty() {
             opts.push(SearchReturn::All);
+        }
+        // RFC 9394 §3.1: at most one PARTIAL or ALL.
+        let ranges = opts
+            .iter()
+            .filter(|o| matches!(o, SearchReturn::All | SearchReturn::Partial(_)))
+            .count();
+        if ranges > 1 {
+            return err("At most one of PARTIAL and ALL");
         }
         c.sp()?;
         Ok(Some(opts))
@@ -143,7 +153,8 @@ pub(crate) fn thread(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     })
 }
 
-/// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT" / "SAVE"`.
+/// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT" / "SAVE" / modifier-partial`
+/// (RFC 9394 §4).
 fn search_return_opt(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
     Ok(match &c.keyword_upper()[..] {
         "MIN" => SearchReturn::Min,
@@ -151,6 +162,10 @@ fn search_return_opt(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
         "ALL" => SearchReturn::All,
         "COUNT" => SearchReturn::Count,
         "SAVE" => SearchReturn::Save,
+        "PARTIAL" => {
+            c.sp()?;
+            SearchReturn::Partial(partial_range(c)?)
+        }
         _ => return err("Unknown SEARCH return option"),
     })
 }
@@ -253,9 +268,30 @@ fn search_key(c: &mut Cursor<'_>, depth: usize) -> PResult<SearchKey> {
             K::Or(Box::new(a), Box::new(search_key(c, depth + 1)?))
         }
         "MODSEQ" => modseq(c)?,
+        "EMAILID" => K::EmailId(objectid(c)?),
+        "THREADID" => K::ThreadId(objectid(c)?),
+        "SAVEDBEFORE" => K::SavedBefore(sp_date(c)?),
+        "SAVEDON" => K::SavedOn(sp_date(c)?),
+        "SAVEDSINCE" => K::SavedSince(sp_date(c)?),
+        "SAVEDATESUPPORTED" => K::SaveDateSupported,
         "" if c.at_line_end() => return err("Missing search key"),
         _ => return err("Unknown search key"),
     })
+}
+
+/// `SP objectid`; `objectid = 1*255(ALPHA / DIGIT / "_" / "-")` (RFC 8474 §7).
+fn objectid(c: &mut Cursor<'_>) -> PResult<String> {
+    c.sp()?;
+    let id = c.atom()?;
+    if id.is_empty()
+        || id.len() > 255
+        || !id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+    {
+        return err("Invalid objectid");
+    }
+    Ok(String::from_utf8_lossy(id).into_owned())
 }
 
 /// RFC 7162 §3.1.5: `search-modsequence = "MODSEQ" [search-modseq-ext] SP mod-sequence-valzer`;
@@ -280,4 +316,22 @@ fn modseq(c: &mut Cursor<'_>) -> PResult<SearchKey> {
         c.sp()?;
     }
     Ok(SearchKey::ModSeq(c.number64()?))
+}
+
+/// RFC 9394 §4: `partial-range = partial-range-first / partial-range-last`;
+/// `partial-range-first = nz-number ":" nz-number`;
+/// `partial-range-last = MINUS nz-number ":" MINUS nz-number`.
+pub(crate) fn partial_range(c: &mut Cursor<'_>) -> PResult<PartialRange> {
+    let from_end = c.eat(b'-');
+    let first = c.nz_number()?;
+    c.expect(b':')?;
+    if from_end {
+        c.expect(b'-')?;
+    }
+    let second = c.nz_number()?;
+    Ok(PartialRange {
+        from_end,
+        first,
+        second,
+    })
 }

@@ -5,16 +5,21 @@
 //! None of them lets the view drop messages except through `crate::sync::sync` with
 //! expunges allowed, and only EXPUNGE and MOVE call that (RFC 9051 §7.5.1).
 
+pub(crate) mod catenate;
 pub(crate) mod collate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
+pub(crate) mod objectid;
 pub(crate) mod qresync;
 pub(crate) mod quota;
+pub(crate) mod replace;
 pub(crate) mod search;
 pub(crate) mod sort;
+pub(crate) mod sortkeys;
 pub(crate) mod store_flags;
 pub(crate) mod thread;
+pub(crate) mod uidonly;
 
 use mailkeep_proto::SequenceSet;
 use mailkeep_proto::write::{self, Code, StatusKind};

@@ -233,6 +233,7 @@ pub(crate) async fn select_answer(
     sel: &SelectedMailbox,
     q: &QresyncParams,
     rev1: bool,
+    uidonly: bool,
     out: &mut Vec<u8>,
 ) -> CmdResult<()> {
     if q.uidvalidity != sel.mailbox.uidvalidity {
@@ -258,7 +259,10 @@ pub(crate) async fn select_answer(
         if m.modseq <= q.modseq || !contains(&known, m.uid) {
             continue;
         }
-        out.extend_from_slice(format!("* {} FETCH (UID {} ", i + 1, m.uid).as_bytes());
+        super::uidonly::fetch_prefix(out, uidonly, i as u32 + 1, m.uid);
+        if !uidonly {
+            out.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
+        }
         out.extend_from_slice(b"FLAGS ");
         flags::write_list(out, &m.flags, rev1 && sel.recent.contains(&m.uid));
         out.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());

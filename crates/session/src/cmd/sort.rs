@@ -2,9 +2,9 @@
 //! DISPLAYFROM / DISPLAYTO keys (RFC 5957).
 //!
 //! The matching set comes from the SEARCH evaluator; the sort values come from the view (size,
-//! INTERNALDATE) and from the stored ENVELOPE and sent date, read in batches of
-//! [`BATCH`] messages per store call. Ties are broken by sequence number (RFC 5256 §3).
-//! `PARTIAL` (RFC 9394) is not offered.
+//! INTERNALDATE) and from the sort keys kept in the store (`super::sortkeys`: collation keys
+//! and sent date, computed once per message). Ties are broken by sequence number (RFC 5256
+//! §3). `PARTIAL` (RFC 9394, RFC 5267 §4.4) counts in sort order.
 
 use std::cmp::Ordering;
 use std::time::Instant;
@@ -12,22 +12,11 @@ use std::time::Instant;
 use mailkeep_proto::write::Code;
 use mailkeep_proto::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
-use super::collate::{EARLIEST_DATE, base_subject, casemap_key, lenient_date};
-use super::search::address::{Addr, EnvelopeParts, decode_words, envelope_parts};
+use super::search::address::{Addr, decode_words};
 use super::search::{self, esearch};
+use super::sortkeys::{self, Fields, Keys};
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
-
-/// Messages whose ENVELOPE is read in one store call.
-pub(crate) const BATCH: usize = 1024;
-
-/// What SORT and THREAD know of one matching message.
-pub(crate) struct Info {
-    /// RFC 5256 §2.2 sent date (unix seconds, UTC), INTERNALDATE when the Date: header is
-    /// missing or unreadable.
-    pub sent: i64,
-    pub envelope: EnvelopeParts,
-}
 
 /// `NO [LIMIT]` once the command's time budget is spent.
 pub(crate) fn check_budget(deadline: Instant) -> CmdResult<()> {
@@ -56,64 +45,8 @@ pub(crate) fn cap_key(mut s: String) -> String {
     s
 }
 
-/// The sent date and ENVELOPE parts of the view entries `idx`, read in batches and handed to
-/// `row` one by one, so only the rows (not the envelopes) are kept. A message whose parsed
-/// data is gone (expunged meanwhile) gets its INTERNALDATE and an empty envelope.
-pub(crate) async fn load_rows<T>(
-    ctx: &Ctx<'_>,
-    idx: &[usize],
-    deadline: Instant,
-    mut row: impl FnMut(usize, Info) -> T,
-) -> CmdResult<Vec<T>> {
-    let mut out = Vec::with_capacity(idx.len());
-    for chunk in idx.chunks(BATCH) {
-        check_budget(deadline)?;
-        // View indexes ascend, so do their UIDs (parsed_infos wants them ascending).
-        let uids: Vec<u32> = chunk.iter().map(|&i| ctx.sel.messages[i].uid).collect();
-        let infos = ctx.store.parsed_infos(ctx.sel.mailbox.id, &uids).await?;
-        let mut found = infos.into_iter().peekable();
-        for (&i, &uid) in chunk.iter().zip(&uids) {
-            let meta = &ctx.sel.messages[i];
-            let mut info = Info {
-                sent: meta.internal_date,
-                envelope: EnvelopeParts::default(),
-            };
-            while found.peek().is_some_and(|(u, _)| *u < uid) {
-                found.next();
-            }
-            if let Some((_, p)) = found.next_if(|(u, _)| *u == uid) {
-                info.envelope = envelope_parts(&p.envelope).unwrap_or_default();
-                // RFC 5256 §2.2: the Date: header's time, else INTERNALDATE. A date the
-                // message parser could not read gets a lenient second reading; one before
-                // 1900 counts as unreadable.
-                let sent = p.sent_date.filter(|&t| t >= EARLIEST_DATE).or_else(|| {
-                    p.sent_date
-                        .is_none()
-                        .then(|| info.envelope.date.as_deref().and_then(lenient_date))
-                        .flatten()
-                });
-                if let Some(sent) = sent {
-                    info.sent = sent;
-                }
-            }
-            out.push(row(i, info));
-        }
-        if idx.len() > BATCH {
-            tokio::task::yield_now().await;
-        }
-    }
-    Ok(out)
-}
-
-/// One message's value under one sort key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Value {
-    Num(i64),
-    Str(String),
-}
-
 /// RFC 5957 §3: the display name (decoded) if not empty, else `mailbox@host`, else `mailbox`.
-fn display(addr: Option<&Addr>) -> String {
+pub(crate) fn display(addr: Option<&Addr>) -> String {
     let Some(a) = addr else {
         return String::new();
     };
@@ -135,24 +68,32 @@ fn display(addr: Option<&Addr>) -> String {
 }
 
 /// RFC 5256 §3: the `addr-mailbox` of the first address.
-fn mailbox(addr: Option<&Addr>) -> String {
+pub(crate) fn mailbox(addr: Option<&Addr>) -> String {
     addr.and_then(|a| a.mailbox.clone()).unwrap_or_default()
 }
 
-fn value(key: SortKey, ctx: &Ctx<'_>, i: usize, info: &Info) -> Value {
-    let meta = &ctx.sel.messages[i];
-    let env = &info.envelope;
-    let text = |s: &str| Value::Str(cap_key(casemap_key(s)));
+/// How view entries `idx[a]` and `idx[b]` compare under one sort key (`keys[n]` belongs to
+/// `idx[n]`; empty when only view values are needed).
+fn compare(
+    key: SortKey,
+    ctx: &Ctx<'_>,
+    idx: &[usize],
+    keys: &[Keys],
+    a: usize,
+    b: usize,
+) -> Ordering {
+    let meta = |n: usize| &ctx.sel.messages[idx[n]];
+    let sent = |n: usize| keys[n].sent.unwrap_or(meta(n).internal_date);
     match key {
-        SortKey::Arrival => Value::Num(meta.internal_date),
-        SortKey::Size => Value::Num(meta.size.min(i64::MAX as u64) as i64),
-        SortKey::Date => Value::Num(info.sent),
-        SortKey::Subject => text(&base_subject(env.subject.as_deref().unwrap_or("")).0),
-        SortKey::From => text(&mailbox(env.from.as_ref())),
-        SortKey::To => text(&mailbox(env.to.as_ref())),
-        SortKey::Cc => text(&mailbox(env.cc.as_ref())),
-        SortKey::DisplayFrom => text(&display(env.from.as_ref())),
-        SortKey::DisplayTo => text(&display(env.to.as_ref())),
+        SortKey::Arrival => meta(a).internal_date.cmp(&meta(b).internal_date),
+        SortKey::Size => meta(a).size.cmp(&meta(b).size),
+        SortKey::Date => sent(a).cmp(&sent(b)),
+        SortKey::Subject => keys[a].subject.cmp(&keys[b].subject),
+        SortKey::From => keys[a].from.cmp(&keys[b].from),
+        SortKey::To => keys[a].to.cmp(&keys[b].to),
+        SortKey::Cc => keys[a].cc.cmp(&keys[b].cc),
+        SortKey::DisplayFrom => keys[a].display_from.cmp(&keys[b].display_from),
+        SortKey::DisplayTo => keys[a].display_to.cmp(&keys[b].display_to),
     }
 }
 
@@ -166,38 +107,34 @@ async fn sorted(
     let needs_store = criteria
         .iter()
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-    let values = |i: usize, info: Info| -> (usize, Vec<Value>) {
-        let v = criteria
-            .iter()
-            .map(|c| value(c.key, ctx, i, &info))
-            .collect();
-        (i, v)
-    };
-    let mut rows: Vec<(usize, Vec<Value>)> = if needs_store {
-        load_rows(ctx, &idx, deadline, values).await?
+    let fields = criteria.iter().fold(Fields(0), |f, c| {
+        f.with(match c.key {
+            SortKey::Subject => Fields::SUBJECT,
+            SortKey::From => Fields::FROM,
+            SortKey::To => Fields::TO,
+            SortKey::Cc => Fields::CC,
+            SortKey::DisplayFrom => Fields::DISPLAY_FROM,
+            SortKey::DisplayTo => Fields::DISPLAY_TO,
+            SortKey::Arrival | SortKey::Size | SortKey::Date => Fields(0),
+        })
+    });
+    let keys = if needs_store {
+        sortkeys::load(ctx, &idx, fields, deadline).await?
     } else {
-        idx.iter()
-            .map(|&i| {
-                let info = Info {
-                    sent: 0,
-                    envelope: EnvelopeParts::default(),
-                };
-                values(i, info)
-            })
-            .collect()
+        Vec::new()
     };
-    check_budget(deadline)?;
-    rows.sort_by(|(ia, a), (ib, b)| {
-        for (n, c) in criteria.iter().enumerate() {
-            let o = a[n].cmp(&b[n]);
+    let mut order: Vec<usize> = (0..idx.len()).collect();
+    order.sort_by(|&a, &b| {
+        for c in criteria {
+            let o = compare(c.key, ctx, &idx, &keys, a, b);
             let o = if c.reverse { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
             }
         }
-        ia.cmp(ib)
+        idx[a].cmp(&idx[b])
     });
-    Ok(rows.into_iter().map(|(i, _)| i).collect())
+    Ok(order.into_iter().map(|n| idx[n]).collect())
 }
 
 /// SORT / UID SORT: `* SORT ...`, or `* ESEARCH ...` in sort order with `RETURN (...)`.

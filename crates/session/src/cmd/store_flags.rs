@@ -83,7 +83,7 @@ pub(crate) async fn store(
         }
         let mut items: Vec<u8> = Vec::new();
         // RFC 7162 §3.2.4: with QRESYNC every untagged FETCH carries the UID.
-        if uid || ctx.enabled.qresync {
+        if (uid || ctx.enabled.qresync) && !ctx.enabled.uidonly {
             items.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
         }
         if !silent {
@@ -96,7 +96,7 @@ pub(crate) async fn store(
         if items.last() == Some(&b' ') {
             items.pop();
         }
-        out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+        super::uidonly::fetch_prefix(out, ctx.enabled.uidonly, i as u32 + 1, m.uid);
         out.extend_from_slice(&items);
         out.extend_from_slice(b")\r\n");
     }

@@ -135,8 +135,11 @@ pub async fn login(env: &Env, user: &str) -> Session {
     s
 }
 
-/// UIDVALIDITY values come from the clock: replace them with `$V`.
+/// UIDVALIDITY values come from the clock: replace them with `$V`; MAILBOXIDs (RFC 8474,
+/// made with the UIDVALIDITY) with `$M`.
 pub fn mask(text: &str) -> String {
+    let masked = mask_mailbox_ids(text);
+    let text: &str = &masked;
     let mut out = String::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -156,6 +159,26 @@ pub fn mask(text: &str) -> String {
         }
         rest = &rest[digits..];
     }
+    out
+}
+
+fn mask_mailbox_ids(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("MAILBOXID (") {
+        let start = i + "MAILBOXID (".len();
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let id = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+            .count();
+        if id > 0 {
+            out.push_str("$M");
+        }
+        rest = &rest[id..];
+    }
+    out.push_str(rest);
     out
 }
 

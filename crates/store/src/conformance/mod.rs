@@ -11,19 +11,25 @@ use crate::{
 
 mod accounts;
 mod domains;
+mod import;
 mod messages;
+mod objects;
 mod quota;
 mod search;
 mod secrets;
+mod sortkeys;
 mod tombstones;
 mod twofa;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
+pub use import::import;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
+pub use objects::objects;
 pub use quota::quota;
 pub use search::{notifications, recent, search};
 pub use secrets::scram_keys;
+pub use sortkeys::sort_keys;
 pub use tombstones::tombstones;
 pub use twofa::two_factor;
 
@@ -69,6 +75,12 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "scram_keys").await;
     two_factor(&*store).await;
     assert_clean(&*store, "two_factor").await;
+    objects(&*store).await;
+    assert_clean(&*store, "objects").await;
+    import(&*store).await;
+    assert_clean(&*store, "import").await;
+    sort_keys(&*store).await;
+    assert_clean(&*store, "sort_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

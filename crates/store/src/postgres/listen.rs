@@ -130,7 +130,7 @@ async fn run(config: Config, tls: Tls, pool: Pool, notifier: Arc<Notifier>, firs
 /// Wakes every mailbox this node's sessions watch, with its current HIGHESTMODSEQ (0 for a
 /// mailbox that is gone: its sessions find out when they look).
 async fn wake_all(pool: &Pool, notifier: &Notifier) -> Result<()> {
-    let watched = notifier.watched();
+    let watched: Vec<MailboxId> = notifier.watched().into_iter().map(|(id, _)| id).collect();
     if watched.is_empty() {
         return Ok(());
     }

@@ -274,7 +274,41 @@ impl BlobDir {
     }
 
     fn decoder(&self, id: u32) -> Option<Arc<DecoderDictionary<'static>>> {
-        read(&self.inner.decoders).get(&id).cloned()
+        let found = read(&self.inner.decoders).get(&id).cloned();
+        found.or_else(|| {
+            self.load_new_dictionaries();
+            read(&self.inner.decoders).get(&id).cloned()
+        })
+    }
+
+    /// The bytes of dictionary `id` (for streams), loading new dictionary files if needed.
+    pub(super) fn raw_dictionary(&self, id: u32) -> Option<Arc<[u8]>> {
+        let found = read(&self.inner.raw).get(&id).cloned();
+        found.or_else(|| {
+            self.load_new_dictionaries();
+            read(&self.inner.raw).get(&id).cloned()
+        })
+    }
+
+    /// Loads dictionaries written since open by another process on the same directory (an
+    /// import running beside the server trains its own once it has seen enough bodies).
+    /// They are used for reading only; new bodies keep this process's current dictionary.
+    fn load_new_dictionaries(&self) {
+        let dicts = match read_dictionaries(&self.inner.root.join(DICT_DIR)) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "loading new zstd dictionaries");
+                return;
+            }
+        };
+        let mut decoders = write(&self.inner.decoders);
+        let mut raw = write(&self.inner.raw);
+        for (_, p) in dicts {
+            if let std::collections::hash_map::Entry::Vacant(e) = decoders.entry(p.id) {
+                e.insert(Arc::new(p.decoder));
+                raw.insert(p.id, p.raw);
+            }
+        }
     }
 
     fn compress(&self, data: &[u8]) -> Result<Vec<u8>> {

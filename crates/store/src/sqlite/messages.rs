@@ -41,7 +41,7 @@ pub(super) fn mailbox_state(conn: &Connection, id: MailboxId) -> Result<MailboxS
     .ok_or(StoreError::NoSuchMailbox)
 }
 
-fn set_mailbox_state(
+pub(super) fn set_mailbox_state(
     conn: &Connection,
     id: MailboxId,
     uidnext: u32,
@@ -85,7 +85,7 @@ impl Counts {
         }
     }
 
-    fn add(&mut self, o: Counts) {
+    pub(super) fn add(&mut self, o: Counts) {
         self.messages += o.messages;
         self.unseen += o.unseen;
         self.deleted += o.deleted;
@@ -130,7 +130,7 @@ pub(super) fn owner(conn: &Connection, mailbox: MailboxId) -> Result<UserId> {
 /// Takes a reference to the body, creating its index row (and search text) on first use.
 /// Its words reach `user`'s search vocabulary with its indexing (a new body) or now (a body
 /// already known, perhaps only to other accounts).
-fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Result<i64> {
+pub(super) fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Result<i64> {
     let conn = ctx.conn;
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?
@@ -219,6 +219,7 @@ pub(super) fn append(
     let mut counts = Counts::default();
     for m in &mut msgs {
         let blob_id = acquire_blob(ctx, user, m)?;
+        super::objects::on_append(ctx.conn, user, blob_id, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
         let row = Row {
             uid,
@@ -284,7 +285,7 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 /// Add a message row to `mailbox` (the columns of [`ROW_COLS`]).
-fn insert_row(conn: &Connection, mailbox: MailboxId, r: &Row) -> Result<()> {
+pub(super) fn insert_row(conn: &Connection, mailbox: MailboxId, r: &Row) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
                               internal_date, date_offset)

@@ -10,6 +10,8 @@
 //! - `search`: the word index behind SEARCH TEXT/BODY.
 //! - `quota`: per-account limits and usage counters, checked inside APPEND/COPY/MOVE.
 //! - `backup`: `mailkeep backup`/`restore`, an online snapshot with the body files it needs.
+//! - `import`: mailboxes with a given UIDVALIDITY and appends with given UIDs (imports).
+//! - `watch`: notices commits of other processes (an import) and wakes their mailboxes' sessions.
 //! - `sweep`: at open, removes body files left by a crash (and the data directory's lock).
 //!
 //! # Durability
@@ -34,7 +36,9 @@ mod backup;
 mod blobs;
 mod check;
 mod domains;
+mod import;
 mod messages;
+mod objects;
 mod parsed;
 mod pool;
 mod prepare;
@@ -43,11 +47,13 @@ mod reads;
 mod schema;
 mod search;
 mod secrets;
+mod sortkeys;
 mod sweep;
 mod tombstones;
 mod twofa;
 #[cfg(test)]
 mod upgrade_tests;
+mod watch;
 mod writer;
 
 use async_trait::async_trait;
@@ -63,8 +69,8 @@ pub use self::writer::WriteStats;
 use self::writer::Writer;
 use crate::{
     Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageBytes,
-    MessageMeta, NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits, QuotaSetting, Result,
-    ScramKeys, StoreFlagsResult, User, UserId,
+    MessageMeta, MessageObjects, NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits,
+    QuotaSetting, Result, ScramKeys, StoreFlagsResult, User, UserId,
 };
 
 pub struct SqliteStore {
@@ -99,6 +105,8 @@ impl SqliteStore {
         conn.execute_batch(tombstones::SCHEMA)?;
         conn.execute_batch(secrets::SCHEMA)?;
         conn.execute_batch(twofa::SCHEMA)?;
+        conn.execute_batch(objects::SCHEMA)?;
+        conn.execute_batch(sortkeys::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -114,6 +122,7 @@ impl SqliteStore {
         }
         let notifier = Arc::new(Notifier::default());
         let writer = Writer::start(conn, blobs.clone(), notifier.clone())?;
+        watch::start(index.clone(), Arc::downgrade(&notifier));
         Ok(Arc::new(SqliteStore {
             writer,
             readers: ReadPool::new(index),
@@ -203,7 +212,7 @@ impl SqliteStore {
         let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
             prepare::prepare(&blobs, msgs)
         } else {
-            tokio::task::spawn_blocking(move || prepare::prepare(&blobs, msgs))
+            tokio::task::spawn_blocking(move || prepare::prepare_parallel(&blobs, msgs))
                 .await
                 .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
         };
@@ -547,6 +556,23 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let uids = uids.to_vec();
+        self.readers
+            .run(move |c| sortkeys::sort_keys(c, mailbox, &uids))
+            .await
+    }
+
+    async fn save_sort_keys(&self, mailbox: MailboxId, keys: Vec<(u32, Vec<u8>)>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // Derived data: losing it to a power cut only means computing it again.
+        self.writer
+            .run_relaxed(move |ctx| sortkeys::save_sort_keys(ctx.conn, mailbox, &keys))
+            .await
+    }
+
     async fn set_flags(
         &self,
         mailbox: MailboxId,
@@ -661,6 +687,86 @@ impl MailStore for SqliteStore {
                 .run(move |c| reads::claim_recent(c, mailbox, false))
                 .await
         }
+    }
+
+    async fn message_objects(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, MessageObjects)>> {
+        let uids = uids.to_vec();
+        self.readers
+            .run(move |c| objects::message_objects(c, mailbox, &uids))
+            .await
+    }
+
+    async fn preview(&self, mailbox: MailboxId, uid: u32) -> Result<Option<String>> {
+        self.readers
+            .run(move |c| objects::preview(c, mailbox, uid))
+            .await
+    }
+
+    async fn replace(
+        &self,
+        from: MailboxId,
+        uid: u32,
+        user: UserId,
+        name: &str,
+        message: NewMessage,
+    ) -> Result<Option<(u32, u32)>> {
+        let prepared = self.prepare(vec![message]).await?;
+        let name = name.to_owned();
+        let limits = self.default_quota();
+        self.writer
+            .run(move |ctx| {
+                // The message to replace must still be there (RFC 8508 §3.4: nothing is done
+                // if it cannot be removed).
+                if messages::select_rows(ctx.conn, from, &[uid])?.is_empty() {
+                    ctx.gc.extend(prepared.iter().map(|m| m.hash));
+                    return Err(crate::StoreError::NoSuchMailbox);
+                }
+                let guard = quota::Guard::of_user(ctx.conn, user, limits)?;
+                let Some((uidvalidity, uids)) = messages::append_to(ctx, user, &name, prepared)?
+                else {
+                    return Ok(None);
+                };
+                messages::expunge(ctx, from, &[uid])?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(uids.first().map(|&u| (uidvalidity, u)))
+            })
+            .await
+    }
+
+    async fn import_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+        uidvalidity: Option<u32>,
+    ) -> Result<Mailbox> {
+        let (name, su) = (name.to_owned(), special_use.map(str::to_owned));
+        self.writer
+            .run(move |ctx| import::import_mailbox(ctx, user, &name, su.as_deref(), uidvalidity))
+            .await
+    }
+
+    async fn append_with_uids(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<(u32, NewMessage)>,
+    ) -> Result<u32> {
+        let (uids, msgs): (Vec<u32>, Vec<NewMessage>) = msgs.into_iter().unzip();
+        import::check_ascending(&uids)?;
+        let prepared = self.prepare(msgs).await?;
+        let limits = self.default_quota();
+        self.writer
+            .run(move |ctx| {
+                let guard = quota::Guard::of_mailbox(ctx.conn, mailbox, limits)?;
+                let done = import::append_with_uids(ctx, mailbox, &uids, prepared)?;
+                quota::Guard::check(guard, ctx.conn)?;
+                Ok(done)
+            })
+            .await
     }
 
     async fn add_domain(&self, domain: &str) -> Result<()> {

@@ -37,6 +37,77 @@ pub(super) struct Prepared {
     pub inline: Option<Vec<u8>>,
     /// Kept to rewrite a file body if its file was collected between prepare and commit.
     pub source: MessageBytes,
+    /// PREVIEW text and thread links, kept by `objects` (RFC 8970, RFC 8474).
+    pub delivery: mailkeep_mime::DeliveryInfo,
+}
+
+/// Appends of at least this many messages (an import's batches, big MULTIAPPENDs) are
+/// prepared on several threads at once: preparing is most of an import's work.
+pub(super) const PARALLEL_MIN: usize = 64;
+/// Most threads one append prepares on.
+const PARALLEL_MAX: usize = 4;
+
+/// `prepare`, split over up to [`PARALLEL_MAX`] threads (as many as there are cores) for
+/// appends of [`PARALLEL_MIN`] messages or more; the result is in the messages' order. Each
+/// thread keeps its share of [`TOKENS_KEPT_MAX`], so memory stays as bounded as before.
+pub(super) fn prepare_parallel(
+    blobs: &BlobDir,
+    messages: Vec<NewMessage>,
+) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores
+        .min(PARALLEL_MAX)
+        .min(messages.len() / (PARALLEL_MIN / 2))
+        .max(1);
+    if threads == 1 {
+        return prepare(blobs, messages);
+    }
+    let per = messages.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<NewMessage>> = Vec::with_capacity(threads);
+    let mut rest = messages.into_iter();
+    loop {
+        let chunk: Vec<NewMessage> = rest.by_ref().take(per).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| s.spawn(move || prepare_with(blobs, chunk, TOKENS_KEPT_MAX / threads)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err((
+                        StoreError::Internal("append preparation panicked".into()),
+                        Vec::new(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::new();
+    let mut failed: Option<StoreError> = None;
+    let mut written: Vec<Hash> = Vec::new();
+    for r in results {
+        match r {
+            Ok(p) => {
+                written.extend(p.iter().map(|m| m.hash));
+                out.extend(p);
+            }
+            Err((e, w)) => {
+                written.extend(w);
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err((e, written)),
+        None => Ok(out),
+    }
 }
 
 /// Hashes and packs the bodies, writing the big ones to their files (fsynced). Runs on a
@@ -45,6 +116,14 @@ pub(super) struct Prepared {
 pub(super) fn prepare(
     blobs: &BlobDir,
     messages: Vec<NewMessage>,
+) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
+    prepare_with(blobs, messages, TOKENS_KEPT_MAX)
+}
+
+fn prepare_with(
+    blobs: &BlobDir,
+    messages: Vec<NewMessage>,
+    tokens_max: usize,
 ) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
     let mut out: Vec<Prepared> = Vec::with_capacity(messages.len());
     let mut kept_tokens = 0;
@@ -63,9 +142,10 @@ pub(super) fn prepare(
                 None
             };
             let analysis = received.then(|| ParsedInfo::from(mailkeep_mime::analyze(&data)));
-            Ok((hash, data.len() as u64, inline, analysis))
+            let delivery = mailkeep_mime::delivery_info(&data);
+            Ok((hash, data.len() as u64, inline, analysis, delivery))
         });
-        let (hash, size, inline, analysis) = match stored {
+        let (hash, size, inline, analysis, delivery) = match stored {
             Ok(v) => v,
             Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
         };
@@ -76,7 +156,7 @@ pub(super) fn prepare(
         // gets its tokens computed again from the stored text, like a dropped one.
         let tokens = (!parsed.search_text.is_empty())
             .then(|| search::Tokens::of(&parsed.search_text, parsed.search_body_offset))
-            .filter(|tokens| kept_tokens + tokens.len() <= TOKENS_KEPT_MAX)
+            .filter(|tokens| kept_tokens + tokens.len() <= tokens_max)
             .inspect(|tokens| kept_tokens += tokens.len());
         parsed.search_text = String::new();
         let parsed_packed = match parsed::pack(&parsed) {
@@ -98,6 +178,7 @@ pub(super) fn prepare(
             tokens,
             inline,
             source: m.data,
+            delivery,
         });
     }
     Ok(out)
@@ -108,6 +189,38 @@ mod tests {
     use crate::MailStore;
     use crate::conformance::message;
     use crate::sqlite::SqliteStore;
+
+    /// A big append is prepared on several threads; its messages keep their order and are
+    /// all searchable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_prepare_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let u = store.create_user("p", "h").await.unwrap().id;
+        let inbox = store.get_mailbox(u, "INBOX").await.unwrap().unwrap().id;
+        let n = super::PARALLEL_MIN * 3 + 5;
+        let msgs: Vec<_> = (0..n)
+            .map(|i| {
+                message(
+                    &format!("m{i}"),
+                    &format!("body{i} {}", "filler ".repeat(40)),
+                )
+            })
+            .collect();
+        let (_, uids) = store.append(inbox, msgs).await.unwrap();
+        assert_eq!(uids.len(), n);
+        for (i, uid) in uids.iter().enumerate() {
+            let bytes = store.message_bytes(inbox, *uid).await.unwrap();
+            let want = format!("Subject: m{i}\r\n");
+            assert!(bytes.starts_with(want.as_bytes()), "message {i} in place");
+        }
+        let found = store
+            .search_text(inbox, &uids, "body77", true)
+            .await
+            .unwrap();
+        assert_eq!(found, vec![uids[77]]);
+        assert!(store.check().await.unwrap().is_empty());
+    }
 
     /// Messages whose tokens were dropped to bound an append's memory are indexed from their
     /// text, with their words in the vocabulary of every account holding them.

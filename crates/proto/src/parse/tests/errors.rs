@@ -137,6 +137,25 @@ fn bad_commands_keep_the_tag() {
         ("a AUTHENTICATE PLAIN a\"bc\r\n", Some("a"), ""),
         ("a LOGIN {3}\r\nabc\r\n", Some("a"), "Missing arguments"),
         ("a NOOP\r\nb NOOP\r\n", Some("a"), "Extra arguments"),
+        // RFC 9394: nz-numbers, both ends negative or neither, one PARTIAL or ALL.
+        ("a UID SEARCH RETURN (PARTIAL 0:5) ALL\r\n", Some("a"), ""),
+        ("a UID SEARCH RETURN (PARTIAL -1:5) ALL\r\n", Some("a"), ""),
+        ("a UID SEARCH RETURN (PARTIAL 1:*) ALL\r\n", Some("a"), ""),
+        (
+            "a UID SEARCH RETURN (PARTIAL 1:5 ALL) ALL\r\n",
+            Some("a"),
+            "At most one of PARTIAL and ALL",
+        ),
+        (
+            "a UID SEARCH RETURN (PARTIAL 1:5 PARTIAL 6:9) ALL\r\n",
+            Some("a"),
+            "At most one of PARTIAL and ALL",
+        ),
+        (
+            "a UID FETCH 1:* (FLAGS) (PARTIAL 1:2 PARTIAL 3:4)\r\n",
+            Some("a"),
+            "Unknown FETCH modifier",
+        ),
     ];
     for (input, tag, message) in cases {
         let e = parse(input).expect_err(input);

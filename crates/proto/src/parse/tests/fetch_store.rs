@@ -164,6 +164,25 @@ fn fetch_commands() {
                 FetchModifiers {
                     changed_since: Some(12345),
                     vanished: true,
+                    partial: None,
+                },
+            ),
+        ),
+        (
+            // RFC 9394 §3.4.
+            "101 UID FETCH 25900:26600 (UID FLAGS) (PARTIAL -1:-30 CHANGEDSINCE 98305)\r\n",
+            fetch(
+                true,
+                "25900:26600",
+                vec![Uid, Flags],
+                FetchModifiers {
+                    changed_since: Some(98305),
+                    vanished: false,
+                    partial: Some(crate::types::PartialRange {
+                        from_end: true,
+                        first: 1,
+                        second: 30,
+                    }),
                 },
             ),
         ),

@@ -3,6 +3,7 @@
 mod commands;
 mod errors;
 mod fetch_store;
+mod objects;
 mod search;
 
 use super::*;

@@ -149,6 +149,31 @@ fn program_and_return_options() {
             K::Uid(set("1:*")),
             Some(vec![Save, Count, All]),
         ),
+        // RFC 9394 §3.1.
+        (
+            "A01 UID SEARCH RETURN (PARTIAL -1:-100) UNDELETED\r\n",
+            None,
+            K::Undeleted,
+            Some(vec![Partial(PartialRange {
+                from_end: true,
+                first: 1,
+                second: 100,
+            })]),
+        ),
+        (
+            "A02 UID SEARCH RETURN (MIN partial 23500:24000 SAVE) ALL\r\n",
+            None,
+            K::All,
+            Some(vec![
+                Min,
+                Partial(PartialRange {
+                    from_end: false,
+                    first: 23500,
+                    second: 24000,
+                }),
+                Save,
+            ]),
+        ),
         // A key named like an option is still a key when no SP and list follow.
         (
             "a SEARCH TEXT RETURN\r\n",
@@ -273,6 +298,18 @@ fn sort_commands() {
             K::And(vec![K::Undeleted, K::Unkeyword("$Junk".into())]),
         ),
         (
+            // RFC 5267 §4.4 / RFC 9394: PARTIAL in sort order.
+            "a SORT RETURN (PARTIAL 1:10) (SIZE) UTF-8 ALL\r\n",
+            Some(vec![SearchReturn::Partial(PartialRange {
+                from_end: false,
+                first: 1,
+                second: 10,
+            })]),
+            vec![c(false, Size)],
+            "UTF-8",
+            K::All,
+        ),
+        (
             "a SORT RETURN (MIN COUNT) (SIZE) UTF-8 ALL\r\n",
             Some(vec![SearchReturn::Min, SearchReturn::Count]),
             vec![c(false, Size)],
@@ -310,7 +347,7 @@ fn sort_commands() {
         "a SORT (REVERSE REVERSE DATE) UTF-8 ALL\r\n",
         "a SORT (SPAM) UTF-8 ALL\r\n",
         "a SORT DATE UTF-8 ALL\r\n",
-        "a SORT RETURN (PARTIAL 1:10) (DATE) UTF-8 ALL\r\n",
+        "a SORT RETURN (PARTIAL 1:*) (DATE) UTF-8 ALL\r\n",
     ] {
         let e = parse(bad).expect_err(bad);
         assert_eq!(e.tag.as_deref(), Some("a"), "{bad:?}");

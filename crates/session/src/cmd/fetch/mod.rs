@@ -19,7 +19,7 @@ use std::sync::Arc;
 use mailkeep_mime::PartTree;
 use mailkeep_proto::write;
 use mailkeep_proto::{FetchItem, FetchItems, FetchModifiers, SequenceSet};
-use mailkeep_store::{FlagOp, Flags, ParsedInfo, StoreError, flags};
+use mailkeep_store::{FlagOp, Flags, MessageObjects, ParsedInfo, StoreError, flags};
 
 use super::{apply_updates, condstore_active, enable_condstore, resolve, write_flags_item};
 use crate::ctx::Ctx;
@@ -32,6 +32,10 @@ struct Loaded {
     bytes: Option<Arc<Vec<u8>>>,
     parsed: Option<ParsedInfo>,
     tree: Option<PartTree>,
+    /// EMAILID, THREADID, SAVEDATE.
+    objects: Option<MessageObjects>,
+    /// PREVIEW text; `None` for a LAZY one not kept at delivery.
+    preview: Option<String>,
 }
 
 /// Output bytes one [`FetchJob::step`] writes (about: a step ends at the first item or chunk
@@ -67,6 +71,8 @@ pub(crate) struct FetchJob {
     /// The stored parse (ENVELOPE, BODYSTRUCTURE, part tree) is read for a batch of messages
     /// at a time: one store round trip per batch instead of one per message.
     batch: VecDeque<(u32, ParsedInfo)>,
+    /// The same for object IDs and save dates.
+    objects: VecDeque<(u32, MessageObjects)>,
     expunged_meanwhile: bool,
     cur: Option<Current>,
 }
@@ -110,13 +116,30 @@ pub(crate) async fn fetch(
     out: &mut Vec<u8>,
 ) -> CmdResult<FetchJob> {
     let mut idx = resolve(ctx, set, uid)?;
+    if let Some(range) = modifiers.partial {
+        // RFC 9394 §3.3: a UID FETCH modifier; the range picks from the set's messages in
+        // UID order, before CHANGEDSINCE narrows them (§3.4).
+        if !uid {
+            return Err(CmdError::Bad("PARTIAL requires UID FETCH".into()));
+        }
+        let keep = range.slice(idx.len());
+        idx.truncate(keep.end);
+        idx.drain(..keep.start);
+    }
     if modifiers.vanished && (!uid || modifiers.changed_since.is_none() || !ctx.enabled.qresync) {
         // RFC 7162 §3.2.6: VANISHED only in UID FETCH with CHANGEDSINCE, after ENABLE QRESYNC.
         return Err(CmdError::Bad(
             "VANISHED requires UID FETCH, CHANGEDSINCE and QRESYNC".into(),
         ));
     }
-    let plan = Plan::new(items, uid, modifiers.changed_since.is_some());
+    // RFC 9586 §3.3: with UIDONLY the UID leads every UIDFETCH response, and is repeated as
+    // a data item only when asked for.
+    let mut plan = Plan::new(
+        items,
+        uid && !ctx.enabled.uidonly,
+        modifiers.changed_since.is_some(),
+    );
+    plan.utf8 = ctx.enabled.imap4rev2 || ctx.enabled.utf8_accept;
     if plan.has_modseq {
         enable_condstore(ctx, out);
     }
@@ -159,6 +182,7 @@ pub(crate) async fn fetch(
         seen_now,
         with_modseq: condstore_active(ctx),
         batch: VecDeque::new(),
+        objects: VecDeque::new(),
         expunged_meanwhile: false,
         cur: None,
     })
@@ -217,7 +241,7 @@ impl FetchJob {
                 if !std::mem::take(&mut cur.first) {
                     out.push(b' ');
                 }
-                cur.literal = write_content_item(item, cur, out)?;
+                cur.literal = write_content_item(item, cur, self.plan.utf8, out)?;
                 continue;
             }
             out.extend_from_slice(b")\r\n");
@@ -265,6 +289,34 @@ impl FetchJob {
                 parsed = Some(p);
             }
         }
+        let mut objects = None;
+        if plan.needs_objects {
+            if n.is_multiple_of(PARSE_BATCH) {
+                let uids: Vec<u32> = self.idx[n..self.idx.len().min(n + PARSE_BATCH)]
+                    .iter()
+                    .map(|&j| ctx.sel.messages[j].uid)
+                    .collect();
+                self.objects = ctx
+                    .store
+                    .message_objects(ctx.sel.mailbox.id, &uids)
+                    .await?
+                    .into();
+            }
+            while let Some((u, _)) = self.objects.front() {
+                if *u > uid_i {
+                    break;
+                }
+                let (u, o) = self.objects.pop_front().expect("front exists");
+                if u == uid_i {
+                    objects = Some(o);
+                }
+            }
+            if objects.is_none() {
+                // Expunged by another session meanwhile (see below).
+                self.expunged_meanwhile = true;
+                return Ok(());
+            }
+        }
         let loaded = match load(ctx, plan, uid_i, parsed).await {
             Ok(loaded) => loaded,
             // Expunged by another session since this one last heard: the EXPUNGE may not be
@@ -276,6 +328,8 @@ impl FetchJob {
             }
             Err(e) => return Err(e.into()),
         };
+        let mut loaded = loaded;
+        loaded.objects = objects;
         let mut cur = Current {
             loaded,
             item: 0,
@@ -290,9 +344,7 @@ impl FetchJob {
                 cur.binary(part)?;
             }
         }
-        out.extend_from_slice(b"* ");
-        write::number(out, i as u64 + 1);
-        out.extend_from_slice(b" FETCH (");
+        super::uidonly::fetch_prefix(out, ctx.enabled.uidonly, i as u32 + 1, uid_i);
         let mut sep = |out: &mut Vec<u8>| {
             if !std::mem::take(&mut cur.first) {
                 out.push(b' ');
@@ -306,7 +358,8 @@ impl FetchJob {
             // The flags changed: say so even if FLAGS was not asked for (Dovecot puts it after
             // the view items), with MODSEQ under CONDSTORE (RFC 7162 §3.2), and the UID once
             // QRESYNC is on (RFC 7162 §3.2.4).
-            if ctx.enabled.qresync && !plan.index.contains(&FetchItem::Uid) {
+            if ctx.enabled.qresync && !ctx.enabled.uidonly && !plan.index.contains(&FetchItem::Uid)
+            {
                 sep(out);
                 out.extend_from_slice(format!("UID {uid_i}").as_bytes());
             }
@@ -384,7 +437,7 @@ async fn load(
         return Ok(loaded);
     }
     let mailbox = ctx.sel.mailbox.id;
-    if plan.needs_bytes {
+    if plan.needs_bytes && !plan.header_only {
         loaded.bytes = Some(ctx.store.message_bytes(mailbox, uid).await?);
     }
     if plan.needs_parsed {
@@ -396,12 +449,59 @@ async fn load(
             let tree = PartTree::from_bytes(&parsed.parts).ok_or_else(|| {
                 StoreError::Internal(format!("unreadable part tree of UID {uid}"))
             })?;
+            if plan.header_only {
+                let end = tree.root.body_start;
+                loaded.bytes = Some(Arc::new(read_prefix(ctx, mailbox, uid, end).await?));
+            }
             loaded.tree = Some(tree);
         }
         loaded.parsed = Some(parsed);
     }
+    if plan.needs_preview {
+        loaded.preview = match ctx.store.preview(mailbox, uid).await? {
+            Some(p) => Some(p),
+            // Not kept at delivery (stored before previews were): LAZY says so with NIL
+            // (RFC 8970 §4.1); otherwise it is made from the body now.
+            None if plan.preview_lazy => None,
+            None => {
+                let bytes = match &loaded.bytes {
+                    Some(b) if !plan.header_only => b.clone(),
+                    _ => ctx.store.message_bytes(mailbox, uid).await?,
+                };
+                Some(if bytes.len() <= PREVIEW_INLINE_MAX {
+                    mailkeep_mime::preview(&bytes)
+                } else {
+                    tokio::task::spawn_blocking(move || mailkeep_mime::preview(&bytes))
+                        .await
+                        .map_err(|e| StoreError::Internal(format!("preview: {e}")))?
+                })
+            }
+        };
+    }
     Ok(loaded)
 }
+
+/// The first `len` bytes of a message (its header, for header-only FETCH items): only that much
+/// is read and decompressed, on the session's thread (a header is a few KiB).
+async fn read_prefix(
+    ctx: &Ctx<'_>,
+    mailbox: mailkeep_store::MailboxId,
+    uid: u32,
+    len: u64,
+) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read;
+    let reader = ctx.store.message_reader(mailbox, uid).await?;
+    let len = len.min(reader.size());
+    let mut out = Vec::with_capacity(len as usize);
+    reader
+        .take(len)
+        .read_to_end(&mut out)
+        .map_err(|e| StoreError::Internal(format!("reading UID {uid}: {e}")))?;
+    Ok(out)
+}
+
+/// Messages up to this size get a missing preview made on the session's own thread.
+const PREVIEW_INLINE_MAX: usize = 64 << 10;
 
 fn write_index_item(ctx: &Ctx<'_>, i: usize, item: &FetchItem, line: &mut Vec<u8>) {
     let m = &ctx.sel.messages[i];
@@ -433,8 +533,10 @@ fn write_index_item(ctx: &Ctx<'_>, i: usize, item: &FetchItem, line: &mut Vec<u8
 fn write_content_item(
     item: &FetchItem,
     cur: &mut Current,
+    utf8: bool,
     out: &mut Vec<u8>,
 ) -> CmdResult<Option<Literal>> {
+    use super::objectid::{Item, write_object_item, write_preview};
     let parsed = cur.loaded.parsed.as_ref();
     let stored = |f: fn(&ParsedInfo) -> &[u8]| -> &[u8] {
         parsed.map(f).filter(|t| !t.is_empty()).unwrap_or(b"NIL")
@@ -496,6 +598,10 @@ fn write_content_item(
             let size = cur.binary(part)?.len();
             out.extend_from_slice(format!("BINARY.SIZE[{}] {}", part_label(part), size).as_bytes());
         }
+        FetchItem::EmailId => write_object_item(out, Item::EmailId, cur.loaded.objects.as_ref()),
+        FetchItem::ThreadId => write_object_item(out, Item::ThreadId, cur.loaded.objects.as_ref()),
+        FetchItem::SaveDate => write_object_item(out, Item::SaveDate, cur.loaded.objects.as_ref()),
+        FetchItem::Preview { .. } => write_preview(out, cur.loaded.preview.as_deref(), utf8),
         FetchItem::Uid
         | FetchItem::Flags
         | FetchItem::InternalDate

@@ -14,19 +14,33 @@ pub(crate) struct Plan {
     pub content: Vec<FetchItem>,
     /// Some item needs the message bytes.
     pub needs_bytes: bool,
+    /// Every item that needs bytes needs only the top-level header (`RFC822.HEADER`,
+    /// `BODY[HEADER]`, `BODY[HEADER.FIELDS (...)]`): only that much of the message is read.
+    pub header_only: bool,
     /// Some item needs the stored ParsedInfo (ENVELOPE, BODYSTRUCTURE, BODY, or a part tree).
     pub needs_parsed: bool,
     /// Some item is a non-PEEK body fetch (RFC 9051 §6.4.5: it sets `\Seen`).
     pub sets_seen: bool,
     pub has_flags: bool,
     pub has_modseq: bool,
+    /// Some item is EMAILID, THREADID or SAVEDATE (RFC 8474, RFC 8514).
+    pub needs_objects: bool,
+    /// PREVIEW was asked for (RFC 8970); `preview_lazy`: only with LAZY.
+    pub needs_preview: bool,
+    pub preview_lazy: bool,
+    /// Strings may be quoted UTF-8 (IMAP4rev2 or UTF8=ACCEPT), set by the caller.
+    pub utf8: bool,
 }
 
 impl Plan {
     /// `uid`: UID FETCH (UID is always returned, RFC 9051 §6.4.9); `changed_since`: RFC 7162
     /// §3.1.4.1, CHANGEDSINCE implies MODSEQ.
     pub(crate) fn new(items: &FetchItems, uid: bool, changed_since: bool) -> Plan {
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            preview_lazy: true,
+            ..Plan::default()
+        };
+        let mut beyond_header = false;
         if uid {
             plan.index.push(FetchItem::Uid);
         }
@@ -41,6 +55,7 @@ impl Plan {
                 }
                 FetchItem::Rfc822 => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.sets_seen = true;
                 }
                 FetchItem::Rfc822Header => {
@@ -49,22 +64,33 @@ impl Plan {
                 }
                 FetchItem::Rfc822Text => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.needs_parsed = true;
                     plan.sets_seen = true;
                 }
                 FetchItem::BodySection { section, peek, .. } => {
                     plan.needs_bytes = true;
+                    beyond_header |= !top_level_header(section);
                     plan.needs_parsed |= !whole_message(section);
                     plan.sets_seen |= !peek;
                 }
                 FetchItem::Binary { peek, .. } => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.needs_parsed = true;
                     plan.sets_seen |= !peek;
                 }
                 FetchItem::BinarySize { .. } => {
                     plan.needs_bytes = true;
+                    beyond_header = true;
                     plan.needs_parsed = true;
+                }
+                FetchItem::EmailId | FetchItem::ThreadId | FetchItem::SaveDate => {
+                    plan.needs_objects = true
+                }
+                FetchItem::Preview { lazy } => {
+                    plan.needs_preview = true;
+                    plan.preview_lazy &= *lazy;
                 }
             }
             let is_index = matches!(
@@ -84,6 +110,11 @@ impl Plan {
                 target.push(item.clone());
             }
         }
+        if !plan.needs_preview {
+            plan.preview_lazy = false;
+        }
+        // The header's end comes from the stored part tree (needs_parsed is set for these).
+        plan.header_only = plan.needs_bytes && !beyond_header && plan.needs_parsed;
         if changed_since && !plan.has_modseq {
             plan.has_modseq = true;
             plan.index.push(FetchItem::ModSeq);
@@ -93,8 +124,20 @@ impl Plan {
 
     /// Nothing beyond the view is needed: `FETCH 1:* (FLAGS)` never touches the store.
     pub(crate) fn view_only(&self) -> bool {
-        !self.needs_bytes && !self.needs_parsed
+        !self.needs_bytes && !self.needs_parsed && !self.needs_objects && !self.needs_preview
     }
+}
+
+/// `BODY[HEADER]`, `BODY[HEADER.FIELDS (...)]`, `BODY[HEADER.FIELDS.NOT (...)]` of the message
+/// itself: within the top-level header.
+fn top_level_header(section: &Section) -> bool {
+    section.part.is_empty()
+        && matches!(
+            section.text,
+            Some(SectionText::Header)
+                | Some(SectionText::HeaderFields(_))
+                | Some(SectionText::HeaderFieldsNot(_))
+        )
 }
 
 /// `BODY[]`: served from the bytes alone, without the part tree.
@@ -235,5 +278,41 @@ mod tests {
         };
         let p = Plan::new(&FetchItems(vec![whole]), false, false);
         assert!(p.needs_bytes && !p.needs_parsed && p.sets_seen);
+        assert!(!p.header_only);
+    }
+
+    #[test]
+    fn header_only_when_every_byte_item_is_in_the_top_level_header() {
+        let body = |part: &[u32], text: Option<SectionText>| FetchItem::BodySection {
+            section: sec(part, text),
+            partial: None,
+            peek: true,
+        };
+        let fields = || Some(SectionText::HeaderFields(vec![b"from".to_vec()]));
+        let header_only =
+            |items: Vec<FetchItem>| Plan::new(&FetchItems(items), true, false).header_only;
+        assert!(header_only(vec![body(&[], fields())]));
+        assert!(header_only(vec![
+            FetchItem::Rfc822Header,
+            body(&[], Some(SectionText::Header)),
+            body(
+                &[],
+                Some(SectionText::HeaderFieldsNot(vec![b"to".to_vec()]))
+            ),
+            FetchItem::Envelope,
+            FetchItem::Flags,
+        ]));
+        // Anything past the header, or a header of a part, needs the whole message.
+        assert!(!header_only(vec![
+            body(&[], fields()),
+            body(&[], Some(SectionText::Text))
+        ]));
+        assert!(!header_only(vec![body(&[1], Some(SectionText::Header))]));
+        assert!(!header_only(vec![body(&[], None)]));
+        assert!(!header_only(vec![
+            FetchItem::Rfc822Header,
+            FetchItem::Rfc822
+        ]));
+        assert!(!header_only(vec![FetchItem::Envelope]));
     }
 }

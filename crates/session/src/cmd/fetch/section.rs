@@ -52,10 +52,19 @@ pub(crate) fn literal_prefix(out: &mut Vec<u8>, len: usize, literal8: bool) {
 /// The content of `BODY[section]`. A part that does not exist gives an empty string, as
 /// Dovecot answers (RFC 9051 leaves it open).
 pub(crate) fn body_section(message: &[u8], tree: Option<&PartTree>, section: &Section) -> Vec<u8> {
+    try_body_section(message, tree, section).unwrap_or_default()
+}
+
+/// [`body_section`], `None` when the part does not exist (CATENATE's URLs, RFC 4469 BADURL).
+pub(crate) fn try_body_section(
+    message: &[u8],
+    tree: Option<&PartTree>,
+    section: &Section,
+) -> Option<Vec<u8>> {
     if section.part.is_empty() && section.text.is_none() {
-        return message.to_vec();
+        return Some(message.to_vec());
     }
-    let Some(tree) = tree else { return Vec::new() };
+    let tree = tree?;
     let spec = match &section.text {
         None => SectionSpec::Full,
         Some(SectionText::Header) => SectionSpec::Header,
@@ -64,7 +73,7 @@ pub(crate) fn body_section(message: &[u8], tree: Option<&PartTree>, section: &Se
         Some(SectionText::HeaderFields(names)) => SectionSpec::HeaderFields(names),
         Some(SectionText::HeaderFieldsNot(names)) => SectionSpec::HeaderFieldsNot(names),
     };
-    mailkeep_mime::section(message, tree, &section.part, spec).unwrap_or_default()
+    mailkeep_mime::section(message, tree, &section.part, spec).ok()
 }
 
 /// The decoded content of `BINARY[part]` (RFC 3516). A missing part is empty, like BODY[].

@@ -1,7 +1,7 @@
 //! Writing SEARCH results: `* SEARCH` (RFC 3501 §7.2.5, RFC 7162 §3.1.5) and `* ESEARCH`
 //! (RFC 4731, RFC 9051 §7.3.4).
 
-use mailkeep_proto::SearchReturn;
+use mailkeep_proto::{PartialRange, SearchReturn};
 
 use crate::cmd::number_runs;
 
@@ -55,6 +55,16 @@ pub(crate) fn write_esearch(
             out.extend_from_slice(format!(" ALL {}", number_runs(nums)).as_bytes());
         }
     }
+    if let Some(range) = partial(ret) {
+        // RFC 9394 §3.1: the range as requested, then the results in it or NIL.
+        let part = &nums[range.slice(nums.len())];
+        let set = if part.is_empty() {
+            "NIL".to_string()
+        } else {
+            number_runs(part)
+        };
+        out.extend_from_slice(format!(" PARTIAL ({} {set})", range.to_wire()).as_bytes());
+    }
     if ret.contains(&SearchReturn::Count) {
         out.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
     }
@@ -64,24 +74,40 @@ pub(crate) fn write_esearch(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The PARTIAL return option, if given (RFC 9394; the parser allows at most one).
+pub(crate) fn partial(ret: &[SearchReturn]) -> Option<PartialRange> {
+    ret.iter().find_map(|r| match r {
+        SearchReturn::Partial(p) => Some(*p),
+        _ => None,
+    })
+}
+
 /// RFC 5182 §2.4: with SAVE, MIN and/or MAX but neither ALL nor COUNT, only the minimum and/or
-/// maximum are saved; otherwise the whole result.
+/// maximum are saved; otherwise the whole result. RFC 9394 §3.2 (Table 1): with PARTIAL and no
+/// COUNT, the PARTIAL results together with the MIN and/or MAX message.
 pub(crate) fn saved_subset(ret: &[SearchReturn], uids: &[u32]) -> Vec<u32> {
     let min = ret.contains(&SearchReturn::Min);
     let max = ret.contains(&SearchReturn::Max);
+    let part = partial(ret);
     let whole = ret.contains(&SearchReturn::All) || ret.contains(&SearchReturn::Count);
-    if whole || !(min || max) {
+    if whole || !(min || max || part.is_some()) {
         return uids.to_vec();
     }
     let mut v = Vec::new();
+    if let Some(p) = part {
+        v.extend_from_slice(&uids[p.slice(uids.len())]);
+    }
     if let (true, Some(&m)) = (min, uids.first()) {
         v.push(m);
     }
-    if let (true, Some(&m)) = (max, uids.last())
-        && v.last() != Some(&m)
-    {
+    if let (true, Some(&m)) = (max, uids.last()) {
         v.push(m);
     }
+    if part.is_some() {
+        // The view order for `$` (SORT passes UIDs in sort order).
+        v.sort_unstable();
+    }
+    v.dedup();
     v
 }
 
@@ -205,5 +231,52 @@ mod tests {
         assert_eq!(saved_subset(&[Save, Max, Count], &u), vec![2, 5, 9]);
         assert_eq!(saved_subset(&[Save, Min, Max], &[4]), vec![4]);
         assert_eq!(saved_subset(&[Save, Min], &[]), Vec::<u32>::new());
+        // RFC 9394 Table 1.
+        let p = |first, second| {
+            Partial(PartialRange {
+                from_end: false,
+                first,
+                second,
+            })
+        };
+        let u = [2, 5, 9, 11, 14];
+        assert_eq!(saved_subset(&[Save, p(2, 3)], &u), vec![5, 9]);
+        assert_eq!(saved_subset(&[Save, p(2, 3), Min], &u), vec![2, 5, 9]);
+        assert_eq!(saved_subset(&[Save, p(2, 3), Max], &u), vec![5, 9, 14]);
+        assert_eq!(
+            saved_subset(&[Save, p(2, 3), Min, Max], &u),
+            vec![2, 5, 9, 14]
+        );
+        assert_eq!(saved_subset(&[Save, p(2, 3), Count, Min], &u), u.to_vec());
+        assert_eq!(saved_subset(&[Save, p(9, 10)], &u), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn esearch_partial() {
+        let last = |first, second| {
+            Partial(PartialRange {
+                from_end: true,
+                first,
+                second,
+            })
+        };
+        let nums: Vec<u32> = (1..=10).map(|n| n * 2).collect();
+        assert_eq!(
+            es(Some("A01"), true, &[last(1, 3)], &nums, None),
+            "* ESEARCH (TAG \"A01\") UID PARTIAL (-1:-3 16,18,20)\r\n"
+        );
+        let first = Partial(PartialRange {
+            from_end: false,
+            first: 24000,
+            second: 24500,
+        });
+        assert_eq!(
+            es(Some("A04"), true, &[first, Count], &nums, None),
+            "* ESEARCH (TAG \"A04\") UID PARTIAL (24000:24500 NIL) COUNT 10\r\n"
+        );
+        assert_eq!(
+            es(Some("A05"), true, &[first], &[], None),
+            "* ESEARCH (TAG \"A05\") UID PARTIAL (24000:24500 NIL)\r\n"
+        );
     }
 }

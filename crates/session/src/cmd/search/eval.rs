@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDate};
-use mailkeep_store::{MessageMeta, flags};
+use mailkeep_store::{MessageMeta, MessageObjects, flags};
 
 use super::key::{Key, fold};
 use crate::ctx::Ctx;
@@ -68,10 +68,31 @@ pub(crate) fn match_view(key: &Key, m: &MsgView<'_>) -> Option<bool> {
             }
             all
         }
-        Key::Sent(..) | Key::Header(..) | Key::Address(..) | Key::Text(_) | Key::Body(_) => {
+        Key::Sent(..)
+        | Key::Header(..)
+        | Key::Address(..)
+        | Key::Text(_)
+        | Key::Body(_)
+        | Key::Saved(..)
+        | Key::EmailId(_)
+        | Key::ThreadId(_) => {
             return None;
         }
     })
+}
+
+/// SAVEDBEFORE/SAVEDON/SAVEDSINCE (the save date's day in the server's zone, as FETCH
+/// SAVEDATE writes it), EMAILID, THREADID.
+pub(crate) fn match_object(key: &Key, o: &MessageObjects) -> bool {
+    match key {
+        Key::Saved(cmp, arg) => {
+            let offset = crate::cmd::objectid::local_offset_minutes(o.save_date);
+            local_date(o.save_date, offset).is_some_and(|d| cmp.test(d, *arg))
+        }
+        Key::EmailId(id) => o.email_id == *id,
+        Key::ThreadId(id) => o.thread_id.as_deref() == Some(id.as_str()),
+        _ => false,
+    }
 }
 
 /// Header-level tests on a message header (the bytes up to and including the blank line).
@@ -138,6 +159,8 @@ pub(crate) struct Evaluator<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
     headers: HashMap<u32, Arc<[u8]>>,
     envelopes: HashMap<u32, Arc<[u8]>>,
+    /// EMAILID, THREADID and save date of messages looked at (RFC 8474, RFC 8514).
+    objects: HashMap<u32, MessageObjects>,
     /// Past this the search answers `NO [LIMIT]`.
     deadline: Instant,
 }
@@ -148,6 +171,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             ctx,
             headers: HashMap::new(),
             envelopes: HashMap::new(),
+            objects: HashMap::new(),
             deadline,
         }
     }
@@ -270,6 +294,16 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     }
                     Ok(out)
                 }
+                Key::Saved(..) | Key::EmailId(_) | Key::ThreadId(_) => {
+                    self.prefetch_objects(&cand).await?;
+                    Ok(cand
+                        .into_iter()
+                        .filter(|&i| {
+                            let uid = self.ctx.sel.messages[i].uid;
+                            self.objects.get(&uid).is_some_and(|o| match_object(key, o))
+                        })
+                        .collect())
+                }
                 Key::Header(..) | Key::Sent(..) => {
                     let mut out = Vec::new();
                     for (n, i) in cand.into_iter().enumerate() {
@@ -287,6 +321,25 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 _ => self.filter_view(key, cand).await,
             }
         })
+    }
+
+    /// Read the object IDs and save dates of the candidates not cached yet, a batch per call.
+    async fn prefetch_objects(&mut self, cand: &[usize]) -> CmdResult<()> {
+        let missing: Vec<u32> = cand
+            .iter()
+            .map(|&i| self.ctx.sel.messages[i].uid)
+            .filter(|u| !self.objects.contains_key(u))
+            .collect();
+        for chunk in missing.chunks(1024) {
+            self.check_budget()?;
+            let found = self
+                .ctx
+                .store
+                .message_objects(self.ctx.sel.mailbox.id, chunk)
+                .await?;
+            self.objects.extend(found);
+        }
+        Ok(())
     }
 
     /// Read the ENVELOPEs of the candidates not cached yet in one store call per batch.

@@ -37,6 +37,11 @@ pub(crate) enum Key {
     /// half-open ranges.
     Indexes(Vec<(usize, usize)>),
     ModSeq(u64),
+    /// The save date's date (RFC 8514, in the server's zone) compared to a date.
+    Saved(DateCmp, NaiveDate),
+    /// EMAILID / THREADID equal to this (RFC 8474 §5.3).
+    EmailId(String),
+    ThreadId(String),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
@@ -64,6 +69,7 @@ impl Key {
     /// (header parsing, text search) run over.
     pub(crate) fn cost(&self) -> u8 {
         match self {
+            Key::Saved(..) | Key::EmailId(_) | Key::ThreadId(_) => 1,
             Key::Sent(..) | Key::Header(..) | Key::Address(..) => 2,
             Key::Text(_) | Key::Body(_) => 3,
             Key::Not(k) => k.cost(),
@@ -231,6 +237,13 @@ pub(crate) fn compile(key: &SearchKey, dec: &Decoder, sel: &SelectedMailbox) -> 
         S::Uid(set) => Key::Indexes(indexes(sel, set, true)),
         S::SequenceSet(set) => Key::Indexes(indexes(sel, set, false)),
         S::ModSeq(n) => Key::ModSeq(*n),
+        S::SavedBefore(d) => Key::Saved(DateCmp::Before, date(*d)?),
+        S::SavedOn(d) => Key::Saved(DateCmp::On, date(*d)?),
+        S::SavedSince(d) => Key::Saved(DateCmp::Since, date(*d)?),
+        // Every mailbox keeps save dates (RFC 8514 §4.3).
+        S::SaveDateSupported => Key::All,
+        S::EmailId(id) => Key::EmailId(id.clone()),
+        S::ThreadId(id) => Key::ThreadId(id.clone()),
         S::Not(k) => Key::Not(Box::new(compile(k, dec, sel)?)),
         S::Or(a, b) => Key::Or(
             Box::new(compile(a, dec, sel)?),

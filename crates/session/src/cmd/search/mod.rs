@@ -88,7 +88,7 @@ pub(crate) fn matches(
     let (idx, modseq_key) = match result {
         Ok(r) => r,
         Err(e) => {
-            if save && !matches!(e, CmdError::Bad(_)) {
+            if save && !matches!(e, CmdError::Bad(_) | CmdError::BadCode(..)) {
                 ctx.sel.saved.clear();
             }
             return Err(e);
@@ -128,13 +128,16 @@ fn returned<'a>(
         return Box::new(idx.iter().copied());
     }
     let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
-    if !min && !max {
+    let part = esearch::partial(ret);
+    if !min && !max && part.is_none() {
         // SAVE alone: nothing is shown, the value is unused.
         return Box::new(idx.iter().copied());
     }
     let first = idx.first().copied().filter(|_| min);
     let last = idx.last().copied().filter(|_| max);
-    Box::new(first.into_iter().chain(last))
+    // RFC 9394: the messages PARTIAL returns count too.
+    let slice = part.map_or(&idx[..0], |p| &idx[p.slice(idx.len())]);
+    Box::new(first.into_iter().chain(last).chain(slice.iter().copied()))
 }
 
 /// Compile and evaluate: the matching view indexes (ascending) and whether a MODSEQ key was used.

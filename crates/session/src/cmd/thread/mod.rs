@@ -3,10 +3,10 @@
 //! threads ordered by their newest message. Dovecot 2.3 answers the same on the shapes
 //! checked in the tests (it is the only server offering REFS that clients meet).
 //!
-//! The matching set comes from the SEARCH evaluator, sent dates and subjects from the stored
-//! ENVELOPE (batched, as SORT reads them). REFERENCES also needs the Message-ID, In-Reply-To
-//! and References header fields, which the ENVELOPE lacks (References): those are read from
-//! each message's header, one store read per message.
+//! The matching set comes from the SEARCH evaluator; sent dates, base subjects and the
+//! normalized Message-ID and references (RFC 5256 §3: References, else In-Reply-To) from the
+//! sort keys kept in the store (`super::sortkeys`, computed once per message, as SORT reads
+//! them).
 //!
 //! Threads live in an arena of nodes; every walk over them (pruning, sorting, writing) uses
 //! an explicit stack, so a reply chain thousands of messages deep cannot overflow the stack.
@@ -16,9 +16,9 @@ use std::time::Instant;
 
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
 
-use super::collate::{base_subject, casemap_key};
 use super::search;
-use super::sort::{cap_key, check_budget, load_rows};
+use super::sort::check_budget;
+use super::sortkeys;
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 
@@ -232,100 +232,15 @@ pub(crate) struct Refs {
     pub references: Vec<String>,
 }
 
-/// The valid msg-ids of a header value (`<left@right>`), normalized: comments and folding
-/// whitespace dropped, quoting undone, so `<"a b"@x>` equals `<a b@x>`... spaces removed.
-pub(crate) fn msg_ids(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let b = value.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'(' => {
-                // A comment, possibly nested.
-                let mut depth = 0usize;
-                while i < b.len() {
-                    match b[i] {
-                        b'\\' => i += 1,
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'<' => {
-                let mut id = String::new();
-                let mut j = i + 1;
-                let mut closed = false;
-                while j < b.len() {
-                    match b[j] {
-                        b'>' => {
-                            closed = true;
-                            break;
-                        }
-                        b'<' => break,
-                        b'\\' if j + 1 < b.len() => {
-                            j += 1;
-                            id.push(b[j] as char);
-                        }
-                        b'"' | b' ' | b'\t' | b'\r' | b'\n' => {}
-                        _ => {
-                            // Copy one UTF-8 character whole.
-                            let len = utf8_len(b[j]);
-                            let end = (j + len).min(b.len());
-                            id.push_str(&String::from_utf8_lossy(&b[j..end]));
-                            j = end - 1;
-                        }
-                    }
-                    j += 1;
-                }
-                if closed {
-                    let at = id.find('@');
-                    if at.is_some_and(|p| p > 0 && p + 1 < id.len()) {
-                        out.push(id);
-                    }
-                    i = j + 1;
-                } else {
-                    i = j.max(i + 1);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    out
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xF7 => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
-    }
-}
+/// The valid msg-ids of a header value, normalized (shared with the store's THREADID).
+#[cfg(test)]
+pub(crate) use mailkeep_mime::msg_ids;
 
 /// Read [`Refs`] from a message header.
 pub(crate) fn refs_of(header: &[u8]) -> Refs {
-    let first = |name: &str| -> Option<String> {
-        mailkeep_mime::header_values(header, name)
-            .iter()
-            .find_map(|v| msg_ids(v).into_iter().next())
-    };
-    let mut references: Vec<String> = mailkeep_mime::header_values(header, "references")
-        .first()
-        .map(|v| msg_ids(v))
-        .unwrap_or_default();
-    if references.is_empty() {
-        references.extend(first("in-reply-to"));
-    }
+    let (message_id, references) = mailkeep_mime::thread_refs(header);
     Refs {
-        message_id: first("message-id"),
+        message_id,
         references,
     }
 }
@@ -537,38 +452,30 @@ pub(crate) async fn thread(
 ) -> CmdResult<()> {
     let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
     let (idx, _) = search::run(ctx, Some(charset), program).await?;
-    let msgs: Vec<Msg> = load_rows(ctx, &idx, deadline, |i, info| {
-        let (base, reply) = base_subject(info.envelope.subject.as_deref().unwrap_or(""));
-        Msg {
-            num: if uid {
-                ctx.sel.messages[i].uid
-            } else {
-                i as u32 + 1
-            },
+    let fields = match algorithm {
+        ThreadAlgorithm::OrderedSubject => sortkeys::Fields::SUBJECT,
+        _ => sortkeys::Fields::SUBJECT.with(sortkeys::Fields::REFS),
+    };
+    let keys = sortkeys::load(ctx, &idx, fields, deadline).await?;
+    // Keys computed for the first time may have used up the command's budget: threading gets
+    // one of its own.
+    let deadline = deadline.max(Instant::now() + search::SEARCH_TIME_BUDGET);
+    let mut refs = Vec::with_capacity(idx.len());
+    let mut msgs = Vec::with_capacity(idx.len());
+    for (&i, k) in idx.iter().zip(keys) {
+        let meta = &ctx.sel.messages[i];
+        msgs.push(Msg {
+            num: if uid { meta.uid } else { i as u32 + 1 },
             seq: i,
-            sent: info.sent,
-            subject: cap_key(casemap_key(&base)),
-            reply,
-        }
-    })
-    .await?;
+            sent: k.sent.unwrap_or(meta.internal_date),
+            subject: k.subject,
+            reply: k.reply,
+        });
+        refs.push(k.refs);
+    }
     let forest = match algorithm {
         ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
         ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
-            let mut refs = Vec::with_capacity(idx.len());
-            for (n, &i) in idx.iter().enumerate() {
-                if n % 64 == 63 {
-                    check_budget(deadline)?;
-                }
-                let uid = ctx.sel.messages[i].uid;
-                let r = match ctx.store.message_bytes(ctx.sel.mailbox.id, uid).await {
-                    Ok(bytes) => refs_of(search::eval::header_part(&bytes)),
-                    // Expunged meanwhile: no references.
-                    Err(mailkeep_store::StoreError::NoSuchMailbox) => Refs::default(),
-                    Err(e) => return Err(e.into()),
-                };
-                refs.push(r);
-            }
             let by_subject = algorithm == ThreadAlgorithm::References;
             references(msgs, refs, by_subject, deadline)?
         }

@@ -1,6 +1,7 @@
 //! THREAD's algorithms on small hand-made views.
 
 use super::*;
+use crate::cmd::collate::{base_subject, casemap_key};
 
 fn msg(num: u32, sent: i64, subject: &str) -> Msg {
     let (base, reply) = base_subject(subject);

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read};
 
-use super::{BlobDir, Hash, read};
+use super::{BlobDir, Hash};
 use crate::{MessageReader, Result, StoreError};
 
 impl BlobDir {
@@ -50,15 +50,12 @@ impl BlobDir {
         let decoder: Box<dyn Read + Send> = match dict {
             None => Box::new(zstd::stream::read::Decoder::with_buffer(src)?),
             Some(id) => {
-                let raw = read(&self.inner.raw)
-                    .get(&id.get())
-                    .cloned()
-                    .ok_or_else(|| {
-                        StoreError::Internal(format!(
-                            "blob {} needs zstd dictionary {id}, which is missing",
-                            hex::encode(hash)
-                        ))
-                    })?;
+                let raw = self.raw_dictionary(id.get()).ok_or_else(|| {
+                    StoreError::Internal(format!(
+                        "blob {} needs zstd dictionary {id}, which is missing",
+                        hex::encode(hash)
+                    ))
+                })?;
                 Box::new(zstd::stream::read::Decoder::with_dictionary(src, &raw)?)
             }
         };

@@ -258,6 +258,22 @@ fn reopened_dir_uses_the_existing_dictionary() {
     assert_eq!(dict_files(&root), ["1.dict"]);
 }
 
+/// A dictionary trained by another process on the same directory (an import beside the
+/// server) after this one opened it is loaded when a body needs it.
+#[test]
+fn dictionary_of_another_process_is_loaded_when_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("blobs");
+    let server = BlobDir::open_with(root.clone(), small_policy()).unwrap();
+    let importer = BlobDir::open_with(root, small_policy()).unwrap();
+    store_all(&importer, &messages(1, 0..60));
+    let id = wait_for_dictionary(&importer);
+    let after = messages(2, 60..80);
+    store_all(&importer, &after);
+    assert_eq!(frame_dict_id(&server, &after[0]), Some(id));
+    assert_all_load(&server, &after);
+}
+
 #[test]
 fn missing_dictionary_is_reported_on_load() {
     let t = trained();

@@ -1,0 +1,73 @@
+//! Sort and thread keys (RFC 5256): saved per body, read back for the wanted UIDs only,
+//! shared by copies, replaced on save, and gone with the message's body.
+
+use super::{inbox, message, new_user};
+use crate::MailStore;
+
+pub async fn sort_keys(store: &dyn MailStore) {
+    let u = new_user(store, "sortkeys-a").await;
+    let ib = inbox(store, u).await;
+    let (_, uids) = store
+        .append(
+            ib,
+            (1..=4)
+                .map(|i| message(&format!("s{i}"), &format!("sort body {i}")))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.sort_keys(ib, &uids).await.unwrap().is_empty(),
+        "no keys before any were saved"
+    );
+    store
+        .save_sort_keys(
+            ib,
+            vec![(uids[0], b"k1".to_vec()), (uids[2], b"k3".to_vec())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sort_keys(ib, &uids).await.unwrap(),
+        [(uids[0], b"k1".to_vec()), (uids[2], b"k3".to_vec())],
+        "saved keys, ascending"
+    );
+    assert_eq!(
+        store.sort_keys(ib, &[uids[1], uids[2]]).await.unwrap(),
+        [(uids[2], b"k3".to_vec())],
+        "only the wanted UIDs"
+    );
+    assert!(store.sort_keys(ib, &[]).await.unwrap().is_empty());
+    store
+        .save_sort_keys(
+            ib,
+            vec![(uids[2], b"k3b".to_vec()), (999_999, b"x".to_vec())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sort_keys(ib, &[uids[2]]).await.unwrap(),
+        [(uids[2], b"k3b".to_vec())],
+        "a save replaces; a missing UID is skipped"
+    );
+
+    // A copy has the same body, so the same keys.
+    let other = store
+        .create_mailbox(u, "sortkeys-other", None)
+        .await
+        .unwrap()
+        .id;
+    let (_, pairs) = store.copy(ib, &[uids[0]], other).await.unwrap();
+    let copied = pairs[0].1;
+    assert_eq!(
+        store.sort_keys(other, &[copied]).await.unwrap(),
+        [(copied, b"k1".to_vec())],
+        "copies share their body's keys"
+    );
+
+    // An expunged message has no keys to read.
+    store.expunge(ib, &[uids[0]]).await.unwrap();
+    store.expunge(other, &[copied]).await.unwrap();
+    assert!(store.sort_keys(ib, &uids[..1]).await.unwrap().is_empty());
+    store.delete_user("sortkeys-a").await.unwrap();
+}

@@ -1,0 +1,64 @@
+//! Sort and thread keys (RFC 5256 SORT / THREAD): one opaque row per distinct body, in a
+//! table of its own (created at every open, idempotent), so copies of a message share them and
+//! a SORT over 100,000 messages reads one small row each instead of every ENVELOPE (and, for
+//! THREAD=REFERENCES, every message's header). The session computes the keys; the store only
+//! keeps them. A trigger drops a body's keys with the body.
+
+use rusqlite::{Connection, params};
+
+use crate::{MailboxId, Result};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sort_keys(
+    blob_id INTEGER PRIMARY KEY,
+    keys BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS sort_keys_body_gone
+AFTER DELETE ON blobs
+BEGIN
+    DELETE FROM sort_keys WHERE blob_id = old.id;
+END;
+";
+
+/// The saved keys of `uids` (ascending) that have them, ascending UID: one range query over
+/// the mailbox's messages, filtered by the wanted set.
+pub(super) fn sort_keys(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: &[u32],
+) -> Result<Vec<(u32, Vec<u8>)>> {
+    let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut st = conn.prepare_cached(
+        "SELECT m.uid, k.keys FROM messages m JOIN sort_keys k ON k.blob_id = m.blob_id
+         WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
+    )?;
+    let mut rows = st.query(params![mailbox, lo, hi])?;
+    let mut out = Vec::with_capacity(uids.len());
+    let mut want = uids.iter().peekable();
+    while let Some(r) = rows.next()? {
+        let uid: u32 = r.get(0)?;
+        while want.next_if(|&&u| u < uid).is_some() {}
+        if want.next_if(|&&u| u == uid).is_some() {
+            out.push((uid, r.get(1)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Save keys for the bodies of these messages (messages gone meanwhile are skipped).
+pub(super) fn save_sort_keys(
+    conn: &Connection,
+    mailbox: MailboxId,
+    keys: &[(u32, Vec<u8>)],
+) -> Result<()> {
+    let mut st = conn.prepare_cached(
+        "INSERT OR REPLACE INTO sort_keys(blob_id, keys)
+         SELECT blob_id, ?3 FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+    )?;
+    for (uid, k) in keys {
+        st.execute(params![mailbox, uid, k])?;
+    }
+    Ok(())
+}
