@@ -33,7 +33,7 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn uids_sql(uids: &[u32]) -> Vec<i64> {
+pub(super) fn uids_sql(uids: &[u32]) -> Vec<i64> {
     uids.iter().map(|&u| i64::from(u)).collect()
 }
 
@@ -148,7 +148,7 @@ async fn owner<C: GenericClient>(c: &C, mailbox: MailboxId) -> Result<UserId> {
         .ok_or(StoreError::NoSuchMailbox)
 }
 
-async fn require_mailbox<C: GenericClient>(c: &C, mailbox: MailboxId) -> Result<()> {
+pub(super) async fn require_mailbox<C: GenericClient>(c: &C, mailbox: MailboxId) -> Result<()> {
     owner(c, mailbox).await.map(|_| ())
 }
 
@@ -326,10 +326,23 @@ async fn release_bodies(tx: &Transaction<'_>, mut hashes: Vec<Vec<u8>>) -> Resul
 
 // ---- append ----
 
+/// UIDs given for an import must be strictly ascending and not 0.
+pub(super) fn check_ascending(uids: &[u32]) -> Result<()> {
+    if uids.first() == Some(&0) || uids.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(StoreError::Cannot(
+            "import UIDs must be strictly ascending and above 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Appends `messages` to `mailbox`, with the next UIDs, or with the UIDs `given` (an import:
+/// one per message, strictly ascending, the first at least UIDNEXT; `Cannot` if not).
 pub(super) async fn append(
     tx: &Transaction<'_>,
     mailbox: MailboxId,
     messages: Vec<NewMessage>,
+    given: Option<&[u32]>,
     default: QuotaLimits,
 ) -> Result<((u32, Vec<u32>), Changed)> {
     // Lock order: the account (quota), then the mailbox, then bodies.
@@ -337,6 +350,20 @@ pub(super) async fn append(
     let limits = lock_quota(tx, user, default).await?;
     let mb = lock(tx, mailbox).await?;
     let uidvalidity = mb.uidvalidity as u32;
+    if let Some(given) = given {
+        check_ascending(given)?;
+        if given.len() != messages.len() {
+            return Err(StoreError::Internal("one UID per imported message".into()));
+        }
+        if let Some(&first) = given.first()
+            && i64::from(first) < mb.uidnext
+        {
+            return Err(StoreError::Cannot(format!(
+                "import UID {first} is below the mailbox's UIDNEXT {}",
+                mb.uidnext
+            )));
+        }
+    }
     if messages.is_empty() {
         return Ok(((uidvalidity, Vec::new()), Vec::new()));
     }
@@ -344,7 +371,11 @@ pub(super) async fn append(
     if over(limits.messages, used_messages, messages.len() as u64) {
         return Err(StoreError::OverQuota);
     }
-    if mb.uidnext + messages.len() as i64 > i64::from(u32::MAX) {
+    let last = match given {
+        Some(g) => g.last().map_or(0, |&u| i64::from(u)),
+        None => mb.uidnext + messages.len() as i64 - 1,
+    };
+    if last + 1 > i64::from(u32::MAX) {
         return Err(StoreError::Cannot(
             "UID space of the mailbox exhausted".into(),
         ));
@@ -354,13 +385,17 @@ pub(super) async fn append(
     let mut uids = Vec::with_capacity(messages.len());
     let mut counts = Counts::default();
     // One message at a time: its bytes are dropped before the next is read.
-    for m in messages {
+    for (i, m) in messages.into_iter().enumerate() {
+        if let Some(g) = given {
+            uid = i64::from(g[i]);
+        }
         let received = matches!(m.data, MessageBytes::Received { .. });
         let source = m.data;
-        let (data, hash) = blocking(move || {
+        let (data, hash, delivery) = blocking(move || {
             let data = load_source(&source)?;
             let hash = Sha256::digest(&*data).to_vec();
-            Ok((data, hash))
+            let delivery = mailkeep_mime::delivery_info(&data);
+            Ok((data, hash, delivery))
         })
         .await?;
         let size = data.len() as i64;
@@ -368,6 +403,7 @@ pub(super) async fn append(
             return Err(StoreError::OverQuota);
         }
         acquire_body(tx, &hash, data, m.parsed, received).await?;
+        super::objects::on_append(tx, user, &hash, &delivery).await?;
         let f = flagops::normalize(&m.flags);
         tx.execute(
             "INSERT INTO messages(mailbox_id, uid, body_hash, size, flags, keywords, modseq,
@@ -391,6 +427,53 @@ pub(super) async fn append(
     }
     update_mailbox(tx, mailbox, uid, modseq, counts).await?;
     Ok(((uidvalidity, uids), vec![(mailbox, modseq as u64)]))
+}
+
+/// REPLACE (RFC 8508): expunges `uid` from `from` and appends `message` to the user's
+/// mailbox `name`, in the caller's transaction. The expunge goes first, so the quota counts
+/// the change net (§3.4). `None` (nothing done) if there is no mailbox `name`; NoSuchMailbox
+/// (nothing done) if `uid` is not in `from`.
+pub(super) async fn replace(
+    tx: &Transaction<'_>,
+    from: MailboxId,
+    uid: u32,
+    user: UserId,
+    name: &str,
+    message: NewMessage,
+    default: QuotaLimits,
+) -> Result<(Option<(u32, u32)>, Changed)> {
+    // Lock order: the account, then the mailboxes by ascending id.
+    lock_quota(tx, user, default).await?;
+    let Some(target) = super::accounts::get_mailbox(tx, user, name).await? else {
+        let there = tx
+            .query_opt(
+                "SELECT 1 FROM messages WHERE mailbox_id = $1 AND uid = $2",
+                &[&from, &i64::from(uid)],
+            )
+            .await?;
+        return match there {
+            Some(_) => Ok((None, Vec::new())),
+            None => Err(StoreError::NoSuchMailbox),
+        };
+    };
+    let (first, second) = (from.min(target.id), from.max(target.id));
+    lock(tx, first).await?;
+    if second != first {
+        lock(tx, second).await?;
+    }
+    let there = tx
+        .query_opt(
+            "SELECT 1 FROM messages WHERE mailbox_id = $1 AND uid = $2",
+            &[&from, &i64::from(uid)],
+        )
+        .await?;
+    if there.is_none() {
+        return Err(StoreError::NoSuchMailbox);
+    }
+    let (_, mut changed) = expunge_locked(tx, from, &[uid]).await?;
+    let ((uidvalidity, uids), more) = append(tx, target.id, vec![message], None, default).await?;
+    changed.extend(more);
+    Ok((uids.first().map(|&u| (uidvalidity, u)), changed))
 }
 
 // ---- reads ----

@@ -11,12 +11,15 @@
 //! - Bodies: content-addressed (`bodies`, SHA-256 key, zstd), shared between identical
 //!   messages (no lock on a shared body) and deleted with their last reference; their
 //!   lower-cased text in `search` with trigram indexes.
+//! - Object IDs, save dates, previews, sort keys: [`objects`]; imports: [`import`].
 //! - Notifications: a change commits with `pg_notify('mailkeep', '<mailbox>:<modseq>')`; a
 //!   listener on a connection of its own wakes this node's sessions ([`listen`]).
 
 mod accounts;
+mod import;
 mod listen;
 mod messages;
+mod objects;
 pub mod schema;
 pub mod testing;
 
@@ -30,8 +33,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{
     AppPassword, Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageMeta,
-    NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits, QuotaSetting, Result, ScramKeys,
-    StoreError, StoreFlagsResult, TwoFactor, User, UserId,
+    MessageObjects, NewMessage, Notifier, ParsedInfo, Quota, QuotaLimits, QuotaSetting, Result,
+    ScramKeys, StoreError, StoreFlagsResult, TwoFactor, User, UserId,
 };
 
 /// Connections in the pool unless the configuration says otherwise.
@@ -406,7 +409,7 @@ impl MailStore for PgStore {
     ) -> Result<(u32, Vec<u32>)> {
         let quota = self.default_quota();
         write_tx!(self, |tx| async {
-            messages::append(&tx, mailbox, messages.clone(), quota).await
+            messages::append(&tx, mailbox, messages.clone(), None, quota).await
         })
     }
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
@@ -440,6 +443,19 @@ impl MailStore for PgStore {
         uids: &[u32],
     ) -> Result<Vec<(u32, ParsedInfo)>> {
         messages::parsed_infos(&**self.client().await?, mailbox, uids, false).await
+    }
+    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        objects::sort_keys(&**self.client().await?, mailbox, uids).await
+    }
+    async fn save_sort_keys(&self, mailbox: MailboxId, keys: Vec<(u32, Vec<u8>)>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        write_tx!(self, |tx| async {
+            objects::save_sort_keys(&tx, mailbox, &keys)
+                .await
+                .map(|v| (v, Vec::new()))
+        })
     }
     async fn set_flags(
         &self,
@@ -498,6 +514,55 @@ impl MailStore for PgStore {
     }
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
         messages::claim_recent(&**self.client().await?, mailbox, claim).await
+    }
+
+    async fn message_objects(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, MessageObjects)>> {
+        objects::message_objects(&**self.client().await?, mailbox, uids).await
+    }
+    async fn preview(&self, mailbox: MailboxId, uid: u32) -> Result<Option<String>> {
+        objects::preview(&**self.client().await?, mailbox, uid).await
+    }
+    async fn replace(
+        &self,
+        from: MailboxId,
+        uid: u32,
+        user: UserId,
+        name: &str,
+        message: NewMessage,
+    ) -> Result<Option<(u32, u32)>> {
+        let quota = self.default_quota();
+        write_tx!(self, |tx| async {
+            messages::replace(&tx, from, uid, user, name, message.clone(), quota).await
+        })
+    }
+    async fn import_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+        special_use: Option<&str>,
+        uidvalidity: Option<u32>,
+    ) -> Result<Mailbox> {
+        write_tx!(self, |tx| async {
+            import::import_mailbox(&tx, user, name, special_use, uidvalidity).await
+        })
+    }
+    async fn append_with_uids(
+        &self,
+        mailbox: MailboxId,
+        msgs: Vec<(u32, NewMessage)>,
+    ) -> Result<u32> {
+        let (uids, msgs): (Vec<u32>, Vec<NewMessage>) = msgs.into_iter().unzip();
+        messages::check_ascending(&uids)?;
+        let quota = self.default_quota();
+        write_tx!(self, |tx| async {
+            messages::append(&tx, mailbox, msgs.clone(), Some(&uids), quota)
+                .await
+                .map(|((uidvalidity, _), changed)| (uidvalidity, changed))
+        })
     }
 
     async fn add_domain(&self, domain: &str) -> Result<()> {

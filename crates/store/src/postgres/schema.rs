@@ -7,7 +7,10 @@ use tokio_postgres::Client;
 use crate::{Result, StoreError};
 
 /// (version, SQL), ascending. Never edit an applied file: add the next one.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_objects.sql")),
+];
 
 /// The version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
