@@ -293,3 +293,142 @@ async fn shared_bodies_under_concurrency() {
     }
     assert!(a.check().await.unwrap().is_empty());
 }
+
+/// Mail stored under schema version 1 (before save dates, threads and previews were kept):
+/// after the migration to version 2 it reports its INTERNALDATE as SAVEDATE, no THREADID
+/// (NIL) and no kept preview, and the check finds nothing wrong.
+#[tokio::test]
+async fn mail_from_schema_1_after_the_migration() {
+    use sha2::Digest;
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("v1data").await;
+    let (mut client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute(
+        "CREATE TABLE mailkeep_schema(version INT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .unwrap();
+    tx.batch_execute(mailkeep_store::postgres::schema::MIGRATIONS[0].1)
+        .await
+        .unwrap();
+    tx.execute("INSERT INTO mailkeep_schema(version) VALUES (1)", &[])
+        .await
+        .unwrap();
+    let data = b"Message-ID: <old@x>\r\nSubject: old\r\n\r\nold body\r\n";
+    let hash = sha2::Sha256::digest(data).to_vec();
+    let packed = zstd::encode_all(&data[..], 3).unwrap();
+    let size = data.len() as i64;
+    tx.batch_execute("INSERT INTO users(name, password_hash) VALUES ('old', 'h');")
+        .await
+        .unwrap();
+    tx.execute(
+        "INSERT INTO mailboxes(user_id, name, uidvalidity, uidnext, highest_modseq, messages,
+            unseen, size) SELECT id, 'INBOX', 7, 2, 1, 1, 1, $1 FROM users",
+        &[&size],
+    )
+    .await
+    .unwrap();
+    tx.execute(
+        "INSERT INTO bodies(hash, size, data, envelope, bodystructure, body, parts)
+         VALUES ($1, $2, $3, '', '', '', '')",
+        &[&hash, &size, &packed],
+    )
+    .await
+    .unwrap();
+    tx.execute(
+        "INSERT INTO search(hash, header, body) VALUES ($1, '', '')",
+        &[&hash],
+    )
+    .await
+    .unwrap();
+    tx.execute(
+        "INSERT INTO messages(mailbox_id, uid, body_hash, size, flags, keywords, modseq,
+            internal_date, date_offset)
+         SELECT id, 1, $1, $2, 0, '{}', 1, 1500000000, 0 FROM mailboxes",
+        &[&hash, &size],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let store = PgStore::open(&url, 2).await.expect("open migrates");
+    let user = store.get_user("old").await.unwrap().unwrap().id;
+    let ib = store.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let objs = store.message_objects(ib, &[1]).await.unwrap();
+    assert_eq!(objs.len(), 1);
+    let o = &objs[0].1;
+    assert_eq!(o.save_date, 1_500_000_000, "INTERNALDATE stands in");
+    assert_eq!(o.thread_id, None, "no THREADID for older mail");
+    assert_eq!(o.email_id, format!("M{}", hex::encode(&hash[..12])));
+    assert_eq!(store.preview(ib, 1).await.unwrap(), None);
+    // New mail gets all three.
+    let (_, uids) = store
+        .append(ib, vec![with_message_id("<new@x>", "new body")])
+        .await
+        .unwrap();
+    let n = store.message_objects(ib, &uids).await.unwrap();
+    assert!(n[0].1.thread_id.is_some() && n[0].1.save_date > 1_500_000_000);
+    assert_eq!(
+        store.preview(ib, uids[0]).await.unwrap().as_deref(),
+        Some("new body")
+    );
+    assert!(store.check().await.unwrap().is_empty());
+}
+
+/// A message with a Message-ID, analyzed as the session would.
+fn with_message_id(id: &str, body: &str) -> mailkeep_store::NewMessage {
+    let data = format!("Message-ID: {id}\r\nSubject: s\r\n\r\n{body}\r\n").into_bytes();
+    mailkeep_store::NewMessage {
+        parsed: mailkeep_store::ParsedInfo::from(mailkeep_mime::analyze(&data)),
+        data: mailkeep_store::MessageBytes::Memory(Arc::new(data)),
+        flags: mailkeep_store::Flags::default(),
+        internal_date: 1_700_000_000,
+        internal_date_offset: 0,
+    }
+}
+
+/// REPLACE counts the quota net (RFC 8508 §3.4): at the message limit, replacing one
+/// message by another is allowed, a plain APPEND is not; a refused REPLACE changes nothing.
+#[tokio::test]
+async fn replace_counts_the_quota_net() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("replacequota").await;
+    let store = PgStore::open(&url, 2).await.unwrap();
+    store.set_default_quota(mailkeep_store::QuotaLimits {
+        storage: None,
+        messages: Some(2),
+    });
+    let user = store.create_user("q", "h").await.unwrap().id;
+    let ib = store.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let (_, uids) = store
+        .append(ib, vec![message("1", "one"), message("2", "two")])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.append(ib, vec![message("3", "three")]).await,
+        Err(mailkeep_store::StoreError::OverQuota)
+    ));
+    let (_, new_uid) = store
+        .replace(ib, uids[0], user, "INBOX", message("1b", "one again"))
+        .await
+        .expect("replace at the limit")
+        .expect("INBOX exists");
+    let uids_now: Vec<u32> = store
+        .messages(ib)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids_now, [uids[1], new_uid]);
+    assert!(store.check().await.unwrap().is_empty());
+}

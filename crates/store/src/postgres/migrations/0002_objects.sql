@@ -5,7 +5,7 @@
 -- SAVEDATE: when the row was inserted (APPEND, COPY, MOVE, delivery); NULL for mail stored
 -- before this version, which reports its INTERNALDATE.
 ALTER TABLE messages ADD COLUMN saved BIGINT;
-ALTER TABLE messages ALTER COLUMN saved SET DEFAULT extract(epoch FROM now())::bigint;
+ALTER TABLE messages ALTER COLUMN saved SET DEFAULT floor(extract(epoch FROM now()))::bigint;
 
 -- PREVIEW text computed at delivery, per body; none for mail stored before.
 CREATE TABLE previews(
