@@ -432,3 +432,80 @@ async fn replace_counts_the_quota_net() {
     assert_eq!(uids_now, [uids[1], new_uid]);
     assert!(store.check().await.unwrap().is_empty());
 }
+
+/// Deliveries on two nodes at once into one account whose messages name the same
+/// Message-IDs in different orders (thread links written by both): none fails (a lost race
+/// is run again), every message gets a THREADID, and a reply delivered afterwards joins its
+/// parent's thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thread_links_under_concurrency() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let (a, b) = two_nodes(&pg, "threads").await;
+    let user = a.create_user("t", "h").await.unwrap().id;
+    let ib = a.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let refs = if (i + round) % 2 == 0 {
+                    "<p1@t> <p2@t> <p3@t>"
+                } else {
+                    "<p3@t> <p2@t> <p1@t>"
+                };
+                let m = with_headers(
+                    &format!("Message-ID: <m{i}-{round}@t>\r\nReferences: {refs}\r\n"),
+                    &format!("body {i} {round}"),
+                );
+                s.append(ib, vec![m]).await.expect("append");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let uids: Vec<u32> = a
+        .messages(ib)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids.len(), 60);
+    let objs = a.message_objects(ib, &uids).await.unwrap();
+    assert!(objs.iter().all(|(_, o)| o.thread_id.is_some()));
+    let (_, late) = b
+        .append(
+            ib,
+            vec![with_headers("In-Reply-To: <m3-7@t>\r\n", "late reply")],
+        )
+        .await
+        .unwrap();
+    let mut parent = None;
+    for (uid, o) in &objs {
+        let bytes = a.message_bytes(ib, *uid).await.unwrap();
+        if bytes.starts_with(b"Message-ID: <m3-7@t>") {
+            parent = o.thread_id.clone();
+        }
+    }
+    let late_obj = a.message_objects(ib, &late).await.unwrap();
+    assert!(parent.is_some());
+    assert_eq!(
+        late_obj[0].1.thread_id, parent,
+        "a reply joins its parent's thread"
+    );
+    assert!(a.check().await.unwrap().is_empty());
+}
+
+fn with_headers(headers: &str, body: &str) -> mailkeep_store::NewMessage {
+    let data = format!("{headers}Subject: s\r\n\r\n{body}\r\n").into_bytes();
+    mailkeep_store::NewMessage {
+        parsed: mailkeep_store::ParsedInfo::from(mailkeep_mime::analyze(&data)),
+        data: mailkeep_store::MessageBytes::Memory(Arc::new(data)),
+        flags: mailkeep_store::Flags::default(),
+        internal_date: 1_700_000_000,
+        internal_date_offset: 0,
+    }
+}
