@@ -77,3 +77,38 @@ def test_objectid_savedate_preview_replace_sort_on_postgres(pg, make_node):
     stamp = datetime.strptime(saved.strip(), "%d-%b-%Y %H:%M:%S %z").timestamp()
     assert before <= stamp <= time.time() + 1, f"SAVEDATE {saved} is the time of the REPLACE"
     c.logout()
+
+
+def test_import_keeps_uids_on_postgres(pg, make_node, tmp_path):
+    """`mailkeep import maildir` into a PostgreSQL store keeps the folder's UIDVALIDITY and
+    UIDs (dovecot-uidlist); a session on another node sees the mail without logging in again."""
+    url = pg.create_database()
+    a = make_node(url, users=("alice",))
+    b = make_node(url)
+    md = tmp_path / "md"
+    for sub in ("cur", "new", "tmp"):
+        (md / sub).mkdir(parents=True)
+    lines = []
+    for i in range(5):
+        data = (f"From: s{i}@example.org\nSubject: imported {i}\nMessage-ID: <imp{i}@pg>\n\n"
+                f"imported body {i}\n").encode()
+        base = f"{1700000000 + i}.M{i}P1.host,S={len(data)}"
+        (md / "cur" / f"{base}:2,S").write_bytes(data)
+        lines.append(f"{10 + 2 * i} :{base}\n")
+    (md / "dovecot-uidlist").write_text("3 V4242 N20 G0123456789abcdef0123456789abcdef\n"
+                                        + "".join(lines))
+    watcher = login(b)
+    watcher.select("INBOX")
+    r = a.cli("import", "maildir", str(md), "--user", "alice")
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        watcher.noop()
+        if watcher.untagged_responses.get("EXISTS", [b"0"])[-1] == b"5":
+            break
+        time.sleep(0.1)
+    typ, data = watcher.uid("SEARCH", "ALL")
+    assert data[0].split() == [b"10", b"12", b"14", b"16", b"18"], data
+    typ, data = watcher.status("INBOX", "(UIDVALIDITY UIDNEXT)")
+    assert b"UIDVALIDITY 4242" in data[0] and b"UIDNEXT 19" in data[0], data
+    watcher.logout()
