@@ -22,6 +22,9 @@ dpkg -s libsasl2-modules >/dev/null 2>&1 || need_apt+=(libsasl2-modules)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # testssl.sh for tests/hostile/test_testssl.py (both TLS listeners scanned).
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
+# PostgreSQL for the postgres store's tests (crates/store/tests/conformance_postgres.rs,
+# tests/postgres), which start their own throwaway server with initdb in a temporary directory.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # Dovecot for tests/migrate (the source of `mailkeep migrate`, started unprivileged per test).
 [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -62,6 +65,8 @@ echo "== migration from another IMAP server: a real Dovecot and a second Mailkee
 python3 -m pytest -q tests/migrate
 echo "== import and export: Maildir (written by a real doveadm) and mbox, round trip of the corpus (pytest)"
 python3 -m pytest -q tests/transfer
+echo "== PostgreSQL store: two mailkeep nodes on one database (pytest)"
+python3 -m pytest -q tests/postgres
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh

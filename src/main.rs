@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mailkeep_server::{Config, Server};
 use mailkeep_store::MailStore;
+use mailkeep_store::postgres::PgStore;
 use mailkeep_store::sqlite::SqliteStore;
 
 mod migrate_cli;
@@ -104,6 +105,13 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+    /// Database tools (`db migrate`: bring the store's schema up to date).
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Manage app passwords: one per device, for IMAP and POP3 (the only way in once two-factor
     /// authentication is on).
     AppPassword {
@@ -119,6 +127,12 @@ enum Command {
         #[command(flatten)]
         location: Location,
     },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Apply the schema migrations not yet applied (the server also does at start).
+    Migrate,
 }
 
 #[derive(Subcommand)]
@@ -310,6 +324,13 @@ fn main() -> Result<()> {
             init_cli_logging(&config)?;
             runtime.block_on(quota(config, action))
         }
+        Command::Db {
+            action: DbAction::Migrate,
+            location,
+        } => {
+            let config = load_config(&location)?;
+            runtime.block_on(db_migrate(config))
+        }
         Command::AppPassword { action, location } => {
             let config = load_config(&location)?;
             init_cli_logging(&config)?;
@@ -317,7 +338,7 @@ fn main() -> Result<()> {
         }
         Command::Migrate { args, location } => {
             let config = load_config(&location)?;
-            let store = open_store(&config)?;
+            let store = runtime.block_on(open_store(&config))?;
             runtime.block_on(migrate_cli::run(store, &config.data_dir, *args))
         }
     }
@@ -450,7 +471,22 @@ fn audit(action: &str, name: &str, detail: &str) {
     );
 }
 
-fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+/// The store `[store] backend` names: the embedded one in the data directory, or PostgreSQL.
+async fn open_store(config: &Config) -> Result<Arc<dyn MailStore>> {
+    config.store.validate().map_err(anyhow::Error::msg)?;
+    if config.store.backend == "postgres" {
+        let url = config.store.url.as_deref().unwrap_or_default();
+        let store = PgStore::open(url, config.store.pool_size)
+            .await
+            .context("opening the PostgreSQL store")?;
+        store.set_default_quota(config.quota.limits());
+        store.set_tombstone_retention(config.store.tombstone_retention());
+        return Ok(store);
+    }
+    Ok(open_sqlite(config)?)
+}
+
+fn open_sqlite(config: &Config) -> Result<Arc<SqliteStore>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let store = SqliteStore::open(&config.data_dir)
@@ -461,7 +497,7 @@ fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
 }
 
 async fn serve(config: Config) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let first_start = store.list_users().await?.is_empty();
     let server = Server::bind(config.clone(), store.clone()).await?;
     // Printed before the IMAP lines, which tests wait for last.
@@ -548,7 +584,7 @@ fn read_password(prompt_for: &str) -> Result<String> {
 }
 
 async fn user(config: Config, action: UserAction) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         UserAction::Add { name, secret } => {
             if !mailkeep_auth::valid_user_name(&name) {
@@ -697,7 +733,7 @@ fn show_time(secs: i64) -> String {
 
 async fn app_password(config: Config, action: AppPasswordAction) -> Result<()> {
     use mailkeep_auth::app_passwords;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         AppPasswordAction::Add { name, label } => {
             let (password, _) = app_passwords::add(&*store, &name, &label).await?;
@@ -808,8 +844,27 @@ async fn import_passwd_file(
     Ok(())
 }
 
+async fn db_migrate(config: Config) -> Result<()> {
+    config.store.validate().map_err(anyhow::Error::msg)?;
+    if config.store.backend == "postgres" {
+        let url = config.store.url.as_deref().unwrap_or_default();
+        let applied = PgStore::migrate(url)
+            .await
+            .context("migrating the PostgreSQL schema")?;
+        match applied.as_slice() {
+            [] => println!("ok: the PostgreSQL schema is up to date"),
+            v => println!("ok: applied PostgreSQL schema migration(s) {v:?}"),
+        }
+    } else {
+        // The embedded store upgrades its index when it opens.
+        open_sqlite(&config)?;
+        println!("ok: the embedded store is up to date");
+    }
+    Ok(())
+}
+
 async fn check(config: Config) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let problems = store.check().await?;
     if problems.is_empty() {
         println!("ok: index and message files agree");
@@ -828,7 +883,10 @@ async fn backup(config: Config, dir: PathBuf) -> Result<()> {
             config.data_dir.display()
         );
     }
-    let store = open_store(&config)?;
+    if config.store.backend == "postgres" {
+        bail!("backup is of the embedded store; back up PostgreSQL with its own tools (pg_dump)");
+    }
+    let store = open_sqlite(&config)?;
     let s = {
         let store = store.clone();
         let dir = dir.clone();
@@ -872,7 +930,7 @@ fn config_check(file: &std::path::Path) -> Result<()> {
 }
 
 async fn domain(config: Config, action: DomainAction) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         DomainAction::Add { domain } => {
             let d = mailkeep_store::recipients::normalize_domain(&domain)?;
@@ -901,7 +959,7 @@ async fn domain(config: Config, action: DomainAction) -> Result<()> {
 }
 
 async fn alias(config: Config, action: AliasAction) -> Result<()> {
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         AliasAction::Add { address, target } => {
             let a = mailkeep_store::recipients::normalize_alias(&address)?;
@@ -964,7 +1022,7 @@ async fn quota(config: Config, action: QuotaAction) -> Result<()> {
         t.parse::<u64>()
             .map_err(|_| format!("{t:?} is not a number of messages"))
     };
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     match action {
         QuotaAction::Set {
             name,
@@ -986,12 +1044,12 @@ async fn quota(config: Config, action: QuotaAction) -> Result<()> {
                 r => r?,
             }
             audit("quota_set", &name, &detail);
-            println!("{}", quota_show(&store, name).await?);
+            println!("{}", quota_show(&*store, name).await?);
         }
-        QuotaAction::Get { name } => println!("{}", quota_show(&store, name).await?),
+        QuotaAction::Get { name } => println!("{}", quota_show(&*store, name).await?),
         QuotaAction::List => {
             for u in store.list_users().await? {
-                println!("{}", quota_show(&store, u.name).await?);
+                println!("{}", quota_show(&*store, u.name).await?);
             }
         }
     }
@@ -999,7 +1057,7 @@ async fn quota(config: Config, action: QuotaAction) -> Result<()> {
 }
 
 /// `NAME storage USED/LIMIT (SOURCE) messages USED/LIMIT (SOURCE)`.
-async fn quota_show(store: &SqliteStore, name: String) -> Result<String> {
+async fn quota_show(store: &dyn MailStore, name: String) -> Result<String> {
     use mailkeep_store::quota::format_size;
     let Some(user) = store.get_user(&name).await? else {
         bail!("no such account {name:?}");

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use mailkeep_server::Config;
-use mailkeep_store::MailStore;
 use mailkeep_transfer::progress::Progress;
 use mailkeep_transfer::target::ImportOptions;
 use mailkeep_transfer::{export, maildir, mbox};
@@ -56,7 +55,7 @@ pub enum ExportFormat {
 }
 
 pub async fn import(config: Config, source: ImportSource) -> Result<()> {
-    let store = crate::open_store(&config)?;
+    let store = crate::open_store(&config).await?;
     let opts = ImportOptions {
         max_message_size: config.limits.max_message_size,
     };
@@ -104,7 +103,7 @@ pub async fn export(
     user: String,
     path: PathBuf,
 ) -> Result<()> {
-    let store = crate::open_store(&config)?;
+    let store = crate::open_store(&config).await?;
     let account = store
         .get_user(&user)
         .await?

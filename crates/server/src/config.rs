@@ -400,6 +400,14 @@ pub struct StoreConfig {
     /// vanished (RFC 7162); a client last synced before that gets every missing UID instead.
     /// 0 prunes at every expunge (tests).
     pub tombstone_days: u32,
+    /// Where mail is kept: "sqlite" (the embedded store in `data_dir`, the default) or
+    /// "postgres" (PostgreSQL at `url`, for several nodes).
+    pub backend: String,
+    /// The PostgreSQL URL for `backend = "postgres"`: `postgres://user:password@host/db`
+    /// (`?sslmode=require` for TLS; a unix socket as `postgres://user@%2Frun%2Fpostgresql/db`).
+    pub url: Option<String>,
+    /// Connections to PostgreSQL kept in the pool (`backend = "postgres"`).
+    pub pool_size: usize,
 }
 
 impl Default for StoreConfig {
@@ -407,11 +415,28 @@ impl Default for StoreConfig {
         // Cyrus prunes expunged records after 3-7 days (cyr_expire -X), Dovecot keeps its
         // transaction log about 2 days; a tombstone is a few dozen bytes, so a month covers a
         // device left off for a holiday at little cost.
-        StoreConfig { tombstone_days: 30 }
+        StoreConfig {
+            tombstone_days: 30,
+            backend: "sqlite".into(),
+            url: None,
+            pool_size: 16,
+        }
     }
 }
 
 impl StoreConfig {
+    /// `backend` is known and has what it needs.
+    pub fn validate(&self) -> Result<(), String> {
+        match self.backend.as_str() {
+            "sqlite" => Ok(()),
+            "postgres" if self.url.as_deref().is_some_and(|u| !u.is_empty()) => Ok(()),
+            "postgres" => Err("store.backend = \"postgres\" needs store.url".into()),
+            other => Err(format!(
+                "store.backend must be \"sqlite\" or \"postgres\", not {other:?}"
+            )),
+        }
+    }
+
     pub fn tombstone_retention(&self) -> Duration {
         Duration::from_secs(u64::from(self.tombstone_days) * 86_400)
     }
@@ -463,6 +488,7 @@ impl Config {
     pub fn check_toml(text: &str) -> Result<Vec<String>, ConfigError> {
         let (config, warnings) = Config::from_toml_with_warnings(text)?;
         config.auth.throttle().map_err(ConfigError)?;
+        config.store.validate().map_err(ConfigError)?;
         if !matches!(config.log.format.as_str(), "text" | "json") {
             return Err(ConfigError(format!(
                 "log.format must be \"text\" or \"json\", not {:?}",
@@ -766,6 +792,23 @@ format = "json"
         assert!(e.0.contains("line 3") && e.0.contains("`bogus`"), "{e}");
         // Without the table the old key is simply unknown.
         assert!(Config::from_toml(text).is_err());
+    }
+
+    #[test]
+    fn store_backend() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(
+            (c.store.backend.as_str(), c.store.pool_size),
+            ("sqlite", 16)
+        );
+        let c = Config::from_toml(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://m@db/mail\"\npool_size = 4\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.url.as_deref(), Some("postgres://m@db/mail"));
+        assert_eq!(c.store.pool_size, 4);
+        assert!(Config::check_toml("[store]\nbackend = \"postgres\"\n").is_err());
+        assert!(Config::check_toml("[store]\nbackend = \"mysql\"\n").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!   content-addressed and zstd-packed with a dictionary trained on the installation's own mail
 //!   (identical messages stored once): small ones inside the index, big ones as files under
 //!   `blobs/`. Writers share fsyncs (group commit).
+//! - [`postgres`] (feature `postgres`): everything in PostgreSQL, for several nodes.
 //! - [`flagops`]: STORE flag arithmetic and keyword normalization, shared by backends.
 //! - [`notify`]: per-mailbox change notifications that wake only the sessions on that mailbox.
 //! - [`conformance`]: the test suite every backend runs (`conformance::run_all(store)`).
@@ -19,6 +20,8 @@
 pub mod conformance;
 pub mod flagops;
 pub mod notify;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod quota;
 mod reader;
 pub mod recipients;

@@ -55,6 +55,22 @@ impl Notifier {
             .collect()
     }
 
+    /// Like [`Notifier::notify`], but only if `modseq` is above the last one announced for
+    /// the mailbox: a change heard from elsewhere (another node) that this process announced
+    /// already wakes nobody twice.
+    pub fn notify_newer(&self, mailbox: MailboxId, modseq: u64) {
+        let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get(&mailbox).and_then(Weak::upgrade) {
+            s.send_if_modified(|v| {
+                let newer = modseq > *v;
+                if newer {
+                    *v = modseq;
+                }
+                newer
+            });
+        }
+    }
+
     /// Tell every session on `mailbox` that it changed.
     pub fn notify(&self, mailbox: MailboxId, modseq: u64) {
         let map = self.senders.lock().unwrap_or_else(|e| e.into_inner());
