@@ -592,9 +592,7 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
             }
             let (hash, keys) = new_secret(&config, &name, &secret)?;
             store.create_user(&name, &hash).await?;
-            if let Some(keys) = keys {
-                store.set_scram_keys(&name, Some(&keys)).await?;
-            }
+            store_scram_keys(&*store, &name, keys).await?;
             audit("user_add", &name, "");
             eprintln!("added {name}");
         }
@@ -610,9 +608,7 @@ async fn user(config: Config, action: UserAction) -> Result<()> {
             let (hash, keys) = new_secret(&config, &name, &secret)?;
             // Setting the hash drops the old SCRAM keys; the new ones follow.
             store.set_password(&name, &hash).await?;
-            if let Some(keys) = keys {
-                store.set_scram_keys(&name, Some(&keys)).await?;
-            }
+            store_scram_keys(&*store, &name, keys).await?;
             audit("user_passwd", &name, "");
             eprintln!("password changed for {name}");
         }
@@ -758,35 +754,52 @@ async fn app_password(config: Config, action: AppPasswordAction) -> Result<()> {
     Ok(())
 }
 
-/// The hash to store (and SCRAM keys, for a password) from `--hash` or a password read and
-/// checked against the policy.
+/// The hash to store (and SCRAM keys, for a password: SCRAM-SHA-256's, and SCRAM-SHA-1's
+/// where `[auth] scram_sha1` is on) from `--hash` or a password read and checked against the
+/// policy.
 fn new_secret(
     config: &Config,
     name: &str,
     secret: &SecretArgs,
-) -> Result<(String, Option<mailkeep_store::ScramKeys>)> {
+) -> Result<(String, Vec<mailkeep_auth::scram::Secrets>)> {
+    use mailkeep_auth::scram::{Hash, MAX_ITERATIONS, Secrets};
     if let Some(hash) = &secret.hash {
         let stored = mailkeep_auth::hashes::import(hash).map_err(|e| anyhow::anyhow!("{e}"))?;
-        return Ok((stored, None));
+        return Ok((stored, Vec::new()));
     }
     let password = read_password(name)?;
     if !secret.allow_weak_password {
         mailkeep_auth::policy::check(&password, config.auth.min_password_length)?;
     }
-    let keys = mailkeep_auth::scram::Secrets::generate(
-        password.as_bytes(),
-        config
-            .auth
-            .scram_iterations
-            .clamp(1, mailkeep_auth::scram::MAX_ITERATIONS),
-    )
-    .map(|s| mailkeep_store::ScramKeys {
-        iterations: s.iterations,
-        salt: s.salt,
-        stored_key: s.stored_key.to_vec(),
-        server_key: s.server_key.to_vec(),
-    });
+    let iterations = config.auth.scram_iterations.clamp(1, MAX_ITERATIONS);
+    let hashes: &[Hash] = if config.auth.scram_sha1 {
+        &[Hash::Sha256, Hash::Sha1]
+    } else {
+        &[Hash::Sha256]
+    };
+    let keys = hashes
+        .iter()
+        .filter_map(|&h| Secrets::generate_with(h, password.as_bytes(), iterations))
+        .collect();
     Ok((mailkeep_auth::hash_password(&password), keys))
+}
+
+/// Stores the SCRAM keys [`new_secret`] derived.
+async fn store_scram_keys(
+    store: &dyn MailStore,
+    name: &str,
+    keys: Vec<mailkeep_auth::scram::Secrets>,
+) -> Result<()> {
+    for s in keys {
+        let sha1 = s.hash == mailkeep_auth::scram::Hash::Sha1;
+        let keys = mailkeep_auth::scram_keys::to_store(s);
+        if sha1 {
+            store.set_scram_sha1_keys(name, Some(&keys)).await?;
+        } else {
+            store.set_scram_keys(name, Some(&keys)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `mailkeep user import passwd-file FILE`: one account per line; a line that cannot be

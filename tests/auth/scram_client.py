@@ -1,4 +1,5 @@
-"""An independent SCRAM-SHA-256 client (RFC 5802 §3, RFC 7677) over a raw IMAP socket.
+"""An independent SCRAM-SHA-256 / SCRAM-SHA-1 client (RFC 5802 §3, RFC 7677) over a raw IMAP
+socket.
 
 Python's imaplib has no SCRAM, so this is written from the RFC with hashlib/hmac only; it
 checks the server's signature (v=) itself. Channel binding (-PLUS) needs the TLS exporter,
@@ -63,8 +64,14 @@ class Imap:
         self.sock.close()
 
 
+def digest_of(mechanism):
+    """The hashlib name of a SCRAM mechanism's hash."""
+    return "sha1" if mechanism.upper().startswith("SCRAM-SHA-1") else "sha256"
+
+
 def scram_login(conn, user, password, gs2="n,,", mechanism="SCRAM-SHA-256"):
     """One AUTHENTICATE SCRAM exchange with SASL-IR; returns a ScramResult."""
+    h = digest_of(mechanism)
     cnonce = b64(os.urandom(18))
     bare = f"n={user.replace('=', '=3D').replace(',', '=2C')},r={cnonce}"
     conn.send(f"A AUTHENTICATE {mechanism} {b64((gs2 + bare).encode())}")
@@ -75,12 +82,12 @@ def scram_login(conn, user, password, gs2="n,,", mechanism="SCRAM-SHA-256"):
     attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
     nonce, salt, iters = attrs["r"], base64.b64decode(attrs["s"]), int(attrs["i"])
     assert nonce.startswith(cnonce) and len(nonce) > len(cnonce)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iters)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
+    salted = hashlib.pbkdf2_hmac(h, password.encode(), salt, iters)
+    client_key = hmac.new(salted, b"Client Key", h).digest()
+    stored_key = hashlib.new(h, client_key).digest()
     without_proof = f"c={b64(gs2.encode())},r={nonce}"
     auth_message = f"{bare},{server_first},{without_proof}".encode()
-    signature = hmac.new(stored_key, auth_message, "sha256").digest()
+    signature = hmac.new(stored_key, auth_message, h).digest()
     proof = bytes(a ^ b for a, b in zip(client_key, signature))
     conn.send(b64(f"{without_proof},p={b64(proof)}".encode()))
     line = conn.line()
@@ -91,8 +98,8 @@ def scram_login(conn, user, password, gs2="n,,", mechanism="SCRAM-SHA-256"):
             lines.append(conn.line())
         return ScramResult(lines[-1], server_first)
     server_final = base64.b64decode(line[2:]).decode()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    want = b64(hmac.new(server_key, auth_message, "sha256").digest())
+    server_key = hmac.new(salted, b"Server Key", h).digest()
+    want = b64(hmac.new(server_key, auth_message, h).digest())
     assert server_final == f"v={want}", "the server's signature is wrong"
     conn.send("")
     lines = [conn.line()]
@@ -101,32 +108,33 @@ def scram_login(conn, user, password, gs2="n,,", mechanism="SCRAM-SHA-256"):
     return ScramResult(lines[-1], server_first, server_final)
 
 
-def pop3_scram_login(addr, user, password):
-    """AUTH SCRAM-SHA-256 over POP3 (RFC 5034); returns the final status line."""
+def pop3_scram_login(addr, user, password, mechanism="SCRAM-SHA-256"):
+    """AUTH SCRAM-SHA-256 (or `mechanism`) over POP3 (RFC 5034); returns the final status line."""
+    h = digest_of(mechanism)
     conn = Imap(addr)  # line-level: the greeting is `+OK ...`
     try:
         assert conn.greeting.startswith("+OK"), conn.greeting
         cnonce = b64(os.urandom(18))
         bare = f"n={user},r={cnonce}"
-        conn.send(f"AUTH SCRAM-SHA-256 {b64(('n,,' + bare).encode())}")
+        conn.send(f"AUTH {mechanism} {b64(('n,,' + bare).encode())}")
         line = conn.line()
         if not line.startswith("+ "):
             return line
         server_first = base64.b64decode(line[2:]).decode()
         attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
-        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]),
+        salted = hashlib.pbkdf2_hmac(h, password.encode(), base64.b64decode(attrs["s"]),
                                      int(attrs["i"]))
-        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        client_key = hmac.new(salted, b"Client Key", h).digest()
         without_proof = f"c=biws,r={attrs['r']}"
         auth_message = f"{bare},{server_first},{without_proof}".encode()
-        signature = hmac.new(hashlib.sha256(client_key).digest(), auth_message, "sha256").digest()
+        signature = hmac.new(hashlib.new(h, client_key).digest(), auth_message, h).digest()
         proof = bytes(a ^ b for a, b in zip(client_key, signature))
         conn.send(b64(f"{without_proof},p={b64(proof)}".encode()))
         line = conn.line()
         if not line.startswith("+ "):
             return line
-        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-        want = "v=" + b64(hmac.new(server_key, auth_message, "sha256").digest())
+        server_key = hmac.new(salted, b"Server Key", h).digest()
+        want = "v=" + b64(hmac.new(server_key, auth_message, h).digest())
         assert base64.b64decode(line[2:]).decode() == want, "the server's signature is wrong"
         conn.send("")
         return conn.line()

@@ -94,3 +94,36 @@ def test_disable_brings_the_main_password_back(srv):
 def test_unknown_user(srv):
     r = srv.cli("user", "2fa", "enable", "nobody", input="123456\n")
     assert r.returncode != 0 and "no such account" in r.stderr
+
+
+def test_turning_2fa_on_ends_main_password_sessions(srv):
+    """Sessions opened with the main password (PLAIN over IMAP, USER/PASS over POP3, SCRAM)
+    end at their next command once two-factor is on; app-password sessions go on."""
+    import imaplib
+    import poplib
+    import time
+
+    from twofa_helpers import imap_login, pop3_login
+
+    m = imap_login(srv, "alice", PASSWORD)
+    p = pop3_login(srv, "alice", PASSWORD)
+    conn = Imap(srv.imap)
+    assert scram_login(conn, "alice", PASSWORD).ok
+    bob = imap_login(srv, "bob", PASSWORD)
+    app = add_app_password(srv, "alice", "Phone")
+    on_app = imap_login(srv, "alice", app)
+    assert enable_2fa(srv, "alice")[2] == 0
+    time.sleep(1.1)
+    with pytest.raises(imaplib.IMAP4.abort) as e:
+        m.noop()
+    assert "[EXPIRED]" in str(e.value) and "Two-factor" in str(e.value), e.value
+    with pytest.raises(poplib.error_proto) as e:
+        p.stat()
+    assert b"[AUTH]" in e.value.args[0] and b"Two-factor" in e.value.args[0]
+    r = conn.command("NOOP")
+    assert r[0].startswith("* BYE [EXPIRED]"), r
+    conn.close()
+    assert on_app.noop()[0] == "OK", "an app-password session goes on"
+    assert bob.noop()[0] == "OK", "another account is not concerned"
+    on_app.logout()
+    bob.logout()

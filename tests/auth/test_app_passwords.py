@@ -97,3 +97,25 @@ def test_many_app_passwords_cost_no_hash(srv):
     print(f"app password login: {app * 1000:.1f} ms")
     assert app < 0.5
     assert imap_ok(srv, "alice", apps[0])
+
+
+def test_revoke_ends_an_idle_session(srv):
+    """A client IDLE-ing with an app password gets `BYE [EXPIRED]` while still in IDLE (the
+    server asks every 15 s), not only at its next command after DONE."""
+    import socket
+
+    app = add_app_password(srv, "alice", "Phone")
+    s = socket.create_connection(srv.imap, timeout=30)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(f"a LOGIN alice {app}\r\nb SELECT INBOX\r\nc IDLE\r\n".encode())
+    while not f.readline().startswith(b"+ "):
+        pass
+    assert srv.cli("app-password", "revoke", "alice", "Phone").returncode == 0
+    start = time.monotonic()
+    line = f.readline()
+    took = time.monotonic() - start
+    assert line.startswith(b"* BYE [EXPIRED]"), line
+    assert took < 20, took
+    assert f.readline() == b"", "the connection is closed"
+    s.close()

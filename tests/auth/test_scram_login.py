@@ -206,3 +206,86 @@ def test_pop3_scram(make_server):
     assert pop3_scram_login(server.pop3, "alice", PASSWORD).startswith("+OK Logged in")
     assert pop3_scram_login(server.pop3, "alice", "wrong") == "-ERR [AUTH] Authentication failed."
     assert pop3_scram_login(server.pop3, "nobody", "x") == "-ERR [AUTH] Authentication failed."
+
+
+SHA1 = FAST + "scram_sha1 = true\n"
+
+
+def test_scram_sha1_is_off_by_default(make_server):
+    server = make_server(extra_config=FAST, users=("alice",))
+    c = Imap(server.imap)
+    assert "AUTH=SCRAM-SHA-1" not in c.greeting, c.greeting
+    c.close()
+    r = scram(server, "alice", PASSWORD, mechanism="SCRAM-SHA-1")
+    assert r.tagged.startswith("A NO") and "Unsupported" in r.tagged, r.tagged
+
+
+def test_scram_sha1_when_the_setting_asks(make_server):
+    server = make_server(extra_config=SHA1, users=("alice",))
+    c = Imap(server.imap)
+    caps = c.greeting
+    c.close()
+    # Offered after SCRAM-SHA-256 (clients take the first they know), no -PLUS without TLS.
+    assert "AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-1 " in caps, caps
+    assert "SCRAM-SHA-1-PLUS" not in caps, caps
+    # `user add` derived the SHA-1 keys at once; the client checks the server's v= itself.
+    r = scram(server, "alice", PASSWORD, mechanism="SCRAM-SHA-1")
+    assert r.ok, r.tagged
+    assert r.server_final.startswith("v=")
+    r = scram(server, "alice", "wrong", mechanism="SCRAM-SHA-1")
+    assert r.tagged == "A NO [AUTHENTICATIONFAILED] Authentication failed.", r.tagged
+    # SHA-256 goes on working beside it, and the salts differ (two sets of keys).
+    a = scram(server, "alice", PASSWORD)
+    assert a.ok, a.tagged
+    b = scram(server, "alice", PASSWORD, mechanism="SCRAM-SHA-1")
+    assert b.ok and a.salt != b.salt
+    # An unknown user gets a stable stand-in salt, as with SHA-256.
+    n1 = scram(server, "nobody", "x", mechanism="SCRAM-SHA-1")
+    n2 = scram(server, "nobody", "x", mechanism="SCRAM-SHA-1")
+    assert n1.tagged == n2.tagged == "A NO [AUTHENTICATIONFAILED] Authentication failed."
+    assert n1.salt == n2.salt
+
+
+def test_scram_sha1_keys_come_with_a_password_login(make_server):
+    """An account made while the setting was off has no SHA-1 keys: its first PLAIN login with
+    the setting on derives them; a new password drops them and the next login brings them."""
+    server = make_server(extra_config=FAST, users=("alice",))
+    server.stop()
+    with open(server.config, "a") as f:
+        f.write("scram_sha1 = true\n")
+    server.start()
+    assert not scram(server, "alice", PASSWORD, mechanism="SCRAM-SHA-1").ok
+    assert plain_login(server, "alice", PASSWORD)
+    r = scram(server, "alice", PASSWORD, mechanism="SCRAM-SHA-1")
+    assert r.ok, r.tagged
+
+
+@pytest.mark.skipif(GSASL is None, reason="gsasl (GNU SASL) is not installed")
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"])
+def test_gsasl_scram_sha1(make_server, mechanism):
+    server = make_server(extra_config=SHA1, users=("alice",))
+    r = subprocess.run(
+        [GSASL, f"--connect={server.imap[0]}:{server.imap[1]}", "--imap", "--starttls",
+         f"--x509-ca-file={server.cert}", "-m", mechanism, "-a", "alice", "-p", PASSWORD,
+         "--verbose", *([] if mechanism.endswith("-PLUS") else ["--no-cb"])],
+        input="", capture_output=True, text=True, timeout=30)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "Client authentication finished (server trusted)" in out, out
+    assert f"AUTHENTICATE {mechanism}" in out, out
+
+
+def test_pop3_scram_sha1(make_server):
+    server = make_server(extra_config=SHA1 + '[pop3]\nlisten = ["127.0.0.1:0"]\n',
+                         users=("alice",), wait_for=("pop3",))
+    ok = pop3_scram_login(server.pop3, "alice", PASSWORD, mechanism="SCRAM-SHA-1")
+    assert ok.startswith("+OK Logged in"), ok
+    bad = pop3_scram_login(server.pop3, "alice", "wrong", mechanism="SCRAM-SHA-1")
+    assert bad == "-ERR [AUTH] Authentication failed."
+    conn = Imap(server.pop3)
+    conn.send("CAPA")
+    lines = [conn.line()]
+    while lines[-1] != ".":
+        lines.append(conn.line())
+    conn.close()
+    assert "SASL SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN" in lines, lines

@@ -26,36 +26,69 @@ pub const TOUCH_INTERVAL: i64 = 60;
 /// Longest label.
 pub const MAX_LABEL: usize = 100;
 
-/// How often a session asks the store whether its app password still exists.
+/// How often a session asks the store whether its credential still holds.
 pub const REVOCATION_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The app password a session logged in with: revoking it ends the session at its next
-/// command (IMAP and POP3 alike), noticed within [`REVOCATION_CHECK_INTERVAL`].
-#[derive(Debug, Clone, Copy)]
+/// What a session logged in with, watched so that taking it away ends the session at its next
+/// command (IMAP and POP3 alike), noticed within [`REVOCATION_CHECK_INTERVAL`]: a revoked app
+/// password, or the main password once two-factor authentication is turned on.
+#[derive(Debug, Clone)]
 pub struct Watch {
-    id: i64,
+    what: Watched,
     checked: std::time::Instant,
 }
 
+#[derive(Debug, Clone)]
+enum Watched {
+    /// An app password (its id).
+    AppPassword(i64),
+    /// The main password (PLAIN/LOGIN/USER-PASS or SCRAM) of this account.
+    MainPassword(String),
+}
+
 impl Watch {
+    /// The app password `id`.
     pub fn new(id: i64) -> Watch {
+        Watch::of(Watched::AppPassword(id))
+    }
+
+    /// The main password of the account `name`: it stops holding when two-factor is turned on.
+    pub fn main_password(name: &str) -> Watch {
+        Watch::of(Watched::MainPassword(name.to_owned()))
+    }
+
+    fn of(what: Watched) -> Watch {
         Watch {
-            id,
+            what,
             checked: std::time::Instant::now(),
         }
     }
 
-    /// False once the app password has been revoked. A store fault is not a revocation: it
-    /// is asked again at the next command.
+    /// False once the credential no longer logs in. A store fault is not a revocation: it is
+    /// asked again at the next command.
     pub async fn still_valid(&mut self, store: &dyn MailStore) -> bool {
         if self.checked.elapsed() < REVOCATION_CHECK_INTERVAL {
             return true;
         }
-        match store.app_password_exists(self.id).await {
+        let holds = match &self.what {
+            Watched::AppPassword(id) => store.app_password_exists(*id).await,
+            Watched::MainPassword(name) => main_password_allowed(store, name).await,
+        };
+        match holds {
             Ok(false) => false,
             Ok(true) | Err(_) => {
                 self.checked = std::time::Instant::now();
                 true
+            }
+        }
+    }
+
+    /// Why the session ends, for the client (after [`Watch::still_valid`] said false).
+    pub fn ended_because(&self) -> &'static str {
+        match self.what {
+            Watched::AppPassword(_) => "The app password of this session was revoked.",
+            Watched::MainPassword(_) => {
+                "Two-factor authentication is now on for this account: log in with an app password."
             }
         }
     }

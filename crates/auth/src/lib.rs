@@ -27,6 +27,7 @@ pub mod oauth;
 pub mod policy;
 pub mod sasl;
 pub mod scram;
+pub mod scram_keys;
 pub mod throttle;
 pub mod totp;
 pub mod twofa;

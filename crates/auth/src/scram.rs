@@ -1,5 +1,6 @@
 //! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS, server side (RFC 5802, RFC 7677), with the
-//! `tls-exporter` channel binding (RFC 9266) and SASLprep (RFC 4013).
+//! `tls-exporter` channel binding (RFC 9266) and SASLprep (RFC 4013); SCRAM-SHA-1(-PLUS)
+//! (RFC 5802's own) only where a setting turns it on, for old clients.
 //!
 //! Why our own state machine: of the server-side SCRAM crates on crates.io, `scram` has no
 //! channel binding and no release since 2021, and `scram-rs` calls its server channel binding
@@ -22,13 +23,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The mechanism names.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
+pub const SCRAM_SHA_1: &str = "SCRAM-SHA-1";
+pub const SCRAM_SHA_1_PLUS: &str = "SCRAM-SHA-1-PLUS";
 /// RFC 7677 §4: at least 4096 (Dovecot's default too).
 pub const DEFAULT_ITERATIONS: u32 = 4096;
 /// More would let a client-chosen name make the server spend seconds; no real store has it.
@@ -38,19 +40,99 @@ pub const TLS_EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
 /// Client nonce and user name beyond these are refused (a message is one short line).
 const MAX_FIELD: usize = 1024;
 
-/// What a server keeps to check SCRAM-SHA-256 logins of one account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Secrets {
-    pub iterations: u32,
-    pub salt: Vec<u8>,
-    pub stored_key: [u8; 32],
-    pub server_key: [u8; 32],
+/// The hash function of a SCRAM mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    /// SCRAM-SHA-256 (RFC 7677): always offered.
+    Sha256,
+    /// SCRAM-SHA-1 (RFC 5802): only where `[auth] scram_sha1` asks for it.
+    Sha1,
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(data);
-    m.finalize().into_bytes().into()
+impl Hash {
+    /// The output length in bytes (that of every key and proof).
+    pub fn output_len(self) -> usize {
+        match self {
+            Hash::Sha256 => 32,
+            Hash::Sha1 => 20,
+        }
+    }
+
+    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
+            let mut m = <M as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+        match self {
+            Hash::Sha256 => run::<Hmac<Sha256>>(key, data),
+            Hash::Sha1 => run::<Hmac<Sha1>>(key, data),
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha256 => Sha256::digest(data).to_vec(),
+            Hash::Sha1 => Sha1::digest(data).to_vec(),
+        }
+    }
+
+    /// Hi() of RFC 5802 §2.2: PBKDF2 with this hash's HMAC.
+    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        let mut out = vec![0u8; self.output_len()];
+        match self {
+            Hash::Sha256 => pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out),
+            Hash::Sha1 => pbkdf2::pbkdf2_hmac::<Sha1>(password, salt, iterations, &mut out),
+        }
+        out
+    }
+}
+
+/// A SCRAM mechanism: its hash, and whether it is the `-PLUS` (channel binding) variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mechanism {
+    pub hash: Hash,
+    pub plus: bool,
+}
+
+impl Mechanism {
+    /// Its SASL name.
+    pub fn name(self) -> &'static str {
+        match (self.hash, self.plus) {
+            (Hash::Sha256, false) => SCRAM_SHA_256,
+            (Hash::Sha256, true) => SCRAM_SHA_256_PLUS,
+            (Hash::Sha1, false) => SCRAM_SHA_1,
+            (Hash::Sha1, true) => SCRAM_SHA_1_PLUS,
+        }
+    }
+}
+
+/// The SCRAM mechanisms to advertise, strongest first: the -PLUS ones where the connection
+/// `can_bind`, the SHA-1 ones where `sha1` is allowed.
+pub fn advertised(can_bind: bool, sha1: bool) -> Vec<&'static str> {
+    let mut out = Vec::with_capacity(4);
+    if can_bind {
+        out.push(SCRAM_SHA_256_PLUS);
+    }
+    out.push(SCRAM_SHA_256);
+    if sha1 {
+        if can_bind {
+            out.push(SCRAM_SHA_1_PLUS);
+        }
+        out.push(SCRAM_SHA_1);
+    }
+    out
+}
+
+/// What a server keeps to check SCRAM logins of one account with one hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    pub hash: Hash,
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    /// H(ClientKey), [`Hash::output_len`] bytes.
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
 }
 
 /// SASLprep (RFC 4013) of a password or user name as SCRAM wants it (RFC 5802 §2.2: stored
@@ -61,40 +143,63 @@ pub fn saslprep(s: &[u8]) -> Option<String> {
 }
 
 impl Secrets {
-    /// The keys of `password` (SASLprep'ed first) with this salt and iteration count. `None` if
-    /// the password is not UTF-8 or SASLprep refuses it: such a password cannot use SCRAM.
+    /// The SCRAM-SHA-256 keys of `password`: [`Secrets::derive_with`].
     pub fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Option<Secrets> {
+        Secrets::derive_with(Hash::Sha256, password, salt, iterations)
+    }
+
+    /// The keys of `password` (SASLprep'ed first) with this hash, salt and iteration count.
+    /// `None` if the password is not UTF-8 or SASLprep refuses it: such a password cannot use
+    /// SCRAM.
+    pub fn derive_with(
+        hash: Hash,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Option<Secrets> {
         let prepared = saslprep(password)?;
-        let mut salted = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(prepared.as_bytes(), salt, iterations, &mut salted);
-        let client_key = hmac(&salted, b"Client Key");
+        let salted = hash.salted_password(prepared.as_bytes(), salt, iterations);
+        let client_key = hash.hmac(&salted, b"Client Key");
         Some(Secrets {
+            hash,
             iterations,
             salt: salt.to_vec(),
-            stored_key: Sha256::digest(client_key).into(),
-            server_key: hmac(&salted, b"Server Key"),
+            stored_key: hash.digest(&client_key),
+            server_key: hash.hmac(&salted, b"Server Key"),
         })
     }
 
-    /// [`Secrets::derive`] with a fresh random 16-byte salt.
+    /// SCRAM-SHA-256 keys with a fresh salt: [`Secrets::generate_with`].
     pub fn generate(password: &[u8], iterations: u32) -> Option<Secrets> {
+        Secrets::generate_with(Hash::Sha256, password, iterations)
+    }
+
+    /// [`Secrets::derive_with`] with a fresh random 16-byte salt.
+    pub fn generate_with(hash: Hash, password: &[u8], iterations: u32) -> Option<Secrets> {
         let mut salt = [0u8; 16];
         rand::thread_rng().fill_bytes(&mut salt);
-        Secrets::derive(password, &salt, iterations)
+        Secrets::derive_with(hash, password, &salt, iterations)
+    }
+
+    /// Stand-in SCRAM-SHA-256 secrets: [`Secrets::fake_with`].
+    pub fn fake(server_secret: &[u8], user: &str, iterations: u32) -> Secrets {
+        Secrets::fake_with(Hash::Sha256, server_secret, user, iterations)
     }
 
     /// Stand-in secrets for a user that does not exist: the same salt every time for the same
-    /// name (derived from `server_secret`), keys no proof can match.
-    pub fn fake(server_secret: &[u8], user: &str, iterations: u32) -> Secrets {
+    /// name (derived from `server_secret`, the same for both hashes, as a real account's
+    /// could be), keys no proof can match.
+    pub fn fake_with(hash: Hash, server_secret: &[u8], user: &str, iterations: u32) -> Secrets {
         let mut data = b"mailkeep scram salt\0".to_vec();
         data.extend_from_slice(user.as_bytes());
-        let salt = hmac(server_secret, &data)[..16].to_vec();
+        let salt = Hash::Sha256.hmac(server_secret, &data)[..16].to_vec();
         data[..19].copy_from_slice(b"mailkeep scram keys");
-        let k = hmac(server_secret, &data);
+        let k = Hash::Sha256.hmac(server_secret, &data)[..hash.output_len()].to_vec();
         Secrets {
+            hash,
             iterations,
             salt,
-            stored_key: k,
+            stored_key: k.clone(),
             server_key: k,
         }
     }
@@ -106,22 +211,28 @@ impl Secrets {
             "{},{},{},{}",
             self.iterations,
             B64.encode(&self.salt),
-            B64.encode(self.stored_key),
-            B64.encode(self.server_key)
+            B64.encode(&self.stored_key),
+            B64.encode(&self.server_key)
         )
     }
 
-    /// Parses [`Secrets::to_dovecot`]'s form. `None` if malformed.
+    /// Parses [`Secrets::to_dovecot`]'s form of SCRAM-SHA-256 keys. `None` if malformed.
     pub fn from_dovecot(s: &str) -> Option<Secrets> {
         let mut it = s.trim().split(',');
         let iterations: u32 = it.next()?.parse().ok()?;
         let salt = B64.decode(it.next()?).ok()?;
-        let stored_key = B64.decode(it.next()?).ok()?.try_into().ok()?;
-        let server_key = B64.decode(it.next()?).ok()?.try_into().ok()?;
-        if it.next().is_some() || !(1..=MAX_ITERATIONS).contains(&iterations) || salt.is_empty() {
+        let stored_key = B64.decode(it.next()?).ok()?;
+        let server_key = B64.decode(it.next()?).ok()?;
+        if it.next().is_some()
+            || !(1..=MAX_ITERATIONS).contains(&iterations)
+            || salt.is_empty()
+            || stored_key.len() != 32
+            || server_key.len() != 32
+        {
             return None;
         }
         Some(Secrets {
+            hash: Hash::Sha256,
             iterations,
             salt,
             stored_key,
@@ -131,7 +242,7 @@ impl Secrets {
 
     /// Does `password` match these keys? (The `{SCRAM-SHA-256}` scheme used for PLAIN.)
     pub fn matches_password(&self, password: &[u8]) -> bool {
-        Secrets::derive(password, &self.salt, self.iterations)
+        Secrets::derive_with(self.hash, password, &self.salt, self.iterations)
             .is_some_and(|d| same(&d.stored_key, &self.stored_key))
     }
 }
@@ -141,25 +252,29 @@ impl Secrets {
 pub struct Upgrade {
     /// An argon2id hash replacing an imported one.
     pub new_hash: Option<String>,
-    /// SCRAM keys for an account that has none (or whose hash was just replaced, which drops
-    /// them).
+    /// SCRAM-SHA-256 keys for an account that has none (or whose hash was just replaced,
+    /// which drops them).
     pub keys: Option<Secrets>,
+    /// SCRAM-SHA-1 keys, likewise, where they are wanted.
+    pub sha1_keys: Option<Secrets>,
 }
 
 /// After a successful PLAIN/LOGIN/USER-PASS login with `password`: rehash an imported hash
-/// (not argon2id) and derive SCRAM keys where `has_keys` is false. The argon2id hash is made
+/// (not argon2id) and derive SCRAM-SHA-256 keys where `has_keys` is false, SCRAM-SHA-1 ones
+/// where `want_sha1` (the setting is on and the account has none). The argon2id hash is made
 /// on the password-checking threads (not tokio's blocking pool, whose threads would each keep
 /// argon2's 19 MiB, see `verify`), PBKDF2 on a blocking thread. A password that is not UTF-8
 /// keeps its hash; one SASLprep refuses gets no keys (it cannot be used with SCRAM).
 pub async fn upgrade(
     stored_hash: &str,
     has_keys: bool,
+    want_sha1: bool,
     password: &[u8],
     iterations: u32,
 ) -> Upgrade {
     let utf8 = std::str::from_utf8(password).ok();
     let rehash = !crate::hashes::is_current(stored_hash) && utf8.is_some();
-    if !rehash && has_keys {
+    if !rehash && has_keys && !want_sha1 {
         return Upgrade::default();
     }
     let new_hash = match utf8 {
@@ -172,16 +287,30 @@ pub async fn upgrade(
         return Upgrade::default();
     }
     let password = password.to_vec();
-    let derive = move || Secrets::generate(&password, iterations.clamp(1, MAX_ITERATIONS));
+    // A rehash drops the stored keys: they follow (the caller counts them missing then).
+    let (sha256, sha1) = (rehash || !has_keys, want_sha1);
+    let derive = move || {
+        let iterations = iterations.clamp(1, MAX_ITERATIONS);
+        let make = |wanted: bool, hash| {
+            wanted
+                .then(|| Secrets::generate_with(hash, &password, iterations))
+                .flatten()
+        };
+        (make(sha256, Hash::Sha256), make(sha1, Hash::Sha1))
+    };
+    let (keys, sha1_keys) = tokio::task::spawn_blocking(derive)
+        .await
+        .unwrap_or((None, None));
     Upgrade {
         new_hash,
-        keys: tokio::task::spawn_blocking(derive).await.ok().flatten(),
+        keys,
+        sha1_keys,
     }
 }
 
-/// Constant-time equality of two 32-byte values.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Constant-time equality of two keys (of the same hash: different lengths never match).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What the transport offers for channel binding.
@@ -203,16 +332,13 @@ impl<'a> Binding<'a> {
     }
 }
 
-/// `Some(plus)` if `mechanism` names SCRAM-SHA-256, or SCRAM-SHA-256-PLUS where the
-/// connection `can_bind`; `None` otherwise.
-pub fn mechanism(mechanism: &str, can_bind: bool) -> Option<bool> {
-    if mechanism.eq_ignore_ascii_case(SCRAM_SHA_256) {
-        Some(false)
-    } else if mechanism.eq_ignore_ascii_case(SCRAM_SHA_256_PLUS) && can_bind {
-        Some(true)
-    } else {
-        None
-    }
+/// The mechanism `name` names if it is one [`advertised`] gives for `can_bind` and `sha1`.
+pub fn mechanism(name: &str, can_bind: bool, sha1: bool) -> Option<Mechanism> {
+    let m = [Hash::Sha256, Hash::Sha1]
+        .into_iter()
+        .flat_map(|hash| [false, true].map(|plus| Mechanism { hash, plus }))
+        .find(|m| m.name().eq_ignore_ascii_case(name))?;
+    ((can_bind || !m.plus) && (sha1 || m.hash == Hash::Sha256)).then_some(m)
 }
 
 /// Why an exchange fails. [`ScramError::server_error`] is the RFC 5802 `e=` value.
@@ -437,10 +563,11 @@ impl ServerFirst {
             .and_then(|f| f.strip_prefix("r="))
             .ok_or(ScramError::InvalidEncoding)?;
         let cbind = B64.decode(cbind).map_err(|_| ScramError::InvalidEncoding)?;
-        let proof: [u8; 32] = B64
+        let hash = self.secrets.hash;
+        let proof = B64
             .decode(proof)
             .ok()
-            .and_then(|p| p.try_into().ok())
+            .filter(|p| p.len() == hash.output_len())
             .ok_or(ScramError::InvalidEncoding)?;
         let mut expected = self.client.gs2_header.as_bytes().to_vec();
         if self.client.binds {
@@ -456,16 +583,12 @@ impl ServerFirst {
             return Err(ScramError::NonceMismatch);
         }
         let auth_message = format!("{},{},{}", self.client.bare, self.message, without_proof);
-        let signature = hmac(&self.secrets.stored_key, auth_message.as_bytes());
-        let mut client_key = [0u8; 32];
-        for (k, (p, s)) in client_key.iter_mut().zip(proof.iter().zip(signature)) {
-            *k = p ^ s;
-        }
-        let stored: [u8; 32] = Sha256::digest(client_key).into();
-        if !same(&stored, &self.secrets.stored_key) {
+        let signature = hash.hmac(&self.secrets.stored_key, auth_message.as_bytes());
+        let client_key: Vec<u8> = proof.iter().zip(signature).map(|(p, s)| p ^ s).collect();
+        if !same(&hash.digest(&client_key), &self.secrets.stored_key) {
             return Err(ScramError::InvalidProof);
         }
-        let server_signature = hmac(&self.secrets.server_key, auth_message.as_bytes());
+        let server_signature = hash.hmac(&self.secrets.server_key, auth_message.as_bytes());
         Ok(Verified {
             server_final: format!("v={}", B64.encode(server_signature)),
         })

@@ -2,7 +2,7 @@
 //! and the maildrop snapshot taken at login.
 
 use super::*;
-use mailkeep_auth::app_passwords::LoginCheck;
+use mailkeep_auth::app_passwords::{LoginCheck, Watch};
 
 impl Session {
     pub(crate) async fn authorization(&mut self, command: Command, out: &mut Vec<u8>) -> Flow {
@@ -46,10 +46,10 @@ impl Session {
             } => {
                 // The pre-RFC 5034 listing that many clients still ask for.
                 out.extend_from_slice(b"+OK Mechanisms follow\r\n");
-                if self.channel_binding.is_some() {
-                    out.extend_from_slice(b"SCRAM-SHA-256-PLUS\r\n");
+                for m in self.scram_mechanisms() {
+                    out.extend_from_slice(m.as_bytes());
+                    out.extend_from_slice(b"\r\n");
                 }
-                out.extend_from_slice(b"SCRAM-SHA-256\r\n");
                 if self.plaintext_allowed() {
                     out.extend_from_slice(b"PLAIN\r\nLOGIN\r\n");
                     if self.oauth.is_some() {
@@ -71,9 +71,9 @@ impl Session {
                     SaslStep::OAuth { xoauth2: false }
                 } else if self.oauth.is_some() && mechanism.eq_ignore_ascii_case("XOAUTH2") {
                     SaslStep::OAuth { xoauth2: true }
-                } else if let Some(plus) = self.scram_mechanism(&mechanism) {
+                } else if let Some(mech) = self.scram_mechanism(&mechanism) {
                     let step = scram::ScramStep::First;
-                    SaslStep::Scram { plus, step }
+                    SaslStep::Scram { mech, step }
                 } else {
                     return err(out, "Unsupported authentication mechanism.");
                 };
@@ -147,7 +147,7 @@ impl Session {
                 self.continuation(SaslStep::LoginPassword(data), b"Password:", out)
             }
             SaslStep::LoginPassword(user) => self.login(&user, &data, "LOGIN", out).await,
-            SaslStep::Scram { plus, step } => self.scram_step(plus, step, &data, out).await,
+            SaslStep::Scram { mech, step } => self.scram_step(mech, step, &data, out).await,
             SaslStep::OAuth { xoauth2 } => self.oauth_login(xoauth2, &data, out).await,
             SaslStep::OAuthFailed { extra_delay } => self.failed(extra_delay, out).await,
         }
@@ -251,10 +251,11 @@ impl Session {
             (_, None) => return self.failed(Duration::ZERO, out).await,
         };
         match check {
-            LoginCheck::TryPassword => self.upgrade_secrets(&user, password).await,
-            LoginCheck::AppPassword(id) => {
-                self.app_password = Some(mailkeep_auth::app_passwords::Watch::new(id));
+            LoginCheck::TryPassword => {
+                self.upgrade_secrets(&user, password).await;
+                self.app_password = Some(Watch::main_password(&user.name));
             }
+            LoginCheck::AppPassword(id) => self.app_password = Some(Watch::new(id)),
             _ => {}
         }
         self.logged_in(user, mechanism, out).await
@@ -363,36 +364,17 @@ impl Session {
         Flow::Continue
     }
 
-    /// After a successful login: an imported hash (not argon2id) becomes an argon2id one, and
-    /// SCRAM keys are derived where the account has none (as the IMAP session does).
-    /// Failures are logged; the login stands.
+    /// After a successful login: rehash and SCRAM keys as the IMAP session does (see
+    /// [`mailkeep_auth::scram_keys::after_password_login`]).
     async fn upgrade_secrets(&self, user: &User, password: &[u8]) {
-        let store = &self.store;
-        let current = mailkeep_auth::hashes::is_current(&user.password_hash);
-        let has_keys = current && matches!(store.get_scram_keys(&user.name).await, Ok(Some(_)));
-        let up = mailkeep_auth::scram::upgrade(
-            &user.password_hash,
-            has_keys,
+        let (iterations, sha1) = (self.scram_iterations, self.scram_sha1);
+        mailkeep_auth::scram_keys::after_password_login(
+            &*self.store,
+            user,
             password,
-            self.scram_iterations,
+            iterations,
+            sha1,
         )
-        .await;
-        if let Some(h) = &up.new_hash {
-            match store.set_password(&user.name, h).await {
-                Ok(()) => tracing::info!(user = ?user.name, "password rehashed to argon2id"),
-                Err(e) => return tracing::warn!(user = ?user.name, error = %e, "rehashing"),
-            }
-        }
-        if let Some(s) = up.keys {
-            let keys = mailkeep_store::ScramKeys {
-                iterations: s.iterations,
-                salt: s.salt,
-                stored_key: s.stored_key.to_vec(),
-                server_key: s.server_key.to_vec(),
-            };
-            if let Err(e) = store.set_scram_keys(&user.name, Some(&keys)).await {
-                tracing::warn!(user = ?user.name, error = %e, "storing SCRAM keys");
-            }
-        }
+        .await
     }
 }

@@ -93,9 +93,9 @@ enum SaslStep {
     Plain,
     LoginUser,
     LoginPassword(Vec<u8>),
-    /// SCRAM-SHA-256 (`plus`: -PLUS), see `scram`.
+    /// SCRAM-SHA-256 or -SHA-1, -PLUS or not (`mech`), see `scram`.
     Scram {
-        plus: bool,
+        mech: mailkeep_auth::scram::Mechanism,
         step: scram::ScramStep,
     },
     /// OAUTHBEARER or XOAUTH2 (`xoauth2`) waits for the token.
@@ -137,6 +137,8 @@ pub struct Session {
     throttle: Option<Arc<mailkeep_auth::Throttle>>,
     /// PBKDF2 iterations of SCRAM keys derived at login.
     scram_iterations: u32,
+    /// `[auth] scram_sha1`: SCRAM-SHA-1(-PLUS) offered, and its keys derived at login.
+    scram_sha1: bool,
     /// The TLS connection's `tls-exporter` binding (TLS 1.3 only): enables SCRAM-SHA-256-PLUS.
     channel_binding: Option<Vec<u8>>,
     /// The app password this session logged in with and when it was last seen to exist: a
@@ -162,6 +164,7 @@ impl Session {
             user_name: None,
             throttle: None,
             scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
+            scram_sha1: false,
             channel_binding: None,
             app_password: None,
             oauth: None,
@@ -177,6 +180,12 @@ impl Session {
     /// PBKDF2 iterations for SCRAM keys derived at login (`[auth] scram_iterations`).
     pub fn set_scram_iterations(&mut self, iterations: u32) {
         self.scram_iterations = iterations;
+    }
+
+    /// Offers SCRAM-SHA-1 and SCRAM-SHA-1-PLUS (`[auth] scram_sha1`), and derives their keys
+    /// at password logins.
+    pub fn set_scram_sha1(&mut self, on: bool) {
+        self.scram_sha1 = on;
     }
 
     /// Offer OAUTHBEARER and XOAUTH2 with tokens of this issuer (`[auth.oauth]`).
@@ -249,7 +258,7 @@ impl Session {
             }
         };
         self.bad_commands = 0;
-        if self.is_authenticated() && !self.app_password_valid().await {
+        if let Some(why) = self.credential_revoked().await {
             tracing::info!(
                 target: "mailkeep::audit",
                 event = %"session_revoked",
@@ -258,7 +267,7 @@ impl Session {
             );
             // Nothing marked deleted is removed: the session ends without UPDATE.
             self.state = State::Done;
-            out.extend_from_slice(b"-ERR [AUTH] The app password of this session was revoked.\r\n");
+            out.extend_from_slice(format!("-ERR [AUTH] {why}\r\n").as_bytes());
             return Flow::Close;
         }
         match command {
@@ -286,12 +295,17 @@ impl Session {
         }
     }
 
-    /// False once the app password of this session has been revoked.
-    async fn app_password_valid(&mut self) -> bool {
-        match self.app_password.as_mut() {
-            Some(watch) => watch.still_valid(&*self.store).await,
-            None => true,
+    /// `Some(why)` once what this session logged in with stopped holding (a revoked app
+    /// password; the main password after two-factor was turned on).
+    async fn credential_revoked(&mut self) -> Option<&'static str> {
+        if !self.is_authenticated() {
+            return None;
         }
+        let watch = self.app_password.as_mut()?;
+        if watch.still_valid(&*self.store).await {
+            return None;
+        }
+        Some(watch.ended_because())
     }
 
     fn bad(&mut self, out: &mut Vec<u8>) -> Flow {
@@ -312,23 +326,16 @@ impl Session {
     fn capa(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"+OK Capability list follows\r\n");
         let mut caps = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"];
+        let sasl;
         if let State::Authorization { .. } = self.state {
             // SCRAM sends no password: offered with or without TLS, -PLUS where we can bind.
-            let plus = self.channel_binding.is_some();
+            let mut mechs = self.scram_mechanisms();
             if self.plaintext_allowed() {
                 caps.push("USER");
-                caps.push(if plus {
-                    "SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"
-                } else {
-                    "SASL SCRAM-SHA-256 PLAIN LOGIN"
-                });
-            } else {
-                caps.push(if plus {
-                    "SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256"
-                } else {
-                    "SASL SCRAM-SHA-256"
-                });
+                mechs.extend(["PLAIN", "LOGIN"]);
             }
+            sasl = format!("SASL {}", mechs.join(" "));
+            caps.push(&sasl);
             if self.config.stls_available && !self.config.tls_active {
                 caps.push("STLS");
             }

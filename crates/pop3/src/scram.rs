@@ -1,9 +1,10 @@
-//! AUTH SCRAM-SHA-256 and SCRAM-SHA-256-PLUS for POP3 (RFC 5034 with RFC 5802, 7677, 9266):
+//! AUTH SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (and SCRAM-SHA-1(-PLUS) where the setting asks)
+//! for POP3 (RFC 5034 with RFC 5802, 7677, 9266):
 //! the IMAP session's exchange (see mailkeep-session's `scram`) in POP3's framing.
 //! `+ base64` challenges; a failure is `-ERR [AUTH] Authentication failed.` at once, the same
 //! as a wrong password, through the same throttle.
 
-use mailkeep_auth::scram::{self, Binding, ScramError, Secrets, ServerFirst};
+use mailkeep_auth::scram::{self, Binding, Mechanism, ScramError, Secrets, ServerFirst};
 
 use super::*;
 
@@ -20,34 +21,32 @@ pub(crate) enum ScramStep {
     Done(User),
 }
 
-fn mechanism(plus: bool) -> &'static str {
-    if plus {
-        scram::SCRAM_SHA_256_PLUS
-    } else {
-        scram::SCRAM_SHA_256
-    }
-}
-
 impl Session {
     fn binding(&self) -> Binding<'_> {
         Binding::of(self.channel_binding.as_deref())
     }
 
-    /// `Some(plus)` if `mechanism` is SCRAM-SHA-256 or (where the connection binds) -PLUS.
-    pub(crate) fn scram_mechanism(&self, mechanism: &str) -> Option<bool> {
-        scram::mechanism(mechanism, self.channel_binding.is_some())
+    /// The SCRAM mechanism `mechanism` names, if this connection offers it (-PLUS where it
+    /// binds, SHA-1 where the setting allows).
+    pub(crate) fn scram_mechanism(&self, mechanism: &str) -> Option<Mechanism> {
+        scram::mechanism(mechanism, self.channel_binding.is_some(), self.scram_sha1)
+    }
+
+    /// The SCRAM mechanisms this connection offers, strongest first.
+    pub(crate) fn scram_mechanisms(&self) -> Vec<&'static str> {
+        scram::advertised(self.channel_binding.is_some(), self.scram_sha1)
     }
 
     pub(crate) async fn scram_step(
         &mut self,
-        plus: bool,
+        mech: Mechanism,
         step: ScramStep,
         data: &[u8],
         out: &mut Vec<u8>,
     ) -> Flow {
         match step {
             ScramStep::First => {
-                let client = match scram::parse_client_first(data, plus, self.binding()) {
+                let client = match scram::parse_client_first(data, mech.plus, self.binding()) {
                     Ok(c) => c,
                     Err(e) => return self.scram_failed(e, Duration::ZERO, out).await,
                 };
@@ -57,24 +56,19 @@ impl Session {
                 };
                 let mut secrets = None;
                 if let Some(u) = &account {
-                    secrets = match self.store.get_scram_keys(&u.name).await {
-                        Ok(Some(k)) => match (k.stored_key.try_into(), k.server_key.try_into()) {
-                            (Ok(stored_key), Ok(server_key)) => Some(Secrets {
-                                iterations: k.iterations,
-                                salt: k.salt,
-                                stored_key,
-                                server_key,
-                            }),
-                            _ => None,
-                        },
-                        Ok(None) => mailkeep_auth::hashes::scram_secrets(&u.password_hash),
+                    let store = &*self.store;
+                    secrets = match mailkeep_auth::scram_keys::load(store, u, mech.hash).await {
+                        Ok(s) => s,
                         Err(e) => return sys_temp(out, &e),
                     };
                 }
                 let secrets = match secrets {
                     Some(s) => s,
                     None => match self.store.server_secret(FAKE_SALT_SECRET).await {
-                        Ok(secret) => Secrets::fake(&secret, &client.user, self.scram_iterations),
+                        Ok(secret) => {
+                            let iterations = self.scram_iterations;
+                            Secrets::fake_with(mech.hash, &secret, &client.user, iterations)
+                        }
                         Err(e) => return sys_temp(out, &e),
                     },
                 };
@@ -84,7 +78,7 @@ impl Session {
                     server: Box::new(server),
                     account,
                 };
-                self.continuation(SaslStep::Scram { plus, step }, &challenge, out)
+                self.continuation(SaslStep::Scram { mech, step }, &challenge, out)
             }
             ScramStep::Final { server, account } => {
                 let result = server.finish(data, self.binding());
@@ -106,7 +100,7 @@ impl Session {
                         account: account.as_ref().map(|u| u.name.as_str()),
                         phc: None,
                         password: b"",
-                        mechanism: mechanism(plus),
+                        mechanism: mech.name(),
                         tls: self.config.tls_active,
                     },
                     result.is_ok() && allowed,
@@ -116,7 +110,7 @@ impl Session {
                     (mailkeep_auth::Verdict::Success, Ok(v), Some(user)) => {
                         let step = ScramStep::Done(user);
                         let challenge = v.server_final.into_bytes();
-                        self.continuation(SaslStep::Scram { plus, step }, &challenge, out)
+                        self.continuation(SaslStep::Scram { mech, step }, &challenge, out)
                     }
                     (verdict, result, _) => {
                         let delay = match verdict {
@@ -132,7 +126,11 @@ impl Session {
                 if !data.is_empty() {
                     return self.failed(Duration::ZERO, out).await;
                 }
-                self.logged_in(user, mechanism(plus), out).await
+                // SCRAM's keys come from the main password.
+                self.app_password = Some(mailkeep_auth::app_passwords::Watch::main_password(
+                    &user.name,
+                ));
+                self.logged_in(user, mech.name(), out).await
             }
         }
     }

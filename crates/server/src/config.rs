@@ -191,6 +191,10 @@ pub struct AuthConfig {
     /// PBKDF2 iterations of the SCRAM-SHA-256 keys derived when a password is set or used
     /// (RFC 7677's minimum, as Dovecot; at most 1,000,000).
     pub scram_iterations: u32,
+    /// Offer SCRAM-SHA-1 and SCRAM-SHA-1-PLUS too (RFC 5802), for old clients that know no
+    /// SCRAM-SHA-256; their keys are kept from the next password set or login. Off: SHA-1 is
+    /// weaker and a second set of keys is one more thing to steal.
+    pub scram_sha1: bool,
     /// Shortest password `mailkeep user add`/`passwd` accept (common passwords are refused
     /// whatever their length); imported hashes are not checked.
     pub min_password_length: usize,
@@ -214,6 +218,7 @@ impl Default for AuthConfig {
             trusted_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
             hash_queue_per_ip: t.hash_queue_per_source,
             scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
+            scram_sha1: false,
             min_password_length: 10,
             oauth: None,
         }
@@ -672,6 +677,13 @@ format = "json"
             .unwrap();
         assert_eq!(c.auth.scram_iterations, 10000);
         assert_eq!(c.auth.min_password_length, 12);
+        assert!(!c.auth.scram_sha1);
+        assert!(
+            Config::from_toml("[auth]\nscram_sha1 = true\n")
+                .unwrap()
+                .auth
+                .scram_sha1
+        );
     }
 
     #[test]

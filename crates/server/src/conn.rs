@@ -65,6 +65,7 @@ pub(crate) async fn serve(
     session.set_quota_admin(Some(shared.config.quota.admin.clone()));
     session.set_compress_available(limits.compress_deflate);
     session.set_scram_iterations(shared.config.auth.scram_iterations);
+    session.set_scram_sha1(shared.config.auth.scram_sha1);
     session.set_channel_binding(stream.tls_exporter());
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();
@@ -201,6 +202,10 @@ async fn run(
     }
 }
 
+/// How often an IDLE-ing session asks whether what it logged in with still holds (one indexed
+/// read each: 100,000 IDLE connections make ~6,700 a second).
+const IDLE_CREDENTIAL_CHECK: Duration = Duration::from_secs(15);
+
 /// IDLE (RFC 2177, RFC 9051 §6.3.13): forward mailbox changes until the client sends DONE.
 async fn idle(
     shared: &Shared,
@@ -213,6 +218,10 @@ async fn idle(
     let deadline = tokio::time::Instant::now() + timeout;
     // Release the memory of the command that started IDLE: the connection may wait for hours.
     conn.shrink();
+    let mut credential_check = tokio::time::interval_at(
+        tokio::time::Instant::now() + IDLE_CREDENTIAL_CHECK,
+        IDLE_CREDENTIAL_CHECK,
+    );
     loop {
         tokio::select! {
             line = conn.read_line(shared.config.limits.max_line_length) => {
@@ -235,6 +244,13 @@ async fn idle(
                 out.clear();
                 // The mailbox may have been deleted under us: the session said BYE.
                 if session.is_logged_out() {
+                    return Ok(Flow::Close);
+                }
+            }
+            _ = credential_check.tick() => {
+                // A revoked app password (or two-factor turned on) ends an IDLE too, not only
+                // the next command after DONE.
+                if !session.credential_holds(out).await {
                     return Ok(Flow::Close);
                 }
             }

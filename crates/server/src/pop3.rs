@@ -41,6 +41,7 @@ pub(crate) async fn serve(
     session.set_throttle(shared.throttle.clone());
     session.set_oauth(shared.oauth.clone());
     session.set_scram_iterations(shared.config.auth.scram_iterations);
+    session.set_scram_sha1(shared.config.auth.scram_sha1);
     session.set_channel_binding(stream.tls_exporter());
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mailkeep_auth::app_passwords::LoginCheck;
+use mailkeep_auth::app_passwords::{LoginCheck, Watch};
 use mailkeep_auth::sasl;
 use mailkeep_proto::CommandBody;
 use mailkeep_proto::write::{self, Code, StatusKind};
@@ -27,8 +27,11 @@ pub(crate) enum SaslStep {
     LoginUser,
     /// LOGIN sent `+ UGFzc3dvcmQ6` ("Password:").
     LoginPassword { user: Vec<u8> },
-    /// SCRAM-SHA-256 (`plus`: -PLUS), see `scram`.
-    Scram { plus: bool, step: ScramStep },
+    /// SCRAM-SHA-256 or -SHA-1, -PLUS or not (`mech`), see `scram`.
+    Scram {
+        mech: mailkeep_auth::scram::Mechanism,
+        step: ScramStep,
+    },
     /// OAUTHBEARER or XOAUTH2 (`xoauth2`) waits for the token, see `oauth`.
     OAuth { xoauth2: bool },
     /// The token was refused and the RFC 7628 error sent: the client's dummy answer gets the
@@ -93,10 +96,10 @@ async fn authenticate(
         SaslStep::OAuth { xoauth2: false }
     } else if inner.oauth.is_some() && mechanism.eq_ignore_ascii_case("XOAUTH2") {
         SaslStep::OAuth { xoauth2: true }
-    } else if let Some(plus) = crate::scram::which(inner, mechanism) {
+    } else if let Some(mech) = crate::scram::which(inner, mechanism) {
         // No password crosses the connection: allowed without TLS too.
         SaslStep::Scram {
-            plus,
+            mech,
             step: ScramStep::First,
         }
     } else {
@@ -186,8 +189,8 @@ pub(crate) async fn sasl_step(
         SaslStep::LoginPassword { user } => {
             login(inner, auth_failures, &user, &data, "LOGIN", out).await
         }
-        SaslStep::Scram { plus, step } => {
-            crate::scram::step(inner, auth_failures, pending.tag, plus, step, &data, out).await
+        SaslStep::Scram { mech, step } => {
+            crate::scram::step(inner, auth_failures, pending.tag, mech, step, &data, out).await
         }
         SaslStep::OAuth { xoauth2 } => {
             crate::oauth::login(inner, auth_failures, pending.tag, xoauth2, &data, out).await
@@ -245,8 +248,11 @@ async fn login(
         (_, None) => return failed(inner, auth_failures, Duration::ZERO, out).await,
     };
     match check {
-        LoginCheck::TryPassword => crate::scram::upgrade_secrets(inner, &user, password).await,
-        LoginCheck::AppPassword(id) => inner.watch_app_password(Some(id)),
+        LoginCheck::TryPassword => {
+            crate::scram::upgrade_secrets(inner, &user, password).await;
+            inner.watch_login(Watch::main_password(&user.name));
+        }
+        LoginCheck::AppPassword(id) => inner.watch_login(Watch::new(id)),
         _ => {}
     }
     crate::authenticated::logged_in(inner, user, mechanism).await

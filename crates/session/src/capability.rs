@@ -101,6 +101,19 @@ pub(crate) fn list_for(inner: &Inner, authenticated: bool) -> Vec<String> {
         authenticated,
         inner.channel_binding.is_some(),
     );
+    if !authenticated && inner.scram_sha1 {
+        // After SCRAM-SHA-256 (clients take the first they know).
+        let at = caps
+            .iter()
+            .position(|c| c == "AUTH=SCRAM-SHA-256")
+            .map_or(caps.len(), |i| i + 1);
+        let sha1 = mailkeep_auth::scram::advertised(inner.channel_binding.is_some(), true);
+        let names = sha1
+            .iter()
+            .filter(|m| m.contains("SHA-1"))
+            .map(|m| format!("AUTH={m}"));
+        caps.splice(at..at, names);
+    }
     // Bearer tokens cross the connection like passwords: only where PLAIN may.
     if !authenticated && inner.oauth.is_some() && plaintext_allowed(&inner.config) {
         caps.push("AUTH=OAUTHBEARER".into());

@@ -147,27 +147,31 @@ pub(crate) struct Inner {
     pub channel_binding: Option<Vec<u8>>,
     /// PBKDF2 iterations of the SCRAM keys derived at login (and of stand-in salts).
     pub scram_iterations: u32,
+    /// `[auth] scram_sha1`: SCRAM-SHA-1(-PLUS) offered, and its keys derived at login.
+    pub scram_sha1: bool,
     /// Connection limits per account (the server's), and the place this session holds.
     pub login_gate: gate::Gate,
     pub login_guard: Option<gate::LoginGuard>,
-    /// The app password this session logged in with and when it was last seen to exist: a
-    /// revoked one ends the session at its next command (checked at most once a second).
+    /// The app password (or main password) this session logged in with and when it was last
+    /// seen to hold: a revoked app password, or the main password once two-factor is on, ends
+    /// the session at its next command (checked at most once a second) or during IDLE.
     pub app_password: Option<mailkeep_auth::app_passwords::Watch>,
     /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 are offered with this issuer's tokens.
     pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
 }
 
 impl Inner {
-    pub(crate) fn watch_app_password(&mut self, id: Option<i64>) {
-        self.app_password = id.map(mailkeep_auth::app_passwords::Watch::new);
+    pub(crate) fn watch_login(&mut self, watch: mailkeep_auth::app_passwords::Watch) {
+        self.app_password = Some(watch);
     }
 
-    /// False once the app password of this session has been revoked (`BYE` and close).
-    async fn app_password_valid(&mut self) -> bool {
-        match self.app_password.as_mut() {
-            Some(watch) => watch.still_valid(&*self.store).await,
-            None => true,
+    /// `Some(why)` once the credential of this session stopped holding (`BYE` and close).
+    async fn credential_revoked(&mut self) -> Option<&'static str> {
+        let watch = self.app_password.as_mut()?;
+        if watch.still_valid(&*self.store).await {
+            return None;
         }
+        Some(watch.ended_because())
     }
 }
 
@@ -297,6 +301,7 @@ impl Session {
                 compress: CompressState::Unavailable,
                 channel_binding: None,
                 scram_iterations: mailkeep_auth::scram::DEFAULT_ITERATIONS,
+                scram_sha1: false,
                 app_password: None,
                 oauth: None,
             },
@@ -353,6 +358,12 @@ impl Session {
         self.inner.scram_iterations = iterations.clamp(1, mailkeep_auth::scram::MAX_ITERATIONS);
     }
 
+    /// Offers SCRAM-SHA-1 and SCRAM-SHA-1-PLUS (`[auth] scram_sha1`), and derives their keys
+    /// at password logins.
+    pub fn set_scram_sha1(&mut self, on: bool) {
+        self.inner.scram_sha1 = on;
+    }
+
     /// The server greeting (`* OK [CAPABILITY ...] Mailkeep ready`).
     pub fn greeting(&self, out: &mut Vec<u8>) {
         let caps = capability::list_for(&self.inner, false);
@@ -374,25 +385,10 @@ impl Session {
         let Command { tag, body } = command;
         let name = body.name();
         let mode = sync_mode(&body);
-        let inner = &mut self.inner;
-        if self.state.user().is_some() && !inner.app_password_valid().await {
-            tracing::info!(
-                target: "mailkeep::audit",
-                event = %"session_revoked",
-                proto = %"imap",
-                user = ?inner.user_name,
-            );
-            // RFC 5530 EXPIRED: access is no longer permitted with that passphrase.
-            write::status(
-                out,
-                None,
-                StatusKind::Bye,
-                Some(&Code::Expired),
-                "The app password of this session was revoked.",
-            );
-            self.state.apply(Transition::Logout);
+        if !self.credential_holds(out).await {
             return Flow::Close;
         }
+        let inner = &mut self.inner;
         let outcome = match body {
             // Any state (RFC 9051 §6.1).
             CommandBody::Capability => {
@@ -623,6 +619,28 @@ impl Session {
     }
 
     /// During IDLE: write untagged EXISTS/EXPUNGE/FETCH for what changed.
+    /// False, with a `BYE [EXPIRED]` written and the session over, once what it logged in with
+    /// stopped holding (a revoked app password; the main password after two-factor was turned
+    /// on). Called before every command, and by the server now and then during IDLE.
+    pub async fn credential_holds(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.state.user().is_none() {
+            return true;
+        }
+        let Some(why) = self.inner.credential_revoked().await else {
+            return true;
+        };
+        tracing::info!(
+            target: "mailkeep::audit",
+            event = %"session_revoked",
+            proto = %"imap",
+            user = ?self.inner.user_name,
+        );
+        // RFC 5530 EXPIRED: access is no longer permitted with that passphrase.
+        write::status(out, None, StatusKind::Bye, Some(&Code::Expired), why);
+        self.state.apply(Transition::Logout);
+        false
+    }
+
     pub async fn idle_update(&mut self, out: &mut Vec<u8>) {
         if let State::Selected { sel, .. } = &mut self.state {
             sel.subscription.receiver.borrow_and_update();

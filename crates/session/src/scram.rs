@@ -1,5 +1,6 @@
-//! AUTHENTICATE SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802, 7677, 9266) in the
-//! not-authenticated state, and the SCRAM keys kept up to date at PLAIN/LOGIN logins.
+//! AUTHENTICATE SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802, 7677, 9266), and
+//! SCRAM-SHA-1(-PLUS) where `[auth] scram_sha1` turns it on, in the not-authenticated state;
+//! the SCRAM keys kept up to date at PLAIN/LOGIN logins.
 //!
 //! The exchange over IMAP (RFC 9051 §6.2.2):
 //! ```text
@@ -23,12 +24,11 @@
 
 use std::time::Duration;
 
-use mailkeep_auth::scram::{self, Binding, ScramError, Secrets, ServerFirst};
+use mailkeep_auth::scram::{self, Binding, Mechanism, ScramError, Secrets, ServerFirst};
 use mailkeep_proto::write::Code;
-use mailkeep_store::{ScramKeys, User};
+use mailkeep_store::User;
 
 use crate::anonymous::{SaslPending, SaslStep, continuation, failed, failed_with, find_user};
-use crate::error::CmdError;
 use crate::{Flow, Inner, Outcome};
 
 /// The name of the server secret the stand-in salts come from.
@@ -48,23 +48,15 @@ pub(crate) enum ScramStep {
     Done { user: User },
 }
 
-pub(crate) fn mechanism(plus: bool) -> &'static str {
-    if plus {
-        scram::SCRAM_SHA_256_PLUS
-    } else {
-        scram::SCRAM_SHA_256
-    }
-}
-
 /// The connection's channel binding, as the SCRAM code wants it.
 fn binding(inner: &Inner) -> Binding<'_> {
     Binding::of(inner.channel_binding.as_deref())
 }
 
-/// `SCRAM-SHA-256` or `SCRAM-SHA-256-PLUS` (only where the connection can bind), if
-/// `mechanism` names one of them.
-pub(crate) fn which(inner: &Inner, mechanism: &str) -> Option<bool> {
-    scram::mechanism(mechanism, inner.channel_binding.is_some())
+/// The SCRAM mechanism `mechanism` names, if this connection offers it (-PLUS only where it
+/// can bind, SHA-1 only where the setting allows).
+pub(crate) fn which(inner: &Inner, mechanism: &str) -> Option<Mechanism> {
+    scram::mechanism(mechanism, inner.channel_binding.is_some(), inner.scram_sha1)
 }
 
 /// One client message of a SCRAM exchange (base64-decoded; `*` was handled by the caller
@@ -73,21 +65,25 @@ pub(crate) async fn step(
     inner: &mut Inner,
     auth_failures: &mut u32,
     tag: String,
-    plus: bool,
+    mech: Mechanism,
     step: ScramStep,
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Outcome {
     match step {
-        ScramStep::First => first(inner, auth_failures, tag, plus, data, out).await,
+        ScramStep::First => first(inner, auth_failures, tag, mech, data, out).await,
         ScramStep::Final { server, account } => {
-            last(inner, auth_failures, tag, plus, &server, account, data, out).await
+            last(inner, auth_failures, tag, mech, &server, account, data, out).await
         }
         ScramStep::Done { user } => {
             if !data.is_empty() {
                 return failed(inner, auth_failures, Duration::ZERO, out).await;
             }
-            crate::authenticated::logged_in(inner, user, mechanism(plus)).await
+            // SCRAM's keys come from the main password.
+            inner.watch_login(mailkeep_auth::app_passwords::Watch::main_password(
+                &user.name,
+            ));
+            crate::authenticated::logged_in(inner, user, mech.name()).await
         }
     }
 }
@@ -96,11 +92,11 @@ async fn first(
     inner: &mut Inner,
     auth_failures: &mut u32,
     tag: String,
-    plus: bool,
+    mech: Mechanism,
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> Outcome {
-    let client = match scram::parse_client_first(data, plus, binding(inner)) {
+    let client = match scram::parse_client_first(data, mech.plus, binding(inner)) {
         Ok(c) => c,
         Err(e) => return refused(inner, auth_failures, e, out).await,
     };
@@ -109,9 +105,9 @@ async fn first(
         Err(e) => return Outcome::err(e),
     };
     let secrets = match &account {
-        Some(u) => match stored_secrets(inner, u).await {
+        Some(u) => match mailkeep_auth::scram_keys::load(&*inner.store, u, mech.hash).await {
             Ok(s) => s,
-            Err(e) => return Outcome::err(e),
+            Err(e) => return Outcome::err(e.into()),
         },
         None => None,
     };
@@ -121,7 +117,9 @@ async fn first(
         // support, not logged in since): a salt that is always the same for that name, keys
         // no proof matches.
         None => match inner.store.server_secret(FAKE_SALT_SECRET).await {
-            Ok(secret) => Secrets::fake(&secret, &client.user, inner.scram_iterations),
+            Ok(secret) => {
+                Secrets::fake_with(mech.hash, &secret, &client.user, inner.scram_iterations)
+            }
             Err(e) => return Outcome::err(e.into()),
         },
     };
@@ -130,7 +128,7 @@ async fn first(
     inner.sasl = Some(SaslPending {
         tag,
         step: SaslStep::Scram {
-            plus,
+            mech,
             step: ScramStep::Final {
                 server: Box::new(server),
                 account,
@@ -138,23 +136,6 @@ async fn first(
         },
     });
     Outcome::pending(Flow::SaslContinue)
-}
-
-/// The account's SCRAM keys: stored ones, else those of an imported `{SCRAM-SHA-256}` hash.
-async fn stored_secrets(inner: &Inner, user: &User) -> Result<Option<Secrets>, CmdError> {
-    if let Some(k) = inner.store.get_scram_keys(&user.name).await? {
-        let (Ok(stored_key), Ok(server_key)) = (k.stored_key.try_into(), k.server_key.try_into())
-        else {
-            return Ok(None);
-        };
-        return Ok(Some(Secrets {
-            iterations: k.iterations,
-            salt: k.salt,
-            stored_key,
-            server_key,
-        }));
-    }
-    Ok(mailkeep_auth::hashes::scram_secrets(&user.password_hash))
 }
 
 /// A client-first message we cannot go on with: NO with the RFC 5802 error name. Nothing is
@@ -189,7 +170,7 @@ async fn last(
     inner: &mut Inner,
     auth_failures: &mut u32,
     tag: String,
-    plus: bool,
+    mech: Mechanism,
     server: &ServerFirst,
     account: Option<User>,
     data: &[u8],
@@ -214,7 +195,7 @@ async fn last(
             account: account.as_ref().map(|u| u.name.as_str()),
             phc: None,
             password: b"",
-            mechanism: mechanism(plus),
+            mechanism: mech.name(),
             tls: inner.config.tls_active,
         },
         result.is_ok() && allowed,
@@ -226,7 +207,7 @@ async fn last(
             inner.sasl = Some(SaslPending {
                 tag,
                 step: SaslStep::Scram {
-                    plus,
+                    mech,
                     step: ScramStep::Done { user },
                 },
             });
@@ -253,40 +234,10 @@ async fn last(
     }
 }
 
-/// After a successful PLAIN/LOGIN: an imported hash (not argon2id) is replaced by an argon2id
-/// one, and SCRAM keys are derived if the account has none (created before SCRAM support,
-/// imported, or just rehashed). Failures are logged; the login stands.
+/// After a successful PLAIN/LOGIN: rehash and SCRAM keys, see
+/// [`mailkeep_auth::scram_keys::after_password_login`].
 pub(crate) async fn upgrade_secrets(inner: &Inner, user: &User, password: &[u8]) {
-    store_upgrade(&*inner.store, user, password, inner.scram_iterations).await
-}
-
-/// [`upgrade_secrets`] on any store (the POP3 session has the same code).
-async fn store_upgrade(
-    store: &dyn mailkeep_store::MailStore,
-    user: &User,
-    password: &[u8],
-    iterations: u32,
-) {
-    let current = mailkeep_auth::hashes::is_current(&user.password_hash);
-    let has_keys = current && matches!(store.get_scram_keys(&user.name).await, Ok(Some(_)));
-    let up = scram::upgrade(&user.password_hash, has_keys, password, iterations).await;
-    if let Some(h) = &up.new_hash {
-        // Setting the hash drops the old SCRAM keys: the new ones follow.
-        match store.set_password(&user.name, h).await {
-            Ok(()) => tracing::info!(user = ?user.name, "password rehashed to argon2id"),
-            Err(e) => return tracing::warn!(user = ?user.name, error = %e, "rehashing"),
-        }
-    }
-    let Some(s) = up.keys else {
-        return;
-    };
-    let keys = ScramKeys {
-        iterations: s.iterations,
-        salt: s.salt,
-        stored_key: s.stored_key.to_vec(),
-        server_key: s.server_key.to_vec(),
-    };
-    if let Err(e) = store.set_scram_keys(&user.name, Some(&keys)).await {
-        tracing::warn!(user = ?user.name, error = %e, "storing SCRAM keys");
-    }
+    let (iterations, sha1) = (inner.scram_iterations, inner.scram_sha1);
+    mailkeep_auth::scram_keys::after_password_login(&*inner.store, user, password, iterations, sha1)
+        .await
 }

@@ -304,6 +304,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// Stores (replaces) or, with `None`, removes the account's SCRAM-SHA-256 keys. NoSuchUser
     /// if there is no such account.
     async fn set_scram_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()>;
+    /// The account's SCRAM-SHA-1 keys (kept only where `[auth] scram_sha1` is on), dropped
+    /// with the password hash as the SCRAM-SHA-256 ones.
+    async fn get_scram_sha1_keys(&self, name: &str) -> Result<Option<ScramKeys>>;
+    /// Stores (replaces) or, with `None`, removes the account's SCRAM-SHA-1 keys. NoSuchUser
+    /// if there is no such account.
+    async fn set_scram_sha1_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()>;
     /// This installation's random 32-byte secret called `name`, made at its first use and the
     /// same ever after (SCRAM derives stand-in salts of unknown users from it).
     async fn server_secret(&self, name: &str) -> Result<Vec<u8>>;

@@ -81,13 +81,13 @@ fn client_final(password: &str, cfb: &str, sfm: &str, gs2: &str, cb: &[u8]) -> S
         .unwrap();
     let mut salted = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iters, &mut salted);
-    let ck = hmac(&salted, b"Client Key");
-    let sk: [u8; 32] = Sha256::digest(ck).into();
+    let ck = Hash::Sha256.hmac(&salted, b"Client Key");
+    let sk: [u8; 32] = Sha256::digest(&ck).into();
     let mut c = gs2.as_bytes().to_vec();
     c.extend_from_slice(cb);
     let without = format!("c={},r={nonce}", B64.encode(c));
     let am = format!("{cfb},{sfm},{without}");
-    let sig = hmac(&sk, am.as_bytes());
+    let sig = Hash::Sha256.hmac(&sk, am.as_bytes());
     let proof: Vec<u8> = ck.iter().zip(sig).map(|(a, b)| a ^ b).collect();
     format!("{without},p={}", B64.encode(proof))
 }
@@ -230,4 +230,75 @@ fn fake_secrets_are_stable_per_name() {
     assert_ne!(a.salt, Secrets::fake(b"secret", "nobody2", 4096).salt);
     assert_ne!(a.salt, Secrets::fake(b"other", "nobody", 4096).salt);
     assert_eq!(a.salt.len(), 16);
+}
+
+/// RFC 5802 §5's own example: SCRAM-SHA-1, user "user", password "pencil".
+#[test]
+fn rfc5802_sha1_vector() {
+    let salt = B64.decode("QSXCR+Q6sek8bf92").unwrap();
+    let secrets = Secrets::derive_with(Hash::Sha1, b"pencil", &salt, 4096).unwrap();
+    assert_eq!(secrets.stored_key.len(), 20);
+    let cf = parse_client_first(
+        b"n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+        false,
+        Binding::Unavailable,
+    )
+    .unwrap();
+    let sf = ServerFirst::with_nonce(cf, secrets.clone(), "3rfcNHYJY1ZVvWVs7j");
+    assert_eq!(
+        sf.message(),
+        "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096"
+    );
+    let fin = "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=";
+    let v = sf.finish(fin.as_bytes(), Binding::Unavailable).unwrap();
+    assert_eq!(v.server_final, "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=");
+    assert!(secrets.matches_password(b"pencil"));
+    // A SHA-256-sized proof against SHA-1 keys is malformed, not a match.
+    let sf = ServerFirst::with_nonce(
+        parse_client_first(b"n,,n=user,r=fyko", false, Binding::Unavailable).unwrap(),
+        secrets,
+        "x",
+    );
+    let long = format!("c=biws,r=fykox,p={}", B64.encode([0u8; 32]));
+    assert_eq!(
+        sf.finish(long.as_bytes(), Binding::Unavailable),
+        Err(ScramError::InvalidEncoding)
+    );
+}
+
+#[test]
+fn mechanisms_offered() {
+    assert_eq!(advertised(false, false), ["SCRAM-SHA-256"]);
+    assert_eq!(
+        advertised(true, true),
+        [
+            "SCRAM-SHA-256-PLUS",
+            "SCRAM-SHA-256",
+            "SCRAM-SHA-1-PLUS",
+            "SCRAM-SHA-1"
+        ]
+    );
+    let sha1 = Mechanism {
+        hash: Hash::Sha1,
+        plus: false,
+    };
+    assert_eq!(mechanism("scram-sha-1", false, true), Some(sha1));
+    assert_eq!(mechanism("SCRAM-SHA-1", false, false), None, "setting off");
+    assert_eq!(
+        mechanism("SCRAM-SHA-1-PLUS", false, true),
+        None,
+        "cannot bind"
+    );
+    assert_eq!(
+        mechanism("SCRAM-SHA-256-PLUS", true, false).map(|m| m.plus),
+        Some(true)
+    );
+    assert_eq!(mechanism("SCRAM-SHA-512", true, true), None);
+    // Stand-in keys have the hash's length.
+    assert_eq!(
+        Secrets::fake_with(Hash::Sha1, b"k", "u", 4096)
+            .stored_key
+            .len(),
+        20
+    );
 }

@@ -28,7 +28,7 @@ pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, re
 pub use objects::objects;
 pub use quota::quota;
 pub use search::{notifications, recent, search};
-pub use secrets::scram_keys;
+pub use secrets::{scram_keys, scram_sha1_keys};
 pub use sortkeys::sort_keys;
 pub use tombstones::tombstones;
 pub use twofa::two_factor;
@@ -73,6 +73,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "tombstones").await;
     scram_keys(&*store).await;
     assert_clean(&*store, "scram_keys").await;
+    scram_sha1_keys(&*store).await;
+    assert_clean(&*store, "scram_sha1_keys").await;
     two_factor(&*store).await;
     assert_clean(&*store, "two_factor").await;
     objects(&*store).await;

@@ -99,8 +99,10 @@ pub(super) async fn set_password(tx: &Transaction<'_>, name: &str, hash: &str) -
     };
     // SCRAM keys were derived from the old password: they go with it.
     let id: i64 = row.get(0);
-    tx.execute("DELETE FROM scram_keys WHERE user_id = $1", &[&id])
-        .await?;
+    for table in ["scram_keys", "scram_sha1_keys"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE user_id = $1"), &[&id])
+            .await?;
+    }
     Ok(())
 }
 
@@ -410,17 +412,26 @@ pub(super) async fn alias_target<C: GenericClient>(c: &C, address: &str) -> Resu
 
 // ---- SCRAM keys and server secrets ----
 
+/// The table of one kind of SCRAM keys: `scram_keys` (SHA-256) or `scram_sha1_keys`.
+fn keys_table(sha1: bool) -> &'static str {
+    if sha1 {
+        "scram_sha1_keys"
+    } else {
+        "scram_keys"
+    }
+}
+
 pub(super) async fn get_scram_keys<C: GenericClient>(
     c: &C,
+    sha1: bool,
     name: &str,
 ) -> Result<Option<ScramKeys>> {
-    let row = c
-        .query_opt(
-            "SELECT k.iterations, k.salt, k.stored_key, k.server_key
-             FROM scram_keys k JOIN users u ON u.id = k.user_id WHERE u.name = $1",
-            &[&name],
-        )
-        .await?;
+    let sql = format!(
+        "SELECT k.iterations, k.salt, k.stored_key, k.server_key
+         FROM {} k JOIN users u ON u.id = k.user_id WHERE u.name = $1",
+        keys_table(sha1)
+    );
+    let row = c.query_opt(&sql, &[&name]).await?;
     Ok(row.map(|r| ScramKeys {
         iterations: r.get::<_, i64>(0) as u32,
         salt: r.get(1),
@@ -431,18 +442,23 @@ pub(super) async fn get_scram_keys<C: GenericClient>(
 
 pub(super) async fn set_scram_keys<C: GenericClient>(
     c: &C,
+    sha1: bool,
     name: &str,
     keys: Option<&ScramKeys>,
 ) -> Result<()> {
     let id = user_id(c, name).await?;
     match keys {
         Some(k) => {
-            c.execute(
-                "INSERT INTO scram_keys(user_id, iterations, salt, stored_key, server_key)
+            let sql = format!(
+                "INSERT INTO {}(user_id, iterations, salt, stored_key, server_key)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (user_id) DO UPDATE SET iterations = excluded.iterations,
                     salt = excluded.salt, stored_key = excluded.stored_key,
                     server_key = excluded.server_key",
+                keys_table(sha1)
+            );
+            c.execute(
+                &sql,
                 &[
                     &id,
                     &i64::from(k.iterations),
@@ -454,8 +470,8 @@ pub(super) async fn set_scram_keys<C: GenericClient>(
             .await?;
         }
         None => {
-            c.execute("DELETE FROM scram_keys WHERE user_id = $1", &[&id])
-                .await?;
+            let sql = format!("DELETE FROM {} WHERE user_id = $1", keys_table(sha1));
+            c.execute(&sql, &[&id]).await?;
         }
     }
     Ok(())

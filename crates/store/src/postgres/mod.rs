@@ -301,10 +301,16 @@ impl MailStore for PgStore {
         write_tx!(self, |tx| async { accounts::delete_user(&tx, name).await })
     }
     async fn get_scram_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
-        accounts::get_scram_keys(&**self.client().await?, name).await
+        accounts::get_scram_keys(&**self.client().await?, false, name).await
     }
     async fn set_scram_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
-        accounts::set_scram_keys(&**self.client().await?, name, keys).await
+        accounts::set_scram_keys(&**self.client().await?, false, name, keys).await
+    }
+    async fn get_scram_sha1_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
+        accounts::get_scram_keys(&**self.client().await?, true, name).await
+    }
+    async fn set_scram_sha1_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
+        accounts::set_scram_keys(&**self.client().await?, true, name, keys).await
     }
     async fn server_secret(&self, name: &str) -> Result<Vec<u8>> {
         accounts::server_secret(&**self.client().await?, name).await

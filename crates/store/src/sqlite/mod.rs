@@ -88,6 +88,21 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// SCRAM keys of one kind (`sha1`: SCRAM-SHA-1, else SCRAM-SHA-256).
+    async fn scram_keys(&self, sha1: bool, name: &str) -> Result<Option<ScramKeys>> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| secrets::get_scram_keys(c, sha1, &name))
+            .await
+    }
+
+    async fn put_scram_keys(&self, sha1: bool, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
+        let (name, keys) = (name.to_owned(), keys.cloned());
+        self.writer
+            .run(move |ctx| secrets::set_scram_keys(ctx.conn, sha1, &name, keys.as_ref()))
+            .await
+    }
+
     /// Opens (creating if needed) `data_dir/index.sqlite3` and `data_dir/blobs/`.
     ///
     /// If no other process has the directory open, body files that no commit refers to (left by
@@ -298,17 +313,19 @@ impl MailStore for SqliteStore {
     }
 
     async fn get_scram_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
-        let name = name.to_owned();
-        self.readers
-            .run_quick(move |c| secrets::get_scram_keys(c, &name))
-            .await
+        self.scram_keys(false, name).await
     }
 
     async fn set_scram_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
-        let (name, keys) = (name.to_owned(), keys.cloned());
-        self.writer
-            .run(move |ctx| secrets::set_scram_keys(ctx.conn, &name, keys.as_ref()))
-            .await
+        self.put_scram_keys(false, name, keys).await
+    }
+
+    async fn get_scram_sha1_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
+        self.scram_keys(true, name).await
+    }
+
+    async fn set_scram_sha1_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
+        self.put_scram_keys(true, name, keys).await
     }
 
     async fn server_secret(&self, name: &str) -> Result<Vec<u8>> {

@@ -1,6 +1,7 @@
 //! SCRAM-SHA-256 keys per account, in a table of their own beside `users` (created at every
-//! open, idempotent). Triggers keep them honest: a new password hash (or a deleted account)
-//! drops the keys, so an old password can never still log in through SCRAM.
+//! open, idempotent), and SCRAM-SHA-1 keys likewise in `scram_sha1_keys` (kept only where the
+//! setting asks for SCRAM-SHA-1). Triggers keep them honest: a new password hash (or a deleted
+//! account) drops the keys, so an old password can never still log in through SCRAM.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -30,13 +31,44 @@ AFTER DELETE ON users
 BEGIN
     DELETE FROM scram_keys WHERE user_id = old.id;
 END;
+CREATE TABLE IF NOT EXISTS scram_sha1_keys(
+    user_id INTEGER PRIMARY KEY,
+    iterations INTEGER NOT NULL,
+    salt BLOB NOT NULL,
+    stored_key BLOB NOT NULL,
+    server_key BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS scram_sha1_keys_password_changed
+AFTER UPDATE OF password_hash ON users
+BEGIN
+    DELETE FROM scram_sha1_keys WHERE user_id = new.id;
+END;
+CREATE TRIGGER IF NOT EXISTS scram_sha1_keys_user_deleted
+AFTER DELETE ON users
+BEGIN
+    DELETE FROM scram_sha1_keys WHERE user_id = old.id;
+END;
 ";
 
-pub(super) fn get_scram_keys(conn: &Connection, name: &str) -> Result<Option<ScramKeys>> {
-    let mut st = conn.prepare_cached(
+/// The table of one kind of SCRAM keys: `scram_keys` (SHA-256) or `scram_sha1_keys`.
+pub(super) fn keys_table(sha1: bool) -> &'static str {
+    if sha1 {
+        "scram_sha1_keys"
+    } else {
+        "scram_keys"
+    }
+}
+
+pub(super) fn get_scram_keys(
+    conn: &Connection,
+    sha1: bool,
+    name: &str,
+) -> Result<Option<ScramKeys>> {
+    let mut st = conn.prepare_cached(&format!(
         "SELECT k.iterations, k.salt, k.stored_key, k.server_key
-         FROM scram_keys k JOIN users u ON u.id = k.user_id WHERE u.name = ?1",
-    )?;
+         FROM {} k JOIN users u ON u.id = k.user_id WHERE u.name = ?1",
+        keys_table(sha1)
+    ))?;
     Ok(st
         .query_row([name], |r| {
             Ok(ScramKeys {
@@ -51,6 +83,7 @@ pub(super) fn get_scram_keys(conn: &Connection, name: &str) -> Result<Option<Scr
 
 pub(super) fn set_scram_keys(
     conn: &Connection,
+    sha1: bool,
     name: &str,
     keys: Option<&ScramKeys>,
 ) -> Result<()> {
@@ -59,10 +92,11 @@ pub(super) fn set_scram_keys(
     };
     match keys {
         Some(k) => {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO scram_keys(user_id, iterations, salt, stored_key, server_key)
+            conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {}(user_id, iterations, salt, stored_key, server_key)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
+                keys_table(sha1)
+            ))?
             .execute(params![
                 user.id,
                 k.iterations,
@@ -72,8 +106,11 @@ pub(super) fn set_scram_keys(
             ])?;
         }
         None => {
-            conn.prepare_cached("DELETE FROM scram_keys WHERE user_id = ?1")?
-                .execute([user.id])?;
+            conn.prepare_cached(&format!(
+                "DELETE FROM {} WHERE user_id = ?1",
+                keys_table(sha1)
+            ))?
+            .execute([user.id])?;
         }
     }
     Ok(())
