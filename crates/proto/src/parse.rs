@@ -176,6 +176,8 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
         }
         "SEARCH" => search::search(c, false)?,
         "SORT" => search::sort(c, false)?,
+        "ESEARCH" => search::esearch(c)?,
+        "CANCELUPDATE" => search::cancel_update(c)?,
         "THREAD" => search::thread(c, false)?,
         "FETCH" => fetch::fetch(c, false)?,
         "STORE" => fetch::store(c, false)?,

@@ -162,6 +162,16 @@ pub enum CommandBody {
         /// `Some([All])` (RFC 5267 §3.3).
         ret: Option<Vec<SearchReturn>>,
     },
+    /// RFC 7377 `ESEARCH [IN (sources)] [RETURN (...)] program`: `sources` is `None` without
+    /// `IN` (the selected mailbox). Always answered with UIDs.
+    Esearch {
+        sources: Option<Vec<SearchSource>>,
+        charset: Option<String>,
+        criteria: SearchKey,
+        ret: Option<Vec<SearchReturn>>,
+    },
+    /// RFC 5267 §4.3.5 `CANCELUPDATE "tag" ...`: the tags as sent.
+    CancelUpdate(Vec<String>),
     /// RFC 5256 THREAD / UID THREAD.
     Thread {
         uid: bool,
@@ -239,6 +249,8 @@ impl CommandBody {
             UidExpunge(_) => "UID EXPUNGE",
             Search { .. } => "SEARCH",
             Sort { .. } => "SORT",
+            Esearch { .. } => "ESEARCH",
+            CancelUpdate(_) => "CANCELUPDATE",
             Thread { .. } => "THREAD",
             Fetch { .. } => "FETCH",
             Store { .. } => "STORE",
@@ -432,6 +444,23 @@ pub enum SearchReturn {
     Save,
     /// `PARTIAL range` (RFC 9394 §3.1, RFC 5267 §4.4).
     Partial(PartialRange),
+    /// RFC 5267 §4.3 `UPDATE`: keep the result up to date with ADDTO / REMOVEFROM.
+    Update,
+    /// RFC 5267 §4.2 `CONTEXT`: a hint that the criteria will be used again.
+    Context,
+}
+
+/// One `filter-mailboxes` of an RFC 7377 `ESEARCH IN (...)` (RFC 5465 §6, with RFC 7377's
+/// `subtree-one`; `selected-delayed` is not allowed there). Mailbox names as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchSource {
+    Selected,
+    Inboxes,
+    Personal,
+    Subscribed,
+    Subtree(Vec<MailboxName>),
+    SubtreeOne(Vec<MailboxName>),
+    Mailboxes(Vec<MailboxName>),
 }
 
 /// RFC 9394 `partial-range`: `a:b` counts results from the first (lowest UID), `-a:-b` from

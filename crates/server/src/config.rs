@@ -281,6 +281,8 @@ pub struct Limits {
     pub max_mailboxes: usize,
     /// Subscriptions one account may have (SUBSCRIBE beyond it gets `NO [LIMIT]`).
     pub max_subscriptions: usize,
+    /// Live `SEARCH`/`SORT RETURN (UPDATE)` contexts (RFC 5267) per session; more get `* NO [NOUPDATE]`.
+    pub max_search_contexts: usize,
     /// Bytes one command may hold in memory after login, its lines and literals together
     /// (APPEND's spooled message literals excepted). Beyond: `NO [LIMIT]` or BYE.
     pub max_command_size: u64,
@@ -318,6 +320,7 @@ impl Default for Limits {
             spool_threshold: 256 * 1024,
             max_mailboxes: 10_000,
             max_subscriptions: 10_000,
+            max_search_contexts: 10,
             max_command_size: 1024 * 1024,
             max_prelogin_command_size: 8 * 1024,
             write_timeout_secs: 120,

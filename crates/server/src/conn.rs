@@ -66,6 +66,7 @@ pub(crate) async fn serve(
     session.set_compress_available(limits.compress_deflate);
     session.set_scram_iterations(shared.config.auth.scram_iterations);
     session.set_scram_sha1(shared.config.auth.scram_sha1);
+    session.set_max_search_contexts(limits.max_search_contexts);
     session.set_channel_binding(stream.tls_exporter());
     let mut conn = Conn::new(stream);
     let mut shutdown = shared.shutdown.clone();

@@ -61,6 +61,21 @@ pub(crate) async fn handle(
             cmd::quota::set_quota(inner, user, &root, &limits, out).await
         }
         CommandBody::Compress(mechanism) => Ok(compress(inner, &mechanism)),
+        CommandBody::Esearch {
+            sources,
+            charset,
+            criteria,
+            ret,
+        } => {
+            let cmd = cmd::multisearch::Esearch {
+                tag,
+                sources: sources.as_deref(),
+                charset: charset.as_deref(),
+                criteria: &criteria,
+                ret: ret.as_deref(),
+            };
+            cmd::multisearch::esearch(inner, user, sel, cmd, out).await
+        }
         CommandBody::StartTls | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
             Err(CmdError::Bad("Already logged in.".into()))
         }

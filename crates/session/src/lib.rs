@@ -158,6 +158,8 @@ pub(crate) struct Inner {
     pub app_password: Option<mailkeep_auth::app_passwords::Watch>,
     /// `[auth.oauth]`: OAUTHBEARER and XOAUTH2 are offered with this issuer's tokens.
     pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
+    /// RFC 5267 update contexts one session may hold at once (`* NO [NOUPDATE]` beyond).
+    pub max_search_contexts: usize,
 }
 
 impl Inner {
@@ -304,6 +306,7 @@ impl Session {
                 scram_sha1: false,
                 app_password: None,
                 oauth: None,
+                max_search_contexts: cmd::search::context::DEFAULT_MAX_CONTEXTS,
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -339,6 +342,11 @@ impl Session {
     /// Offer OAUTHBEARER and XOAUTH2 with tokens of this issuer (`[auth.oauth]`).
     pub fn set_oauth(&mut self, oauth: Option<Arc<mailkeep_auth::oauth::Validator>>) {
         self.inner.oauth = oauth;
+    }
+
+    /// Live `RETURN (UPDATE)` contexts (RFC 5267) one session may hold; at least 1.
+    pub fn set_max_search_contexts(&mut self, max: usize) {
+        self.inner.max_search_contexts = max.max(1);
     }
 
     /// The account allowed to SETQUOTA (`admin` unless set; `None` or empty: nobody).

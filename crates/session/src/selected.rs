@@ -76,9 +76,11 @@ pub(crate) async fn handle(
             criteria,
             ret,
         } => {
+            let limit = inner.max_search_contexts;
             let mut ctx = cmd_ctx(inner, user, sel);
             cmd::search::search(
                 &mut ctx,
+                limit,
                 tag,
                 uid,
                 charset.as_deref(),
@@ -102,9 +104,11 @@ pub(crate) async fn handle(
             search,
             ret,
         } => {
+            let limit = inner.max_search_contexts;
             let mut ctx = cmd_ctx(inner, user, sel);
             cmd::sort::sort(
                 &mut ctx,
+                limit,
                 tag,
                 uid,
                 &criteria,
@@ -121,6 +125,10 @@ pub(crate) async fn handle(
                     "SORT completed."
                 })
             })
+        }
+        CommandBody::CancelUpdate(tags) => {
+            cmd::search::context::cancel(sel, &tags);
+            Ok(Outcome::ok("No further updates."))
         }
         CommandBody::Thread {
             uid,
@@ -261,6 +269,8 @@ pub struct SelectedMailbox {
     pub pending_expunge: Vec<u32>,
     /// Keywords announced in the last `* FLAGS` (a new one means a new `* FLAGS`).
     pub keywords: Vec<String>,
+    /// RFC 5267 update contexts (`RETURN (UPDATE)`): they end with the selection.
+    pub(crate) contexts: Vec<cmd::search::context::SearchContext>,
 }
 
 /// Why a message set is not usable.
@@ -305,6 +315,7 @@ impl SelectedMailbox {
             subscription,
             pending_expunge: Vec::new(),
             keywords,
+            contexts: Vec::new(),
         }
     }
 

@@ -102,6 +102,8 @@ pub(crate) async fn sync(
 
     if allow_expunge && !sel.pending_expunge.is_empty() {
         let gone = std::mem::take(&mut sel.pending_expunge);
+        // RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE, while the numbers are valid.
+        crate::cmd::search::context::expunging(sel, &gone, out);
         // RFC 9586 §3.4, §3.6: UIDONLY announces expunges as VANISHED too.
         if ctx.enabled.qresync || ctx.enabled.uidonly {
             out.extend_from_slice(b"* VANISHED ");
@@ -136,5 +138,7 @@ pub(crate) async fn sync(
     sel.modseq = sel.modseq.max(changes.highest_modseq);
     sel.mailbox.highest_modseq = sel.modseq;
     sel.mailbox.uidnext = sel.mailbox.uidnext.max(changes.uidnext);
+    // RFC 5267 §4.3.3: ADDTO after the EXISTS that made its numbers valid.
+    crate::cmd::search::context::refresh(ctx, out).await;
     Ok(())
 }

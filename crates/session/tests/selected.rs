@@ -340,3 +340,52 @@ async fn idle_on_a_deleted_mailbox_says_bye() {
     );
     assert!(s.is_logged_out());
 }
+
+/// RFC 5267 §4.3.1: past the session's limit of update contexts the search still answers, with
+/// `* NO [NOUPDATE "tag"]`; CANCELUPDATE frees a place. Updates follow a delivery by another
+/// agent (as LMTP's), and with message numbers a REMOVEFROM comes before its EXPUNGE.
+#[tokio::test]
+async fn update_contexts_limit_delivery_and_expunge() {
+    let env = env().await;
+    deliver(&env, "alice", "INBOX", MSG).await;
+    let mut s = login(&env, "alice").await;
+    s.set_max_search_contexts(1);
+    ok(&mut s, "a ENABLE IMAP4rev2\r\n").await;
+    ok(&mut s, "b SELECT INBOX\r\n").await;
+    assert_eq!(
+        ok(&mut s, "c1 SEARCH RETURN (UPDATE) UNDELETED\r\n").await,
+        "* ESEARCH (TAG \"c1\") ALL 1\r\nc1 OK SEARCH completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "c2 UID SEARCH RETURN (UPDATE COUNT) ALL\r\n").await,
+        "* ESEARCH (TAG \"c2\") UID COUNT 1\r\n\
+         * NO [NOUPDATE \"c2\"] Too many update contexts (at most 1).\r\n\
+         c2 OK UID SEARCH completed.\r\n"
+    );
+    deliver(&env, "alice", "INBOX", MSG).await;
+    assert_eq!(
+        ok(&mut s, "d NOOP\r\n").await,
+        "* 2 EXISTS\r\n* ESEARCH (TAG \"c1\") ADDTO (0 2)\r\nd OK NOOP completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "e STORE 1 +FLAGS.SILENT (\\Deleted)\r\n").await,
+        "* ESEARCH (TAG \"c1\") REMOVEFROM (0 1)\r\ne OK STORE completed.\r\n"
+    );
+    ok(&mut s, "f CANCELUPDATE \"c1\"\r\n").await;
+    assert_eq!(
+        ok(&mut s, "g SEARCH RETURN (UPDATE MIN) ALL\r\n").await,
+        "* ESEARCH (TAG \"g\") MIN 1\r\ng OK SEARCH completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "h STORE 2 +FLAGS.SILENT (\\Deleted)\r\n").await,
+        "h OK STORE completed.\r\n"
+    );
+    assert_eq!(
+        ok(&mut s, "i EXPUNGE\r\n").await,
+        "* ESEARCH (TAG \"g\") REMOVEFROM (0 1:2)\r\n* 2 EXPUNGE\r\n* 1 EXPUNGE\r\ni OK Expunge completed.\r\n"
+    );
+    // CANCELUPDATE needs a selected mailbox.
+    ok(&mut s, "k UNSELECT\r\n").await;
+    let (out, _) = run(&mut s, "l CANCELUPDATE \"g\"\r\n").await;
+    assert_eq!(out, "l BAD No mailbox selected.\r\n");
+}

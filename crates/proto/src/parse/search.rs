@@ -5,7 +5,8 @@
 use super::cursor::{Cursor, PResult, err};
 use super::values::{date, flag_keyword, sequence_set};
 use crate::types::{
-    CommandBody, PartialRange, SearchKey, SearchReturn, SortCriterion, SortKey, ThreadAlgorithm,
+    CommandBody, PartialRange, SearchKey, SearchReturn, SearchSource, SortCriterion, SortKey,
+    ThreadAlgorithm,
 };
 
 /// Deepest nesting of NOT / OR / parentheses: recursion must stay bounded on hostile input.
@@ -19,6 +20,20 @@ const MAX_KEYS: usize = 10_000;
 /// (RFC 4731 §3.1), so `ret` is then `Some([All])`.
 pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     c.sp()?;
+    let (ret, charset, criteria) = search_rest(c)?;
+    Ok(CommandBody::Search {
+        uid,
+        charset,
+        criteria,
+        ret,
+    })
+}
+
+/// The part SEARCH and ESEARCH share, after the SP: `[search-return-opts SP] search-program`.
+#[allow(clippy::type_complexity)]
+fn search_rest(
+    c: &mut Cursor<'_>,
+) -> PResult<(Option<Vec<SearchReturn>>, Option<String>, SearchKey)> {
     let ret = return_opts(c)?;
     let mut charset = None;
     let before = c.clone();
@@ -30,12 +45,89 @@ pub(crate) fn search(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
         *c = before;
     }
     let criteria = search_program(c)?;
-    Ok(CommandBody::Search {
-        uid,
+    Ok((ret, charset, criteria))
+}
+
+/// Most mailboxes named in one `ESEARCH IN (...)`, and most source options.
+const MAX_SOURCE_MAILBOXES: usize = 1000;
+
+/// RFC 7377 §4: `esearch = "ESEARCH" [SP esearch-source-opts] [SP search-return-opts] SP
+/// search-program`; `esearch-source-opts = "IN" SP "(" source-mbox [SP "(" scope-options ")"]
+/// ")"`; `source-mbox = filter-mailboxes *(SP filter-mailboxes)`. No scope option is defined,
+/// so any is refused.
+pub(crate) fn esearch(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    c.sp()?;
+    let before = c.clone();
+    let mut sources = None;
+    if c.keyword_upper() == "IN" && c.peek() == Some(b' ') {
+        c.sp()?;
+        c.expect(b'(')?;
+        let mut list = Vec::new();
+        loop {
+            if list.len() >= MAX_SOURCE_MAILBOXES {
+                return err("Too many source options");
+            }
+            list.push(filter_mailboxes(c)?);
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+            if c.peek() == Some(b'(') {
+                return err("Unknown scope option");
+            }
+        }
+        sources = Some(list);
+        c.sp()?;
+    } else {
+        *c = before;
+    }
+    let (ret, charset, criteria) = search_rest(c)?;
+    Ok(CommandBody::Esearch {
+        sources,
         charset,
         criteria,
         ret,
     })
+}
+
+/// RFC 5465 §8 `filter-mailboxes`, as RFC 7377 §4 changes it.
+fn filter_mailboxes(c: &mut Cursor<'_>) -> PResult<SearchSource> {
+    let name = c.keyword_upper();
+    let names = |c: &mut Cursor<'_>| -> PResult<Vec<Vec<u8>>> {
+        // `one-or-more-mailbox = mailbox / many-mailboxes`.
+        c.sp()?;
+        if c.peek() == Some(b'(') {
+            c.paren_list(false, MAX_SOURCE_MAILBOXES, |c| c.astring())
+        } else {
+            Ok(vec![c.astring()?])
+        }
+    };
+    Ok(match &name[..] {
+        "SELECTED" => SearchSource::Selected,
+        "INBOXES" => SearchSource::Inboxes,
+        "PERSONAL" => SearchSource::Personal,
+        "SUBSCRIBED" => SearchSource::Subscribed,
+        "SUBTREE" => SearchSource::Subtree(names(c)?),
+        "SUBTREE-ONE" => SearchSource::SubtreeOne(names(c)?),
+        "MAILBOXES" => SearchSource::Mailboxes(names(c)?),
+        "SELECTED-DELAYED" => return err("selected-delayed is not valid in ESEARCH"),
+        _ => return err("Unknown source option"),
+    })
+}
+
+/// RFC 5267 §5: `"CANCELUPDATE" 1*(SP quoted)`.
+pub(crate) fn cancel_update(c: &mut Cursor<'_>) -> PResult<CommandBody> {
+    let mut tags = Vec::new();
+    loop {
+        if tags.len() >= 100 {
+            return err("Too many tags");
+        }
+        c.sp()?;
+        tags.push(String::from_utf8_lossy(&c.quoted()?).into_owned());
+        if c.at_line_end() {
+            return Ok(CommandBody::CancelUpdate(tags));
+        }
+    }
 }
 
 /// `[search-return-opts SP]` after the command name's SP: `RETURN (...)` with its SP, or
@@ -153,8 +245,8 @@ pub(crate) fn thread(c: &mut Cursor<'_>, uid: bool) -> PResult<CommandBody> {
     })
 }
 
-/// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT" / "SAVE" / modifier-partial`
-/// (RFC 9394 §4).
+/// `search-return-opt = "MIN" / "MAX" / "ALL" / "COUNT" / "SAVE" / modifier-partial /
+/// modifier-context / modifier-update` (RFC 9394 §4, RFC 5267 §5).
 fn search_return_opt(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
     Ok(match &c.keyword_upper()[..] {
         "MIN" => SearchReturn::Min,
@@ -162,6 +254,8 @@ fn search_return_opt(c: &mut Cursor<'_>) -> PResult<SearchReturn> {
         "ALL" => SearchReturn::All,
         "COUNT" => SearchReturn::Count,
         "SAVE" => SearchReturn::Save,
+        "UPDATE" => SearchReturn::Update,
+        "CONTEXT" => SearchReturn::Context,
         "PARTIAL" => {
             c.sp()?;
             SearchReturn::Partial(partial_range(c)?)

@@ -10,6 +10,7 @@ pub(crate) mod collate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;
+pub(crate) mod multisearch;
 pub(crate) mod objectid;
 pub(crate) mod qresync;
 pub(crate) mod quota;

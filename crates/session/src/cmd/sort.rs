@@ -98,7 +98,7 @@ fn compare(
 }
 
 /// The view entries `idx` (ascending) in the order of `criteria`, ties by sequence number.
-async fn sorted(
+pub(crate) async fn sorted(
     ctx: &Ctx<'_>,
     idx: Vec<usize>,
     criteria: &[SortCriterion],
@@ -141,6 +141,7 @@ async fn sorted(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn sort(
     ctx: &mut Ctx<'_>,
+    max_contexts: usize,
     tag: &str,
     uid: bool,
     criteria: &[SortCriterion],
@@ -149,6 +150,7 @@ pub(crate) async fn sort(
     ret: Option<&[SearchReturn]>,
     out: &mut Vec<u8>,
 ) -> CmdResult<()> {
+    search::context::check_tag(ctx.sel, tag, ret)?;
     let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
     let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
     let result = match search::run(ctx, Some(charset), program).await {
@@ -167,17 +169,23 @@ pub(crate) async fn sort(
         let mut saved = esearch::saved_subset(ret, &uids);
         saved.sort_unstable();
         ctx.sel.saved = saved;
-        if ret.iter().all(|r| *r == SearchReturn::Save) {
-            return Ok(());
-        }
     }
-    let shown: Vec<SearchReturn> = ret
-        .iter()
-        .copied()
-        .filter(|r| *r != SearchReturn::Save)
-        .collect();
     // MIN and MAX are the first and last in sort order, ALL is in sort order (RFC 5267 §3.1).
-    esearch::write_esearch(out, Some(tag), uid, &shown, &nums, modseq);
+    if let Some(shown) = search::context::shown(ret) {
+        esearch::write_esearch(out, Some(tag), uid, &shown, &nums, modseq);
+    }
+    if search::context::wants_update(Some(ret)) {
+        let new = search::context::NewContext {
+            tag,
+            uid,
+            correlators: String::new(),
+            charset: Some(charset),
+            program,
+            sort: Some(criteria),
+            results: uids,
+        };
+        search::context::register(ctx.sel, max_contexts, new, out);
+    }
     Ok(())
 }
 

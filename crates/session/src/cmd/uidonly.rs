@@ -19,6 +19,8 @@ pub(crate) fn uses_message_numbers(body: &CommandBody) -> bool {
             !uid
         }
         B::Search { uid, criteria, .. } => !uid || uses_numbers(criteria),
+        // RFC 7377 answers with UIDs, but its program may still name message numbers.
+        B::Esearch { criteria, .. } => uses_numbers(criteria),
         B::Sort { uid, search, .. } | B::Thread { uid, search, .. } => !uid || uses_numbers(search),
         // §3.7: the fourth QRESYNC parameter (sequence match data) is message numbers.
         B::Select { params, .. } | B::Examine { params, .. } => params

@@ -392,3 +392,80 @@ fn thread_commands() {
         assert_eq!(e.tag.as_deref(), Some("a"), "{bad:?}");
     }
 }
+
+#[test]
+fn context_options_esearch_and_cancelupdate() {
+    use crate::types::SearchSource as Src;
+    match body("B01 UID SEARCH RETURN (UPDATE COUNT CONTEXT) DELETED\r\n") {
+        CommandBody::Search { ret, .. } => assert_eq!(
+            ret,
+            Some(vec![
+                SearchReturn::Update,
+                SearchReturn::Count,
+                SearchReturn::Context
+            ])
+        ),
+        other => panic!("{other:?}"),
+    }
+    match body(
+        "tag1 ESEARCH IN (mailboxes \"folder1\" subtree-one (a \"b c\") personal) RETURN (MIN) unseen\r\n",
+    ) {
+        CommandBody::Esearch {
+            sources,
+            charset,
+            criteria,
+            ret,
+        } => {
+            assert_eq!(
+                sources,
+                Some(vec![
+                    Src::Mailboxes(vec![b"folder1".to_vec()]),
+                    Src::SubtreeOne(vec![b"a".to_vec(), b"b c".to_vec()]),
+                    Src::Personal,
+                ])
+            );
+            assert_eq!(charset, None);
+            assert_eq!(criteria, SearchKey::Unseen);
+            assert_eq!(ret, Some(vec![SearchReturn::Min]));
+        }
+        other => panic!("{other:?}"),
+    }
+    match body("t ESEARCH CHARSET UTF-8 ALL\r\n") {
+        CommandBody::Esearch {
+            sources, charset, ..
+        } => {
+            assert_eq!(sources, None);
+            assert_eq!(charset.as_deref(), Some("UTF-8"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match body("t ESEARCH IN (selected inboxes subscribed subtree x) ALL\r\n") {
+        CommandBody::Esearch { sources, .. } => assert_eq!(
+            sources,
+            Some(vec![
+                Src::Selected,
+                Src::Inboxes,
+                Src::Subscribed,
+                Src::Subtree(vec![b"x".to_vec()])
+            ])
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        body("B04 CANCELUPDATE \"B01\" \"B02\"\r\n"),
+        CommandBody::CancelUpdate(vec!["B01".into(), "B02".into()])
+    );
+    for bad in [
+        "a ESEARCH IN (selected-delayed) ALL\r\n",
+        "a ESEARCH IN () ALL\r\n",
+        "a ESEARCH IN (personal (depth 1)) ALL\r\n",
+        "a ESEARCH IN (mailboxes) ALL\r\n",
+        "a ESEARCH IN (personal)\r\n",
+        "a CANCELUPDATE\r\n",
+        "a CANCELUPDATE B01\r\n",
+        "a SEARCH RETURN (UPDATE PARTIAL 1:2 ALL) ALL\r\n",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.tag.as_deref(), Some("a"), "{bad:?}");
+    }
+}

@@ -29,6 +29,20 @@ pub(crate) fn write_esearch(
     nums: &[u32],
     modseq: Option<u64>,
 ) {
+    write_esearch_with(out, tag, "", uid, ret, nums, modseq);
+}
+
+/// [`write_esearch`] with more correlators after the TAG (` MAILBOX "m" UIDVALIDITY n`, RFC
+/// 7377 §4).
+pub(crate) fn write_esearch_with(
+    out: &mut Vec<u8>,
+    tag: Option<&str>,
+    correlators: &str,
+    uid: bool,
+    ret: &[SearchReturn],
+    nums: &[u32],
+    modseq: Option<u64>,
+) {
     let all = ret.is_empty() || ret.contains(&SearchReturn::All);
     out.extend_from_slice(b"* ESEARCH");
     if let Some(tag) = tag {
@@ -39,7 +53,9 @@ pub(crate) fn write_esearch(
             }
             out.push(b);
         }
-        out.extend_from_slice(b"\")");
+        out.push(b'"');
+        out.extend_from_slice(correlators.as_bytes());
+        out.push(b')');
     }
     if uid {
         out.extend_from_slice(b" UID");

@@ -7,6 +7,7 @@
 //! - [`esearch`]: writes `* SEARCH` or `* ESEARCH`.
 
 pub(crate) mod address;
+pub(crate) mod context;
 pub(crate) mod esearch;
 pub(crate) mod eval;
 pub(crate) mod key;
@@ -29,8 +30,12 @@ pub(crate) const SEARCH_TIME_BUDGET: Duration = Duration::from_secs(10);
 
 /// SEARCH / UID SEARCH (RFC 9051 §6.4.4): `tag` is the command's, for the ESEARCH correlator
 /// (`* ESEARCH (TAG "a1") ...`, RFC 4731 §3.1).
+/// With `RETURN (UPDATE)` the result is kept up to date (RFC 5267 §4.3, [`context`]), unless
+/// the session already holds `max_contexts` contexts.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn search(
     ctx: &mut Ctx<'_>,
+    max_contexts: usize,
     tag: &str,
     uid: bool,
     charset: Option<&str>,
@@ -38,6 +43,7 @@ pub(crate) async fn search(
     ret: Option<&[SearchReturn]>,
     out: &mut Vec<u8>,
 ) -> CmdResult<()> {
+    context::check_tag(ctx.sel, tag, ret)?;
     let save = ret.is_some_and(|r| r.contains(&SearchReturn::Save));
     let result = run(ctx, charset, criteria).await;
     let Matches { uids, nums, modseq } = matches(ctx, uid, ret, result, out)?;
@@ -47,15 +53,21 @@ pub(crate) async fn search(
             ctx.sel.saved = esearch::saved_subset(ret, &uids);
         }
         // RFC 5182 §2.4: SAVE alone asks for no ESEARCH response.
-        if ret.iter().all(|r| *r == SearchReturn::Save) && !ret.is_empty() {
-            return Ok(());
+        if let Some(shown) = context::shown(ret) {
+            esearch::write_esearch(out, Some(tag), uid, &shown, &nums, modseq);
         }
-        let shown: Vec<SearchReturn> = ret
-            .iter()
-            .copied()
-            .filter(|r| *r != SearchReturn::Save)
-            .collect();
-        esearch::write_esearch(out, Some(tag), uid, &shown, &nums, modseq);
+        if context::wants_update(Some(ret)) {
+            let new = context::NewContext {
+                tag,
+                uid,
+                correlators: String::new(),
+                charset,
+                program: criteria,
+                sort: None,
+                results: uids,
+            };
+            context::register(ctx.sel, max_contexts, new, out);
+        }
     } else if ctx.enabled.imap4rev2 {
         // RFC 9051 §6.4.4: an IMAP4rev2 SEARCH without RETURN answers ESEARCH with ALL.
         esearch::write_esearch(out, Some(tag), uid, &[SearchReturn::All], &nums, modseq);
@@ -116,7 +128,7 @@ pub(crate) fn matches(
 /// The view indexes the answer returns, whose highest modseq is the MODSEQ result (RFC 4731
 /// §3.2): with MIN and/or MAX but neither ALL nor COUNT only the minimum and/or maximum,
 /// otherwise every match.
-fn returned<'a>(
+pub(crate) fn returned<'a>(
     ret: Option<&[SearchReturn]>,
     idx: &'a [usize],
 ) -> Box<dyn Iterator<Item = usize> + 'a> {
@@ -146,6 +158,16 @@ pub(crate) async fn run(
     charset: Option<&str>,
     criteria: &SearchKey,
 ) -> CmdResult<(Vec<usize>, bool)> {
+    run_until(ctx, charset, criteria, Instant::now() + SEARCH_TIME_BUDGET).await
+}
+
+/// [`run`] with a deadline of the caller's (`NO [LIMIT]` past it).
+pub(crate) async fn run_until(
+    ctx: &Ctx<'_>,
+    charset: Option<&str>,
+    criteria: &SearchKey,
+    deadline: Instant,
+) -> CmdResult<(Vec<usize>, bool)> {
     if key::count(criteria) > MAX_SEARCH_KEYS {
         return Err(CmdError::No(
             Some(Code::Limit),
@@ -155,7 +177,6 @@ pub(crate) async fn run(
     let decoder = key::Decoder::new(charset)?;
     let program = key::compile(criteria, &decoder, ctx.sel)?;
     let all: Vec<usize> = (0..ctx.sel.messages.len()).collect();
-    let deadline = Instant::now() + SEARCH_TIME_BUDGET;
     let mut evaluator = eval::Evaluator::new(ctx, deadline);
     let idx = evaluator.eval(&program, all).await?;
     Ok((idx, program.has_modseq()))
