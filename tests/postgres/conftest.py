@@ -54,6 +54,14 @@ class Postgres:
                  "-m", mode, "-o", self.opts, "-w", "restart")
         return time.monotonic() - start
 
+    def halt(self):
+        """`pg_ctl stop -m fast`: the database is gone until `resume()`."""
+        self.run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self):
+        self.run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"),
+                 "-o", self.opts, "-w", "start")
+
     def run(self, tool, *args):
         cmd = [str(self.bin / tool), *args]
         if self.root:

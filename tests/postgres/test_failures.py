@@ -16,6 +16,7 @@ import os
 import threading
 import time
 
+from conftest import PASSWORD
 from rawimap import Client, Closed, compact, parse_fetch, status_code, vanished
 
 MSG = "From: load@example.org\r\nSubject: load {n}\r\nMessage-ID: <{n}@load>\r\n\r\nbody {n}\r\n"
@@ -145,6 +146,48 @@ def test_postgres_restart_under_load(pg, make_node):
           f"{sum(x.unavailable for x in appenders)} answered NO [UNAVAILABLE]; " + "; ".join(
               f"restart -m {m}: {t:.2f} s, first OK {r * 1000:.0f} ms after, "
               f"IDLE across nodes {lat * 1000:.0f} ms" for m, t, r, lat in figures))
+
+
+def test_postgres_down_for_longer(pg, make_node):
+    """Down for longer than a command waits (3 s): the command is answered NO [UNAVAILABLE]
+    (LOGIN too), the connection stays, and the same session works once PostgreSQL is back."""
+    url = pg.create_database()
+    a = make_node(url, users=("alice",))
+    c = Client(a.imap, "alice")
+    c.ok("SELECT INBOX")
+    c.ok("APPEND INBOX", MSG.format(n="before").encode())
+    pg.halt()
+    try:
+        start = time.monotonic()
+        _, tagged = c.command("APPEND INBOX", MSG.format(n="during").encode())
+        waited = time.monotonic() - start
+        assert tagged.startswith(b"t") and b" NO [UNAVAILABLE] " in tagged, tagged
+        # The command waits up to 3 s for the database, and not again for the sync after it.
+        assert 2.5 < waited < 4.5, waited
+        # Once it has been gone that long, commands are answered at once.
+        start = time.monotonic()
+        _, tagged = c.command("UID FETCH 1:* (FLAGS)")
+        assert b" NO [UNAVAILABLE] " in tagged or b" OK " in tagged, tagged
+        at_once = time.monotonic() - start
+        assert at_once < 1.0, at_once
+        fresh = Client.__new__(Client)
+        fresh.s = __import__("socket").create_connection(a.imap, timeout=30)
+        fresh.buf, fresh.n = b"", 0
+        assert fresh.readline().startswith(b"* OK")
+        _, tagged = fresh.command(f"LOGIN alice {PASSWORD}")
+        assert b" NO [UNAVAILABLE] " in tagged, tagged
+    finally:
+        pg.resume()
+    back = time.monotonic()
+    _, tagged = c.ok("APPEND INBOX", MSG.format(n="after").encode())
+    recovered = time.monotonic() - back
+    assert len(c.view()) == 2
+    _, tagged = fresh.ok(f"LOGIN alice {PASSWORD}")
+    assert db_uids(pg, url, "alice") == {1, 2}
+    assert_no_panic([a])
+    print(f"\nPostgreSQL down: APPEND answered NO [UNAVAILABLE] after {waited:.1f} s, the "
+          f"next command after {at_once * 1000:.0f} ms, the connection kept; after the start the same session's APPEND took "
+          f"{recovered * 1000:.0f} ms")
 
 
 class Syncer:

@@ -101,6 +101,8 @@ pub struct PgStore {
     retention: Arc<AtomicU64>,
     listener: tokio::task::JoinHandle<()>,
     upkeep: tokio::task::JoinHandle<()>,
+    /// Since when no connection could be had (None: the last try worked).
+    unreachable_since: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Drop for PgStore {
@@ -229,6 +231,7 @@ impl PgStore {
             retention,
             listener,
             upkeep,
+            unreachable_since: Mutex::new(None),
         }))
     }
 
@@ -250,15 +253,31 @@ impl PgStore {
 
     /// A pooled connection. While the database cannot be reached (a restart) this waits up to
     /// [`UNAVAILABLE_WAIT`] for it to come back before giving up with `Unavailable`.
+    /// Once it has been unreachable for that long, callers get `Unavailable` after one try,
+    /// without waiting, until a connection is made again.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client> {
-        let start = tokio::time::Instant::now();
         loop {
             match self.pool.get().await.map_err(StoreError::from) {
-                Err(StoreError::Unavailable(m)) if start.elapsed() < UNAVAILABLE_WAIT => {
+                Ok(c) => {
+                    *self
+                        .unreachable_since
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = None;
+                    return Ok(c);
+                }
+                Err(StoreError::Unavailable(m)) => {
+                    let since = *self
+                        .unreachable_since
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= UNAVAILABLE_WAIT {
+                        return Err(StoreError::Unavailable(m));
+                    }
                     tracing::debug!(error = %m, "PostgreSQL unavailable, waiting");
                     tokio::time::sleep(UNAVAILABLE_PAUSE).await;
                 }
-                r => return r,
+                Err(e) => return Err(e),
             }
         }
     }
