@@ -27,6 +27,13 @@ impl From<StoreError> for CmdError {
             }
             StoreError::Cannot(m) => CmdError::No(Some(Code::Cannot), m),
             StoreError::OverQuota => CmdError::No(Some(Code::OverQuota), "Quota exceeded".into()),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "storage unavailable");
+                CmdError::No(
+                    Some(Code::UnavailableResource),
+                    "Storage is unavailable for now, try again shortly.".into(),
+                )
+            }
             e => CmdError::Store(e),
         }
     }
@@ -58,3 +65,19 @@ impl CmdError {
 }
 
 pub type CmdResult<T = ()> = Result<T, CmdError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_storage_is_no_unavailable() {
+        let mut out = Vec::new();
+        CmdError::from(StoreError::Unavailable("connection closed".into()))
+            .write("a1", "APPEND", &mut out);
+        assert!(out.starts_with(b"a1 NO [UNAVAILABLE] "), "{out:?}");
+        let mut out = Vec::new();
+        CmdError::from(StoreError::Internal("disk".into())).write("a2", "APPEND", &mut out);
+        assert!(out.starts_with(b"a2 NO [SERVERBUG] "), "{out:?}");
+    }
+}

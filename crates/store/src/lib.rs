@@ -63,6 +63,11 @@ pub enum StoreError {
     /// Storage fault: I/O, SQL, corruption. -> `NO [SERVERBUG]`, details only in the log.
     #[error("storage fault: {0}")]
     Internal(String),
+    /// The database server cannot be reached for now (restarting, connection lost): nothing
+    /// was written, or the outcome of a commit is unknown; trying again later may work.
+    /// -> `NO [UNAVAILABLE]` (RFC 5530). Only the PostgreSQL backend returns it.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -1,8 +1,9 @@
 //! Hearing the other nodes: a connection of its own runs `LISTEN mailkeep`; each
 //! notification (`<mailbox>:<modseq>`, sent with a commit) wakes this node's sessions on that
 //! mailbox. Notifications that arrive together are coalesced per mailbox. When the connection
-//! is lost it is made again (after a pause), and then every watched mailbox is woken, since
-//! changes made meanwhile were not heard.
+//! is lost it is made again (after 0.1 s, then longer pauses up to 1 s while the database is
+//! down), and then every watched mailbox is woken, since changes made meanwhile were not
+//! heard: each session re-syncs from the last modseq it saw.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +19,10 @@ use super::Tls;
 use super::messages::CHANNEL;
 use crate::{MailboxId, Notifier, Result};
 
-/// Pause before connecting again after the listening connection was lost.
+/// Pause before the first try to connect again after the listening connection was lost; it
+/// doubles with each failed try up to [`RECONNECT_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between tries to connect again.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 struct Listening {
@@ -89,18 +93,28 @@ pub(super) async fn start(
 
 async fn run(config: Config, tls: Tls, pool: Pool, notifier: Arc<Notifier>, first: Listening) {
     let mut current = Some(first);
+    let mut pause = FIRST_PAUSE;
     loop {
         let Some(mut l) = current.take() else {
-            tokio::time::sleep(RECONNECT_PAUSE).await;
-            match connect(&config, tls.clone()).await {
-                Ok(l) => {
-                    tracing::info!("PostgreSQL listening connection made again");
-                    if let Err(e) = wake_all(&pool, &notifier).await {
-                        tracing::warn!(error = %e, "waking sessions after a reconnect");
-                    }
-                    current = Some(l);
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RECONNECT_PAUSE);
+            let l = match connect(&config, tls.clone()).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "PostgreSQL listening connection");
+                    continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "PostgreSQL listening connection"),
+            };
+            // Listening again: whatever changed while nobody listened is found by the woken
+            // sessions, each from the last modseq it saw. If the wake-up cannot be done, the
+            // connection is dropped and both are tried again: nothing may be missed.
+            match wake_all(&pool, &notifier).await {
+                Ok(n) => {
+                    tracing::info!(woken = n, "PostgreSQL listening connection made again");
+                    current = Some(l);
+                    pause = FIRST_PAUSE;
+                }
+                Err(e) => tracing::warn!(error = %e, "waking sessions after a reconnect"),
             }
             continue;
         };
@@ -129,10 +143,10 @@ async fn run(config: Config, tls: Tls, pool: Pool, notifier: Arc<Notifier>, firs
 
 /// Wakes every mailbox this node's sessions watch, with its current HIGHESTMODSEQ (0 for a
 /// mailbox that is gone: its sessions find out when they look).
-async fn wake_all(pool: &Pool, notifier: &Notifier) -> Result<()> {
+async fn wake_all(pool: &Pool, notifier: &Notifier) -> Result<usize> {
     let watched: Vec<MailboxId> = notifier.watched().into_iter().map(|(id, _)| id).collect();
     if watched.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let client = pool.get().await?;
     let rows = client
@@ -145,8 +159,8 @@ async fn wake_all(pool: &Pool, notifier: &Notifier) -> Result<()> {
         .iter()
         .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
         .collect();
-    for mb in watched {
+    for &mb in &watched {
         notifier.notify(mb, found.get(&mb).copied().unwrap_or(0));
     }
-    Ok(())
+    Ok(watched.len())
 }

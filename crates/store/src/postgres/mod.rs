@@ -40,16 +40,52 @@ use crate::{
 /// Connections in the pool unless the configuration says otherwise.
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
+/// How long a command waits for the database to come back (a restart) before it is answered
+/// `NO [UNAVAILABLE]`.
+const UNAVAILABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Pause between tries while the database is unavailable.
+const UNAVAILABLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest wait for a free connection of the pool (all busy) before `NO [UNAVAILABLE]`.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest wait for a new connection to the database (or a check of a pooled one).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Internal(schema::describe(&e))
+        if is_connection_error(&e) {
+            StoreError::Unavailable(schema::describe(&e))
+        } else {
+            StoreError::Internal(schema::describe(&e))
+        }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Internal(format!("PostgreSQL pool: {e}"))
+        use deadpool_postgres::PoolError;
+        match e {
+            PoolError::Backend(e) => e.into(),
+            PoolError::Timeout(_) => StoreError::Unavailable(format!("PostgreSQL pool: {e}")),
+            e => StoreError::Internal(format!("PostgreSQL pool: {e}")),
+        }
     }
+}
+
+/// An error of the connection rather than of the statement: the server could not be reached,
+/// went away, or is shutting down or starting (SQLSTATE class 08, 57P01-57P03, 53300).
+fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    if let Some(code) = e.code() {
+        let code = code.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    if e.is_closed() {
+        return true;
+    }
+    // No public kind accessor: I/O on the socket, connecting, or a timeout.
+    let text = e.to_string();
+    ["error communicating", "error connecting", "timeout waiting"]
+        .iter()
+        .any(|p| text.starts_with(p))
 }
 
 pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
@@ -65,6 +101,8 @@ pub struct PgStore {
     retention: Arc<AtomicU64>,
     listener: tokio::task::JoinHandle<()>,
     upkeep: tokio::task::JoinHandle<()>,
+    /// Since when no connection could be had (None: the last try worked).
+    unreachable_since: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Drop for PgStore {
@@ -176,6 +214,10 @@ impl PgStore {
         let manager = tls.manager(config.clone());
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Internal(format!("PostgreSQL pool: {e}")))?;
         let notifier = Arc::new(Notifier::default());
@@ -189,6 +231,7 @@ impl PgStore {
             retention,
             listener,
             upkeep,
+            unreachable_since: Mutex::new(None),
         }))
     }
 
@@ -208,8 +251,35 @@ impl PgStore {
         self.retention.store(age.as_secs(), Ordering::Relaxed);
     }
 
+    /// A pooled connection. While the database cannot be reached (a restart) this waits up to
+    /// [`UNAVAILABLE_WAIT`] for it to come back before giving up with `Unavailable`.
+    /// Once it has been unreachable for that long, callers get `Unavailable` after one try,
+    /// without waiting, until a connection is made again.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client> {
-        Ok(self.pool.get().await?)
+        loop {
+            match self.pool.get().await.map_err(StoreError::from) {
+                Ok(c) => {
+                    *self
+                        .unreachable_since
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = None;
+                    return Ok(c);
+                }
+                Err(StoreError::Unavailable(m)) => {
+                    let since = *self
+                        .unreachable_since
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= UNAVAILABLE_WAIT {
+                        return Err(StoreError::Unavailable(m));
+                    }
+                    tracing::debug!(error = %m, "PostgreSQL unavailable, waiting");
+                    tokio::time::sleep(UNAVAILABLE_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn default_quota(&self) -> QuotaLimits {
@@ -233,15 +303,23 @@ impl PgStore {
 /// Runs `$body` (an async block using `tx`) in a transaction; commits, then announces the
 /// changed mailboxes it returned beside its value. A transaction that lost a race PostgreSQL
 /// resolves by aborting one side (see `is_retryable`) is run again.
+///
+/// A transaction whose connection was lost before its COMMIT was sent (the database restarted)
+/// wrote nothing and is run again on a new connection for up to [`UNAVAILABLE_WAIT`]; one lost
+/// during the COMMIT may or may not have been written, so it is not run again (that could
+/// deliver a message twice) and the caller gets `Unavailable`.
 macro_rules! write_tx {
     ($self:ident, |$tx:ident| $body:expr) => {{
         let mut attempt = 1;
+        let start = tokio::time::Instant::now();
         loop {
+            let mut committing = false;
             let r = async {
                 let mut client = $self.client().await?;
                 let $tx = client.transaction().await?;
                 let (value, changed) = $body.await?;
                 messages::send_notifications(&$tx, &changed).await?;
+                committing = true;
                 $tx.commit().await?;
                 Ok::<_, StoreError>((value, changed))
             }
@@ -256,6 +334,12 @@ macro_rules! write_tx {
                     attempt += 1;
                     let pause = 5 * u64::from(attempt) + u64::from(std::process::id() % 7);
                     tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                Err(StoreError::Unavailable(m))
+                    if !committing && start.elapsed() < UNAVAILABLE_WAIT =>
+                {
+                    tracing::debug!(error = %m, "store transaction run again on a new connection");
+                    tokio::time::sleep(UNAVAILABLE_PAUSE).await;
                 }
                 Err(e) => break Err(e),
             }
