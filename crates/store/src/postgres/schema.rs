@@ -10,6 +10,7 @@ use crate::{Result, StoreError};
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_objects.sql")),
+    (3, include_str!("migrations/0003_urlauth.sql")),
 ];
 
 /// The version this build writes.
