@@ -61,6 +61,12 @@ pub(crate) async fn handle(
             cmd::quota::set_quota(inner, user, &root, &limits, out).await
         }
         CommandBody::Compress(mechanism) => Ok(compress(inner, &mechanism)),
+        CommandBody::GenUrlAuth(pairs) => cmd::urlauth::genurlauth(inner, user, &pairs, out).await,
+        CommandBody::ResetKey {
+            mailbox,
+            mechanisms,
+        } => cmd::urlauth::resetkey(inner, user, mailbox.as_ref(), &mechanisms).await,
+        CommandBody::UrlFetch(args) => cmd::urlauth::urlfetch(inner, user, &args, out).await,
         CommandBody::StartTls | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
             Err(CmdError::Bad("Already logged in.".into()))
         }
