@@ -194,3 +194,58 @@ def test_pop3_and_lmtp_names_never_reach_another_account(servers):
     outside = [p for p in server.dir.iterdir() if p.name not in ("data", "mailkeep.toml", "server.log")]
     assert outside == [], outside
     assert not any(name.startswith("..") for name in os.listdir(server.data))
+
+
+def test_urlauth_urls_never_reach_another_account(servers):
+    """URLFETCH and CATENATE with URLs of bob's mail (URLAUTH, RFC 4467): alice gets nothing
+    without a token bob made for her (any access identifier, mechanism, token, a token of her
+    own mailbox, one bob made for someone else, an expired one); the control, bob's URL for
+    user+alice, works."""
+    server = servers
+    before = bob_state(server)
+    bob = imaplib.IMAP4(*server.imap)
+    bob.login("bob", BOB_PASSWORD)
+    host = "imap://bob@localhost"
+    made = raw(bob, (
+        f'GENURLAUTH "{host}/INBOX/;UID=1;URLAUTH=user+carol" INTERNAL'
+        f' "{host}/Private/;UID=1;URLAUTH=submit+carol" INTERNAL'
+        f' "{host}/INBOX/;UID=1;EXPIRE=2001-01-01T00:00:00Z;URLAUTH=user+alice" INTERNAL'
+        f' "{host}/Private/;UID=1;URLAUTH=user+alice" INTERNAL').encode())
+    assert b" OK " in made, made.lines
+    urls = re.findall(rb'"([^"]+)"', made.lines[0])
+    assert len(urls) == 4, made.lines
+    for_carol, for_carol_submit, expired, control = (u.decode() for u in urls)
+    bob.logout()
+
+    alice = imaplib.IMAP4(*server.imap)
+    alice.login("alice", PASSWORD)
+    alice.append("INBOX", None, None, b"Subject: alice\r\n\r\nalice's own\r\n")
+    own = raw(alice, b'GENURLAUTH "imap://alice@localhost/INBOX/;UID=1;URLAUTH=anonymous" INTERNAL')
+    own_token = re.search(rb":internal:([0-9a-f]{64})", own.lines[0]).group(1).decode()
+    bob_token = for_carol.rsplit(":", 1)[1]
+    candidates = [for_carol, for_carol_submit, expired]
+    for box in ("INBOX", "Private", "inbox", "../bob/INBOX"):
+        for access in ("anonymous", "authuser", "user+alice", "submit+alice", "user+bob",
+                       "submit+bob", "user+carol"):
+            rump = f"{host}/{box}/;UID=1;URLAUTH={access}"
+            candidates.append(rump)
+            for token in ("0" * 64, own_token, bob_token, "f" * 32):
+                for mech in ("internal", "INTERNAL", "xinternal"):
+                    candidates.append(f"{rump}:{mech}:{token}")
+    candidates.append(expired.replace("2001-01-01", "2099-01-01"))
+    candidates.append(control.replace("Private", "INBOX"))
+    seen = []
+    for url in candidates:
+        q = quoted(url).encode()
+        seen.append((url, raw(alice, b"URLFETCH " + q).lines))
+        seen.append((url, raw(alice, b"URLFETCH (" + q + b" BODYPARTSTRUCTURE BINARY)").lines))
+        seen.append((url, raw(alice, b"URLFETCH (" + q + b" BODY)").lines))
+        seen.append((url, raw(alice, b"APPEND Drafts CATENATE (URL " + q + b")").lines))
+    alice.select("Drafts")
+    seen.append(("Drafts", raw(alice, b"FETCH 1:* (BODY.PEEK[])").lines))
+    text = repr(seen).encode()
+    assert SECRET not in text, [s for s in seen if SECRET in repr(s).encode()][:3]
+    # The control: bob's URL for user+alice gives alice bob's message.
+    assert SECRET in b"".join(raw(alice, b"URLFETCH " + quoted(control).encode()).lines)
+    alice.logout()
+    assert bob_state(server) == before

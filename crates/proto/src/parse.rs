@@ -14,6 +14,7 @@ mod cursor;
 mod fetch;
 mod mailbox;
 mod search;
+mod urlauth;
 mod values;
 
 #[cfg(test)]
@@ -184,6 +185,9 @@ fn command_body(c: &mut Cursor<'_>, name: &str) -> Result<CommandBody, BodyError
         "COPY" | "MOVE" => copy_move(c, name == "MOVE", false)?,
         "REPLACE" => replace(c, false)?,
         "UID" => uid(c)?,
+        "GENURLAUTH" => urlauth::genurlauth(c)?,
+        "RESETKEY" => urlauth::resetkey(c)?,
+        "URLFETCH" => urlauth::urlfetch(c)?,
         _ => return Err(Unknown),
     };
     Ok(body)

@@ -210,6 +210,29 @@ pub enum CommandBody {
         mailbox: MailboxName,
         message: AppendMessage,
     },
+
+    // URLAUTH (RFC 4467, RFC 5524), authenticated and selected states
+    /// `GENURLAUTH url-rump mechanism ...`: (URL as sent, mechanism uppercased).
+    GenUrlAuth(Vec<(Vec<u8>, String)>),
+    /// `RESETKEY [mailbox *(SP mechanism)]` (mechanisms uppercased).
+    ResetKey {
+        mailbox: Option<MailboxName>,
+        mechanisms: Vec<String>,
+    },
+    /// `URLFETCH url ...`.
+    UrlFetch(Vec<UrlFetchArg>),
+}
+
+/// One URL of URLFETCH: the URL as sent and, in RFC 5524's parenthesized form, what to
+/// return for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlFetchArg {
+    pub url: Vec<u8>,
+    /// `(url ...)`: answered as `(url (ITEM ...) ...)` (RFC 5524), even with no items.
+    pub extended: bool,
+    pub bodypartstructure: bool,
+    pub binary: bool,
+    pub body: bool,
 }
 
 impl CommandBody {
@@ -257,6 +280,9 @@ impl CommandBody {
             Copy { .. } => "COPY",
             Move { .. } => "MOVE",
             Replace { .. } => "REPLACE",
+            GenUrlAuth(_) => "GENURLAUTH",
+            ResetKey { .. } => "RESETKEY",
+            UrlFetch(_) => "URLFETCH",
         }
     }
 }

@@ -76,6 +76,12 @@ pub(crate) async fn handle(
             };
             cmd::multisearch::esearch(inner, user, sel, cmd, out).await
         }
+        CommandBody::GenUrlAuth(pairs) => cmd::urlauth::genurlauth(inner, user, &pairs, out).await,
+        CommandBody::ResetKey {
+            mailbox,
+            mechanisms,
+        } => cmd::urlauth::resetkey(inner, user, mailbox.as_ref(), &mechanisms).await,
+        CommandBody::UrlFetch(args) => cmd::urlauth::urlfetch(inner, user, &args, out).await,
         CommandBody::StartTls | CommandBody::Login { .. } | CommandBody::Authenticate { .. } => {
             Err(CmdError::Bad("Already logged in.".into()))
         }

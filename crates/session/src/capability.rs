@@ -18,7 +18,7 @@ const PRE_LOGIN: &[&str] = &[
 /// Appendix E) and the others Mailkeep has, listed one by one for IMAP4rev1 clients. Only what
 /// works is advertised. QUOTASET: SETQUOTA works for the quota administrator (others get
 /// `NO [NOPERM]`, see `cmd::quota`). OBJECTID, PREVIEW, SAVEDATE and REPLACE: `cmd::objectid`,
-/// `cmd::replace`; CATENATE: `cmd::catenate`.
+/// `cmd::replace`; CATENATE: `cmd::catenate`; URLAUTH, URLAUTH=BINARY: `cmd::urlauth`.
 const AFTER_LOGIN: &[&str] = &[
     "NAMESPACE",
     "UNSELECT",
@@ -58,6 +58,8 @@ const AFTER_LOGIN: &[&str] = &[
     "CATENATE",
     "UIDONLY",
     "PARTIAL",
+    "URLAUTH",
+    "URLAUTH=BINARY",
 ];
 
 /// Plaintext mechanisms may be used on this connection (TLS, or a trusted peer).

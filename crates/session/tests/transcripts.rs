@@ -14,8 +14,10 @@
 //!   U+FFFD `�`.
 //!
 //! Numbers after `UIDVALIDITY `, `APPENDUID ` and `COPYUID ` come from the clock and are
-//! written `$uidvalidity`; MAILBOXIDs (RFC 8474, made with it) `$M`. On a mismatch the actual transcript is written beside the file as
-//! `<name>.actual`.
+//! written `$uidvalidity`; MAILBOXIDs (RFC 8474, made with it) `$M`. URLAUTH tokens (random
+//! keys, RFC 4467: 64 hex digits after a `:`) are written `$T1`, `$T2`... in the order first seen, and a
+//! client line's `$Tn` is sent as that token. On a mismatch the actual transcript is written
+//! beside the file as `<name>.actual`.
 
 mod common;
 
@@ -82,6 +84,7 @@ async fn run_file(path: &Path) -> Result<(), String> {
     let mut conns: BTreeMap<u32, Conn> = BTreeMap::new();
     let mut actual = String::new();
     let mut expected = String::new();
+    let mut tokens: Vec<String> = Vec::new();
     for item in parse(&text) {
         match item {
             Item::Server(n, line) => expected.push_str(&format!("S{n}: {line}\n")),
@@ -93,8 +96,8 @@ async fn run_file(path: &Path) -> Result<(), String> {
                     mode: Mode::Command,
                     partial: None,
                 });
-                let out = client_line(conn, line).await;
-                push_output(&mut actual, n, &out);
+                let out = client_line(conn, unmask_tokens(&line, &tokens)).await;
+                push_output(&mut actual, n, &mask_tokens(&out, &mut tokens));
             }
             Item::Wait(n) => {
                 actual.push_str(&format!("W{n}: \n"));
@@ -122,6 +125,42 @@ async fn run_file(path: &Path) -> Result<(), String> {
         path.display(),
         actual_path.display()
     ))
+}
+
+/// URLAUTH tokens (64 hex digits after a `:`) as `$Tn` (see the module comment).
+fn mask_tokens(out: &str, tokens: &mut Vec<String>) -> String {
+    let b = out.as_bytes();
+    let mut masked = String::new();
+    let mut last = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let len = b[i..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+        if len == 64 && i > 0 && b[i - 1] == b':' {
+            let token = &out[i..i + 64];
+            let n = match tokens.iter().position(|t| t == token) {
+                Some(n) => n,
+                None => {
+                    tokens.push(token.to_string());
+                    tokens.len() - 1
+                }
+            };
+            masked.push_str(&out[last..i]);
+            masked.push_str(&format!("$T{}", n + 1));
+            last = i + 64;
+        }
+        i += len.max(1);
+    }
+    masked.push_str(&out[last..]);
+    masked
+}
+
+fn unmask_tokens(line: &str, tokens: &[String]) -> String {
+    let mut line = line.to_string();
+    // Highest first, so `$T1` does not take the start of `$T12`.
+    for (n, t) in tokens.iter().enumerate().rev() {
+        line = line.replace(&format!("$T{}", n + 1), t);
+    }
+    line
 }
 
 fn push_output(actual: &mut String, n: u32, out: &str) {

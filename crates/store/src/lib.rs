@@ -539,6 +539,22 @@ pub trait MailStore: Send + Sync + 'static {
         messages: Vec<(u32, NewMessage)>,
     ) -> Result<u32>;
 
+    // ---- URLAUTH mailbox access keys (RFC 4467 §2.4; see `sqlite::urlauth`) ----
+    /// The access key of the user's mailbox: 32 random bytes, the secret of the URLAUTH
+    /// INTERNAL mechanism. `None` if the mailbox has none (and `create` is false) or is not
+    /// the user's; with `create`, one is made if missing (GENURLAUTH needs no RESETKEY first).
+    /// The key goes with the mailbox: a deleted mailbox's URLs never verify again.
+    async fn urlauth_key(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        create: bool,
+    ) -> Result<Option<Vec<u8>>>;
+    /// RESETKEY: a new key for the user's mailbox (`Some`; NoSuchMailbox if it is not the
+    /// user's), or no key for any of the user's mailboxes (`None`). Either way every URL made
+    /// with an old key stops verifying.
+    async fn reset_urlauth_keys(&self, user: UserId, mailbox: Option<MailboxId>) -> Result<()>;
+
     // ---- local domains and aliases (LMTP recipients, see [`recipients`]) ----
     /// Adds a local domain (given normalized: see `recipients::normalize_domain`). Fails with
     /// AlreadyExists.

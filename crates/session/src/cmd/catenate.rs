@@ -5,7 +5,9 @@
 //! URLs are resolved only against the authenticated user's own mailboxes: the relative forms
 //! of RFC 4469 §3 (`/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]`, or from
 //! `;UID=n` on against the selected mailbox) and the absolute `imap://[user@]host/...` naming
-//! this user (or no user). Anything else, a missing mailbox, message or part, or a
+//! this user (or no user), plus URLAUTH-authorized URLs (RFC 4467, RFC 4469 §5), which may
+//! name another account's mailbox and are read only when they pass every check of URLFETCH
+//! (`cmd::urlauth::resolve`). Anything else, a missing mailbox, message or part, or a
 //! UIDVALIDITY that does not match, is `NO [BADURL url]`. The result meets the APPEND limit:
 //! past it, `NO [TOOBIG]` as soon as the parts read so far exceed it.
 
@@ -175,7 +177,7 @@ fn nz_number(s: &str) -> Option<u32> {
 }
 
 /// `%XX` escapes to bytes, the result UTF-8 (RFC 5092 §3.?: mailbox names are UTF-8).
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -200,6 +202,13 @@ async fn fetch_url(
     url: &[u8],
     limit: u64,
 ) -> CmdResult<Option<Vec<u8>>> {
+    if std::str::from_utf8(url).is_ok_and(|t| t.to_ascii_uppercase().contains(";URLAUTH=")) {
+        // A URLAUTH-authorized URL (RFC 4469 §5): read as URLFETCH would, for this user.
+        return match super::urlauth::resolve(store, user, url).await? {
+            Some((mailbox, u)) => read(store, &mailbox, &u, limit).await,
+            None => Ok(None),
+        };
+    }
     let Some(u) = std::str::from_utf8(url).ok().and_then(parse_url) else {
         return Ok(None);
     };
@@ -221,6 +230,17 @@ async fn fetch_url(
     if u.uidvalidity.is_some_and(|v| v != mailbox.uidvalidity) {
         return Ok(None);
     }
+    read(store, &mailbox, &u, limit).await
+}
+
+/// The bytes `u` names in `mailbox` (`None`: there are none): the message, or
+/// `BODY[section]`, cut to the partial. `NO [TOOBIG]` for a whole message above `limit`.
+pub(crate) async fn read(
+    store: &dyn MailStore,
+    mailbox: &Mailbox,
+    u: &MessageUrl,
+    limit: u64,
+) -> CmdResult<Option<Vec<u8>>> {
     let section = match &u.section {
         None => None,
         Some(s) => match section_of(s) {
@@ -268,7 +288,7 @@ async fn fetch_url(
 }
 
 /// A URL's section text as FETCH reads it (`BODY.PEEK[section]`), through the command parser.
-fn section_of(text: &str) -> Option<mailkeep_proto::Section> {
+pub(crate) fn section_of(text: &str) -> Option<mailkeep_proto::Section> {
     if text.bytes().any(|b| b == b'\r' || b == b'\n' || b == b']') {
         return None;
     }

@@ -21,6 +21,7 @@ pub(crate) mod sortkeys;
 pub(crate) mod store_flags;
 pub(crate) mod thread;
 pub(crate) mod uidonly;
+pub(crate) mod urlauth;
 
 use mailkeep_proto::SequenceSet;
 use mailkeep_proto::write::{self, Code, StatusKind};

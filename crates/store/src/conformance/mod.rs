@@ -20,6 +20,7 @@ mod secrets;
 mod sortkeys;
 mod tombstones;
 mod twofa;
+mod urlauth;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
@@ -32,6 +33,7 @@ pub use secrets::{scram_keys, scram_sha1_keys};
 pub use sortkeys::sort_keys;
 pub use tombstones::tombstones;
 pub use twofa::two_factor;
+pub use urlauth::urlauth_keys;
 
 /// Runs every part of the suite.
 pub async fn run_all(store: Arc<dyn MailStore>) {
@@ -83,6 +85,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "import").await;
     sort_keys(&*store).await;
     assert_clean(&*store, "sort_keys").await;
+    urlauth_keys(&*store).await;
+    assert_clean(&*store, "urlauth_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

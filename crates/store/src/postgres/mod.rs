@@ -22,6 +22,7 @@ mod messages;
 mod objects;
 pub mod schema;
 pub mod testing;
+mod urlauth;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -612,6 +613,22 @@ impl MailStore for PgStore {
         uids: &[u32],
     ) -> Result<Vec<(u32, MessageObjects)>> {
         objects::message_objects(&**self.client().await?, mailbox, uids).await
+    }
+    async fn urlauth_key(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        create: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        if create {
+            urlauth::create_key(&**client, user, mailbox).await
+        } else {
+            urlauth::get_key(&**client, user, mailbox).await
+        }
+    }
+    async fn reset_urlauth_keys(&self, user: UserId, mailbox: Option<MailboxId>) -> Result<()> {
+        urlauth::reset(&**self.client().await?, user, mailbox).await
     }
     async fn preview(&self, mailbox: MailboxId, uid: u32) -> Result<Option<String>> {
         objects::preview(&**self.client().await?, mailbox, uid).await

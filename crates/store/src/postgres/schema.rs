@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_objects.sql")),
     (3, include_str!("migrations/0003_scram_sha1.sql")),
+    (4, include_str!("migrations/0004_urlauth.sql")),
 ];
 
 /// The version this build writes.

@@ -53,6 +53,7 @@ mod tombstones;
 mod twofa;
 #[cfg(test)]
 mod upgrade_tests;
+mod urlauth;
 mod watch;
 mod writer;
 
@@ -122,6 +123,7 @@ impl SqliteStore {
         conn.execute_batch(twofa::SCHEMA)?;
         conn.execute_batch(objects::SCHEMA)?;
         conn.execute_batch(sortkeys::SCHEMA)?;
+        conn.execute_batch(urlauth::SCHEMA)?;
         if alone {
             match sweep::sweep(&conn, &blobs, started) {
                 Ok(swept) if swept.files > 0 => tracing::info!(
@@ -714,6 +716,30 @@ impl MailStore for SqliteStore {
         let uids = uids.to_vec();
         self.readers
             .run(move |c| objects::message_objects(c, mailbox, &uids))
+            .await
+    }
+
+    async fn urlauth_key(
+        &self,
+        user: UserId,
+        mailbox: MailboxId,
+        create: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let known = self
+            .readers
+            .run_quick(move |c| urlauth::get_key(c, user, mailbox))
+            .await?;
+        if known.is_some() || !create {
+            return Ok(known);
+        }
+        self.writer
+            .run(move |ctx| urlauth::create_key(ctx.conn, user, mailbox))
+            .await
+    }
+
+    async fn reset_urlauth_keys(&self, user: UserId, mailbox: Option<MailboxId>) -> Result<()> {
+        self.writer
+            .run(move |ctx| urlauth::reset(ctx.conn, user, mailbox))
             .await
     }
 
