@@ -16,6 +16,7 @@
 //!   listener on a connection of its own wakes this node's sessions ([`listen`]).
 
 mod accounts;
+mod copy;
 mod import;
 mod listen;
 mod messages;
@@ -562,6 +563,38 @@ impl MailStore for PgStore {
             messages::append(&tx, mailbox, msgs.clone(), Some(&uids), quota)
                 .await
                 .map(|((uidvalidity, _), changed)| (uidvalidity, changed))
+        })
+    }
+
+    async fn server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        copy::server_secrets(&**self.client().await?).await
+    }
+    async fn set_server_secret(&self, name: &str, value: &[u8]) -> Result<()> {
+        copy::set_server_secret(&**self.client().await?, name, value).await
+    }
+    async fn recovery_code_hashes(&self, name: &str) -> Result<Vec<Vec<u8>>> {
+        copy::recovery_code_hashes(&**self.client().await?, name).await
+    }
+    async fn app_password_hashes(&self, name: &str) -> Result<Vec<crate::StoredAppPassword>> {
+        copy::app_password_hashes(&**self.client().await?, name).await
+    }
+    async fn restore_app_password(&self, name: &str, app: &crate::StoredAppPassword) -> Result<()> {
+        copy::restore_app_password(&**self.client().await?, name, app).await
+    }
+    async fn restore_mailbox(&self, user: UserId, mailbox: &Mailbox) -> Result<Mailbox> {
+        write_tx!(self, |tx| async {
+            copy::restore_mailbox(&tx, user, mailbox).await
+        })
+    }
+    async fn restore_message_state(
+        &self,
+        mailbox: MailboxId,
+        uidnext: u32,
+        highest_modseq: u64,
+        messages: &[crate::MessageState],
+    ) -> Result<()> {
+        write_tx!(self, |tx| async {
+            copy::restore_message_state(&tx, mailbox, uidnext, highest_modseq, messages).await
         })
     }
 
