@@ -203,7 +203,10 @@ async fn copy_account(
     for app in source.app_password_hashes(name).await? {
         target.restore_app_password(name, &app).await?;
     }
-    for mb in source.list_mailboxes(id).await? {
+    // INBOX first: it takes the place (and frees the id) of the INBOX `create_user` made.
+    let mut mailboxes = source.list_mailboxes(id).await?;
+    mailboxes.sort_by_key(|m| m.name != "INBOX");
+    for mb in mailboxes {
         let done = copy_mailbox(source, target, progress, name, tu.id, &mb)
             .await
             .with_context(|| format!("copying the mailbox {}", mb.name))?;
