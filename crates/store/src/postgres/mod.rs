@@ -471,8 +471,15 @@ impl MailStore for PgStore {
         })
     }
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        // With no retention (`tombstone_days = 0`) tombstones go at every expunge, as in the
+        // embedded store, rather than at the next upkeep a minute later.
+        let prune_now = self.retention.load(Ordering::Relaxed) == 0;
         write_tx!(self, |tx| async {
-            messages::expunge_locked(&tx, mailbox, uids).await
+            let done = messages::expunge_locked(&tx, mailbox, uids).await?;
+            if prune_now {
+                messages::prune_tombstones(&tx, std::time::Duration::ZERO).await?;
+            }
+            Ok::<_, StoreError>(done)
         })
     }
     async fn prune_tombstones(&self, age: std::time::Duration) -> Result<u64> {
