@@ -180,6 +180,9 @@ def test_copy_to_postgres_and_back(pg):
         assert r.returncode == 0, r.stdout + r.stderr
         assert "0 mismatches" in r.stdout, r.stdout
         print(f"\nembedded -> PostgreSQL: {took:.2f} s\n{r.stdout}")
+        # 9 messages, the shared one stored once.
+        assert pg.sql(url, "SELECT count(*) FROM messages").strip() == "9"
+        assert pg.sql(url, "SELECT count(*) FROM bodies").strip() == "8"
 
         # A second copy into the now non-empty target is refused without --force.
         r2, _ = copy(embedded.config, pg_config)
