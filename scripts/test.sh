@@ -67,6 +67,8 @@ echo "== import and export: Maildir (written by a real doveadm) and mbox, round 
 python3 -m pytest -q tests/transfer
 echo "== PostgreSQL store: two mailkeep nodes on one database (pytest)"
 python3 -m pytest -q tests/postgres
+echo "== the client tests again with the server on PostgreSQL (one database per server)"
+MAILKEEP_TEST_STORE=postgres python3 -m pytest -q tests/clients
 if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
   echo "== fuzz (short runs)"
   scripts/fuzz-short.sh

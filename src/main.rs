@@ -13,6 +13,7 @@ use mailkeep_store::postgres::PgStore;
 use mailkeep_store::sqlite::SqliteStore;
 
 mod migrate_cli;
+mod store_copy_cli;
 mod transfer_cli;
 
 #[derive(Parser)]
@@ -119,6 +120,12 @@ enum Command {
         action: AppPasswordAction,
         #[command(flatten)]
         location: Location,
+    },
+    /// Store tools (`store copy --from CONFIG --to CONFIG`: move an installation between the
+    /// embedded store and PostgreSQL).
+    Store {
+        #[command(subcommand)]
+        action: store_copy_cli::StoreAction,
     },
     /// Migrate accounts from another IMAP server (resumable; see `migrate --help`).
     Migrate {
@@ -336,6 +343,7 @@ fn main() -> Result<()> {
             init_cli_logging(&config)?;
             runtime.block_on(app_password(config, action))
         }
+        Command::Store { action } => runtime.block_on(store_copy_cli::run(action)),
         Command::Migrate { args, location } => {
             let config = load_config(&location)?;
             let store = runtime.block_on(open_store(&config))?;

@@ -61,8 +61,13 @@ fn matches(pattern: &str, actual: &str) -> bool {
 
 /// Run one transcript; Err describes the first mismatch.
 fn run(path: &Path) -> Result<(), String> {
+    run_with(path, "")
+}
+
+/// Run one transcript on a server whose configuration ends with `extra`.
+fn run_with(path: &Path, extra: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let server = common::TestServer::start();
+    let server = common::TestServer::start_with(extra, &["alice", "bob"]);
     let mut conns: HashMap<String, Connection> = HashMap::new();
     let mut log = String::new();
     for (lineno, raw) in text.lines().enumerate() {
@@ -161,6 +166,43 @@ fn all_transcripts() {
     assert!(
         failures.is_empty(),
         "{} of {} transcripts failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The second pass: every transcript again with the server on PostgreSQL (a throwaway one,
+/// one database per transcript). Skipped, loudly, where PostgreSQL is not installed.
+#[test]
+fn all_transcripts_on_postgres() {
+    use mailkeep_store::postgres::testing::TestPostgres;
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let only = std::env::var("TRANSCRIPT").ok();
+    let files: Vec<PathBuf> = transcripts()
+        .into_iter()
+        .filter(|p| {
+            only.as_deref()
+                .is_none_or(|o| p.to_string_lossy().contains(o))
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let url = runtime.block_on(pg.create_database(&format!("transcript{i}")));
+        let extra = format!("[store]\nbackend = \"postgres\"\nurl = {url:?}\npool_size = 4\n");
+        if let Err(e) = run_with(f, &extra) {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "on PostgreSQL, {} of {} transcripts failed:\n{}",
         failures.len(),
         files.len(),
         failures.join("\n\n")

@@ -5,6 +5,7 @@ import imaplib
 import re
 
 from conftest import PASSWORD
+from mkserver import sqlite_only
 
 PLAIN = (b"Subject: lunch\r\n\r\nHello Alice,\r\n\r\n> earlier words\r\nlunch at   noon?\r\n"
          b"-- \r\nBob\r\n")
@@ -35,6 +36,7 @@ def test_imaplib_preview(server):
     c.logout()
 
 
+@sqlite_only("removes rows of the embedded index (index.sqlite3) to fake mail stored before previews")
 def test_preview_of_mail_stored_before_previews(server):
     """Mail stored before previews were kept (no row): LAZY says NIL, a plain PREVIEW makes
     the text from the body then."""

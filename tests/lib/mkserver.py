@@ -1,6 +1,11 @@
 """The real `mailkeep` binary on 127.0.0.1 with port-0 listeners, for the Python tests.
 
 Shared by tests/clients and tests/hostile (each conftest.py puts this folder on sys.path).
+
+MAILKEEP_TEST_STORE=postgres runs every server on PostgreSQL instead of the embedded store:
+a throwaway PostgreSQL started once per pytest process (tests/lib/pgserver.py), one database
+per server. Tests that look at the embedded store's files skip on that pass
+(`@sqlite_only("why")`).
 """
 
 import os
@@ -17,6 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("MAILKEEP_BIN", str(ROOT / "target" / "debug" / "mailkeep"))
 PASSWORD = "pass"
+# The store the servers use: "sqlite" (the embedded one, the default) or "postgres".
+STORE = os.environ.get("MAILKEEP_TEST_STORE", "sqlite")
+
+
+def sqlite_only(reason):
+    """Marks a test that needs the embedded store's files: skipped on the PostgreSQL pass."""
+    import pytest
+
+    return pytest.mark.skipif(STORE == "postgres",
+                              reason=f"needs the embedded store: {reason}")
 
 
 class Server:
@@ -29,6 +44,12 @@ class Server:
         self.dir = Path(tempfile.mkdtemp(prefix="mailkeep-test-"))
         self.data = self.dir / "data"
         self.config = self.dir / "mailkeep.toml"
+        self.pg_url = None
+        if STORE == "postgres" and "backend = " not in extra_config:
+            import pgserver
+
+            self.pg_url = pgserver.shared().create_database()
+            extra_config = pgserver.with_store(extra_config, self.pg_url)
         self.config.write_text(
             f'data_dir = "{self.data}"\n[imap]\nlisten = ["127.0.0.1:0"]\n'
             f'[imaps]\nlisten = ["127.0.0.1:0"]\n{extra_config}'
@@ -103,6 +124,13 @@ class Server:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.pg_url:
+            import pgserver
+
+            try:
+                pgserver.shared().drop_database(self.pg_url)
+            except AssertionError:
+                pass
 
     def rss_kib(self):
         """Resident memory of the server process, in KiB (VmRSS)."""

@@ -2,13 +2,7 @@
 temporary directory, unix socket only, fsync off; as root it runs as the `postgres` user),
 one database per test, and servers (`make_node`) that are nodes on that database."""
 
-import glob
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,81 +10,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from mkserver import BIN, PASSWORD, ROOT, Server  # noqa: E402,F401
-
-
-def _bin_dir():
-    if os.environ.get("MAILKEEP_PG_BIN"):
-        return Path(os.environ["MAILKEEP_PG_BIN"])
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]))
-    return Path(found[-1]).parent if found else None
-
-
-class Postgres:
-    def __init__(self):
-        self.bin = _bin_dir()
-        if self.bin is None:
-            pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-        self.dir = Path(tempfile.mkdtemp(prefix="mkpg-"))
-        self.root = os.geteuid() == 0
-        if self.root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self.port = 5432
-        self.run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres",
-                 "-E", "UTF8", "--locale=C", "--no-sync")
-        # fsync off (the machine does not crash), but commits written before they are
-        # acknowledged: a PostgreSQL killed by `restart -m immediate` keeps what it said OK to.
-        self.opts = opts = (f"-k {self.dir} -p {self.port} -c listen_addresses='' -c fsync=off "
-                            "-c max_connections=200")
-        self.run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"),
-                 "-o", opts, "-w", "start")
-
-    def restart(self, mode="fast"):
-        """`pg_ctl restart -m <mode>` (fast or immediate): every connection is cut; returns the
-        seconds the server took to be back (pg_ctl -w waits for it)."""
-        import time
-        start = time.monotonic()
-        self.run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"),
-                 "-m", mode, "-o", self.opts, "-w", "restart")
-        return time.monotonic() - start
-
-    def halt(self):
-        """`pg_ctl stop -m fast`: the database is gone until `resume()`."""
-        self.run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
-
-    def resume(self):
-        self.run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"),
-                 "-o", self.opts, "-w", "start")
-
-    def run(self, tool, *args):
-        cmd = [str(self.bin / tool), *args]
-        if self.root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        assert r.returncode == 0, f"{tool}: {r.stdout}{r.stderr}"
-        return r.stdout
-
-    def create_database(self):
-        name = "t" + uuid.uuid4().hex[:12]
-        self.run("createdb", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres", name)
-        sock = str(self.dir).replace("/", "%2F")
-        return f"postgres://postgres@{sock}:{self.port}/{name}"
-
-    def sql(self, url_db, query):
-        db = url_db.rsplit("/", 1)[1]
-        return self.run("psql", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
-                        "-d", db, "-At", "-c", query)
-
-    def stop(self):
-        try:
-            self.run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+from pgserver import NoPostgres, Postgres, store_config  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")
 def pg():
-    p = Postgres()
+    try:
+        p = Postgres()
+    except NoPostgres as e:
+        pytest.skip(str(e))
     yield p
     p.stop()
 
@@ -101,8 +29,7 @@ def make_node(pg):
     made = []
 
     def make(url, users=()):
-        s = Server(extra_config=f'[store]\nbackend = "postgres"\nurl = "{url}"\npool_size = 4\n',
-                   users=users)
+        s = Server(extra_config="[store]\n" + store_config(url), users=users)
         made.append(s)
         return s
 

@@ -78,9 +78,8 @@ struct Conn {
     partial: Option<(String, usize)>,
 }
 
-async fn run_file(path: &Path) -> Result<(), String> {
+async fn run_file(path: &Path, env: Env) -> Result<(), String> {
     let text = std::fs::read_to_string(path).expect("read transcript");
-    let env = env().await;
     let mut conns: BTreeMap<u32, Conn> = BTreeMap::new();
     let mut actual = String::new();
     let mut expected = String::new();
@@ -241,8 +240,36 @@ async fn transcripts() {
     assert!(!files.is_empty(), "no transcripts in {}", dir.display());
     let mut failures = Vec::new();
     for f in &files {
-        if let Err(e) = run_file(f).await {
+        if let Err(e) = run_file(f, env().await).await {
             failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The second pass: every transcript again on a PostgreSQL store (a throwaway server, one
+/// database per transcript). Skipped, loudly, where PostgreSQL is not installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_on_postgres() {
+    use mailkeep_store::postgres::PgStore;
+    use mailkeep_store::postgres::testing::TestPostgres;
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("transcripts dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "imap"))
+        .collect();
+    files.sort();
+    let mut failures = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let url = pg.create_database(&format!("transcript{i}")).await;
+        let store = PgStore::open(&url, 4).await.expect("open PostgreSQL store");
+        let env = env_on(store).await;
+        if let Err(e) = run_file(f, env).await {
+            failures.push(format!("on PostgreSQL: {e}"));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conformance;
+pub mod copy;
 pub mod flagops;
 pub mod notify;
 #[cfg(feature = "postgres")]
@@ -31,6 +32,7 @@ pub mod twofa;
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub use copy::{MessageState, StoredAppPassword};
 pub use notify::{MailboxEvent, Notifier};
 pub use quota::{Quota, QuotaLimits, QuotaSetting};
 pub use reader::MessageReader;
@@ -554,6 +556,35 @@ pub trait MailStore: Send + Sync + 'static {
     /// user's), or no key for any of the user's mailboxes (`None`). Either way every URL made
     /// with an old key stops verifying.
     async fn reset_urlauth_keys(&self, user: UserId, mailbox: Option<MailboxId>) -> Result<()>;
+    // ---- copying a whole store (`mailkeep store copy`, see [`copy`]) ----
+    /// Every installation secret (`server_secret`) as `(name, value)`, sorted by name.
+    async fn server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Sets (replaces) the installation secret `name`.
+    async fn set_server_secret(&self, name: &str, value: &[u8]) -> Result<()>;
+    /// The hashes of the account's unused recovery codes, sorted. NoSuchUser.
+    async fn recovery_code_hashes(&self, name: &str) -> Result<Vec<Vec<u8>>>;
+    /// The account's app passwords with their keyed hashes, oldest first. NoSuchUser.
+    async fn app_password_hashes(&self, name: &str) -> Result<Vec<StoredAppPassword>>;
+    /// Adds an app password as it was stored elsewhere (label, hash, created, last used).
+    /// `AlreadyExists` if the account has one of that label, `NoSuchUser`.
+    async fn restore_app_password(&self, name: &str, app: &StoredAppPassword) -> Result<()>;
+    /// The user's mailbox `mailbox.name` made as it was elsewhere: its id (MAILBOXID) when no
+    /// other mailbox has it (else a fresh one), UIDVALIDITY and special use, empty. An
+    /// existing mailbox of that name that never held a message (the INBOX `create_user`
+    /// made) is replaced; `AlreadyExists` for any other. Mailboxes made later get ids and
+    /// UIDVALIDITYs above these. Returns the mailbox as made.
+    async fn restore_mailbox(&self, user: UserId, mailbox: &Mailbox) -> Result<Mailbox>;
+    /// After `append_with_uids` filled a restored mailbox: each message's modseq and save
+    /// date as they were, UIDNEXT and HIGHESTMODSEQ raised to the given ones (never lowered),
+    /// no message `\Recent`, and every expunge up to HIGHESTMODSEQ treated as forgotten
+    /// (the tombstones were not copied: a QRESYNC from before gets every missing UID).
+    async fn restore_message_state(
+        &self,
+        mailbox: MailboxId,
+        uidnext: u32,
+        highest_modseq: u64,
+        messages: &[MessageState],
+    ) -> Result<()>;
 
     // ---- local domains and aliases (LMTP recipients, see [`recipients`]) ----
     /// Adds a local domain (given normalized: see `recipients::normalize_domain`). Fails with

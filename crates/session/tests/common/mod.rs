@@ -37,6 +37,19 @@ pub fn empty_env(name: &str) -> Env {
 /// A store with users `alice` and `bob@example.org` (password [`PASSWORD`]).
 pub async fn env() -> Env {
     let Env { _dir: dir, store } = empty_env("session");
+    with_users(dir, store).await
+}
+
+/// [`env`] on another (empty) store, e.g. PostgreSQL.
+pub async fn env_on(store: Arc<dyn MailStore>) -> Env {
+    let dir = tempfile::Builder::new()
+        .prefix("mailkeep-session-")
+        .tempdir()
+        .expect("tempdir");
+    with_users(dir, store).await
+}
+
+async fn with_users(dir: tempfile::TempDir, store: Arc<dyn MailStore>) -> Env {
     store
         .create_user("alice", password_hash())
         .await

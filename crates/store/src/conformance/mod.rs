@@ -10,6 +10,7 @@ use crate::{
 };
 
 mod accounts;
+mod copy;
 mod domains;
 mod import;
 mod messages;
@@ -23,6 +24,7 @@ mod twofa;
 mod urlauth;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
+pub use copy::copy_support;
 pub use domains::domains_and_aliases;
 pub use import::import;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
@@ -87,6 +89,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "sort_keys").await;
     urlauth_keys(&*store).await;
     assert_clean(&*store, "urlauth_keys").await;
+    copy_support(&*store).await;
+    assert_clean(&*store, "copy_support").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

@@ -13,7 +13,7 @@ use crate::{
 pub(super) const INBOX: &str = "INBOX";
 
 /// Any case of `INBOX` means INBOX (RFC 9051 §5.1).
-fn normalize_name(name: &str) -> &str {
+pub(super) fn normalize_name(name: &str) -> &str {
     if name.eq_ignore_ascii_case(INBOX) {
         INBOX
     } else {

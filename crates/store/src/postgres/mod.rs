@@ -16,6 +16,7 @@
 //!   listener on a connection of its own wakes this node's sessions ([`listen`]).
 
 mod accounts;
+mod copy;
 mod import;
 mod listen;
 mod messages;
@@ -561,8 +562,15 @@ impl MailStore for PgStore {
         })
     }
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<u32>> {
+        // With no retention (`tombstone_days = 0`) tombstones go at every expunge, as in the
+        // embedded store, rather than at the next upkeep a minute later.
+        let prune_now = self.retention.load(Ordering::Relaxed) == 0;
         write_tx!(self, |tx| async {
-            messages::expunge_locked(&tx, mailbox, uids).await
+            let done = messages::expunge_locked(&tx, mailbox, uids).await?;
+            if prune_now {
+                messages::prune_tombstones(&tx, std::time::Duration::ZERO).await?;
+            }
+            Ok::<_, StoreError>(done)
         })
     }
     async fn prune_tombstones(&self, age: std::time::Duration) -> Result<u64> {
@@ -669,6 +677,38 @@ impl MailStore for PgStore {
             messages::append(&tx, mailbox, msgs.clone(), Some(&uids), quota)
                 .await
                 .map(|((uidvalidity, _), changed)| (uidvalidity, changed))
+        })
+    }
+
+    async fn server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        copy::server_secrets(&**self.client().await?).await
+    }
+    async fn set_server_secret(&self, name: &str, value: &[u8]) -> Result<()> {
+        copy::set_server_secret(&**self.client().await?, name, value).await
+    }
+    async fn recovery_code_hashes(&self, name: &str) -> Result<Vec<Vec<u8>>> {
+        copy::recovery_code_hashes(&**self.client().await?, name).await
+    }
+    async fn app_password_hashes(&self, name: &str) -> Result<Vec<crate::StoredAppPassword>> {
+        copy::app_password_hashes(&**self.client().await?, name).await
+    }
+    async fn restore_app_password(&self, name: &str, app: &crate::StoredAppPassword) -> Result<()> {
+        copy::restore_app_password(&**self.client().await?, name, app).await
+    }
+    async fn restore_mailbox(&self, user: UserId, mailbox: &Mailbox) -> Result<Mailbox> {
+        write_tx!(self, |tx| async {
+            copy::restore_mailbox(&tx, user, mailbox).await
+        })
+    }
+    async fn restore_message_state(
+        &self,
+        mailbox: MailboxId,
+        uidnext: u32,
+        highest_modseq: u64,
+        messages: &[crate::MessageState],
+    ) -> Result<()> {
+        write_tx!(self, |tx| async {
+            copy::restore_message_state(&tx, mailbox, uidnext, highest_modseq, messages).await
         })
     }
 

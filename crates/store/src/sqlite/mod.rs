@@ -35,6 +35,7 @@ mod accounts;
 mod backup;
 mod blobs;
 mod check;
+mod copy;
 mod domains;
 mod import;
 mod messages;
@@ -808,6 +809,60 @@ impl MailStore for SqliteStore {
                 let done = import::append_with_uids(ctx, mailbox, &uids, prepared)?;
                 quota::Guard::check(guard, ctx.conn)?;
                 Ok(done)
+            })
+            .await
+    }
+
+    async fn server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.readers.run_quick(copy::server_secrets).await
+    }
+
+    async fn set_server_secret(&self, name: &str, value: &[u8]) -> Result<()> {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.writer
+            .run(move |ctx| copy::set_server_secret(ctx.conn, &name, &value))
+            .await
+    }
+
+    async fn recovery_code_hashes(&self, name: &str) -> Result<Vec<Vec<u8>>> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| copy::recovery_code_hashes(c, &name))
+            .await
+    }
+
+    async fn app_password_hashes(&self, name: &str) -> Result<Vec<crate::StoredAppPassword>> {
+        let name = name.to_owned();
+        self.readers
+            .run_quick(move |c| copy::app_password_hashes(c, &name))
+            .await
+    }
+
+    async fn restore_app_password(&self, name: &str, app: &crate::StoredAppPassword) -> Result<()> {
+        let (name, app) = (name.to_owned(), app.clone());
+        self.writer
+            .run(move |ctx| copy::restore_app_password(ctx.conn, &name, &app))
+            .await
+    }
+
+    async fn restore_mailbox(&self, user: UserId, mailbox: &Mailbox) -> Result<Mailbox> {
+        let mailbox = mailbox.clone();
+        self.writer
+            .run(move |ctx| copy::restore_mailbox(ctx, user, &mailbox))
+            .await
+    }
+
+    async fn restore_message_state(
+        &self,
+        mailbox: MailboxId,
+        uidnext: u32,
+        highest_modseq: u64,
+        messages: &[crate::MessageState],
+    ) -> Result<()> {
+        let messages = messages.to_vec();
+        self.writer
+            .run(move |ctx| {
+                copy::restore_message_state(ctx, mailbox, uidnext, highest_modseq, &messages)
             })
             .await
     }
