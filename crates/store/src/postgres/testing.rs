@@ -165,10 +165,17 @@ impl TestPostgres {
             .await
             .expect("connect to the test PostgreSQL");
         let driver = tokio::spawn(conn);
-        client
+        // Two CREATE DATABASE at once may refuse ("source database template1 is being accessed
+        // by other users"): tests running side by side try again.
+        let mut tries = 0;
+        while let Err(e) = client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
-            .expect("CREATE DATABASE");
+        {
+            tries += 1;
+            assert!(tries < 20, "CREATE DATABASE {name}: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(100 * tries)).await;
+        }
         drop(client);
         let _ = driver.await;
         self.url(name)
