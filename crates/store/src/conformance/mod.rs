@@ -11,6 +11,7 @@ use crate::{
 
 mod accounts;
 mod domains;
+mod flags_bulk;
 mod import;
 mod messages;
 mod objects;
@@ -23,6 +24,7 @@ mod twofa;
 
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use domains::domains_and_aliases;
+pub use flags_bulk::flags_bulk;
 pub use import::import;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
 pub use objects::objects;
@@ -47,6 +49,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "received").await;
     flag_changes(&*store).await;
     assert_clean(&*store, "flag_changes").await;
+    flags_bulk(&*store).await;
+    assert_clean(&*store, "flags_bulk").await;
     expunge(&*store).await;
     assert_clean(&*store, "expunge").await;
     copy_and_move(&*store).await;
