@@ -347,7 +347,7 @@ pub async fn run(
 
 /// CPU seconds (user + system) of this process so far: the load generator's share of the
 /// machine, which the servers do not get.
-fn own_cpu_secs() -> f64 {
+pub fn own_cpu_secs() -> f64 {
     let ticks: u64 = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|st| {

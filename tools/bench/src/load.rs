@@ -112,7 +112,7 @@ async fn session(
     cnt: &Counters,
 ) -> Result<()> {
     let t = Instant::now();
-    let mut c = Conn::connect(srv.addr, None).await?;
+    let mut c = Conn::connect(srv.next_addr(), None).await?;
     c.login(u, PASSWORD).await?;
     lat.push(t.elapsed());
     cnt.commands.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +183,7 @@ pub async fn mixed(
     preload: usize,
 ) -> Result<Vec<Metric>> {
     let cnt = Arc::new(Counters::default());
+    let cpu = crate::cpu::CpuSnap::take(srv);
     let deadline = Instant::now() + dur;
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
@@ -221,6 +222,7 @@ pub async fn mixed(
     let secs = start.elapsed().as_secs_f64();
     let sessions = cnt.sessions.load(Ordering::Relaxed) as f64;
     let sc = "mixed";
+    let cpu = cpu.metrics(srv, sc, clients, sessions as u64);
     let mut tp = m(
         sc,
         format!("{clients} clients: sessions/s"),
@@ -229,7 +231,7 @@ pub async fn mixed(
         sessions / secs,
     );
     tp.plot = Some(("mixed-throughput", clients as f64));
-    Ok(vec![
+    Ok([
         tp,
         m(
             sc,
@@ -266,7 +268,10 @@ pub async fn mixed(
             false,
             cnt.errors.load(Ordering::Relaxed) as f64,
         ),
-    ])
+    ]
+    .into_iter()
+    .chain(cpu)
+    .collect())
 }
 
 /// Scenario 3: `total` ~5 KB APPENDs from `clients` clients (each to its own user).

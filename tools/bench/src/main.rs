@@ -2,6 +2,7 @@
 //! mode) on the same machine in the same run. See docs/benchmarks.md.
 
 mod corpus;
+mod cpu;
 mod idle;
 mod idle_tls;
 mod imap;
@@ -9,6 +10,7 @@ mod large;
 mod lmtp;
 mod load;
 mod merge;
+mod pg;
 mod report;
 mod servers;
 mod sort;
@@ -91,9 +93,34 @@ struct Cli {
     /// Extra Dovecot settings, e.g. "mailbox_idle_check_interval = 1 secs" (default: none).
     #[arg(long, global = true, default_value = "")]
     dovecot_extra: String,
+    /// Mailkeep's store, one run each: sqlite (the embedded store, one node) and/or postgres
+    /// (a throwaway PostgreSQL, fsync and synchronous_commit on, shared by --nodes nodes).
+    #[arg(long, global = true, value_delimiter = ',', default_value = "sqlite")]
+    store: Vec<StoreKind>,
+    /// With --store postgres: mailkeep serve nodes on the one database, one run per count
+    /// (e.g. 1,2); clients are dealt out to the nodes round-robin.
+    #[arg(long, global = true, value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u8).range(1..=servers::MAX_NODES as i64))]
+    nodes: Vec<u8>,
+    /// With --store postgres: PostgreSQL's shared_buffers.
+    #[arg(long, global = true, default_value = "1GB")]
+    pg_shared_buffers: String,
+    /// With --store postgres: each node's [store] pool_size (default: Mailkeep's own).
+    #[arg(long, global = true)]
+    pg_pool_size: Option<usize>,
+    /// Pin Mailkeep nodes with taskset: one CPU list per node, separated by '/', e.g.
+    /// "0/1" (node 1 on CPU 0, node 2 on CPU 1). Default: no pinning.
+    #[arg(long, global = true, value_delimiter = '/')]
+    pin: Vec<String>,
     /// Where results (JSON, markdown, SVG) are written.
     #[arg(long, global = true, default_value = "docs/bench")]
     out_dir: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+enum StoreKind {
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Subcommand, Clone, PartialEq, Eq)]
@@ -160,7 +187,14 @@ impl Ctx {
             v.push(Kind::DovecotPerf);
         }
         if !self.cli.dovecot_only && self.mailkeep_ok {
-            v.push(Kind::Mailkeep);
+            for st in &self.cli.store {
+                match st {
+                    StoreKind::Sqlite => v.push(Kind::Mailkeep),
+                    StoreKind::Postgres => {
+                        v.extend(self.cli.nodes.iter().map(|n| Kind::MailkeepPg(*n)))
+                    }
+                }
+            }
         }
         v
     }
@@ -180,6 +214,9 @@ impl Ctx {
             max_conns,
             dovecot_extra: self.cli.dovecot_extra.clone(),
             lmtp,
+            pg_shared_buffers: self.cli.pg_shared_buffers.clone(),
+            pg_pool_size: self.cli.pg_pool_size,
+            pin: self.cli.pin.clone(),
         };
         match Server::start(kind, &o).await {
             Ok(s) => Some(s),
@@ -188,9 +225,16 @@ impl Ctx {
                 println!("  {msg}");
                 if kind == Kind::Mailkeep {
                     self.mailkeep_ok = false;
-                    self.report
-                        .notes
-                        .push(format!("Mailkeep not measured in this run ({e:#})."));
+                }
+                if !kind.is_dovecot() {
+                    self.report.notes.push(format!(
+                        "{} not measured in this run ({e:#}).",
+                        if kind == Kind::Mailkeep {
+                            "Mailkeep"
+                        } else {
+                            kind.name()
+                        }
+                    ));
                 } else {
                     self.report.notes.push(msg);
                 }
@@ -241,7 +285,7 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 }
             }
             Cmd::Idle => {
-                if ctx.cli.idle_mode != idle_tls::IdleMode::Plain && kind != Kind::Mailkeep {
+                if ctx.cli.idle_mode != idle_tls::IdleMode::Plain && kind.is_dovecot() {
                     // The benchmark's Dovecot has no TLS (nor imap_zlib) configured.
                     println!("  {}: TLS idle modes are Mailkeep only", kind.name());
                     continue;
@@ -423,6 +467,30 @@ async fn bench(cli: Cli) -> Result<()> {
         sh("dovecot --version | sed 's/^/Dovecot /'")
     );
     ctx.report.notes.insert(0, meta);
+    if ctx.cli.store.contains(&StoreKind::Postgres) {
+        let pg = sh("postgres --version || pg_config --version");
+        ctx.report.notes.insert(
+            1,
+            format!(
+                "Mailkeep targets: `mailkeep` is the embedded store (SQLite, one node); \
+                 `mailkeep-pg-Nnode(s)` is N `mailkeep serve` nodes sharing one throwaway \
+                 PostgreSQL ({pg}; unix socket, fsync = on, synchronous_commit = on, \
+                 shared_buffers = {}, pool_size {} per node{}), clients dealt out to the nodes \
+                 round-robin. CPU figures are in cores (CPU seconds per second of the run): \
+                 Mailkeep (all nodes), PostgreSQL (postmaster and backends), the load \
+                 generator, and other processes on the machine.",
+                ctx.cli.pg_shared_buffers,
+                ctx.cli
+                    .pg_pool_size
+                    .map_or("16 (default)".to_string(), |n| n.to_string()),
+                if ctx.cli.pin.is_empty() {
+                    String::new()
+                } else {
+                    format!("; nodes pinned with taskset -c {}", ctx.cli.pin.join(" / "))
+                }
+            ),
+        );
+    }
     let md = ctx.report.markdown();
     println!("\n{md}");
     let out = &ctx.cli.out_dir;

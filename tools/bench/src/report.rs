@@ -102,7 +102,78 @@ impl Report {
         ));
     }
 
+    /// Every target with a figure: the standard three first, then others (Mailkeep on
+    /// PostgreSQL) in the order they were measured.
+    fn targets(&self) -> Vec<String> {
+        let mut v: Vec<String> = TARGETS.iter().map(|t| t.to_string()).collect();
+        for r in &self.rows {
+            for t in r.4.keys() {
+                if !v.contains(t) {
+                    v.push(t.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// The table when Mailkeep ran on PostgreSQL too: a column per target, and the ratios
+    /// of each PostgreSQL configuration to the embedded store and to one node.
+    fn markdown_stores(&self) -> String {
+        let present: Vec<String> = self
+            .targets()
+            .into_iter()
+            .filter(|t| self.rows.iter().any(|r| r.4.contains_key(t)))
+            .collect();
+        let mut ratios: Vec<(String, String)> = Vec::new();
+        for t in present.iter().filter(|t| t.starts_with("mailkeep-pg-")) {
+            if present.iter().any(|x| x == "mailkeep") {
+                ratios.push((t.clone(), "mailkeep".into()));
+            }
+            let one = "mailkeep-pg-1node";
+            if t != one && present.iter().any(|x| x == one) {
+                ratios.push((t.clone(), one.into()));
+            }
+        }
+        let short = |t: &str| t.strip_prefix("mailkeep-").unwrap_or(t).to_string();
+        let mut s = String::from("| Scenario | Metric | Unit |");
+        for t in &present {
+            let _ = write!(s, " {t} |");
+        }
+        for (a, b) in &ratios {
+            let _ = write!(s, " {} / {} |", short(a), short(b));
+        }
+        s.push_str("\n|---|---|---|");
+        for _ in 0..present.len() + ratios.len() {
+            s.push_str("---:|");
+        }
+        s.push('\n');
+        for (sc, name, unit, hb, v, _) in &self.rows {
+            let dir = if *hb { "↑" } else { "↓" };
+            let _ = write!(s, "| {sc} | {name} | {unit} {dir} |");
+            for t in &present {
+                let _ = write!(s, " {} |", v.get(t).map_or("-".into(), |x| fmt(*x)));
+            }
+            for (a, b) in &ratios {
+                let r = match (v.get(a), v.get(b)) {
+                    (Some(x), Some(y)) if *y != 0.0 => format!("{:.2}x", x / y),
+                    _ => "-".into(),
+                };
+                let _ = write!(s, " {r} |");
+            }
+            s.push('\n');
+        }
+        s.push_str("\n↑ higher is better, ↓ lower is better. Ratios are value / value.\n");
+        s
+    }
+
     pub fn markdown(&self) -> String {
+        if self.targets().len() > TARGETS.len() {
+            let mut s = self.markdown_stores();
+            for n in &self.notes {
+                let _ = writeln!(s, "\n- {n}");
+            }
+            return s;
+        }
         let mut s = String::from(
             "| Scenario | Metric | Unit | Dovecot default | Dovecot perf | Mailkeep | MK / DC-default | MK / DC-perf |\n\
              |---|---|---|---:|---:|---:|---:|---:|\n",
@@ -164,6 +235,7 @@ impl Report {
 
     /// A simple line chart (one series per target) for every plot id present.
     pub fn svgs(&self) -> Vec<(String, String)> {
+        let targets = self.targets();
         let mut plots: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
         for (_, _, unit, _, v, p) in &self.rows {
             if let Some((id, x)) = p {
@@ -172,12 +244,12 @@ impl Report {
         }
         plots
             .into_iter()
-            .map(|(id, pts)| (id.to_string(), svg(id, &pts)))
+            .map(|(id, pts)| (id.to_string(), svg(id, &pts, &targets)))
             .collect()
     }
 }
 
-fn svg(id: &str, pts: &[Point]) -> String {
+fn svg(id: &str, pts: &[Point], targets: &[String]) -> String {
     let (w, h, l, b) = (640.0, 400.0, 70.0, 50.0);
     let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     let (xmin, xmax) = (
@@ -237,14 +309,16 @@ fn svg(id: &str, pts: &[Point]) -> String {
             }
         );
     }
-    let colors = ["#d62728", "#ff7f0e", "#1f77b4"];
-    for (ti, t) in TARGETS.iter().enumerate() {
+    let colors = [
+        "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+    ];
+    for (ti, t) in targets.iter().enumerate() {
         let mut line: Vec<(f64, f64)> = pts
             .iter()
-            .filter_map(|p| p.1.get(*t).map(|y| (p.0, *y)))
+            .filter_map(|p| p.1.get(t).map(|y| (p.0, *y)))
             .collect();
         line.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let c = colors[ti];
+        let c = colors[ti % colors.len()];
         let _ = writeln!(
             s,
             "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{t}{}</text>",

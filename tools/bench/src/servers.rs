@@ -15,8 +15,14 @@ const MAIL_UID: u32 = 8;
 pub enum Kind {
     DovecotDefault,
     DovecotPerf,
+    /// Mailkeep on its embedded store (SQLite in the data directory).
     Mailkeep,
+    /// N Mailkeep nodes sharing one throwaway PostgreSQL (`--store postgres --nodes N`).
+    MailkeepPg(u8),
 }
+
+/// The most nodes `--nodes` takes.
+pub const MAX_NODES: u8 = 8;
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -24,16 +30,39 @@ impl Kind {
             Kind::DovecotDefault => "dovecot-default",
             Kind::DovecotPerf => "dovecot-perf",
             Kind::Mailkeep => "mailkeep",
+            Kind::MailkeepPg(n) => {
+                const NAMES: [&str; MAX_NODES as usize] = [
+                    "mailkeep-pg-1node",
+                    "mailkeep-pg-2nodes",
+                    "mailkeep-pg-3nodes",
+                    "mailkeep-pg-4nodes",
+                    "mailkeep-pg-5nodes",
+                    "mailkeep-pg-6nodes",
+                    "mailkeep-pg-7nodes",
+                    "mailkeep-pg-8nodes",
+                ];
+                NAMES[(n.clamp(1, MAX_NODES) - 1) as usize]
+            }
         }
     }
     pub fn is_dovecot(self) -> bool {
-        self != Kind::Mailkeep
+        matches!(self, Kind::DovecotDefault | Kind::DovecotPerf)
+    }
+    /// Mailkeep nodes started (0 for Dovecot).
+    pub fn nodes(self) -> usize {
+        match self {
+            Kind::Mailkeep => 1,
+            Kind::MailkeepPg(n) => n.max(1) as usize,
+            _ => 0,
+        }
     }
 }
 
 enum Stopper {
     Dovecot(PathBuf),
     Pid(u32),
+    /// A PostgreSQL data directory, stopped with `pg_ctl stop`.
+    Postgres(PathBuf),
 }
 
 /// Everything started, so that ctrl-c / errors can stop it.
@@ -77,6 +106,7 @@ fn stop_one(s: &Stopper) {
                 .stderr(Stdio::null())
                 .status();
         }
+        Stopper::Postgres(dir) => crate::pg::stop_dir(dir),
     }
 }
 
@@ -86,7 +116,8 @@ pub fn stop_all() {
         .lock()
         .map(|mut v| v.drain(..).collect())
         .unwrap_or_default();
-    for s in &list {
+    // Latest first: nodes before the database they use.
+    for s in list.iter().rev() {
         stop_one(s);
     }
     let dirs: Vec<PathBuf> = DIRS.lock().map(|v| v.clone()).unwrap_or_default();
@@ -104,18 +135,31 @@ pub struct Options {
     /// Also listen for LMTP (on another free loopback port); the number is the expected
     /// concurrent LMTP clients (Dovecot perf keeps that many `lmtp` processes ready).
     pub lmtp: Option<usize>,
+    /// `--store postgres`: PostgreSQL's shared_buffers.
+    pub pg_shared_buffers: String,
+    /// `--store postgres`: each node's `[store] pool_size` (None: Mailkeep's default).
+    pub pg_pool_size: Option<usize>,
+    /// Each node's CPU list for `taskset -c` (node i gets entry i modulo the list), if any.
+    pub pin: Vec<String>,
 }
 
 pub struct Server {
     pub kind: Kind,
+    /// The first node's IMAP address (preloading goes there).
     pub addr: SocketAddr,
+    /// Every node's IMAP address; [`Server::next_addr`] deals them out round-robin.
+    pub addrs: Vec<SocketAddr>,
+    next: std::sync::atomic::AtomicUsize,
     /// The LMTP listener, if started with one.
     pub lmtp_addr: Option<SocketAddr>,
     pub dir: PathBuf,
     /// Directory holding the mail (Dovecot: Maildirs; Mailkeep: data_dir).
     pub mail_dir: PathBuf,
     conf: PathBuf,
-    child: Option<Child>,
+    /// Mailkeep nodes (empty for Dovecot).
+    children: Vec<Child>,
+    /// `--store postgres`: the database the nodes share.
+    pg: Option<crate::pg::Postgres>,
 }
 
 pub fn free_port() -> Result<u16> {
@@ -241,9 +285,12 @@ impl Server {
                 addr,
                 lmtp_addr,
                 mail_dir: dir.join("mail"),
+                addrs: vec![addr],
+                next: Default::default(),
                 dir,
                 conf,
-                child: None,
+                children: Vec::new(),
+                pg: None,
             }
         } else {
             let bin = &o.mailkeep_bin;
@@ -253,21 +300,71 @@ impl Server {
                     bin.display()
                 );
             }
-            let data = dir.join("data");
-            let conf = dir.join("mailkeep.toml");
-            let lmtp = lmtp_addr
-                .map(|a| format!("[lmtp]\nlisten = [\"{a}\"]\n"))
-                .unwrap_or_default();
-            std::fs::write(
-                &conf,
-                format!(
-                    // The idle scenario holds thousands of connections from a few 127.0.0.x
-                    // addresses: far above the default per-IP limit.
-                    "data_dir = \"{}\"\n[imap]\nlisten = [\"{addr}\"]\n[imaps]\nlisten = []\n\
-                     [limits]\nmax_connections_per_ip = 100000\nmax_connections_per_user = 0\nmax_connections_per_user_ip = 0\n{lmtp}",
-                    data.display()
-                ),
-            )?;
+            let nodes = kind.nodes();
+            let pg = match kind {
+                Kind::MailkeepPg(_) => {
+                    // Each node's pool plus its listener connection, and some to spare.
+                    let pool = o.pg_pool_size.unwrap_or(16);
+                    let pg = crate::pg::Postgres::start(
+                        &dir.join("pg"),
+                        &o.pg_shared_buffers,
+                        nodes * (pool + 2) + 20,
+                    )?;
+                    RUNNING
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("lock"))?
+                        .push(Stopper::Postgres(pg.dir.clone()));
+                    Some(pg)
+                }
+                _ => None,
+            };
+            let store = match &pg {
+                Some(pg) => {
+                    let pool = o
+                        .pg_pool_size
+                        .map(|n| format!("pool_size = {n}\n"))
+                        .unwrap_or_default();
+                    format!(
+                        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n{pool}",
+                        pg.url()
+                    )
+                }
+                None => String::new(),
+            };
+            let mut addrs = vec![addr];
+            for _ in 1..nodes {
+                addrs.push(format!("127.0.0.1:{}", free_port()?).parse()?);
+            }
+            // Node i: its own directory (data_dir, config, log), its own port; with
+            // PostgreSQL all share the database. Node 1 listens for LMTP if asked.
+            let mut confs = Vec::new();
+            for (i, a) in addrs.iter().enumerate() {
+                let ndir = if i == 0 {
+                    dir.clone()
+                } else {
+                    let d = dir.join(format!("node{}", i + 1));
+                    std::fs::create_dir_all(&d)?;
+                    d
+                };
+                let data = ndir.join("data");
+                let conf = ndir.join("mailkeep.toml");
+                let lmtp = match lmtp_addr {
+                    Some(la) if i == 0 => format!("[lmtp]\nlisten = [\"{la}\"]\n"),
+                    _ => String::new(),
+                };
+                std::fs::write(
+                    &conf,
+                    format!(
+                        // The idle scenario holds thousands of connections from a few 127.0.0.x
+                        // addresses: far above the default per-IP limit.
+                        "data_dir = \"{}\"\n[imap]\nlisten = [\"{a}\"]\n[imaps]\nlisten = []\n\
+                         [limits]\nmax_connections_per_ip = 100000\nmax_connections_per_user = 0\nmax_connections_per_user_ip = 0\n{lmtp}{store}",
+                        data.display()
+                    ),
+                )?;
+                confs.push((ndir, conf));
+            }
+            let conf = confs[0].1.clone();
             if lmtp_addr.is_some() {
                 // testuserN@example.org then resolves to the account testuserN.
                 let out = Command::new(bin)
@@ -285,6 +382,7 @@ impl Server {
                     );
                 }
             }
+            // Accounts are in the store: with PostgreSQL, added once for every node.
             for i in 1..=USERS {
                 let mut c = Command::new(bin)
                     .args(["user", "add", "--config"])
@@ -312,94 +410,123 @@ impl Server {
                     );
                 }
             }
-            let log = std::fs::File::create(dir.join("mailkeep.log"))?;
-            let child = Command::new(bin)
-                .arg("serve")
-                .arg("--config")
-                .arg(&conf)
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .context("starting mailkeep serve")?;
-            RUNNING
-                .lock()
-                .map_err(|_| anyhow::anyhow!("lock"))?
-                .push(Stopper::Pid(child.id()));
+            let mut children = Vec::new();
+            for (i, (ndir, nconf)) in confs.iter().enumerate() {
+                let log = std::fs::File::create(ndir.join("mailkeep.log"))?;
+                let mut cmd = match o.pin.get(i % o.pin.len().max(1)) {
+                    Some(cpus) => {
+                        let mut c = Command::new("taskset");
+                        c.args(["-c", cpus]).arg(bin);
+                        c
+                    }
+                    None => Command::new(bin),
+                };
+                let child = cmd
+                    .arg("serve")
+                    .arg("--config")
+                    .arg(nconf)
+                    .stdout(log.try_clone()?)
+                    .stderr(log)
+                    .spawn()
+                    .context("starting mailkeep serve")?;
+                RUNNING
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("lock"))?
+                    .push(Stopper::Pid(child.id()));
+                children.push(child);
+            }
+            let mail_dir = match &pg {
+                // The storage scenario's `du` then measures the database (WAL included).
+                Some(pg) => pg.data(),
+                None => dir.join("data"),
+            };
             Server {
                 kind,
                 addr,
+                addrs,
+                next: Default::default(),
                 lmtp_addr,
-                mail_dir: data,
+                mail_dir,
                 dir,
                 conf,
-                child: Some(child),
+                children,
+                pg,
             }
         };
-        let t0 = Instant::now();
-        loop {
-            match tokio::time::timeout(
-                Duration::from_secs(2),
-                crate::imap::Conn::connect(addr, None),
-            )
-            .await
-            {
-                Ok(Ok(_)) => break,
-                _ if t0.elapsed() > Duration::from_secs(15) => {
-                    srv.stop();
-                    bail!("{} does not answer on {addr}", kind.name());
+        for a in srv.addrs.clone() {
+            let t0 = Instant::now();
+            loop {
+                match tokio::time::timeout(
+                    Duration::from_secs(2),
+                    crate::imap::Conn::connect(a, None),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => break,
+                    _ if t0.elapsed() > Duration::from_secs(15) => {
+                        srv.stop();
+                        bail!("{} does not answer on {a}", kind.name());
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        if let Some(c) = srv.child.as_mut()
-            && let Ok(Some(st)) = c.try_wait()
-        {
-            bail!("mailkeep exited: {st}");
+        for c in srv.children.iter_mut() {
+            if let Ok(Some(st)) = c.try_wait() {
+                bail!("mailkeep exited: {st}");
+            }
         }
         Ok(srv)
     }
 
-    /// Root process ids of the server (Dovecot master / mailkeep).
-    fn root_pid(&self) -> Option<u32> {
-        match &self.child {
-            Some(c) => Some(c.id()),
-            None => std::fs::read_to_string(self.dir.join("run/master.pid"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok(),
+    /// The next node's address, round-robin (as a TCP load balancer would deal out
+    /// connections).
+    pub fn next_addr(&self) -> SocketAddr {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.addrs[i % self.addrs.len()]
+    }
+
+    /// Root process ids of the server (Dovecot master / every mailkeep node).
+    fn root_pids(&self) -> Vec<u32> {
+        if !self.children.is_empty() {
+            return self.children.iter().map(|c| c.id()).collect();
         }
+        std::fs::read_to_string(self.dir.join("run/master.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .into_iter()
+            .collect()
     }
 
     /// CPU seconds (user + system) used so far by the server's whole process tree,
-    /// including its exited children that were waited for (cutime, cstime).
+    /// including its exited children that were waited for (cutime, cstime). PostgreSQL's
+    /// are apart: [`Server::db_cpu_secs`].
     pub fn cpu_secs(&self) -> f64 {
-        let Some(root) = self.root_pid() else {
-            return 0.0;
-        };
-        let mut ticks = 0u64;
-        for p in process_tree(root) {
-            if let Ok(st) = std::fs::read_to_string(format!("/proc/{p}/stat"))
-                && let Some(close) = st.rfind(')')
-            {
-                // Fields 14-17 (utime, stime, cutime, cstime); the slice starts at field 3.
-                ticks += st[close + 2..]
-                    .split_whitespace()
-                    .skip(11)
-                    .take(4)
-                    .filter_map(|v| v.parse::<u64>().ok())
-                    .sum::<u64>();
-            }
-        }
-        ticks as f64 / clk_tck()
+        self.root_pids().into_iter().map(tree_cpu_secs).sum()
+    }
+
+    /// CPU seconds of the PostgreSQL server's processes (postmaster and its backends,
+    /// including exited ones); 0 without PostgreSQL.
+    pub fn db_cpu_secs(&self) -> f64 {
+        self.pg
+            .as_ref()
+            .and_then(|p| p.pid())
+            .map(tree_cpu_secs)
+            .unwrap_or(0.0)
+    }
+
+    /// Whether the Mailkeep side runs on PostgreSQL.
+    pub fn has_db(&self) -> bool {
+        self.pg.is_some()
     }
 
     /// (process count, RSS bytes, PSS bytes) summed over the server's whole process tree.
     pub fn memory(&self) -> (usize, u64, u64) {
-        let Some(root) = self.root_pid() else {
-            return (0, 0, 0);
-        };
-        let pids = process_tree(root);
+        let pids: Vec<u32> = self
+            .root_pids()
+            .into_iter()
+            .flat_map(process_tree)
+            .collect();
         let (mut rss, mut pss) = (0, 0);
         for p in &pids {
             if let Ok(s) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
@@ -429,21 +556,31 @@ impl Server {
     }
 
     pub fn stop(&mut self) {
-        let me = if let Some(mut c) = self.child.take() {
+        let mut stopped = Vec::new();
+        if self.children.is_empty() {
+            let s = Stopper::Dovecot(self.conf.clone());
+            stop_one(&s);
+            stopped.push(s);
+        }
+        for mut c in self.children.drain(..) {
             let s = Stopper::Pid(c.id());
             stop_one(&s);
             let _ = c.wait();
-            s
-        } else {
-            let s = Stopper::Dovecot(self.conf.clone());
-            stop_one(&s);
-            s
-        };
+            stopped.push(s);
+        }
+        // The database after the nodes that use it.
+        if let Some(mut pg) = self.pg.take() {
+            pg.stop();
+            stopped.push(Stopper::Postgres(pg.dir.clone()));
+        }
         if let Ok(mut v) = RUNNING.lock() {
-            v.retain(|x| match (x, &me) {
-                (Stopper::Dovecot(a), Stopper::Dovecot(b)) => a != b,
-                (Stopper::Pid(a), Stopper::Pid(b)) => a != b,
-                _ => true,
+            v.retain(|x| {
+                !stopped.iter().any(|me| match (x, me) {
+                    (Stopper::Dovecot(a), Stopper::Dovecot(b)) => a == b,
+                    (Stopper::Pid(a), Stopper::Pid(b)) => a == b,
+                    (Stopper::Postgres(a), Stopper::Postgres(b)) => a == b,
+                    _ => false,
+                })
             });
         }
         remove_dir(&self.dir);
@@ -469,6 +606,48 @@ pub fn clk_tck() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
+}
+
+/// CPU seconds (user + system, with waited-for children's) of `root`'s process tree.
+pub fn tree_cpu_secs(root: u32) -> f64 {
+    let mut ticks = 0u64;
+    for p in process_tree(root) {
+        if let Ok(st) = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            && let Some(close) = st.rfind(')')
+        {
+            // Fields 14-17 (utime, stime, cutime, cstime); the slice starts at field 3.
+            ticks += st[close + 2..]
+                .split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    ticks as f64 / clk_tck()
+}
+
+/// CPU seconds the whole machine has spent busy (all but idle and iowait), from /proc/stat:
+/// with the servers' and the load generator's, shows what other work took.
+pub fn machine_busy_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(l) = s.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<u64> = l
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice, counted in user]
+    let busy: u64 = v
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| *x)
+        .sum();
+    busy as f64 / clk_tck()
 }
 
 /// All descendants of `root` (inclusive).

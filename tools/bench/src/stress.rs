@@ -164,7 +164,7 @@ async fn session(
     totals: &Totals,
 ) -> Result<()> {
     let t = Instant::now();
-    let mut c = Conn::connect(srv.addr, None).await?;
+    let mut c = Conn::connect(srv.next_addr(), None).await?;
     c.login(name, PASSWORD).await?;
     let mut s = Client {
         c,
@@ -259,6 +259,7 @@ pub async fn run(
 ) -> Result<Vec<Metric>> {
     let totals = Arc::new(Totals::default());
     let cpu0 = srv.cpu_secs();
+    let split = crate::cpu::CpuSnap::take(srv);
     let start = Instant::now();
     let deadline = start + dur;
     let mut set = tokio::task::JoinSet::new();
@@ -341,6 +342,7 @@ pub async fn run(
             totals.expunged.load(Ordering::Relaxed) as f64,
         ),
     ];
+    out.extend(split.metrics(srv, sc, clients, sessions));
     for (name, (n, us)) in per {
         out.push(m(
             sc,

@@ -12,6 +12,7 @@ use crate::{
 mod accounts;
 mod copy;
 mod domains;
+mod flags_bulk;
 mod import;
 mod messages;
 mod objects;
@@ -26,6 +27,7 @@ mod urlauth;
 pub use accounts::{delete_user, mailboxes, subscriptions, users};
 pub use copy::copy_support;
 pub use domains::domains_and_aliases;
+pub use flags_bulk::flags_bulk;
 pub use import::import;
 pub use messages::{append, bulk, copy_and_move, dedup, expunge, flag_changes, received, streams};
 pub use objects::objects;
@@ -51,6 +53,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "received").await;
     flag_changes(&*store).await;
     assert_clean(&*store, "flag_changes").await;
+    flags_bulk(&*store).await;
+    assert_clean(&*store, "flags_bulk").await;
     expunge(&*store).await;
     assert_clean(&*store, "expunge").await;
     copy_and_move(&*store).await;

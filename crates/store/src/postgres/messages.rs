@@ -664,6 +664,8 @@ pub(super) async fn set_flags(
     let modseq = mb.highest_modseq + 1;
     let mut out = StoreFlagsResult::default();
     let mut counts = Counts::default();
+    // The changed rows, written by one UPDATE below (not one per message).
+    let (mut uids, mut systems, mut keywords) = (Vec::new(), Vec::new(), Vec::new());
     for r in rows.iter().map(meta_from_row) {
         // RFC 7162 §3.1.3: fail messages modified after UNCHANGEDSINCE.
         if unchanged_since.is_some_and(|u| r.modseq > u) {
@@ -674,18 +676,9 @@ pub(super) async fn set_flags(
         if new != r.flags {
             counts.add(Counts::flags_only(new.system));
             counts.sub(Counts::flags_only(r.flags.system));
-            tx.execute(
-                "UPDATE messages SET flags = $3, keywords = $4, modseq = $5
-                 WHERE mailbox_id = $1 AND uid = $2",
-                &[
-                    &mailbox,
-                    &i64::from(r.uid),
-                    &(new.system as i32),
-                    &new.keywords,
-                    &modseq,
-                ],
-            )
-            .await?;
+            uids.push(i64::from(r.uid));
+            systems.push(new.system as i32);
+            keywords.push(array_literal(&new.keywords));
             out.updated.push(FlagUpdate {
                 uid: r.uid,
                 flags: new,
@@ -699,12 +692,43 @@ pub(super) async fn set_flags(
             });
         }
     }
+    if !uids.is_empty() {
+        // A text[] per row travels as its literal: unnest cannot take ragged text[][].
+        tx.execute(
+            "UPDATE messages AS m SET flags = t.f, keywords = t.k::text[], modseq = $5
+             FROM unnest($2::bigint[], $3::int[], $4::text[]) AS t(u, f, k)
+             WHERE m.mailbox_id = $1 AND m.uid = t.u",
+            &[&mailbox, &uids, &systems, &keywords, &modseq],
+        )
+        .await?;
+    }
     let mut changed = Vec::new();
     if out.updated.iter().any(|u| u.modseq == modseq as u64) {
         update_mailbox(tx, mailbox, mb.uidnext, modseq, counts).await?;
         changed.push((mailbox, modseq as u64));
     }
     Ok((out, changed))
+}
+
+/// `words` as a PostgreSQL array literal (`{"a","b\"c"}`): every element quoted, `"` and
+/// `\` escaped, so any text survives the `::text[]` cast.
+fn array_literal(words: &[String]) -> String {
+    let mut s = String::from("{");
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        for c in w.chars() {
+            if c == '"' || c == '\\' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
+    }
+    s.push('}');
+    s
 }
 
 // ---- expunge and tombstones ----
