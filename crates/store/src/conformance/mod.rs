@@ -18,6 +18,7 @@ mod quota;
 mod search;
 mod secrets;
 mod sortkeys;
+mod sortkeys_delivery;
 mod tombstones;
 mod twofa;
 
@@ -30,6 +31,7 @@ pub use quota::quota;
 pub use search::{notifications, recent, search};
 pub use secrets::scram_keys;
 pub use sortkeys::sort_keys;
+pub use sortkeys_delivery::delivered_sort_keys;
 pub use tombstones::tombstones;
 pub use twofa::two_factor;
 
@@ -81,6 +83,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "import").await;
     sort_keys(&*store).await;
     assert_clean(&*store, "sort_keys").await;
+    delivered_sort_keys(&*store).await;
+    assert_clean(&*store, "delivered_sort_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.
