@@ -9,6 +9,9 @@
 //! - [`normalize_crlf`]: bare LF to CRLF, applied before anything is stored;
 //!   [`prepare_received`] adds base64 for the binary parts of a literal8 APPEND (RFC 3516).
 //! - [`header`]: header field lookup and `HEADER.FIELDS` filtering over raw bytes.
+//! - [`sortkeys`]: the SORT/THREAD keys kept per body (computed at delivery), on
+//!   [`collate`] (base subject, i;unicode-casemap) and [`envelope_read`] (the stored ENVELOPE
+//!   text read back).
 //!
 //! Inside: `parts` parses the MIME tree the way Dovecot's message-parser does (offsets, nesting
 //! caps); `envelope`, `address`, `rfc822` and `quote` write ENVELOPE; `bodystructure` writes
@@ -22,9 +25,11 @@
 
 mod address;
 mod bodystructure;
+pub mod collate;
 mod decode;
 mod delivery;
 mod envelope;
+pub mod envelope_read;
 pub mod header;
 mod parts;
 mod quote;
@@ -32,6 +37,7 @@ mod received;
 mod rfc822;
 mod search_text;
 mod section;
+pub mod sortkeys;
 
 /// Everything computed from a message when it arrives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 //! expunges allowed, and only EXPUNGE and MOVE call that (RFC 9051 §7.5.1).
 
 pub(crate) mod catenate;
-pub(crate) mod collate;
 pub(crate) mod copy_move;
 pub(crate) mod expunge;
 pub(crate) mod fetch;

@@ -3,8 +3,10 @@
 //!
 //! The matching set comes from the SEARCH evaluator; the sort values come from the view (size,
 //! INTERNALDATE) and from the sort keys kept in the store (`super::sortkeys`: collation keys
-//! and sent date, computed once per message). Ties are broken by sequence number (RFC 5256
-//! §3). `PARTIAL` (RFC 9394, RFC 5267 §4.4) counts in sort order.
+//! and sent date, computed once per body at delivery), read in place: each criterion becomes
+//! one column of integers or borrowed strings, and positions are sorted, not messages. Ties
+//! are broken by sequence number (RFC 5256 §3). `PARTIAL` (RFC 9394, RFC 5267 §4.4) counts in
+//! sort order.
 
 use std::cmp::Ordering;
 use std::time::Instant;
@@ -12,9 +14,8 @@ use std::time::Instant;
 use mailkeep_proto::write::Code;
 use mailkeep_proto::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
-use super::search::address::{Addr, decode_words};
 use super::search::{self, esearch};
-use super::sortkeys::{self, Fields, Keys};
+use super::sortkeys::{self, Row};
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 
@@ -29,71 +30,18 @@ pub(crate) fn check_budget(deadline: Instant) -> CmdResult<()> {
     Ok(())
 }
 
-/// Longest string key kept per message, in bytes: a key decides the order by its first
-/// [`MAX_KEY_BYTES`] bytes, so a mailbox of huge subjects cannot make a SORT hold them all.
-pub(crate) const MAX_KEY_BYTES: usize = 1024;
+/// One sort criterion's values, one per matching message (strings borrowed from the rows).
+enum Column<'a> {
+    Int(Vec<i64>),
+    Str(Vec<&'a str>),
+}
 
-/// `s` cut to at most [`MAX_KEY_BYTES`] bytes on a character boundary.
-pub(crate) fn cap_key(mut s: String) -> String {
-    if s.len() > MAX_KEY_BYTES {
-        let mut end = MAX_KEY_BYTES;
-        while !s.is_char_boundary(end) {
-            end -= 1;
+impl Column<'_> {
+    fn cmp(&self, a: usize, b: usize) -> Ordering {
+        match self {
+            Column::Int(v) => v[a].cmp(&v[b]),
+            Column::Str(v) => v[a].cmp(v[b]),
         }
-        s.truncate(end);
-    }
-    s
-}
-
-/// RFC 5957 §3: the display name (decoded) if not empty, else `mailbox@host`, else `mailbox`.
-pub(crate) fn display(addr: Option<&Addr>) -> String {
-    let Some(a) = addr else {
-        return String::new();
-    };
-    if let Some(name) = a.name.as_deref() {
-        let name = if name.contains("=?") {
-            decode_words(name)
-        } else {
-            name.to_string()
-        };
-        if !name.is_empty() {
-            return name;
-        }
-    }
-    match (&a.mailbox, &a.host) {
-        (Some(m), Some(h)) => format!("{m}@{h}"),
-        (Some(m), None) => m.clone(),
-        _ => String::new(),
-    }
-}
-
-/// RFC 5256 §3: the `addr-mailbox` of the first address.
-pub(crate) fn mailbox(addr: Option<&Addr>) -> String {
-    addr.and_then(|a| a.mailbox.clone()).unwrap_or_default()
-}
-
-/// How view entries `idx[a]` and `idx[b]` compare under one sort key (`keys[n]` belongs to
-/// `idx[n]`; empty when only view values are needed).
-fn compare(
-    key: SortKey,
-    ctx: &Ctx<'_>,
-    idx: &[usize],
-    keys: &[Keys],
-    a: usize,
-    b: usize,
-) -> Ordering {
-    let meta = |n: usize| &ctx.sel.messages[idx[n]];
-    let sent = |n: usize| keys[n].sent.unwrap_or(meta(n).internal_date);
-    match key {
-        SortKey::Arrival => meta(a).internal_date.cmp(&meta(b).internal_date),
-        SortKey::Size => meta(a).size.cmp(&meta(b).size),
-        SortKey::Date => sent(a).cmp(&sent(b)),
-        SortKey::Subject => keys[a].subject.cmp(&keys[b].subject),
-        SortKey::From => keys[a].from.cmp(&keys[b].from),
-        SortKey::To => keys[a].to.cmp(&keys[b].to),
-        SortKey::Cc => keys[a].cc.cmp(&keys[b].cc),
-        SortKey::DisplayFrom => keys[a].display_from.cmp(&keys[b].display_from),
-        SortKey::DisplayTo => keys[a].display_to.cmp(&keys[b].display_to),
     }
 }
 
@@ -107,34 +55,51 @@ pub(crate) async fn sorted(
     let needs_store = criteria
         .iter()
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-    let fields = criteria.iter().fold(Fields(0), |f, c| {
-        f.with(match c.key {
-            SortKey::Subject => Fields::SUBJECT,
-            SortKey::From => Fields::FROM,
-            SortKey::To => Fields::TO,
-            SortKey::Cc => Fields::CC,
-            SortKey::DisplayFrom => Fields::DISPLAY_FROM,
-            SortKey::DisplayTo => Fields::DISPLAY_TO,
-            SortKey::Arrival | SortKey::Size | SortKey::Date => Fields(0),
-        })
-    });
-    let keys = if needs_store {
-        sortkeys::load(ctx, &idx, fields, deadline).await?
+    let bufs = if needs_store {
+        sortkeys::load(ctx, &idx, deadline).await?.0
     } else {
         Vec::new()
     };
-    let mut order: Vec<usize> = (0..idx.len()).collect();
-    order.sort_by(|&a, &b| {
-        for c in criteria {
-            let o = compare(c.key, ctx, &idx, &keys, a, b);
-            let o = if c.reverse { o.reverse() } else { o };
+    let rows = sortkeys::rows(&bufs);
+    let meta = |n: usize| &ctx.sel.messages[idx[n]];
+    let n = idx.len();
+    let strings = |at: usize| Column::Str(rows.iter().map(|r| r.strings[at]).collect());
+    let columns: Vec<(Column<'_>, bool)> = criteria
+        .iter()
+        .map(|c| {
+            let col = match c.key {
+                SortKey::Arrival => Column::Int((0..n).map(|i| meta(i).internal_date).collect()),
+                SortKey::Size => Column::Int((0..n).map(|i| meta(i).size as i64).collect()),
+                SortKey::Date => Column::Int(
+                    (0..n)
+                        .map(|i| rows[i].sent.unwrap_or(meta(i).internal_date))
+                        .collect(),
+                ),
+                SortKey::Subject => strings(Row::SUBJECT),
+                SortKey::From => strings(Row::FROM),
+                SortKey::To => strings(Row::TO),
+                SortKey::Cc => strings(Row::CC),
+                SortKey::DisplayFrom => strings(Row::DISPLAY_FROM),
+                SortKey::DisplayTo => strings(Row::DISPLAY_TO),
+            };
+            (col, c.reverse)
+        })
+        .collect();
+    check_budget(deadline)?;
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    // `idx` ascends, so the position is the sequence-number tie-breaker.
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        for (col, reverse) in &columns {
+            let o = col.cmp(a, b);
+            let o = if *reverse { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
             }
         }
-        idx[a].cmp(&idx[b])
+        a.cmp(&b)
     });
-    Ok(order.into_iter().map(|n| idx[n]).collect())
+    Ok(order.into_iter().map(|n| idx[n as usize]).collect())
 }
 
 /// SORT / UID SORT: `* SORT ...`, or `* ESEARCH ...` in sort order with `RETURN (...)`.
@@ -191,14 +156,33 @@ pub(crate) async fn sort(
 
 /// `* SORT 5 3 4 1 2` (RFC 5256 §4), with `(MODSEQ n)` after a MODSEQ key (RFC 7162 §3.1.5).
 fn write_sort(out: &mut Vec<u8>, nums: &[u32], modseq: Option<u64>) {
+    out.reserve(8 + nums.len() * 7);
     out.extend_from_slice(b"* SORT");
-    for n in nums {
-        out.extend_from_slice(format!(" {n}").as_bytes());
+    for &n in nums {
+        out.push(b' ');
+        push_u64(out, u64::from(n));
     }
     if let (Some(m), false) = (modseq, nums.is_empty()) {
-        out.extend_from_slice(format!(" (MODSEQ {m})").as_bytes());
+        out.extend_from_slice(b" (MODSEQ ");
+        push_u64(out, m);
+        out.push(b')');
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal, without a `String` per number (an answer may hold 100,000 of them).
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]
@@ -206,36 +190,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn display_values() {
-        let a = |name: Option<&str>, mailbox: Option<&str>, host: Option<&str>| Addr {
-            name: name.map(Into::into),
-            mailbox: mailbox.map(Into::into),
-            host: host.map(Into::into),
-        };
-        let cases = [
-            (Some(a(Some("Joe"), Some("j"), Some("x.org"))), "Joe"),
-            (Some(a(Some("=?utf-8?q?Andr=C3=A9?="), None, None)), "André"),
-            (Some(a(Some(""), Some("j"), Some("x.org"))), "j@x.org"),
-            (Some(a(None, Some("j"), None)), "j"),
-            (Some(a(None, None, Some("x.org"))), ""),
-            (None, ""),
-        ];
-        for (addr, want) in cases {
-            assert_eq!(display(addr.as_ref()), want, "{addr:?}");
-        }
-        assert_eq!(mailbox(Some(&a(Some("Joe"), Some("j"), Some("x")))), "j");
-        assert_eq!(mailbox(None), "");
-    }
-
-    #[test]
     fn sort_lines() {
         let mut out = Vec::new();
         write_sort(&mut out, &[], Some(4));
         write_sort(&mut out, &[5, 3, 4], None);
         write_sort(&mut out, &[2], Some(9));
+        write_sort(&mut out, &[0, 10, 4_294_967_295], Some(u64::MAX));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "* SORT\r\n* SORT 5 3 4\r\n* SORT 2 (MODSEQ 9)\r\n"
+            "* SORT\r\n* SORT 5 3 4\r\n* SORT 2 (MODSEQ 9)\r\n\
+             * SORT 0 10 4294967295 (MODSEQ 18446744073709551615)\r\n"
         );
     }
 }

@@ -20,6 +20,7 @@ mod quota;
 mod search;
 mod secrets;
 mod sortkeys;
+mod sortkeys_delivery;
 mod tombstones;
 mod twofa;
 mod urlauth;
@@ -35,6 +36,7 @@ pub use quota::quota;
 pub use search::{notifications, recent, search};
 pub use secrets::{scram_keys, scram_sha1_keys};
 pub use sortkeys::sort_keys;
+pub use sortkeys_delivery::delivered_sort_keys;
 pub use tombstones::tombstones;
 pub use twofa::two_factor;
 pub use urlauth::urlauth_keys;
@@ -95,6 +97,8 @@ pub async fn run_all(store: Arc<dyn MailStore>) {
     assert_clean(&*store, "urlauth_keys").await;
     copy_support(&*store).await;
     assert_clean(&*store, "copy_support").await;
+    delivered_sort_keys(&*store).await;
+    assert_clean(&*store, "delivered_sort_keys").await;
 }
 
 /// `check()` finds nothing, and every mailbox's STATUS agrees with its message list.

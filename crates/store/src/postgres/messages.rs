@@ -229,6 +229,8 @@ struct NewBody {
     parsed: ParsedInfo,
     header: String,
     body: String,
+    /// SORT/THREAD keys (`mailkeep_mime::sortkeys`), kept at delivery in `sort_keys`.
+    sort_keys: Vec<u8>,
 }
 
 fn pack_body(data: &[u8], parsed: ParsedInfo, analyze: bool) -> Result<NewBody> {
@@ -250,8 +252,10 @@ fn pack_body(data: &[u8], parsed: ParsedInfo, analyze: bool) -> Result<NewBody> 
     }
     parsed.search_body_offset = 0;
     let packed = zstd::bulk::compress(data, LEVEL)?;
+    let sort_keys = mailkeep_mime::sortkeys::sort_keys(data, &parsed.envelope, parsed.sent_date);
     Ok(NewBody {
         packed,
+        sort_keys,
         header: fold(&text[..at]),
         body: fold(&text[at..]),
         parsed,
@@ -302,6 +306,7 @@ async fn acquire_body(
             &[&hash, &nb.header, &nb.body],
         )
         .await?;
+        super::objects::save_delivered_sort_keys(tx, hash, &nb.sort_keys).await?;
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 //! - SAVEDATE is `messages.saved`, set by its column default on every insert (APPEND, COPY,
 //!   MOVE, delivery); mail stored before schema version 2 reports its INTERNALDATE.
 //! - PREVIEW text is kept per body at delivery (`previews`).
-//! - Sort keys are kept per body (`sort_keys`), so copies share them.
+//! - Sort keys are kept per body (`sort_keys`), so copies share them: written with the body at
+//!   delivery; mail stored before gets them at its first SORT or THREAD (the session's lazy path).
 //!
 //! All of them go with their body (foreign keys, `ON DELETE CASCADE`).
 
@@ -173,6 +174,21 @@ pub(super) async fn sort_keys<C: GenericClient>(
         }
     }
     Ok(out)
+}
+
+/// At delivery, in the transaction that stores the body: its sort keys (a row there already,
+/// saved by a SORT racing this delivery, is the same).
+pub(super) async fn save_delivered_sort_keys(
+    tx: &Transaction<'_>,
+    hash: &[u8],
+    keys: &[u8],
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO sort_keys(hash, keys) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+        &[&hash, &keys],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Saves keys for the bodies of these messages (messages gone meanwhile are skipped).

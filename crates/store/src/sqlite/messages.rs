@@ -144,6 +144,8 @@ pub(super) fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepare
         }
         conn.prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
             .execute([id])?;
+        // A body stored before keys were kept at delivery gets them now.
+        super::sortkeys::on_delivery(conn, id, &m.sort_keys)?;
         return Ok(id);
     }
     // No row: a file body may have been collected after `prepare` wrote it. Write it again.
@@ -167,6 +169,7 @@ pub(super) fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepare
         p.sent_date
     ])?;
     let id = conn.last_insert_rowid();
+    super::sortkeys::on_delivery(conn, id, &m.sort_keys)?;
     if let Some(packed) = &m.inline {
         conn.prepare_cached("INSERT INTO bodies(id, data) VALUES (?1, ?2)")?
             .execute(params![id, packed])?;

@@ -39,6 +39,8 @@ pub(super) struct Prepared {
     pub source: MessageBytes,
     /// PREVIEW text and thread links, kept by `objects` (RFC 8970, RFC 8474).
     pub delivery: mailkeep_mime::DeliveryInfo,
+    /// SORT/THREAD keys (`mailkeep_mime::sortkeys`), kept with the body (`sortkeys`).
+    pub sort_keys: Vec<u8>,
 }
 
 /// Appends of at least this many messages (an import's batches, big MULTIAPPENDs) are
@@ -143,13 +145,15 @@ fn prepare_with(
             };
             let analysis = received.then(|| ParsedInfo::from(mailkeep_mime::analyze(&data)));
             let delivery = mailkeep_mime::delivery_info(&data);
-            Ok((hash, data.len() as u64, inline, analysis, delivery))
+            let parsed = analysis.unwrap_or(m.parsed);
+            let sort_keys =
+                mailkeep_mime::sortkeys::sort_keys(&data, &parsed.envelope, parsed.sent_date);
+            Ok((hash, data.len() as u64, inline, parsed, delivery, sort_keys))
         });
-        let (hash, size, inline, analysis, delivery) = match stored {
+        let (hash, size, inline, mut parsed, delivery, sort_keys) = match stored {
             Ok(v) => v,
             Err(e) => return Err((e, out.iter().map(|p| p.hash).collect())),
         };
-        let mut parsed = analysis.unwrap_or(m.parsed);
         // The tokens of every message wait for the commit: past a bound, a MULTIAPPEND's
         // later ones are dropped, so its memory does not grow with the number of messages.
         // A caller that left the search text out (LMTP's further recipients of one body)
@@ -179,6 +183,7 @@ fn prepare_with(
             inline,
             source: m.data,
             delivery,
+            sort_keys,
         });
     }
     Ok(out)

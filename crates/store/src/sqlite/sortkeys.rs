@@ -1,8 +1,10 @@
-//! Sort and thread keys (RFC 5256 SORT / THREAD): one opaque row per distinct body, in a
-//! table of its own (created at every open, idempotent), so copies of a message share them and
-//! a SORT over 100,000 messages reads one small row each instead of every ENVELOPE (and, for
-//! THREAD=REFERENCES, every message's header). The session computes the keys; the store only
-//! keeps them. A trigger drops a body's keys with the body.
+//! Sort and thread keys (RFC 5256 SORT / THREAD): one row per distinct body, in a table of its
+//! own (created at every open, idempotent), so copies of a message share them and a SORT over
+//! 100,000 messages reads one small row each instead of every ENVELOPE (and, for
+//! THREAD=REFERENCES, every message's header). They are computed at delivery
+//! (`mailkeep_mime::sortkeys`, in `prepare`) and written with the body's row; mail stored
+//! before gets them from the session the first time a SORT or THREAD needs them. A trigger
+//! drops a body's keys with the body.
 
 use rusqlite::{Connection, params};
 
@@ -19,6 +21,14 @@ BEGIN
     DELETE FROM sort_keys WHERE blob_id = old.id;
 END;
 ";
+
+/// At delivery, in the write transaction, once the body's row exists: its keys (a row there
+/// already is the same, or was computed by an older version and is replaced by the session).
+pub(super) fn on_delivery(conn: &Connection, blob_id: i64, keys: &[u8]) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO sort_keys(blob_id, keys) VALUES (?1, ?2)")?
+        .execute(params![blob_id, keys])?;
+    Ok(())
+}
 
 /// The saved keys of `uids` (ascending) that have them, ascending UID: one range query over
 /// the mailbox's messages, filtered by the wanted set.

@@ -17,20 +17,20 @@ use std::time::Instant;
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
 
 use super::search;
-use super::sort::check_budget;
-use super::sortkeys;
+use super::sort::{check_budget, push_u64};
+use super::sortkeys::{self, Row};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 
 /// One matching message as threading sees it.
-struct Msg {
+struct Msg<'a> {
     /// Message number or UID, as answered.
     num: u32,
     /// View index: the sequence-number tie-breaker.
     seq: usize,
     sent: i64,
-    /// i;unicode-casemap key of the base subject.
-    subject: String,
+    /// i;unicode-casemap key of the base subject (borrowed from the message's sort keys).
+    subject: &'a str,
     /// The base subject extraction removed a reply/forward marker.
     reply: bool,
 }
@@ -43,14 +43,14 @@ struct Node {
     children: Vec<usize>,
 }
 
-struct Forest {
-    msgs: Vec<Msg>,
+struct Forest<'a> {
+    msgs: Vec<Msg<'a>>,
     nodes: Vec<Node>,
     roots: Vec<usize>,
 }
 
-impl Forest {
-    fn new(msgs: Vec<Msg>) -> Self {
+impl<'a> Forest<'a> {
+    fn new(msgs: Vec<Msg<'a>>) -> Self {
         Forest {
             msgs,
             nodes: Vec::new(),
@@ -178,7 +178,7 @@ impl Forest {
                     match node.msg {
                         None => nested(&mut stack),
                         Some(m) => {
-                            out.extend_from_slice(self.msgs[m].num.to_string().as_bytes());
+                            push_u64(out, u64::from(self.msgs[m].num));
                             match node.children[..] {
                                 [] => {}
                                 [c] => stack.extend([Op::Node(c), Op::Space]),
@@ -197,11 +197,12 @@ impl Forest {
 
 /// ORDEREDSUBJECT (RFC 5256 §3): by base subject then sent date; each subject one thread whose
 /// first message is the parent of all the others; threads by their first message's date.
-fn ordered_subject(msgs: Vec<Msg>) -> Forest {
+fn ordered_subject(msgs: Vec<Msg<'_>>) -> Forest<'_> {
     let mut order: Vec<usize> = (0..msgs.len()).collect();
-    order.sort_by(|&a, &b| {
+    // (subject, sent, seq) is unique per message: an unstable sort gives the same order.
+    order.sort_unstable_by(|&a, &b| {
         let (x, y) = (&msgs[a], &msgs[b]);
-        (&x.subject, x.sent, x.seq).cmp(&(&y.subject, y.sent, y.seq))
+        (x.subject, x.sent, x.seq).cmp(&(y.subject, y.sent, y.seq))
     });
     let mut f = Forest::new(msgs);
     let mut start = 0;
@@ -224,45 +225,26 @@ fn ordered_subject(msgs: Vec<Msg>) -> Forest {
     f
 }
 
-/// The Message-ID, In-Reply-To and References of one message, normalized.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Refs {
-    pub message_id: Option<String>,
-    /// References' IDs, or else In-Reply-To's first valid one (RFC 5256 §3 REFERENCES).
-    pub references: Vec<String>,
-}
-
-/// The valid msg-ids of a header value, normalized (shared with the store's THREADID).
-#[cfg(test)]
-pub(crate) use mailkeep_mime::msg_ids;
-
-/// Read [`Refs`] from a message header.
-pub(crate) fn refs_of(header: &[u8]) -> Refs {
-    let (message_id, references) = mailkeep_mime::thread_refs(header);
-    Refs {
-        message_id,
-        references,
-    }
-}
-
-/// REFERENCES (RFC 5256 §3), steps 1 to 6. `refs[i]` belongs to `msgs[i]`; messages are in
-/// sequence order. `by_subject` false is REFS: no step 5, threads by their newest message.
-fn references(
-    msgs: Vec<Msg>,
-    refs: Vec<Refs>,
+/// REFERENCES (RFC 5256 §3), steps 1 to 6. `refs[i]` (its Message-ID and references) belongs
+/// to `msgs[i]`; messages are in sequence order. `by_subject` false is REFS: no step 5,
+/// threads by their newest message.
+fn references<'a>(
+    msgs: Vec<Msg<'a>>,
+    refs: &[Row<'a>],
     by_subject: bool,
     deadline: Instant,
-) -> CmdResult<Forest> {
+) -> CmdResult<Forest<'a>> {
     let mut f = Forest::new(msgs);
-    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut by_id: HashMap<&'a str, usize> = HashMap::with_capacity(refs.len() * 2);
     let mut steps = 0usize;
+    let mut seen: HashSet<&'a str> = HashSet::new();
     // (1) Links from the references.
-    for (m, r) in refs.into_iter().enumerate() {
+    for (m, r) in refs.iter().enumerate() {
         if m % 256 == 255 {
             check_budget(deadline)?;
         }
         let node = match r.message_id {
-            Some(id) => match by_id.get(&id) {
+            Some(id) => match by_id.get(id) {
                 // A dummy made for an earlier reference: this message fills it.
                 Some(&n) if f.is_dummy(n) => {
                     f.nodes[n].msg = Some(m);
@@ -279,11 +261,11 @@ fn references(
             None => f.add(Some(m)),
         };
         let mut prev: Option<usize> = None;
-        let mut seen: HashSet<&str> = HashSet::new();
-        for id in &r.references {
+        seen.clear();
+        for id in r.references() {
             // An ID listed twice adds no link but could make the loop checks below walk the
             // same chain again and again.
-            if !seen.insert(id.as_str()) {
+            if !seen.insert(id) {
                 continue;
             }
             steps += 1;
@@ -294,7 +276,7 @@ fn references(
                 Some(&n) => n,
                 None => {
                     let n = f.add(None);
-                    by_id.insert(id.clone(), n);
+                    by_id.insert(id, n);
                     n
                 }
             };
@@ -380,19 +362,19 @@ fn references(
         .filter(|&m| !f.msgs[m].subject.is_empty())
     };
     let is_reply = |f: &Forest, n: usize| f.nodes[n].msg.is_some_and(|m| f.msgs[m].reply);
-    let mut table: HashMap<String, usize> = HashMap::new();
+    let mut table: HashMap<&'a str, usize> = HashMap::with_capacity(f.roots.len());
     for &r in &f.roots {
         let Some(m) = thread_subject(&f, r) else {
             continue;
         };
-        let subject = &f.msgs[m].subject;
+        let subject = f.msgs[m].subject;
         match table.get(subject).copied() {
             None => {
-                table.insert(subject.clone(), r);
+                table.insert(subject, r);
             }
             Some(t) => {
                 if !f.is_dummy(t) && (f.is_dummy(r) || (is_reply(&f, t) && !is_reply(&f, r))) {
-                    table.insert(subject.clone(), r);
+                    table.insert(subject, r);
                 }
             }
         }
@@ -405,8 +387,8 @@ fn references(
         let Some(m) = thread_subject(&f, r) else {
             continue;
         };
-        let subject = f.msgs[m].subject.clone();
-        let Some(&t) = table.get(&subject) else {
+        let subject = f.msgs[m].subject;
+        let Some(&t) = table.get(subject) else {
             continue;
         };
         if t == r {
@@ -452,32 +434,34 @@ pub(crate) async fn thread(
 ) -> CmdResult<()> {
     let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
     let (idx, _) = search::run(ctx, Some(charset), program).await?;
-    let fields = match algorithm {
-        ThreadAlgorithm::OrderedSubject => sortkeys::Fields::SUBJECT,
-        _ => sortkeys::Fields::SUBJECT.with(sortkeys::Fields::REFS),
-    };
-    let keys = sortkeys::load(ctx, &idx, fields, deadline).await?;
+    let (bufs, computed) = sortkeys::load(ctx, &idx, deadline).await?;
     // Keys computed for the first time may have used up the command's budget: threading gets
     // one of its own.
-    let deadline = deadline.max(Instant::now() + search::SEARCH_TIME_BUDGET);
-    let mut refs = Vec::with_capacity(idx.len());
-    let mut msgs = Vec::with_capacity(idx.len());
-    for (&i, k) in idx.iter().zip(keys) {
-        let meta = &ctx.sel.messages[i];
-        msgs.push(Msg {
-            num: if uid { meta.uid } else { i as u32 + 1 },
-            seq: i,
-            sent: k.sent.unwrap_or(meta.internal_date),
-            subject: k.subject,
-            reply: k.reply,
-        });
-        refs.push(k.refs);
-    }
+    let deadline = if computed > 0 {
+        deadline.max(Instant::now() + search::SEARCH_TIME_BUDGET)
+    } else {
+        deadline
+    };
+    let rows = sortkeys::rows(&bufs);
+    let msgs: Vec<Msg<'_>> = idx
+        .iter()
+        .zip(&rows)
+        .map(|(&i, r)| {
+            let meta = &ctx.sel.messages[i];
+            Msg {
+                num: if uid { meta.uid } else { i as u32 + 1 },
+                seq: i,
+                sent: r.sent.unwrap_or(meta.internal_date),
+                subject: r.strings[Row::SUBJECT],
+                reply: r.reply,
+            }
+        })
+        .collect();
     let forest = match algorithm {
         ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
         ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
             let by_subject = algorithm == ThreadAlgorithm::References;
-            references(msgs, refs, by_subject, deadline)?
+            references(msgs, &rows, by_subject, deadline)?
         }
     };
     out.extend_from_slice(b"* THREAD");

@@ -1,24 +1,36 @@
 //! THREAD's algorithms on small hand-made views.
 
 use super::*;
-use crate::cmd::collate::{base_subject, casemap_key};
+use mailkeep_mime::collate::{base_subject, casemap_key};
+use mailkeep_mime::sortkeys::Keys;
+use mailkeep_mime::{msg_ids, thread_refs};
 
-fn msg(num: u32, sent: i64, subject: &str) -> Msg {
+fn msg(num: u32, sent: i64, subject: &str) -> Msg<'static> {
     let (base, reply) = base_subject(subject);
     Msg {
         num,
         seq: num as usize - 1,
         sent,
-        subject: casemap_key(&base),
+        subject: Box::leak(casemap_key(&base).into_boxed_str()),
         reply,
     }
 }
 
-fn refs(id: &str, references: &[&str]) -> Refs {
-    Refs {
+/// The encoded sort keys of a message with this Message-ID and references.
+fn refs(id: &str, references: &[&str]) -> Vec<u8> {
+    Keys {
         message_id: Some(id.to_string()),
         references: references.iter().map(|s| s.to_string()).collect(),
+        ..Keys::default()
     }
+    .encode()
+}
+
+fn ids(id: &str, references: &[&str]) -> (Option<String>, Vec<String>) {
+    (
+        Some(id.to_string()),
+        references.iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 fn text(f: &Forest) -> String {
@@ -43,10 +55,10 @@ fn parses_msg_ids() {
     );
     assert_eq!(msg_ids("<@b> <a@> <>"), Vec::<String>::new());
     let header = b"Message-ID: <m@x>\r\nIn-Reply-To: <p@x> (sent by Joe)\r\n\r\n";
-    assert_eq!(refs_of(header), refs("m@x", &["p@x"]));
+    assert_eq!(thread_refs(header), ids("m@x", &["p@x"]));
     let header = b"Message-ID: <m@x>\r\nReferences: <a@x>\r\n <b@x>\r\nIn-Reply-To: <p@x>\r\n\r\n";
-    assert_eq!(refs_of(header), refs("m@x", &["a@x", "b@x"]));
-    assert_eq!(refs_of(b"Subject: x\r\n\r\n"), Refs::default());
+    assert_eq!(thread_refs(header), ids("m@x", &["a@x", "b@x"]));
+    assert_eq!(thread_refs(b"Subject: x\r\n\r\n"), (None, Vec::new()));
 }
 
 #[test]
@@ -87,7 +99,7 @@ fn references_threads() {
         refs("7@x", &[]),
         refs("1@x", &[]),
     ];
-    let f = references(msgs, refs, true, far()).unwrap();
+    let f = references(msgs, &sortkeys::rows(&refs), true, far()).unwrap();
     assert_eq!(text(&f), "(1 (2 3)(7))(4)((6)(5))(8)");
 }
 
@@ -95,6 +107,12 @@ fn references_threads() {
 #[test]
 fn refs_threads() {
     let day = |d: i64| d * 86_400;
+    let keys = vec![
+        refs("a@x", &[]),
+        refs("b@x", &[]),
+        refs("a2@x", &["a@x"]),
+        refs("a3@x", &["a@x"]),
+    ];
     let f = references(
         vec![
             msg(1, day(1), "A"),
@@ -102,20 +120,16 @@ fn refs_threads() {
             msg(3, day(10), "Re: A"),
             msg(4, day(3), "Re: A"),
         ],
-        vec![
-            refs("a@x", &[]),
-            refs("b@x", &[]),
-            refs("a2@x", &["a@x"]),
-            refs("a3@x", &["a@x"]),
-        ],
+        &sortkeys::rows(&keys),
         false,
         far(),
     )
     .unwrap();
     assert_eq!(text(&f), "(2)(1 (4)(3))");
+    let keys = vec![refs("a@x", &[]), refs("b@x", &[])];
     let f = references(
         vec![msg(1, day(1), "x"), msg(2, day(2), "Re: x")],
-        vec![refs("a@x", &[]), refs("b@x", &[])],
+        &sortkeys::rows(&keys),
         false,
         far(),
     )
@@ -131,7 +145,7 @@ fn references_never_loop() {
         refs("2@x", &["1@x"]),
         refs("3@x", &["3@x"]),
     ];
-    let f = references(msgs, refs, true, far()).unwrap();
+    let f = references(msgs, &sortkeys::rows(&refs), true, far()).unwrap();
     let t = text(&f);
     for n in ["1", "2", "3"] {
         assert_eq!(t.matches(n).count(), 1, "{t}");
@@ -142,7 +156,7 @@ fn references_never_loop() {
 fn deep_chain_does_not_overflow() {
     let n = 100_000u32;
     let msgs: Vec<Msg> = (1..=n).map(|i| msg(i, i as i64, "Re: x")).collect();
-    let refs: Vec<Refs> = (1..=n)
+    let refs: Vec<Vec<u8>> = (1..=n)
         .map(|i| {
             let parent = format!("{}@x", i - 1);
             let own = format!("{i}@x");
@@ -150,7 +164,7 @@ fn deep_chain_does_not_overflow() {
             refs(&own, if i > 1 { &parents[..] } else { &[] })
         })
         .collect();
-    let f = references(msgs, refs, true, far()).unwrap();
+    let f = references(msgs, &sortkeys::rows(&refs), true, far()).unwrap();
     let t = text(&f);
     assert!(t.starts_with("(1 2 3 "), "{}", &t[..20]);
     assert!(t.ends_with(" 100000)"));

@@ -13,7 +13,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 /// The i;unicode-casemap key of `s`: comparing keys bytewise compares the strings.
-pub(crate) fn casemap_key(s: &str) -> String {
+pub fn casemap_key(s: &str) -> String {
     let titled: String = s.chars().map(simple_titlecase).collect();
     titled.nfkd().collect()
 }
@@ -39,9 +39,9 @@ fn simple_titlecase(c: char) -> char {
 /// `subj-refwd`, a `(fwd)` trailer or a `[fwd: ... ]` wrapper (the message is then a reply or
 /// forward, RFC 5256 §3 REFERENCES). `raw` is the subject as the ENVELOPE has it: RFC 2047
 /// encoded words are decoded first.
-pub(crate) fn base_subject(raw: &str) -> (String, bool) {
+pub fn base_subject(raw: &str) -> (String, bool) {
     let decoded = if raw.contains("=?") {
-        crate::cmd::search::address::decode_words(raw)
+        crate::envelope_read::decode_words(raw)
     } else {
         raw.to_string()
     };
@@ -158,7 +158,7 @@ fn leader(t: &str) -> Option<&str> {
 /// three-digit year (RFC 5322 §4.3), no seconds, fractions of a second, a zone glued to the time,
 /// named zones (UT, GMT, EST...; unknown ones as UTC, RFC 5256 §2.2). Unix seconds, `None` if no
 /// day, month and year can be found or the date is before [`EARLIEST_DATE`].
-pub(crate) fn lenient_date(value: &str) -> Option<i64> {
+pub fn lenient_date(value: &str) -> Option<i64> {
     // Comments out, then tokens split at spaces and commas; a zone glued to a time apart.
     let mut clean = String::with_capacity(value.len());
     let mut depth = 0u32;
@@ -230,7 +230,7 @@ pub(crate) fn lenient_date(value: &str) -> Option<i64> {
 
 /// 1900-01-01: a sent date before it is a parse gone wrong (`Date: Thu,` reads as year 0), and
 /// the message sorts by INTERNALDATE instead (RFC 5256 §2.2).
-pub(crate) const EARLIEST_DATE: i64 = -2_208_988_800;
+pub const EARLIEST_DATE: i64 = -2_208_988_800;
 
 /// `+hhmm` / `-hhmm` or an RFC 5322 §4.3 zone name, as seconds east of UTC; 0 if unknown.
 fn zone_seconds(z: &str) -> i64 {
