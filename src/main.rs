@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mailkeep_server::{Config, Server};
 use mailkeep_store::MailStore;
-use mailkeep_store::postgres::PgStore;
+use mailkeep_store::postgres::{BodiesConfig, BodiesKind, PgStore, S3Settings};
 use mailkeep_store::sqlite::SqliteStore;
 
 mod migrate_cli;
@@ -484,7 +484,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn MailStore>> {
     config.store.validate().map_err(anyhow::Error::msg)?;
     if config.store.backend == "postgres" {
         let url = config.store.url.as_deref().unwrap_or_default();
-        let store = PgStore::open(url, config.store.pool_size)
+        let store = PgStore::open_with(url, config.store.pool_size, &bodies_config(config))
             .await
             .context("opening the PostgreSQL store")?;
         store.set_default_quota(config.quota.limits());
@@ -492,6 +492,27 @@ async fn open_store(config: &Config) -> Result<Arc<dyn MailStore>> {
         return Ok(store);
     }
     Ok(open_sqlite(config)?)
+}
+
+/// Where the PostgreSQL store keeps body bytes (`[store] bodies`, `bodies_dir`, `[store.s3]`).
+fn bodies_config(config: &Config) -> BodiesConfig {
+    let s = &config.store;
+    BodiesConfig {
+        kind: match s.bodies.as_str() {
+            "dir" => BodiesKind::Dir,
+            "s3" => BodiesKind::S3,
+            _ => BodiesKind::Postgres,
+        },
+        dir: s.bodies_dir.clone(),
+        s3: (!s.s3.endpoint.is_empty()).then(|| S3Settings {
+            endpoint: s.s3.endpoint.clone(),
+            bucket: s.s3.bucket.clone(),
+            region: s.s3.region.clone(),
+            access_key: s.s3.access_key.clone(),
+            secret_key: s.s3.secret_key.clone(),
+            path_style: s.s3.path_style,
+        }),
+    }
 }
 
 fn open_sqlite(config: &Config) -> Result<Arc<SqliteStore>> {

@@ -416,6 +416,45 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// Connections to PostgreSQL kept in the pool (`backend = "postgres"`).
     pub pool_size: usize,
+    /// Where message bodies go with `backend = "postgres"`: "postgres" (in the database, the
+    /// default), "dir" (files under `bodies_dir`) or "s3" (the bucket of `[store.s3]`).
+    pub bodies: String,
+    /// The directory of body files for `bodies = "dir"`, shared by every node.
+    pub bodies_dir: Option<PathBuf>,
+    /// `[store.s3]`: the S3-compatible bucket for `bodies = "s3"`.
+    pub s3: S3Config,
+}
+
+/// `[store.s3]`: an S3-compatible bucket for message bodies (`[store] bodies = "s3"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The service URL: `https://s3.eu-west-1.amazonaws.com`, `http://minio:9000`.
+    pub endpoint: String,
+    /// The bucket, created beforehand; every node uses the same one.
+    pub bucket: String,
+    /// The region requests are signed for.
+    pub region: String,
+    /// The access key; empty: `AWS_ACCESS_KEY_ID` from the environment.
+    pub access_key: String,
+    /// The secret key; empty: `AWS_SECRET_ACCESS_KEY` from the environment.
+    pub secret_key: String,
+    /// Path-style URLs (`endpoint/bucket/key`, what most S3-compatible servers want) rather
+    /// than virtual-hosted ones (`bucket.endpoint/key`).
+    pub path_style: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            path_style: true,
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -428,6 +467,9 @@ impl Default for StoreConfig {
             backend: "sqlite".into(),
             url: None,
             pool_size: 16,
+            bodies: "postgres".into(),
+            bodies_dir: None,
+            s3: S3Config::default(),
         }
     }
 }
@@ -441,6 +483,23 @@ impl StoreConfig {
             "postgres" => Err("store.backend = \"postgres\" needs store.url".into()),
             other => Err(format!(
                 "store.backend must be \"sqlite\" or \"postgres\", not {other:?}"
+            )),
+        }?;
+        match self.bodies.as_str() {
+            "postgres" => Ok(()),
+            "dir" | "s3" if self.backend != "postgres" => Err(format!(
+                "store.bodies = {:?} needs store.backend = \"postgres\"",
+                self.bodies
+            )),
+            "dir" if self.bodies_dir.is_none() => {
+                Err("store.bodies = \"dir\" needs store.bodies_dir".into())
+            }
+            "s3" if self.s3.endpoint.is_empty() || self.s3.bucket.is_empty() => {
+                Err("store.bodies = \"s3\" needs store.s3.endpoint and store.s3.bucket".into())
+            }
+            "dir" | "s3" => Ok(()),
+            other => Err(format!(
+                "store.bodies must be \"postgres\", \"dir\" or \"s3\", not {other:?}"
             )),
         }
     }
@@ -824,6 +883,40 @@ format = "json"
         assert_eq!(c.store.pool_size, 4);
         assert!(Config::check_toml("[store]\nbackend = \"postgres\"\n").is_err());
         assert!(Config::check_toml("[store]\nbackend = \"mysql\"\n").is_err());
+    }
+
+    #[test]
+    fn store_bodies() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.store.bodies, "postgres");
+        let pg = "[store]\nbackend = \"postgres\"\nurl = \"postgres://m@db/mail\"\n";
+        let c =
+            Config::from_toml(&format!("{pg}bodies = \"dir\"\nbodies_dir = \"/srv/b\"\n")).unwrap();
+        assert_eq!(
+            c.store.bodies_dir.as_deref(),
+            Some(std::path::Path::new("/srv/b"))
+        );
+        assert!(c.store.validate().is_ok());
+        let s3 = format!(
+            "{pg}bodies = \"s3\"\n[store.s3]\nendpoint = \"http://minio:9000\"\n\
+             bucket = \"mail\"\naccess_key = \"k\"\nsecret_key = \"s\"\n"
+        );
+        let c = Config::from_toml(&s3).unwrap();
+        assert_eq!(
+            (c.store.s3.bucket.as_str(), c.store.s3.region.as_str()),
+            ("mail", "us-east-1")
+        );
+        assert!(c.store.s3.path_style);
+        assert!(c.store.validate().is_ok());
+        for bad in [
+            format!("{pg}bodies = \"dir\"\n"),
+            format!("{pg}bodies = \"s3\"\n"),
+            format!("{pg}bodies = \"nfs\"\n"),
+            "[store]\nbodies = \"dir\"\nbodies_dir = \"/srv/b\"\n".to_string(),
+            format!("{pg}[store.s3]\nbucket_name = \"x\"\n"),
+        ] {
+            assert!(Config::check_toml(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -515,3 +515,277 @@ fn with_headers(headers: &str, body: &str) -> mailkeep_store::NewMessage {
         internal_date_offset: 0,
     }
 }
+
+// ---- bodies outside the database (`[store] bodies = "dir"`) ----
+
+use mailkeep_store::postgres::{BodiesConfig, BodiesKind};
+
+fn in_dir(dir: &std::path::Path) -> BodiesConfig {
+    BodiesConfig {
+        kind: BodiesKind::Dir,
+        dir: Some(dir.to_path_buf()),
+        s3: None,
+    }
+}
+
+/// The body files under `dir` (not temporary ones).
+fn body_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for shard in std::fs::read_dir(dir).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Every `body_files` row has its file, every file has its row, and no bytes are in the table.
+async fn files_agree(url: &str, dir: &std::path::Path) -> usize {
+    let c = sql(url).await;
+    let rows: Vec<String> = c
+        .query(
+            "SELECT encode(hash, 'hex') FROM body_files WHERE store = 'dir' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let files: Vec<String> = body_files(dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(rows, files, "body_files rows and files on disk");
+    let in_table: i64 = c
+        .query_one("SELECT count(*) FROM bodies WHERE length(data) > 0", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_table, 0, "no body bytes in the table");
+    files.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_with_bodies_in_a_directory() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("conformance_dir").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = dir.path().join("bodies");
+    let store = PgStore::open_with(&url, 8, &in_dir(&bodies))
+        .await
+        .expect("open");
+    let started = Instant::now();
+    conformance::run_all(store.clone()).await;
+    println!(
+        "conformance suite on PostgreSQL, bodies in a directory: {:?}",
+        started.elapsed()
+    );
+    let n = files_agree(&url, &bodies).await;
+    println!("{n} body files left by the suite");
+    assert!(store.check().await.unwrap().is_empty());
+}
+
+/// Two nodes on one directory: a body is written once, read byte-exact by the other node,
+/// and its file goes with its last reference, right after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_in_a_directory_shared_by_two_nodes() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("bodies_dir").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = dir.path().join("bodies");
+    let a = PgStore::open_with(&url, 4, &in_dir(&bodies)).await.unwrap();
+    let b = PgStore::open_with(&url, 4, &in_dir(&bodies)).await.unwrap();
+    let user = a.create_user("d", "h").await.unwrap().id;
+    let ib = a.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let other = b.create_mailbox(user, "other", None).await.unwrap().id;
+    let (_, u1) = a.append(ib, vec![message("same", "shared")]).await.unwrap();
+    let (_, u2) = b
+        .append(other, vec![message("same", "shared")])
+        .await
+        .unwrap();
+    let (_, u3) = b.append(ib, vec![message("own", "alone")]).await.unwrap();
+    assert_eq!(files_agree(&url, &bodies).await, 2, "the shared body once");
+    let want = b"Subject: same\r\nFrom: a@example.org\r\n\r\nshared\r\n";
+    assert_eq!(&**b.message_bytes(ib, u1[0]).await.unwrap(), want);
+    assert_eq!(&**a.message_bytes(other, u2[0]).await.unwrap(), want);
+
+    // One reference goes: the file stays for the other.
+    a.expunge(ib, &u1).await.unwrap();
+    a.prune_tombstones(Duration::ZERO).await.unwrap();
+    assert_eq!(files_agree(&url, &bodies).await, 2);
+    // The last one goes: the file is deleted by the time the call returns.
+    b.expunge(other, &u2).await.unwrap();
+    b.prune_tombstones(Duration::ZERO).await.unwrap();
+    assert_eq!(files_agree(&url, &bodies).await, 1);
+    // Deleting a mailbox lets go of its bodies too.
+    a.delete_mailbox(user, other).await.unwrap();
+    a.expunge(ib, &u3).await.unwrap();
+    // Held by the tombstone for the expunge grace period, then gone.
+    assert_eq!(files_agree(&url, &bodies).await, 1);
+    b.prune_tombstones(Duration::ZERO).await.unwrap();
+    assert_eq!(files_agree(&url, &bodies).await, 0);
+    assert!(a.check().await.unwrap().is_empty());
+    let c = sql(&url).await;
+    let queued: i64 = c
+        .query_one("SELECT count(*) FROM body_deletions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 0, "the deletion queue is worked off");
+}
+
+/// What a crash leaves (a file written for a transaction that never committed; a deletion
+/// queued but not done) is found: the orphan by `check` once an hour old, the queued
+/// deletion by the next reap. A missing file is reported, never silently served.
+#[tokio::test]
+async fn bodies_in_a_directory_after_a_crash() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("bodies_crash").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = dir.path().join("bodies");
+    let store = PgStore::open_with(&url, 2, &in_dir(&bodies)).await.unwrap();
+    let user = store.create_user("c", "h").await.unwrap().id;
+    let ib = store.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+    let (_, uids) = store
+        .append(ib, vec![message("1", "one"), message("2", "two")])
+        .await
+        .unwrap();
+    assert!(store.check().await.unwrap().is_empty());
+
+    // An orphan: written, its transaction never committed.
+    let shard = bodies.join("ee");
+    std::fs::create_dir_all(&shard).unwrap();
+    let orphan = shard.join("ee".repeat(32));
+    std::fs::write(&orphan, b"x").unwrap();
+    assert!(
+        store.check().await.unwrap().is_empty(),
+        "young: may be in flight"
+    );
+    let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let problems = store.check().await.unwrap().join("\n");
+    assert!(
+        problems.contains("referenced by nothing (removed)"),
+        "{problems}"
+    );
+    assert!(!orphan.exists());
+    assert!(store.check().await.unwrap().is_empty());
+
+    // A queued deletion whose node stopped before doing it: the next reap does it.
+    let c = sql(&url).await;
+    let queue = |hash: String| {
+        let c = &c;
+        async move {
+            c.execute(
+                "INSERT INTO body_deletions(hash, store, queued_at)
+                 VALUES (decode($1, 'hex'), 'dir', 0)",
+                &[&hash],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let gone = bodies.join("dd").join("dd".repeat(32));
+    std::fs::create_dir_all(gone.parent().unwrap()).unwrap();
+    std::fs::write(&gone, b"x").unwrap();
+    queue("dd".repeat(32)).await;
+    // A queued body that is referenced again (a new row took it back) keeps its file.
+    let victim = body_files(&bodies)
+        .into_iter()
+        .find(|p| *p != gone)
+        .unwrap();
+    queue(victim.file_name().unwrap().to_string_lossy().into_owned()).await;
+    assert_eq!(store.reap_bodies().await.unwrap(), 1);
+    assert!(!gone.exists());
+    assert!(victim.exists());
+    let queued: i64 = c
+        .query_one("SELECT count(*) FROM body_deletions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 0);
+    assert!(store.check().await.unwrap().is_empty());
+
+    // A missing file is a problem, and a read of it fails rather than returning other bytes.
+    std::fs::remove_file(&victim).unwrap();
+    let problems = store.check().await.unwrap().join("\n");
+    assert!(
+        problems.contains("missing from the dir store"),
+        "{problems}"
+    );
+    let mut failed = 0;
+    for uid in &uids {
+        failed += usize::from(store.message_bytes(ib, *uid).await.is_err());
+    }
+    assert_eq!(failed, 1);
+}
+
+/// Writers on two nodes that share bodies, with the last reference going and coming back all
+/// the time (append, expunge, prune, on both nodes at once): a file is never deleted under a
+/// row that refers to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_in_a_directory_under_concurrency() {
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("bodies_race").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = dir.path().join("bodies");
+    let a = PgStore::open_with(&url, 4, &in_dir(&bodies)).await.unwrap();
+    let b = PgStore::open_with(&url, 4, &in_dir(&bodies)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let user = s.create_user(&format!("r{i}"), "h").await.unwrap().id;
+            let ib = s.get_mailbox(user, "INBOX").await.unwrap().unwrap().id;
+            for round in 0..12 {
+                let (x, y) = (message("x", "shared x"), message("y", "shared y"));
+                let batch = if (i + round) % 2 == 0 {
+                    vec![x, y]
+                } else {
+                    vec![y, x]
+                };
+                let (_, uids) = s.append(ib, batch).await.expect("append");
+                for uid in &uids {
+                    let bytes = s.message_bytes(ib, *uid).await.expect("read back");
+                    assert!(bytes.starts_with(b"Subject: "));
+                }
+                s.expunge(ib, &uids).await.expect("expunge");
+                s.prune_tombstones(Duration::ZERO).await.expect("prune");
+            }
+            // One message of each kind stays.
+            s.append(ib, vec![message("x", "shared x")]).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    a.reap_bodies().await.unwrap();
+    assert_eq!(files_agree(&url, &bodies).await, 1);
+    assert!(a.check().await.unwrap().is_empty());
+}

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use super::accounts::quota_settings;
+use super::bodies::{self, Bodies};
 use crate::{
     Changes, FlagOp, FlagUpdate, Flags, MailboxId, MailboxStatus, MessageBytes, MessageMeta,
     NewMessage, ParsedInfo, QuotaLimits, Result, StoreError, StoreFlagsResult, UserId, flagops,
@@ -265,8 +266,11 @@ fn pack_body(data: &[u8], parsed: ParsedInfo, analyze: bool) -> Result<NewBody> 
 /// Makes sure the body `data` (hash `hash`) is stored, for a message about to refer to it.
 /// Takes no lock on a body that is there: if another transaction deletes it meanwhile (its
 /// last reference gone), the message's foreign key fails and the transaction runs again.
+/// A new body for a file store is written there first, under the body's advisory lock (held
+/// to the commit; see [`bodies`]), and its row keeps an empty `data`.
 async fn acquire_body(
     tx: &Transaction<'_>,
+    store: &Bodies,
     hash: &[u8],
     data: Arc<Vec<u8>>,
     parsed: ParsedInfo,
@@ -279,8 +283,28 @@ async fn acquire_body(
     {
         return Ok(());
     }
+    let external = store.new_store();
+    if external.is_some() {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&bodies::lock_key(hash)],
+        )
+        .await?;
+        // A writer that held the lock before may have committed the row meanwhile.
+        if tx
+            .query_opt("SELECT 1 FROM bodies WHERE hash = $1", &[&hash])
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+    }
     let size = data.len() as i64;
-    let nb = blocking(move || pack_body(&data, parsed, analyze)).await?;
+    let mut nb = blocking(move || pack_body(&data, parsed, analyze)).await?;
+    if let Some(name) = external {
+        let packed = std::mem::take(&mut nb.packed);
+        store.put(name, hash, packed).await?;
+    }
     let p = &nb.parsed;
     let inserted = tx
         .query_opt(
@@ -307,25 +331,41 @@ async fn acquire_body(
         )
         .await?;
         super::objects::save_delivered_sort_keys(tx, hash, &nb.sort_keys).await?;
+        if let Some(name) = external {
+            tx.execute(
+                "INSERT INTO body_files(hash, store) VALUES ($1, $2)",
+                &[&hash, &name],
+            )
+            .await?;
+        }
     }
     Ok(())
 }
 
 /// Deletes those of `hashes` that no message or tombstone refers to any more (their search
-/// text goes with them).
+/// text goes with them); the files of those kept outside the table are queued for deletion
+/// after the commit (see [`bodies`]).
 async fn release_bodies(tx: &Transaction<'_>, mut hashes: Vec<Vec<u8>>) -> Result<()> {
     if hashes.is_empty() {
         return Ok(());
     }
     hashes.sort();
     hashes.dedup();
-    tx.execute(
-        "DELETE FROM bodies b WHERE b.hash = ANY($1)
-           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_hash = b.hash)
-           AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.body_hash = b.hash)",
-        &[&hashes],
-    )
-    .await?;
+    let queued = tx
+        .execute(
+            "WITH gone AS (DELETE FROM bodies b WHERE b.hash = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_hash = b.hash)
+                 AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.body_hash = b.hash)
+                 RETURNING b.hash)
+             INSERT INTO body_deletions(hash, store, queued_at)
+             SELECT f.hash, f.store, $2 FROM body_files f JOIN gone g ON g.hash = f.hash
+             ON CONFLICT DO NOTHING",
+            &[&hashes, &now()],
+        )
+        .await?;
+    if queued > 0 {
+        bodies::note_released();
+    }
     Ok(())
 }
 
@@ -345,6 +385,7 @@ pub(super) fn check_ascending(uids: &[u32]) -> Result<()> {
 /// one per message, strictly ascending, the first at least UIDNEXT; `Cannot` if not).
 pub(super) async fn append(
     tx: &Transaction<'_>,
+    store: &Bodies,
     mailbox: MailboxId,
     messages: Vec<NewMessage>,
     given: Option<&[u32]>,
@@ -407,7 +448,7 @@ pub(super) async fn append(
         if over(limits.storage, used_storage, (counts.size + size) as u64) {
             return Err(StoreError::OverQuota);
         }
-        acquire_body(tx, &hash, data, m.parsed, received).await?;
+        acquire_body(tx, store, &hash, data, m.parsed, received).await?;
         super::objects::on_append(tx, user, &hash, &delivery).await?;
         let f = flagops::normalize(&m.flags);
         tx.execute(
@@ -438,8 +479,10 @@ pub(super) async fn append(
 /// mailbox `name`, in the caller's transaction. The expunge goes first, so the quota counts
 /// the change net (§3.4). `None` (nothing done) if there is no mailbox `name`; NoSuchMailbox
 /// (nothing done) if `uid` is not in `from`.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn replace(
     tx: &Transaction<'_>,
+    store: &Bodies,
     from: MailboxId,
     uid: u32,
     user: UserId,
@@ -476,7 +519,8 @@ pub(super) async fn replace(
         return Err(StoreError::NoSuchMailbox);
     }
     let (_, mut changed) = expunge_locked(tx, from, &[uid]).await?;
-    let ((uidvalidity, uids), more) = append(tx, target.id, vec![message], None, default).await?;
+    let ((uidvalidity, uids), more) =
+        append(tx, store, target.id, vec![message], None, default).await?;
     changed.extend(more);
     Ok((uids.first().map(|&u| (uidvalidity, u)), changed))
 }
@@ -585,16 +629,40 @@ const BODY_OF: &str = "(SELECT body_hash FROM messages WHERE mailbox_id = $1 AND
 
 pub(super) async fn message_bytes<C: GenericClient>(
     c: &C,
+    store: &Bodies,
     mailbox: MailboxId,
     uid: u32,
 ) -> Result<Vec<u8>> {
-    let sql = format!("SELECT size, data FROM bodies WHERE hash = {BODY_OF}");
+    let sql = format!(
+        "SELECT b.size, b.data, b.hash, f.store FROM bodies b
+         LEFT JOIN body_files f ON f.hash = b.hash WHERE b.hash = {BODY_OF}"
+    );
     let r = c
         .query_opt(&sql, &[&mailbox, &i64::from(uid)])
         .await?
         .ok_or(StoreError::NoSuchMailbox)?;
     let size: i64 = r.get(0);
-    let packed: Vec<u8> = r.get(1);
+    let mut packed: Vec<u8> = r.get(1);
+    if let Some(name) = r.get::<_, Option<String>>(3) {
+        let hash: Vec<u8> = r.get(2);
+        packed = match store.get(&name, &hash).await? {
+            Some(p) => p,
+            // Its last reference went (and the file with it) since the row was read.
+            None if c
+                .query_opt("SELECT 1 FROM bodies WHERE hash = $1", &[&hash])
+                .await?
+                .is_none() =>
+            {
+                return Err(StoreError::NoSuchMailbox);
+            }
+            None => {
+                return Err(StoreError::Internal(format!(
+                    "body {} of {mailbox}/{uid} is missing from the {name} store",
+                    hex::encode(&hash)
+                )));
+            }
+        };
+    }
     let data =
         blocking(move || zstd::bulk::decompress(&packed, size as usize).map_err(StoreError::from))
             .await?;
@@ -1019,7 +1087,7 @@ pub(super) async fn claim_recent<C: GenericClient>(
 
 // ---- check ----
 
-pub(super) async fn check<C: GenericClient>(c: &C) -> Result<Vec<String>> {
+pub(super) async fn check<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     for r in c
         .query(
@@ -1074,12 +1142,12 @@ pub(super) async fn check<C: GenericClient>(c: &C) -> Result<Vec<String>> {
     if unindexed > 0 {
         problems.push(format!("{unindexed} bodies are not in the search index"));
     }
-    problems.extend(check_bodies(c).await?);
+    problems.extend(check_bodies(c, store).await?);
     Ok(problems)
 }
 
 /// Every body's bytes unpack to its recorded size and hash (one body in memory at a time).
-async fn check_bodies<C: GenericClient>(c: &C) -> Result<Vec<String>> {
+async fn check_bodies<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let hashes: Vec<Vec<u8>> = c
         .query("SELECT hash FROM bodies ORDER BY hash", &[])
@@ -1089,12 +1157,32 @@ async fn check_bodies<C: GenericClient>(c: &C) -> Result<Vec<String>> {
         .collect();
     for hash in hashes {
         let Some(r) = c
-            .query_opt("SELECT size, data FROM bodies WHERE hash = $1", &[&hash])
+            .query_opt(
+                "SELECT b.size, b.data, f.store FROM bodies b
+                 LEFT JOIN body_files f ON f.hash = b.hash WHERE b.hash = $1",
+                &[&hash],
+            )
             .await?
         else {
             continue;
         };
-        let (size, packed): (i64, Vec<u8>) = (r.get(0), r.get(1));
+        let (size, mut packed): (i64, Vec<u8>) = (r.get(0), r.get(1));
+        if let Some(name) = r.get::<_, Option<String>>(2) {
+            match store.get(&name, &hash).await {
+                Ok(Some(p)) => packed = p,
+                Ok(None) => {
+                    problems.push(format!(
+                        "body {}: its file is missing from the {name} store",
+                        hex::encode(&hash)
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    problems.push(format!("body {}: cannot read: {e}", hex::encode(&hash)));
+                    continue;
+                }
+            }
+        }
         match zstd::bulk::decompress(&packed, size.max(0) as usize) {
             Ok(d) if d.len() as i64 != size => problems.push(format!(
                 "body {}: has {} bytes, index says {size}",

@@ -10,12 +10,14 @@
 //!   account (quota), then mailboxes by ascending id, then bodies.
 //! - Bodies: content-addressed (`bodies`, SHA-256 key, zstd), shared between identical
 //!   messages (no lock on a shared body) and deleted with their last reference; their
-//!   lower-cased text in `search` with trigram indexes.
+//!   lower-cased text in `search` with trigram indexes. Their bytes in the row, or in a
+//!   directory or S3-compatible bucket shared by the nodes ([`bodies`], `[store] bodies`).
 //! - Object IDs, save dates, previews, sort keys: [`objects`]; imports: [`import`].
 //! - Notifications: a change commits with `pg_notify('mailkeep', '<mailbox>:<modseq>')`; a
 //!   listener on a connection of its own wakes this node's sessions ([`listen`]).
 
 mod accounts;
+pub mod bodies;
 mod copy;
 mod import;
 mod listen;
@@ -32,6 +34,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use bodies::Bodies;
+pub use bodies::{BodiesConfig, BodiesKind, S3Settings};
 
 use crate::{
     AppPassword, Changes, FlagOp, Flags, MailStore, Mailbox, MailboxId, MailboxStatus, MessageMeta,
@@ -97,6 +102,8 @@ pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
 /// The store on PostgreSQL. Open with [`PgStore::open`].
 pub struct PgStore {
     pool: Pool,
+    /// Where body bytes go and are read from.
+    bodies: Arc<Bodies>,
     notifier: Arc<Notifier>,
     default_quota: Mutex<QuotaLimits>,
     /// Seconds a tombstone is kept (see [`PgStore::set_tombstone_retention`]).
@@ -121,7 +128,7 @@ const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Tombstones are kept this long unless set otherwise (the configuration's default).
 const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
-async fn upkeep_loop(pool: Pool, retention: Arc<AtomicU64>) {
+async fn upkeep_loop(pool: Pool, retention: Arc<AtomicU64>, bodies: Arc<Bodies>) {
     loop {
         tokio::time::sleep(UPKEEP_EVERY).await;
         let age = std::time::Duration::from_secs(retention.load(Ordering::Relaxed));
@@ -137,6 +144,10 @@ async fn upkeep_loop(pool: Pool, retention: Arc<AtomicU64>) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(tombstones = n, "old tombstones pruned"),
             Err(e) => tracing::warn!(error = %e, "store upkeep"),
+        }
+        // Body files queued by transactions whose node stopped before deleting them.
+        if let Err(e) = bodies.reap(&pool).await {
+            tracing::warn!(error = %e, "deleting unreferenced body files");
         }
     }
 }
@@ -208,11 +219,30 @@ impl PgStore {
     /// Connects to `url` (`postgres://user:pass@host/db?sslmode=...`; a unix socket as
     /// `?host=/run/postgresql`), applies pending migrations and starts the listener.
     pub async fn open(url: &str, pool_size: usize) -> Result<Arc<PgStore>> {
+        Self::open_with(url, pool_size, &BodiesConfig::default()).await
+    }
+
+    /// [`PgStore::open`] with the body bytes where `bodies` says (`[store] bodies`).
+    pub async fn open_with(
+        url: &str,
+        pool_size: usize,
+        bodies: &BodiesConfig,
+    ) -> Result<Arc<PgStore>> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Cannot(format!("store url: {e}")))?;
         let tls = Tls::for_config(&config)?;
-        schema::migrate(&mut tls.client(&config).await?).await?;
+        {
+            let mut client = tls.client(&config).await?;
+            schema::migrate(&mut client).await?;
+            bodies::ensure_schema(&mut client).await?;
+        }
+        let bodies = Arc::new(match bodies.kind {
+            BodiesKind::Postgres if bodies.dir.is_none() && bodies.s3.is_none() => {
+                Bodies::postgres()
+            }
+            _ => Bodies::open(bodies).await?,
+        });
         let manager = tls.manager(config.clone());
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
@@ -225,9 +255,10 @@ impl PgStore {
         let notifier = Arc::new(Notifier::default());
         let listener = listen::start(config, tls, pool.clone(), notifier.clone()).await?;
         let retention = Arc::new(AtomicU64::new(DEFAULT_RETENTION.as_secs()));
-        let upkeep = tokio::spawn(upkeep_loop(pool.clone(), retention.clone()));
+        let upkeep = tokio::spawn(upkeep_loop(pool.clone(), retention.clone(), bodies.clone()));
         Ok(Arc::new(PgStore {
             pool,
+            bodies,
             notifier,
             default_quota: Mutex::new(QuotaLimits::default()),
             retention,
@@ -244,7 +275,16 @@ impl PgStore {
             .parse()
             .map_err(|e| StoreError::Cannot(format!("store url: {e}")))?;
         let tls = Tls::for_config(&config)?;
-        schema::migrate(&mut tls.client(&config).await?).await
+        let mut client = tls.client(&config).await?;
+        let applied = schema::migrate(&mut client).await?;
+        bodies::ensure_schema(&mut client).await?;
+        Ok(applied)
+    }
+
+    /// Deletes the files of bodies whose last reference went (normally done right after the
+    /// commit that let go of them, and by the upkeep); returns how many went.
+    pub async fn reap_bodies(&self) -> Result<u64> {
+        self.bodies.reap(&self.pool).await
     }
 
     /// How long tombstones of expunged messages are kept (`[store] tombstone_days`); pruned
@@ -284,6 +324,15 @@ impl PgStore {
         }
     }
 
+    /// The body files a transaction that did not commit wrote are deleted (unless another
+    /// transaction's row refers to them).
+    async fn forget_written(&self, files: &bodies::TxBodies) {
+        let written = std::mem::take(&mut *files.written.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Err(e) = self.bodies.forget(&self.pool, written).await {
+            tracing::warn!(error = %e, "deleting the body files of a failed transaction");
+        }
+    }
+
     fn default_quota(&self) -> QuotaLimits {
         *self.default_quota.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -315,23 +364,32 @@ macro_rules! write_tx {
         let mut attempt = 1;
         let start = tokio::time::Instant::now();
         loop {
+            let files = Arc::new(bodies::TxBodies::default());
             let mut committing = false;
-            let r = async {
-                let mut client = $self.client().await?;
-                let $tx = client.transaction().await?;
-                let (value, changed) = $body.await?;
-                messages::send_notifications(&$tx, &changed).await?;
-                committing = true;
-                $tx.commit().await?;
-                Ok::<_, StoreError>((value, changed))
-            }
-            .await;
+            let r = bodies::TX_BODIES
+                .scope(files.clone(), async {
+                    let mut client = $self.client().await?;
+                    let $tx = client.transaction().await?;
+                    let (value, changed) = $body.await?;
+                    messages::send_notifications(&$tx, &changed).await?;
+                    committing = true;
+                    $tx.commit().await?;
+                    Ok::<_, StoreError>((value, changed))
+                })
+                .await;
             match r {
                 Ok((value, changed)) => {
                     $self.announce(&changed);
+                    if files.released.load(Ordering::Relaxed) {
+                        // The files of bodies this commit let go of (the upkeep retries).
+                        if let Err(e) = $self.bodies.reap(&$self.pool).await {
+                            tracing::warn!(error = %e, "deleting unreferenced body files");
+                        }
+                    }
                     break Ok(value);
                 }
                 Err(e) if attempt < MAX_ATTEMPTS && is_retryable(&e) => {
+                    $self.forget_written(&files).await;
                     tracing::debug!(error = %e, attempt, "store transaction run again");
                     attempt += 1;
                     let pause = 5 * u64::from(attempt) + u64::from(std::process::id() % 7);
@@ -340,10 +398,18 @@ macro_rules! write_tx {
                 Err(StoreError::Unavailable(m))
                     if !committing && start.elapsed() < UNAVAILABLE_WAIT =>
                 {
+                    $self.forget_written(&files).await;
                     tracing::debug!(error = %m, "store transaction run again on a new connection");
                     tokio::time::sleep(UNAVAILABLE_PAUSE).await;
                 }
-                Err(e) => break Err(e),
+                Err(e) => {
+                    // A connection lost during COMMIT may have committed: its files stay (at
+                    // worst an orphan `check` removes), never a row without its file.
+                    if !committing {
+                        $self.forget_written(&files).await;
+                    }
+                    break Err(e);
+                }
             }
         }
     }};
@@ -501,7 +567,7 @@ impl MailStore for PgStore {
     ) -> Result<(u32, Vec<u32>)> {
         let quota = self.default_quota();
         write_tx!(self, |tx| async {
-            messages::append(&tx, mailbox, messages.clone(), None, quota).await
+            messages::append(&tx, &self.bodies, mailbox, messages.clone(), None, quota).await
         })
     }
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
@@ -521,7 +587,7 @@ impl MailStore for PgStore {
         Ok(r)
     }
     async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>> {
-        messages::message_bytes(&**self.client().await?, mailbox, uid)
+        messages::message_bytes(&**self.client().await?, &self.bodies, mailbox, uid)
             .await
             .map(Arc::new)
     }
@@ -651,7 +717,17 @@ impl MailStore for PgStore {
     ) -> Result<Option<(u32, u32)>> {
         let quota = self.default_quota();
         write_tx!(self, |tx| async {
-            messages::replace(&tx, from, uid, user, name, message.clone(), quota).await
+            messages::replace(
+                &tx,
+                &self.bodies,
+                from,
+                uid,
+                user,
+                name,
+                message.clone(),
+                quota,
+            )
+            .await
         })
     }
     async fn import_mailbox(
@@ -674,7 +750,7 @@ impl MailStore for PgStore {
         messages::check_ascending(&uids)?;
         let quota = self.default_quota();
         write_tx!(self, |tx| async {
-            messages::append(&tx, mailbox, msgs.clone(), Some(&uids), quota)
+            messages::append(&tx, &self.bodies, mailbox, msgs.clone(), Some(&uids), quota)
                 .await
                 .map(|((uidvalidity, _), changed)| (uidvalidity, changed))
         })
@@ -760,6 +836,9 @@ impl MailStore for PgStore {
         &self.notifier
     }
     async fn check(&self) -> Result<Vec<String>> {
-        messages::check(&**self.client().await?).await
+        let mut client = self.client().await?;
+        let mut problems = messages::check(&**client, &self.bodies).await?;
+        problems.extend(self.bodies.check_orphans(&mut client).await?);
+        Ok(problems)
     }
 }
