@@ -36,6 +36,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 python3 -c 'import pytest' 2>/dev/null || python3 -m pip install -q pytest
+# A local S3-compatible server (moto) for tests/postgres/test_bodies.py's bodies in S3.
+python3 -c 'import moto, boto3' 2>/dev/null || python3 -m pip install -q 'moto[server]' boto3
 
 echo "== no machine paths in the repository"
 # Files must name ../shared (or better the repository's own copies), never a path of one machine.
