@@ -180,10 +180,10 @@ pub async fn notifications(store: &dyn MailStore) {
         sub.receiver.has_changed().unwrap_or(false),
         "append wakes the mailbox's sessions"
     );
-    assert_eq!(
-        *sub.receiver.borrow_and_update(),
-        store.status(ib).await.unwrap().highest_modseq
-    );
+    // The value is copied out first: a `watch::Ref` held across the await below would block
+    // a notifier that sends meanwhile (PostgreSQL's listener hears this very change).
+    let woken = *sub.receiver.borrow_and_update();
+    assert_eq!(woken, store.status(ib).await.unwrap().highest_modseq);
     assert!(
         !other_sub.receiver.has_changed().unwrap_or(true),
         "other mailboxes are not woken"
@@ -207,8 +207,9 @@ pub async fn notifications(store: &dyn MailStore) {
         "copy leaves the source alone"
     );
     store.expunge(other.id, &[map[0].1]).await.unwrap();
+    let woken = *other_sub.receiver.borrow_and_update();
     assert_eq!(
-        *other_sub.receiver.borrow_and_update(),
+        woken,
         store.status(other.id).await.unwrap().highest_modseq,
         "expunge wakes with the new HIGHESTMODSEQ"
     );
