@@ -1,7 +1,9 @@
 //! Accounts, mailboxes, subscriptions, domains and aliases, SCRAM keys and server secrets,
 //! second factors and app passwords, quota settings.
 
-use tokio_postgres::{GenericClient, Row, Transaction};
+use super::cached;
+use deadpool_postgres::{GenericClient, Transaction};
+use tokio_postgres::Row;
 
 use super::is_unique_violation;
 use super::messages::{drop_mailbox, usage};
@@ -32,7 +34,11 @@ fn user_from_row(r: &Row) -> User {
 pub(super) async fn get_user<C: GenericClient>(c: &C, name: &str) -> Result<Option<User>> {
     let row = c
         .query_opt(
-            "SELECT id, name, password_hash FROM users WHERE name = $1",
+            &cached(
+                c,
+                "SELECT id, name, password_hash FROM users WHERE name = $1",
+            )
+            .await?,
             &[&name],
         )
         .await?;
@@ -40,16 +46,19 @@ pub(super) async fn get_user<C: GenericClient>(c: &C, name: &str) -> Result<Opti
 }
 
 async fn user_id<C: GenericClient>(c: &C, name: &str) -> Result<i64> {
-    c.query_opt("SELECT id FROM users WHERE name = $1", &[&name])
-        .await?
-        .map(|r| r.get(0))
-        .ok_or(StoreError::NoSuchUser)
+    c.query_opt(
+        &cached(c, "SELECT id FROM users WHERE name = $1").await?,
+        &[&name],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .ok_or(StoreError::NoSuchUser)
 }
 
 pub(super) async fn list_users<C: GenericClient>(c: &C) -> Result<Vec<User>> {
     let rows = c
         .query(
-            "SELECT id, name, password_hash FROM users ORDER BY name",
+            &cached(c, "SELECT id, name, password_hash FROM users ORDER BY name").await?,
             &[],
         )
         .await?;
@@ -58,7 +67,10 @@ pub(super) async fn list_users<C: GenericClient>(c: &C) -> Result<Vec<User>> {
 
 async fn require_user<C: GenericClient>(c: &C, user: UserId) -> Result<()> {
     match c
-        .query_opt("SELECT 1 FROM users WHERE id = $1", &[&user])
+        .query_opt(
+            &cached(c, "SELECT 1 FROM users WHERE id = $1").await?,
+            &[&user],
+        )
         .await?
     {
         Some(_) => Ok(()),
@@ -69,8 +81,12 @@ async fn require_user<C: GenericClient>(c: &C, user: UserId) -> Result<()> {
 pub(super) async fn create_user(tx: &Transaction<'_>, name: &str, hash: &str) -> Result<User> {
     let row = tx
         .query_opt(
-            "INSERT INTO users(name, password_hash) VALUES ($1, $2)
+            &cached(
+                tx,
+                "INSERT INTO users(name, password_hash) VALUES ($1, $2)
              ON CONFLICT (name) DO NOTHING RETURNING id",
+            )
+            .await?,
             &[&name, &hash],
         )
         .await?;
@@ -90,7 +106,11 @@ pub(super) async fn create_user(tx: &Transaction<'_>, name: &str, hash: &str) ->
 pub(super) async fn set_password(tx: &Transaction<'_>, name: &str, hash: &str) -> Result<()> {
     let row = tx
         .query_opt(
-            "UPDATE users SET password_hash = $2 WHERE name = $1 RETURNING id",
+            &cached(
+                tx,
+                "UPDATE users SET password_hash = $2 WHERE name = $1 RETURNING id",
+            )
+            .await?,
             &[&name, &hash],
         )
         .await?;
@@ -111,13 +131,20 @@ pub(super) async fn delete_user(
     name: &str,
 ) -> Result<((), Vec<(MailboxId, u64)>)> {
     let id: i64 = tx
-        .query_opt("SELECT id FROM users WHERE name = $1 FOR UPDATE", &[&name])
+        .query_opt(
+            &cached(tx, "SELECT id FROM users WHERE name = $1 FOR UPDATE").await?,
+            &[&name],
+        )
         .await?
         .map(|r| r.get(0))
         .ok_or(StoreError::NoSuchUser)?;
     let ids: Vec<i64> = tx
         .query(
-            "SELECT id FROM mailboxes WHERE user_id = $1 ORDER BY id",
+            &cached(
+                tx,
+                "SELECT id FROM mailboxes WHERE user_id = $1 ORDER BY id",
+            )
+            .await?,
             &[&id],
         )
         .await?
@@ -132,11 +159,17 @@ pub(super) async fn delete_user(
     }
     // Its aliases go with it: left behind, they would deliver to a later account that
     // happens to get the same name.
-    tx.execute("DELETE FROM aliases WHERE target = $1", &[&name])
-        .await?;
+    tx.execute(
+        &cached(tx, "DELETE FROM aliases WHERE target = $1").await?,
+        &[&name],
+    )
+    .await?;
     // Subscriptions, keys, second factors and app passwords cascade.
-    tx.execute("DELETE FROM users WHERE id = $1", &[&id])
-        .await?;
+    tx.execute(
+        &cached(tx, "DELETE FROM users WHERE id = $1").await?,
+        &[&id],
+    )
+    .await?;
     Ok(((), changed))
 }
 
@@ -160,7 +193,7 @@ pub(super) async fn list_mailboxes<C: GenericClient>(c: &C, user: UserId) -> Res
     let sql = format!(
         "SELECT {MAILBOX_COLS} FROM mailboxes m WHERE m.user_id = $1 ORDER BY m.name COLLATE \"C\""
     );
-    Ok(c.query(&sql, &[&user])
+    Ok(c.query(&cached(c, &sql).await?, &[&user])
         .await?
         .iter()
         .map(mailbox_from_row)
@@ -174,10 +207,12 @@ pub(super) async fn get_mailbox<C: GenericClient>(
 ) -> Result<Option<Mailbox>> {
     let sql =
         format!("SELECT {MAILBOX_COLS} FROM mailboxes m WHERE m.user_id = $1 AND m.name = $2");
-    Ok(c.query_opt(&sql, &[&user, &normalize_name(name)])
-        .await?
-        .as_ref()
-        .map(mailbox_from_row))
+    Ok(
+        c.query_opt(&cached(c, &sql).await?, &[&user, &normalize_name(name)])
+            .await?
+            .as_ref()
+            .map(mailbox_from_row),
+    )
 }
 
 /// The mailbox `id` of `user`, locked for the rest of the transaction.
@@ -185,7 +220,7 @@ async fn lock_mailbox(tx: &Transaction<'_>, user: UserId, id: MailboxId) -> Resu
     let sql = format!(
         "SELECT {MAILBOX_COLS} FROM mailboxes m WHERE m.id = $1 AND m.user_id = $2 FOR UPDATE"
     );
-    tx.query_opt(&sql, &[&id, &user])
+    tx.query_opt(&cached(tx, &sql).await?, &[&id, &user])
         .await?
         .as_ref()
         .map(mailbox_from_row)
@@ -197,8 +232,12 @@ async fn lock_mailbox(tx: &Transaction<'_>, user: UserId, id: MailboxId) -> Resu
 async fn next_uidvalidity(tx: &Transaction<'_>) -> Result<u32> {
     let v: i64 = tx
         .query_one(
-            "UPDATE meta SET value = greatest(value + 1, extract(epoch FROM now())::bigint, 1)
+            &cached(
+                tx,
+                "UPDATE meta SET value = greatest(value + 1, extract(epoch FROM now())::bigint, 1)
              WHERE key = 'uidvalidity' RETURNING value",
+            )
+            .await?,
             &[],
         )
         .await?
@@ -223,8 +262,8 @@ pub(super) async fn create_mailbox(
     let uidvalidity = i64::from(next_uidvalidity(tx).await?);
     let row = tx
         .query_opt(
-            "INSERT INTO mailboxes(user_id, name, uidvalidity, uidnext, highest_modseq, special_use)
-             VALUES ($1, $2, $3, 1, 1, $4) ON CONFLICT (user_id, name) DO NOTHING RETURNING id",
+            &cached(tx, "INSERT INTO mailboxes(user_id, name, uidvalidity, uidnext, highest_modseq, special_use)
+             VALUES ($1, $2, $3, 1, 1, $4) ON CONFLICT (user_id, name) DO NOTHING RETURNING id").await?,
             &[&user, &name, &uidvalidity, &special_use],
         )
         .await?;
@@ -269,7 +308,7 @@ pub(super) async fn rename_mailbox(
     }
     match tx
         .execute(
-            "UPDATE mailboxes SET name = $2 WHERE id = $1",
+            &cached(tx, "UPDATE mailboxes SET name = $2 WHERE id = $1").await?,
             &[&id, &new_name],
         )
         .await
@@ -292,7 +331,10 @@ pub(super) async fn subscribe<C: GenericClient>(
     } else {
         "DELETE FROM subscriptions WHERE user_id = $1 AND name = $2"
     };
-    match c.execute(sql, &[&user, &normalize_name(name)]).await {
+    match c
+        .execute(&cached(c, sql).await?, &[&user, &normalize_name(name)])
+        .await
+    {
         Ok(_) => Ok(()),
         // The account went meanwhile.
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) => {
@@ -305,7 +347,11 @@ pub(super) async fn subscribe<C: GenericClient>(
 pub(super) async fn subscriptions<C: GenericClient>(c: &C, user: UserId) -> Result<Vec<String>> {
     require_user(c, user).await?;
     Ok(c.query(
-        "SELECT name FROM subscriptions WHERE user_id = $1 ORDER BY name COLLATE \"C\"",
+        &cached(
+            c,
+            "SELECT name FROM subscriptions WHERE user_id = $1 ORDER BY name COLLATE \"C\"",
+        )
+        .await?,
         &[&user],
     )
     .await?
@@ -319,7 +365,11 @@ pub(super) async fn subscriptions<C: GenericClient>(c: &C, user: UserId) -> Resu
 pub(super) async fn add_domain<C: GenericClient>(c: &C, name: &str) -> Result<()> {
     let n = c
         .execute(
-            "INSERT INTO domains(name) VALUES ($1) ON CONFLICT DO NOTHING",
+            &cached(
+                c,
+                "INSERT INTO domains(name) VALUES ($1) ON CONFLICT DO NOTHING",
+            )
+            .await?,
             &[&name],
         )
         .await?;
@@ -331,7 +381,10 @@ pub(super) async fn add_domain<C: GenericClient>(c: &C, name: &str) -> Result<()
 
 pub(super) async fn delete_domain<C: GenericClient>(c: &C, name: &str) -> Result<()> {
     let n = c
-        .execute("DELETE FROM domains WHERE name = $1", &[&name])
+        .execute(
+            &cached(c, "DELETE FROM domains WHERE name = $1").await?,
+            &[&name],
+        )
         .await?;
     if n == 0 {
         return Err(StoreError::Cannot(format!("no such domain {name}")));
@@ -340,28 +393,30 @@ pub(super) async fn delete_domain<C: GenericClient>(c: &C, name: &str) -> Result
 }
 
 pub(super) async fn list_domains<C: GenericClient>(c: &C) -> Result<Vec<String>> {
-    Ok(
-        c.query("SELECT name FROM domains ORDER BY name COLLATE \"C\"", &[])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect(),
+    Ok(c.query(
+        &cached(c, "SELECT name FROM domains ORDER BY name COLLATE \"C\"").await?,
+        &[],
     )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
 }
 
 pub(super) async fn is_local_domain<C: GenericClient>(c: &C, name: &str) -> Result<bool> {
-    Ok(
-        c.query_opt("SELECT 1 FROM domains WHERE name = $1", &[&name])
-            .await?
-            .is_some(),
+    Ok(c.query_opt(
+        &cached(c, "SELECT 1 FROM domains WHERE name = $1").await?,
+        &[&name],
     )
+    .await?
+    .is_some())
 }
 
 pub(super) async fn add_alias(tx: &Transaction<'_>, address: &str, target: &str) -> Result<()> {
     // The account is locked so it cannot go between the check and the insert.
     if tx
         .query_opt(
-            "SELECT 1 FROM users WHERE name = $1 FOR KEY SHARE",
+            &cached(tx, "SELECT 1 FROM users WHERE name = $1 FOR KEY SHARE").await?,
             &[&target],
         )
         .await?
@@ -371,7 +426,11 @@ pub(super) async fn add_alias(tx: &Transaction<'_>, address: &str, target: &str)
     }
     let n = tx
         .execute(
-            "INSERT INTO aliases(address, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &cached(
+                tx,
+                "INSERT INTO aliases(address, target) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .await?,
             &[&address, &target],
         )
         .await?;
@@ -383,7 +442,10 @@ pub(super) async fn add_alias(tx: &Transaction<'_>, address: &str, target: &str)
 
 pub(super) async fn delete_alias<C: GenericClient>(c: &C, address: &str) -> Result<()> {
     let n = c
-        .execute("DELETE FROM aliases WHERE address = $1", &[&address])
+        .execute(
+            &cached(c, "DELETE FROM aliases WHERE address = $1").await?,
+            &[&address],
+        )
         .await?;
     if n == 0 {
         return Err(StoreError::Cannot(format!("no such alias {address}")));
@@ -393,7 +455,11 @@ pub(super) async fn delete_alias<C: GenericClient>(c: &C, address: &str) -> Resu
 
 pub(super) async fn list_aliases<C: GenericClient>(c: &C) -> Result<Vec<(String, String)>> {
     Ok(c.query(
-        "SELECT address, target FROM aliases ORDER BY address COLLATE \"C\"",
+        &cached(
+            c,
+            "SELECT address, target FROM aliases ORDER BY address COLLATE \"C\"",
+        )
+        .await?,
         &[],
     )
     .await?
@@ -403,11 +469,12 @@ pub(super) async fn list_aliases<C: GenericClient>(c: &C) -> Result<Vec<(String,
 }
 
 pub(super) async fn alias_target<C: GenericClient>(c: &C, address: &str) -> Result<Option<String>> {
-    Ok(
-        c.query_opt("SELECT target FROM aliases WHERE address = $1", &[&address])
-            .await?
-            .map(|r| r.get(0)),
+    Ok(c.query_opt(
+        &cached(c, "SELECT target FROM aliases WHERE address = $1").await?,
+        &[&address],
     )
+    .await?
+    .map(|r| r.get(0)))
 }
 
 // ---- SCRAM keys and server secrets ----
@@ -431,7 +498,7 @@ pub(super) async fn get_scram_keys<C: GenericClient>(
          FROM {} k JOIN users u ON u.id = k.user_id WHERE u.name = $1",
         keys_table(sha1)
     );
-    let row = c.query_opt(&sql, &[&name]).await?;
+    let row = c.query_opt(&cached(c, &sql).await?, &[&name]).await?;
     Ok(row.map(|r| ScramKeys {
         iterations: r.get::<_, i64>(0) as u32,
         salt: r.get(1),
@@ -458,7 +525,7 @@ pub(super) async fn set_scram_keys<C: GenericClient>(
                 keys_table(sha1)
             );
             c.execute(
-                &sql,
+                &cached(c, &sql).await?,
                 &[
                     &id,
                     &i64::from(k.iterations),
@@ -471,7 +538,7 @@ pub(super) async fn set_scram_keys<C: GenericClient>(
         }
         None => {
             let sql = format!("DELETE FROM {} WHERE user_id = $1", keys_table(sha1));
-            c.execute(&sql, &[&id]).await?;
+            c.execute(&cached(c, &sql).await?, &[&id]).await?;
         }
     }
     Ok(())
@@ -481,17 +548,24 @@ pub(super) async fn set_scram_keys<C: GenericClient>(
 /// `gen_random_uuid` uses) if it does not exist yet; the first node to make it wins.
 pub(super) async fn server_secret<C: GenericClient>(c: &C, name: &str) -> Result<Vec<u8>> {
     c.execute(
-        "INSERT INTO server_secrets(name, value)
+        &cached(
+            c,
+            "INSERT INTO server_secrets(name, value)
          VALUES ($1, sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text
                                        || gen_random_uuid()::text, 'UTF8')))
          ON CONFLICT DO NOTHING",
+        )
+        .await?,
         &[&name],
     )
     .await?;
-    c.query_opt("SELECT value FROM server_secrets WHERE name = $1", &[&name])
-        .await?
-        .map(|r| r.get(0))
-        .ok_or_else(|| StoreError::Internal("server secret vanished".into()))
+    c.query_opt(
+        &cached(c, "SELECT value FROM server_secrets WHERE name = $1").await?,
+        &[&name],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .ok_or_else(|| StoreError::Internal("server secret vanished".into()))
 }
 
 // ---- second factor and app passwords ----
@@ -502,8 +576,12 @@ pub(super) async fn get_two_factor<C: GenericClient>(
 ) -> Result<Option<TwoFactor>> {
     let row = c
         .query_opt(
-            "SELECT t.secret, t.enabled, t.last_step
+            &cached(
+                c,
+                "SELECT t.secret, t.enabled, t.last_step
              FROM totp_secrets t JOIN users u ON u.id = t.user_id WHERE u.name = $1",
+            )
+            .await?,
             &[&name],
         )
         .await?;
@@ -521,30 +599,44 @@ pub(super) async fn set_two_factor(
     recovery: &[Vec<u8>],
 ) -> Result<()> {
     let id = user_id(tx, name).await?;
-    tx.execute("DELETE FROM recovery_codes WHERE user_id = $1", &[&id])
-        .await?;
+    tx.execute(
+        &cached(tx, "DELETE FROM recovery_codes WHERE user_id = $1").await?,
+        &[&id],
+    )
+    .await?;
     match tf {
         Some(t) => {
             tx.execute(
-                "INSERT INTO totp_secrets(user_id, secret, enabled, last_step)
+                &cached(
+                    tx,
+                    "INSERT INTO totp_secrets(user_id, secret, enabled, last_step)
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret,
                     enabled = excluded.enabled, last_step = excluded.last_step",
+                )
+                .await?,
                 &[&id, &t.secret, &t.enabled, &t.last_step],
             )
             .await?;
             for h in recovery {
                 tx.execute(
-                    "INSERT INTO recovery_codes(user_id, hash) VALUES ($1, $2)
+                    &cached(
+                        tx,
+                        "INSERT INTO recovery_codes(user_id, hash) VALUES ($1, $2)
                      ON CONFLICT DO NOTHING",
+                    )
+                    .await?,
                     &[&id, h],
                 )
                 .await?;
             }
         }
         None => {
-            tx.execute("DELETE FROM totp_secrets WHERE user_id = $1", &[&id])
-                .await?;
+            tx.execute(
+                &cached(tx, "DELETE FROM totp_secrets WHERE user_id = $1").await?,
+                &[&id],
+            )
+            .await?;
         }
     }
     Ok(())
@@ -554,7 +646,11 @@ pub(super) async fn use_totp_step<C: GenericClient>(c: &C, name: &str, step: i64
     let id = user_id(c, name).await?;
     let n = c
         .execute(
-            "UPDATE totp_secrets SET last_step = $2 WHERE user_id = $1 AND last_step < $2",
+            &cached(
+                c,
+                "UPDATE totp_secrets SET last_step = $2 WHERE user_id = $1 AND last_step < $2",
+            )
+            .await?,
             &[&id, &step],
         )
         .await?;
@@ -569,7 +665,11 @@ pub(super) async fn use_recovery_code<C: GenericClient>(
     let id = user_id(c, name).await?;
     let n = c
         .execute(
-            "DELETE FROM recovery_codes WHERE user_id = $1 AND hash = $2",
+            &cached(
+                c,
+                "DELETE FROM recovery_codes WHERE user_id = $1 AND hash = $2",
+            )
+            .await?,
             &[&id, &hash],
         )
         .await?;
@@ -579,8 +679,12 @@ pub(super) async fn use_recovery_code<C: GenericClient>(
 pub(super) async fn recovery_codes_left<C: GenericClient>(c: &C, name: &str) -> Result<u32> {
     let n: i64 = c
         .query_one(
-            "SELECT count(*) FROM recovery_codes r JOIN users u ON u.id = r.user_id
+            &cached(
+                c,
+                "SELECT count(*) FROM recovery_codes r JOIN users u ON u.id = r.user_id
              WHERE u.name = $1",
+            )
+            .await?,
             &[&name],
         )
         .await?
@@ -607,8 +711,12 @@ pub(super) async fn add_app_password<C: GenericClient>(
     let id = user_id(c, name).await?;
     let row = c
         .query_opt(
-            "INSERT INTO app_passwords(user_id, label, hash, created) VALUES ($1, $2, $3, $4)
+            &cached(
+                c,
+                "INSERT INTO app_passwords(user_id, label, hash, created) VALUES ($1, $2, $3, $4)
              ON CONFLICT (user_id, label) DO NOTHING RETURNING id",
+            )
+            .await?,
             &[&id, &label, &hash, &now],
         )
         .await?;
@@ -628,8 +736,12 @@ pub(super) async fn list_app_passwords<C: GenericClient>(
     name: &str,
 ) -> Result<Vec<AppPassword>> {
     Ok(c.query(
-        "SELECT a.id, a.label, a.created, a.last_used
+        &cached(
+            c,
+            "SELECT a.id, a.label, a.created, a.last_used
          FROM app_passwords a JOIN users u ON u.id = a.user_id WHERE u.name = $1 ORDER BY a.id",
+        )
+        .await?,
         &[&name],
     )
     .await?
@@ -646,7 +758,11 @@ pub(super) async fn revoke_app_password<C: GenericClient>(
     let id = user_id(c, name).await?;
     let n = c
         .execute(
-            "DELETE FROM app_passwords WHERE user_id = $1 AND label = $2",
+            &cached(
+                c,
+                "DELETE FROM app_passwords WHERE user_id = $1 AND label = $2",
+            )
+            .await?,
             &[&id, &label],
         )
         .await?;
@@ -664,8 +780,12 @@ pub(super) async fn find_app_password<C: GenericClient>(
     hash: &[u8],
 ) -> Result<Option<AppPassword>> {
     Ok(c.query_opt(
-        "SELECT a.id, a.label, a.created, a.last_used
+        &cached(
+            c,
+            "SELECT a.id, a.label, a.created, a.last_used
          FROM app_passwords a JOIN users u ON u.id = a.user_id WHERE u.name = $1 AND a.hash = $2",
+        )
+        .await?,
         &[&name, &hash],
     )
     .await?
@@ -674,11 +794,12 @@ pub(super) async fn find_app_password<C: GenericClient>(
 }
 
 pub(super) async fn app_password_exists<C: GenericClient>(c: &C, id: i64) -> Result<bool> {
-    Ok(
-        c.query_opt("SELECT 1 FROM app_passwords WHERE id = $1", &[&id])
-            .await?
-            .is_some(),
+    Ok(c.query_opt(
+        &cached(c, "SELECT 1 FROM app_passwords WHERE id = $1").await?,
+        &[&id],
     )
+    .await?
+    .is_some())
 }
 
 pub(super) async fn touch_app_password<C: GenericClient>(
@@ -688,8 +809,12 @@ pub(super) async fn touch_app_password<C: GenericClient>(
     min_interval: i64,
 ) -> Result<()> {
     c.execute(
-        "UPDATE app_passwords SET last_used = $2
+        &cached(
+            c,
+            "UPDATE app_passwords SET last_used = $2
          WHERE id = $1 AND (last_used IS NULL OR last_used <= $2::bigint - $3::bigint)",
+        )
+        .await?,
         &[&id, &now, &min_interval],
     )
     .await?;
@@ -707,14 +832,14 @@ pub(super) async fn set_quota<C: GenericClient>(
     let id = user_id(c, name).await?;
     if let Some(s) = storage {
         c.execute(
-            "UPDATE users SET quota_storage = $2 WHERE id = $1",
+            &cached(c, "UPDATE users SET quota_storage = $2 WHERE id = $1").await?,
             &[&id, &s.to_sql()],
         )
         .await?;
     }
     if let Some(m) = messages {
         c.execute(
-            "UPDATE users SET quota_messages = $2 WHERE id = $1",
+            &cached(c, "UPDATE users SET quota_messages = $2 WHERE id = $1").await?,
             &[&id, &m.to_sql()],
         )
         .await?;
@@ -735,7 +860,7 @@ pub(super) async fn quota_settings<C: GenericClient>(
         "SELECT quota_storage, quota_messages FROM users WHERE id = $1"
     };
     let row = c
-        .query_opt(sql, &[&user])
+        .query_opt(&cached(c, sql).await?, &[&user])
         .await?
         .ok_or(StoreError::NoSuchUser)?;
     Ok((

@@ -2,21 +2,29 @@
 //! embedded store's): secrets read and written as stored, mailboxes made with a given id,
 //! and per-message modseqs and save dates set after an import.
 
-use tokio_postgres::{GenericClient, Transaction};
+use super::cached;
+use deadpool_postgres::{GenericClient, Transaction};
 
 use super::accounts;
 use crate::{Mailbox, MailboxId, MessageState, Result, StoreError, StoredAppPassword, UserId};
 
 async fn user_id<C: GenericClient>(c: &C, name: &str) -> Result<i64> {
-    c.query_opt("SELECT id FROM users WHERE name = $1", &[&name])
-        .await?
-        .map(|r| r.get(0))
-        .ok_or(StoreError::NoSuchUser)
+    c.query_opt(
+        &cached(c, "SELECT id FROM users WHERE name = $1").await?,
+        &[&name],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .ok_or(StoreError::NoSuchUser)
 }
 
 pub(super) async fn server_secrets<C: GenericClient>(c: &C) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(c.query(
-        "SELECT name, value FROM server_secrets ORDER BY name COLLATE \"C\"",
+        &cached(
+            c,
+            "SELECT name, value FROM server_secrets ORDER BY name COLLATE \"C\"",
+        )
+        .await?,
         &[],
     )
     .await?
@@ -31,8 +39,12 @@ pub(super) async fn set_server_secret<C: GenericClient>(
     value: &[u8],
 ) -> Result<()> {
     c.execute(
-        "INSERT INTO server_secrets(name, value) VALUES ($1, $2)
+        &cached(
+            c,
+            "INSERT INTO server_secrets(name, value) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .await?,
         &[&name, &value],
     )
     .await?;
@@ -45,7 +57,11 @@ pub(super) async fn recovery_code_hashes<C: GenericClient>(
 ) -> Result<Vec<Vec<u8>>> {
     let id = user_id(c, name).await?;
     Ok(c.query(
-        "SELECT hash FROM recovery_codes WHERE user_id = $1 ORDER BY hash",
+        &cached(
+            c,
+            "SELECT hash FROM recovery_codes WHERE user_id = $1 ORDER BY hash",
+        )
+        .await?,
         &[&id],
     )
     .await?
@@ -60,8 +76,12 @@ pub(super) async fn app_password_hashes<C: GenericClient>(
 ) -> Result<Vec<StoredAppPassword>> {
     let id = user_id(c, name).await?;
     Ok(c.query(
-        "SELECT label, hash, created, last_used FROM app_passwords
+        &cached(
+            c,
+            "SELECT label, hash, created, last_used FROM app_passwords
              WHERE user_id = $1 ORDER BY id",
+        )
+        .await?,
         &[&id],
     )
     .await?
@@ -83,8 +103,12 @@ pub(super) async fn restore_app_password<C: GenericClient>(
     let id = user_id(c, name).await?;
     let n = c
         .execute(
-            "INSERT INTO app_passwords(user_id, label, hash, created, last_used)
+            &cached(
+                c,
+                "INSERT INTO app_passwords(user_id, label, hash, created, last_used)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, label) DO NOTHING",
+            )
+            .await?,
             &[&id, &app.label, &app.hash, &app.created, &app.last_used],
         )
         .await?;
@@ -105,7 +129,10 @@ pub(super) async fn restore_mailbox(
     }
     // The account's row first (the lock order of every writer).
     if tx
-        .query_opt("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user])
+        .query_opt(
+            &cached(tx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE").await?,
+            &[&user],
+        )
         .await?
         .is_none()
     {
@@ -120,7 +147,7 @@ pub(super) async fn restore_mailbox(
         // Never held a message (locked: no append can start meanwhile): only its row.
         let gone = tx
             .execute(
-                "DELETE FROM mailboxes WHERE id = $1 AND uidnext = 1",
+                &cached(tx, "DELETE FROM mailboxes WHERE id = $1 AND uidnext = 1").await?,
                 &[&old.id],
             )
             .await?;
@@ -132,12 +159,16 @@ pub(super) async fn restore_mailbox(
     let uidvalidity = i64::from(want.uidvalidity);
     let given = tx
         .query_opt(
-            "INSERT INTO mailboxes(id, user_id, name, uidvalidity, uidnext, highest_modseq,
+            &cached(
+                tx,
+                "INSERT INTO mailboxes(id, user_id, name, uidvalidity, uidnext, highest_modseq,
                                    special_use)
              OVERRIDING SYSTEM VALUE
              SELECT $1::bigint, $2::bigint, $3::text, $4::bigint, 1, 1, $5::text
              WHERE $1::bigint > 0 AND NOT EXISTS (SELECT 1 FROM mailboxes WHERE id = $1::bigint)
              ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .await?,
             &[&want.id, &user, &name, &uidvalidity, &want.special_use],
         )
         .await?;
@@ -145,8 +176,8 @@ pub(super) async fn restore_mailbox(
         Some(row) => {
             // Identity values handed out later stay above every id given here.
             tx.execute(
-                "SELECT setval(s.seq, greatest($1::bigint, coalesce(pg_sequence_last_value(s.seq), 0)))
-                 FROM (SELECT pg_get_serial_sequence('mailboxes', 'id')::regclass AS seq) s",
+                &cached(tx, "SELECT setval(s.seq, greatest($1::bigint, coalesce(pg_sequence_last_value(s.seq), 0)))
+                 FROM (SELECT pg_get_serial_sequence('mailboxes', 'id')::regclass AS seq) s").await?,
                 &[&want.id],
             )
             .await?;
@@ -154,9 +185,13 @@ pub(super) async fn restore_mailbox(
         }
         None => tx
             .query_one(
-                "INSERT INTO mailboxes(user_id, name, uidvalidity, uidnext, highest_modseq,
+                &cached(
+                    tx,
+                    "INSERT INTO mailboxes(user_id, name, uidvalidity, uidnext, highest_modseq,
                                        special_use)
                  VALUES ($1, $2, $3, 1, 1, $4) RETURNING id",
+                )
+                .await?,
                 &[&user, &name, &uidvalidity, &want.special_use],
             )
             .await?
@@ -164,7 +199,11 @@ pub(super) async fn restore_mailbox(
     };
     // Mailboxes made later get a UIDVALIDITY above this one (see `next_uidvalidity`).
     tx.execute(
-        "UPDATE meta SET value = greatest(value, $1) WHERE key = 'uidvalidity'",
+        &cached(
+            tx,
+            "UPDATE meta SET value = greatest(value, $1) WHERE key = 'uidvalidity'",
+        )
+        .await?,
         &[&uidvalidity],
     )
     .await?;
@@ -185,7 +224,11 @@ pub(super) async fn restore_message_state(
 ) -> Result<((), Vec<(MailboxId, u64)>)> {
     let Some(row) = tx
         .query_opt(
-            "SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 FOR UPDATE",
+            &cached(
+                tx,
+                "SELECT uidnext, highest_modseq FROM mailboxes WHERE id = $1 FOR UPDATE",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
@@ -201,9 +244,13 @@ pub(super) async fn restore_message_state(
     let saved: Vec<i64> = messages.iter().map(|m| m.save_date).collect();
     let n = tx
         .execute(
-            "UPDATE messages m SET modseq = v.modseq, saved = v.saved
+            &cached(
+                tx,
+                "UPDATE messages m SET modseq = v.modseq, saved = v.saved
              FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS v(uid, modseq, saved)
              WHERE m.mailbox_id = $1 AND m.uid = v.uid",
+            )
+            .await?,
             &[&mailbox, &uids, &modseqs, &saved],
         )
         .await?;
@@ -221,9 +268,13 @@ pub(super) async fn restore_message_state(
         .unwrap_or(cur_modseq);
     let uidnext = i64::from(uidnext).max(cur_uidnext);
     tx.execute(
-        "UPDATE mailboxes SET uidnext = $2, highest_modseq = $3, recent_boundary = $2,
+        &cached(
+            tx,
+            "UPDATE mailboxes SET uidnext = $2, highest_modseq = $3, recent_boundary = $2,
                               pruned_modseq = greatest(pruned_modseq, $3)
          WHERE id = $1",
+        )
+        .await?,
         &[&mailbox, &uidnext, &top],
     )
     .await?;

@@ -2,7 +2,8 @@
 //! the mail had before, so clients keep their caches. Appends with given UIDs are
 //! `messages::append` with `given`.
 
-use tokio_postgres::Transaction;
+use super::cached;
+use deadpool_postgres::Transaction;
 
 use super::accounts;
 use crate::{Mailbox, MailboxId, Result, StoreError, UserId};
@@ -29,8 +30,12 @@ pub(super) async fn import_mailbox(
     // Changed only while the mailbox never held a message (its row locked meanwhile).
     let changed = tx
         .execute(
-            "UPDATE mailboxes SET uidvalidity = $2
+            &cached(
+                tx,
+                "UPDATE mailboxes SET uidvalidity = $2
              WHERE id = $1 AND uidnext = 1 AND uidvalidity <> $2",
+            )
+            .await?,
             &[&mailbox.id, &i64::from(v)],
         )
         .await?;
@@ -40,7 +45,11 @@ pub(super) async fn import_mailbox(
     }
     // Mailboxes made later get a UIDVALIDITY above this one (see `next_uidvalidity`).
     tx.execute(
-        "UPDATE meta SET value = greatest(value, $1) WHERE key = 'uidvalidity'",
+        &cached(
+            tx,
+            "UPDATE meta SET value = greatest(value, $1) WHERE key = 'uidvalidity'",
+        )
+        .await?,
         &[&i64::from(v)],
     )
     .await?;

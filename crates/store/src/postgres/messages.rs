@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::cached;
+use deadpool_postgres::{GenericClient, Transaction};
 use sha2::{Digest, Sha256};
-use tokio_postgres::{GenericClient, Row, Transaction};
+use tokio_postgres::Row;
 
 use super::accounts::quota_settings;
 use super::bodies::{self, Bodies};
@@ -50,8 +52,11 @@ pub(super) async fn send_notifications(
     }
     for (mb, modseq) in latest {
         let payload = format!("{mb}:{modseq}");
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
-            .await?;
+        tx.execute(
+            &cached(tx, "SELECT pg_notify($1, $2)").await?,
+            &[&CHANNEL, &payload],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -103,8 +108,12 @@ async fn update_mailbox(
     c: Counts,
 ) -> Result<()> {
     tx.execute(
-        "UPDATE mailboxes SET uidnext = $2, highest_modseq = $3, messages = messages + $4,
+        &cached(
+            tx,
+            "UPDATE mailboxes SET uidnext = $2, highest_modseq = $3, messages = messages + $4,
             unseen = unseen + $5, deleted = deleted + $6, size = size + $7 WHERE id = $1",
+        )
+        .await?,
         &[
             &mailbox,
             &uidnext,
@@ -129,8 +138,12 @@ struct Locked {
 async fn lock(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Locked> {
     let r = tx
         .query_opt(
-            "SELECT uidvalidity, uidnext, highest_modseq FROM mailboxes
+            &cached(
+                tx,
+                "SELECT uidvalidity, uidnext, highest_modseq FROM mailboxes
              WHERE id = $1 FOR UPDATE",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
@@ -143,10 +156,13 @@ async fn lock(tx: &Transaction<'_>, mailbox: MailboxId) -> Result<Locked> {
 }
 
 async fn owner<C: GenericClient>(c: &C, mailbox: MailboxId) -> Result<UserId> {
-    c.query_opt("SELECT user_id FROM mailboxes WHERE id = $1", &[&mailbox])
-        .await?
-        .map(|r| r.get(0))
-        .ok_or(StoreError::NoSuchMailbox)
+    c.query_opt(
+        &cached(c, "SELECT user_id FROM mailboxes WHERE id = $1").await?,
+        &[&mailbox],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .ok_or(StoreError::NoSuchMailbox)
 }
 
 pub(super) async fn require_mailbox<C: GenericClient>(c: &C, mailbox: MailboxId) -> Result<()> {
@@ -157,8 +173,12 @@ pub(super) async fn require_mailbox<C: GenericClient>(c: &C, mailbox: MailboxId)
 pub(super) async fn usage<C: GenericClient>(c: &C, user: UserId) -> Result<(u64, u64)> {
     let r = c
         .query_one(
-            "SELECT coalesce(sum(size), 0)::bigint, coalesce(sum(messages), 0)::bigint
+            &cached(
+                c,
+                "SELECT coalesce(sum(size), 0)::bigint, coalesce(sum(messages), 0)::bigint
              FROM mailboxes WHERE user_id = $1",
+            )
+            .await?,
             &[&user],
         )
         .await?;
@@ -277,7 +297,10 @@ async fn acquire_body(
     analyze: bool,
 ) -> Result<()> {
     if tx
-        .query_opt("SELECT 1 FROM bodies WHERE hash = $1", &[&hash])
+        .query_opt(
+            &cached(tx, "SELECT 1 FROM bodies WHERE hash = $1").await?,
+            &[&hash],
+        )
         .await?
         .is_some()
     {
@@ -286,13 +309,16 @@ async fn acquire_body(
     let external = store.new_store();
     if external.is_some() {
         tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
+            &cached(tx, "SELECT pg_advisory_xact_lock($1)").await?,
             &[&bodies::lock_key(hash)],
         )
         .await?;
         // A writer that held the lock before may have committed the row meanwhile.
         if tx
-            .query_opt("SELECT 1 FROM bodies WHERE hash = $1", &[&hash])
+            .query_opt(
+                &cached(tx, "SELECT 1 FROM bodies WHERE hash = $1").await?,
+                &[&hash],
+            )
             .await?
             .is_some()
         {
@@ -308,9 +334,9 @@ async fn acquire_body(
     let p = &nb.parsed;
     let inserted = tx
         .query_opt(
-            "INSERT INTO bodies(hash, size, data, envelope, bodystructure, body, parts, sent_date)
+            &cached(tx, "INSERT INTO bodies(hash, size, data, envelope, bodystructure, body, parts, sent_date)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (hash) DO NOTHING RETURNING 1",
+             ON CONFLICT (hash) DO NOTHING RETURNING 1").await?,
             &[
                 &hash,
                 &size,
@@ -326,14 +352,18 @@ async fn acquire_body(
         .is_some();
     if inserted {
         tx.execute(
-            "INSERT INTO search(hash, header, body) VALUES ($1, $2, $3)",
+            &cached(
+                tx,
+                "INSERT INTO search(hash, header, body) VALUES ($1, $2, $3)",
+            )
+            .await?,
             &[&hash, &nb.header, &nb.body],
         )
         .await?;
         super::objects::save_delivered_sort_keys(tx, hash, &nb.sort_keys).await?;
         if let Some(name) = external {
             tx.execute(
-                "INSERT INTO body_files(hash, store) VALUES ($1, $2)",
+                &cached(tx, "INSERT INTO body_files(hash, store) VALUES ($1, $2)").await?,
                 &[&hash, &name],
             )
             .await?;
@@ -353,13 +383,17 @@ async fn release_bodies(tx: &Transaction<'_>, mut hashes: Vec<Vec<u8>>) -> Resul
     hashes.dedup();
     let queued = tx
         .execute(
-            "WITH gone AS (DELETE FROM bodies b WHERE b.hash = ANY($1)
+            &cached(
+                tx,
+                "WITH gone AS (DELETE FROM bodies b WHERE b.hash = ANY($1)
                  AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_hash = b.hash)
                  AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.body_hash = b.hash)
                  RETURNING b.hash)
              INSERT INTO body_deletions(hash, store, queued_at)
              SELECT f.hash, f.store, $2 FROM body_files f JOIN gone g ON g.hash = f.hash
              ON CONFLICT DO NOTHING",
+            )
+            .await?,
             &[&hashes, &now()],
         )
         .await?;
@@ -452,8 +486,12 @@ pub(super) async fn append(
         super::objects::on_append(tx, user, &hash, &delivery).await?;
         let f = flagops::normalize(&m.flags);
         tx.execute(
-            "INSERT INTO messages(mailbox_id, uid, body_hash, size, flags, keywords, modseq,
+            &cached(
+                tx,
+                "INSERT INTO messages(mailbox_id, uid, body_hash, size, flags, keywords, modseq,
                 internal_date, date_offset) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .await?,
             &[
                 &mailbox,
                 &uid,
@@ -495,7 +533,11 @@ pub(super) async fn replace(
     let Some(target) = super::accounts::get_mailbox(tx, user, name).await? else {
         let there = tx
             .query_opt(
-                "SELECT 1 FROM messages WHERE mailbox_id = $1 AND uid = $2",
+                &cached(
+                    tx,
+                    "SELECT 1 FROM messages WHERE mailbox_id = $1 AND uid = $2",
+                )
+                .await?,
                 &[&from, &i64::from(uid)],
             )
             .await?;
@@ -511,7 +553,11 @@ pub(super) async fn replace(
     }
     let there = tx
         .query_opt(
-            "SELECT 1 FROM messages WHERE mailbox_id = $1 AND uid = $2",
+            &cached(
+                tx,
+                "SELECT 1 FROM messages WHERE mailbox_id = $1 AND uid = $2",
+            )
+            .await?,
             &[&from, &i64::from(uid)],
         )
         .await?;
@@ -530,11 +576,15 @@ pub(super) async fn replace(
 pub(super) async fn status<C: GenericClient>(c: &C, mailbox: MailboxId) -> Result<MailboxStatus> {
     let r = c
         .query_opt(
-            "SELECT mb.messages, mb.unseen, mb.deleted, mb.size, mb.uidnext, mb.uidvalidity,
+            &cached(
+                c,
+                "SELECT mb.messages, mb.unseen, mb.deleted, mb.size, mb.uidnext, mb.uidvalidity,
                 mb.highest_modseq,
                 (SELECT count(*) FROM messages m
                  WHERE m.mailbox_id = mb.id AND m.uid >= mb.recent_boundary)
              FROM mailboxes mb WHERE mb.id = $1",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
@@ -573,7 +623,7 @@ pub(super) async fn messages<C: GenericClient>(
 ) -> Result<Vec<MessageMeta>> {
     require_mailbox(c, mailbox).await?;
     let sql = format!("SELECT {META_COLS} FROM messages WHERE mailbox_id = $1 ORDER BY uid");
-    Ok(c.query(&sql, &[&mailbox])
+    Ok(c.query(&cached(c, &sql).await?, &[&mailbox])
         .await?
         .iter()
         .map(meta_from_row)
@@ -587,7 +637,11 @@ pub(super) async fn changes_since(
 ) -> Result<Changes> {
     let r = tx
         .query_opt(
-            "SELECT highest_modseq, uidnext, pruned_modseq FROM mailboxes WHERE id = $1",
+            &cached(
+                tx,
+                "SELECT highest_modseq, uidnext, pruned_modseq FROM mailboxes WHERE id = $1",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
@@ -597,14 +651,18 @@ pub(super) async fn changes_since(
         "SELECT {META_COLS} FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid"
     );
     let changed = tx
-        .query(&sql, &[&mailbox, &since])
+        .query(&cached(tx, &sql).await?, &[&mailbox, &since])
         .await?
         .iter()
         .map(meta_from_row)
         .collect();
     let expunged = tx
         .query(
-            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            &cached(
+                tx,
+                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            )
+            .await?,
             &[&mailbox, &since],
         )
         .await?
@@ -638,7 +696,7 @@ pub(super) async fn message_bytes<C: GenericClient>(
          LEFT JOIN body_files f ON f.hash = b.hash WHERE b.hash = {BODY_OF}"
     );
     let r = c
-        .query_opt(&sql, &[&mailbox, &i64::from(uid)])
+        .query_opt(&cached(c, &sql).await?, &[&mailbox, &i64::from(uid)])
         .await?
         .ok_or(StoreError::NoSuchMailbox)?;
     let size: i64 = r.get(0);
@@ -649,7 +707,10 @@ pub(super) async fn message_bytes<C: GenericClient>(
             Some(p) => p,
             // Its last reference went (and the file with it) since the row was read.
             None if c
-                .query_opt("SELECT 1 FROM bodies WHERE hash = $1", &[&hash])
+                .query_opt(
+                    &cached(c, "SELECT 1 FROM bodies WHERE hash = $1").await?,
+                    &[&hash],
+                )
                 .await?
                 .is_none() =>
             {
@@ -699,24 +760,26 @@ pub(super) async fn parsed_infos<C: GenericClient>(
                {held}) x
          JOIN bodies b ON b.hash = x.body_hash ORDER BY x.uid"
     );
-    Ok(c.query(&sql, &[&mailbox, &uids_sql(uids)])
-        .await?
-        .iter()
-        .map(|r| {
-            (
-                r.get::<_, i64>(0) as u32,
-                ParsedInfo {
-                    envelope: r.get(1),
-                    bodystructure: r.get(2),
-                    body: r.get(3),
-                    parts: r.get(4),
-                    search_text: String::new(),
-                    search_body_offset: 0,
-                    sent_date: r.get(5),
-                },
-            )
-        })
-        .collect())
+    Ok(
+        c.query(&cached(c, &sql).await?, &[&mailbox, &uids_sql(uids)])
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0) as u32,
+                    ParsedInfo {
+                        envelope: r.get(1),
+                        bodystructure: r.get(2),
+                        body: r.get(3),
+                        parts: r.get(4),
+                        search_text: String::new(),
+                        search_body_offset: 0,
+                        sent_date: r.get(5),
+                    },
+                )
+            })
+            .collect(),
+    )
 }
 
 // ---- flags ----
@@ -733,7 +796,9 @@ pub(super) async fn set_flags(
     let sql = format!(
         "SELECT {META_COLS} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid"
     );
-    let rows = tx.query(&sql, &[&mailbox, &uids_sql(uids)]).await?;
+    let rows = tx
+        .query(&cached(tx, &sql).await?, &[&mailbox, &uids_sql(uids)])
+        .await?;
     let modseq = mb.highest_modseq + 1;
     let mut out = StoreFlagsResult::default();
     let mut counts = Counts::default();
@@ -768,9 +833,13 @@ pub(super) async fn set_flags(
     if !uids.is_empty() {
         // A text[] per row travels as its literal: unnest cannot take ragged text[][].
         tx.execute(
-            "UPDATE messages AS m SET flags = t.f, keywords = t.k::text[], modseq = $5
+            &cached(
+                tx,
+                "UPDATE messages AS m SET flags = t.f, keywords = t.k::text[], modseq = $5
              FROM unnest($2::bigint[], $3::int[], $4::text[]) AS t(u, f, k)
              WHERE m.mailbox_id = $1 AND m.uid = t.u",
+            )
+            .await?,
             &[&mailbox, &uids, &systems, &keywords, &modseq],
         )
         .await?;
@@ -814,8 +883,12 @@ pub(super) async fn expunge_locked(
     let mb = lock(tx, mailbox).await?;
     let rows = tx
         .query(
-            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)
+            &cached(
+                tx,
+                "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)
              RETURNING uid, body_hash, flags, size",
+            )
+            .await?,
             &[&mailbox, &uids_sql(uids)],
         )
         .await?;
@@ -833,8 +906,12 @@ pub(super) async fn expunge_locked(
     let (uids, hashes): (Vec<i64>, Vec<Vec<u8>>) = gone.into_iter().unzip();
     // Tombstones for changes_since (RFC 7162 VANISHED), holding the bodies for a while.
     tx.execute(
-        "INSERT INTO expunged(mailbox_id, uid, modseq, body_hash, expunged_at)
+        &cached(
+            tx,
+            "INSERT INTO expunged(mailbox_id, uid, modseq, body_hash, expunged_at)
          SELECT $1, u, $3, h, $5 FROM unnest($2::bigint[], $4::bytea[]) AS t(u, h)",
+        )
+        .await?,
         &[&mailbox, &uids, &modseq, &hashes, &now()],
     )
     .await?;
@@ -851,12 +928,16 @@ pub(super) async fn expunge_locked(
 async fn release_held(tx: &Transaction<'_>, mailbox: Option<MailboxId>, cutoff: i64) -> Result<()> {
     let rows = tx
         .query(
-            "WITH h AS (SELECT mailbox_id, uid, body_hash FROM expunged
+            &cached(
+                tx,
+                "WITH h AS (SELECT mailbox_id, uid, body_hash FROM expunged
                         WHERE body_hash IS NOT NULL AND expunged_at <= $1
                           AND ($2::bigint IS NULL OR mailbox_id = $2)
                         FOR UPDATE)
              UPDATE expunged e SET body_hash = NULL FROM h
              WHERE e.mailbox_id = h.mailbox_id AND e.uid = h.uid RETURNING h.body_hash",
+            )
+            .await?,
             &[&cutoff, &mailbox],
         )
         .await?;
@@ -870,13 +951,13 @@ pub(super) async fn prune_tombstones(
     let cutoff = now().saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
     let rows = tx
         .query(
-            "WITH gone AS (DELETE FROM expunged WHERE expunged_at <= $1
+            &cached(tx, "WITH gone AS (DELETE FROM expunged WHERE expunged_at <= $1
                            RETURNING mailbox_id, modseq, body_hash),
                   horizon AS (UPDATE mailboxes m SET pruned_modseq = greatest(m.pruned_modseq, g.top)
                               FROM (SELECT mailbox_id, max(modseq) AS top FROM gone
                                     GROUP BY mailbox_id) g
                               WHERE m.id = g.mailbox_id)
-             SELECT body_hash FROM gone",
+             SELECT body_hash FROM gone").await?,
             &[&cutoff],
         )
         .await?;
@@ -902,7 +983,11 @@ pub(super) async fn drop_mailbox(tx: &Transaction<'_>, mailbox: MailboxId) -> Re
     };
     let mut hashes: Vec<Vec<u8>> = tx
         .query(
-            "DELETE FROM messages WHERE mailbox_id = $1 RETURNING body_hash",
+            &cached(
+                tx,
+                "DELETE FROM messages WHERE mailbox_id = $1 RETURNING body_hash",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
@@ -911,15 +996,22 @@ pub(super) async fn drop_mailbox(tx: &Transaction<'_>, mailbox: MailboxId) -> Re
         .collect();
     hashes.extend(
         tx.query(
-            "DELETE FROM expunged WHERE mailbox_id = $1 RETURNING body_hash",
+            &cached(
+                tx,
+                "DELETE FROM expunged WHERE mailbox_id = $1 RETURNING body_hash",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
         .iter()
         .filter_map(|r| r.get::<_, Option<Vec<u8>>>(0)),
     );
-    tx.execute("DELETE FROM mailboxes WHERE id = $1", &[&mailbox])
-        .await?;
+    tx.execute(
+        &cached(tx, "DELETE FROM mailboxes WHERE id = $1").await?,
+        &[&mailbox],
+    )
+    .await?;
     release_bodies(tx, hashes).await?;
     Ok(Some(mb.highest_modseq as u64 + 1))
 }
@@ -946,8 +1038,12 @@ pub(super) async fn copy(
     let dst = lock(tx, to).await?;
     let rows = tx
         .query(
-            "SELECT uid, body_hash, size, flags, keywords, internal_date, date_offset
+            &cached(
+                tx,
+                "SELECT uid, body_hash, size, flags, keywords, internal_date, date_offset
              FROM messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+            )
+            .await?,
             &[&from, &uids_sql(uids)],
         )
         .await?;
@@ -982,8 +1078,12 @@ pub(super) async fn copy(
         let keywords: Vec<String> = r.get(4);
         let (date, offset): (i64, i32) = (r.get(5), r.get(6));
         tx.execute(
-            "INSERT INTO messages(mailbox_id, uid, body_hash, size, flags, keywords, modseq,
+            &cached(
+                tx,
+                "INSERT INTO messages(mailbox_id, uid, body_hash, size, flags, keywords, modseq,
                 internal_date, date_offset) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .await?,
             &[
                 &to, &uid, &hash, &size, &system, &keywords, &modseq, &date, &offset,
             ],
@@ -1057,15 +1157,23 @@ pub(super) async fn claim_recent<C: GenericClient>(
         // The row lock makes concurrent claimers go one after the other: the second one
         // finds the boundary moved.
         c.query_opt(
-            "WITH old AS (SELECT id, recent_boundary FROM mailboxes WHERE id = $1 FOR UPDATE)
+            &cached(
+                c,
+                "WITH old AS (SELECT id, recent_boundary FROM mailboxes WHERE id = $1 FOR UPDATE)
              UPDATE mailboxes m SET recent_boundary = m.uidnext FROM old WHERE m.id = old.id
              RETURNING old.recent_boundary, m.uidnext",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
     } else {
         c.query_opt(
-            "SELECT recent_boundary, uidnext FROM mailboxes WHERE id = $1",
+            &cached(
+                c,
+                "SELECT recent_boundary, uidnext FROM mailboxes WHERE id = $1",
+            )
+            .await?,
             &[&mailbox],
         )
         .await?
@@ -1076,7 +1184,7 @@ pub(super) async fn claim_recent<C: GenericClient>(
         return Ok(Vec::new());
     }
     Ok(c.query(
-        "SELECT uid FROM messages WHERE mailbox_id = $1 AND uid >= $2 AND uid < $3 ORDER BY uid",
+        &cached(c, "SELECT uid FROM messages WHERE mailbox_id = $1 AND uid >= $2 AND uid < $3 ORDER BY uid").await?,
         &[&mailbox, &from, &to],
     )
     .await?
@@ -1091,9 +1199,13 @@ pub(super) async fn check<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec
     let mut problems = Vec::new();
     for r in c
         .query(
-            "SELECT encode(b.hash, 'hex') FROM bodies b
+            &cached(
+                c,
+                "SELECT encode(b.hash, 'hex') FROM bodies b
              WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_hash = b.hash)
                AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.body_hash = b.hash)",
+            )
+            .await?,
             &[],
         )
         .await?
@@ -1103,7 +1215,9 @@ pub(super) async fn check<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec
     }
     for r in c
         .query(
-            "SELECT mb.id, mb.name FROM mailboxes mb
+            &cached(
+                c,
+                "SELECT mb.id, mb.name FROM mailboxes mb
              LEFT JOIN (SELECT mailbox_id, count(*) AS n,
                           count(*) FILTER (WHERE flags & 1 = 0) AS unseen,
                           count(*) FILTER (WHERE flags & 8 <> 0) AS deleted,
@@ -1112,6 +1226,8 @@ pub(super) async fn check<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec
              WHERE (mb.messages, mb.unseen, mb.deleted, mb.size) IS DISTINCT FROM
                    (coalesce(a.n, 0), coalesce(a.unseen, 0), coalesce(a.deleted, 0),
                     coalesce(a.size, 0))",
+            )
+            .await?,
             &[],
         )
         .await?
@@ -1121,8 +1237,8 @@ pub(super) async fn check<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec
     }
     for r in c
         .query(
-            "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
-             WHERE m.uid >= mb.uidnext OR m.modseq > mb.highest_modseq",
+            &cached(c, "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+             WHERE m.uid >= mb.uidnext OR m.modseq > mb.highest_modseq").await?,
             &[],
         )
         .await?
@@ -1134,7 +1250,7 @@ pub(super) async fn check<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec
     }
     let unindexed: i64 = c
         .query_one(
-            "SELECT count(*) FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM search s WHERE s.hash = b.hash)",
+            &cached(c, "SELECT count(*) FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM search s WHERE s.hash = b.hash)").await?,
             &[],
         )
         .await?
@@ -1150,7 +1266,10 @@ pub(super) async fn check<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec
 async fn check_bodies<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let hashes: Vec<Vec<u8>> = c
-        .query("SELECT hash FROM bodies ORDER BY hash", &[])
+        .query(
+            &cached(c, "SELECT hash FROM bodies ORDER BY hash").await?,
+            &[],
+        )
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -1158,8 +1277,12 @@ async fn check_bodies<C: GenericClient>(c: &C, store: &Bodies) -> Result<Vec<Str
     for hash in hashes {
         let Some(r) = c
             .query_opt(
-                "SELECT b.size, b.data, f.store FROM bodies b
+                &cached(
+                    c,
+                    "SELECT b.size, b.data, f.store FROM bodies b
                  LEFT JOIN body_files f ON f.hash = b.hash WHERE b.hash = $1",
+                )
+                .await?,
                 &[&hash],
             )
             .await?

@@ -95,6 +95,17 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
         .any(|p| text.starts_with(p))
 }
 
+/// The statement `sql` prepared on this pooled connection, from its cache (deadpool-postgres
+/// keeps one per connection, keyed by the text) or prepared now and kept: PostgreSQL then
+/// skips the parse and the round trip of a statement sent as text. Only for texts from a fixed
+/// set (the cache is never trimmed); the schema is migrated before the pool serves.
+pub(crate) async fn cached<C: deadpool_postgres::GenericClient>(
+    c: &C,
+    sql: &str,
+) -> Result<tokio_postgres::Statement> {
+    Ok(c.prepare_cached(sql).await?)
+}
+
 pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
@@ -437,10 +448,10 @@ impl MailStore for PgStore {
         })
     }
     async fn get_user(&self, name: &str) -> Result<Option<User>> {
-        accounts::get_user(&**self.client().await?, name).await
+        accounts::get_user(&self.client().await?, name).await
     }
     async fn list_users(&self) -> Result<Vec<User>> {
-        accounts::list_users(&**self.client().await?).await
+        accounts::list_users(&self.client().await?).await
     }
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
         write_tx!(self, |tx| async {
@@ -453,23 +464,23 @@ impl MailStore for PgStore {
         write_tx!(self, |tx| async { accounts::delete_user(&tx, name).await })
     }
     async fn get_scram_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
-        accounts::get_scram_keys(&**self.client().await?, false, name).await
+        accounts::get_scram_keys(&self.client().await?, false, name).await
     }
     async fn set_scram_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
-        accounts::set_scram_keys(&**self.client().await?, false, name, keys).await
+        accounts::set_scram_keys(&self.client().await?, false, name, keys).await
     }
     async fn get_scram_sha1_keys(&self, name: &str) -> Result<Option<ScramKeys>> {
-        accounts::get_scram_keys(&**self.client().await?, true, name).await
+        accounts::get_scram_keys(&self.client().await?, true, name).await
     }
     async fn set_scram_sha1_keys(&self, name: &str, keys: Option<&ScramKeys>) -> Result<()> {
-        accounts::set_scram_keys(&**self.client().await?, true, name, keys).await
+        accounts::set_scram_keys(&self.client().await?, true, name, keys).await
     }
     async fn server_secret(&self, name: &str) -> Result<Vec<u8>> {
-        accounts::server_secret(&**self.client().await?, name).await
+        accounts::server_secret(&self.client().await?, name).await
     }
 
     async fn get_two_factor(&self, name: &str) -> Result<Option<TwoFactor>> {
-        accounts::get_two_factor(&**self.client().await?, name).await
+        accounts::get_two_factor(&self.client().await?, name).await
     }
     async fn set_two_factor(
         &self,
@@ -484,13 +495,13 @@ impl MailStore for PgStore {
         })
     }
     async fn use_totp_step(&self, name: &str, step: i64) -> Result<bool> {
-        accounts::use_totp_step(&**self.client().await?, name, step).await
+        accounts::use_totp_step(&self.client().await?, name, step).await
     }
     async fn use_recovery_code(&self, name: &str, hash: &[u8]) -> Result<bool> {
-        accounts::use_recovery_code(&**self.client().await?, name, hash).await
+        accounts::use_recovery_code(&self.client().await?, name, hash).await
     }
     async fn recovery_codes_left(&self, name: &str) -> Result<u32> {
-        accounts::recovery_codes_left(&**self.client().await?, name).await
+        accounts::recovery_codes_left(&self.client().await?, name).await
     }
     async fn add_app_password(
         &self,
@@ -499,29 +510,29 @@ impl MailStore for PgStore {
         hash: &[u8],
         now: i64,
     ) -> Result<AppPassword> {
-        accounts::add_app_password(&**self.client().await?, name, label, hash, now).await
+        accounts::add_app_password(&self.client().await?, name, label, hash, now).await
     }
     async fn list_app_passwords(&self, name: &str) -> Result<Vec<AppPassword>> {
-        accounts::list_app_passwords(&**self.client().await?, name).await
+        accounts::list_app_passwords(&self.client().await?, name).await
     }
     async fn revoke_app_password(&self, name: &str, label: &str) -> Result<()> {
-        accounts::revoke_app_password(&**self.client().await?, name, label).await
+        accounts::revoke_app_password(&self.client().await?, name, label).await
     }
     async fn find_app_password(&self, name: &str, hash: &[u8]) -> Result<Option<AppPassword>> {
-        accounts::find_app_password(&**self.client().await?, name, hash).await
+        accounts::find_app_password(&self.client().await?, name, hash).await
     }
     async fn app_password_exists(&self, id: i64) -> Result<bool> {
-        accounts::app_password_exists(&**self.client().await?, id).await
+        accounts::app_password_exists(&self.client().await?, id).await
     }
     async fn touch_app_password(&self, id: i64, now: i64, min_interval: i64) -> Result<()> {
-        accounts::touch_app_password(&**self.client().await?, id, now, min_interval).await
+        accounts::touch_app_password(&self.client().await?, id, now, min_interval).await
     }
 
     async fn list_mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {
-        accounts::list_mailboxes(&**self.client().await?, user).await
+        accounts::list_mailboxes(&self.client().await?, user).await
     }
     async fn get_mailbox(&self, user: UserId, name: &str) -> Result<Option<Mailbox>> {
-        accounts::get_mailbox(&**self.client().await?, user, name).await
+        accounts::get_mailbox(&self.client().await?, user, name).await
     }
     async fn create_mailbox(
         &self,
@@ -548,16 +559,16 @@ impl MailStore for PgStore {
         })
     }
     async fn subscribe(&self, user: UserId, name: &str) -> Result<()> {
-        accounts::subscribe(&**self.client().await?, user, name, true).await
+        accounts::subscribe(&self.client().await?, user, name, true).await
     }
     async fn unsubscribe(&self, user: UserId, name: &str) -> Result<()> {
-        accounts::subscribe(&**self.client().await?, user, name, false).await
+        accounts::subscribe(&self.client().await?, user, name, false).await
     }
     async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
-        accounts::subscriptions(&**self.client().await?, user).await
+        accounts::subscriptions(&self.client().await?, user).await
     }
     async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
-        messages::status(&**self.client().await?, mailbox).await
+        messages::status(&self.client().await?, mailbox).await
     }
 
     async fn append(
@@ -571,7 +582,7 @@ impl MailStore for PgStore {
         })
     }
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>> {
-        messages::messages(&**self.client().await?, mailbox).await
+        messages::messages(&self.client().await?, mailbox).await
     }
     async fn changes_since(&self, mailbox: MailboxId, since: u64) -> Result<Changes> {
         let mut client = self.client().await?;
@@ -587,12 +598,12 @@ impl MailStore for PgStore {
         Ok(r)
     }
     async fn message_bytes(&self, mailbox: MailboxId, uid: u32) -> Result<Arc<Vec<u8>>> {
-        messages::message_bytes(&**self.client().await?, &self.bodies, mailbox, uid)
+        messages::message_bytes(&self.client().await?, &self.bodies, mailbox, uid)
             .await
             .map(Arc::new)
     }
     async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
-        let mut v = messages::parsed_infos(&**self.client().await?, mailbox, &[uid], true).await?;
+        let mut v = messages::parsed_infos(&self.client().await?, mailbox, &[uid], true).await?;
         v.pop().map(|(_, p)| p).ok_or(StoreError::NoSuchMailbox)
     }
     async fn parsed_infos(
@@ -600,10 +611,10 @@ impl MailStore for PgStore {
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<(u32, ParsedInfo)>> {
-        messages::parsed_infos(&**self.client().await?, mailbox, uids, false).await
+        messages::parsed_infos(&self.client().await?, mailbox, uids, false).await
     }
     async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
-        objects::sort_keys(&**self.client().await?, mailbox, uids).await
+        objects::sort_keys(&self.client().await?, mailbox, uids).await
     }
     async fn save_sort_keys(&self, mailbox: MailboxId, keys: Vec<(u32, Vec<u8>)>) -> Result<()> {
         if keys.is_empty() {
@@ -675,10 +686,10 @@ impl MailStore for PgStore {
         needle: &str,
         body_only: bool,
     ) -> Result<Vec<u32>> {
-        messages::search_text(&**self.client().await?, mailbox, uids, needle, body_only).await
+        messages::search_text(&self.client().await?, mailbox, uids, needle, body_only).await
     }
     async fn claim_recent(&self, mailbox: MailboxId, claim: bool) -> Result<Vec<u32>> {
-        messages::claim_recent(&**self.client().await?, mailbox, claim).await
+        messages::claim_recent(&self.client().await?, mailbox, claim).await
     }
 
     async fn message_objects(
@@ -686,7 +697,7 @@ impl MailStore for PgStore {
         mailbox: MailboxId,
         uids: &[u32],
     ) -> Result<Vec<(u32, MessageObjects)>> {
-        objects::message_objects(&**self.client().await?, mailbox, uids).await
+        objects::message_objects(&self.client().await?, mailbox, uids).await
     }
     async fn urlauth_key(
         &self,
@@ -696,16 +707,16 @@ impl MailStore for PgStore {
     ) -> Result<Option<Vec<u8>>> {
         let client = self.client().await?;
         if create {
-            urlauth::create_key(&**client, user, mailbox).await
+            urlauth::create_key(&client, user, mailbox).await
         } else {
-            urlauth::get_key(&**client, user, mailbox).await
+            urlauth::get_key(&client, user, mailbox).await
         }
     }
     async fn reset_urlauth_keys(&self, user: UserId, mailbox: Option<MailboxId>) -> Result<()> {
-        urlauth::reset(&**self.client().await?, user, mailbox).await
+        urlauth::reset(&self.client().await?, user, mailbox).await
     }
     async fn preview(&self, mailbox: MailboxId, uid: u32) -> Result<Option<String>> {
-        objects::preview(&**self.client().await?, mailbox, uid).await
+        objects::preview(&self.client().await?, mailbox, uid).await
     }
     async fn replace(
         &self,
@@ -757,19 +768,19 @@ impl MailStore for PgStore {
     }
 
     async fn server_secrets(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        copy::server_secrets(&**self.client().await?).await
+        copy::server_secrets(&self.client().await?).await
     }
     async fn set_server_secret(&self, name: &str, value: &[u8]) -> Result<()> {
-        copy::set_server_secret(&**self.client().await?, name, value).await
+        copy::set_server_secret(&self.client().await?, name, value).await
     }
     async fn recovery_code_hashes(&self, name: &str) -> Result<Vec<Vec<u8>>> {
-        copy::recovery_code_hashes(&**self.client().await?, name).await
+        copy::recovery_code_hashes(&self.client().await?, name).await
     }
     async fn app_password_hashes(&self, name: &str) -> Result<Vec<crate::StoredAppPassword>> {
-        copy::app_password_hashes(&**self.client().await?, name).await
+        copy::app_password_hashes(&self.client().await?, name).await
     }
     async fn restore_app_password(&self, name: &str, app: &crate::StoredAppPassword) -> Result<()> {
-        copy::restore_app_password(&**self.client().await?, name, app).await
+        copy::restore_app_password(&self.client().await?, name, app).await
     }
     async fn restore_mailbox(&self, user: UserId, mailbox: &Mailbox) -> Result<Mailbox> {
         write_tx!(self, |tx| async {
@@ -789,16 +800,16 @@ impl MailStore for PgStore {
     }
 
     async fn add_domain(&self, domain: &str) -> Result<()> {
-        accounts::add_domain(&**self.client().await?, domain).await
+        accounts::add_domain(&self.client().await?, domain).await
     }
     async fn delete_domain(&self, domain: &str) -> Result<()> {
-        accounts::delete_domain(&**self.client().await?, domain).await
+        accounts::delete_domain(&self.client().await?, domain).await
     }
     async fn list_domains(&self) -> Result<Vec<String>> {
-        accounts::list_domains(&**self.client().await?).await
+        accounts::list_domains(&self.client().await?).await
     }
     async fn is_local_domain(&self, domain: &str) -> Result<bool> {
-        accounts::is_local_domain(&**self.client().await?, domain).await
+        accounts::is_local_domain(&self.client().await?, domain).await
     }
     async fn add_alias(&self, address: &str, target: &str) -> Result<()> {
         write_tx!(self, |tx| async {
@@ -808,13 +819,13 @@ impl MailStore for PgStore {
         })
     }
     async fn delete_alias(&self, address: &str) -> Result<()> {
-        accounts::delete_alias(&**self.client().await?, address).await
+        accounts::delete_alias(&self.client().await?, address).await
     }
     async fn list_aliases(&self) -> Result<Vec<(String, String)>> {
-        accounts::list_aliases(&**self.client().await?).await
+        accounts::list_aliases(&self.client().await?).await
     }
     async fn alias_target(&self, address: &str) -> Result<Option<String>> {
-        accounts::alias_target(&**self.client().await?, address).await
+        accounts::alias_target(&self.client().await?, address).await
     }
 
     fn set_default_quota(&self, limits: QuotaLimits) {
@@ -826,10 +837,10 @@ impl MailStore for PgStore {
         storage: Option<QuotaSetting>,
         messages: Option<QuotaSetting>,
     ) -> Result<()> {
-        accounts::set_quota(&**self.client().await?, user, storage, messages).await
+        accounts::set_quota(&self.client().await?, user, storage, messages).await
     }
     async fn quota(&self, user: UserId) -> Result<Quota> {
-        accounts::quota(&**self.client().await?, user, self.default_quota()).await
+        accounts::quota(&self.client().await?, user, self.default_quota()).await
     }
 
     fn notifier(&self) -> &Notifier {
@@ -837,7 +848,7 @@ impl MailStore for PgStore {
     }
     async fn check(&self) -> Result<Vec<String>> {
         let mut client = self.client().await?;
-        let mut problems = messages::check(&**client, &self.bodies).await?;
+        let mut problems = messages::check(&client, &self.bodies).await?;
         problems.extend(self.bodies.check_orphans(&mut client).await?);
         Ok(problems)
     }

@@ -14,7 +14,8 @@
 //!
 //! All of them go with their body (foreign keys, `ON DELETE CASCADE`).
 
-use tokio_postgres::{GenericClient, Transaction};
+use super::cached;
+use deadpool_postgres::{GenericClient, Transaction};
 
 use super::messages::{require_mailbox, uids_sql};
 use crate::{MailboxId, MessageObjects, Result, StoreError, UserId};
@@ -44,13 +45,21 @@ pub(super) async fn on_append(
     // PostgreSQL text holds no NUL.
     let preview = d.preview.replace('\0', " ");
     tx.execute(
-        "INSERT INTO previews(hash, preview) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+        &cached(
+            tx,
+            "INSERT INTO previews(hash, preview) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+        )
+        .await?,
         &[&hash, &preview],
     )
     .await?;
     let known = tx
         .query_opt(
-            "SELECT 1 FROM thread_ids WHERE user_id = $1 AND hash = $2",
+            &cached(
+                tx,
+                "SELECT 1 FROM thread_ids WHERE user_id = $1 AND hash = $2",
+            )
+            .await?,
             &[&user, &hash],
         )
         .await?;
@@ -66,9 +75,13 @@ pub(super) async fn on_append(
     // The first ID (in that order) that is known gives the thread.
     let found = tx
         .query_opt(
-            "SELECT t.thread FROM unnest($2::text[]) WITH ORDINALITY AS i(msgid, n)
+            &cached(
+                tx,
+                "SELECT t.thread FROM unnest($2::text[]) WITH ORDINALITY AS i(msgid, n)
              JOIN thread_msgids t ON t.user_id = $1 AND t.msgid = i.msgid
              ORDER BY i.n LIMIT 1",
+            )
+            .await?,
             &[&user, &ids],
         )
         .await?;
@@ -77,17 +90,25 @@ pub(super) async fn on_append(
         None => object_id('T', hash),
     };
     tx.execute(
-        "INSERT INTO thread_ids(user_id, hash, thread) VALUES ($1, $2, $3)
+        &cached(
+            tx,
+            "INSERT INTO thread_ids(user_id, hash, thread) VALUES ($1, $2, $3)
          ON CONFLICT (user_id, hash) DO NOTHING",
+        )
+        .await?,
         &[&user, &hash, &thread],
     )
     .await?;
     // Sorted, so concurrent deliveries take the rows' locks in one order.
     ids.sort_unstable();
     tx.execute(
-        "INSERT INTO thread_msgids(user_id, msgid, thread)
+        &cached(
+            tx,
+            "INSERT INTO thread_msgids(user_id, msgid, thread)
          SELECT $1, msgid, $3 FROM unnest($2::text[]) AS i(msgid)
          ON CONFLICT (user_id, msgid) DO NOTHING",
+        )
+        .await?,
         &[&user, &ids, &thread],
     )
     .await?;
@@ -102,10 +123,14 @@ pub(super) async fn message_objects<C: GenericClient>(
     require_mailbox(c, mailbox).await?;
     let rows = c
         .query(
-            "SELECT m.uid, m.body_hash, t.thread, coalesce(m.saved, m.internal_date)
+            &cached(
+                c,
+                "SELECT m.uid, m.body_hash, t.thread, coalesce(m.saved, m.internal_date)
              FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
              LEFT JOIN thread_ids t ON t.user_id = b.user_id AND t.hash = m.body_hash
              WHERE m.mailbox_id = $1 AND m.uid = ANY($2) ORDER BY m.uid",
+            )
+            .await?,
             &[&mailbox, &uids_sql(uids)],
         )
         .await?;
@@ -134,12 +159,16 @@ pub(super) async fn preview<C: GenericClient>(
 ) -> Result<Option<String>> {
     let row = c
         .query_opt(
-            "SELECT p.preview
+            &cached(
+                c,
+                "SELECT p.preview
              FROM (SELECT body_hash FROM messages WHERE mailbox_id = $1 AND uid = $2
                    UNION ALL
                    SELECT body_hash FROM expunged
                    WHERE mailbox_id = $1 AND uid = $2 AND body_hash IS NOT NULL) m
              LEFT JOIN previews p ON p.hash = m.body_hash LIMIT 1",
+            )
+            .await?,
             &[&mailbox, &i64::from(uid)],
         )
         .await?;
@@ -159,8 +188,12 @@ pub(super) async fn sort_keys<C: GenericClient>(
     // the wanted set here rather than a 100,000-element `= ANY`.
     let rows = c
         .query(
-            "SELECT m.uid, k.keys FROM messages m JOIN sort_keys k ON k.hash = m.body_hash
+            &cached(
+                c,
+                "SELECT m.uid, k.keys FROM messages m JOIN sort_keys k ON k.hash = m.body_hash
              WHERE m.mailbox_id = $1 AND m.uid BETWEEN $2 AND $3 ORDER BY m.uid",
+            )
+            .await?,
             &[&mailbox, &i64::from(lo), &i64::from(hi)],
         )
         .await?;
@@ -184,7 +217,11 @@ pub(super) async fn save_delivered_sort_keys(
     keys: &[u8],
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO sort_keys(hash, keys) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+        &cached(
+            tx,
+            "INSERT INTO sort_keys(hash, keys) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING",
+        )
+        .await?,
         &[&hash, &keys],
     )
     .await?;
@@ -202,12 +239,16 @@ pub(super) async fn save_sort_keys(
     // One row per body (copies in one mailbox share it: the last given wins), in hash order
     // so concurrent savers lock the rows in one order.
     tx.execute(
-        "INSERT INTO sort_keys(hash, keys)
+        &cached(
+            tx,
+            "INSERT INTO sort_keys(hash, keys)
          SELECT DISTINCT ON (m.body_hash) m.body_hash, k.keys
          FROM unnest($2::bigint[], $3::bytea[]) WITH ORDINALITY AS k(uid, keys, n)
          JOIN messages m ON m.mailbox_id = $1 AND m.uid = k.uid
          ORDER BY m.body_hash, k.n DESC
          ON CONFLICT (hash) DO UPDATE SET keys = EXCLUDED.keys",
+        )
+        .await?,
         &[&mailbox, &uids, &values],
     )
     .await?;

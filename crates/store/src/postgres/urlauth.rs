@@ -2,7 +2,8 @@
 //! (migration 3), one random 32-byte key per mailbox, deleted with the mailbox by its foreign
 //! key.
 
-use tokio_postgres::GenericClient;
+use super::cached;
+use deadpool_postgres::GenericClient;
 
 use crate::{MailboxId, Result, StoreError, UserId};
 
@@ -16,7 +17,11 @@ pub(super) async fn get_key<C: GenericClient>(
     mailbox: MailboxId,
 ) -> Result<Option<Vec<u8>>> {
     Ok(c.query_opt(
-        "SELECT key FROM urlauth_keys WHERE mailbox_id = $1 AND user_id = $2",
+        &cached(
+            c,
+            "SELECT key FROM urlauth_keys WHERE mailbox_id = $1 AND user_id = $2",
+        )
+        .await?,
         &[&mailbox, &user],
     )
     .await?
@@ -47,8 +52,11 @@ pub(super) async fn reset<C: GenericClient>(
 ) -> Result<()> {
     match mailbox {
         None => {
-            c.execute("DELETE FROM urlauth_keys WHERE user_id = $1", &[&user])
-                .await?;
+            c.execute(
+                &cached(c, "DELETE FROM urlauth_keys WHERE user_id = $1").await?,
+                &[&user],
+            )
+            .await?;
         }
         Some(mailbox) => {
             let n = c
