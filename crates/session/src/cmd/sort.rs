@@ -160,29 +160,14 @@ fn write_sort(out: &mut Vec<u8>, nums: &[u32], modseq: Option<u64>) {
     out.extend_from_slice(b"* SORT");
     for &n in nums {
         out.push(b' ');
-        push_u64(out, u64::from(n));
+        mailkeep_proto::write::number(out, u64::from(n));
     }
     if let (Some(m), false) = (modseq, nums.is_empty()) {
         out.extend_from_slice(b" (MODSEQ ");
-        push_u64(out, m);
+        mailkeep_proto::write::number(out, m);
         out.push(b')');
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal, without a `String` per number (an answer may hold 100,000 of them).
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
 }
 
 #[cfg(test)]

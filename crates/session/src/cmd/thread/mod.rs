@@ -17,7 +17,7 @@ use std::time::Instant;
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
 
 use super::search;
-use super::sort::{check_budget, push_u64};
+use super::sort::check_budget;
 use super::sortkeys::{self, Row};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
@@ -178,7 +178,7 @@ impl<'a> Forest<'a> {
                     match node.msg {
                         None => nested(&mut stack),
                         Some(m) => {
-                            push_u64(out, u64::from(self.msgs[m].num));
+                            mailkeep_proto::write::number(out, u64::from(self.msgs[m].num));
                             match node.children[..] {
                                 [] => {}
                                 [c] => stack.extend([Op::Node(c), Op::Space]),
