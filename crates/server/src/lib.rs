@@ -113,9 +113,7 @@ impl Server {
             (ListenerKind::Pop3s, &config.pop3s.listen),
         ] {
             for addr in addrs {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("listening on {addr} ({kind})"))?;
+                let l = listen(*addr).with_context(|| format!("listening on {addr} ({kind})"))?;
                 listeners.push((kind, l));
             }
         }
@@ -309,6 +307,25 @@ impl LogLimiter {
         self.last = Some(now);
         Some(std::mem::take(&mut self.suppressed))
     }
+}
+
+/// The accept queue asked of the kernel, which caps it at `net.core.somaxconn` (4096 on
+/// current Linux). tokio's `TcpListener::bind` asks for 1024: 5,000 clients reconnecting at once
+/// (issue 11's login storm) overflowed it, and once the kernel answers with SYN cookies a full
+/// queue drops the handshake's last ACK: the client believes it is connected and waits for a
+/// greeting that never comes (2,256 of 5,000 in the benchmark).
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A listening socket as `TcpListener::bind` makes it (SO_REUSEADDR), with [`LISTEN_BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(LISTEN_BACKLOG)
 }
 
 async fn accept_loop(shared: Arc<Shared>, kind: ListenerKind, listener: TcpListener) {
