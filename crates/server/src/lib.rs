@@ -421,6 +421,39 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
+    /// A login storm connects faster than the accept loop runs: the kernel's queue must hold
+    /// more than tokio's default of 1024 (beyond it the SYN is dropped and the client hangs, or
+    /// after a SYN cookie waits for a greeting that never comes).
+    #[tokio::test]
+    async fn listen_queue_holds_more_than_1024_waiting_connections() {
+        const N: usize = 1500;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        if somaxconn < N || soft < 2 * N as u64 + 100 {
+            eprintln!("skipped: somaxconn {somaxconn}, open files {soft}");
+            return;
+        }
+        let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        // Nothing is accepted while connecting, as when the accept loop lags behind.
+        let mut clients = Vec::new();
+        for _ in 0..N {
+            match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+                Ok(Ok(c)) => clients.push(c),
+                _ => break,
+            }
+        }
+        let mut accepted = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), l.accept()).await {
+            accepted += 1;
+        }
+        assert_eq!((clients.len(), accepted), (N, N));
+    }
+
     #[test]
     fn log_limiter_lets_one_a_second_through_and_counts_the_rest() {
         let mut l = LogLimiter::default();
