@@ -71,12 +71,14 @@ struct Cli {
     /// (COMPRESS: the 32 KiB inflate window) have been used, as after a while of real use.
     #[arg(long, global = true)]
     idle_warm: bool,
-    /// Distinct accounts (argon2id hashes) logging in once each in the rest scenario.
-    #[arg(long, global = true, default_value_t = 1000)]
-    rest_accounts: usize,
-    /// Distinct accounts (argon2id hashes) connecting at once in the storm scenario.
-    #[arg(long, global = true, default_value_t = 5000)]
-    storm_accounts: usize,
+    /// Distinct accounts (argon2id hashes) logging in once each in the rest scenario
+    /// (default 1000; quick 200).
+    #[arg(long, global = true)]
+    rest_accounts: Option<usize>,
+    /// Distinct accounts (argon2id hashes) connecting at once in the storm scenario
+    /// (default 5000; quick 300).
+    #[arg(long, global = true)]
+    storm_accounts: Option<usize>,
     /// Messages APPENDed in the delivery test (default 10000; quick 1000).
     #[arg(long, global = true)]
     delivery: Option<usize>,
@@ -397,7 +399,7 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 }
             }
             Cmd::Rest => {
-                let n = ctx.cli.rest_accounts.max(1);
+                let n = pick(&ctx.cli.rest_accounts, q, 200, 1000).max(1);
                 let Some(srv) = ctx.start_with(kind, 100, None, n).await else {
                     continue;
                 };
@@ -405,7 +407,7 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                 ctx.record(kind, "rest", r);
             }
             Cmd::Storm => {
-                let n = ctx.cli.storm_accounts.max(1);
+                let n = pick(&ctx.cli.storm_accounts, q, 300, 5000).max(1);
                 let Some(srv) = ctx.start_with(kind, n + 100, None, n).await else {
                     continue;
                 };
