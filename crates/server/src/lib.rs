@@ -113,9 +113,7 @@ impl Server {
             (ListenerKind::Pop3s, &config.pop3s.listen),
         ] {
             for addr in addrs {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("listening on {addr} ({kind})"))?;
+                let l = listen(*addr).with_context(|| format!("listening on {addr} ({kind})"))?;
                 listeners.push((kind, l));
             }
         }
@@ -311,6 +309,25 @@ impl LogLimiter {
     }
 }
 
+/// The accept queue asked of the kernel, which caps it at `net.core.somaxconn` (4096 on
+/// current Linux). tokio's `TcpListener::bind` asks for 1024: 5,000 clients reconnecting at once
+/// (issue 11's login storm) overflowed it, and once the kernel answers with SYN cookies a full
+/// queue drops the handshake's last ACK: the client believes it is connected and waits for a
+/// greeting that never comes (2,256 of 5,000 in the benchmark).
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A listening socket as `TcpListener::bind` makes it (SO_REUSEADDR), with [`LISTEN_BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(LISTEN_BACKLOG)
+}
+
 async fn accept_loop(shared: Arc<Shared>, kind: ListenerKind, listener: TcpListener) {
     let mut accept_log = LogLimiter::default();
     loop {
@@ -403,6 +420,39 @@ impl Drop for ConnGuard {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    /// A login storm connects faster than the accept loop runs: the kernel's queue must hold
+    /// more than tokio's default of 1024 (beyond it the SYN is dropped and the client hangs, or
+    /// after a SYN cookie waits for a greeting that never comes).
+    #[tokio::test]
+    async fn listen_queue_holds_more_than_1024_waiting_connections() {
+        const N: usize = 1500;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+        if somaxconn < N || soft < 2 * N as u64 + 100 {
+            eprintln!("skipped: somaxconn {somaxconn}, open files {soft}");
+            return;
+        }
+        let l = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        // Nothing is accepted while connecting, as when the accept loop lags behind.
+        let mut clients = Vec::new();
+        for _ in 0..N {
+            match tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+                Ok(Ok(c)) => clients.push(c),
+                _ => break,
+            }
+        }
+        let mut accepted = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(300), l.accept()).await {
+            accepted += 1;
+        }
+        assert_eq!((clients.len(), accepted), (N, N));
+    }
 
     #[test]
     fn log_limiter_lets_one_a_second_through_and_counts_the_rest() {

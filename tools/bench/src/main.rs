@@ -1,6 +1,7 @@
 //! mailkeep-bench: compares Mailkeep with Dovecot (default and high-performance login
 //! mode) on the same machine in the same run. See docs/benchmarks.md.
 
+mod accounts;
 mod corpus;
 mod cpu;
 mod idle;
@@ -14,6 +15,7 @@ mod pg;
 mod report;
 mod servers;
 mod sort;
+mod storm;
 mod stress;
 
 use anyhow::Result;
@@ -69,6 +71,14 @@ struct Cli {
     /// (COMPRESS: the 32 KiB inflate window) have been used, as after a while of real use.
     #[arg(long, global = true)]
     idle_warm: bool,
+    /// Distinct accounts (argon2id hashes) logging in once each in the rest scenario
+    /// (default 1000; quick 200).
+    #[arg(long, global = true)]
+    rest_accounts: Option<usize>,
+    /// Distinct accounts (argon2id hashes) connecting at once in the storm scenario
+    /// (default 5000; quick 300).
+    #[arg(long, global = true)]
+    storm_accounts: Option<usize>,
     /// Messages APPENDed in the delivery test (default 10000; quick 1000).
     #[arg(long, global = true)]
     delivery: Option<usize>,
@@ -143,6 +153,12 @@ enum Cmd {
     Stress,
     /// 8. SORT and THREAD on one big mailbox (--large messages, default 100000).
     Sort,
+    /// Memory at rest (issue 11): --rest-accounts distinct accounts (default 1000, argon2id
+    /// hashes) each LOGIN, SELECT, LOGOUT (the first 100 one at a time, then 50 at a time).
+    Rest,
+    /// Login storm (issue 11): --storm-accounts distinct accounts (default 5000, argon2id
+    /// hashes) connect at once, LOGIN, SELECT, IDLE.
+    Storm,
     /// Merge results JSON files of several runs (later files win) into one table and plots.
     Merge {
         /// results*.json files, in order.
@@ -200,7 +216,7 @@ impl Ctx {
     }
 
     async fn start(&mut self, kind: Kind, max_conns: usize) -> Option<Server> {
-        self.start_with(kind, max_conns, None).await
+        self.start_with(kind, max_conns, None, 0).await
     }
 
     async fn start_with(
@@ -208,6 +224,7 @@ impl Ctx {
         kind: Kind,
         max_conns: usize,
         lmtp: Option<usize>,
+        bulk_accounts: usize,
     ) -> Option<Server> {
         let o = servers::Options {
             mailkeep_bin: self.cli.mailkeep_bin.clone(),
@@ -217,6 +234,7 @@ impl Ctx {
             pg_shared_buffers: self.cli.pg_shared_buffers.clone(),
             pg_pool_size: self.cli.pg_pool_size,
             pin: self.cli.pin.clone(),
+            bulk_accounts,
         };
         match Server::start(kind, &o).await {
             Ok(s) => Some(s),
@@ -342,7 +360,7 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
             Cmd::Lmtp => {
                 let dur = Duration::from_secs(pick(&ctx.cli.duration, q, 5, 20));
                 let clients = ctx.cli.lmtp_clients.max(1);
-                let Some(srv) = ctx.start_with(kind, clients + 50, Some(clients)).await else {
+                let Some(srv) = ctx.start_with(kind, clients + 50, Some(clients), 0).await else {
                     continue;
                 };
                 let srv = Arc::new(srv);
@@ -380,6 +398,22 @@ async fn scenario(ctx: &mut Ctx, sc: Cmd) -> Result<()> {
                     ctx.record(kind, "stress", r);
                 }
             }
+            Cmd::Rest => {
+                let n = pick(&ctx.cli.rest_accounts, q, 200, 1000).max(1);
+                let Some(srv) = ctx.start_with(kind, 100, None, n).await else {
+                    continue;
+                };
+                let r = storm::rest(&srv, n).await;
+                ctx.record(kind, "rest", r);
+            }
+            Cmd::Storm => {
+                let n = pick(&ctx.cli.storm_accounts, q, 300, 5000).max(1);
+                let Some(srv) = ctx.start_with(kind, n + 100, None, n).await else {
+                    continue;
+                };
+                let r = storm::storm(&srv, n).await;
+                ctx.record(kind, "storm", r);
+            }
             _ => {}
         }
     }
@@ -396,6 +430,8 @@ fn sc_name(sc: &Cmd) -> &'static str {
         Cmd::Lmtp => "lmtp",
         Cmd::Stress => "stress",
         Cmd::Sort => "sort and thread",
+        Cmd::Rest => "rest",
+        Cmd::Storm => "storm",
         _ => "all",
     }
 }
@@ -448,6 +484,8 @@ async fn bench(cli: Cli) -> Result<()> {
         Cmd::Lmtp,
         Cmd::Stress,
         Cmd::Sort,
+        Cmd::Rest,
+        Cmd::Storm,
     ];
     for s in all.into_iter().filter(|s| sc == Cmd::All || s == &sc) {
         scenario(&mut ctx, s).await?;

@@ -141,6 +141,8 @@ pub struct Options {
     pub pg_pool_size: Option<usize>,
     /// Each node's CPU list for `taskset -c` (node i gets entry i modulo the list), if any.
     pub pin: Vec<String>,
+    /// Also create `bulkuser1..N` with argon2id hashes (see `accounts`), on both servers.
+    pub bulk_accounts: usize,
 }
 
 pub struct Server {
@@ -257,9 +259,14 @@ impl Server {
                 std::fs::create_dir_all(dir.join(sub))?;
             }
             std::os::unix::fs::chown(dir.join("mail"), Some(MAIL_UID), Some(MAIL_UID))?;
-            let users: String = (1..=USERS)
+            let mut users: String = (1..=USERS)
                 .map(|i| format!("testuser{i}:{{PLAIN}}{PASSWORD}::::::\n"))
                 .collect();
+            if o.bulk_accounts > 0 {
+                // The same `{ARGON2ID}` hash strings Mailkeep imports.
+                let f = crate::accounts::passwd_file(&dir, o.bulk_accounts)?;
+                users.push_str(&std::fs::read_to_string(f)?);
+            }
             std::fs::write(dir.join("users"), users)?;
             let conf = dir.join("dovecot.conf");
             let perf = kind == Kind::DovecotPerf;
@@ -410,6 +417,34 @@ impl Server {
                     );
                 }
             }
+            if o.bulk_accounts > 0 {
+                // One bulk import: the argon2id hashes are stored as they are.
+                let f = crate::accounts::passwd_file(&dir, o.bulk_accounts)?;
+                let t = Instant::now();
+                let out = Command::new(bin)
+                    .args(["user", "import", "--config"])
+                    .arg(&conf)
+                    .arg("passwd-file")
+                    .arg(&f)
+                    .stdin(Stdio::null())
+                    .output()?;
+                let said = String::from_utf8_lossy(&out.stdout);
+                if !out.status.success() || !said.contains(&format!("imported {}", o.bulk_accounts))
+                {
+                    bail!(
+                        "`{} user import passwd-file` failed ({}): {} {}",
+                        bin.display(),
+                        out.status,
+                        said.trim(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                println!(
+                    "  {} accounts imported in {:.1} s",
+                    o.bulk_accounts,
+                    t.elapsed().as_secs_f64()
+                );
+            }
             let mut children = Vec::new();
             for (i, (ndir, nconf)) in confs.iter().enumerate() {
                 let log = std::fs::File::create(ndir.join("mailkeep.log"))?;
@@ -487,7 +522,7 @@ impl Server {
     }
 
     /// Root process ids of the server (Dovecot master / every mailkeep node).
-    fn root_pids(&self) -> Vec<u32> {
+    pub fn root_pids(&self) -> Vec<u32> {
         if !self.children.is_empty() {
             return self.children.iter().map(|c| c.id()).collect();
         }
@@ -522,30 +557,7 @@ impl Server {
 
     /// (process count, RSS bytes, PSS bytes) summed over the server's whole process tree.
     pub fn memory(&self) -> (usize, u64, u64) {
-        let pids: Vec<u32> = self
-            .root_pids()
-            .into_iter()
-            .flat_map(process_tree)
-            .collect();
-        let (mut rss, mut pss) = (0, 0);
-        for p in &pids {
-            if let Ok(s) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
-                for l in s.lines() {
-                    let kb = |l: &str| {
-                        l.split_whitespace()
-                            .nth(1)
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .unwrap_or(0)
-                    };
-                    if l.starts_with("Rss:") {
-                        rss += kb(l) * 1024;
-                    } else if l.starts_with("Pss:") {
-                        pss += kb(l) * 1024;
-                    }
-                }
-            }
-        }
-        (pids.len(), rss, pss)
+        tree_memory(&self.root_pids())
     }
 
     /// Maildir of a Dovecot user (for the direct-write fast path).
@@ -648,6 +660,31 @@ pub fn machine_busy_secs() -> f64 {
         .map(|(_, x)| *x)
         .sum();
     busy as f64 / clk_tck()
+}
+
+/// (process count, RSS bytes, PSS bytes) summed over the process trees of `roots`, from
+/// /proc/PID/smaps_rollup.
+pub fn tree_memory(roots: &[u32]) -> (usize, u64, u64) {
+    let pids: Vec<u32> = roots.iter().flat_map(|r| process_tree(*r)).collect();
+    let (mut rss, mut pss) = (0, 0);
+    for p in &pids {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) {
+            for l in s.lines() {
+                let kb = |l: &str| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                if l.starts_with("Rss:") {
+                    rss += kb(l) * 1024;
+                } else if l.starts_with("Pss:") {
+                    pss += kb(l) * 1024;
+                }
+            }
+        }
+    }
+    (pids.len(), rss, pss)
 }
 
 /// All descendants of `root` (inclusive).
