@@ -115,6 +115,10 @@ pub enum Verdict {
     Failure {
         extra_delay: Duration,
     },
+    /// Nothing was checked: every password-hashing slot is taken (a login storm). Answer a
+    /// temporary failure (IMAP `NO [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`) so the client tries
+    /// again rather than asking for the password anew. Says nothing about the account.
+    Unavailable,
 }
 
 /// Check a login attempt against the throttle (if any), then the password on the fair hashing
@@ -172,7 +176,7 @@ async fn attempt_inner(
     let result = if blocked {
         None
     } else if let Some(ok) = checked {
-        Some(ok)
+        Some(Ok(ok))
     } else {
         let source = Some(throttle::Source::of(ip));
         // Trusted sources have no per-source bound; sources with failures counted (beyond this
@@ -181,10 +185,10 @@ async fn attempt_inner(
             Some(t) if !trusted => (t.config().hash_queue_per_source, t.is_clean(ip)),
             _ => (usize::MAX, true),
         };
-        verify::check_login_queued(source, bound, first, a.user, a.phc, a.password).await
+        Some(verify::check_login_queued(source, bound, first, a.user, a.phc, a.password).await)
     };
     let reason = match result {
-        Some(true) if a.account.is_some() => {
+        Some(Ok(true)) if a.account.is_some() => {
             if let Some(t) = throttle {
                 t.succeeded(ip, key);
             }
@@ -198,9 +202,22 @@ async fn attempt_inner(
             );
             return Verdict::Success;
         }
-        Some(_) if a.account.is_some() => "password",
-        Some(_) => "unknown_user",
-        None => {
+        Some(Ok(_)) if a.account.is_some() => "password",
+        Some(Ok(_)) => "unknown_user",
+        Some(Err(verify::Refused::Full)) => {
+            tokio::time::sleep(hash_time_sample()).await;
+            tracing::warn!(
+                event = %"auth_unavailable",
+                proto = %a.proto,
+                ip = %ip,
+                user = ?a.user,
+                reason = %"queue_full",
+                mechanism = %a.mechanism,
+                tls = a.tls,
+            );
+            return Verdict::Unavailable;
+        }
+        Some(Err(verify::Refused::SourceBusy)) | None => {
             tokio::time::sleep(hash_time_sample()).await;
             if blocked { "blocked" } else { "busy" }
         }

@@ -33,8 +33,12 @@ pub const CACHE_TTL: Duration = Duration::from_secs(3600);
 const CACHE_MAX: usize = 100_000;
 /// Threads that run argon2.
 const THREADS: usize = 2;
-/// Checks waiting in all, whatever their source: beyond, a check fails at once.
-const MAX_QUEUED: usize = 4096;
+/// Checks waiting in all, whatever their source: beyond, a login is answered as a temporary
+/// failure at once ([`Refused::Full`]). Each session waits for at most one check, so this is
+/// reached only when more connections than this log in at the same moment (a login storm of
+/// 5,000 after a restart filled the earlier 4,096); a job holds its password and hash, well
+/// under 1 KiB.
+const MAX_QUEUED: usize = 16_384;
 /// Recent hash durations kept to imitate a check's time when none is made.
 const SAMPLES: usize = 64;
 
@@ -225,8 +229,29 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Why a check was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The source already has its bound of checks waiting: answered as a wrong password.
+    SourceBusy,
+    /// The whole queue is full: answered as a temporary failure, so clients try again
+    /// instead of asking their user for the password anew.
+    Full,
+}
+
+/// May one more check join a queue of `total` checks, `waiting` of them from its source?
+fn admit(total: usize, waiting: usize, bound: usize) -> Result<(), Refused> {
+    if total >= MAX_QUEUED {
+        return Err(Refused::Full);
+    }
+    if waiting >= bound.max(1) {
+        return Err(Refused::SourceBusy);
+    }
+    Ok(())
+}
+
 /// Run argon2 verification on the pool, queued for `key` (in the first queue if `first`).
-/// `None`: the key already has `bound` checks waiting (or the whole queue is full), and nothing
+/// `Err`: the key already has `bound` checks waiting, or the whole queue is full, and nothing
 /// was checked.
 async fn verify_on_pool(
     key: QueueKey,
@@ -234,16 +259,16 @@ async fn verify_on_pool(
     first: bool,
     phc: &str,
     password: &[u8],
-) -> Option<bool> {
+) -> Result<bool, Refused> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     {
         let v = verifier();
         let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if q[0].total + q[1].total >= MAX_QUEUED
-            || q[0].waiting(&key) + q[1].waiting(&key) >= bound.max(1)
-        {
-            return None;
-        }
+        admit(
+            q[0].total + q[1].total,
+            q[0].waiting(&key) + q[1].waiting(&key),
+            bound,
+        )?;
         let job = Job {
             phc: phc.to_string(),
             password: password.to_vec(),
@@ -252,7 +277,7 @@ async fn verify_on_pool(
         q[usize::from(!first)].push(key, job);
         v.ready.notify_one();
     }
-    Some(rx.await.unwrap_or(false))
+    Ok(rx.await.unwrap_or(false))
 }
 
 /// Hash `password` as argon2id on the hashing threads (queued behind the checks of this
@@ -286,8 +311,8 @@ pub async fn check_login(user: &str, phc: Option<&str>, password: &[u8]) -> bool
 
 /// [`check_login`] queued fairly for `source` (round-robin between sources), with at most
 /// `bound` checks of that source waiting; `first`: in the queue served first (the source has
-/// no failures counted). `None`: refused because the queue was full; the caller answers as
-/// for a wrong password (after [`hash_time_sample`]).
+/// no failures counted). `Err`: refused, nothing checked (see [`Refused`] for the answer; the
+/// caller waits [`hash_time_sample`] first either way).
 pub(crate) async fn check_login_queued(
     source: Option<Source>,
     bound: usize,
@@ -295,11 +320,11 @@ pub(crate) async fn check_login_queued(
     user: &str,
     phc: Option<&str>,
     password: &[u8],
-) -> Option<bool> {
+) -> Result<bool, Refused> {
     let key = source.map_or(QueueKey::Local, QueueKey::Source);
     let Some(phc) = phc else {
         verify_on_pool(key, bound, first, DUMMY_HASH, password).await?;
-        return Some(false);
+        return Ok(false);
     };
     let v = verifier();
     let m = mac(&v.key, user, password);
@@ -310,11 +335,11 @@ pub(crate) async fn check_login_queued(
             && same(&e.mac, &m)
             && e.at.elapsed() < CACHE_TTL
         {
-            return Some(true);
+            return Ok(true);
         }
     }
     if !verify_on_pool(key, bound, first, phc, password).await? {
-        return Some(false);
+        return Ok(false);
     }
     let mut cache = v.cache.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() >= CACHE_MAX {
@@ -331,7 +356,7 @@ pub(crate) async fn check_login_queued(
             at: Instant::now(),
         },
     );
-    Some(true)
+    Ok(true)
 }
 
 /// What an unknown user's password is checked against, so the answer takes as long as for a
@@ -401,9 +426,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let r = check_login_queued(Some(other), usize::MAX, false, "fq-b", Some(&phc), b"pw").await;
         let other_took = t.elapsed();
-        assert_eq!(r, Some(true));
+        assert_eq!(r, Ok(true));
         for task in tasks {
-            assert_eq!(task.await.unwrap(), Some(false));
+            assert_eq!(task.await.unwrap(), Ok(false));
         }
         let flood_took = t.elapsed();
         // Served after at most a couple of the flood's 40 checks, not after all of them.
@@ -411,6 +436,19 @@ mod tests {
             other_took * 4 < flood_took,
             "{other_took:?} vs {flood_took:?}"
         );
+    }
+
+    #[test]
+    fn a_full_queue_is_a_temporary_failure_not_a_wrong_password() {
+        // 5,000 logins at once (a restart's storm) fit: each session waits for one check.
+        assert_eq!(admit(5_000, 0, usize::MAX), Ok(()));
+        assert_eq!(admit(MAX_QUEUED - 1, 0, usize::MAX), Ok(()));
+        assert_eq!(admit(MAX_QUEUED, 0, usize::MAX), Err(Refused::Full));
+        // A full queue wins over the source's bound: the answer must not blame the password.
+        assert_eq!(admit(MAX_QUEUED, 5, 2), Err(Refused::Full));
+        assert_eq!(admit(10, 2, 2), Err(Refused::SourceBusy));
+        assert_eq!(admit(10, 0, 0), Ok(()));
+        assert_eq!(admit(10, 1, 0), Err(Refused::SourceBusy));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -428,8 +466,8 @@ mod tests {
         let mut refused = 0;
         for task in tasks {
             match task.await.unwrap() {
-                None => refused += 1,
-                r => assert_eq!(r, Some(false)),
+                Err(Refused::SourceBusy) => refused += 1,
+                r => assert_eq!(r, Ok(false)),
             }
         }
         assert!(refused >= 10, "{refused} of 20 refused");

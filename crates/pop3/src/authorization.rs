@@ -196,7 +196,9 @@ impl Session {
             (verdict, _) => {
                 let extra_delay = match verdict {
                     mailkeep_auth::Verdict::Failure { extra_delay } => extra_delay,
-                    mailkeep_auth::Verdict::Success => Duration::ZERO,
+                    mailkeep_auth::Verdict::Success | mailkeep_auth::Verdict::Unavailable => {
+                        Duration::ZERO
+                    }
                 };
                 let challenge = oauth::error_json(validator.issuer());
                 self.continuation(
@@ -247,6 +249,13 @@ impl Session {
             (mailkeep_auth::Verdict::Success, Some(user)) => user,
             (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
                 return self.failed(extra_delay, out).await;
+            }
+            // Nothing was checked (every password-hashing slot taken): try again later.
+            (mailkeep_auth::Verdict::Unavailable, _) => {
+                out.extend_from_slice(
+                    b"-ERR [SYS/TEMP] Too many logins at once, try again in a moment.\r\n",
+                );
+                return Flow::Continue;
             }
             (_, None) => return self.failed(Duration::ZERO, out).await,
         };

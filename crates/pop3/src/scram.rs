@@ -115,7 +115,8 @@ impl Session {
                     (verdict, result, _) => {
                         let delay = match verdict {
                             mailkeep_auth::Verdict::Failure { extra_delay } => extra_delay,
-                            mailkeep_auth::Verdict::Success => Duration::ZERO,
+                            mailkeep_auth::Verdict::Success
+                            | mailkeep_auth::Verdict::Unavailable => Duration::ZERO,
                         };
                         let e = result.err().unwrap_or(ScramError::InvalidProof);
                         self.scram_failed(e, delay, out).await

@@ -245,6 +245,13 @@ async fn login(
         (mailkeep_auth::Verdict::Failure { extra_delay }, _) => {
             return failed(inner, auth_failures, extra_delay, out).await;
         }
+        // Not a failed login: nothing was checked, and the client may try again at once.
+        (mailkeep_auth::Verdict::Unavailable, _) => {
+            return Outcome::err(CmdError::No(
+                Some(Code::UnavailableResource),
+                "Too many logins at once, try again in a moment.".into(),
+            ));
+        }
         (_, None) => return failed(inner, auth_failures, Duration::ZERO, out).await,
     };
     match check {

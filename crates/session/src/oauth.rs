@@ -61,7 +61,9 @@ pub(crate) async fn login(
         (verdict, _) => {
             let extra_delay = match verdict {
                 mailkeep_auth::Verdict::Failure { extra_delay } => extra_delay,
-                mailkeep_auth::Verdict::Success => Duration::ZERO,
+                mailkeep_auth::Verdict::Success | mailkeep_auth::Verdict::Unavailable => {
+                    Duration::ZERO
+                }
             };
             // RFC 7628 §3.2.2: the error as a challenge; the tagged NO follows the client's
             // answer.

@@ -216,7 +216,9 @@ async fn last(
         (verdict, result, _) => {
             let extra_delay = match verdict {
                 mailkeep_auth::Verdict::Failure { extra_delay } => extra_delay,
-                mailkeep_auth::Verdict::Success => Duration::ZERO,
+                mailkeep_auth::Verdict::Success | mailkeep_auth::Verdict::Unavailable => {
+                    Duration::ZERO
+                }
             };
             match result {
                 // A wrong proof (or a right one from a blocked source, or an unknown user):
