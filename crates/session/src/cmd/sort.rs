@@ -33,16 +33,29 @@ pub(crate) fn check_budget(deadline: Instant) -> CmdResult<()> {
 /// One sort criterion's values, one per matching message (strings borrowed from the rows).
 enum Column<'a> {
     Int(Vec<i64>),
-    Str(Vec<&'a str>),
+    /// Each string with its first 8 bytes as a big-endian number: most comparisons are
+    /// decided by the numbers, and only ties compare the strings (memcmp was 14% of a SORT
+    /// (SUBJECT) over 100,000 messages).
+    Str(Vec<(u64, &'a str)>),
 }
 
 impl Column<'_> {
     fn cmp(&self, a: usize, b: usize) -> Ordering {
         match self {
             Column::Int(v) => v[a].cmp(&v[b]),
-            Column::Str(v) => v[a].cmp(v[b]),
+            Column::Str(v) => v[a].0.cmp(&v[b].0).then_with(|| v[a].1.cmp(v[b].1)),
         }
     }
+}
+
+/// The first 8 bytes of `s`, zero-padded, as a big-endian number: ordered as the strings are
+/// (a shorter string's padding sorts before any byte, and equal prefixes fall back to the
+/// strings themselves).
+fn prefix(s: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = s.len().min(8);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(b)
 }
 
 /// The view entries `idx` (ascending) in the order of `criteria`, ties by sequence number.
@@ -63,7 +76,13 @@ pub(crate) async fn sorted(
     let rows = sortkeys::rows(&bufs);
     let meta = |n: usize| &ctx.sel.messages[idx[n]];
     let n = idx.len();
-    let strings = |at: usize| Column::Str(rows.iter().map(|r| r.strings[at]).collect());
+    let strings = |at: usize| {
+        Column::Str(
+            rows.iter()
+                .map(|r| (prefix(r.strings[at]), r.strings[at]))
+                .collect(),
+        )
+    };
     let columns: Vec<(Column<'_>, bool)> = criteria
         .iter()
         .map(|c| {
@@ -173,6 +192,28 @@ fn write_sort(out: &mut Vec<u8>, nums: &[u32], modseq: Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_order_as_the_strings() {
+        let words = [
+            "",
+            "a",
+            "a\0",
+            "ab",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgi",
+            "b",
+            "\u{e9}t\u{e9}",
+            "zzzzzzzzzz",
+        ];
+        for x in words {
+            for y in words {
+                let col = Column::Str(vec![(prefix(x), x), (prefix(y), y)]);
+                assert_eq!(col.cmp(0, 1), x.cmp(y), "{x:?} vs {y:?}");
+            }
+        }
+    }
 
     #[test]
     fn sort_lines() {

@@ -49,7 +49,7 @@ pub(crate) async fn load(
             saved
                 .next_if(|(u, _)| *u == uid)
                 .map(|(_, k)| k)
-                .filter(|k| Row::parse(k).is_some())
+                .filter(|k| Row::layout_ok(k))
                 .unwrap_or_default(),
         );
     }
