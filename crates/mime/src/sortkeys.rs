@@ -328,10 +328,12 @@ mod layout_tests {
 
     #[test]
     fn layout_ok_agrees_with_parse_on_sound_rows_and_damage() {
-        let mut k = Keys::default();
-        k.subject = "hello".into();
-        k.message_id = Some("a@b".into());
-        k.references = vec!["x@y".into(), "z@w".into()];
+        let k = Keys {
+            subject: "hello".into(),
+            message_id: Some("a@b".into()),
+            references: vec!["x@y".into(), "z@w".into()],
+            ..Keys::default()
+        };
         let row = k.encode();
         assert!(Row::layout_ok(&row) && Row::parse(&row).is_some());
         for cut in 0..row.len() {
