@@ -219,11 +219,6 @@ async fn idle(
     let deadline = tokio::time::Instant::now() + timeout;
     // Release the memory of the command that started IDLE: the connection may wait for hours.
     conn.shrink();
-    // And the answer buffer, grown by earlier answers (kept up to 64 KiB between commands):
-    // it is empty here, and an update during IDLE is a few lines.
-    if out.capacity() > 1024 {
-        *out = Vec::new();
-    }
     let mut credential_check = tokio::time::interval_at(
         tokio::time::Instant::now() + IDLE_CREDENTIAL_CHECK,
         IDLE_CREDENTIAL_CHECK,
