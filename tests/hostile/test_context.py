@@ -5,43 +5,13 @@ changes every message's flags and delivers: the NOOP that sends the updates stay
 ESEARCH IN (personal) over 300 mailboxes answers each one. A fresh client is answered within
 1 s throughout, and the server's memory grows by less than a stated bound."""
 
-import socket
 import threading
 import time
 
-from conftest import PASSWORD, assert_responsive
+from conftest import LoggedIn as Client, assert_responsive
 
 N = 1000
 RSS_BOUND_KIB = 64 * 1024
-
-
-class Client:
-    def __init__(self, server, timeout=120):
-        self.sock = socket.create_connection(server.imap, timeout=timeout)
-        self.f = self.sock.makefile("rb")
-        assert self.f.readline().startswith(b"* OK")
-        self.n = 0
-        self.cmd(f"LOGIN alice {PASSWORD}")
-
-    def send(self, data, ok=True):
-        self.n += 1
-        tag = f"t{self.n}".encode()
-        self.sock.sendall(tag + b" " + data + b"\r\n")
-        untagged = []
-        while True:
-            got = self.f.readline()
-            assert got, "connection closed"
-            if got.startswith(tag + b" "):
-                if ok:
-                    assert got.startswith(tag + b" OK"), got
-                return untagged
-            untagged.append(got)
-
-    def cmd(self, line, ok=True):
-        return self.send(line.encode(), ok)
-
-    def append(self, box, body):
-        self.send(f"APPEND {box} {{{len(body)}+}}\r\n".encode() + body)
 
 
 def responsive_while(server, work):

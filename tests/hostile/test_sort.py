@@ -4,11 +4,10 @@ of `[blob]`s (quadratic in a naive base-subject extraction). Each command is ans
 right result in a few seconds, a fresh client is answered within 1 s while they run, and the
 server's memory grows by less than a stated bound."""
 
-import socket
 import threading
 import time
 
-from conftest import PASSWORD, assert_responsive
+from conftest import LoggedIn as Client, assert_responsive
 
 N = 1000
 # Most the SORT/THREAD commands may add to the server's RSS.
@@ -31,31 +30,6 @@ def message(i):
     if refs:
         lines.append(f"References: {refs}")
     return ("\r\n".join(lines) + f"\r\n\r\nmessage {i}\r\n").encode()
-
-
-class Client:
-    def __init__(self, server, timeout=120):
-        self.sock = socket.create_connection(server.imap, timeout=timeout)
-        self.f = self.sock.makefile("rb")
-        assert self.f.readline().startswith(b"* OK")
-        self.n = 0
-        self.cmd(f"LOGIN alice {PASSWORD}")
-
-    def send(self, data):
-        self.n += 1
-        tag = f"t{self.n}".encode()
-        self.sock.sendall(tag + b" " + data + b"\r\n")
-        untagged = []
-        while True:
-            got = self.f.readline()
-            assert got, "connection closed"
-            if got.startswith(tag + b" "):
-                assert got.startswith(tag + b" OK"), got
-                return untagged
-            untagged.append(got)
-
-    def cmd(self, line):
-        return self.send(line.encode())
 
 
 def fill(c):
