@@ -8,13 +8,14 @@
 //!   a parent delivered after its reply joins the reply's thread too); a message linked to
 //!   none starts a thread named after its own body (`T` and 24 hex digits). Mail stored
 //!   before these tables existed has none (NIL, which RFC 8474 §5.2 allows).
-//! - SAVEDATE is written by a trigger on every insert into `messages` (APPEND, COPY, MOVE,
-//!   delivery all insert a row) and dropped with the row; mail stored before has none and
-//!   reports its INTERNALDATE.
-//! - PREVIEW text is computed at delivery (`prepare`) and kept per body; mail stored before
-//!   has none (the session computes it from the body then).
+//! - SAVEDATE is the `saved` column of the message's row, written with every row (APPEND,
+//!   COPY, MOVE, delivery all insert one); mail stored before has none and reports its
+//!   INTERNALDATE.
+//! - PREVIEW text is computed at delivery (`prepare`) and kept in the body's `blobs` row;
+//!   mail stored before has none (the session computes it from the body then).
 //!
-//! New tables and triggers only (`CREATE ... IF NOT EXISTS` at open): no schema version change.
+//! Both were tables of their own before schema version 5 (see `schema::migrate`): every
+//! table a delivery writes is one more page in each commit.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -24,16 +25,6 @@ use super::prepare::Prepared;
 use crate::{MailboxId, MessageObjects, Result, StoreError, UserId};
 
 pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS previews(
-    blob_id INTEGER PRIMARY KEY,
-    preview TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS save_dates(
-    mailbox_id INTEGER NOT NULL,
-    uid INTEGER NOT NULL,
-    saved INTEGER NOT NULL,
-    PRIMARY KEY(mailbox_id, uid)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS thread_ids(
     user_id INTEGER NOT NULL,
     blob_id INTEGER NOT NULL,
@@ -47,15 +38,7 @@ CREATE TABLE IF NOT EXISTS thread_msgids(
     thread TEXT NOT NULL,
     PRIMARY KEY(user_id, msgid)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS save_dates_add AFTER INSERT ON messages BEGIN
-    INSERT OR REPLACE INTO save_dates(mailbox_id, uid, saved)
-    VALUES (NEW.mailbox_id, NEW.uid, CAST(strftime('%s', 'now') AS INTEGER));
-END;
-CREATE TRIGGER IF NOT EXISTS save_dates_drop AFTER DELETE ON messages BEGIN
-    DELETE FROM save_dates WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;
-END;
 CREATE TRIGGER IF NOT EXISTS objects_blob_drop AFTER DELETE ON blobs BEGIN
-    DELETE FROM previews WHERE blob_id = OLD.id;
     DELETE FROM thread_ids WHERE blob_id = OLD.id;
 END;
 CREATE TRIGGER IF NOT EXISTS objects_user_drop AFTER DELETE ON users BEGIN
@@ -74,17 +57,22 @@ pub(super) fn email_id(hash: &[u8]) -> String {
     s
 }
 
-/// At APPEND, in the write transaction, after the body's row exists: keep its preview and
-/// give it a thread in `user`'s account (unless it has one there already: a copy).
-pub(super) fn on_append(conn: &Connection, user: UserId, blob_id: i64, m: &Prepared) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO previews(blob_id, preview) VALUES (?1, ?2)")?
-        .execute(params![blob_id, m.delivery.preview])?;
-    let known: Option<String> = conn
-        .prepare_cached("SELECT thread FROM thread_ids WHERE user_id = ?1 AND blob_id = ?2")?
-        .query_row(params![user, blob_id], |r| r.get(0))
-        .optional()?;
-    if known.is_some() {
-        return Ok(());
+/// At APPEND, in the write transaction, after the body's row exists (`new`: created by this
+/// append): give it a thread in `user`'s account, unless it has one there already (a copy).
+pub(super) fn on_append(
+    conn: &Connection,
+    user: UserId,
+    blob_id: i64,
+    new: bool,
+    m: &Prepared,
+) -> Result<()> {
+    if !new {
+        let known = conn
+            .prepare_cached("SELECT 1 FROM thread_ids WHERE user_id = ?1 AND blob_id = ?2")?
+            .exists(params![user, blob_id])?;
+        if known {
+            return Ok(());
+        }
     }
     let d = &m.delivery;
     let ids: Vec<&str> = d
@@ -137,7 +125,7 @@ pub(super) fn message_objects(
     let mut thread =
         tx.prepare_cached("SELECT thread FROM thread_ids WHERE user_id = ?1 AND blob_id = ?2")?;
     let mut saved =
-        tx.prepare_cached("SELECT saved FROM save_dates WHERE mailbox_id = ?1 AND uid = ?2")?;
+        tx.prepare_cached("SELECT saved FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?;
     for r in rows {
         let h: Vec<u8> = hash
             .query_row([r.blob_id], |row| row.get(0))
@@ -151,8 +139,9 @@ pub(super) fn message_objects(
                     .query_row(params![st.user, r.blob_id], |row| row.get(0))
                     .optional()?,
                 save_date: saved
-                    .query_row(params![mailbox, r.uid], |row| row.get(0))
+                    .query_row(params![mailbox, r.uid], |row| row.get::<_, Option<i64>>(0))
                     .optional()?
+                    .flatten()
                     .unwrap_or(r.internal_date),
             },
         ));
@@ -163,12 +152,12 @@ pub(super) fn message_objects(
 pub(super) fn preview(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<Option<String>> {
     let row: Option<Option<String>> = conn
         .prepare_cached(
-            "SELECT p.preview
+            "SELECT b.preview
              FROM (SELECT blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2
                    UNION ALL
                    SELECT blob_id FROM expunged
                    WHERE mailbox_id = ?1 AND uid = ?2 AND blob_id IS NOT NULL) m
-             LEFT JOIN previews p ON p.blob_id = m.blob_id",
+             LEFT JOIN blobs b ON b.id = m.blob_id",
         )?
         .query_row(params![mailbox, uid], |r| r.get(0))
         .optional()?;

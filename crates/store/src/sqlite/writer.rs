@@ -395,7 +395,7 @@ fn truncate_wal(conn: &Connection) -> bool {
 fn run_batch(
     conn: &mut Connection,
     blobs: &BlobDir,
-    batch: Vec<Job>,
+    mut batch: Vec<Job>,
     notify: &mut Vec<(MailboxId, u64)>,
     gc: &mut Vec<Hash>,
     done: &mut Vec<(Completion, std::result::Result<(), String>)>,
@@ -404,41 +404,83 @@ fn run_batch(
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| e.to_string())?;
+    if batch.len() == 1 {
+        // A lone job needs no savepoint (whose journal copies every page it changes): if it
+        // fails, the transaction is rolled back whole.
+        let job = batch.pop().expect("one job");
+        let Some(run) = run_job(&tx, blobs, job, index) else {
+            return Err("store write job panicked".into());
+        };
+        gc.extend(run.gc);
+        let st = if run.ok {
+            tx.commit().map_err(|e| e.to_string())
+        } else {
+            drop(tx);
+            Ok(())
+        };
+        if run.ok && st.is_ok() {
+            notify.extend(run.notify);
+        } else {
+            index.rolled_back();
+        }
+        done.push((run.done, Ok(())));
+        return st;
+    }
     for job in batch {
         let Ok(sp) = tx.savepoint() else {
             continue; // dropping the job tells its caller it was not committed
         };
-        let mut ctx = WriteCtx {
-            conn: &sp,
-            blobs,
-            notify: Vec::new(),
-            gc: Vec::new(),
-            index: &mut *index,
-        };
-        let Ok((ok, d)) = catch_unwind(AssertUnwindSafe(|| (job.run)(&mut ctx))) else {
-            tracing::error!("store write job panicked");
-            index.rolled_back();
+        let Some(run) = run_job(&sp, blobs, job, index) else {
             continue;
         };
-        let WriteCtx {
-            notify: n, gc: g, ..
-        } = ctx;
-        gc.extend(g);
+        gc.extend(run.gc);
         // A failed job's savepoint is rolled back when dropped.
-        let st = if ok {
+        let st = if run.ok {
             sp.commit().map_err(|e| e.to_string())
         } else {
             Ok(())
         };
-        if ok && st.is_ok() {
-            notify.extend(n);
+        if run.ok && st.is_ok() {
+            notify.extend(run.notify);
         } else {
             // Its vocabulary and `search_pending` changes were rolled back with it.
             index.rolled_back();
         }
-        done.push((d, st));
+        done.push((run.done, st));
     }
     tx.commit().map_err(|e| e.to_string())
+}
+
+/// What running one job left: whether it succeeded, its completion, and what to do after
+/// the commit.
+struct JobRun {
+    ok: bool,
+    done: Completion,
+    notify: Vec<(MailboxId, u64)>,
+    gc: Vec<Hash>,
+}
+
+/// Runs one job on `conn`; `None` if it panicked (its completion is dropped, which tells its
+/// caller it was not committed; the caller rolls back what it wrote).
+fn run_job(conn: &Connection, blobs: &BlobDir, job: Job, index: &mut Indexer) -> Option<JobRun> {
+    let mut ctx = WriteCtx {
+        conn,
+        blobs,
+        notify: Vec::new(),
+        gc: Vec::new(),
+        index: &mut *index,
+    };
+    let Ok((ok, done)) = catch_unwind(AssertUnwindSafe(|| (job.run)(&mut ctx))) else {
+        tracing::error!("store write job panicked");
+        index.rolled_back();
+        return None;
+    };
+    Some(JobRun {
+        ok,
+        done,
+        notify: ctx.notify,
+        gc: ctx.gc,
+    })
 }
 
 /// Deletes the files of bodies no longer in the index. Runs on the writer thread, so no job
