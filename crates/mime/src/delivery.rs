@@ -2,7 +2,7 @@
 //! the message IDs that place it in a thread (RFC 8474 THREADID).
 
 use crate::parts::{self, Node};
-use crate::search_text::{header_values, part_text};
+use crate::search_text::{field_values, header_fields, part_text};
 
 /// RFC 8970 §3.3: "SHOULD limit ... to 200 preview characters".
 pub const PREVIEW_CHARS: usize = 200;
@@ -203,12 +203,15 @@ fn decode_entities(out: &mut String, s: &str) {
 /// The Message-ID of a header and the IDs it refers to: References, else In-Reply-To's first
 /// valid one (RFC 5256 §3 REFERENCES), normalized by [`msg_ids`].
 pub fn thread_refs(header: &[u8]) -> (Option<String>, Vec<String>) {
+    // Parsed once for the three fields (it was parsed for each: a tenth of the CPU of
+    // preparing a 5 KB APPEND went to reading these three fields).
+    let fields = header_fields(header);
     let first = |name: &str| -> Option<String> {
-        header_values(header, name)
+        field_values(&fields, name)
             .iter()
             .find_map(|v| msg_ids(v).into_iter().next())
     };
-    let mut references: Vec<String> = header_values(header, "references")
+    let mut references: Vec<String> = field_values(&fields, "references")
         .first()
         .map(|v| msg_ids(v))
         .unwrap_or_default();

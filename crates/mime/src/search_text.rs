@@ -76,9 +76,19 @@ fn write_addresses(value: &[u8]) -> Vec<u8> {
 
 /// Decoded values of the header fields named `name` in the top-level header.
 pub fn header_values(msg: &[u8], name: &str) -> Vec<String> {
-    let node_end = header_end(msg);
+    field_values(&header_fields(msg), name)
+}
+
+/// The fields of a message's (or part's) header, for several `field_values` calls without
+/// parsing it again.
+pub fn header_fields(msg: &[u8]) -> Vec<Field> {
+    header::parse_fields(msg, 0, header_end(msg))
+}
+
+/// `header_values` of fields already parsed.
+pub fn field_values(fields: &[Field], name: &str) -> Vec<String> {
     let address = ADDRESS_FIELDS.iter().any(|a| a.eq_ignore_ascii_case(name));
-    header::parse_fields(msg, 0, node_end)
+    fields
         .iter()
         .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
         .map(|f| {
