@@ -17,7 +17,7 @@ from conftest import ROOT, Server
 from test_backup import cli
 
 FIXTURES = ROOT / "tests" / "fixtures"
-CURRENT = 4
+CURRENT = 5
 
 
 def expected(version):
@@ -49,7 +49,7 @@ def user_version(path):
         db.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_fixture_upgrades_and_reads(version):
     info, messages = expected(version)
     s = server_on_fixture(version)

@@ -36,9 +36,9 @@ def test_imaplib_preview(server):
     c.logout()
 
 
-@sqlite_only("removes rows of the embedded index (index.sqlite3) to fake mail stored before previews")
+@sqlite_only("clears a column of the embedded index (index.sqlite3) to fake mail stored before previews")
 def test_preview_of_mail_stored_before_previews(server):
-    """Mail stored before previews were kept (no row): LAZY says NIL, a plain PREVIEW makes
+    """Mail stored before previews were kept (none in its row): LAZY says NIL, a plain PREVIEW makes
     the text from the body then."""
     import sqlite3
 
@@ -46,7 +46,7 @@ def test_preview_of_mail_stored_before_previews(server):
     c.login("alice", PASSWORD)
     assert c.append("INBOX", None, None, PLAIN)[0] == "OK"
     db = sqlite3.connect(server.data / "index.sqlite3", timeout=10)
-    db.execute("DELETE FROM previews")
+    db.execute("UPDATE blobs SET preview = NULL")
     db.commit()
     db.close()
     c.select("INBOX")

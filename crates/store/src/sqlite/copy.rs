@@ -155,18 +155,15 @@ pub(super) fn restore_message_state(
     };
     let mut top = i64::try_from(highest_modseq).unwrap_or(i64::MAX);
     {
-        let mut modseq = conn
-            .prepare_cached("UPDATE messages SET modseq = ?3 WHERE mailbox_id = ?1 AND uid = ?2")?;
-        let mut saved = conn.prepare_cached(
-            "UPDATE save_dates SET saved = ?3 WHERE mailbox_id = ?1 AND uid = ?2",
+        let mut modseq = conn.prepare_cached(
+            "UPDATE messages SET modseq = ?3, saved = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
         )?;
         for m in messages {
             let ms = i64::try_from(m.modseq).unwrap_or(i64::MAX).max(1);
             top = top.max(ms);
-            if modseq.execute(params![mailbox, m.uid, ms])? == 0 {
+            if modseq.execute(params![mailbox, m.uid, ms, m.save_date])? == 0 {
                 return Err(StoreError::NoSuchMailbox);
             }
-            saved.execute(params![mailbox, m.uid, m.save_date])?;
         }
     }
     let uidnext = i64::from(uidnext).max(cur_uidnext);

@@ -87,7 +87,7 @@ pub(super) fn append_with_uids(
     let modseq = st.highest_modseq + 1;
     let mut counts = Counts::default();
     for (m, &uid) in msgs.iter_mut().zip(uids) {
-        let blob_id = messages::acquire_blob(ctx, st.user, m)?;
+        let (blob_id, _) = messages::acquire_blob(ctx, st.user, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
         let row = Row {
             uid,
@@ -99,7 +99,7 @@ pub(super) fn append_with_uids(
             internal_date: m.internal_date,
             date_offset: m.internal_date_offset,
         };
-        messages::insert_row(ctx.conn, mailbox, &row)?;
+        messages::insert_row(ctx.conn, mailbox, &row, None)?;
     }
     messages::set_mailbox_state(ctx.conn, mailbox, uidnext, modseq, counts)?;
     ctx.notify.push((mailbox, modseq));

@@ -127,10 +127,14 @@ pub(super) fn owner(conn: &Connection, mailbox: MailboxId) -> Result<UserId> {
         .ok_or(StoreError::NoSuchMailbox)
 }
 
-/// Takes a reference to the body, creating its index row (and search text) on first use.
-/// Its words reach `user`'s search vocabulary with its indexing (a new body) or now (a body
-/// already known, perhaps only to other accounts).
-pub(super) fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepared) -> Result<i64> {
+/// Takes a reference to the body, creating its index row (and search text) on first use; true
+/// if it is new. Its words reach `user`'s search vocabulary with its indexing (a new body) or
+/// now (a body already known, perhaps only to other accounts).
+pub(super) fn acquire_blob(
+    ctx: &mut WriteCtx<'_>,
+    user: UserId,
+    m: &mut Prepared,
+) -> Result<(i64, bool)> {
     let conn = ctx.conn;
     let existing: Option<i64> = conn
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?
@@ -142,11 +146,15 @@ pub(super) fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepare
             // Indexed again from its text, which adds its words for every account holding it.
             None => ctx.index.reindex(conn, id)?,
         }
-        conn.prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
-            .execute([id])?;
+        // A body stored before previews were kept at delivery gets one now.
+        conn.prepare_cached(
+            "UPDATE blobs SET refcount = refcount + 1, preview = coalesce(preview, ?2)
+             WHERE id = ?1",
+        )?
+        .execute(params![id, m.delivery.preview])?;
         // A body stored before keys were kept at delivery gets them now.
         super::sortkeys::on_delivery(conn, id, &m.sort_keys)?;
-        return Ok(id);
+        return Ok((id, false));
     }
     // No row: a file body may have been collected after `prepare` wrote it. Write it again.
     if m.inline.is_none() && !ctx.blobs.exists(&m.hash) {
@@ -160,13 +168,15 @@ pub(super) fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepare
     }
     let p = &m.parsed;
     conn.prepare_cached(
-        "INSERT INTO blobs(hash, size, refcount, parsed, sent_date) VALUES (?1, ?2, 1, ?3, ?4)",
+        "INSERT INTO blobs(hash, size, refcount, parsed, sent_date, preview)
+         VALUES (?1, ?2, 1, ?3, ?4, ?5)",
     )?
     .execute(params![
         &m.hash[..],
         m.size as i64,
         &m.parsed_packed,
-        p.sent_date
+        p.sent_date,
+        m.delivery.preview
     ])?;
     let id = conn.last_insert_rowid();
     super::sortkeys::on_delivery(conn, id, &m.sort_keys)?;
@@ -175,7 +185,7 @@ pub(super) fn acquire_blob(ctx: &mut WriteCtx<'_>, user: UserId, m: &mut Prepare
             .execute(params![id, packed])?;
     }
     ctx.index.defer(conn, id, user, m.tokens.take())?;
-    Ok(id)
+    Ok((id, true))
 }
 
 /// Drops `n` references to a body; the last one removes its row, search text and (after the
@@ -221,8 +231,8 @@ pub(super) fn append(
     let mut uids = Vec::with_capacity(msgs.len());
     let mut counts = Counts::default();
     for m in &mut msgs {
-        let blob_id = acquire_blob(ctx, user, m)?;
-        super::objects::on_append(ctx.conn, user, blob_id, m)?;
+        let (blob_id, new) = acquire_blob(ctx, user, m)?;
+        let thread = super::objects::on_append(ctx.conn, user, blob_id, new, m)?;
         counts.add(Counts::of(m.flags.system, m.size as i64));
         let row = Row {
             uid,
@@ -234,7 +244,7 @@ pub(super) fn append(
             internal_date: m.internal_date,
             date_offset: m.internal_date_offset,
         };
-        insert_row(ctx.conn, mailbox, &row)?;
+        insert_row(ctx.conn, mailbox, &row, Some(&thread))?;
         uids.push(uid);
         uid = next_uid(uid)?;
     }
@@ -288,11 +298,18 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 }
 
 /// Add a message row to `mailbox` (the columns of [`ROW_COLS`]).
-pub(super) fn insert_row(conn: &Connection, mailbox: MailboxId, r: &Row) -> Result<()> {
+/// Writes a message's row, with now as its save date and its THREADID's bytes (see
+/// `objects`), if it has one.
+pub(super) fn insert_row(
+    conn: &Connection,
+    mailbox: MailboxId,
+    r: &Row,
+    thread: Option<&[u8]>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO messages(mailbox_id, uid, blob_id, size, flags, keywords, modseq,
-                              internal_date, date_offset)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              internal_date, date_offset, saved, thread)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         mailbox,
@@ -303,9 +320,18 @@ pub(super) fn insert_row(conn: &Connection, mailbox: MailboxId, r: &Row) -> Resu
         r.keywords,
         r.modseq as i64,
         r.internal_date,
-        r.date_offset
+        r.date_offset,
+        unix_now(),
+        thread
     ])?;
     Ok(())
+}
+
+/// Now in Unix seconds (a message's save date).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Sorted, deduplicated copy of a UID list.
@@ -364,14 +390,19 @@ pub(super) fn copy(
     let mut uid = dst.uidnext;
     let mut map = Vec::with_capacity(rows.len());
     let mut counts = Counts::default();
+    // A copy keeps its THREADID (in another account's mailbox too).
+    let mut thread = ctx
+        .conn
+        .prepare_cached("SELECT thread FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?;
     for mut r in rows {
         counts.add(Counts::of(r.flags, r.size));
         ctx.conn
             .prepare_cached("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1")?
             .execute([r.blob_id])?;
+        let t: Option<Vec<u8>> = thread.query_row(params![from, r.uid], |row| row.get(0))?;
         map.push((r.uid, uid));
         (r.uid, r.modseq) = (uid, modseq);
-        insert_row(ctx.conn, to, &r)?;
+        insert_row(ctx.conn, to, &r, t.as_deref())?;
         uid = next_uid(uid)?;
     }
     set_mailbox_state(ctx.conn, to, uid, modseq, counts)?;

@@ -2,20 +2,22 @@
 //!
 //! - EMAILID is the body's content hash (`M` and 24 hex digits of its SHA-256): every copy of
 //!   the same stored body has it, so COPY and MOVE keep it and nothing is stored for it.
-//! - THREADID is given at delivery, per account and body (`thread_ids`): the thread of the
-//!   first message the new one is linked to through its Message-ID, References or
+//! - THREADID is given at delivery, per account and body, and kept in the message's row
+//!   (`messages.thread`, the 12 bytes after the `T`; COPY and MOVE keep it): the thread of
+//!   the first message the new one is linked to through its Message-ID, References or
 //!   In-Reply-To (`thread_msgids` maps every ID seen in the account's mail to its thread, so
 //!   a parent delivered after its reply joins the reply's thread too); a message linked to
-//!   none starts a thread named after its own body (`T` and 24 hex digits). Mail stored
-//!   before these tables existed has none (NIL, which RFC 8474 §5.2 allows).
+//!   none starts a thread named after its own body (`T` and 24 hex digits). A body the
+//!   account already holds keeps the thread it has there. Mail stored before threads were
+//!   kept has none (NIL, which RFC 8474 §5.2 allows).
 //! - SAVEDATE is the `saved` column of the message's row, written with every row (APPEND,
 //!   COPY, MOVE, delivery all insert one); mail stored before has none and reports its
 //!   INTERNALDATE.
 //! - PREVIEW text is computed at delivery (`prepare`) and kept in the body's `blobs` row;
 //!   mail stored before has none (the session computes it from the body then).
 //!
-//! Both were tables of their own before schema version 5 (see `schema::migrate`): every
-//! table a delivery writes is one more page in each commit.
+//! All three were tables of their own before schema version 5 (see `schema::migrate`):
+//! every table a delivery writes is one more page in each commit.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -25,24 +27,13 @@ use super::prepare::Prepared;
 use crate::{MailboxId, MessageObjects, Result, StoreError, UserId};
 
 pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS thread_ids(
-    user_id INTEGER NOT NULL,
-    blob_id INTEGER NOT NULL,
-    thread TEXT NOT NULL,
-    PRIMARY KEY(user_id, blob_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS thread_ids_blob ON thread_ids(blob_id);
 CREATE TABLE IF NOT EXISTS thread_msgids(
     user_id INTEGER NOT NULL,
     msgid TEXT NOT NULL,
     thread TEXT NOT NULL,
     PRIMARY KEY(user_id, msgid)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS objects_blob_drop AFTER DELETE ON blobs BEGIN
-    DELETE FROM thread_ids WHERE blob_id = OLD.id;
-END;
 CREATE TRIGGER IF NOT EXISTS objects_user_drop AFTER DELETE ON users BEGIN
-    DELETE FROM thread_ids WHERE user_id = OLD.id;
     DELETE FROM thread_msgids WHERE user_id = OLD.id;
 END;
 ";
@@ -57,21 +48,29 @@ pub(super) fn email_id(hash: &[u8]) -> String {
     s
 }
 
+/// A THREADID's bytes, as kept in `messages.thread`.
+pub(super) type ThreadBytes = [u8; 12];
+
 /// At APPEND, in the write transaction, after the body's row exists (`new`: created by this
-/// append): give it a thread in `user`'s account, unless it has one there already (a copy).
+/// append): the thread of the new message in `user`'s account, for its row. A body the
+/// account holds already keeps its thread there.
 pub(super) fn on_append(
     conn: &Connection,
     user: UserId,
     blob_id: i64,
     new: bool,
     m: &Prepared,
-) -> Result<()> {
+) -> Result<ThreadBytes> {
     if !new {
-        let known = conn
-            .prepare_cached("SELECT 1 FROM thread_ids WHERE user_id = ?1 AND blob_id = ?2")?
-            .exists(params![user, blob_id])?;
-        if known {
-            return Ok(());
+        let known: Option<Vec<u8>> = conn
+            .prepare_cached(
+                "SELECT m.thread FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+                 WHERE m.blob_id = ?1 AND b.user_id = ?2 AND m.thread IS NOT NULL LIMIT 1",
+            )?
+            .query_row(params![blob_id, user], |r| r.get(0))
+            .optional()?;
+        if let Some(t) = known.as_deref().and_then(|t| ThreadBytes::try_from(t).ok()) {
+            return Ok(t);
         }
     }
     let d = &m.delivery;
@@ -86,30 +85,51 @@ pub(super) fn on_append(
         let mut find = conn
             .prepare_cached("SELECT thread FROM thread_msgids WHERE user_id = ?1 AND msgid = ?2")?;
         for id in &ids {
-            thread = find
+            let linked = find
                 .query_row(params![user, id], |r| r.get::<_, String>(0))
                 .optional()?;
+            thread = linked.as_deref().and_then(thread_from_text);
             if thread.is_some() {
                 break;
             }
         }
     }
-    let thread = thread.unwrap_or_else(|| new_thread_id(&m.hash));
-    conn.prepare_cached("INSERT INTO thread_ids(user_id, blob_id, thread) VALUES (?1, ?2, ?3)")?
-        .execute(params![user, blob_id, thread])?;
+    let thread = thread.unwrap_or_else(|| new_thread(&m.hash));
+    let text = thread_text(&thread);
     let mut link = conn.prepare_cached(
         "INSERT OR IGNORE INTO thread_msgids(user_id, msgid, thread) VALUES (?1, ?2, ?3)",
     )?;
     for id in ids {
-        link.execute(params![user, id, thread])?;
+        link.execute(params![user, id, text])?;
     }
-    Ok(())
+    Ok(thread)
 }
 
-fn new_thread_id(hash: &Hash) -> String {
-    let mut s = email_id(hash);
+/// A new thread, named after the body that starts it.
+fn new_thread(hash: &Hash) -> ThreadBytes {
+    let mut t = ThreadBytes::default();
+    t.copy_from_slice(&hash[..12]);
+    t
+}
+
+/// `T` and the thread's bytes in hex: the THREADID.
+fn thread_text(t: &[u8]) -> String {
+    let mut s = email_id(t);
     s.replace_range(..1, "T");
     s
+}
+
+/// The bytes of a THREADID as `thread_text` writes it.
+fn thread_from_text(s: &str) -> Option<ThreadBytes> {
+    let hex = s.strip_prefix('T')?.as_bytes();
+    if hex.len() != 24 {
+        return None;
+    }
+    let mut t = ThreadBytes::default();
+    for (i, pair) in hex.chunks(2).enumerate() {
+        t[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(t)
 }
 
 pub(super) fn message_objects(
@@ -118,31 +138,29 @@ pub(super) fn message_objects(
     uids: &[u32],
 ) -> Result<Vec<(u32, MessageObjects)>> {
     let tx = conn.unchecked_transaction()?;
-    let st = mailbox_state(&tx, mailbox)?;
+    mailbox_state(&tx, mailbox)?;
     let rows = select_rows(&tx, mailbox, &sorted_uids(uids))?;
     let mut out = Vec::with_capacity(rows.len());
     let mut hash = tx.prepare_cached("SELECT hash FROM blobs WHERE id = ?1")?;
-    let mut thread =
-        tx.prepare_cached("SELECT thread FROM thread_ids WHERE user_id = ?1 AND blob_id = ?2")?;
-    let mut saved =
-        tx.prepare_cached("SELECT saved FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?;
+    let mut objects =
+        tx.prepare_cached("SELECT saved, thread FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?;
     for r in rows {
         let h: Vec<u8> = hash
             .query_row([r.blob_id], |row| row.get(0))
             .optional()?
             .ok_or_else(|| StoreError::Internal(format!("missing blob {}", r.blob_id)))?;
+        let (saved, thread): (Option<i64>, Option<Vec<u8>>) = objects
+            .query_row(params![mailbox, r.uid], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?
+            .unwrap_or_default();
         out.push((
             r.uid,
             MessageObjects {
                 email_id: email_id(&h),
-                thread_id: thread
-                    .query_row(params![st.user, r.blob_id], |row| row.get(0))
-                    .optional()?,
-                save_date: saved
-                    .query_row(params![mailbox, r.uid], |row| row.get::<_, Option<i64>>(0))
-                    .optional()?
-                    .flatten()
-                    .unwrap_or(r.internal_date),
+                thread_id: thread.as_deref().map(thread_text),
+                save_date: saved.unwrap_or(r.internal_date),
             },
         ));
     }

@@ -12,7 +12,7 @@ use super::{parsed, search};
 use crate::Result;
 
 /// Bumped with each incompatible schema change; `PRAGMA user_version` records it.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(
@@ -57,7 +57,9 @@ CREATE TABLE IF NOT EXISTS blobs(
     refcount INTEGER NOT NULL,
     -- ENVELOPE, BODYSTRUCTURE, BODY and part tree, packed (see `parsed.rs`).
     parsed BLOB NOT NULL,
-    sent_date INTEGER
+    sent_date INTEGER,
+    -- PREVIEW text (RFC 8970), computed at delivery; NULL for mail stored before.
+    preview TEXT
 );
 -- Packed (zstd) bodies kept in the index, id = blobs.id; bodies without a row are files.
 CREATE TABLE IF NOT EXISTS bodies(
@@ -74,6 +76,11 @@ CREATE TABLE IF NOT EXISTS messages(
     modseq INTEGER NOT NULL,
     internal_date INTEGER NOT NULL,
     date_offset INTEGER NOT NULL,
+    -- SAVEDATE (RFC 8514): when the row was written (APPEND, COPY, MOVE, delivery), Unix
+    -- seconds; NULL for mail stored before version 5 kept it (reported as INTERNALDATE).
+    saved INTEGER,
+    -- THREADID (RFC 8474): the 12 bytes after its `T` (see `objects`); NULL for none.
+    thread BLOB,
     PRIMARY KEY(mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
@@ -109,6 +116,12 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
     // a WAL left at its peak is disk space users pay for (measured: 8 MiB after loading 4.5 MB
     // of mail with a 64 MiB limit). 4 MiB is the size of one default checkpoint interval.
     conn.pragma_update(None, "journal_size_limit", 4i64 << 20)?;
+    // Each job of a batch runs in a savepoint, whose statement journal keeps a copy of every
+    // page the job changes. SQLite writes that journal to a temporary file once it passes
+    // 64 KiB, which a delivery touching a dozen tables does: a file write per page, in the
+    // one writer thread (measured: 16-client APPEND 3,300 -> 4,700 msg/s with it in memory).
+    // In memory it is bounded by what one job changes.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     refuse_newer(path, version)?;
     if (1..SCHEMA_VERSION).contains(&version) {
@@ -143,6 +156,60 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection> {
         conn.execute_batch("VACUUM")?;
     }
     Ok(conn)
+}
+
+/// Version 5 keeps a message's save date and THREADID in its `messages` row and a body's
+/// preview in its `blobs` row, where version 4 had a table for each (one with a second
+/// index, one filled by a trigger): four fewer B-trees written by every delivery, each a
+/// page more in every commit (measured: 16-client APPEND 3,300 -> 4,200 msg/s without them).
+/// Their rows, where an index has them, move into the new columns.
+fn move_objects_into_rows(tx: &Connection) -> Result<()> {
+    for (table, column, ty) in [
+        ("messages", "saved", "INTEGER"),
+        ("messages", "thread", "BLOB"),
+        ("blobs", "preview", "TEXT"),
+    ] {
+        let present = tx
+            .prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?
+            .exists([table, column])?;
+        if !present {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+        }
+    }
+    tx.execute_batch(
+        "DROP TRIGGER IF EXISTS objects_user_drop;
+         DROP TRIGGER IF EXISTS save_dates_add;
+         DROP TRIGGER IF EXISTS save_dates_drop;
+         DROP TRIGGER IF EXISTS objects_blob_drop;",
+    )?;
+    let has = |table: &str| -> Result<bool> {
+        Ok(tx
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+            .exists([table])?)
+    };
+    if has("save_dates")? {
+        tx.execute_batch(
+            "UPDATE messages SET saved = s.saved FROM save_dates s
+             WHERE s.mailbox_id = messages.mailbox_id AND s.uid = messages.uid;
+             DROP TABLE save_dates;",
+        )?;
+    }
+    if has("thread_ids")? {
+        tx.execute_batch(
+            "UPDATE messages SET thread = unhex(substr(t.thread, 2))
+             FROM mailboxes b, thread_ids t
+             WHERE b.id = messages.mailbox_id AND t.user_id = b.user_id
+               AND t.blob_id = messages.blob_id;
+             DROP TABLE thread_ids;",
+        )?;
+    }
+    if has("previews")? {
+        tx.execute_batch(
+            "UPDATE blobs SET preview = p.preview FROM previews p WHERE p.blob_id = blobs.id;
+             DROP TABLE previews;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Where the index of version `version` is copied before it is upgraded:
@@ -225,6 +292,9 @@ fn migrate(tx: &Connection, version: i64) -> Result<()> {
     }
     if (1..4).contains(&version) {
         search::migrate_to_per_account_vocabulary(tx)?;
+    }
+    if (1..5).contains(&version) {
+        move_objects_into_rows(tx)?;
     }
     Ok(())
 }

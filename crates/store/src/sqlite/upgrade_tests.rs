@@ -10,9 +10,13 @@ use super::schema::{SCHEMA_VERSION, backup_path};
 use crate::{MailStore, flags};
 
 fn fixture(version: i64) -> PathBuf {
+    fixture_named(&format!("datadir-v{version}"))
+}
+
+fn fixture_named(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures")
-        .join(format!("datadir-v{version}"))
+        .join(name)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -54,10 +58,16 @@ fn flag_names(f: &crate::Flags) -> Vec<String> {
 /// Opens a copy of the fixture of `version` with this code: upgraded in place, the old index
 /// kept as `index.sqlite3.v<N>.bak`, `check` clean, every message as a client saw it before.
 async fn upgrade_fixture(version: i64) {
+    upgrade_fixture_at(&fixture(version), version).await;
+}
+
+/// `upgrade_fixture` of the fixture in `dir`, of format `version`. Where the fixture has
+/// `objects.txt` (THREADID, SAVEDATE and PREVIEW as a client saw them), those too.
+async fn upgrade_fixture_at(dir: &Path, version: i64) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    copy_dir(&fixture(version).join("data"), &data);
-    let expected = std::fs::read_to_string(fixture(version).join("expected.txt")).unwrap();
+    copy_dir(&dir.join("data"), &data);
+    let expected = std::fs::read_to_string(dir.join("expected.txt")).unwrap();
     let index = data.join("index.sqlite3");
     assert_eq!(user_version(&index), version);
 
@@ -91,6 +101,22 @@ async fn upgrade_fixture(version: i64) {
         seen += 1;
     }
     assert_eq!(seen, 5);
+    if let Ok(objects) = std::fs::read_to_string(dir.join("objects.txt")) {
+        let mut seen = 0;
+        for line in objects.lines().filter(|l| !l.starts_with('#')) {
+            let w: Vec<&str> = line.splitn(5, ' ').collect();
+            let (mailbox, uid) = (w[0], w[1].parse::<u32>().unwrap());
+            let mb = store.get_mailbox(user.id, mailbox).await.unwrap().unwrap();
+            let got = store.message_objects(mb.id, &[uid]).await.unwrap();
+            let o = &got.iter().find(|(u, _)| *u == uid).expect("objects").1;
+            assert_eq!(o.thread_id.as_deref().unwrap_or("NIL"), w[2], "{line}");
+            assert_eq!(o.save_date.to_string(), w[3], "{line}");
+            let preview = store.preview(mb.id, uid).await.unwrap();
+            assert_eq!(preview.as_deref(), Some(w[4]), "{line}");
+            seen += 1;
+        }
+        assert_eq!(seen, 5);
+    }
     // Search works on the upgraded index (the word index was rebuilt or carried over).
     let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
     let hits = store
@@ -125,8 +151,20 @@ async fn upgrades_v3() {
 }
 
 #[tokio::test]
-async fn opens_v4() {
+async fn upgrades_v4() {
     upgrade_fixture(4).await;
+}
+
+/// Version 4 as its last release wrote it, with the tables of THREADID, SAVEDATE and PREVIEW
+/// that version 5 moved into the rows of `messages` and `blobs`.
+#[tokio::test]
+async fn upgrades_v4_with_objects() {
+    upgrade_fixture_at(&fixture_named("datadir-v4-objects"), 4).await;
+}
+
+#[tokio::test]
+async fn opens_v5() {
+    upgrade_fixture(5).await;
 }
 
 /// An index from a newer version is refused with a message saying so, and left unchanged.
