@@ -99,6 +99,9 @@ pub(super) fn delete_user(ctx: &mut WriteCtx<'_>, name: &str) -> Result<()> {
     ctx.conn
         .prepare_cached("DELETE FROM search_vocab_prune WHERE user_id = ?1")?
         .execute([user.id])?;
+    ctx.conn
+        .prepare_cached("DELETE FROM search_vocab_pending WHERE user_id = ?1")?
+        .execute([user.id])?;
     ctx.index.known.clear();
     // Its aliases go with it: left behind, they would deliver to a later account that
     // happens to get the same name.

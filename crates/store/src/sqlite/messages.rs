@@ -141,8 +141,8 @@ pub(super) fn acquire_blob(
         .query_row([&m.hash[..]], |r| r.get(0))
         .optional()?;
     if let Some(id) = existing {
-        match &m.tokens {
-            Some(tokens) => search::add_words(conn, &mut ctx.index.known, user, tokens)?,
+        match m.tokens.take() {
+            Some(tokens) => ctx.index.defer_words(conn, id, user, tokens)?,
             // Indexed again from its text, which adds its words for every account holding it.
             None => ctx.index.reindex(conn, id)?,
         }

@@ -80,6 +80,13 @@ CREATE TABLE IF NOT EXISTS search_vocab_prune(
     after TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS search_pending(blob_id INTEGER PRIMARY KEY);
+-- Bodies already indexed that entered another account: their words wait to join that
+-- account's vocabulary (see `Indexer::defer_words`).
+CREATE TABLE IF NOT EXISTS search_vocab_pending(
+    blob_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    PRIMARY KEY(blob_id, user_id)
+) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS search_header_terms USING fts5vocab(search_header, row);
 CREATE VIRTUAL TABLE IF NOT EXISTS search_body_terms USING fts5vocab(search_body, row);
 ";
@@ -178,7 +185,11 @@ pub(super) struct Indexer {
     /// of rolled-back jobs (a flush only uses the ids in `search_pending`, and a reused blob
     /// id gets its entry replaced).
     tokens: HashMap<i64, (Tokens, UserId)>,
-    /// `search_pending` may hold ids without tokens here (after a restart or a rollback).
+    /// Tokens of known bodies whose words wait to join an account's vocabulary, by (blob
+    /// id, account); may hold entries of rolled-back jobs, as `tokens`.
+    words: HashMap<(i64, UserId), Tokens>,
+    /// `search_pending` or `search_vocab_pending` may hold rows without tokens here (after a
+    /// restart or a rollback).
     unknown: bool,
     /// `search_vocab_prune` may name accounts (see `prune_words`).
     pub prune_waiting: bool,
@@ -191,9 +202,12 @@ impl Indexer {
     /// The writer's state for a database whose `search_pending` may already hold bodies.
     pub(super) fn open(conn: &Connection) -> Indexer {
         let unknown = conn
-            .query_row("SELECT EXISTS(SELECT 1 FROM search_pending)", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM search_pending)
+                     OR EXISTS(SELECT 1 FROM search_vocab_pending)",
+                [],
+                |r| r.get(0),
+            )
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "reading search_pending");
                 true
@@ -212,7 +226,7 @@ impl Indexer {
 
     /// How many bodies may be waiting (0: the index is complete as committed).
     pub(super) fn waiting(&self) -> usize {
-        self.tokens.len() + usize::from(self.unknown)
+        self.tokens.len() + self.words.len() + usize::from(self.unknown)
     }
 
     /// A transaction or job was rolled back: what it added to the vocabulary and took from
@@ -246,6 +260,26 @@ impl Indexer {
         Ok(())
     }
 
+    /// A known body entered one of `user`'s mailboxes: its words join that account's
+    /// vocabulary at the next flush (before any search), not in this commit. Adding them here
+    /// wrote a few hundred vocabulary rows into every delivery of a body another account
+    /// already had (each recipient after the first of an LMTP message): the 16-client APPEND
+    /// benchmark spent more writer time in it than in anything but the commit itself.
+    pub(super) fn defer_words(
+        &mut self,
+        conn: &Connection,
+        blob_id: i64,
+        user: UserId,
+        tokens: Tokens,
+    ) -> Result<()> {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO search_vocab_pending(blob_id, user_id) VALUES (?1, ?2)",
+        )?
+        .execute(params![blob_id, user])?;
+        self.words.insert((blob_id, user), tokens);
+        Ok(())
+    }
+
     /// Indexes a body again from its text at the next flush (adding its words to every
     /// account holding it).
     pub(super) fn reindex(&mut self, conn: &Connection, blob_id: i64) -> Result<()> {
@@ -264,6 +298,9 @@ impl Indexer {
     /// keeps them.
     pub(super) fn remove(&mut self, conn: &Connection, blob_id: i64) -> Result<()> {
         self.tokens.remove(&blob_id);
+        self.words.retain(|&(id, _), _| id != blob_id);
+        conn.prepare_cached("DELETE FROM search_vocab_pending WHERE blob_id = ?1")?
+            .execute([blob_id])?;
         let waiting = conn
             .prepare_cached("DELETE FROM search_pending WHERE blob_id = ?1")?
             .execute([blob_id])?;
@@ -273,7 +310,8 @@ impl Indexer {
         Ok(())
     }
 
-    /// Indexes up to `limit` waiting bodies, oldest first; returns how many.
+    /// Indexes up to `limit` waiting bodies, oldest first, then adds the words of waiting
+    /// (body, account) pairs to their vocabularies, up to `limit` in all; returns how many.
     pub(super) fn flush(
         &mut self,
         conn: &Connection,
@@ -310,12 +348,40 @@ impl Indexer {
             conn.prepare_cached("DELETE FROM search_pending WHERE blob_id = ?1")?
                 .execute([id])?;
         }
+        let left = limit - ids.len();
+        let pairs: Vec<(i64, UserId)> = if left == 0 {
+            Vec::new()
+        } else {
+            conn.prepare_cached("SELECT blob_id, user_id FROM search_vocab_pending LIMIT ?1")?
+                .query_map([left.min(i64::MAX as usize) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for &(id, user) in &pairs {
+            let tokens = match self.words.remove(&(id, user)) {
+                Some(tokens) => tokens,
+                None => tokens_of_blob(conn, blobs, id).unwrap_or_else(|e| {
+                    tracing::warn!(blob = id, error = %e, "body's words not added for search");
+                    Tokens::default()
+                }),
+            };
+            add_words(conn, &mut self.known, user, &tokens)?;
+            conn.prepare_cached(
+                "DELETE FROM search_vocab_pending WHERE blob_id = ?1 AND user_id = ?2",
+            )?
+            .execute(params![id, user])?;
+        }
         if ids.len() < limit {
             // `search_pending` is empty now: anything left here was rolled back.
             self.tokens.clear();
-            self.unknown = false;
+            if pairs.len() < left {
+                // So is `search_vocab_pending`.
+                self.words.clear();
+                self.unknown = false;
+            }
         }
-        Ok(ids.len())
+        Ok(ids.len() + pairs.len())
     }
 }
 
