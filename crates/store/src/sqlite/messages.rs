@@ -144,7 +144,7 @@ pub(super) fn acquire_blob(
         match m.tokens.take() {
             Some(tokens) => ctx.index.defer_words(conn, id, user, tokens)?,
             // Indexed again from its text, which adds its words for every account holding it.
-            None => ctx.index.reindex(conn, id)?,
+            None => ctx.index.reindex(conn, id, user)?,
         }
         // A body stored before previews were kept at delivery gets one now.
         conn.prepare_cached(

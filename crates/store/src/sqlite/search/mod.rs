@@ -282,7 +282,17 @@ impl Indexer {
 
     /// Indexes a body again from its text at the next flush (adding its words to every
     /// account holding it).
-    pub(super) fn reindex(&mut self, conn: &Connection, blob_id: i64) -> Result<()> {
+    /// A body still waiting with its tokens here (an LMTP message's first recipient took it,
+    /// in this batch or an earlier one) is not: `user`'s words are added from those tokens
+    /// when it is indexed, instead of reading and tokenizing its text again.
+    pub(super) fn reindex(&mut self, conn: &Connection, blob_id: i64, user: UserId) -> Result<()> {
+        if self.tokens.contains_key(&blob_id) {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO search_vocab_pending(blob_id, user_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![blob_id, user])?;
+            return Ok(());
+        }
         let queued = conn
             .prepare_cached("INSERT OR IGNORE INTO search_pending(blob_id) VALUES (?1)")?
             .execute([blob_id])?;
@@ -346,6 +356,17 @@ impl Indexer {
             };
             index(conn, id, &tokens)?;
             conn.prepare_cached("DELETE FROM search_pending WHERE blob_id = ?1")?
+                .execute([id])?;
+            // Accounts waiting for this body's words get them from the same tokens.
+            let waiting: Vec<UserId> = conn
+                .prepare_cached("SELECT user_id FROM search_vocab_pending WHERE blob_id = ?1")?
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for user in waiting {
+                self.words.remove(&(id, user));
+                add_words(conn, &mut self.known, user, &tokens)?;
+            }
+            conn.prepare_cached("DELETE FROM search_vocab_pending WHERE blob_id = ?1")?
                 .execute([id])?;
         }
         let left = limit - ids.len();
