@@ -128,8 +128,9 @@ pub(super) fn owner(conn: &Connection, mailbox: MailboxId) -> Result<UserId> {
 }
 
 /// Takes a reference to the body, creating its index row (and search text) on first use; true
-/// if it is new. Its words reach `user`'s search vocabulary with its indexing (a new body) or
-/// now (a body already known, perhaps only to other accounts).
+/// if it is new. Its words reach `user`'s search vocabulary at the next index flush: with its
+/// indexing (a new body), or from `search_vocab_pending` (a body already known, perhaps only
+/// to other accounts).
 pub(super) fn acquire_blob(
     ctx: &mut WriteCtx<'_>,
     user: UserId,
