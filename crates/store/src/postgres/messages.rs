@@ -284,8 +284,10 @@ fn pack_body(data: &[u8], parsed: ParsedInfo, analyze: bool) -> Result<NewBody> 
 }
 
 /// Makes sure the body `data` (hash `hash`) is stored, for a message about to refer to it.
-/// Takes no lock on a body that is there: if another transaction deletes it meanwhile (its
-/// last reference gone), the message's foreign key fails and the transaction runs again.
+/// With `lock` false it takes no lock on a body that is there: if another transaction deletes
+/// it meanwhile (its last reference gone), the message's foreign key fails and the transaction
+/// runs again. With `lock` (a batch, which takes its bodies in hash order: see [`append`]) it
+/// takes the row lock the foreign key would take, now.
 /// A new body for a file store is written there first, under the body's advisory lock (held
 /// to the commit; see [`bodies`]), and its row keeps an empty `data`.
 async fn acquire_body(
@@ -295,12 +297,15 @@ async fn acquire_body(
     data: Arc<Vec<u8>>,
     parsed: ParsedInfo,
     analyze: bool,
+    lock: bool,
 ) -> Result<()> {
+    let there = if lock {
+        "SELECT 1 FROM bodies WHERE hash = $1 FOR KEY SHARE"
+    } else {
+        "SELECT 1 FROM bodies WHERE hash = $1"
+    };
     if tx
-        .query_opt(
-            &cached(tx, "SELECT 1 FROM bodies WHERE hash = $1").await?,
-            &[&hash],
-        )
+        .query_opt(&cached(tx, there).await?, &[&hash])
         .await?
         .is_some()
     {
@@ -381,6 +386,22 @@ async fn release_bodies(tx: &Transaction<'_>, mut hashes: Vec<Vec<u8>>) -> Resul
     }
     hashes.sort();
     hashes.dedup();
+    if hashes.len() > 1 {
+        // The rows to delete are locked first, in hash order (ORDER BY locks after sorting),
+        // the order a batch append takes its bodies in: so the two never deadlock.
+        tx.query(
+            &cached(
+                tx,
+                "SELECT 1 FROM bodies b WHERE b.hash = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_hash = b.hash)
+                 AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.body_hash = b.hash)
+                 ORDER BY b.hash FOR UPDATE OF b",
+            )
+            .await?,
+            &[&hashes],
+        )
+        .await?;
+    }
     let queued = tx
         .execute(
             &cached(
@@ -413,6 +434,20 @@ pub(super) fn check_ascending(uids: &[u32]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A message of an append whose body is stored (or, in a batch, whose body is yet to be
+/// stored from `source`).
+struct Pending {
+    hash: Vec<u8>,
+    delivery: mailkeep_mime::DeliveryInfo,
+    size: i64,
+    received: bool,
+    source: Option<MessageBytes>,
+    parsed: Option<ParsedInfo>,
+    flags: Flags,
+    internal_date: i64,
+    internal_date_offset: i32,
 }
 
 /// Appends `messages` to `mailbox`, with the next UIDs, or with the UIDs `given` (an import:
@@ -464,26 +499,67 @@ pub(super) async fn append(
     let mut uid = mb.uidnext;
     let mut uids = Vec::with_capacity(messages.len());
     let mut counts = Counts::default();
-    // One message at a time: its bytes are dropped before the next is read.
-    for (i, m) in messages.into_iter().enumerate() {
-        if let Some(g) = given {
-            uid = i64::from(g[i]);
-        }
+    // A batch takes its bodies in hash order, not in the order of its messages: two batches
+    // sharing bodies in opposite orders (or a batch and a transaction letting bodies go, which
+    // locks them in hash order) would otherwise each hold a body the other waits for, and
+    // PostgreSQL would abort one as a deadlock. So a batch reads its messages twice: once for
+    // their hashes, once (in hash order) to store the bodies. One message at a time either
+    // way: its bytes are dropped before the next is read.
+    let batch = messages.len() > 1;
+    let mut pending = Vec::with_capacity(messages.len());
+    let mut size_so_far = 0i64;
+    for m in messages {
         let received = matches!(m.data, MessageBytes::Received { .. });
         let source = m.data;
-        let (data, hash, delivery) = blocking(move || {
+        let (data, hash, delivery, source) = blocking(move || {
             let data = load_source(&source)?;
             let hash = Sha256::digest(&*data).to_vec();
             let delivery = mailkeep_mime::delivery_info(&data);
-            Ok((data, hash, delivery))
+            Ok((data, hash, delivery, source))
         })
         .await?;
         let size = data.len() as i64;
-        if over(limits.storage, used_storage, (counts.size + size) as u64) {
+        size_so_far += size;
+        if over(limits.storage, used_storage, size_so_far as u64) {
             return Err(StoreError::OverQuota);
         }
-        acquire_body(tx, store, &hash, data, m.parsed, received).await?;
-        super::objects::on_append(tx, user, &hash, &delivery).await?;
+        let (source, parsed) = if batch {
+            (Some(source), Some(m.parsed))
+        } else {
+            acquire_body(tx, store, &hash, data, m.parsed, received, false).await?;
+            (None, None)
+        };
+        pending.push(Pending {
+            hash,
+            delivery,
+            size,
+            received,
+            source,
+            parsed,
+            flags: m.flags,
+            internal_date: m.internal_date,
+            internal_date_offset: m.internal_date_offset,
+        });
+    }
+    if batch {
+        let mut order: Vec<usize> = (0..pending.len()).collect();
+        order.sort_by(|&a, &b| pending[a].hash.cmp(&pending[b].hash));
+        order.dedup_by(|a, b| pending[*a].hash == pending[*b].hash);
+        for i in order {
+            let p = &mut pending[i];
+            let (Some(source), Some(parsed)) = (p.source.take(), p.parsed.take()) else {
+                continue;
+            };
+            let data = blocking(move || load_source(&source)).await?;
+            acquire_body(tx, store, &p.hash, data, parsed, p.received, true).await?;
+        }
+    }
+    for (i, m) in pending.into_iter().enumerate() {
+        if let Some(g) = given {
+            uid = i64::from(g[i]);
+        }
+        let (hash, size) = (m.hash, m.size);
+        super::objects::on_append(tx, user, &hash, &m.delivery).await?;
         let f = flagops::normalize(&m.flags);
         tx.execute(
             &cached(

@@ -403,7 +403,12 @@ macro_rules! write_tx {
                     $self.forget_written(&files).await;
                     tracing::debug!(error = %e, attempt, "store transaction run again");
                     attempt += 1;
-                    let pause = 5 * u64::from(attempt) + u64::from(std::process::id() % 7);
+                    // Random, so that the two sides of a deadlock do not meet again.
+                    let noise = std::hash::BuildHasher::hash_one(
+                        &std::collections::hash_map::RandomState::new(),
+                        attempt,
+                    );
+                    let pause = noise % (10 * u64::from(attempt)) + 1;
                     tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                 }
                 Err(StoreError::Unavailable(m))
