@@ -62,6 +62,7 @@ pub(crate) async fn serve(
     session.set_throttle(shared.throttle.clone());
     session.set_login_gate(shared.user_limits.clone());
     session.set_oauth(shared.oauth.clone());
+    session.set_order_cache(shared.orders.clone());
     session.set_quota_admin(Some(shared.config.quota.admin.clone()));
     session.set_compress_available(limits.compress_deflate);
     session.set_scram_iterations(shared.config.auth.scram_iterations);

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub user_limits: Arc<user_limits::UserLimits>,
     /// `[auth.oauth]`: the issuer whose tokens log in (OAUTHBEARER, XOAUTH2).
     pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
+    /// SORT orders and THREAD answers kept for every IMAP session.
+    pub orders: Arc<mailkeep_session::orders::OrderCache>,
 }
 
 #[derive(Default)]
@@ -154,6 +156,7 @@ impl Server {
             refused_log: Mutex::new(LogLimiter::default()),
             pop3_maildrops: mailkeep_pop3::Maildrops::new(),
             throttle,
+            orders: Arc::default(),
             user_limits: Arc::new(user_limits::UserLimits::new(
                 limits_per_user.0,
                 limits_per_user.1,

@@ -12,6 +12,8 @@ use crate::selected::SelectedMailbox;
 pub(crate) struct Ctx<'a> {
     pub store: &'a Arc<dyn MailStore>,
     pub enabled: &'a Enabled,
+    /// Sort orders and thread answers kept between commands (see [`crate::orders`]).
+    pub orders: &'a crate::orders::OrderCache,
     pub user: &'a User,
     pub sel: &'a mut SelectedMailbox,
 }

@@ -22,6 +22,7 @@ pub(crate) async fn start(
         let mut ctx = Ctx {
             store: &inner.store,
             enabled: &inner.enabled,
+            orders: &inner.orders,
             user,
             sel,
         };

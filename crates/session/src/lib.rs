@@ -30,6 +30,7 @@ mod idle;
 mod list;
 mod names;
 mod oauth;
+pub mod orders;
 mod scram;
 pub mod selected;
 mod state;
@@ -160,6 +161,8 @@ pub(crate) struct Inner {
     pub oauth: Option<Arc<mailkeep_auth::oauth::Validator>>,
     /// RFC 5267 update contexts one session may hold at once (`* NO [NOUPDATE]` beyond).
     pub max_search_contexts: usize,
+    /// Sort orders and thread answers kept between commands (the server's, shared).
+    pub orders: Arc<orders::OrderCache>,
 }
 
 impl Inner {
@@ -307,6 +310,7 @@ impl Session {
                 app_password: None,
                 oauth: None,
                 max_search_contexts: cmd::search::context::DEFAULT_MAX_CONTEXTS,
+                orders: Arc::default(),
             },
             state: State::NotAuthenticated { auth_failures: 0 },
             pending: None,
@@ -337,6 +341,12 @@ impl Session {
     /// Count failed logins in the server's shared throttle (across connections).
     pub fn set_throttle(&mut self, throttle: Arc<mailkeep_auth::Throttle>) {
         self.inner.throttle = Some(throttle);
+    }
+
+    /// Keep SORT orders and THREAD answers in `orders`, shared with the server's other
+    /// sessions (without this call, the session keeps its own).
+    pub fn set_order_cache(&mut self, orders: Arc<orders::OrderCache>) {
+        self.inner.orders = orders;
     }
 
     /// Offer OAUTHBEARER and XOAUTH2 with tokens of this issuer (`[auth.oauth]`).
@@ -505,6 +515,7 @@ impl Session {
                 let mut ctx = ctx::Ctx {
                     store: &self.inner.store,
                     enabled: &self.inner.enabled,
+                    orders: &self.inner.orders,
                     user,
                     sel,
                 };
@@ -536,6 +547,7 @@ impl Session {
         let mut ctx = ctx::Ctx {
             store: &self.inner.store,
             enabled: &self.inner.enabled,
+            orders: &self.inner.orders,
             user,
             sel,
         };

@@ -233,6 +233,7 @@ fn cmd_ctx<'a>(inner: &'a Inner, user: &'a User, sel: &'a mut SelectedMailbox) -
     Ctx {
         store: &inner.store,
         enabled: &inner.enabled,
+        orders: &inner.orders,
         user,
         sel,
     }

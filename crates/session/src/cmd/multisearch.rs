@@ -69,6 +69,7 @@ pub(crate) async fn esearch(
             let mut ctx = Ctx {
                 store: &inner.store,
                 enabled: &inner.enabled,
+                orders: &inner.orders,
                 user,
                 sel,
             };
@@ -102,6 +103,7 @@ pub(crate) async fn esearch(
             let ctx = Ctx {
                 store: &inner.store,
                 enabled: &inner.enabled,
+                orders: &inner.orders,
                 user,
                 sel: &mut view,
             };

@@ -542,9 +542,11 @@ mod tests {
             name: "a".into(),
             password_hash: String::new(),
         };
+        let orders = crate::orders::OrderCache::new();
         let ctx = Ctx {
             store: &store,
             enabled: &enabled,
+            orders: &orders,
             user: &user,
             sel: &mut sel,
         };

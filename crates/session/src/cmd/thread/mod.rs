@@ -21,6 +21,7 @@ use super::sort::check_budget;
 use super::sortkeys::{self, Row};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
+use crate::orders::{self, Kind, Order, Token};
 
 /// One matching message as threading sees it.
 struct Msg<'a> {
@@ -151,8 +152,16 @@ impl<'a> Forest<'a> {
         self.roots = roots;
     }
 
-    /// `(2)(3 6 (4 23)(44 7 96))`: RFC 5256 §4 `thread-list`s, one per root.
+    /// `(2)(3 6 (4 23)(44 7 96))`: RFC 5256 §4 `thread-list`s, one per root, with the
+    /// messages' numbers.
+    #[cfg(test)]
     fn write(&self, out: &mut Vec<u8>) {
+        write_tokens(out, &self.tokens(), |n| n);
+    }
+
+    /// [`Forest::write`]'s answer in pieces, with each message's `num`.
+    fn tokens(&self) -> Vec<Token> {
+        let mut out = Vec::with_capacity(self.nodes.len() * 3);
         enum Op {
             Open,
             Close,
@@ -165,9 +174,9 @@ impl<'a> Forest<'a> {
         }
         while let Some(op) = stack.pop() {
             match op {
-                Op::Open => out.push(b'('),
-                Op::Close => out.push(b')'),
-                Op::Space => out.push(b' '),
+                Op::Open => out.push(Token::Open),
+                Op::Close => out.push(Token::Close),
+                Op::Space => out.push(Token::Space),
                 Op::Node(n) => {
                     let node = &self.nodes[n];
                     let nested = |stack: &mut Vec<Op>| {
@@ -178,7 +187,7 @@ impl<'a> Forest<'a> {
                     match node.msg {
                         None => nested(&mut stack),
                         Some(m) => {
-                            mailkeep_proto::write::number(out, u64::from(self.msgs[m].num));
+                            out.push(Token::Uid(self.msgs[m].num));
                             match node.children[..] {
                                 [] => {}
                                 [c] => stack.extend([Op::Node(c), Op::Space]),
@@ -191,6 +200,20 @@ impl<'a> Forest<'a> {
                     }
                 }
             }
+        }
+        out
+    }
+}
+
+/// Writes THREAD's answer from `tokens`, each message as `num(uid)`.
+fn write_tokens(out: &mut Vec<u8>, tokens: &[Token], num: impl Fn(u32) -> u32) {
+    out.reserve(tokens.len() * 4);
+    for t in tokens {
+        match *t {
+            Token::Open => out.push(b'('),
+            Token::Close => out.push(b')'),
+            Token::Space => out.push(b' '),
+            Token::Uid(u) => mailkeep_proto::write::number(out, u64::from(num(u))),
         }
     }
 }
@@ -434,7 +457,52 @@ pub(crate) async fn thread(
 ) -> CmdResult<()> {
     let deadline = Instant::now() + search::SEARCH_TIME_BUDGET;
     let (idx, _) = search::run(ctx, Some(charset), program).await?;
-    let (bufs, computed) = sortkeys::load(ctx, &idx, deadline).await?;
+    let view = &ctx.sel.messages;
+    let set: Vec<u32> = idx.iter().map(|&i| view[i].uid).collect();
+    let kind = Kind::Thread(algorithm);
+    let kept = ctx.orders.get(&ctx.sel.mailbox, &kind);
+    let kept = match kept.as_deref() {
+        Some(Order::Thread { set: s, tokens }) if *s == set => Some(tokens),
+        _ => None,
+    };
+    let mut computed = None;
+    let tokens: &[Token] = match kept {
+        Some(tokens) => {
+            ctx.orders.hit();
+            tokens
+        }
+        None => computed.insert(threads(ctx, &idx, algorithm, deadline).await?),
+    };
+    out.extend_from_slice(b"* THREAD");
+    if !tokens.is_empty() {
+        out.push(b' ');
+    }
+    write_tokens(out, tokens, |u| {
+        if uid {
+            u
+        } else {
+            view.binary_search_by_key(&u, |m| m.uid)
+                .map_or(0, |at| at as u32 + 1)
+        }
+    });
+    out.extend_from_slice(b"\r\n");
+    if let Some(tokens) = computed
+        && set.len() >= orders::MIN_KEPT
+    {
+        ctx.orders
+            .put(&ctx.sel.mailbox, kind, Order::Thread { set, tokens });
+    }
+    Ok(())
+}
+
+/// The threads of the view entries `idx` by `algorithm`, with UIDs.
+async fn threads(
+    ctx: &Ctx<'_>,
+    idx: &[usize],
+    algorithm: ThreadAlgorithm,
+    deadline: Instant,
+) -> CmdResult<Vec<Token>> {
+    let (bufs, computed) = sortkeys::load(ctx, idx, deadline).await?;
     // Keys computed for the first time may have used up the command's budget: threading gets
     // one of its own.
     let deadline = if computed > 0 {
@@ -449,7 +517,7 @@ pub(crate) async fn thread(
         .map(|(&i, r)| {
             let meta = &ctx.sel.messages[i];
             Msg {
-                num: if uid { meta.uid } else { i as u32 + 1 },
+                num: meta.uid,
                 seq: i,
                 sent: r.sent.unwrap_or(meta.internal_date),
                 subject: r.strings[Row::SUBJECT],
@@ -464,13 +532,7 @@ pub(crate) async fn thread(
             references(msgs, &rows, by_subject, deadline)?
         }
     };
-    out.extend_from_slice(b"* THREAD");
-    if !forest.roots.is_empty() {
-        out.push(b' ');
-        forest.write(out);
-    }
-    out.extend_from_slice(b"\r\n");
-    Ok(())
+    Ok(forest.tokens())
 }
 
 #[cfg(test)]
