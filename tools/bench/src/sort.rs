@@ -129,6 +129,28 @@ pub async fn run(srv: &Server, corpus: &Arc<Corpus>, n: usize) -> Result<Vec<Met
         ));
         out.push(m(sc, format!("{n} msgs: {label}"), "ms", false, med));
     }
+    // The case of an INBOX in use: one new message since the last command, then the same
+    // command (what a client does when new mail arrives). Once per query, one message each.
+    for (i, (label, q)) in QUERIES.iter().enumerate() {
+        let msg = threaded(corpus, n + i);
+        c.append("INBOX", &msg, "").await?;
+        c.cmd("NOOP").await?.ok()?;
+        let t = Instant::now();
+        let r = c.cmd(q).await?;
+        if r.status != crate::imap::Status::Ok {
+            println!("  {label} after new mail: {}", r.tagged.trim_end());
+            continue;
+        }
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        println!("  {label}: {ms:.0} ms after one new message");
+        out.push(m(
+            sc,
+            format!("{n} msgs: {label}, after one new message"),
+            "ms",
+            false,
+            ms,
+        ));
+    }
     c.logout().await?;
     Ok(out)
 }

@@ -222,6 +222,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 return Ok(cand);
             }
             self.check_budget()?;
+            if matches!(key, Key::All) {
+                return Ok(cand);
+            }
             if key.cost() == 0 {
                 return self.filter_view(key, cand).await;
             }

@@ -477,14 +477,14 @@ pub(crate) async fn thread(
     if !tokens.is_empty() {
         out.push(b' ');
     }
-    write_tokens(out, tokens, |u| {
-        if uid {
-            u
-        } else {
-            view.binary_search_by_key(&u, |m| m.uid)
-                .map_or(0, |at| at as u32 + 1)
-        }
-    });
+    if uid {
+        write_tokens(out, tokens, |u| u);
+    } else {
+        let positions = orders::Positions::new(view);
+        write_tokens(out, tokens, |u| {
+            positions.get(u).map_or(0, |at| at as u32 + 1)
+        });
+    }
     out.extend_from_slice(b"\r\n");
     if let Some(tokens) = computed
         && set.len() >= orders::MIN_KEPT
