@@ -634,3 +634,12 @@ pub trait MailStore: Send + Sync + 'static {
     /// Integrity check (`mailkeep check`): index and blobs agree. Returns problems found.
     async fn check(&self) -> Result<Vec<String>>;
 }
+
+/// `uids` (ascending) are few for the range they span: a store looks each up rather than
+/// reading the range.
+pub(crate) fn sparse(uids: &[u32]) -> bool {
+    match (uids.first(), uids.last()) {
+        (Some(&lo), Some(&hi)) => u64::from(hi - lo) + 1 > uids.len() as u64 * 8,
+        _ => false,
+    }
+}

@@ -49,6 +49,27 @@ pub async fn sort_keys(store: &dyn MailStore) {
         "only the wanted UIDs"
     );
     assert!(store.sort_keys(ib, &[]).await.unwrap().is_empty());
+    // A few UIDs far apart (looked up one by one), one of them beyond the mailbox's.
+    let (_, more) = store
+        .append(
+            ib,
+            (0..40)
+                .map(|i| message(&format!("m{i}"), &format!("more body {i}")))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .sort_keys(ib, &[uids[1], more[39], 4_000_000])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(u, _)| u)
+            .collect::<Vec<_>>(),
+        [uids[1], more[39]],
+        "a few UIDs far apart"
+    );
     store
         .save_sort_keys(
             ib,

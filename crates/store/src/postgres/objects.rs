@@ -184,6 +184,26 @@ pub(super) async fn sort_keys<C: GenericClient>(
     let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
         return Ok(Vec::new());
     };
+    if crate::sparse(uids) {
+        // A few UIDs far apart (the binary searches that insert new mail into a kept sort
+        // order): looked up by key.
+        let wanted: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
+        let rows = c
+            .query(
+                &cached(
+                    c,
+                    "SELECT m.uid, k.keys FROM messages m JOIN sort_keys k ON k.hash = m.body_hash
+                 WHERE m.mailbox_id = $1 AND m.uid = ANY($2) ORDER BY m.uid",
+                )
+                .await?,
+                &[&mailbox, &wanted],
+            )
+            .await?;
+        return Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, i64>(0) as u32, r.get(1)))
+            .collect());
+    }
     // One range scan of the mailbox's messages (a SORT asks for most of them), filtered by
     // the wanted set here rather than a 100,000-element `= ANY`.
     let rows = c

@@ -6,7 +6,7 @@
 //! before gets them from the session the first time a SORT or THREAD needs them. A trigger
 //! drops a body's keys with the body.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{MailboxId, Result};
 
@@ -31,7 +31,8 @@ pub(super) fn on_delivery(conn: &Connection, blob_id: i64, keys: &[u8]) -> Resul
 }
 
 /// The saved keys of `uids` (ascending) that have them, ascending UID: one range query over
-/// the mailbox's messages, filtered by the wanted set.
+/// the mailbox's messages, filtered by the wanted set; or, for a few UIDs far apart (the
+/// binary searches that insert new mail into a kept sort order), one lookup each.
 pub(super) fn sort_keys(
     conn: &Connection,
     mailbox: MailboxId,
@@ -40,6 +41,22 @@ pub(super) fn sort_keys(
     let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
         return Ok(Vec::new());
     };
+    if crate::sparse(uids) {
+        let mut st = conn.prepare_cached(
+            "SELECT k.keys FROM messages m JOIN sort_keys k ON k.blob_id = m.blob_id
+             WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+        )?;
+        let mut out = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            if let Some(k) = st
+                .query_row(params![mailbox, uid], |r| r.get(0))
+                .optional()?
+            {
+                out.push((uid, k));
+            }
+        }
+        return Ok(out);
+    }
     let mut st = conn.prepare_cached(
         "SELECT m.uid, k.keys FROM messages m JOIN sort_keys k ON k.blob_id = m.blob_id
          WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
