@@ -11,7 +11,7 @@
 //! Threads live in an arena of nodes; every walk over them (pruning, sorting, writing) uses
 //! an explicit stack, so a reply chain thousands of messages deep cannot overflow the stack.
 
-use std::collections::{HashMap, HashSet};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::time::Instant;
 
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
