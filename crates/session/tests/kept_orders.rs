@@ -65,7 +65,24 @@ async fn same_as_fresh(env: &Env, s: &mut mailkeep_session::Session, when: &str)
 
 #[tokio::test]
 async fn kept_orders_answer_as_computed_afresh() {
-    let env = env().await;
+    scenario(env().await).await;
+}
+
+/// The same on PostgreSQL (its own reads of a few far-apart keys). Skipped, loudly, where
+/// PostgreSQL is not installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_orders_on_postgres() {
+    use mailkeep_store::postgres::PgStore;
+    use mailkeep_store::postgres::testing::TestPostgres;
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let url = pg.create_database("kept_orders").await;
+    let store = PgStore::open(&url, 4).await.expect("open PostgreSQL store");
+    scenario(env_on(store).await).await;
+}
+
+async fn scenario(env: Env) {
     let mb = mailbox_id(&env, "alice", "INBOX").await;
     let n = MIN_KEPT + 200;
     env.store
