@@ -96,13 +96,17 @@ pub(crate) async fn sorted(
         _ => sort_now(ctx, (0..view.len()).collect(), criteria, deadline).await?,
     };
     let uids: Vec<u32> = all.iter().map(|&i| view[i].uid).collect();
+    // `all` has every view entry once, so the filter finds all of `idx`.
     let order = if idx.len() == view.len() {
-        all
+        Some(all)
     } else {
-        orders::filter(view, &uids, &idx).unwrap_or_default()
+        orders::filter(view, &uids, &idx)
     };
     ctx.orders.put(&ctx.sel.mailbox, kind, Order::Sort(uids));
-    Ok(order)
+    match order {
+        Some(order) => Ok(order),
+        None => sort_now(ctx, idx, criteria, deadline).await,
+    }
 }
 
 /// Most messages taken into a kept order by insertion (a binary search each); with more
