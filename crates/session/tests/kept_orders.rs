@@ -56,6 +56,19 @@ const COMMANDS: &[&str] = &[
     "C THREAD ORDEREDSUBJECT UTF-8 ALL\r\n",
 ];
 
+/// Stores `messages` as another agent would, then lets each session see them.
+async fn deliver(
+    env: &Env,
+    mb: i64,
+    messages: Vec<NewMessage>,
+    sessions: [&mut mailkeep_session::Session; 2],
+) {
+    env.store.append(mb, messages).await.unwrap();
+    for s in sessions {
+        ok(s, "N NOOP\r\n").await;
+    }
+}
+
 async fn same_as_fresh(env: &Env, s: &mut mailkeep_session::Session, when: &str) {
     for cmd in COMMANDS {
         let kept = answer(&ok(s, cmd).await);
@@ -106,21 +119,19 @@ async fn scenario(env: Env) {
     assert_eq!(orders.hits(), hits + COMMANDS.len() as u64 - 1);
 
     // New mail, one of it sorting first: the kept orders lack it.
-    env.store
-        .append(mb, vec![message(n), message(n + 1), message(1)])
-        .await
-        .unwrap();
-    ok(&mut a, "N NOOP\r\n").await;
-    ok(&mut b, "N NOOP\r\n").await;
+    let sessions = [&mut a, &mut b];
+    deliver(
+        &env,
+        mb,
+        vec![message(n), message(n + 1), message(1)],
+        sessions,
+    )
+    .await;
     same_as_fresh(&env, &mut a, "new mail").await;
     same_as_fresh(&env, &mut b, "new mail, kept").await;
     // More, with copies of older messages (ties broken by sequence number).
-    env.store
-        .append(mb, (n + 2..n + 60).chain(10..30).map(message).collect())
-        .await
-        .unwrap();
-    ok(&mut b, "N NOOP\r\n").await;
-    ok(&mut a, "N NOOP\r\n").await;
+    let more = (n + 2..n + 60).chain(10..30).map(message).collect();
+    deliver(&env, mb, more, [&mut b, &mut a]).await;
     same_as_fresh(&env, &mut b, "more new mail").await;
     same_as_fresh(&env, &mut a, "more new mail, kept").await;
 

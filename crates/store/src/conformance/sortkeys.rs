@@ -5,6 +5,12 @@
 use super::{inbox, message, new_user};
 use crate::MailStore;
 
+/// The UIDs of `uids` that `sort_keys` answers for.
+async fn keyed(store: &dyn MailStore, mailbox: crate::MailboxId, uids: &[u32]) -> Vec<u32> {
+    let got = store.sort_keys(mailbox, uids).await.unwrap();
+    got.into_iter().map(|(u, _)| u).collect()
+}
+
 pub async fn sort_keys(store: &dyn MailStore) {
     let u = new_user(store, "sortkeys-a").await;
     let ib = inbox(store, u).await;
@@ -38,13 +44,7 @@ pub async fn sort_keys(store: &dyn MailStore) {
         "saved keys replace the delivered ones"
     );
     assert_eq!(
-        store
-            .sort_keys(ib, &[uids[1], uids[2]])
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(u, _)| u)
-            .collect::<Vec<_>>(),
+        keyed(store, ib, &[uids[1], uids[2]]).await,
         [uids[1], uids[2]],
         "only the wanted UIDs"
     );
@@ -60,13 +60,7 @@ pub async fn sort_keys(store: &dyn MailStore) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .sort_keys(ib, &[uids[1], more[39], 4_000_000])
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(u, _)| u)
-            .collect::<Vec<_>>(),
+        keyed(store, ib, &[uids[1], more[39], 4_000_000]).await,
         [uids[1], more[39]],
         "a few UIDs far apart"
     );
