@@ -166,7 +166,10 @@ impl Keys {
     /// `None` for a row of another version or a damaged one (then it is computed again).
     pub fn decode(b: &[u8]) -> Option<Keys> {
         let row = Row::parse(b)?;
-        let [subject, from, to, cc, display_from, display_to] = row.strings.map(str::to_owned);
+        let mut strings = row.strings.iter().map(|s| std::str::from_utf8(s).ok());
+        let mut next = || strings.next().flatten().map(str::to_owned);
+        let (subject, from, to, cc) = (next()?, next()?, next()?, next()?);
+        let (display_from, display_to) = (next()?, next()?);
         Some(Keys {
             sent: row.sent,
             reply: row.reply,
@@ -189,14 +192,16 @@ pub struct Row<'a> {
     pub sent: Option<i64>,
     pub reply: bool,
     /// Subject, from, to, cc, display-from, display-to keys.
-    pub strings: [&'a str; 6],
+    /// As stored: each one is checked as UTF-8 when [`Row::string`] reads it (a SORT reads
+    /// one of the six, THREAD only the subject).
+    strings: [&'a [u8]; 6],
     pub message_id: Option<&'a str>,
     /// The encoded references (count and strings), checked by [`Row::parse`].
     refs: &'a [u8],
 }
 
 impl<'a> Row<'a> {
-    /// Index of each key in [`Row::strings`].
+    /// Index of each key for [`Row::string`].
     pub const SUBJECT: usize = 0;
     pub const FROM: usize = 1;
     pub const TO: usize = 2;
@@ -208,14 +213,20 @@ impl<'a> Row<'a> {
     pub const EMPTY: Row<'static> = Row {
         sent: None,
         reply: false,
-        strings: [""; 6],
+        strings: [b""; 6],
         message_id: None,
         refs: &[0; 4],
     };
 
+    /// Key `at` (one of [`Row::SUBJECT`] and the others); empty if it is not UTF-8 (a
+    /// damaged row).
+    pub fn string(&self, at: usize) -> &'a str {
+        std::str::from_utf8(self.strings[at]).unwrap_or("")
+    }
+
     /// Whether `b` is a row of this version with a sound layout (lengths only, no UTF-8
-    /// check): what deciding that a message's keys need computing again takes, at half the
-    /// cost of [`Row::parse`] (which a SORT then does once per row).
+    /// check): what deciding that a message's keys need computing again takes. [`Row::parse`]
+    /// checks the same (and, of the strings, only the Message-ID).
     pub fn layout_ok(b: &[u8]) -> bool {
         let mut r = Reader { b, i: 0 };
         let ok = (|| {
@@ -255,9 +266,9 @@ impl<'a> Row<'a> {
             _ => Some(i64::from_le_bytes(r.take(8)?.try_into().ok()?)),
         };
         let reply = r.byte()? != 0;
-        let mut strings = [""; 6];
+        let mut strings: [&[u8]; 6] = [b""; 6];
         for s in &mut strings {
-            *s = r.string()?;
+            *s = r.skip_string()?;
         }
         let message_id = match r.byte()? {
             0 => None,
@@ -285,9 +296,25 @@ impl<'a> Row<'a> {
 
     /// The references, in order.
     pub fn references(self) -> impl Iterator<Item = &'a str> {
-        let mut r = Reader { b: self.refs, i: 4 };
+        self.refs().iter()
+    }
+
+    /// The references, unread: what THREAD keeps of a row while it threads.
+    pub fn refs(&self) -> Refs<'a> {
+        Refs(self.refs)
+    }
+}
+
+/// A row's references as stored (a count and the strings, lengths checked by [`Row::parse`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Refs<'a>(&'a [u8]);
+
+impl<'a> Refs<'a> {
+    /// The references, in order; stops at one that is not UTF-8.
+    pub fn iter(self) -> impl Iterator<Item = &'a str> {
+        let mut r = Reader { b: self.0, i: 4 };
         let n = self
-            .refs
+            .0
             .get(..4)
             .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize);
         (0..n).map_while(move |_| r.string())
@@ -382,7 +409,7 @@ mod tests {
             (e.sent, e.reply, e.strings, e.message_id, e.refs),
             (None, false, Row::EMPTY.strings, None, Row::EMPTY.refs)
         );
-        assert_eq!(row.strings[Row::FROM], k.from);
+        assert_eq!(row.string(Row::FROM), k.from);
         assert_eq!(row.references().collect::<Vec<_>>(), ["m0@x", "m1@x"]);
         // Another version, a cut row, a trailing byte, a huge count: computed again.
         let mut other = enc.clone();

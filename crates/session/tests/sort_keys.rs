@@ -58,7 +58,7 @@ async fn keys_are_saved_and_reused() {
     ok(&mut s, "B SELECT INBOX\r\n").await;
     let mb = mailbox_id(&env, "alice", "INBOX").await;
     // APPEND kept every message's keys with its body: nothing is left for SORT to compute.
-    let delivered = env.store.sort_keys(mb, &[1, 2, 3]).await.unwrap();
+    let delivered = env.store.sort_keys(mb, &[1, 2, 3]).await.unwrap().to_vec();
     assert_eq!(delivered.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
 
     let want = [
@@ -83,7 +83,7 @@ async fn keys_are_saved_and_reused() {
     }
     // SORT and THREAD read those rows as they were (none computed again, none rewritten).
     assert_eq!(
-        env.store.sort_keys(mb, &[1, 2, 3]).await.unwrap(),
+        env.store.sort_keys(mb, &[1, 2, 3]).await.unwrap().to_vec(),
         delivered
     );
 
@@ -96,7 +96,7 @@ async fn keys_are_saved_and_reused() {
         let out = ok(&mut s, cmd).await;
         assert!(out.starts_with(answer), "{cmd} after damage: {out}");
     }
-    let row = env.store.sort_keys(mb, &[2]).await.unwrap();
+    let row = env.store.sort_keys(mb, &[2]).await.unwrap().to_vec();
     assert_eq!(
         row[0], delivered[1],
         "the row was computed again, as at delivery"

@@ -20,6 +20,7 @@
 pub mod conformance;
 pub mod copy;
 pub mod flagops;
+mod keyrows;
 pub mod notify;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use copy::{MessageState, StoredAppPassword};
+pub use keyrows::KeyRows;
 pub use notify::{MailboxEvent, Notifier};
 pub use quota::{Quota, QuotaLimits, QuotaSetting};
 pub use reader::MessageReader;
@@ -445,8 +447,8 @@ pub trait MailStore: Send + Sync + 'static {
     /// Sort and thread keys (RFC 5256) saved for these messages' bodies, opaque to the store
     /// (the session computes and reads them): `(uid, keys)` ascending, only for the `uids`
     /// (ascending) that have some. Copies of a message share its keys.
-    async fn sort_keys(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
-        Ok(Vec::new())
+    async fn sort_keys(&self, _mailbox: MailboxId, _uids: &[u32]) -> Result<KeyRows> {
+        Ok(KeyRows::default())
     }
     /// Save sort and thread keys for the bodies of these messages, replacing earlier ones;
     /// UIDs no longer in the mailbox are skipped.

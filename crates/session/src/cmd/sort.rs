@@ -16,7 +16,7 @@ use mailkeep_proto::{SearchKey, SearchReturn, SortCriterion, SortKey};
 use mailkeep_store::MessageMeta;
 
 use super::search::{self, esearch};
-use super::sortkeys::{self, Row};
+use super::sortkeys::{self, KeyBuf, Row};
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::orders::{self, Kind, Order};
@@ -170,7 +170,7 @@ async fn insert(
 /// The sort keys of some view entries (ascending), when `criteria` need the store's.
 struct Keyed {
     idx: Vec<usize>,
-    bufs: Vec<Vec<u8>>,
+    keys: KeyBuf,
 }
 
 impl Keyed {
@@ -180,22 +180,19 @@ impl Keyed {
         criteria: &[SortCriterion],
         deadline: Instant,
     ) -> CmdResult<Keyed> {
-        let bufs = if needs_store(criteria) {
+        let keys = if needs_store(criteria) {
             sortkeys::load(ctx, &idx, deadline).await?.0
         } else {
-            Vec::new()
+            KeyBuf::default()
         };
-        Ok(Keyed { idx, bufs })
+        Ok(Keyed { idx, keys })
     }
 
     /// The keys of view entry `i` (one of those loaded).
     fn row(&self, i: usize) -> Row<'_> {
         self.idx
             .binary_search(&i)
-            .ok()
-            .and_then(|at| self.bufs.get(at))
-            .and_then(|b| Row::parse(b))
-            .unwrap_or(Row::EMPTY)
+            .map_or(Row::EMPTY, |at| self.keys.row(at))
     }
 }
 
@@ -215,7 +212,7 @@ fn compare(
 ) -> Ordering {
     let (ma, mb) = (&view[a], &view[b]);
     for c in criteria {
-        let string = |at: usize| ra.strings[at].cmp(rb.strings[at]);
+        let string = |at: usize| ra.string(at).cmp(rb.string(at));
         let o = match c.key {
             SortKey::Arrival => ma.internal_date.cmp(&mb.internal_date),
             SortKey::Size => ma.size.cmp(&mb.size),
@@ -245,18 +242,21 @@ async fn sort_now(
     criteria: &[SortCriterion],
     deadline: Instant,
 ) -> CmdResult<Vec<usize>> {
-    let bufs = if needs_store(criteria) {
+    let keys = if needs_store(criteria) {
         sortkeys::load(ctx, &idx, deadline).await?.0
     } else {
-        Vec::new()
+        KeyBuf::default()
     };
-    let rows = sortkeys::rows(&bufs);
     let meta = |n: usize| &ctx.sel.messages[idx[n]];
     let n = idx.len();
+    // Each column parses the rows it needs in place (no table of parsed rows).
     let strings = |at: usize| {
         Column::Str(
-            rows.iter()
-                .map(|r| (prefix(r.strings[at]), r.strings[at]))
+            (0..n)
+                .map(|i| {
+                    let s = keys.row(i).string(at);
+                    (prefix(s), s)
+                })
                 .collect(),
         )
     };
@@ -268,7 +268,7 @@ async fn sort_now(
                 SortKey::Size => Column::Int((0..n).map(|i| meta(i).size as i64).collect()),
                 SortKey::Date => Column::Int(
                     (0..n)
-                        .map(|i| rows[i].sent.unwrap_or(meta(i).internal_date))
+                        .map(|i| keys.row(i).sent.unwrap_or(meta(i).internal_date))
                         .collect(),
                 ),
                 SortKey::Subject => strings(Row::SUBJECT),

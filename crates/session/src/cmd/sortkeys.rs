@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub(crate) use mailkeep_mime::sortkeys::Row;
 use mailkeep_mime::sortkeys::{Keys, header_part};
 
+use mailkeep_store::{KeyRows, MailboxId};
+
 use super::sort::check_budget;
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
@@ -28,32 +30,105 @@ const BATCH: usize = 512;
 /// mailbox (building its sort index) takes about as long.
 const COMPUTE_BUDGET: Duration = Duration::from_secs(60);
 
-/// The encoded keys of the view entries `idx` (ascending), in that order, each one a valid
-/// row for [`rows`]: saved ones read in one store call, missing ones computed from the stored
-/// parse and header and saved. A message expunged meanwhile gets empty keys (its
-/// INTERNALDATE as its date), not saved. The second value counts the rows computed here.
+/// Reads at or above this many rows are split in two, read side by side on two of the
+/// store's readers: a first SORT or THREAD of 100,000 messages waits on this read.
+const PARALLEL_READ: usize = 20_000;
+
+/// The keys of some view entries: entry `n`'s row is `chunks[c][start..start + len]` for its
+/// span `(c, start, len)`. The store's reads are chunks (kept as read, not copied together),
+/// and rows computed here go in a chunk of their own.
+#[derive(Default)]
+pub(crate) struct KeyBuf {
+    chunks: Vec<Vec<u8>>,
+    spans: Vec<(u32, usize, usize)>,
+}
+
+impl KeyBuf {
+    /// Entry `n`'s keys ([`Row::EMPTY`] for an entry not loaded or a damaged row).
+    pub(crate) fn row(&self, n: usize) -> Row<'_> {
+        self.bytes(n).and_then(Row::parse).unwrap_or(Row::EMPTY)
+    }
+
+    fn bytes(&self, n: usize) -> Option<&[u8]> {
+        let &(c, start, len) = self.spans.get(n)?;
+        self.chunks.get(c as usize)?.get(start..start + len)
+    }
+
+    /// Every entry's keys, in order.
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> Vec<Row<'_>> {
+        (0..self.spans.len()).map(|n| self.row(n)).collect()
+    }
+
+    /// Sets entry `n`'s row, in the last chunk.
+    fn set(&mut self, n: usize, row: &[u8]) {
+        let c = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[c];
+        self.spans[n] = (c as u32, chunk.len(), row.len());
+        chunk.extend_from_slice(row);
+    }
+
+    /// A buffer of these rows (tests).
+    #[cfg(test)]
+    pub(crate) fn of(rows: &[Vec<u8>]) -> KeyBuf {
+        let mut k = KeyBuf {
+            chunks: vec![Vec::new()],
+            spans: vec![(0, 0, 0); rows.len()],
+        };
+        for (n, r) in rows.iter().enumerate() {
+            k.set(n, r);
+        }
+        k
+    }
+}
+
+/// The saved keys of `uids` (ascending), in one store read or, for many, two side by side.
+async fn read(ctx: &Ctx<'_>, mailbox: MailboxId, uids: &[u32]) -> CmdResult<Vec<KeyRows>> {
+    if uids.len() < PARALLEL_READ {
+        return Ok(vec![ctx.store.sort_keys(mailbox, uids).await?]);
+    }
+    let (a, b) = uids.split_at(uids.len() / 2);
+    let (a, b) = tokio::join!(
+        ctx.store.sort_keys(mailbox, a),
+        ctx.store.sort_keys(mailbox, b)
+    );
+    Ok(vec![a?, b?])
+}
+
+/// The keys of the view entries `idx` (ascending), each one a valid row: saved ones read
+/// from the store, missing ones computed from the stored parse and header and saved. A
+/// message expunged meanwhile gets empty keys (its INTERNALDATE as its date), not saved. The
+/// second value counts the rows computed here.
 pub(crate) async fn load(
     ctx: &Ctx<'_>,
     idx: &[usize],
     deadline: Instant,
-) -> CmdResult<(Vec<Vec<u8>>, usize)> {
+) -> CmdResult<(KeyBuf, usize)> {
     let mailbox = ctx.sel.mailbox.id;
     let uids: Vec<u32> = idx.iter().map(|&i| ctx.sel.messages[i].uid).collect();
-    let saved = ctx.store.sort_keys(mailbox, &uids).await?;
+    let saved = read(ctx, mailbox, &uids).await?;
     check_budget(deadline)?;
-    let mut out: Vec<Vec<u8>> = Vec::with_capacity(idx.len());
-    let mut saved = saved.into_iter().peekable();
-    for &uid in &uids {
-        while saved.next_if(|(u, _)| *u < uid).is_some() {}
-        out.push(
-            saved
-                .next_if(|(u, _)| *u == uid)
-                .map(|(_, k)| k)
-                .filter(|k| Row::layout_ok(k))
-                .unwrap_or_default(),
-        );
+    let mut spans = Vec::with_capacity(uids.len());
+    let mut wanted = uids.iter().peekable();
+    for (c, part) in saved.iter().enumerate() {
+        for (at, &uid) in part.uids().iter().enumerate() {
+            while wanted.next_if(|&&u| u < uid).is_some() {
+                spans.push((0, 0, 0));
+            }
+            if wanted.next_if(|&&u| u == uid).is_some() {
+                let (start, end) = part.span(at);
+                spans.push((c as u32, start, end - start));
+            }
+        }
     }
-    let missing: Vec<usize> = (0..out.len()).filter(|&n| out[n].is_empty()).collect();
+    spans.resize(uids.len(), (0, 0, 0));
+    let mut chunks: Vec<Vec<u8>> = saved.into_iter().map(KeyRows::into_data).collect();
+    // Rows computed below go in a chunk of their own.
+    chunks.push(Vec::new());
+    let mut out = KeyBuf { chunks, spans };
+    let missing: Vec<usize> = (0..uids.len())
+        .filter(|&n| !out.bytes(n).is_some_and(Row::layout_ok))
+        .collect();
     let compute_deadline = deadline.max(Instant::now() + COMPUTE_BUDGET);
     for chunk in missing.chunks(BATCH) {
         check_budget(compute_deadline)?;
@@ -65,29 +140,22 @@ pub(crate) async fn load(
             let uid = uids[n];
             while found.next_if(|(u, _)| *u < uid).is_some() {}
             let Some((_, p)) = found.next_if(|(u, _)| *u == uid) else {
-                out[n] = Keys::default().encode();
+                out.set(n, &Keys::default().encode());
                 continue;
             };
             let bytes = match ctx.store.message_bytes(mailbox, uid).await {
                 Ok(b) => b,
                 Err(mailkeep_store::StoreError::NoSuchMailbox) => {
-                    out[n] = Keys::default().encode();
+                    out.set(n, &Keys::default().encode());
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
             let k = Keys::compute(&p.envelope, p.sent_date, header_part(&bytes)).encode();
-            to_save.push((uid, k.clone()));
-            out[n] = k;
+            out.set(n, &k);
+            to_save.push((uid, k));
         }
         ctx.store.save_sort_keys(mailbox, to_save).await?;
     }
     Ok((out, missing.len()))
-}
-
-/// The rows of [`load`]'s buffers, read in place.
-pub(crate) fn rows(bufs: &[Vec<u8>]) -> Vec<Row<'_>> {
-    bufs.iter()
-        .map(|b| Row::parse(b).unwrap_or(Row::EMPTY))
-        .collect()
 }

@@ -7,7 +7,7 @@ use crate::MailStore;
 
 /// The UIDs of `uids` that `sort_keys` answers for.
 async fn keyed(store: &dyn MailStore, mailbox: crate::MailboxId, uids: &[u32]) -> Vec<u32> {
-    let got = store.sort_keys(mailbox, uids).await.unwrap();
+    let got = store.sort_keys(mailbox, uids).await.unwrap().to_vec();
     got.into_iter().map(|(u, _)| u).collect()
 }
 
@@ -24,7 +24,7 @@ pub async fn sort_keys(store: &dyn MailStore) {
         .await
         .unwrap();
     // Keys computed at delivery (`sortkeys_delivery`), replaced by what is saved below.
-    assert_eq!(store.sort_keys(ib, &uids).await.unwrap().len(), 4);
+    assert_eq!(store.sort_keys(ib, &uids).await.unwrap().to_vec().len(), 4);
     store
         .save_sort_keys(
             ib,
@@ -32,7 +32,7 @@ pub async fn sort_keys(store: &dyn MailStore) {
         )
         .await
         .unwrap();
-    let got = store.sort_keys(ib, &uids).await.unwrap();
+    let got = store.sort_keys(ib, &uids).await.unwrap().to_vec();
     assert_eq!(
         got.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
         uids,
@@ -48,7 +48,7 @@ pub async fn sort_keys(store: &dyn MailStore) {
         [uids[1], uids[2]],
         "only the wanted UIDs"
     );
-    assert!(store.sort_keys(ib, &[]).await.unwrap().is_empty());
+    assert!(store.sort_keys(ib, &[]).await.unwrap().to_vec().is_empty());
     // A few UIDs far apart (looked up one by one), one of them beyond the mailbox's.
     let (_, more) = store
         .append(
@@ -72,7 +72,7 @@ pub async fn sort_keys(store: &dyn MailStore) {
         .await
         .unwrap();
     assert_eq!(
-        store.sort_keys(ib, &[uids[2]]).await.unwrap(),
+        store.sort_keys(ib, &[uids[2]]).await.unwrap().to_vec(),
         [(uids[2], b"k3b".to_vec())],
         "a save replaces; a missing UID is skipped"
     );
@@ -86,7 +86,7 @@ pub async fn sort_keys(store: &dyn MailStore) {
     let (_, pairs) = store.copy(ib, &[uids[0]], other).await.unwrap();
     let copied = pairs[0].1;
     assert_eq!(
-        store.sort_keys(other, &[copied]).await.unwrap(),
+        store.sort_keys(other, &[copied]).await.unwrap().to_vec(),
         [(copied, b"k1".to_vec())],
         "copies share their body's keys"
     );
@@ -94,6 +94,13 @@ pub async fn sort_keys(store: &dyn MailStore) {
     // An expunged message has no keys to read.
     store.expunge(ib, &[uids[0]]).await.unwrap();
     store.expunge(other, &[copied]).await.unwrap();
-    assert!(store.sort_keys(ib, &uids[..1]).await.unwrap().is_empty());
+    assert!(
+        store
+            .sort_keys(ib, &uids[..1])
+            .await
+            .unwrap()
+            .to_vec()
+            .is_empty()
+    );
     store.delete_user("sortkeys-a").await.unwrap();
 }

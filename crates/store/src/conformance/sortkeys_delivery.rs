@@ -24,7 +24,7 @@ pub async fn delivered_sort_keys(store: &dyn MailStore) {
         .collect();
     let want: Vec<Vec<u8>> = msgs.iter().map(expected).collect();
     let (_, uids) = store.append(ib, msgs).await.unwrap();
-    let got = store.sort_keys(ib, &uids).await.unwrap();
+    let got = store.sort_keys(ib, &uids).await.unwrap().to_vec();
     let got_keys: Vec<Vec<u8>> = got.iter().map(|(_, k)| k.clone()).collect();
     assert_eq!(got_keys, want, "APPEND keeps the keys with the body");
     let keys = mailkeep_mime::sortkeys::Keys::decode(&got[0].1).expect("a current row");
@@ -48,7 +48,7 @@ pub async fn delivered_sort_keys(store: &dyn MailStore) {
         ..message("ignored", "ignored")
     };
     let (_, r) = store.append(ib, vec![received]).await.unwrap();
-    let got = store.sort_keys(ib, &r).await.unwrap();
+    let got = store.sort_keys(ib, &r).await.unwrap().to_vec();
     assert_eq!(got.len(), 1, "a received message has keys at once");
     let k = mailkeep_mime::sortkeys::Keys::decode(&got[0].1).unwrap();
     assert_eq!(
@@ -70,7 +70,7 @@ pub async fn delivered_sort_keys(store: &dyn MailStore) {
         .await
         .unwrap();
     assert_eq!(
-        store.sort_keys(imported.id, &[7]).await.unwrap(),
+        store.sort_keys(imported.id, &[7]).await.unwrap().to_vec(),
         [(7, want)],
         "an import keeps the keys"
     );
@@ -84,7 +84,7 @@ pub async fn delivered_sort_keys(store: &dyn MailStore) {
         .unwrap()
         .expect("INBOX exists");
     assert_eq!(
-        store.sort_keys(ib, &[new_uid]).await.unwrap(),
+        store.sort_keys(ib, &[new_uid]).await.unwrap().to_vec(),
         [(new_uid, want)],
         "REPLACE keeps the keys"
     );
@@ -92,7 +92,11 @@ pub async fn delivered_sort_keys(store: &dyn MailStore) {
     // A copy shares its body's keys.
     let (_, pairs) = store.copy(ib, &uids[..1], imported.id).await.unwrap();
     assert_eq!(
-        store.sort_keys(imported.id, &[pairs[0].1]).await.unwrap(),
+        store
+            .sort_keys(imported.id, &[pairs[0].1])
+            .await
+            .unwrap()
+            .to_vec(),
         [(pairs[0].1, expected(&message("Re: delivered 1", "body 1")))]
     );
 

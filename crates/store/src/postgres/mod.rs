@@ -618,7 +618,7 @@ impl MailStore for PgStore {
     ) -> Result<Vec<(u32, ParsedInfo)>> {
         messages::parsed_infos(&self.client().await?, mailbox, uids, false).await
     }
-    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<crate::KeyRows> {
         objects::sort_keys(&self.client().await?, mailbox, uids).await
     }
     async fn save_sort_keys(&self, mailbox: MailboxId, keys: Vec<(u32, Vec<u8>)>) -> Result<()> {

@@ -18,7 +18,7 @@ use super::cached;
 use deadpool_postgres::{GenericClient, Transaction};
 
 use super::messages::{require_mailbox, uids_sql};
-use crate::{MailboxId, MessageObjects, Result, StoreError, UserId};
+use crate::{KeyRows, MailboxId, MessageObjects, Result, StoreError, UserId};
 
 /// Message-IDs longer than this are not linked (an index entry has a size limit, and no real
 /// Message-ID comes near it).
@@ -180,9 +180,9 @@ pub(super) async fn sort_keys<C: GenericClient>(
     c: &C,
     mailbox: MailboxId,
     uids: &[u32],
-) -> Result<Vec<(u32, Vec<u8>)>> {
+) -> Result<KeyRows> {
     let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
-        return Ok(Vec::new());
+        return Ok(KeyRows::default());
     };
     if crate::sparse(uids) {
         // A few UIDs far apart (the binary searches that insert new mail into a kept sort
@@ -199,10 +199,11 @@ pub(super) async fn sort_keys<C: GenericClient>(
                 &[&mailbox, &wanted],
             )
             .await?;
-        return Ok(rows
-            .iter()
-            .map(|r| (r.get::<_, i64>(0) as u32, r.get(1)))
-            .collect());
+        let mut out = KeyRows::with_capacity(rows.len(), 256);
+        for r in &rows {
+            out.push(r.get::<_, i64>(0) as u32, r.get(1));
+        }
+        return Ok(out);
     }
     // One range scan of the mailbox's messages (a SORT asks for most of them), filtered by
     // the wanted set here rather than a 100,000-element `= ANY`.
@@ -217,13 +218,13 @@ pub(super) async fn sort_keys<C: GenericClient>(
             &[&mailbox, &i64::from(lo), &i64::from(hi)],
         )
         .await?;
-    let mut out = Vec::with_capacity(rows.len().min(uids.len()));
+    let mut out = KeyRows::with_capacity(rows.len().min(uids.len()), 256);
     let mut want = uids.iter().peekable();
     for r in &rows {
         let uid = r.get::<_, i64>(0) as u32;
         while want.next_if(|&&u| u < uid).is_some() {}
         if want.next_if(|&&u| u == uid).is_some() {
-            out.push((uid, r.get(1)));
+            out.push(uid, r.get(1));
         }
     }
     Ok(out)

@@ -576,7 +576,7 @@ impl MailStore for SqliteStore {
             .await
     }
 
-    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+    async fn sort_keys(&self, mailbox: MailboxId, uids: &[u32]) -> Result<crate::KeyRows> {
         let uids = uids.to_vec();
         self.readers
             .run(move |c| sortkeys::sort_keys(c, mailbox, &uids))

@@ -8,7 +8,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{MailboxId, Result};
+use crate::{KeyRows, MailboxId, Result};
+
+/// Bytes reserved per row read (rows are about 200 bytes).
+const ROW_BYTES: usize = 256;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sort_keys(
@@ -33,27 +36,22 @@ pub(super) fn on_delivery(conn: &Connection, blob_id: i64, keys: &[u8]) -> Resul
 /// The saved keys of `uids` (ascending) that have them, ascending UID: one range query over
 /// the mailbox's messages, filtered by the wanted set; or, for a few UIDs far apart (the
 /// binary searches that insert new mail into a kept sort order), one lookup each.
-pub(super) fn sort_keys(
-    conn: &Connection,
-    mailbox: MailboxId,
-    uids: &[u32],
-) -> Result<Vec<(u32, Vec<u8>)>> {
+pub(super) fn sort_keys(conn: &Connection, mailbox: MailboxId, uids: &[u32]) -> Result<KeyRows> {
     let (Some(&lo), Some(&hi)) = (uids.first(), uids.last()) else {
-        return Ok(Vec::new());
+        return Ok(KeyRows::default());
     };
     if crate::sparse(uids) {
         let mut st = conn.prepare_cached(
             "SELECT k.keys FROM messages m JOIN sort_keys k ON k.blob_id = m.blob_id
              WHERE m.mailbox_id = ?1 AND m.uid = ?2",
         )?;
-        let mut out = Vec::with_capacity(uids.len());
+        let mut out = KeyRows::with_capacity(uids.len(), ROW_BYTES);
         for &uid in uids {
-            if let Some(k) = st
-                .query_row(params![mailbox, uid], |r| r.get(0))
-                .optional()?
-            {
-                out.push((uid, k));
-            }
+            st.query_row(params![mailbox, uid], |r| {
+                out.push(uid, r.get_ref(0)?.as_blob()?);
+                Ok(())
+            })
+            .optional()?;
         }
         return Ok(out);
     }
@@ -62,13 +60,13 @@ pub(super) fn sort_keys(
          WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid",
     )?;
     let mut rows = st.query(params![mailbox, lo, hi])?;
-    let mut out = Vec::with_capacity(uids.len());
+    let mut out = KeyRows::with_capacity(uids.len(), ROW_BYTES);
     let mut want = uids.iter().peekable();
     while let Some(r) = rows.next()? {
         let uid: u32 = r.get(0)?;
         while want.next_if(|&&u| u < uid).is_some() {}
         if want.next_if(|&&u| u == uid).is_some() {
-            out.push((uid, r.get(1)?));
+            out.push(uid, r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?);
         }
     }
     Ok(out)

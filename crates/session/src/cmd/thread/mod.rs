@@ -11,7 +11,7 @@
 //! Threads live in an arena of nodes; every walk over them (pruning, sorting, writing) uses
 //! an explicit stack, so a reply chain thousands of messages deep cannot overflow the stack.
 
-use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use ahash::AHashMap as HashMap;
 use std::time::Instant;
 
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
@@ -22,6 +22,7 @@ use super::sortkeys::{self, Row};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use crate::orders::{self, Kind, Order, Token};
+use mailkeep_mime::sortkeys::Refs;
 
 /// One matching message as threading sees it.
 struct Msg<'a> {
@@ -34,6 +35,23 @@ struct Msg<'a> {
     subject: &'a str,
     /// The base subject extraction removed a reply/forward marker.
     reply: bool,
+}
+
+/// What REFERENCES reads of a message's keys: its Message-ID and references (borrowed from
+/// the row; the rest of the row is not kept).
+#[derive(Clone, Copy)]
+struct Links<'a> {
+    id: Option<&'a str>,
+    refs: Refs<'a>,
+}
+
+impl<'a> Links<'a> {
+    fn of(row: &Row<'a>) -> Links<'a> {
+        Links {
+            id: row.message_id,
+            refs: row.refs(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -253,20 +271,22 @@ fn ordered_subject(msgs: Vec<Msg<'_>>) -> Forest<'_> {
 /// threads by their newest message.
 fn references<'a>(
     msgs: Vec<Msg<'a>>,
-    refs: &[Row<'a>],
+    refs: &[Links<'a>],
     by_subject: bool,
     deadline: Instant,
 ) -> CmdResult<Forest<'a>> {
     let mut f = Forest::new(msgs);
     let mut by_id: HashMap<&'a str, usize> = HashMap::with_capacity(refs.len() * 2);
     let mut steps = 0usize;
-    let mut seen: HashSet<&'a str> = HashSet::new();
+    // The message (counted from 1) whose references last reached each node: a reference
+    // listed twice is skipped without hashing it again.
+    let mut seen: Vec<u32> = Vec::new();
     // (1) Links from the references.
     for (m, r) in refs.iter().enumerate() {
         if m % 256 == 255 {
             check_budget(deadline)?;
         }
-        let node = match r.message_id {
+        let node = match r.id {
             Some(id) => match by_id.get(id) {
                 // A dummy made for an earlier reference: this message fills it.
                 Some(&n) if f.is_dummy(n) => {
@@ -284,13 +304,8 @@ fn references<'a>(
             None => f.add(Some(m)),
         };
         let mut prev: Option<usize> = None;
-        seen.clear();
-        for id in r.references() {
-            // An ID listed twice adds no link but could make the loop checks below walk the
-            // same chain again and again.
-            if !seen.insert(id) {
-                continue;
-            }
+        let stamp = m as u32 + 1;
+        for id in r.refs.iter() {
             steps += 1;
             if steps.is_multiple_of(256) {
                 check_budget(deadline)?;
@@ -303,6 +318,14 @@ fn references<'a>(
                     n
                 }
             };
+            // An ID listed twice adds no link but could make the loop checks below walk the
+            // same chain again and again.
+            if seen.len() <= cur {
+                seen.resize(f.nodes.len(), 0);
+            }
+            if std::mem::replace(&mut seen[cur], stamp) == stamp {
+                continue;
+            }
             // (1.A) Keep an existing parent; never make a loop.
             if let Some(p) = prev
                 && f.nodes[cur].parent.is_none()
@@ -502,7 +525,7 @@ async fn threads(
     algorithm: ThreadAlgorithm,
     deadline: Instant,
 ) -> CmdResult<Vec<Token>> {
-    let (bufs, computed) = sortkeys::load(ctx, idx, deadline).await?;
+    let (keys, computed) = sortkeys::load(ctx, idx, deadline).await?;
     // Keys computed for the first time may have used up the command's budget: threading gets
     // one of its own.
     let deadline = if computed > 0 {
@@ -510,26 +533,28 @@ async fn threads(
     } else {
         deadline
     };
-    let rows = sortkeys::rows(&bufs);
-    let msgs: Vec<Msg<'_>> = idx
-        .iter()
-        .zip(&rows)
-        .map(|(&i, r)| {
-            let meta = &ctx.sel.messages[i];
-            Msg {
-                num: meta.uid,
-                seq: i,
-                sent: r.sent.unwrap_or(meta.internal_date),
-                subject: r.strings[Row::SUBJECT],
-                reply: r.reply,
-            }
-        })
-        .collect();
+    let by_refs = algorithm != ThreadAlgorithm::OrderedSubject;
+    let mut msgs = Vec::with_capacity(idx.len());
+    let mut links = Vec::with_capacity(if by_refs { idx.len() } else { 0 });
+    for (n, &i) in idx.iter().enumerate() {
+        let r = keys.row(n);
+        let meta = &ctx.sel.messages[i];
+        msgs.push(Msg {
+            num: meta.uid,
+            seq: i,
+            sent: r.sent.unwrap_or(meta.internal_date),
+            subject: r.string(Row::SUBJECT),
+            reply: r.reply,
+        });
+        if by_refs {
+            links.push(Links::of(&r));
+        }
+    }
     let forest = match algorithm {
         ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
         ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
             let by_subject = algorithm == ThreadAlgorithm::References;
-            references(msgs, &rows, by_subject, deadline)?
+            references(msgs, &links, by_subject, deadline)?
         }
     };
     Ok(forest.tokens())

@@ -99,7 +99,14 @@ fn references_threads() {
         refs("7@x", &[]),
         refs("1@x", &[]),
     ];
-    let f = references(msgs, &sortkeys::rows(&refs), true, far()).unwrap();
+    let kb = sortkeys::KeyBuf::of(&refs);
+    let f = references(
+        msgs,
+        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
+        true,
+        far(),
+    )
+    .unwrap();
     assert_eq!(text(&f), "(1 (2 3)(7))(4)((6)(5))(8)");
 }
 
@@ -113,6 +120,7 @@ fn refs_threads() {
         refs("a2@x", &["a@x"]),
         refs("a3@x", &["a@x"]),
     ];
+    let kb = sortkeys::KeyBuf::of(&keys);
     let f = references(
         vec![
             msg(1, day(1), "A"),
@@ -120,16 +128,17 @@ fn refs_threads() {
             msg(3, day(10), "Re: A"),
             msg(4, day(3), "Re: A"),
         ],
-        &sortkeys::rows(&keys),
+        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
         false,
         far(),
     )
     .unwrap();
     assert_eq!(text(&f), "(2)(1 (4)(3))");
     let keys = vec![refs("a@x", &[]), refs("b@x", &[])];
+    let kb = sortkeys::KeyBuf::of(&keys);
     let f = references(
         vec![msg(1, day(1), "x"), msg(2, day(2), "Re: x")],
-        &sortkeys::rows(&keys),
+        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
         false,
         far(),
     )
@@ -145,7 +154,14 @@ fn references_never_loop() {
         refs("2@x", &["1@x"]),
         refs("3@x", &["3@x"]),
     ];
-    let f = references(msgs, &sortkeys::rows(&refs), true, far()).unwrap();
+    let kb = sortkeys::KeyBuf::of(&refs);
+    let f = references(
+        msgs,
+        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
+        true,
+        far(),
+    )
+    .unwrap();
     let t = text(&f);
     for n in ["1", "2", "3"] {
         assert_eq!(t.matches(n).count(), 1, "{t}");
@@ -164,7 +180,14 @@ fn deep_chain_does_not_overflow() {
             refs(&own, if i > 1 { &parents[..] } else { &[] })
         })
         .collect();
-    let f = references(msgs, &sortkeys::rows(&refs), true, far()).unwrap();
+    let kb = sortkeys::KeyBuf::of(&refs);
+    let f = references(
+        msgs,
+        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
+        true,
+        far(),
+    )
+    .unwrap();
     let t = text(&f);
     assert!(t.starts_with("(1 2 3 "), "{}", &t[..20]);
     assert!(t.ends_with(" 100000)"));
