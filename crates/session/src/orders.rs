@@ -32,6 +32,8 @@ pub const MAX_BYTES: usize = 16 << 20;
 pub(crate) enum Kind {
     Sort(Vec<SortCriterion>),
     Thread(ThreadAlgorithm),
+    /// THREAD=ORDEREDSUBJECT's order of the whole mailbox, with its runs.
+    Subjects,
 }
 
 /// One piece of a THREAD answer (RFC 5256 §4), with UIDs for the messages.
@@ -49,6 +51,13 @@ pub(crate) enum Order {
     Sort(Vec<u32>),
     /// The UIDs threaded (ascending) and the answer.
     Thread { set: Vec<u32>, tokens: Vec<Token> },
+    /// UIDs by base subject, sent date and UID, with each one's run of equal subjects (a
+    /// number) and sent date.
+    Subjects {
+        uids: Vec<u32>,
+        groups: Vec<u32>,
+        sent: Vec<i64>,
+    },
 }
 
 impl Order {
@@ -56,6 +65,7 @@ impl Order {
         match self {
             Order::Sort(v) => v.len() * 4,
             Order::Thread { set, tokens } => set.len() * 4 + tokens.len() * 8,
+            Order::Subjects { uids, .. } => uids.len() * 16,
         }
     }
 }

@@ -111,11 +111,11 @@ pub(crate) async fn sorted(
 
 /// Most messages taken into a kept order by insertion (a binary search each); with more
 /// new mail (or more than a quarter of the mailbox) the mailbox is sorted again.
-const MAX_INSERTED: usize = 5_000;
+pub(crate) const MAX_INSERTED: usize = 5_000;
 
 /// The view entries `base` (in the order of `criteria`) with the entries `new` (ascending)
 /// inserted where they sort.
-async fn insert(
+pub(crate) async fn insert(
     ctx: &Ctx<'_>,
     base: Vec<usize>,
     new: Vec<usize>,

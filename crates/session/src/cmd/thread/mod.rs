@@ -525,6 +525,11 @@ async fn threads(
     algorithm: ThreadAlgorithm,
     deadline: Instant,
 ) -> CmdResult<Vec<Token>> {
+    if algorithm == ThreadAlgorithm::OrderedSubject
+        && let Some(tokens) = ordered::tokens(ctx, idx, deadline).await?
+    {
+        return Ok(tokens);
+    }
     let (keys, computed) = sortkeys::load(ctx, idx, deadline).await?;
     // Keys computed for the first time may have used up the command's budget: threading gets
     // one of its own.
@@ -560,5 +565,6 @@ async fn threads(
     Ok(forest.tokens())
 }
 
+mod ordered;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,302 @@
+//! THREAD=ORDEREDSUBJECT from an order kept between commands ([`crate::orders`]).
+//!
+//! ORDEREDSUBJECT sorts the messages by base subject, then sent date, then sequence number
+//! (RFC 5256 §3); each run of one subject is a thread whose first message is the parent of
+//! the others, and the threads go by their first message's sent date. That order is SORT
+//! (SUBJECT DATE)'s, and like it, it never changes for messages already stored. So the
+//! mailbox's order is kept ([`Order::Subjects`]) with each message's run (a group number) and
+//! sent date. New mail is inserted by SORT's binary searches and joins the run of a
+//! neighbour with the same subject, or starts one; expunges need nothing; a subset of the
+//! mailbox keeps the order and runs of the whole. A THREAD after new mail then reads the keys
+//! of the new messages and of the few it is compared with, not of the whole mailbox.
+
+use std::time::Instant;
+
+use mailkeep_proto::{SortCriterion, SortKey};
+use mailkeep_store::MessageMeta;
+
+use super::super::sort::{self, check_budget};
+use super::super::sortkeys::{self, Row};
+use crate::ctx::Ctx;
+use crate::error::CmdResult;
+use crate::orders::{self, Kind, Order, Positions, Token};
+
+/// SORT's criteria for ORDEREDSUBJECT's order (ties by sequence number, as SORT's).
+const CRITERIA: [SortCriterion; 2] = [
+    SortCriterion {
+        key: SortKey::Subject,
+        reverse: false,
+    },
+    SortCriterion {
+        key: SortKey::Date,
+        reverse: false,
+    },
+];
+
+/// One message in ORDEREDSUBJECT's order: view index, run, sent date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    at: usize,
+    group: u32,
+    sent: i64,
+}
+
+/// ORDEREDSUBJECT's answer for the view entries `idx` (ascending), from the mailbox's kept
+/// order (made or brought up to date here); `None` when the mailbox is too small to keep one
+/// or `idx` too small a part of it (threaded alone then).
+pub(super) async fn tokens(
+    ctx: &Ctx<'_>,
+    idx: &[usize],
+    deadline: Instant,
+) -> CmdResult<Option<Vec<Token>>> {
+    let view = &ctx.sel.messages;
+    if view.len() < orders::MIN_KEPT || idx.len() * 2 < view.len() {
+        return Ok(None);
+    }
+    let kept = ctx.orders.get(&ctx.sel.mailbox, &Kind::Subjects);
+    let entries = match kept.as_deref() {
+        Some(Order::Subjects { uids, groups, sent }) => {
+            let (base, new) = split(view, uids, groups, sent);
+            if new.is_empty() {
+                ctx.orders.hit();
+                base
+            } else if new.len() <= sort::MAX_INSERTED.min(view.len() / 4) {
+                ctx.orders.hit();
+                insert(ctx, base, new, deadline).await?
+            } else {
+                whole(ctx, deadline).await?
+            }
+        }
+        _ => whole(ctx, deadline).await?,
+    };
+    let tokens = answer(view, &entries, idx);
+    ctx.orders.put(
+        &ctx.sel.mailbox,
+        Kind::Subjects,
+        Order::Subjects {
+            uids: entries.iter().map(|e| view[e.at].uid).collect(),
+            groups: entries.iter().map(|e| e.group).collect(),
+            sent: entries.iter().map(|e| e.sent).collect(),
+        },
+    );
+    Ok(Some(tokens))
+}
+
+/// The kept order's entries still in the view (in order), and the view entries it lacks.
+fn split(
+    view: &[MessageMeta],
+    uids: &[u32],
+    groups: &[u32],
+    sent: &[i64],
+) -> (Vec<Entry>, Vec<usize>) {
+    let positions = Positions::new(view);
+    let mut kept = vec![false; view.len()];
+    let mut base = Vec::with_capacity(view.len());
+    for ((&uid, &group), &sent) in uids.iter().zip(groups).zip(sent) {
+        if let Some(at) = positions.get(uid) {
+            kept[at] = true;
+            base.push(Entry { at, group, sent });
+        }
+    }
+    let new = (0..view.len()).filter(|&i| !kept[i]).collect();
+    (base, new)
+}
+
+/// The whole view in ORDEREDSUBJECT's order, runs numbered from 0.
+async fn whole(ctx: &Ctx<'_>, deadline: Instant) -> CmdResult<Vec<Entry>> {
+    let view = &ctx.sel.messages;
+    let all: Vec<usize> = (0..view.len()).collect();
+    let (keys, _) = sortkeys::load(ctx, &all, deadline).await?;
+    let rows: Vec<(&str, i64)> = all
+        .iter()
+        .map(|&i| {
+            let r = keys.row(i);
+            (
+                r.string(Row::SUBJECT),
+                r.sent.unwrap_or(view[i].internal_date),
+            )
+        })
+        .collect();
+    check_budget(deadline)?;
+    Ok(runs(&rows))
+}
+
+/// Entries `0..rows.len()` with these (subject, sent date) in ORDEREDSUBJECT's order, ties by
+/// index, runs of one subject numbered from 0.
+fn runs(rows: &[(&str, i64)]) -> Vec<Entry> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| (rows[a], a).cmp(&(rows[b], b)));
+    let mut out = Vec::with_capacity(order.len());
+    let mut group = 0;
+    for (n, &at) in order.iter().enumerate() {
+        if n > 0 && rows[order[n - 1]].0 != rows[at].0 {
+            group += 1;
+        }
+        out.push(Entry {
+            at,
+            group,
+            sent: rows[at].1,
+        });
+    }
+    out
+}
+
+/// `base` (in order) with the view entries `new` inserted where they sort, each in the run
+/// of a neighbour with the same subject or in a run of its own.
+async fn insert(
+    ctx: &Ctx<'_>,
+    base: Vec<Entry>,
+    new: Vec<usize>,
+    deadline: Instant,
+) -> CmdResult<Vec<Entry>> {
+    let view = &ctx.sel.messages;
+    let mut known: Vec<Option<Entry>> = vec![None; view.len()];
+    let mut next_group = 0;
+    for e in &base {
+        known[e.at] = Some(*e);
+        next_group = next_group.max(e.group + 1);
+    }
+    let order = sort::insert(
+        ctx,
+        base.iter().map(|e| e.at).collect(),
+        new,
+        &CRITERIA,
+        deadline,
+    )
+    .await?;
+    // The keys of the new entries and of their neighbours, in one read.
+    let mut wanted = Vec::new();
+    for (p, &at) in order.iter().enumerate() {
+        if known[at].is_none() {
+            wanted.extend(p.checked_sub(1).map(|q| order[q]));
+            wanted.push(at);
+            wanted.extend(order.get(p + 1));
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (keys, _) = sortkeys::load(ctx, &wanted, deadline).await?;
+    let row = |at: usize| {
+        wanted
+            .binary_search(&at)
+            .map_or(Row::EMPTY, |n| keys.row(n))
+    };
+    let mut out = Vec::with_capacity(order.len());
+    for (p, &at) in order.iter().enumerate() {
+        if let Some(e) = known[at] {
+            out.push(e);
+            continue;
+        }
+        let r = row(at);
+        let subject = r.string(Row::SUBJECT);
+        let same = |q: usize| row(order[q]).string(Row::SUBJECT) == subject;
+        // The entry before is placed already (new ones too, left to right); a new entry after
+        // joins this one's run when it is placed.
+        let group = match (p.checked_sub(1), order.get(p + 1)) {
+            (Some(q), _) if same(q) => out[q].group,
+            (_, Some(&next)) if known[next].is_some() && same(p + 1) => {
+                known[next].map_or(0, |e| e.group)
+            }
+            _ => {
+                next_group += 1;
+                next_group - 1
+            }
+        };
+        let e = Entry {
+            at,
+            group,
+            sent: r.sent.unwrap_or(view[at].internal_date),
+        };
+        known[at] = Some(e);
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// The answer for the view entries `idx` (ascending) from the whole view's `entries`: each
+/// run's first message is the parent of the rest, and runs go by their first message's sent
+/// date, then sequence number.
+fn answer(view: &[MessageMeta], entries: &[Entry], idx: &[usize]) -> Vec<Token> {
+    let mut wanted = vec![false; view.len()];
+    for &i in idx {
+        wanted[i] = true;
+    }
+    let chosen: Vec<Entry> = entries.iter().copied().filter(|e| wanted[e.at]).collect();
+    // (sent, sequence, first, end) of each run.
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < chosen.len() {
+        let mut end = start + 1;
+        while end < chosen.len() && chosen[end].group == chosen[start].group {
+            end += 1;
+        }
+        runs.push((chosen[start].sent, chosen[start].at, start, end));
+        start = end;
+    }
+    runs.sort_unstable();
+    let uid = |n: usize| Token::Uid(view[chosen[n].at].uid);
+    let mut out = Vec::with_capacity(chosen.len() * 3);
+    for (_, _, start, end) in runs {
+        out.extend([Token::Open, uid(start)]);
+        match end - start {
+            1 => {}
+            2 => out.extend([Token::Space, uid(start + 1)]),
+            _ => {
+                out.push(Token::Space);
+                for n in start + 1..end {
+                    out.extend([Token::Open, uid(n), Token::Close]);
+                }
+            }
+        }
+        out.push(Token::Close);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Msg, ordered_subject};
+    use super::*;
+
+    fn meta(uid: u32) -> MessageMeta {
+        MessageMeta {
+            uid,
+            flags: Default::default(),
+            modseq: 1,
+            size: 1,
+            internal_date: 0,
+            internal_date_offset: 0,
+        }
+    }
+
+    /// The kept order's answer is the Forest's (`ordered_subject`), for the whole view and for
+    /// subsets, over subjects and dates that repeat.
+    #[test]
+    fn runs_answer_as_the_forest() {
+        let subjects = ["", "A", "B", "C", "a"];
+        let n = 300;
+        let rows: Vec<(&str, i64)> = (0..n)
+            .map(|i| (subjects[(i * 7) % 5], ((i * 13) % 11) as i64))
+            .collect();
+        let view: Vec<MessageMeta> = (0..n as u32).map(|i| meta(i * 2 + 1)).collect();
+        let entries = runs(&rows);
+        for step in [1, 2, 3, 7] {
+            let idx: Vec<usize> = (0..n).step_by(step).collect();
+            let msgs = idx
+                .iter()
+                .map(|&i| Msg {
+                    num: view[i].uid,
+                    seq: i,
+                    sent: rows[i].1,
+                    subject: rows[i].0,
+                    reply: false,
+                })
+                .collect();
+            assert_eq!(
+                answer(&view, &entries, &idx),
+                ordered_subject(msgs).tokens(),
+                "every {step}th message"
+            );
+        }
+    }
+}
