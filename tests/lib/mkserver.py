@@ -122,7 +122,9 @@ class Server:
                               text=True, capture_output=True)
 
     def cleanup(self):
+        exited = self.proc.poll() if self.proc else None
         self.stop()
+        self.print_log_tail(exited)
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.pg_url:
             import pgserver
@@ -131,6 +133,18 @@ class Server:
                 pgserver.shared().drop_database(self.pg_url)
             except AssertionError:
                 pass
+
+    def print_log_tail(self, exited, size=8000):
+        """The end of server.log on stdout, before the directory goes: pytest shows it only for
+        a test that failed (what the server logged, and whether it had exited on its own)."""
+        log = self.dir / "server.log"
+        if not log.exists():
+            return
+        with open(log, "rb") as f:
+            f.seek(max(0, log.stat().st_size - size))
+            tail = f.read().decode(errors="replace")
+        print(f"--- end of server.log (exit status before the test stopped it: {exited}) ---")
+        print(tail)
 
     def rss_kib(self):
         """Resident memory of the server process, in KiB (VmRSS)."""
