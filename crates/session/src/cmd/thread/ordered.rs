@@ -54,31 +54,34 @@ pub(super) async fn tokens(
         return Ok(None);
     }
     let kept = ctx.orders.get(&ctx.sel.mailbox, &Kind::Subjects);
-    let entries = match kept.as_deref() {
+    // The kept order is put back only when it changed (new mail, or a new order).
+    let (entries, changed) = match kept.as_deref() {
         Some(Order::Subjects { uids, groups, sent }) => {
             let (base, new) = split(view, uids, groups, sent);
             if new.is_empty() {
                 ctx.orders.hit();
-                base
+                (base, false)
             } else if new.len() <= sort::MAX_INSERTED.min(view.len() / 4) {
                 ctx.orders.hit();
-                insert(ctx, base, new, deadline).await?
+                (insert(ctx, base, new, deadline).await?, true)
             } else {
-                whole(ctx, deadline).await?
+                (whole(ctx, deadline).await?, true)
             }
         }
-        _ => whole(ctx, deadline).await?,
+        _ => (whole(ctx, deadline).await?, true),
     };
     let tokens = answer(view, &entries, idx);
-    ctx.orders.put(
-        &ctx.sel.mailbox,
-        Kind::Subjects,
-        Order::Subjects {
-            uids: entries.iter().map(|e| view[e.at].uid).collect(),
-            groups: entries.iter().map(|e| e.group).collect(),
-            sent: entries.iter().map(|e| e.sent).collect(),
-        },
-    );
+    if changed {
+        ctx.orders.put(
+            &ctx.sel.mailbox,
+            Kind::Subjects,
+            Order::Subjects {
+                uids: entries.iter().map(|e| view[e.at].uid).collect(),
+                groups: entries.iter().map(|e| e.group).collect(),
+                sent: entries.iter().map(|e| e.sent).collect(),
+            },
+        );
+    }
     Ok(Some(tokens))
 }
 
