@@ -220,7 +220,7 @@ pub(crate) fn split(messages: &[MessageMeta], uids: &[u32]) -> (Vec<usize>, Vec<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use mailkeep_proto::SortKey;
 
@@ -243,7 +243,8 @@ mod tests {
         }])
     }
 
-    fn meta(uid: u32) -> MessageMeta {
+    /// A view entry with only its UID set (the kept orders' tests and ORDEREDSUBJECT's).
+    pub(crate) fn meta(uid: u32) -> MessageMeta {
         MessageMeta {
             uid,
             flags: Default::default(),

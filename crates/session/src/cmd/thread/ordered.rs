@@ -260,17 +260,7 @@ fn answer(view: &[MessageMeta], entries: &[Entry], idx: &[usize]) -> Vec<Token> 
 mod tests {
     use super::super::{Msg, ordered_subject};
     use super::*;
-
-    fn meta(uid: u32) -> MessageMeta {
-        MessageMeta {
-            uid,
-            flags: Default::default(),
-            modseq: 1,
-            size: 1,
-            internal_date: 0,
-            internal_date_offset: 0,
-        }
-    }
+    use crate::orders::tests::meta;
 
     /// The kept order's answer is the Forest's (`ordered_subject`), for the whole view and for
     /// subsets, over subjects and dates that repeat.

@@ -39,6 +39,13 @@ fn text(f: &Forest) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// REFERENCES (`by_subject`) or REFS over `msgs`, with these encoded key rows, as text.
+fn threaded(msgs: Vec<Msg<'_>>, rows: &[Vec<u8>], by_subject: bool) -> String {
+    let kb = sortkeys::KeyBuf::of(rows);
+    let links: Vec<Links> = kb.rows().iter().map(Links::of).collect();
+    text(&references(msgs, &links, by_subject, far()).unwrap())
+}
+
 fn far() -> Instant {
     Instant::now() + std::time::Duration::from_secs(60)
 }
@@ -99,15 +106,8 @@ fn references_threads() {
         refs("7@x", &[]),
         refs("1@x", &[]),
     ];
-    let kb = sortkeys::KeyBuf::of(&refs);
-    let f = references(
-        msgs,
-        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
-        true,
-        far(),
-    )
-    .unwrap();
-    assert_eq!(text(&f), "(1 (2 3)(7))(4)((6)(5))(8)");
+    let t = threaded(msgs, &refs, true);
+    assert_eq!(t, "(1 (2 3)(7))(4)((6)(5))(8)");
 }
 
 /// REFS: no subject grouping, threads by their newest message (Dovecot 2.3's answers).
@@ -120,30 +120,24 @@ fn refs_threads() {
         refs("a2@x", &["a@x"]),
         refs("a3@x", &["a@x"]),
     ];
-    let kb = sortkeys::KeyBuf::of(&keys);
-    let f = references(
+    let t = threaded(
         vec![
             msg(1, day(1), "A"),
             msg(2, day(5), "B"),
             msg(3, day(10), "Re: A"),
             msg(4, day(3), "Re: A"),
         ],
-        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
+        &keys,
         false,
-        far(),
-    )
-    .unwrap();
-    assert_eq!(text(&f), "(2)(1 (4)(3))");
+    );
+    assert_eq!(t, "(2)(1 (4)(3))");
     let keys = vec![refs("a@x", &[]), refs("b@x", &[])];
-    let kb = sortkeys::KeyBuf::of(&keys);
-    let f = references(
+    let t = threaded(
         vec![msg(1, day(1), "x"), msg(2, day(2), "Re: x")],
-        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
+        &keys,
         false,
-        far(),
-    )
-    .unwrap();
-    assert_eq!(text(&f), "(1)(2)");
+    );
+    assert_eq!(t, "(1)(2)");
 }
 
 #[test]
@@ -154,15 +148,7 @@ fn references_never_loop() {
         refs("2@x", &["1@x"]),
         refs("3@x", &["3@x"]),
     ];
-    let kb = sortkeys::KeyBuf::of(&refs);
-    let f = references(
-        msgs,
-        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
-        true,
-        far(),
-    )
-    .unwrap();
-    let t = text(&f);
+    let t = threaded(msgs, &refs, true);
     for n in ["1", "2", "3"] {
         assert_eq!(t.matches(n).count(), 1, "{t}");
     }
@@ -180,15 +166,7 @@ fn deep_chain_does_not_overflow() {
             refs(&own, if i > 1 { &parents[..] } else { &[] })
         })
         .collect();
-    let kb = sortkeys::KeyBuf::of(&refs);
-    let f = references(
-        msgs,
-        &kb.rows().iter().map(Links::of).collect::<Vec<_>>(),
-        true,
-        far(),
-    )
-    .unwrap();
-    let t = text(&f);
+    let t = threaded(msgs, &refs, true);
     assert!(t.starts_with("(1 2 3 "), "{}", &t[..20]);
     assert!(t.ends_with(" 100000)"));
 }
