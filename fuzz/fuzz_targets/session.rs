@@ -1,20 +1,23 @@
 //! Fuzz a whole session from raw client bytes: the input is cut into commands the way the
 //! server does (lines, literals), each command is parsed and run by a real `Session` on a real
 //! SQLite store, and the session's flow (SASL continuation, IDLE, STARTTLS, close) is followed.
-//! Nothing may panic, whatever the client sends. The store is shared by all runs, so state left
-//! by one input (mailboxes, messages) is there for the next, as on a long-running server.
+//! Nothing may panic, whatever the client sends. The store is shared by runs in a row
+//! (`RESET_EVERY`), so state left by one input (mailboxes, messages) is there for the next, as on
+//! a long-running server.
 #![no_main]
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use mailkeep_proto::frame::{literal_announcement, Fragment};
+use mailkeep_proto::frame::{Fragment, literal_announcement};
 use mailkeep_proto::parse_command;
 use mailkeep_session::{Flow, Session, SessionConfig};
-use mailkeep_store::sqlite::SqliteStore;
 use mailkeep_store::MailStore;
+use mailkeep_store::sqlite::SqliteStore;
 
 /// Commands per input: a bound so one input cannot run for long.
 const MAX_COMMANDS: usize = 32;
@@ -32,21 +35,44 @@ fn cheap_hash(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let params = argon2::Params::new(8, 1, 1, None).expect("params");
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    argon.hash_password(password.as_bytes(), &SaltString::from_b64("ZnV6enNhbHQ").expect("salt")).expect("hash").to_string()
+    argon
+        .hash_password(password.as_bytes(), &SaltString::from_b64("ZnV6enNhbHQ").expect("salt"))
+        .expect("hash")
+        .to_string()
 }
 
-fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        // On tmpfs when there is one: the store fsyncs every write, which is not what is fuzzed.
-        let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).expect("tempdir");
-        let store: Arc<dyn MailStore> = SqliteStore::open(dir.path()).expect("store");
-        runtime.block_on(async {
-            // The fuzzer logs in as `f` / `p` (seeds show how).
-            store.create_user("f", &cheap_hash("p")).await.expect("user");
-        });
-        World { runtime, store, _dir: dir }
+/// Inputs run on one world before it is replaced by a fresh one. The state inputs leave behind
+/// (messages, mailboxes) is part of what is fuzzed, but left to grow for millions of inputs it
+/// made every input slower (thousands of inputs a second falling to hundreds) without
+/// reaching new code.
+const RESET_EVERY: u32 = 5_000;
+
+fn new_world() -> World {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    // On tmpfs when there is one: the store fsyncs every write, which is not what is fuzzed.
+    let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).expect("tempdir");
+    let store: Arc<dyn MailStore> = SqliteStore::open(dir.path()).expect("store");
+    runtime.block_on(async {
+        // The fuzzer logs in as `f` / `p` (seeds show how).
+        store.create_user("f", &cheap_hash("p")).await.expect("user");
+    });
+    World { runtime, store, _dir: dir }
+}
+
+/// The current world, replaced by a fresh one every `RESET_EVERY` inputs.
+fn world() -> Rc<World> {
+    thread_local! {
+        static WORLD: RefCell<Option<(Rc<World>, u32)>> = const { RefCell::new(None) };
+    }
+    WORLD.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|(_, runs)| *runs >= RESET_EVERY) {
+            // The old world goes first: its store's threads, its runtime, then its directory.
+            *slot = None;
+            *slot = Some((Rc::new(new_world()), 0));
+        }
+        let (world, runs) = slot.as_mut().expect("world");
+        *runs += 1;
+        world.clone()
     })
 }
 
@@ -58,7 +84,9 @@ fn next_command<'a>(rest: &mut &'a [u8]) -> Vec<Fragment> {
         let (line, after) = rest.split_at(end);
         frags.push(Fragment::Line(line.to_vec()));
         *rest = after;
-        let Ok(Some(a)) = literal_announcement(line) else { break };
+        let Ok(Some(a)) = literal_announcement(line) else {
+            break;
+        };
         let len = usize::try_from(a.len).unwrap_or(usize::MAX).min(rest.len());
         let (lit, after) = rest.split_at(len);
         frags.push(Fragment::Literal(lit.to_vec()));
