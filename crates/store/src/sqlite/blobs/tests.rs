@@ -14,6 +14,11 @@ fn store_load_remove() {
     assert!(p.starts_with(dir.path().join("blobs").join(&hex::encode(h)[..2])));
     assert_eq!(blobs.load(&h, data.len() as u64).unwrap(), data);
     assert!(blobs.load(&h, 3).is_err(), "size mismatch must be reported");
+    let longer = data.len() as u64 + 1;
+    assert!(
+        blobs.load(&h, longer).is_err(),
+        "a short body must be reported"
+    );
     blobs.remove(&h).unwrap();
     blobs.remove(&h).unwrap();
     assert!(blobs.load(&h, data.len() as u64).is_err());
@@ -229,6 +234,11 @@ fn dictionary_is_trained_and_used() {
         assert_eq!(frame_dict_id(&blobs, m), Some(t.id));
         with += fs::metadata(blobs.path(&sha256(m))).unwrap().len() as usize;
         without += zstd::bulk::compress(m, ZSTD_LEVEL).unwrap().len();
+    }
+    let m = &t.after[0];
+    for wrong in [m.len() - 1, m.len() + 1] {
+        let loaded = blobs.load(&sha256(m), wrong as u64);
+        assert!(loaded.is_err(), "size {wrong} for {} bytes", m.len());
     }
     let plain: usize = t.after.iter().map(Vec::len).sum();
     println!("{plain} bytes: {without} compressed alone, {with} with the dictionary");
