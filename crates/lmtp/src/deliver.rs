@@ -78,21 +78,25 @@ pub(crate) async fn append_all(
     results
 }
 
-/// Appends to the user's `mailbox`, or INBOX if that folder went away since RCPT.
+/// Appends to the user's `mailbox`, or INBOX if that folder went away since RCPT. The mailbox
+/// is looked up by the store's writer in the append's own transaction (`append_to`): no read
+/// before it.
 async fn append_one(
     store: Arc<dyn MailStore>,
     (user, mailbox): (UserId, String),
     m: NewMessage,
 ) -> Result<(), Failure> {
     let r = async {
-        let mb = match store.get_mailbox(user, &mailbox).await? {
-            Some(mb) => mb,
-            None => store
-                .get_mailbox(user, "INBOX")
-                .await?
-                .ok_or(StoreError::NoSuchUser)?,
-        };
-        store.append(mb.id, vec![m]).await
+        if mailbox != "INBOX" {
+            // A `+detail` folder: rare, so the copy kept for INBOX does not matter.
+            if let Some(done) = store.append_to(user, &mailbox, vec![m.clone()]).await? {
+                return Ok(done);
+            }
+        }
+        store
+            .append_to(user, "INBOX", vec![m])
+            .await?
+            .ok_or(StoreError::NoSuchUser)
     };
     match r.await {
         Ok(_) => Ok(()),

@@ -172,6 +172,31 @@ async fn detail_folder_alias_and_catch_all() {
     assert_eq!(inbox_messages(&t, "bob", "INBOX").await.len(), 2);
 }
 
+/// A `+detail` folder deleted between RCPT and the end of DATA: the message goes to INBOX.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_folder_gone_before_data_delivers_to_inbox() {
+    let t = setup().await;
+    let alice = t.store.get_user("alice").await.unwrap().unwrap();
+    let lists = t
+        .store
+        .create_mailbox(alice.id, "Lists", None)
+        .await
+        .unwrap();
+    let mut s = session(&t, Config::default());
+    let (out, _) = feed(
+        &mut s,
+        b"LHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<alice+lists@example.org>\r\nDATA\r\n",
+    )
+    .await;
+    assert!(out.contains("\r\n354 "), "{out}");
+    t.store.delete_mailbox(alice.id, lists.id).await.unwrap();
+    let (out, _) = feed(&mut s, b"Subject: d\r\n\r\nbody\r\n.\r\n").await;
+    assert!(out.contains("250 2.0.0"), "{out}");
+    let inbox = inbox_messages(&t, "alice", "INBOX").await;
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].ends_with(b"Subject: d\r\n\r\nbody\r\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_account_twice_is_delivered_once_and_answered_twice() {
     let t = setup().await;
