@@ -189,6 +189,11 @@ where
     let mut out = Vec::new();
     session.greeting(&mut out);
     loop {
+        if buffered_data(&mut rd, &mut session, &mut out).await == Flow::Close {
+            write(&mut wr, &out, timeout).await?;
+            let _ = wr.shutdown().await;
+            return Ok(());
+        }
         // PIPELINING: answers go out together once the client's pipelined input is used up.
         if !out.is_empty() && (rd.buffer().is_empty() || out.len() >= OUT_FLUSH) {
             write(&mut wr, &out, timeout).await?;
@@ -239,6 +244,31 @@ where
             return Ok(());
         }
     }
+}
+
+/// Hands the session the lines of DATA that are already received, straight from the read
+/// buffer: no copy and no read timer per line (a 5 KB message is about 80 lines). A line
+/// not yet complete, or a long one, takes the usual path.
+async fn buffered_data<R: AsyncRead + Unpin>(
+    rd: &mut BufReader<R>,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+) -> Flow {
+    while session.want() == Want::Data {
+        let buffered = rd.buffer();
+        let Some(end) = buffered.iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        if end >= DATA_PIECE {
+            break;
+        }
+        let flow = session.line(&buffered[..=end], out).await;
+        rd.consume(end + 1);
+        if flow == Flow::Close {
+            return flow;
+        }
+    }
+    Flow::Continue
 }
 
 /// Writes answers; a client that does not read them for `timeout` is given up on.
@@ -338,5 +368,66 @@ mod tests {
             got,
             ["short\r\n", "AAAAAAAAAA", "AAAAAAAAAA", "\r\n", "next\r\n"]
         );
+    }
+
+    /// DATA lines taken from the read buffer (`buffered_data`) and read on by `read_line`, as
+    /// `serve` does, whatever the reads cut: every message is stored as sent, dot-unstuffed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn data_lines_cut_anywhere_are_stored_as_sent() {
+        use mailkeep_store::MailStore;
+        let dir = tempfile::tempdir().unwrap();
+        let store = mailkeep_store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let user = store.create_user("alice", "x").await.unwrap();
+        store.add_domain("example.org").await.unwrap();
+        let body = "Subject: cut\r\n\r\n..one dot\r\n..\r\n\r\nline ".to_string()
+            + &"x".repeat(300)
+            + "\r\n...\r\nend\r\n";
+        let want = b"Subject: cut\r\n\r\n.one dot\r\n.\r\n\r\nline ".to_vec();
+        let transaction =
+            format!("MAIL FROM:<a@b>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n{body}.\r\n");
+        let capacities = [1, 2, 3, 5, 7, 13, 64, 8 * 1024];
+        let input = format!("LHLO x\r\n{}QUIT\r\n", transaction.repeat(capacities.len()));
+        for cap in capacities {
+            let store: Arc<dyn MailStore> = store.clone();
+            let mut session = Session::new(store, mailkeep_lmtp::Config::default());
+            let mut rd = BufReader::with_capacity(cap, input.as_bytes());
+            let mut out = Vec::new();
+            loop {
+                if buffered_data(&mut rd, &mut session, &mut out).await == Flow::Close {
+                    break;
+                }
+                let piece = match session.want() {
+                    Want::Data => read_line(&mut rd, DATA_PIECE, false).await.unwrap(),
+                    _ => read_line(&mut rd, 1000, true).await.unwrap(),
+                };
+                let Piece::Bytes(line) = piece else { break };
+                if session.line(&line, &mut out).await == Flow::Close {
+                    break;
+                }
+            }
+            let out = String::from_utf8(out).unwrap();
+            assert_eq!(
+                out.matches("250 2.0.0 <alice@example.org> Delivered")
+                    .count(),
+                capacities.len(),
+                "{out}"
+            );
+        }
+        let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
+        let stored = store.messages(inbox.id).await.unwrap();
+        assert_eq!(stored.len(), capacities.len() * capacities.len());
+        for m in stored {
+            let bytes = store.message_bytes(inbox.id, m.uid).await.unwrap();
+            let at = bytes
+                .windows(want.len())
+                .position(|w| w == &want[..])
+                .expect("body");
+            let tail = String::from_utf8(bytes[at + want.len()..].to_vec()).unwrap();
+            assert_eq!(
+                tail,
+                "x".repeat(300) + "\r\n..\r\nend\r\n",
+                "capacity's cut"
+            );
+        }
     }
 }
