@@ -45,7 +45,7 @@ fn cheap_hash(password: &str) -> String {
 /// (messages, mailboxes) is part of what is fuzzed, but left to grow for millions of inputs it
 /// made every input slower (thousands of inputs a second falling to hundreds) without
 /// reaching new code.
-const RESET_EVERY: u32 = 5_000;
+const RESET_EVERY: u32 = 500;
 
 fn new_world() -> World {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
