@@ -136,9 +136,10 @@ class Server:
 
     def print_log_tail(self, exited, size=8000):
         """The end of server.log on stdout, before the directory goes: pytest shows it only for
-        a test that failed (what the server logged, and whether it had exited on its own)."""
+        a test that failed (what the server logged, and whether it had exited on its own).
+        Outside pytest (the measurement scripts) nothing is printed: it would bury their figures."""
         log = self.dir / "server.log"
-        if not log.exists():
+        if not log.exists() or "PYTEST_CURRENT_TEST" not in os.environ:
             return
         with open(log, "rb") as f:
             f.seek(max(0, log.stat().st_size - size))
