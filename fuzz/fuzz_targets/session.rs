@@ -6,75 +6,24 @@
 //! a long-running server.
 #![no_main]
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use mailkeep_proto::frame::{Fragment, literal_announcement};
 use mailkeep_proto::parse_command;
 use mailkeep_session::{Flow, Session, SessionConfig};
-use mailkeep_store::MailStore;
-use mailkeep_store::sqlite::SqliteStore;
 
 /// Commands per input: a bound so one input cannot run for long.
 const MAX_COMMANDS: usize = 32;
 const MAX_FRAGMENTS: usize = 64;
 
-struct World {
-    runtime: tokio::runtime::Runtime,
-    store: Arc<dyn MailStore>,
-    _dir: tempfile::TempDir,
-}
+#[path = "common/world.rs"]
+mod world;
 
-/// An argon2id hash with the smallest cost: logins are checked as on a server (the parameters
-/// come from the stored hash), without a production hash's 20 ms per fuzzed login.
-fn cheap_hash(password: &str) -> String {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let params = argon2::Params::new(8, 1, 1, None).expect("params");
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    argon
-        .hash_password(password.as_bytes(), &SaltString::from_b64("ZnV6enNhbHQ").expect("salt"))
-        .expect("hash")
-        .to_string()
-}
-
-/// Inputs run on one world before it is replaced by a fresh one. The state inputs leave behind
-/// (messages, mailboxes) is part of what is fuzzed, but left to grow for millions of inputs it
-/// made every input slower (thousands of inputs a second falling to hundreds) without
-/// reaching new code.
+/// Inputs run on one store before a fresh one replaces it: they append and select, and with
+/// 5,000 a grown mailbox made each input about four times slower.
 const RESET_EVERY: u32 = 500;
-
-fn new_world() -> World {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    // On tmpfs when there is one: the store fsyncs every write, which is not what is fuzzed.
-    let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).expect("tempdir");
-    let store: Arc<dyn MailStore> = SqliteStore::open(dir.path()).expect("store");
-    runtime.block_on(async {
-        // The fuzzer logs in as `f` / `p` (seeds show how).
-        store.create_user("f", &cheap_hash("p")).await.expect("user");
-    });
-    World { runtime, store, _dir: dir }
-}
-
-/// The current world, replaced by a fresh one every `RESET_EVERY` inputs.
-fn world() -> Rc<World> {
-    thread_local! {
-        static WORLD: RefCell<Option<(Rc<World>, u32)>> = const { RefCell::new(None) };
-    }
-    WORLD.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|(_, runs)| *runs >= RESET_EVERY) {
-            // The old world goes first: its store's threads, its runtime, then its directory.
-            *slot = None;
-            *slot = Some((Rc::new(new_world()), 0));
-        }
-        let (world, runs) = slot.as_mut().expect("world");
-        *runs += 1;
-        world.clone()
-    })
-}
 
 /// Cut the next command off `rest`: one line, and a literal after each line that announces one.
 fn next_command<'a>(rest: &mut &'a [u8]) -> Vec<Fragment> {
@@ -103,7 +52,7 @@ fn next_line<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let w = world();
+    let w = world::current(RESET_EVERY);
     w.runtime.block_on(async {
         let config = SessionConfig {
             peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
