@@ -227,10 +227,16 @@ impl SqliteStore {
             MessageBytes::Memory(d) => Some(total + d.len()),
             MessageBytes::File(_) | MessageBytes::Received { .. } => None,
         });
-        let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
-            prepare::prepare(&blobs, msgs)
+        // The writer keeps no more tokens for bodies waiting to be indexed: do not compute them.
+        let tokens_max = if self.writer.stats.tokens_full.load(Ordering::Relaxed) {
+            0
         } else {
-            tokio::task::spawn_blocking(move || prepare::prepare_parallel(&blobs, msgs))
+            prepare::TOKENS_KEPT_MAX
+        };
+        let prepared = if small.is_some_and(|n| n <= prepare::PREPARE_INLINE_MAX) {
+            prepare::prepare(&blobs, msgs, tokens_max)
+        } else {
+            tokio::task::spawn_blocking(move || prepare::prepare_parallel(&blobs, msgs, tokens_max))
                 .await
                 .map_err(|e| crate::StoreError::Internal(format!("append task: {e}")))?
         };
@@ -250,12 +256,36 @@ impl SqliteStore {
         }
     }
 
-    /// Indexes the bodies committed but still waiting for the search index (see `search`).
+    /// Indexes every body committed but still waiting for the search index (see `search`),
+    /// a batch per write job so that other writes are not held up behind a long backlog.
     async fn index_waiting(&self) -> Result<()> {
-        if self.writer.stats.search_waiting.load(Ordering::SeqCst) > 0 {
-            self.writer
-                .run_relaxed(|ctx| ctx.index.flush(ctx.conn, ctx.blobs, usize::MAX))
+        const BATCH: usize = 4 * search::Indexer::FLUSH_AT;
+        while self.writer.stats.search_waiting.load(Ordering::SeqCst) > 0 {
+            let n = self
+                .writer
+                .run_relaxed(|ctx| ctx.index.flush(ctx.conn, ctx.blobs, BATCH))
                 .await?;
+            if n < BATCH {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes the waiting bodies of one mailbox, what a search of it needs (see `search`),
+    /// a batch per write job as `index_waiting`.
+    async fn index_mailbox(&self, mailbox: MailboxId) -> Result<()> {
+        const BATCH: usize = 4 * search::Indexer::FLUSH_AT;
+        while self.writer.stats.search_waiting.load(Ordering::SeqCst) > 0 {
+            let n = self
+                .writer
+                .run_relaxed(move |ctx| {
+                    ctx.index.flush_mailbox(ctx.conn, ctx.blobs, mailbox, BATCH)
+                })
+                .await?;
+            if n < BATCH {
+                break;
+            }
         }
         Ok(())
     }
@@ -678,7 +708,7 @@ impl MailStore for SqliteStore {
         needle: &str,
         body_only: bool,
     ) -> Result<Vec<u32>> {
-        self.index_waiting().await?;
+        self.index_mailbox(mailbox).await?;
         let (uids, needle) = (uids.to_vec(), needle.to_owned());
         let blobs = self.blobs.clone();
         self.readers

@@ -51,10 +51,11 @@ const PARALLEL_MAX: usize = 4;
 
 /// `prepare`, split over up to [`PARALLEL_MAX`] threads (as many as there are cores) for
 /// appends of [`PARALLEL_MIN`] messages or more; the result is in the messages' order. Each
-/// thread keeps its share of [`TOKENS_KEPT_MAX`], so memory stays as bounded as before.
+/// thread keeps its share of `tokens_max`, so memory stays as bounded as before.
 pub(super) fn prepare_parallel(
     blobs: &BlobDir,
     messages: Vec<NewMessage>,
+    tokens_max: usize,
 ) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
     // Asked once: `available_parallelism` reads the cgroup files on every call (0.5% of the
     // server's CPU in the stress mix's profile, once per APPEND).
@@ -65,7 +66,7 @@ pub(super) fn prepare_parallel(
         .min(messages.len() / (PARALLEL_MIN / 2))
         .max(1);
     if threads == 1 {
-        return prepare(blobs, messages);
+        return prepare(blobs, messages, tokens_max);
     }
     let per = messages.len().div_ceil(threads);
     let mut chunks: Vec<Vec<NewMessage>> = Vec::with_capacity(threads);
@@ -80,7 +81,7 @@ pub(super) fn prepare_parallel(
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| s.spawn(move || prepare_with(blobs, chunk, TOKENS_KEPT_MAX / threads)))
+            .map(|chunk| s.spawn(move || prepare_with(blobs, chunk, tokens_max / threads)))
             .collect();
         handles
             .into_iter()
@@ -118,11 +119,14 @@ pub(super) fn prepare_parallel(
 /// Hashes and packs the bodies, writing the big ones to their files (fsynced). Runs on a
 /// blocking thread, outside the writer, so compression and file syncs of concurrent APPENDs
 /// overlap. On failure, also returns the bodies already stored, for the writer to collect.
+/// Keeps at most `tokens_max` bytes of search tokens ([`TOKENS_KEPT_MAX`], or 0 when the
+/// writer keeps no more: see `search::Indexer::KEEP_MAX`).
 pub(super) fn prepare(
     blobs: &BlobDir,
     messages: Vec<NewMessage>,
+    tokens_max: usize,
 ) -> std::result::Result<Vec<Prepared>, (StoreError, Vec<Hash>)> {
-    prepare_with(blobs, messages, TOKENS_KEPT_MAX)
+    prepare_with(blobs, messages, tokens_max)
 }
 
 fn prepare_with(

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -30,6 +30,11 @@ const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
 const IDLE_CHECKPOINT_WAIT: Duration = Duration::from_millis(50);
 /// After this long without writes, bodies waiting for the search index are indexed.
 const IDLE_INDEX: Duration = Duration::from_millis(20);
+/// Between writes, waiting bodies are indexed only while the writer spent less than this
+/// share of the last `LOAD_WINDOW` on write jobs: under a heavy load, indexing waits for
+/// idle time or for a search of the mailbox (see `search`), and delivery goes first.
+const LIGHT_LOAD: f64 = 0.5;
+const LOAD_WINDOW: Duration = Duration::from_millis(250);
 /// The write connection's usual busy timeout (see `schema::open_writer`).
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -69,6 +74,21 @@ pub struct WriteStats {
     pub index_commits: AtomicU64,
     /// Bodies committed but not yet in the search index (0: none).
     pub search_waiting: AtomicUsize,
+    /// The writer keeps no more tokens for waiting bodies (`search::Indexer::full`): an
+    /// APPEND need not compute them.
+    pub tokens_full: AtomicBool,
+    /// Tests: no indexing at idle or between writes, only for searches (and at shutdown).
+    #[cfg(test)]
+    pub index_paused: AtomicBool,
+}
+
+impl WriteStats {
+    fn index_paused(&self) -> bool {
+        #[cfg(test)]
+        return self.index_paused.load(Ordering::SeqCst);
+        #[cfg(not(test))]
+        false
+    }
 }
 
 pub(super) struct Writer {
@@ -177,6 +197,7 @@ fn writer_loop(
     mut index: Indexer,
 ) {
     let mut written = false;
+    let mut load = Load::new();
     // `open_writer` sets synchronous = FULL.
     let mut sync = Sync { full: true };
     loop {
@@ -188,7 +209,7 @@ fn writer_loop(
         let first = match rx.recv_timeout(idle) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if index.waiting() > 0 {
+                if index.waiting() > 0 && !stats.index_paused() {
                     flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
                 } else if index.prune_waiting {
                     prune_vocabulary(&mut conn, &blobs, &mut index, &mut sync);
@@ -240,6 +261,8 @@ fn writer_loop(
         stats
             .search_waiting
             .store(index.waiting(), Ordering::SeqCst);
+        stats.tokens_full.store(index.full(), Ordering::Relaxed);
+        load.busy(started);
         tracing::debug!(
             jobs,
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -272,9 +295,51 @@ fn writer_loop(
         for (d, job_status) in done {
             d(status.clone().and(job_status));
         }
-        if index.waiting() >= Indexer::FLUSH_AT {
+        if index.waiting() >= Indexer::FLUSH_AT
+            && stats.queued.load(Ordering::SeqCst) == 0
+            && load.light()
+            && !stats.index_paused()
+        {
             flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
         }
+    }
+}
+
+/// The share of recent time the writer spent running write jobs (indexing not counted).
+struct Load {
+    window_start: std::time::Instant,
+    busy: Duration,
+    /// The share in the last complete window.
+    last: f64,
+}
+
+impl Load {
+    fn new() -> Load {
+        Load {
+            window_start: std::time::Instant::now(),
+            busy: Duration::ZERO,
+            last: 0.0,
+        }
+    }
+
+    /// A batch that started at `started` has just finished.
+    fn busy(&mut self, started: std::time::Instant) {
+        self.busy_until(started, std::time::Instant::now());
+    }
+
+    fn busy_until(&mut self, started: std::time::Instant, now: std::time::Instant) {
+        self.busy += now.saturating_duration_since(started.max(self.window_start));
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= LOAD_WINDOW {
+            self.last = self.busy.as_secs_f64() / elapsed.as_secs_f64();
+            self.window_start = now;
+            self.busy = Duration::ZERO;
+        }
+    }
+
+    /// Light enough to index between writes.
+    fn light(&self) -> bool {
+        self.last < LIGHT_LOAD
     }
 }
 
@@ -333,6 +398,7 @@ fn flush_index(
     stats
         .search_waiting
         .store(index.waiting(), Ordering::SeqCst);
+    stats.tokens_full.store(index.full(), Ordering::Relaxed);
     ok
 }
 
@@ -507,6 +573,37 @@ fn collect_garbage(conn: &Connection, blobs: &BlobDir, mut gc: Vec<Hash>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The writer's load is the share of the last window spent on write jobs.
+    #[test]
+    fn load_is_the_busy_share_of_the_last_window() {
+        let mut load = Load::new();
+        let t0 = load.window_start;
+        assert!(load.light(), "nothing measured yet");
+        // 200 ms of jobs in a 250 ms window: heavy.
+        load.busy_until(
+            t0 + Duration::from_millis(40),
+            t0 + Duration::from_millis(240),
+        );
+        assert!(load.light(), "the window is not over");
+        load.busy_until(
+            t0 + Duration::from_millis(240),
+            t0 + Duration::from_millis(250),
+        );
+        assert!(!load.light(), "{}", load.last);
+        assert!((load.last - 0.84).abs() < 1e-9, "{}", load.last);
+        // Then 20 ms of jobs in 300 ms: light again.
+        let t1 = t0 + Duration::from_millis(250);
+        load.busy_until(
+            t1 + Duration::from_millis(280),
+            t1 + Duration::from_millis(300),
+        );
+        assert!(load.light(), "{}", load.last);
+        // A job begun before the window counts only from the window's start.
+        let t2 = t1 + Duration::from_millis(300);
+        load.busy_until(t2 - Duration::from_secs(5), t2 + Duration::from_millis(250));
+        assert!((load.last - 1.0).abs() < 1e-9, "{}", load.last);
+    }
 
     fn count(conn: &Connection) -> i64 {
         conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))

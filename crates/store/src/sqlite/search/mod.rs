@@ -41,14 +41,18 @@
 //! The index rowid is `blobs.id`, as the body's parsed info is.
 //!
 //! Indexing is deferred: a new body's tokens wait in the writer's memory (`Indexer`) and its
-//! id in `search_pending`, written with the message; they are indexed in batches of up to
-//! `Indexer::FLUSH_AT` bodies, when the writer has been idle a moment, and before any search.
-//! FTS5 writes a segment per transaction and merges segments as they pile up, so indexing
-//! each APPEND's body in its own small commit cost more than the rest of the commit (writer
-//! CPU for 12,000 APPENDs: 2.6 s with, 1.1 s without). A body still waiting after a restart
-//! (or a failed commit), or whose tokens its APPEND dropped to bound memory
-//! (`prepare::TOKENS_KEPT_MAX`), has its tokens computed again from its text. Pruning indexes
-//! every waiting body first, in its transaction, so no waiting body's word looks unused.
+//! id in `search_pending`, written with the message. They are indexed in batches when the
+//! writer has been idle a moment, between writes while the writer's load is light, and,
+//! for one mailbox, before a search of it (as Dovecot's fts plugin indexes on search). FTS5
+//! writes a segment per transaction and merges segments as they pile up, so indexing each
+//! APPEND's body in its own small commit cost more than the rest of the commit (writer CPU
+//! for 12,000 APPENDs: 2.6 s with, 1.1 s without); and under a heavy delivery load, indexing
+//! even in batches took a quarter of the writer's time, which delivery needs (LMTP: 34 us a
+//! body when the index is small, 84 us after 20 s). The tokens kept are bounded
+//! (`Indexer::KEEP_MAX`); past it, and after a restart or a failed commit, or when an APPEND
+//! dropped them to bound its own memory (`prepare::TOKENS_KEPT_MAX`), a body's tokens are
+//! computed again from its text when it is indexed. Pruning indexes every waiting body
+//! first, in its transaction, so no waiting body's word looks unused.
 
 use rusqlite::{Connection, params};
 use std::collections::{BTreeSet, HashMap};
@@ -193,11 +197,18 @@ pub(super) struct Indexer {
     unknown: bool,
     /// `search_vocab_prune` may name accounts (see `prune_words`).
     pub prune_waiting: bool,
+    /// Bytes of tokens held in `tokens` and `words`.
+    kept: usize,
 }
 
 impl Indexer {
-    /// Bodies waiting before the writer indexes them without waiting for idle time.
+    /// Bodies indexed in one transaction when the writer has time for it.
     pub(super) const FLUSH_AT: usize = 256;
+    /// Most bytes of tokens kept for bodies waiting: past it, a body's tokens are dropped
+    /// and computed again from its text when it is indexed. Indexing waits for idle time or
+    /// a search, so under a long delivery load the waiting bodies are not bounded, their
+    /// tokens are. (Small in this crate's unit tests, to exercise the bound.)
+    pub(super) const KEEP_MAX: usize = if cfg!(test) { 16 << 10 } else { 32 << 20 };
 
     /// The writer's state for a database whose `search_pending` may already hold bodies.
     pub(super) fn open(conn: &Connection) -> Indexer {
@@ -229,6 +240,44 @@ impl Indexer {
         self.tokens.len() + self.words.len() + usize::from(self.unknown)
     }
 
+    /// The tokens kept are within a quarter of [`Indexer::KEEP_MAX`]: APPENDs stop computing
+    /// them (a message's tokens are about its text's size, far less than a quarter), and
+    /// start again once indexing has freed room.
+    pub(super) fn full(&self) -> bool {
+        self.kept + Self::KEEP_MAX / 4 > Self::KEEP_MAX
+    }
+
+    /// Keeps `tokens` for a body unless the bound is reached; false if dropped.
+    fn keep(&mut self, blob_id: i64, user: UserId, tokens: Tokens) -> bool {
+        if self.kept + tokens.len() > Self::KEEP_MAX {
+            self.forget(blob_id);
+            return false;
+        }
+        self.kept += tokens.len();
+        if let Some((old, _)) = self.tokens.insert(blob_id, (tokens, user)) {
+            self.kept -= old.len();
+        }
+        true
+    }
+
+    /// Drops the tokens kept for a body.
+    fn forget(&mut self, blob_id: i64) -> Option<(Tokens, UserId)> {
+        let old = self.tokens.remove(&blob_id);
+        if let Some((t, _)) = &old {
+            self.kept -= t.len();
+        }
+        old
+    }
+
+    /// Drops the tokens kept for a (body, account) pair.
+    fn forget_words(&mut self, blob_id: i64, user: UserId) -> Option<Tokens> {
+        let old = self.words.remove(&(blob_id, user));
+        if let Some(t) = &old {
+            self.kept -= t.len();
+        }
+        old
+    }
+
     /// A transaction or job was rolled back: what it added to the vocabulary and took from
     /// `search_pending` is undone, so neither is known any more.
     pub(super) fn rolled_back(&mut self) {
@@ -248,14 +297,15 @@ impl Indexer {
     ) -> Result<()> {
         conn.prepare_cached("INSERT INTO search_pending(blob_id) VALUES (?1)")?
             .execute([blob_id])?;
-        match tokens {
-            Some(tokens) => {
-                self.tokens.insert(blob_id, (tokens, user));
-            }
+        let kept = match tokens {
+            Some(tokens) => self.keep(blob_id, user, tokens),
             None => {
-                self.tokens.remove(&blob_id);
-                self.unknown = true;
+                self.forget(blob_id);
+                false
             }
+        };
+        if !kept {
+            self.unknown = true;
         }
         Ok(())
     }
@@ -276,7 +326,14 @@ impl Indexer {
             "INSERT OR IGNORE INTO search_vocab_pending(blob_id, user_id) VALUES (?1, ?2)",
         )?
         .execute(params![blob_id, user])?;
-        self.words.insert((blob_id, user), tokens);
+        self.forget_words(blob_id, user);
+        if self.kept + tokens.len() > Self::KEEP_MAX {
+            // Read again from the body when its words are added.
+            self.unknown = true;
+        } else {
+            self.kept += tokens.len();
+            self.words.insert((blob_id, user), tokens);
+        }
         Ok(())
     }
 
@@ -299,7 +356,7 @@ impl Indexer {
         if queued > 0 {
             unindex(conn, blob_id)?;
         }
-        self.tokens.remove(&blob_id);
+        self.forget(blob_id);
         self.unknown = true;
         Ok(())
     }
@@ -307,8 +364,16 @@ impl Indexer {
     /// Removes a body's tokens, indexed or waiting (its last reference went). The vocabulary
     /// keeps them.
     pub(super) fn remove(&mut self, conn: &Connection, blob_id: i64) -> Result<()> {
-        self.tokens.remove(&blob_id);
-        self.words.retain(|&(id, _), _| id != blob_id);
+        self.forget(blob_id);
+        let mut dropped = 0;
+        self.words.retain(|&(id, _), t| {
+            let keep = id != blob_id;
+            if !keep {
+                dropped += t.len();
+            }
+            keep
+        });
+        self.kept -= dropped;
         conn.prepare_cached("DELETE FROM search_vocab_pending WHERE blob_id = ?1")?
             .execute([blob_id])?;
         let waiting = conn
@@ -333,41 +398,7 @@ impl Indexer {
             .query_map([limit.min(i64::MAX as usize) as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for &id in &ids {
-            // The body's words go to the vocabulary of the account that appended it (or, when
-            // computed again, of every account holding it): here, off the APPEND's commit, as
-            // the index itself. Another account that took the body since added them then.
-            let tokens = match self.tokens.remove(&id) {
-                Some((tokens, user)) => {
-                    add_words(conn, &mut self.known, user, &tokens)?;
-                    tokens
-                }
-                None => {
-                    // A body that cannot be read is indexed without words rather than retried
-                    // forever; `check` reports the unreadable body itself.
-                    let tokens = tokens_of_blob(conn, blobs, id).unwrap_or_else(|e| {
-                        tracing::warn!(blob = id, error = %e, "body not indexed for search");
-                        Tokens::default()
-                    });
-                    for user in users_of_blob(conn, id)? {
-                        add_words(conn, &mut self.known, user, &tokens)?;
-                    }
-                    tokens
-                }
-            };
-            index(conn, id, &tokens)?;
-            conn.prepare_cached("DELETE FROM search_pending WHERE blob_id = ?1")?
-                .execute([id])?;
-            // Accounts waiting for this body's words get them from the same tokens.
-            let waiting: Vec<UserId> = conn
-                .prepare_cached("SELECT user_id FROM search_vocab_pending WHERE blob_id = ?1")?
-                .query_map([id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            for user in waiting {
-                self.words.remove(&(id, user));
-                add_words(conn, &mut self.known, user, &tokens)?;
-            }
-            conn.prepare_cached("DELETE FROM search_vocab_pending WHERE blob_id = ?1")?
-                .execute([id])?;
+            self.index_waiting(conn, blobs, id)?;
         }
         let left = limit - ids.len();
         let pairs: Vec<(i64, UserId)> = if left == 0 {
@@ -379,8 +410,113 @@ impl Indexer {
                 })?
                 .collect::<rusqlite::Result<_>>()?
         };
-        for &(id, user) in &pairs {
-            let tokens = match self.words.remove(&(id, user)) {
+        self.add_waiting_words(conn, blobs, &pairs)?;
+        if ids.len() < limit {
+            // `search_pending` is empty now: anything left here was rolled back.
+            let dropped: usize = self.tokens.values().map(|(t, _)| t.len()).sum();
+            self.tokens.clear();
+            self.kept -= dropped;
+            if pairs.len() < left {
+                // So is `search_vocab_pending`.
+                self.words.clear();
+                self.kept = 0;
+                self.unknown = false;
+            }
+        }
+        Ok(ids.len() + pairs.len())
+    }
+
+    /// Indexes up to `limit` waiting bodies of one mailbox's messages, then adds the waiting
+    /// words of its account (up to `limit` in all), so that a search of that mailbox sees all
+    /// of its mail while other mailboxes' bodies go on waiting; returns how many (less than
+    /// `limit`: none of them is left).
+    pub(super) fn flush_mailbox(
+        &mut self,
+        conn: &Connection,
+        blobs: &BlobDir,
+        mailbox: MailboxId,
+        limit: usize,
+    ) -> Result<usize> {
+        let limit_sql = limit.min(i64::MAX as usize) as i64;
+        let ids: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT DISTINCT m.blob_id FROM messages m
+                 JOIN search_pending p ON p.blob_id = m.blob_id
+                 WHERE m.mailbox_id = ?1 LIMIT ?2",
+            )?
+            .query_map(params![mailbox, limit_sql], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for &id in &ids {
+            self.index_waiting(conn, blobs, id)?;
+        }
+        let left = limit - ids.len();
+        if left == 0 {
+            return Ok(ids.len());
+        }
+        let user = super::messages::owner(conn, mailbox)?;
+        let pairs: Vec<(i64, UserId)> = conn
+            .prepare_cached(
+                "SELECT blob_id, user_id FROM search_vocab_pending WHERE user_id = ?1 LIMIT ?2",
+            )?
+            .query_map(params![user, left.min(i64::MAX as usize) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        self.add_waiting_words(conn, blobs, &pairs)?;
+        Ok(ids.len() + pairs.len())
+    }
+
+    /// Indexes one body of `search_pending` and adds its words to the vocabulary of every
+    /// account waiting for them.
+    fn index_waiting(&mut self, conn: &Connection, blobs: &BlobDir, id: i64) -> Result<()> {
+        // The body's words go to the vocabulary of the account that appended it (or, when
+        // computed again, of every account holding it): here, off the APPEND's commit, as
+        // the index itself. Another account that took the body since added them then.
+        let tokens = match self.forget(id) {
+            Some((tokens, user)) => {
+                add_words(conn, &mut self.known, user, &tokens)?;
+                tokens
+            }
+            None => {
+                // A body that cannot be read is indexed without words rather than retried
+                // forever; `check` reports the unreadable body itself.
+                let tokens = tokens_of_blob(conn, blobs, id).unwrap_or_else(|e| {
+                    tracing::warn!(blob = id, error = %e, "body not indexed for search");
+                    Tokens::default()
+                });
+                for user in users_of_blob(conn, id)? {
+                    add_words(conn, &mut self.known, user, &tokens)?;
+                }
+                tokens
+            }
+        };
+        index(conn, id, &tokens)?;
+        conn.prepare_cached("DELETE FROM search_pending WHERE blob_id = ?1")?
+            .execute([id])?;
+        // Accounts waiting for this body's words get them from the same tokens.
+        let waiting: Vec<UserId> = conn
+            .prepare_cached("SELECT user_id FROM search_vocab_pending WHERE blob_id = ?1")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for user in waiting {
+            self.forget_words(id, user);
+            add_words(conn, &mut self.known, user, &tokens)?;
+        }
+        conn.prepare_cached("DELETE FROM search_vocab_pending WHERE blob_id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    /// Adds the words of bodies already indexed to the vocabularies of accounts that took
+    /// them since.
+    fn add_waiting_words(
+        &mut self,
+        conn: &Connection,
+        blobs: &BlobDir,
+        pairs: &[(i64, UserId)],
+    ) -> Result<()> {
+        for &(id, user) in pairs {
+            let tokens = match self.forget_words(id, user) {
                 Some(tokens) => tokens,
                 None => tokens_of_blob(conn, blobs, id).unwrap_or_else(|e| {
                     tracing::warn!(blob = id, error = %e, "body's words not added for search");
@@ -393,16 +529,7 @@ impl Indexer {
             )?
             .execute(params![id, user])?;
         }
-        if ids.len() < limit {
-            // `search_pending` is empty now: anything left here was rolled back.
-            self.tokens.clear();
-            if pairs.len() < left {
-                // So is `search_vocab_pending`.
-                self.words.clear();
-                self.unknown = false;
-            }
-        }
-        Ok(ids.len() + pairs.len())
+        Ok(())
     }
 }
 
@@ -682,5 +809,7 @@ impl Matcher {
     }
 }
 
+#[cfg(test)]
+mod lazy_tests;
 #[cfg(test)]
 mod tests;
