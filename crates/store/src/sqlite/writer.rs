@@ -30,9 +30,11 @@ const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
 const IDLE_CHECKPOINT_WAIT: Duration = Duration::from_millis(50);
 /// After this long without writes, bodies waiting for the search index are indexed.
 const IDLE_INDEX: Duration = Duration::from_millis(20);
-/// Between writes, waiting bodies are indexed only while the writer spent less than this
-/// share of the last `LOAD_WINDOW` on write jobs: under a heavy load, indexing waits for
-/// idle time or for a search of the mailbox (see `search`), and delivery goes first.
+/// Between writes, waiting bodies are indexed only while the writer was busy (with write
+/// jobs or indexing) for less than this share of the last `LOAD_WINDOW`: under a heavy load,
+/// indexing waits for idle time or for a search of the mailbox (see `search`), and delivery
+/// goes first. (Indexing counts: else a writer alternating between jobs and long flushes
+/// would look lightly loaded and go on flushing.)
 const LIGHT_LOAD: f64 = 0.5;
 const LOAD_WINDOW: Duration = Duration::from_millis(250);
 /// The write connection's usual busy timeout (see `schema::open_writer`).
@@ -210,7 +212,9 @@ fn writer_loop(
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if index.waiting() > 0 && !stats.index_paused() {
+                    let started = std::time::Instant::now();
                     flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
+                    load.busy(started);
                 } else if index.prune_waiting {
                     prune_vocabulary(&mut conn, &blobs, &mut index, &mut sync);
                     written = true;
@@ -300,12 +304,15 @@ fn writer_loop(
             && load.light()
             && !stats.index_paused()
         {
+            let started = std::time::Instant::now();
             flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
+            load.busy(started);
         }
     }
 }
 
-/// The share of recent time the writer spent running write jobs (indexing not counted).
+/// The share of recent time the writer spent busy (running write jobs or indexing), not
+/// waiting for jobs.
 struct Load {
     window_start: std::time::Instant,
     busy: Duration,
