@@ -37,6 +37,8 @@ const IDLE_INDEX: Duration = Duration::from_millis(20);
 /// would look lightly loaded and go on flushing.)
 const LIGHT_LOAD: f64 = 0.5;
 const LOAD_WINDOW: Duration = Duration::from_millis(250);
+/// At shutdown, waiting bodies are indexed for at most this long.
+const SHUTDOWN_INDEX: Duration = Duration::from_secs(2);
 /// The write connection's usual busy timeout (see `schema::open_writer`).
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -224,8 +226,11 @@ fn writer_loop(
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // Leave nothing for the next start to recompute.
-                while index.waiting() > 0 {
+                // Leave little for the next start to compute again, but do not hold up a
+                // shutdown for long: after a heavy load many bodies may wait, and the next
+                // start indexes what is left when it is idle.
+                let deadline = std::time::Instant::now() + SHUTDOWN_INDEX;
+                while index.waiting() > 0 && std::time::Instant::now() < deadline {
                     if !flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats) {
                         break;
                     }
