@@ -256,31 +256,17 @@ impl SqliteStore {
         }
     }
 
-    /// Indexes every body committed but still waiting for the search index (see `search`),
-    /// a batch per write job so that other writes are not held up behind a long backlog.
-    async fn index_waiting(&self) -> Result<()> {
-        const BATCH: usize = 4 * search::Indexer::FLUSH_AT;
+    /// Indexes the bodies committed but still waiting for the search index (see `search`):
+    /// every one, or with `mailbox` only that mailbox's, what a search of it needs. A batch
+    /// per write job, so that other writes are not held up behind a long backlog.
+    async fn index_waiting(&self, mailbox: Option<MailboxId>) -> Result<()> {
+        const BATCH: usize = search::Indexer::BATCH;
         while self.writer.stats.search_waiting.load(Ordering::SeqCst) > 0 {
             let n = self
                 .writer
-                .run_relaxed(|ctx| ctx.index.flush(ctx.conn, ctx.blobs, BATCH))
-                .await?;
-            if n < BATCH {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Indexes the waiting bodies of one mailbox, what a search of it needs (see `search`),
-    /// a batch per write job as `index_waiting`.
-    async fn index_mailbox(&self, mailbox: MailboxId) -> Result<()> {
-        const BATCH: usize = 4 * search::Indexer::FLUSH_AT;
-        while self.writer.stats.search_waiting.load(Ordering::SeqCst) > 0 {
-            let n = self
-                .writer
-                .run_relaxed(move |ctx| {
-                    ctx.index.flush_mailbox(ctx.conn, ctx.blobs, mailbox, BATCH)
+                .run_relaxed(move |ctx| match mailbox {
+                    Some(mb) => ctx.index.flush_mailbox(ctx.conn, ctx.blobs, mb, BATCH),
+                    None => ctx.index.flush(ctx.conn, ctx.blobs, BATCH),
                 })
                 .await?;
             if n < BATCH {
@@ -708,7 +694,7 @@ impl MailStore for SqliteStore {
         needle: &str,
         body_only: bool,
     ) -> Result<Vec<u32>> {
-        self.index_mailbox(mailbox).await?;
+        self.index_waiting(Some(mailbox)).await?;
         let (uids, needle) = (uids.to_vec(), needle.to_owned());
         let blobs = self.blobs.clone();
         self.readers
@@ -979,7 +965,7 @@ impl MailStore for SqliteStore {
 
     async fn check(&self) -> Result<Vec<String>> {
         // The index is checked as a search would see it.
-        self.index_waiting().await?;
+        self.index_waiting(None).await?;
         let blobs = self.blobs.clone();
         self.readers.run(move |c| check::check(c, &blobs)).await
     }

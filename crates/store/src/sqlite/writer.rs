@@ -387,7 +387,7 @@ fn flush_index(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(StoreError::from)
         .and_then(|tx| {
-            let n = index.flush(&tx, blobs, 4 * Indexer::FLUSH_AT)?;
+            let n = index.flush(&tx, blobs, Indexer::BATCH)?;
             tx.commit()?;
             Ok(n)
         });

@@ -31,8 +31,10 @@ pub(in crate::sqlite) struct Indexer {
 }
 
 impl Indexer {
-    /// Bodies indexed in one transaction when the writer has time for it.
+    /// Bodies waiting before the writer indexes them between writes (when its load is light).
     pub(in crate::sqlite) const FLUSH_AT: usize = 256;
+    /// Most bodies (and waiting word pairs) indexed in one write transaction.
+    pub(in crate::sqlite) const BATCH: usize = 4 * Self::FLUSH_AT;
     /// Most bytes of tokens kept for bodies waiting: past it, a body's tokens are dropped
     /// and computed again from its text when it is indexed. Indexing waits for idle time or
     /// a search, so under a long delivery load the waiting bodies are not bounded, their
@@ -76,17 +78,30 @@ impl Indexer {
         self.kept + Self::KEEP_MAX / 4 > Self::KEEP_MAX
     }
 
-    /// Keeps `tokens` for a body unless the bound is reached; false if dropped.
+    /// Keeps `tokens` for a body (replacing any) unless the bound is reached; false if not.
     fn keep(&mut self, blob_id: i64, user: UserId, tokens: Tokens) -> bool {
-        if self.kept + tokens.len() > Self::KEEP_MAX {
-            self.forget(blob_id);
+        self.forget(blob_id);
+        if !self.room_for(&tokens) {
             return false;
         }
         self.kept += tokens.len();
-        if let Some((old, _)) = self.tokens.insert(blob_id, (tokens, user)) {
-            self.kept -= old.len();
-        }
+        self.tokens.insert(blob_id, (tokens, user));
         true
+    }
+
+    /// Keeps `tokens` for a (body, account) pair, as `keep`.
+    fn keep_words(&mut self, blob_id: i64, user: UserId, tokens: Tokens) -> bool {
+        self.forget_words(blob_id, user);
+        if !self.room_for(&tokens) {
+            return false;
+        }
+        self.kept += tokens.len();
+        self.words.insert((blob_id, user), tokens);
+        true
+    }
+
+    fn room_for(&self, tokens: &Tokens) -> bool {
+        self.kept + tokens.len() <= Self::KEEP_MAX
     }
 
     /// Drops the tokens kept for a body.
@@ -126,14 +141,8 @@ impl Indexer {
     ) -> Result<()> {
         conn.prepare_cached("INSERT INTO search_pending(blob_id) VALUES (?1)")?
             .execute([blob_id])?;
-        let kept = match tokens {
-            Some(tokens) => self.keep(blob_id, user, tokens),
-            None => {
-                self.forget(blob_id);
-                false
-            }
-        };
-        if !kept {
+        self.forget(blob_id);
+        if !tokens.is_some_and(|t| self.keep(blob_id, user, t)) {
             self.unknown = true;
         }
         Ok(())
@@ -155,13 +164,9 @@ impl Indexer {
             "INSERT OR IGNORE INTO search_vocab_pending(blob_id, user_id) VALUES (?1, ?2)",
         )?
         .execute(params![blob_id, user])?;
-        self.forget_words(blob_id, user);
-        if self.kept + tokens.len() > Self::KEEP_MAX {
+        if !self.keep_words(blob_id, user, tokens) {
             // Read again from the body when its words are added.
             self.unknown = true;
-        } else {
-            self.kept += tokens.len();
-            self.words.insert((blob_id, user), tokens);
         }
         Ok(())
     }
