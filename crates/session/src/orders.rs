@@ -21,11 +21,14 @@ use std::sync::{Arc, Mutex};
 use mailkeep_proto::{SortCriterion, ThreadAlgorithm};
 use mailkeep_store::{Mailbox, MailboxId, MessageMeta};
 
+use crate::cmd::thread::Links;
+
 /// Orders of fewer messages are not kept.
 pub const MIN_KEPT: usize = 1_000;
 
-/// What all kept orders may take (UIDs, thread tokens); 16 MiB is 4 million UIDs.
-pub const MAX_BYTES: usize = 16 << 20;
+/// What all kept orders may take (UIDs, thread tokens, REFERENCES's links); all that a
+/// mailbox of 100,000 messages can keep is about 14 MiB.
+pub const MAX_BYTES: usize = 32 << 20;
 
 /// What an order is of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub(crate) enum Kind {
     Thread(ThreadAlgorithm),
     /// THREAD=ORDEREDSUBJECT's order of the whole mailbox, with its runs.
     Subjects,
+    /// THREAD=REFERENCES's (and REFS's) step 1 over the whole mailbox.
+    Links,
 }
 
 /// One piece of a THREAD answer (RFC 5256 §4), with UIDs for the messages.
@@ -58,6 +63,8 @@ pub(crate) enum Order {
         groups: Vec<u32>,
         sent: Vec<i64>,
     },
+    /// The Message-ID table and links of every message, in sequence order.
+    Links(Links),
 }
 
 impl Order {
@@ -66,6 +73,7 @@ impl Order {
             Order::Sort(v) => v.len() * 4,
             Order::Thread { set, tokens } => set.len() * 4 + tokens.len() * 8,
             Order::Subjects { uids, .. } => uids.len() * 16,
+            Order::Links(l) => l.bytes(),
         }
     }
 }
@@ -101,6 +109,15 @@ impl OrderCache {
         let order = entry.order.clone();
         entries.push(entry);
         Some(order)
+    }
+
+    /// The kept order of `kind` for `mailbox`, no longer kept (to be changed and put back).
+    pub(crate) fn take(&self, mailbox: &Mailbox, kind: &Kind) -> Option<Arc<Order>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let at = entries.iter().position(|e| {
+            e.mailbox == mailbox.id && e.uidvalidity == mailbox.uidvalidity && &e.kind == kind
+        })?;
+        Some(entries.remove(at).order)
     }
 
     /// Keeps `order` of `kind` for `mailbox`, in place of the one kept before.

@@ -8,21 +8,23 @@
 //! sort keys kept in the store (`super::sortkeys`, computed once per message, as SORT reads
 //! them).
 //!
-//! Threads live in an arena of nodes; every walk over them (pruning, sorting, writing) uses
-//! an explicit stack, so a reply chain thousands of messages deep cannot overflow the stack.
+//! REFERENCES and REFS are threaded in `links` (step 1 kept between commands for a whole
+//! mailbox); ORDEREDSUBJECT from an order kept the same way (`ordered`), or here over an
+//! arena of nodes for a part of a mailbox. Every walk over threads (pruning, sorting,
+//! writing) uses an explicit stack, so a reply chain thousands of messages deep cannot
+//! overflow the stack.
 
-use ahash::AHashMap as HashMap;
 use std::time::Instant;
 
 use mailkeep_proto::{SearchKey, ThreadAlgorithm};
 
 use super::search;
-use super::sort::check_budget;
 use super::sortkeys::{self, Row};
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use crate::orders::{self, Kind, Order, Token};
-use mailkeep_mime::sortkeys::Refs;
+pub(crate) use links::Links;
+use links::Message;
 
 /// One matching message as threading sees it.
 struct Msg<'a> {
@@ -33,25 +35,6 @@ struct Msg<'a> {
     sent: i64,
     /// i;unicode-casemap key of the base subject (borrowed from the message's sort keys).
     subject: &'a str,
-    /// The base subject extraction removed a reply/forward marker.
-    reply: bool,
-}
-
-/// What REFERENCES reads of a message's keys: its Message-ID and references (borrowed from
-/// the row; the rest of the row is not kept).
-#[derive(Clone, Copy)]
-struct Links<'a> {
-    id: Option<&'a str>,
-    refs: Refs<'a>,
-}
-
-impl<'a> Links<'a> {
-    fn of(row: &Row<'a>) -> Links<'a> {
-        Links {
-            id: row.message_id,
-            refs: row.refs(),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -85,35 +68,9 @@ impl<'a> Forest<'a> {
         self.nodes.len() - 1
     }
 
-    fn is_dummy(&self, n: usize) -> bool {
-        self.nodes[n].msg.is_none()
-    }
-
-    /// Is `a` the same node as `b` or one of its ancestors?
-    fn is_ancestor_or_self(&self, a: usize, b: usize) -> bool {
-        // A node without children is nobody's ancestor: no walk (keeps a long chain linear).
-        if a != b && self.nodes[a].children.is_empty() {
-            return false;
-        }
-        let mut cur = Some(b);
-        while let Some(c) = cur {
-            if c == a {
-                return true;
-            }
-            cur = self.nodes[c].parent;
-        }
-        false
-    }
-
     fn link(&mut self, parent: usize, child: usize) {
         self.nodes[child].parent = Some(parent);
         self.nodes[parent].children.push(child);
-    }
-
-    fn unlink(&mut self, child: usize) {
-        if let Some(p) = self.nodes[child].parent.take() {
-            self.nodes[p].children.retain(|&c| c != child);
-        }
     }
 
     /// The (sent date, sequence number) a node sorts by: a dummy's first child's.
@@ -128,46 +85,6 @@ impl<'a> Forest<'a> {
                 },
             }
         }
-    }
-
-    /// Nodes under `roots`, children before parents.
-    fn post_order(&self) -> Vec<usize> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack: Vec<(usize, bool)> = self.roots.iter().rev().map(|&r| (r, false)).collect();
-        while let Some((n, expanded)) = stack.pop() {
-            if expanded {
-                out.push(n);
-            } else {
-                stack.push((n, true));
-                stack.extend(self.nodes[n].children.iter().rev().map(|&c| (c, false)));
-            }
-        }
-        out
-    }
-
-    /// RFC 5256 §3 REFERENCES step 6: every sibling set by sent date, youngest sets first.
-    fn sort_all(&mut self) {
-        for n in self.post_order() {
-            let mut children = std::mem::take(&mut self.nodes[n].children);
-            children.sort_by_key(|&c| self.date_key(c));
-            self.nodes[n].children = children;
-        }
-        let mut roots = std::mem::take(&mut self.roots);
-        roots.sort_by_key(|&r| self.date_key(r));
-        self.roots = roots;
-    }
-
-    /// REFS: the threads by the sent date of their newest message (then as before).
-    fn sort_roots_by_newest(&mut self) {
-        let mut newest = vec![i64::MIN; self.nodes.len()];
-        for n in self.post_order() {
-            let own = self.nodes[n].msg.map_or(i64::MIN, |m| self.msgs[m].sent);
-            let kids = self.nodes[n].children.iter().map(|&c| newest[c]).max();
-            newest[n] = own.max(kids.unwrap_or(i64::MIN));
-        }
-        let mut roots = std::mem::take(&mut self.roots);
-        roots.sort_by_key(|&r| (newest[r], self.date_key(r)));
-        self.roots = roots;
     }
 
     /// `(2)(3 6 (4 23)(44 7 96))`: RFC 5256 §4 `thread-list`s, one per root, with the
@@ -266,209 +183,6 @@ fn ordered_subject(msgs: Vec<Msg<'_>>) -> Forest<'_> {
     f
 }
 
-/// REFERENCES (RFC 5256 §3), steps 1 to 6. `refs[i]` (its Message-ID and references) belongs
-/// to `msgs[i]`; messages are in sequence order. `by_subject` false is REFS: no step 5,
-/// threads by their newest message.
-fn references<'a>(
-    msgs: Vec<Msg<'a>>,
-    refs: &[Links<'a>],
-    by_subject: bool,
-    deadline: Instant,
-) -> CmdResult<Forest<'a>> {
-    let mut f = Forest::new(msgs);
-    let mut by_id: HashMap<&'a str, usize> = HashMap::with_capacity(refs.len() * 2);
-    let mut steps = 0usize;
-    // The message (counted from 1) whose references last reached each node: a reference
-    // listed twice is skipped without hashing it again.
-    let mut seen: Vec<u32> = Vec::new();
-    // (1) Links from the references.
-    for (m, r) in refs.iter().enumerate() {
-        if m % 256 == 255 {
-            check_budget(deadline)?;
-        }
-        let node = match r.id {
-            Some(id) => match by_id.get(id) {
-                // A dummy made for an earlier reference: this message fills it.
-                Some(&n) if f.is_dummy(n) => {
-                    f.nodes[n].msg = Some(m);
-                    n
-                }
-                // A duplicate ID: this message gets a unique one.
-                Some(_) => f.add(Some(m)),
-                None => {
-                    let n = f.add(Some(m));
-                    by_id.insert(id, n);
-                    n
-                }
-            },
-            None => f.add(Some(m)),
-        };
-        let mut prev: Option<usize> = None;
-        let stamp = m as u32 + 1;
-        for id in r.refs.iter() {
-            steps += 1;
-            if steps.is_multiple_of(256) {
-                check_budget(deadline)?;
-            }
-            let cur = match by_id.get(id) {
-                Some(&n) => n,
-                None => {
-                    let n = f.add(None);
-                    by_id.insert(id, n);
-                    n
-                }
-            };
-            // An ID listed twice adds no link but could make the loop checks below walk the
-            // same chain again and again.
-            if seen.len() <= cur {
-                seen.resize(f.nodes.len(), 0);
-            }
-            if std::mem::replace(&mut seen[cur], stamp) == stamp {
-                continue;
-            }
-            // (1.A) Keep an existing parent; never make a loop.
-            if let Some(p) = prev
-                && f.nodes[cur].parent.is_none()
-                && !f.is_ancestor_or_self(cur, p)
-            {
-                f.link(p, cur);
-            }
-            prev = Some(cur);
-        }
-        // (1.B) The last reference is the parent, replacing any parent set before.
-        f.unlink(node);
-        if let Some(p) = prev
-            && !f.is_ancestor_or_self(node, p)
-        {
-            f.link(p, node);
-        }
-    }
-    // (2) The messages without parent are the roots.
-    f.roots = (0..f.nodes.len())
-        .filter(|&n| f.nodes[n].parent.is_none())
-        .collect();
-    // (3) Prune dummies: childless ones go, the others give their children to their parent
-    // (at the top level only a single child is promoted).
-    for n in f.post_order() {
-        let children = std::mem::take(&mut f.nodes[n].children);
-        let mut kept = Vec::with_capacity(children.len());
-        for c in children {
-            if f.is_dummy(c) {
-                let grand = std::mem::take(&mut f.nodes[c].children);
-                for &g in &grand {
-                    f.nodes[g].parent = Some(n);
-                }
-                kept.extend(grand);
-            } else {
-                kept.push(c);
-            }
-        }
-        f.nodes[n].children = kept;
-    }
-    check_budget(deadline)?;
-    let mut roots = Vec::with_capacity(f.roots.len());
-    for r in std::mem::take(&mut f.roots) {
-        if !f.is_dummy(r) {
-            roots.push(r);
-            continue;
-        }
-        match f.nodes[r].children[..] {
-            [] => {}
-            [c] => {
-                f.nodes[c].parent = None;
-                f.nodes[r].children.clear();
-                roots.push(c);
-            }
-            _ => roots.push(r),
-        }
-    }
-    f.roots = roots;
-    // (4) Top level by sent date (a dummy by its earliest child).
-    for &r in &f.roots.clone() {
-        if f.is_dummy(r) {
-            let mut children = std::mem::take(&mut f.nodes[r].children);
-            children.sort_by_key(|&c| f.date_key(c));
-            f.nodes[r].children = children;
-        }
-    }
-    let mut roots = std::mem::take(&mut f.roots);
-    roots.sort_by_key(|&r| f.date_key(r));
-    f.roots = roots;
-    if !by_subject {
-        f.sort_all();
-        f.sort_roots_by_newest();
-        return Ok(f);
-    }
-    // (5) Gather the threads that share a base subject.
-    let thread_subject = |f: &Forest, n: usize| -> Option<usize> {
-        match f.nodes[n].msg {
-            Some(m) => Some(m),
-            None => f.nodes[n].children.first().and_then(|&c| f.nodes[c].msg),
-        }
-        .filter(|&m| !f.msgs[m].subject.is_empty())
-    };
-    let is_reply = |f: &Forest, n: usize| f.nodes[n].msg.is_some_and(|m| f.msgs[m].reply);
-    let mut table: HashMap<&'a str, usize> = HashMap::with_capacity(f.roots.len());
-    for &r in &f.roots {
-        let Some(m) = thread_subject(&f, r) else {
-            continue;
-        };
-        let subject = f.msgs[m].subject;
-        match table.get(subject).copied() {
-            None => {
-                table.insert(subject, r);
-            }
-            Some(t) => {
-                if !f.is_dummy(t) && (f.is_dummy(r) || (is_reply(&f, t) && !is_reply(&f, r))) {
-                    table.insert(subject, r);
-                }
-            }
-        }
-    }
-    let mut gone = vec![false; f.nodes.len()];
-    for r in f.roots.clone() {
-        if gone[r] || f.nodes[r].parent.is_some() {
-            continue;
-        }
-        let Some(m) = thread_subject(&f, r) else {
-            continue;
-        };
-        let subject = f.msgs[m].subject;
-        let Some(&t) = table.get(subject) else {
-            continue;
-        };
-        if t == r {
-            continue;
-        }
-        if f.is_dummy(t) && f.is_dummy(r) {
-            for c in std::mem::take(&mut f.nodes[r].children) {
-                f.nodes[c].parent = Some(t);
-                f.nodes[t].children.push(c);
-            }
-            gone[r] = true;
-        } else if f.is_dummy(t) || (is_reply(&f, r) && !is_reply(&f, t)) {
-            f.link(t, r);
-        } else {
-            let d = f.add(None);
-            gone.push(false);
-            f.link(d, t);
-            f.link(d, r);
-            table.insert(subject, d);
-            f.roots.push(d);
-        }
-    }
-    let roots: Vec<usize> = f
-        .roots
-        .iter()
-        .copied()
-        .filter(|&r| !gone[r] && f.nodes[r].parent.is_none())
-        .collect();
-    f.roots = roots;
-    // (6) Every sibling set by sent date.
-    f.sort_all();
-    Ok(f)
-}
-
 /// THREAD / UID THREAD: `* THREAD ...`.
 pub(crate) async fn thread(
     ctx: &mut Ctx<'_>,
@@ -525,10 +239,84 @@ async fn threads(
     algorithm: ThreadAlgorithm,
     deadline: Instant,
 ) -> CmdResult<Vec<Token>> {
-    if algorithm == ThreadAlgorithm::OrderedSubject
-        && let Some(tokens) = ordered::tokens(ctx, idx, deadline).await?
-    {
+    if algorithm != ThreadAlgorithm::OrderedSubject {
+        return by_references(ctx, idx, algorithm == ThreadAlgorithm::References, deadline).await;
+    }
+    if let Some(tokens) = ordered::tokens(ctx, idx, deadline).await? {
         return Ok(tokens);
+    }
+    let (keys, _) = sortkeys::load(ctx, idx, deadline).await?;
+    let msgs = idx
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| {
+            let r = keys.row(n);
+            let meta = &ctx.sel.messages[i];
+            Msg {
+                num: meta.uid,
+                seq: i,
+                sent: r.sent.unwrap_or(meta.internal_date),
+                subject: r.string(Row::SUBJECT),
+            }
+        })
+        .collect();
+    Ok(ordered_subject(msgs).tokens())
+}
+
+/// REFERENCES (`by_subject`) or REFS over the view entries `idx`. Over a whole mailbox large
+/// enough to keep, step 1 continues from the state kept for it ([`Links`]) with the new
+/// messages' keys only, and is kept again; otherwise it is computed here for `idx`.
+async fn by_references(
+    ctx: &Ctx<'_>,
+    idx: &[usize],
+    by_subject: bool,
+    deadline: Instant,
+) -> CmdResult<Vec<Token>> {
+    let view = &ctx.sel.messages;
+    if idx.len() < view.len() || view.len() < orders::MIN_KEPT {
+        let (links, deadline) = linked(ctx, idx, Links::with_capacity(idx.len()), deadline).await?;
+        return links.thread(by_subject, deadline);
+    }
+    let kept = ctx
+        .orders
+        .take(&ctx.sel.mailbox, &Kind::Links)
+        .and_then(|order| match std::sync::Arc::try_unwrap(order) {
+            Ok(Order::Links(l)) => Some(l),
+            Ok(_) => None,
+            Err(shared) => match &*shared {
+                Order::Links(l) => Some(l.clone()),
+                _ => None,
+            },
+        });
+    // Usable when its messages are the view's first ones (no expunge since).
+    let kept = kept.filter(|l| {
+        l.len() <= view.len() && l.nums().iter().zip(view.iter()).all(|(&u, m)| u == m.uid)
+    });
+    let (base, from) = match kept {
+        Some(l) => {
+            ctx.orders.hit();
+            let n = l.len();
+            (l, n)
+        }
+        None => (Links::with_capacity(view.len()), 0),
+    };
+    let (links, deadline) = linked(ctx, &idx[from..], base, deadline).await?;
+    let tokens = links.thread(by_subject, deadline)?;
+    ctx.orders
+        .put(&ctx.sel.mailbox, Kind::Links, Order::Links(links));
+    Ok(tokens)
+}
+
+/// `links` extended with the view entries `idx` (ascending, after those in it), and the
+/// command's deadline (a new budget when keys were computed for the first time).
+async fn linked(
+    ctx: &Ctx<'_>,
+    idx: &[usize],
+    mut links: Links,
+    deadline: Instant,
+) -> CmdResult<(Links, Instant)> {
+    if idx.is_empty() {
+        return Ok((links, deadline));
     }
     let (keys, computed) = sortkeys::load(ctx, idx, deadline).await?;
     // Keys computed for the first time may have used up the command's budget: threading gets
@@ -538,33 +326,25 @@ async fn threads(
     } else {
         deadline
     };
-    let by_refs = algorithm != ThreadAlgorithm::OrderedSubject;
-    let mut msgs = Vec::with_capacity(idx.len());
-    let mut links = Vec::with_capacity(if by_refs { idx.len() } else { 0 });
-    for (n, &i) in idx.iter().enumerate() {
-        let r = keys.row(n);
-        let meta = &ctx.sel.messages[i];
-        msgs.push(Msg {
-            num: meta.uid,
-            seq: i,
-            sent: r.sent.unwrap_or(meta.internal_date),
-            subject: r.string(Row::SUBJECT),
-            reply: r.reply,
-        });
-        if by_refs {
-            links.push(Links::of(&r));
-        }
-    }
-    let forest = match algorithm {
-        ThreadAlgorithm::OrderedSubject => ordered_subject(msgs),
-        ThreadAlgorithm::References | ThreadAlgorithm::Refs => {
-            let by_subject = algorithm == ThreadAlgorithm::References;
-            references(msgs, &links, by_subject, deadline)?
-        }
-    };
-    Ok(forest.tokens())
+    let view = &ctx.sel.messages;
+    links.extend(
+        idx.iter().enumerate().map(|(n, &i)| {
+            let r = keys.row(n);
+            Message {
+                num: view[i].uid,
+                sent: r.sent.unwrap_or(view[i].internal_date),
+                subject: r.string(Row::SUBJECT),
+                reply: r.reply,
+                id: r.message_id,
+                refs: r.refs(),
+            }
+        }),
+        deadline,
+    )?;
+    Ok((links, deadline))
 }
 
+mod links;
 mod ordered;
 #[cfg(test)]
 mod tests;

@@ -282,7 +282,6 @@ mod tests {
                     seq: i,
                     sent: rows[i].1,
                     subject: rows[i].0,
-                    reply: false,
                 })
                 .collect();
             assert_eq!(

@@ -6,13 +6,25 @@ use mailkeep_mime::sortkeys::Keys;
 use mailkeep_mime::{msg_ids, thread_refs};
 
 fn msg(num: u32, sent: i64, subject: &str) -> Msg<'static> {
-    let (base, reply) = base_subject(subject);
+    let m = message(num, sent, subject);
     Msg {
         num,
         seq: num as usize - 1,
         sent,
+        subject: m.subject,
+    }
+}
+
+/// A message as REFERENCES sees it, without Message-ID or references (see [`threaded`]).
+fn message(num: u32, sent: i64, subject: &str) -> Message<'static> {
+    let (base, reply) = base_subject(subject);
+    Message {
+        num,
+        sent,
         subject: Box::leak(casemap_key(&base).into_boxed_str()),
         reply,
+        id: None,
+        refs: Row::EMPTY.refs(),
     }
 }
 
@@ -40,10 +52,22 @@ fn text(f: &Forest) -> String {
 }
 
 /// REFERENCES (`by_subject`) or REFS over `msgs`, with these encoded key rows, as text.
-fn threaded(msgs: Vec<Msg<'_>>, rows: &[Vec<u8>], by_subject: bool) -> String {
+fn threaded(msgs: Vec<Message<'_>>, rows: &[Vec<u8>], by_subject: bool) -> String {
     let kb = sortkeys::KeyBuf::of(rows);
-    let links: Vec<Links> = kb.rows().iter().map(Links::of).collect();
-    text(&references(msgs, &links, by_subject, far()).unwrap())
+    let mut links = Links::with_capacity(msgs.len());
+    links
+        .extend(
+            msgs.iter().zip(kb.rows()).map(|(m, r)| Message {
+                id: r.message_id,
+                refs: r.refs(),
+                ..*m
+            }),
+            far(),
+        )
+        .unwrap();
+    let mut out = Vec::new();
+    write_tokens(&mut out, &links.thread(by_subject, far()).unwrap(), |n| n);
+    String::from_utf8(out).unwrap()
 }
 
 fn far() -> Instant {
@@ -87,14 +111,14 @@ fn references_threads() {
     // 5 and 6 answer the same missing message (a dummy root), 7 shares 1's subject as a
     // reply, 8 has 1's id again.
     let msgs = vec![
-        msg(1, 1, "hello"),
-        msg(2, 2, "Re: hello"),
-        msg(3, 3, "Re: hello"),
-        msg(4, 4, "other"),
-        msg(5, 6, "third"),
-        msg(6, 5, "Re: third"),
-        msg(7, 7, "Re: hello"),
-        msg(8, 8, "dup"),
+        message(1, 1, "hello"),
+        message(2, 2, "Re: hello"),
+        message(3, 3, "Re: hello"),
+        message(4, 4, "other"),
+        message(5, 6, "third"),
+        message(6, 5, "Re: third"),
+        message(7, 7, "Re: hello"),
+        message(8, 8, "dup"),
     ];
     let refs = vec![
         refs("1@x", &[]),
@@ -122,10 +146,10 @@ fn refs_threads() {
     ];
     let t = threaded(
         vec![
-            msg(1, day(1), "A"),
-            msg(2, day(5), "B"),
-            msg(3, day(10), "Re: A"),
-            msg(4, day(3), "Re: A"),
+            message(1, day(1), "A"),
+            message(2, day(5), "B"),
+            message(3, day(10), "Re: A"),
+            message(4, day(3), "Re: A"),
         ],
         &keys,
         false,
@@ -133,7 +157,7 @@ fn refs_threads() {
     assert_eq!(t, "(2)(1 (4)(3))");
     let keys = vec![refs("a@x", &[]), refs("b@x", &[])];
     let t = threaded(
-        vec![msg(1, day(1), "x"), msg(2, day(2), "Re: x")],
+        vec![message(1, day(1), "x"), message(2, day(2), "Re: x")],
         &keys,
         false,
     );
@@ -142,7 +166,7 @@ fn refs_threads() {
 
 #[test]
 fn references_never_loop() {
-    let msgs = vec![msg(1, 1, "a"), msg(2, 2, "b"), msg(3, 3, "c")];
+    let msgs = vec![message(1, 1, "a"), message(2, 2, "b"), message(3, 3, "c")];
     let refs = vec![
         refs("1@x", &["3@x", "2@x"]),
         refs("2@x", &["1@x"]),
@@ -157,7 +181,7 @@ fn references_never_loop() {
 #[test]
 fn deep_chain_does_not_overflow() {
     let n = 100_000u32;
-    let msgs: Vec<Msg> = (1..=n).map(|i| msg(i, i as i64, "Re: x")).collect();
+    let msgs: Vec<Message> = (1..=n).map(|i| message(i, i as i64, "Re: x")).collect();
     let refs: Vec<Vec<u8>> = (1..=n)
         .map(|i| {
             let parent = format!("{}@x", i - 1);
@@ -169,4 +193,73 @@ fn deep_chain_does_not_overflow() {
     let t = threaded(msgs, &refs, true);
     assert!(t.starts_with("(1 2 3 "), "{}", &t[..20]);
     assert!(t.ends_with(" 100000)"));
+}
+
+/// A small xorshift generator: the same shapes on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Step 1 continued from a kept state (new mail, in one or several pieces) threads as step 1
+/// over all the messages at once, on random shapes: missing and duplicate Message-IDs,
+/// references to later messages, to themselves and in loops, repeated subjects and dates.
+#[test]
+fn kept_links_extended_thread_as_computed_at_once() {
+    let subjects = ["", "a", "b", "Re: a", "re: b", "c"];
+    for seed in 1..2_000u64 {
+        let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let n = 1 + r.below(if seed % 10 == 0 { 300 } else { 30 }) as usize;
+        let ids = n as u64 + 8;
+        let mut rows = Vec::new();
+        let mut msgs = Vec::new();
+        for i in 0..n {
+            let id = (r.below(10) > 0).then(|| format!("{}@x", r.below(ids)));
+            let refs = (0..r.below(5)).map(|_| format!("{}@x", r.below(ids)));
+            rows.push(
+                Keys {
+                    message_id: id,
+                    references: refs.collect(),
+                    ..Keys::default()
+                }
+                .encode(),
+            );
+            let subject = subjects[r.below(6) as usize];
+            msgs.push(message(i as u32 + 1, r.below(8) as i64, subject));
+        }
+        let kb = sortkeys::KeyBuf::of(&rows);
+        let rows = kb.rows();
+        let at = |i: usize| Message {
+            id: rows[i].message_id,
+            refs: rows[i].refs(),
+            ..msgs[i]
+        };
+        let mut whole = Links::with_capacity(n);
+        whole.extend((0..n).map(at), far()).unwrap();
+        let (a, b) = (
+            r.below(n as u64 + 1) as usize,
+            r.below(n as u64 + 1) as usize,
+        );
+        let (a, b) = (a.min(b), a.max(b));
+        let mut kept = Links::with_capacity(a);
+        kept.extend((0..a).map(at), far()).unwrap();
+        for range in [a..b, b..n] {
+            let mut next = kept.clone();
+            next.extend(range.map(at), far()).unwrap();
+            kept = next;
+        }
+        for by_subject in [true, false] {
+            assert_eq!(
+                kept.thread(by_subject, far()).unwrap(),
+                whole.thread(by_subject, far()).unwrap(),
+                "seed {seed}, pieces at {a} and {b}, by subject: {by_subject}"
+            );
+        }
+    }
 }
