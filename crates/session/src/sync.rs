@@ -74,7 +74,15 @@ pub(crate) async fn sync(
     }
 
     // A keyword nobody used before: the client learns it from a new FLAGS (RFC 9051 §7.3.5).
-    if sel.learn_keywords(new_messages.iter()) {
+    let changed = flag_changes
+        .iter()
+        .filter_map(|&uid| sel.seq_of_uid(uid))
+        .map(|seq| &sel.messages[seq as usize - 1]);
+    let used: Vec<String> = changed
+        .chain(&new_messages)
+        .flat_map(|m| m.flags.keywords.iter().cloned())
+        .collect();
+    if sel.learn_keywords(used.iter().map(String::as_str)) {
         sel.write_flag_lists(out, false);
     }
 

@@ -64,7 +64,8 @@ pub(crate) async fn store(
     apply_updates(ctx, &result.updated);
     // A keyword new to this mailbox is announced before the FETCH lines that use it, as
     // Dovecot does (RFC 9051 §7.3.5).
-    if ctx.sel.learn_keywords(std::iter::empty()) {
+    let used = result.updated.iter().flat_map(|u| &u.flags.keywords);
+    if ctx.sel.learn_keywords(used.map(String::as_str)) {
         ctx.sel.write_flag_lists(out, false);
     }
 
