@@ -201,39 +201,48 @@ impl<'a> Positions<'a> {
     }
 }
 
-/// The view positions of `idx` (ascending view indexes) in the kept sort order `uids`, or
-/// `None` if the kept order lacks one of them.
-pub(crate) fn filter(messages: &[MessageMeta], uids: &[u32], idx: &[usize]) -> Option<Vec<usize>> {
-    let positions = Positions::new(messages);
-    let mut wanted = vec![false; messages.len()];
-    for &i in idx {
-        wanted[i] = true;
-    }
-    let mut out = Vec::with_capacity(idx.len());
-    for &uid in uids {
-        if let Some(at) = positions.get(uid)
-            && wanted[at]
-        {
-            out.push(at);
-        }
-    }
-    (out.len() == idx.len()).then_some(out)
-}
-
 /// The view positions of the kept sort order `uids` (those still in the view, in that order)
 /// and the view positions the kept order lacks (ascending).
 pub(crate) fn split(messages: &[MessageMeta], uids: &[u32]) -> (Vec<usize>, Vec<usize>) {
     let positions = Positions::new(messages);
-    let mut kept = vec![false; messages.len()];
     let mut base = Vec::with_capacity(messages.len());
-    for &uid in uids {
-        if let Some(at) = positions.get(uid) {
-            kept[at] = true;
-            base.push(at);
-        }
+    base.extend(uids.iter().filter_map(|&uid| positions.get(uid)));
+    // UIDs are unique: a kept order with as many of the view's UIDs as the view lacks none.
+    if base.len() == messages.len() {
+        return (base, Vec::new());
+    }
+    let mut kept = vec![false; messages.len()];
+    for &at in &base {
+        kept[at] = true;
     }
     let new = (0..messages.len()).filter(|&i| !kept[i]).collect();
     (base, new)
+}
+
+/// Whether one of the ascending view positions `a` is also in `b` (ascending).
+pub(crate) fn meet(a: &[usize], b: &[usize]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
+/// `order` (view positions, among them all of `idx`) restricted to the view entries `idx`
+/// (ascending) of a view of `len` messages.
+pub(crate) fn subset(len: usize, order: Vec<usize>, idx: &[usize]) -> Vec<usize> {
+    if idx.len() == len {
+        return order;
+    }
+    let mut wanted = vec![false; len];
+    for &i in idx {
+        wanted[i] = true;
+    }
+    order.into_iter().filter(|&at| wanted[at]).collect()
 }
 
 #[cfg(test)]
@@ -305,19 +314,22 @@ pub(crate) mod tests {
     fn filters_a_subset_and_misses_new_mail() {
         let view: Vec<MessageMeta> = [2, 4, 6, 8].into_iter().map(meta).collect();
         // Kept: 8 6 2 4, plus 5, expunged since.
-        let kept = [8, 5, 6, 2, 4];
-        assert_eq!(filter(&view, &kept, &[0, 1, 2, 3]), Some(vec![3, 2, 0, 1]));
-        assert_eq!(filter(&view, &kept, &[0, 3]), Some(vec![3, 0]));
-        // UID 6 is not in the kept order: computed again.
-        assert_eq!(filter(&view, &[8, 2, 4], &[0, 1, 2]), None);
-        assert_eq!(split(&view, &[8, 5, 2, 4]), (vec![3, 0, 1], vec![2]));
+        let (base, new) = split(&view, &[8, 5, 6, 2, 4]);
+        assert_eq!((&base[..], &new[..]), (&[3, 2, 0, 1][..], &[][..]));
+        assert_eq!(subset(4, base.clone(), &[0, 1, 2, 3]), vec![3, 2, 0, 1]);
+        assert_eq!(subset(4, base, &[0, 3]), vec![3, 0]);
+        // UID 6 is not in the kept order: new mail, which a SORT of 0:2 needs and of 0, 3
+        // does not.
+        let (base, new) = split(&view, &[8, 5, 2, 4]);
+        assert_eq!((&base[..], &new[..]), (&[3, 0, 1][..], &[2][..]));
+        assert!(meet(&new, &[0, 1, 2]));
+        assert!(!meet(&new, &[0, 3]));
         // Sparse UIDs: binary search; UIDs beyond the view's either way.
         let sparse: Vec<MessageMeta> = [2, 90, 1000].into_iter().map(meta).collect();
         assert!(Positions::new(&sparse).table.is_empty());
-        assert_eq!(
-            filter(&sparse, &[1000, 7, 2, 90, 5000], &[0, 2]),
-            Some(vec![2, 0])
-        );
+        let (base, new) = split(&sparse, &[1000, 7, 2, 90, 5000]);
+        assert_eq!(subset(3, base, &[0, 2]), vec![2, 0]);
+        assert!(new.is_empty());
         assert_eq!(Positions::new(&view).get(9), None);
         assert_eq!(Positions::new(&view).get(1), None);
         assert_eq!(Positions::new(&view).get(8), Some(3));

@@ -77,36 +77,30 @@ pub(crate) async fn sorted(
     let view = &ctx.sel.messages;
     let kept = ctx.orders.get(&ctx.sel.mailbox, &kind);
     let kept = match kept.as_deref() {
-        Some(Order::Sort(uids)) => Some(uids),
+        Some(Order::Sort(uids)) => Some(orders::split(view, uids)),
         _ => None,
     };
-    if let Some(uids) = kept
-        && let Some(order) = orders::filter(view, uids, &idx)
-    {
-        ctx.orders.hit();
-        return Ok(order);
-    }
+    let kept = match kept {
+        // Every message asked for is in the kept order.
+        Some((base, new)) if !orders::meet(&new, &idx) => {
+            ctx.orders.hit();
+            return Ok(orders::subset(view.len(), base, &idx));
+        }
+        kept => kept,
+    };
     if view.len() < orders::MIN_KEPT || idx.len() * 2 < view.len() {
         return sort_now(ctx, idx, criteria, deadline).await;
     }
-    let all = match kept.map(|uids| orders::split(view, uids)) {
+    let all = match kept {
         Some((base, new)) if new.len() <= MAX_INSERTED.min(view.len() / 4) => {
             insert(ctx, base, new, criteria, deadline).await?
         }
         _ => sort_now(ctx, (0..view.len()).collect(), criteria, deadline).await?,
     };
     let uids: Vec<u32> = all.iter().map(|&i| view[i].uid).collect();
-    // `all` has every view entry once, so the filter finds all of `idx`.
-    let order = if idx.len() == view.len() {
-        Some(all)
-    } else {
-        orders::filter(view, &uids, &idx)
-    };
     ctx.orders.put(&ctx.sel.mailbox, kind, Order::Sort(uids));
-    match order {
-        Some(order) => Ok(order),
-        None => sort_now(ctx, idx, criteria, deadline).await,
-    }
+    // `all` has every view entry once.
+    Ok(orders::subset(view.len(), all, &idx))
 }
 
 /// Most messages taken into a kept order by insertion (a binary search each); with more

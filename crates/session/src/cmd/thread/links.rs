@@ -339,18 +339,38 @@ impl Links {
             roots,
         };
         // (4) The top level by date.
-        let mut roots = std::mem::take(&mut f.roots);
-        roots.sort_unstable_by_key(|&r| f.date(self, r));
-        f.roots = roots;
+        f.sort_roots(self);
         f
     }
 }
 
 /// A node of the pruned forest: a message, or a dummy (index into [`Forest::dummies`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Item {
     Msg(u32),
     Dummy(u32),
+}
+
+/// Which nodes step 5 placed under another (or merged away).
+struct Placed {
+    msgs: Vec<bool>,
+    dummies: Vec<bool>,
+}
+
+impl Placed {
+    fn get(&self, item: Item) -> bool {
+        match item {
+            Item::Msg(m) => self.msgs[m as usize],
+            Item::Dummy(d) => self.dummies[d as usize],
+        }
+    }
+
+    fn set(&mut self, item: Item) {
+        match item {
+            Item::Msg(m) => self.msgs[m as usize] = true,
+            Item::Dummy(d) => self.dummies[d as usize] = true,
+        }
+    }
 }
 
 /// The threads after step 3: each message's children in `children[start[m]..start[m + 1]]`
@@ -378,6 +398,15 @@ impl Forest {
         }
     }
 
+    /// The roots by date. Each root's date is read once, not at every comparison: random
+    /// reads into the per-message arrays are what a sort of 25,000 roots spends its time on.
+    fn sort_roots(&mut self, l: &Links) {
+        let mut keyed: Vec<((i64, u32), Item)> =
+            self.roots.iter().map(|&r| (self.date(l, r), r)).collect();
+        keyed.sort_unstable_by_key(|&(date, _)| date);
+        self.roots = keyed.into_iter().map(|(_, r)| r).collect();
+    }
+
     fn kids(&self, m: u32) -> &[u32] {
         match self.extra.get(&m) {
             Some(v) => v,
@@ -403,9 +432,11 @@ impl Forest {
         };
         let is_reply = |r: Item| matches!(r, Item::Msg(m) if l.reply[m as usize]);
         let is_dummy = |r: Item| matches!(r, Item::Dummy(_));
+        // Each root's subject, read once.
+        let subjects: Vec<Option<u64>> = self.roots.iter().map(|&r| subject(self, r)).collect();
         let mut table: HashMap<u64, Item> = HashMap::with_capacity(self.roots.len());
-        for &r in &self.roots {
-            let Some(s) = subject(self, r) else {
+        for (&r, &s) in self.roots.iter().zip(&subjects) {
+            let Some(s) = s else {
                 continue;
             };
             match table.get(&s).copied() {
@@ -420,13 +451,16 @@ impl Forest {
             }
         }
         // Roots that were gathered under another, or merged into another dummy.
-        let mut placed: ahash::AHashSet<Item> = ahash::AHashSet::new();
+        let mut placed = Placed {
+            msgs: vec![false; l.len()],
+            dummies: vec![false; self.dummies.len()],
+        };
         let roots = self.roots.clone();
-        for &r in &roots {
-            if placed.contains(&r) {
+        for (&r, &s) in roots.iter().zip(&subjects) {
+            if placed.get(r) {
                 continue;
             }
-            let Some(s) = subject(self, r) else {
+            let Some(s) = s else {
                 continue;
             };
             let Some(&t) = table.get(&s) else {
@@ -448,15 +482,16 @@ impl Forest {
                 _ => {
                     let d = Item::Dummy(self.dummies.len() as u32);
                     self.dummies.push(vec![t, r]);
-                    placed.insert(t);
+                    placed.dummies.push(false);
+                    placed.set(t);
                     table.insert(s, d);
                     self.roots.push(d);
                 }
             }
-            placed.insert(r);
+            placed.set(r);
         }
         let mut roots = std::mem::take(&mut self.roots);
-        roots.retain(|r| !placed.contains(r));
+        roots.retain(|&r| !placed.get(r));
         self.roots = roots;
     }
 
@@ -474,9 +509,7 @@ impl Forest {
             kids.sort_by_key(|&c| self.date(l, c));
             self.dummies[d] = kids;
         }
-        let mut roots = std::mem::take(&mut self.roots);
-        roots.sort_by_key(|&r| self.date(l, r));
-        self.roots = roots;
+        self.sort_roots(l);
     }
 
     /// REFS: the threads by the sent date of their newest message (then as before).
