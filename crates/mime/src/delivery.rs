@@ -1,6 +1,7 @@
 //! What is kept of a message at delivery beside its analysis: the PREVIEW text (RFC 8970) and
 //! the message IDs that place it in a thread (RFC 8474 THREADID).
 
+use crate::header::Field;
 use crate::parts::{self, Node};
 use crate::search_text::{field_values, header_fields, part_text};
 
@@ -25,13 +26,23 @@ pub struct DeliveryInfo {
 /// Preview and thread IDs of a CRLF-normalized message (parses it once).
 pub fn delivery_info(message: &[u8]) -> DeliveryInfo {
     let root = parts::parse(message);
-    let header = &message[..root.header_end.min(message.len())];
-    let (message_id, mut references) = thread_refs(header);
+    let (message_id, references) = thread_refs_of(&root.fields);
+    delivery_of(message, &root, message_id, references)
+}
+
+/// Preview and thread IDs of a message parsed as `root`, with the thread IDs of its header
+/// (as [`thread_refs`] gives them): at most [`MAX_REFERENCES`] references kept.
+pub(crate) fn delivery_of(
+    message: &[u8],
+    root: &Node,
+    message_id: Option<String>,
+    mut references: Vec<String>,
+) -> DeliveryInfo {
     if references.len() > MAX_REFERENCES {
         references.drain(..references.len() - MAX_REFERENCES);
     }
     DeliveryInfo {
-        preview: preview_of(message, &root),
+        preview: preview_of(message, root),
         message_id,
         references,
     }
@@ -205,13 +216,17 @@ fn decode_entities(out: &mut String, s: &str) {
 pub fn thread_refs(header: &[u8]) -> (Option<String>, Vec<String>) {
     // Parsed once for the three fields (it was parsed for each: a tenth of the CPU of
     // preparing a 5 KB APPEND went to reading these three fields).
-    let fields = header_fields(header);
+    thread_refs_of(&header_fields(header))
+}
+
+/// [`thread_refs`] of a header already parsed (a message's top-level fields).
+pub(crate) fn thread_refs_of(fields: &[Field]) -> (Option<String>, Vec<String>) {
     let first = |name: &str| -> Option<String> {
-        field_values(&fields, name)
+        field_values(fields, name)
             .iter()
             .find_map(|v| msg_ids(v).into_iter().next())
     };
-    let mut references: Vec<String> = field_values(&fields, "references")
+    let mut references: Vec<String> = field_values(fields, "references")
         .first()
         .map(|v| msg_ids(v))
         .unwrap_or_default();

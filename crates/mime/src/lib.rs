@@ -127,12 +127,51 @@ pub use received::prepare_received;
 /// `search_body_offset` the bodies of the text/* and message/* parts, transfer- and
 /// charset-decoded; substring matching on it reproduces Dovecot's BODY/TEXT answers on the corpus.
 pub fn analyze(message: &[u8]) -> Analysis {
+    analyze_root(message, &parts::parse(message))
+}
+
+/// What the store keeps of a message at delivery beside its analysis: the PREVIEW and thread
+/// IDs, and the encoded sort keys ([`sortkeys::sort_keys`]) from its ENVELOPE and sent date
+/// (as [`analyze`] gives them). One parse of the message, one reading of its thread fields.
+pub fn delivery_keys(
+    message: &[u8],
+    envelope: &[u8],
+    sent_date: Option<i64>,
+) -> (DeliveryInfo, Vec<u8>) {
+    delivery_keys_of(message, &parts::parse(message), envelope, sent_date)
+}
+
+/// [`analyze`] and [`delivery_keys`] from one parse: a received message (LMTP, import).
+pub fn analyze_delivery(message: &[u8]) -> (Analysis, DeliveryInfo, Vec<u8>) {
     let root = parts::parse(message);
+    let analysis = analyze_root(message, &root);
+    let (delivery, keys) = delivery_keys_of(message, &root, &analysis.envelope, analysis.sent_date);
+    (analysis, delivery, keys)
+}
+
+fn delivery_keys_of(
+    message: &[u8],
+    root: &parts::Node,
+    envelope: &[u8],
+    sent_date: Option<i64>,
+) -> (DeliveryInfo, Vec<u8>) {
+    // The top-level fields are the header's (as `sortkeys::header_part` cuts it).
+    let (message_id, references) = delivery::thread_refs_of(&root.fields);
+    let keys =
+        sortkeys::Keys::compute_with(envelope, sent_date, message_id.clone(), references.clone())
+            .encode();
+    (
+        delivery::delivery_of(message, root, message_id, references),
+        keys,
+    )
+}
+
+fn analyze_root(message: &[u8], root: &parts::Node) -> Analysis {
     let mut bodystructure = Vec::new();
-    bodystructure::write_root(&mut bodystructure, message, &root, true);
+    bodystructure::write_root(&mut bodystructure, message, root, true);
     let mut body = Vec::new();
-    bodystructure::write_root(&mut body, message, &root, false);
-    let (search_text, search_body_offset) = search_text::search_text(message, &root);
+    bodystructure::write_root(&mut body, message, root, false);
+    let (search_text, search_body_offset) = search_text::search_text(message, root);
     let sent_date = root
         .fields
         .iter()
@@ -143,7 +182,7 @@ pub fn analyze(message: &[u8]) -> Analysis {
         bodystructure,
         body,
         parts: PartTree {
-            root: section::to_part(&root),
+            root: section::to_part(root),
         },
         search_text,
         search_body_offset,

@@ -100,6 +100,17 @@ pub fn mailbox(addr: Option<&Addr>) -> String {
 impl Keys {
     /// The keys of a message from its stored ENVELOPE, sent date and header.
     pub fn compute(envelope: &[u8], sent_date: Option<i64>, header: &[u8]) -> Keys {
+        let (message_id, references) = crate::thread_refs(header);
+        Keys::compute_with(envelope, sent_date, message_id, references)
+    }
+
+    /// [`Keys::compute`] with the header's thread IDs already read (`crate::thread_refs`).
+    pub fn compute_with(
+        envelope: &[u8],
+        sent_date: Option<i64>,
+        message_id: Option<String>,
+        references: Vec<String>,
+    ) -> Keys {
         let env = envelope_parts(envelope).unwrap_or_default();
         // RFC 5256 §2.2: the Date: header's time, else INTERNALDATE. A date the message
         // parser could not read gets a lenient second reading; one before 1900 counts as
@@ -112,7 +123,6 @@ impl Keys {
         });
         let (base, reply) = base_subject(env.subject.as_deref().unwrap_or(""));
         let key = |s: &str| cap_key(casemap_key(s));
-        let (message_id, references) = crate::thread_refs(header);
         Keys {
             sent,
             reply,

@@ -150,11 +150,17 @@ fn prepare_with(
                 blobs.write(&hash, &packed)?;
                 None
             };
-            let analysis = received.then(|| ParsedInfo::from(mailkeep_mime::analyze(&data)));
-            let delivery = mailkeep_mime::delivery_info(&data);
-            let parsed = analysis.unwrap_or(m.parsed);
-            let sort_keys =
-                mailkeep_mime::sortkeys::sort_keys(&data, &parsed.envelope, parsed.sent_date);
+            // One parse of the message for what the store keeps of it (a received one is
+            // analyzed here too; an APPENDed one was analyzed by its session).
+            let (parsed, delivery, sort_keys) = if received {
+                let (a, delivery, keys) = mailkeep_mime::analyze_delivery(&data);
+                (ParsedInfo::from(a), delivery, keys)
+            } else {
+                let p = m.parsed;
+                let (delivery, keys) =
+                    mailkeep_mime::delivery_keys(&data, &p.envelope, p.sent_date);
+                (p, delivery, keys)
+            };
             Ok((hash, data.len() as u64, inline, parsed, delivery, sort_keys))
         });
         let (hash, size, inline, mut parsed, delivery, sort_keys) = match stored {
