@@ -101,6 +101,15 @@ impl Links {
         &self.nums
     }
 
+    /// Message `m`'s base subject hash (0: no subject) and sent date.
+    pub(crate) fn subject(&self, m: usize) -> u64 {
+        self.subject[m]
+    }
+
+    pub(crate) fn sent(&self, m: usize) -> i64 {
+        self.sent[m]
+    }
+
     /// Memory held, roughly (for the cache's bound).
     pub(crate) fn bytes(&self) -> usize {
         self.nums.capacity() * 4

@@ -9,6 +9,10 @@
 //! neighbour with the same subject, or starts one; expunges need nothing; a subset of the
 //! mailbox keeps the order and runs of the whole. A THREAD after new mail then reads the keys
 //! of the new messages and of the few it is compared with, not of the whole mailbox.
+//!
+//! The first order of a mailbox is made without reading its keys when a SORT (SUBJECT) and a
+//! THREAD=REFERENCES of it were kept ([`from_kept`]), as Dovecot's first ORDEREDSUBJECT uses
+//! the sort index its SORT built; otherwise from every message's keys.
 
 use std::time::Instant;
 
@@ -107,6 +111,10 @@ fn split(
 
 /// The whole view in ORDEREDSUBJECT's order, runs numbered from 0.
 async fn whole(ctx: &Ctx<'_>, deadline: Instant) -> CmdResult<Vec<Entry>> {
+    if let Some(entries) = from_kept(ctx) {
+        ctx.orders.hit();
+        return Ok(entries);
+    }
     let view = &ctx.sel.messages;
     let all: Vec<usize> = (0..view.len()).collect();
     let (keys, _) = sortkeys::load(ctx, &all, deadline).await?;
@@ -122,6 +130,47 @@ async fn whole(ctx: &Ctx<'_>, deadline: Instant) -> CmdResult<Vec<Entry>> {
         .collect();
     check_budget(deadline)?;
     Ok(runs(&rows))
+}
+
+/// The whole view in ORDEREDSUBJECT's order from what other commands kept of the mailbox,
+/// without reading its keys: SORT (SUBJECT)'s order puts equal base subjects together (ties
+/// by sequence number), and REFERENCES's links have every message's base subject (hashed)
+/// and sent date, so each run is found and put in date order in memory. `None` unless both
+/// are kept and hold every message of the view.
+fn from_kept(ctx: &Ctx<'_>) -> Option<Vec<Entry>> {
+    let view = &ctx.sel.messages;
+    let by_subject = Kind::Sort(vec![CRITERIA[0]]);
+    let sorted = ctx.orders.get(&ctx.sel.mailbox, &by_subject)?;
+    let Order::Sort(uids) = &*sorted else {
+        return None;
+    };
+    let links = ctx.orders.get(&ctx.sel.mailbox, &Kind::Links)?;
+    let Order::Links(links) = &*links else {
+        return None;
+    };
+    // The links' messages are the view's, in order: a message's number there is its view
+    // position.
+    if links.len() != view.len() || links.nums().iter().zip(view).any(|(&u, m)| u != m.uid) {
+        return None;
+    }
+    let (order, new) = orders::split(view, uids);
+    if !new.is_empty() {
+        return None;
+    }
+    let mut out: Vec<Entry> = Vec::with_capacity(order.len());
+    for (group, run) in order
+        .chunk_by(|&a, &b| links.subject(a) == links.subject(b))
+        .enumerate()
+    {
+        let first = out.len();
+        out.extend(run.iter().map(|&at| Entry {
+            at,
+            group: group as u32,
+            sent: links.sent(at),
+        }));
+        out[first..].sort_unstable_by_key(|e| (e.sent, e.at));
+    }
+    Some(out)
 }
 
 /// Entries `0..rows.len()` with these (subject, sent date) in ORDEREDSUBJECT's order, ties by
