@@ -354,12 +354,16 @@ async fn accept_loop(shared: Arc<Shared>, kind: ListenerKind, listener: TcpListe
         let shared = shared.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            // Each protocol's future in a box of its own size: the task is as big as its
+            // largest variant, and POP3's would make every IMAP connection pay for it.
             match kind {
                 ListenerKind::Imap | ListenerKind::Imaps => {
-                    conn::serve(shared.clone(), tcp, peer, kind == ListenerKind::Imaps).await
+                    let imaps = kind == ListenerKind::Imaps;
+                    Box::pin(conn::serve(shared.clone(), tcp, peer, imaps)).await
                 }
                 ListenerKind::Pop3 | ListenerKind::Pop3s => {
-                    pop3::serve(shared.clone(), tcp, peer, kind == ListenerKind::Pop3s).await
+                    let pop3s = kind == ListenerKind::Pop3s;
+                    Box::pin(pop3::serve(shared.clone(), tcp, peer, pop3s)).await
                 }
             }
         });
