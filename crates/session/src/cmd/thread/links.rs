@@ -22,6 +22,7 @@ use ahash::AHashMap as HashMap;
 use std::time::Instant;
 
 use mailkeep_mime::sortkeys::Refs;
+use mailkeep_store::MessageMeta;
 
 use super::super::sort::check_budget;
 use crate::error::CmdResult;
@@ -96,9 +97,9 @@ impl Links {
         self.nums.len()
     }
 
-    /// The UIDs (as answered) of the messages, in order.
-    pub(crate) fn nums(&self) -> &[u32] {
-        &self.nums
+    /// Whether these are the first messages of `view`, in order (no expunge since).
+    pub(crate) fn leads(&self, view: &[MessageMeta]) -> bool {
+        self.len() <= view.len() && self.nums.iter().zip(view).all(|(&u, m)| u == m.uid)
     }
 
     /// Message `m`'s base subject hash (0: no subject) and sent date.
@@ -485,8 +486,12 @@ impl Forest {
                 }
                 (Item::Dummy(td), _) => self.dummies[td as usize].push(r),
                 (Item::Msg(tm), Item::Msg(rm)) if is_reply(r) && !is_reply(t) => {
-                    let kids = self.kids(tm).to_vec();
-                    self.extra.entry(tm).or_insert(kids).push(rm);
+                    // A message's first linked child starts its list from its own children.
+                    if !self.extra.contains_key(&tm) {
+                        let kids = self.kids(tm).to_vec();
+                        self.extra.insert(tm, kids);
+                    }
+                    self.extra.entry(tm).or_default().push(rm);
                 }
                 _ => {
                     let d = Item::Dummy(self.dummies.len() as u32);

@@ -9,10 +9,9 @@
 //! them).
 //!
 //! REFERENCES and REFS are threaded in `links` (step 1 kept between commands for a whole
-//! mailbox); ORDEREDSUBJECT from an order kept the same way (`ordered`), or here over an
-//! arena of nodes for a part of a mailbox. Every walk over threads (pruning, sorting,
-//! writing) uses an explicit stack, so a reply chain thousands of messages deep cannot
-//! overflow the stack.
+//! mailbox), ORDEREDSUBJECT in `ordered` (its order kept the same way). Every walk over
+//! threads (pruning, sorting, writing) uses an explicit stack, so a reply chain thousands of
+//! messages deep cannot overflow the stack.
 
 use std::time::Instant;
 
@@ -26,120 +25,6 @@ use crate::orders::{self, Kind, Order, Token};
 pub(crate) use links::Links;
 use links::Message;
 
-/// One matching message as threading sees it.
-struct Msg<'a> {
-    /// Message number or UID, as answered.
-    num: u32,
-    /// View index: the sequence-number tie-breaker.
-    seq: usize,
-    sent: i64,
-    /// i;unicode-casemap key of the base subject (borrowed from the message's sort keys).
-    subject: &'a str,
-}
-
-#[derive(Default)]
-struct Node {
-    /// Index into the message list; `None` for a dummy.
-    msg: Option<usize>,
-    parent: Option<usize>,
-    children: Vec<usize>,
-}
-
-struct Forest<'a> {
-    msgs: Vec<Msg<'a>>,
-    nodes: Vec<Node>,
-    roots: Vec<usize>,
-}
-
-impl<'a> Forest<'a> {
-    fn new(msgs: Vec<Msg<'a>>) -> Self {
-        Forest {
-            msgs,
-            nodes: Vec::new(),
-            roots: Vec::new(),
-        }
-    }
-
-    fn add(&mut self, msg: Option<usize>) -> usize {
-        self.nodes.push(Node {
-            msg,
-            ..Node::default()
-        });
-        self.nodes.len() - 1
-    }
-
-    fn link(&mut self, parent: usize, child: usize) {
-        self.nodes[child].parent = Some(parent);
-        self.nodes[parent].children.push(child);
-    }
-
-    /// The (sent date, sequence number) a node sorts by: a dummy's first child's.
-    fn date_key(&self, n: usize) -> (i64, usize) {
-        let mut n = n;
-        loop {
-            match self.nodes[n].msg {
-                Some(m) => return (self.msgs[m].sent, self.msgs[m].seq),
-                None => match self.nodes[n].children.first() {
-                    Some(&c) => n = c,
-                    None => return (i64::MIN, usize::MAX),
-                },
-            }
-        }
-    }
-
-    /// `(2)(3 6 (4 23)(44 7 96))`: RFC 5256 §4 `thread-list`s, one per root, with the
-    /// messages' numbers.
-    #[cfg(test)]
-    fn write(&self, out: &mut Vec<u8>) {
-        write_tokens(out, &self.tokens(), |n| n);
-    }
-
-    /// [`Forest::write`]'s answer in pieces, with each message's `num`.
-    fn tokens(&self) -> Vec<Token> {
-        let mut out = Vec::with_capacity(self.nodes.len() * 3);
-        enum Op {
-            Open,
-            Close,
-            Space,
-            Node(usize),
-        }
-        let mut stack: Vec<Op> = Vec::new();
-        for &r in self.roots.iter().rev() {
-            stack.extend([Op::Close, Op::Node(r), Op::Open]);
-        }
-        while let Some(op) = stack.pop() {
-            match op {
-                Op::Open => out.push(Token::Open),
-                Op::Close => out.push(Token::Close),
-                Op::Space => out.push(Token::Space),
-                Op::Node(n) => {
-                    let node = &self.nodes[n];
-                    let nested = |stack: &mut Vec<Op>| {
-                        for &c in node.children.iter().rev() {
-                            stack.extend([Op::Close, Op::Node(c), Op::Open]);
-                        }
-                    };
-                    match node.msg {
-                        None => nested(&mut stack),
-                        Some(m) => {
-                            out.push(Token::Uid(self.msgs[m].num));
-                            match node.children[..] {
-                                [] => {}
-                                [c] => stack.extend([Op::Node(c), Op::Space]),
-                                _ => {
-                                    nested(&mut stack);
-                                    stack.push(Op::Space);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
 /// Writes THREAD's answer from `tokens`, each message as `num(uid)`.
 fn write_tokens(out: &mut Vec<u8>, tokens: &[Token], num: impl Fn(u32) -> u32) {
     out.reserve(tokens.len() * 4);
@@ -151,36 +36,6 @@ fn write_tokens(out: &mut Vec<u8>, tokens: &[Token], num: impl Fn(u32) -> u32) {
             Token::Uid(u) => mailkeep_proto::write::number(out, u64::from(num(u))),
         }
     }
-}
-
-/// ORDEREDSUBJECT (RFC 5256 §3): by base subject then sent date; each subject one thread whose
-/// first message is the parent of all the others; threads by their first message's date.
-fn ordered_subject(msgs: Vec<Msg<'_>>) -> Forest<'_> {
-    let mut order: Vec<usize> = (0..msgs.len()).collect();
-    // (subject, sent, seq) is unique per message: an unstable sort gives the same order.
-    order.sort_unstable_by(|&a, &b| {
-        let (x, y) = (&msgs[a], &msgs[b]);
-        (x.subject, x.sent, x.seq).cmp(&(y.subject, y.sent, y.seq))
-    });
-    let mut f = Forest::new(msgs);
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && f.msgs[order[end]].subject == f.msgs[order[start]].subject {
-            end += 1;
-        }
-        let root = f.add(Some(order[start]));
-        for &m in &order[start + 1..end] {
-            let child = f.add(Some(m));
-            f.link(root, child);
-        }
-        f.roots.push(root);
-        start = end;
-    }
-    let mut roots = std::mem::take(&mut f.roots);
-    roots.sort_by_key(|&r| f.date_key(r));
-    f.roots = roots;
-    f
 }
 
 /// THREAD / UID THREAD: `* THREAD ...`.
@@ -242,25 +97,10 @@ async fn threads(
     if algorithm != ThreadAlgorithm::OrderedSubject {
         return by_references(ctx, idx, algorithm == ThreadAlgorithm::References, deadline).await;
     }
-    if let Some(tokens) = ordered::tokens(ctx, idx, deadline).await? {
-        return Ok(tokens);
+    match ordered::tokens(ctx, idx, deadline).await? {
+        Some(tokens) => Ok(tokens),
+        None => ordered::alone(ctx, idx, deadline).await,
     }
-    let (keys, _) = sortkeys::load(ctx, idx, deadline).await?;
-    let msgs = idx
-        .iter()
-        .enumerate()
-        .map(|(n, &i)| {
-            let r = keys.row(n);
-            let meta = &ctx.sel.messages[i];
-            Msg {
-                num: meta.uid,
-                seq: i,
-                sent: r.sent.unwrap_or(meta.internal_date),
-                subject: r.string(Row::SUBJECT),
-            }
-        })
-        .collect();
-    Ok(ordered_subject(msgs).tokens())
 }
 
 /// REFERENCES (`by_subject`) or REFS over the view entries `idx`. Over a whole mailbox large
@@ -289,9 +129,7 @@ async fn by_references(
             },
         });
     // Usable when its messages are the view's first ones (no expunge since).
-    let kept = kept.filter(|l| {
-        l.len() <= view.len() && l.nums().iter().zip(view.iter()).all(|(&u, m)| u == m.uid)
-    });
+    let kept = kept.filter(|l| l.leads(view));
     let (base, from) = match kept {
         Some(l) => {
             ctx.orders.hit();

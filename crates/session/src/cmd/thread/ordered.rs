@@ -115,13 +115,30 @@ async fn whole(ctx: &Ctx<'_>, deadline: Instant) -> CmdResult<Vec<Entry>> {
         ctx.orders.hit();
         return Ok(entries);
     }
+    let all: Vec<usize> = (0..ctx.sel.messages.len()).collect();
+    entries(ctx, &all, deadline).await
+}
+
+/// ORDEREDSUBJECT's answer for the view entries `idx` (ascending) threaded alone, from their
+/// keys: a part of the mailbox, or a mailbox too small to keep an order for.
+pub(super) async fn alone(
+    ctx: &Ctx<'_>,
+    idx: &[usize],
+    deadline: Instant,
+) -> CmdResult<Vec<Token>> {
+    let entries = entries(ctx, idx, deadline).await?;
+    Ok(answer(&ctx.sel.messages, &entries, idx))
+}
+
+/// The view entries `idx` (ascending) in ORDEREDSUBJECT's order, from their keys.
+async fn entries(ctx: &Ctx<'_>, idx: &[usize], deadline: Instant) -> CmdResult<Vec<Entry>> {
     let view = &ctx.sel.messages;
-    let all: Vec<usize> = (0..view.len()).collect();
-    let (keys, _) = sortkeys::load(ctx, &all, deadline).await?;
-    let rows: Vec<(&str, i64)> = all
+    let (keys, _) = sortkeys::load(ctx, idx, deadline).await?;
+    let rows: Vec<(&str, i64)> = idx
         .iter()
-        .map(|&i| {
-            let r = keys.row(i);
+        .enumerate()
+        .map(|(n, &i)| {
+            let r = keys.row(n);
             (
                 r.string(Row::SUBJECT),
                 r.sent.unwrap_or(view[i].internal_date),
@@ -129,7 +146,11 @@ async fn whole(ctx: &Ctx<'_>, deadline: Instant) -> CmdResult<Vec<Entry>> {
         })
         .collect();
     check_budget(deadline)?;
-    Ok(runs(&rows))
+    let mut entries = runs(&rows);
+    for e in &mut entries {
+        e.at = idx[e.at];
+    }
+    Ok(entries)
 }
 
 /// The whole view in ORDEREDSUBJECT's order from what other commands kept of the mailbox,
@@ -150,7 +171,7 @@ fn from_kept(ctx: &Ctx<'_>) -> Option<Vec<Entry>> {
     };
     // The links' messages are the view's, in order: a message's number there is its view
     // position.
-    if links.len() != view.len() || links.nums().iter().zip(view).any(|(&u, m)| u != m.uid) {
+    if links.len() != view.len() || !links.leads(view) {
         return None;
     }
     let (order, new) = orders::split(view, uids);
@@ -307,35 +328,62 @@ fn answer(view: &[MessageMeta], entries: &[Entry], idx: &[usize]) -> Vec<Token> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Msg, ordered_subject};
     use super::*;
     use crate::orders::tests::meta;
+    use mailkeep_mime::collate::{base_subject, casemap_key};
 
-    /// The kept order's answer is the Forest's (`ordered_subject`), for the whole view and for
-    /// subsets, over subjects and dates that repeat.
+    /// `runs` of these rows, with the view entries `idx` (ascending) as their positions.
+    fn entries_of(rows: &[(&str, i64)], idx: &[usize]) -> Vec<Entry> {
+        let chosen: Vec<(&str, i64)> = idx.iter().map(|&i| rows[i]).collect();
+        let mut entries = runs(&chosen);
+        for e in &mut entries {
+            e.at = idx[e.at];
+        }
+        entries
+    }
+
     #[test]
-    fn runs_answer_as_the_forest() {
+    fn ordered_subject_threads() {
+        let messages = [
+            (10, "b"),
+            (5, "Re: a"),
+            (1, "a"),
+            (20, "re: B"),
+            (30, "c"),
+            (7, "[fwd: a]"),
+        ];
+        let keys: Vec<String> = messages
+            .iter()
+            .map(|(_, s)| casemap_key(&base_subject(s).0))
+            .collect();
+        let rows: Vec<(&str, i64)> = messages
+            .iter()
+            .zip(&keys)
+            .map(|(&(sent, _), k)| (k.as_str(), sent))
+            .collect();
+        let view: Vec<MessageMeta> = (1..=6).map(meta).collect();
+        let all: Vec<usize> = (0..6).collect();
+        let mut out = Vec::new();
+        super::super::write_tokens(&mut out, &answer(&view, &runs(&rows), &all), |n| n);
+        assert_eq!(String::from_utf8(out).unwrap(), "(3 (2)(6))(1 4)(5)");
+    }
+
+    /// The kept order of the whole view answers for a part of it as that part threaded alone,
+    /// over subjects and dates that repeat.
+    #[test]
+    fn kept_order_answers_a_part_as_threaded_alone() {
         let subjects = ["", "A", "B", "C", "a"];
         let n = 300;
         let rows: Vec<(&str, i64)> = (0..n)
             .map(|i| (subjects[(i * 7) % 5], ((i * 13) % 11) as i64))
             .collect();
         let view: Vec<MessageMeta> = (0..n as u32).map(|i| meta(i * 2 + 1)).collect();
-        let entries = runs(&rows);
+        let whole = runs(&rows);
         for step in [1, 2, 3, 7] {
             let idx: Vec<usize> = (0..n).step_by(step).collect();
-            let msgs = idx
-                .iter()
-                .map(|&i| Msg {
-                    num: view[i].uid,
-                    seq: i,
-                    sent: rows[i].1,
-                    subject: rows[i].0,
-                })
-                .collect();
             assert_eq!(
-                answer(&view, &entries, &idx),
-                ordered_subject(msgs).tokens(),
+                answer(&view, &whole, &idx),
+                answer(&view, &entries_of(&rows, &idx), &idx),
                 "every {step}th message"
             );
         }

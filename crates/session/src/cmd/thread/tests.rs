@@ -5,16 +5,6 @@ use mailkeep_mime::collate::{base_subject, casemap_key};
 use mailkeep_mime::sortkeys::Keys;
 use mailkeep_mime::{msg_ids, thread_refs};
 
-fn msg(num: u32, sent: i64, subject: &str) -> Msg<'static> {
-    let m = message(num, sent, subject);
-    Msg {
-        num,
-        seq: num as usize - 1,
-        sent,
-        subject: m.subject,
-    }
-}
-
 /// A message as REFERENCES sees it, without Message-ID or references (see [`threaded`]).
 fn message(num: u32, sent: i64, subject: &str) -> Message<'static> {
     let (base, reply) = base_subject(subject);
@@ -43,12 +33,6 @@ fn ids(id: &str, references: &[&str]) -> (Option<String>, Vec<String>) {
         Some(id.to_string()),
         references.iter().map(|s| s.to_string()).collect(),
     )
-}
-
-fn text(f: &Forest) -> String {
-    let mut out = Vec::new();
-    f.write(&mut out);
-    String::from_utf8(out).unwrap()
 }
 
 /// REFERENCES (`by_subject`) or REFS over `msgs`, with these encoded key rows, as text.
@@ -90,19 +74,6 @@ fn parses_msg_ids() {
     let header = b"Message-ID: <m@x>\r\nReferences: <a@x>\r\n <b@x>\r\nIn-Reply-To: <p@x>\r\n\r\n";
     assert_eq!(thread_refs(header), ids("m@x", &["a@x", "b@x"]));
     assert_eq!(thread_refs(b"Subject: x\r\n\r\n"), (None, Vec::new()));
-}
-
-#[test]
-fn ordered_subject_threads() {
-    let f = ordered_subject(vec![
-        msg(1, 10, "b"),
-        msg(2, 5, "Re: a"),
-        msg(3, 1, "a"),
-        msg(4, 20, "re: B"),
-        msg(5, 30, "c"),
-        msg(6, 7, "[fwd: a]"),
-    ]);
-    assert_eq!(text(&f), "(3 (2)(6))(1 4)(5)");
 }
 
 #[test]
