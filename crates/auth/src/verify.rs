@@ -4,8 +4,8 @@
 //! Why a pool of its own: argon2id allocates 19 MiB per hash. Run on tokio's blocking pool
 //! (up to 512 threads), every thread that ever hashed keeps that memory in its malloc arena:
 //! we measured 18 MiB of RSS per idle connection that way. Two long-lived threads (one per core
-//! of a small machine) bound it to 2 x 19 MiB for the whole process, and also bound how much CPU
-//! password guessing can take from mail serving.
+//! of a small machine) bound it to 2 x 19 MiB for the whole process (none while no check
+//! waits), and also bound how much CPU password guessing can take from mail serving.
 //!
 //! Why a cache: phones and sync clients log in again and again with the same password (every
 //! few minutes, and once per folder for some). Like Dovecot's `auth_cache`, a successful login
@@ -150,7 +150,7 @@ fn verifier() -> &'static Verifier {
 
 fn worker(first: bool) {
     let v = verifier();
-    // This thread's argon2 memory, kept for every check it runs (see `blocks`).
+    // This thread's argon2 memory, kept while checks are waiting (see `blocks`).
     let mut blocks = crate::blocks::Blocks::default();
     if first {
         // A first sample of a check's duration (see `hash_time_sample`), made here so no other
@@ -160,13 +160,23 @@ fn worker(first: bool) {
         record_sample(t.elapsed());
     }
     loop {
-        let job = {
+        let next = {
             let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(job) = q[0].pop().or_else(|| q[1].pop()) {
-                    break job;
+            q[0].pop().or_else(|| q[1].pop())
+        };
+        let job = match next {
+            Some(job) => job,
+            None => {
+                // Nothing waiting: the memory goes back to the system while the thread waits
+                // (see `blocks`).
+                blocks.release();
+                let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(job) = q[0].pop().or_else(|| q[1].pop()) {
+                        break job;
+                    }
+                    q = v.ready.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
-                q = v.ready.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
         // The client gave up (disconnected) while waiting: nobody reads the answer.
