@@ -2,6 +2,7 @@
 `max_append_command_size`, refused before they are read, and none of them is stored."""
 
 import socket
+import time
 
 from conftest import PASSWORD, assert_responsive
 
@@ -73,3 +74,26 @@ def test_nonsynchronizing_multiappend_over_the_limit_is_closed(make_server):
     s2, f2 = connect(server)
     assert messages_in_inbox(s2, f2) == 0
     assert_responsive(server)
+
+
+def test_multiappend_larger_than_the_command_budget_whatever_the_network_split(server):
+    """A LITERAL+ MULTIAPPEND of 600 messages, of ~10 KB and under 100 bytes in turn (3 MB, three
+    times `max_command_size`), is stored whole even when each ` {N+}` line arrives apart from
+    its CRLF. The messages kept in memory used to fill the command's budget to its last bytes,
+    and a line that came in two reads was then over the room left: the server closed the
+    connection, at random (a CI run failed this way)."""
+    s, f = connect(server)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    n = 600
+    msgs = [b"Subject: m%d\r\n\r\n" % i + (b"y" * 10_000 if i % 2 else b"z" * (i % 97)) + b"\r\n"
+            for i in range(n)]
+    s.sendall(b"a APPEND INBOX")
+    for m in msgs:
+        s.sendall(b" {%d+}" % len(m))
+        time.sleep(0.002)
+        s.sendall(b"\r\n" + m)
+    s.sendall(b"\r\n")
+    while not (line := f.readline()).startswith(b"a "):
+        assert line, "connection closed"
+    assert line.startswith(b"a OK"), line
+    assert messages_in_inbox(s, f) == n

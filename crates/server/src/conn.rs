@@ -385,6 +385,12 @@ async fn read_command(
                 out.extend_from_slice(b"* BYE [LIMIT] Command too long.\r\n");
                 return Ok(ReadOutcome::Close);
             }
+            // A line over the room left is refused whether or not it came in one read (else
+            // whether a command passed would depend on how the network split it).
+            Line::Complete(l) if l.len() > max_line && !fragments.is_empty() => {
+                out.extend_from_slice(b"* BYE [LIMIT] Command too long.\r\n");
+                return Ok(ReadOutcome::Close);
+            }
             Line::Complete(l) => l,
         };
         used += line.len() as u64;
@@ -410,7 +416,12 @@ async fn read_command(
             Kind::Append if appended + len > limits.max_append_command_size => {
                 Err("[LIMIT] Too much data in one APPEND.")
             }
-            Kind::Append => Ok(len > limits.spool_threshold || len > room),
+            // Messages kept in memory take at most half of the command's budget: the rest is
+            // room for the lines between them. (A MULTIAPPEND whose messages filled it all had
+            // no room left for the next ` {N+}` line and was closed.)
+            Kind::Append => {
+                Ok(len > limits.spool_threshold || len > room.saturating_sub(budget / 2))
+            }
             Kind::PreLogin if len > room => Err("[LIMIT] Literal too large before authentication."),
             Kind::Other if len > room => Err("[LIMIT] Command too large."),
             Kind::PreLogin | Kind::Other => Ok(false),
