@@ -160,23 +160,21 @@ fn worker(first: bool) {
         record_sample(t.elapsed());
     }
     loop {
-        let next = {
+        let job = {
             let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q[0].pop().or_else(|| q[1].pop())
-        };
-        let job = match next {
-            Some(job) => job,
-            None => {
-                // Nothing waiting: the memory goes back to the system while the thread waits
-                // (see `blocks`).
-                blocks.release();
-                let mut q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if let Some(job) = q[0].pop().or_else(|| q[1].pop()) {
-                        break job;
-                    }
-                    q = v.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(job) = q[0].pop().or_else(|| q[1].pop()) {
+                    break job;
                 }
+                if blocks.held() {
+                    // Nothing waiting: the memory goes back to the system while the thread
+                    // waits (see `blocks`), outside the queue's lock.
+                    drop(q);
+                    blocks.release();
+                    q = v.queue.lock().unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
+                q = v.ready.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
         // The client gave up (disconnected) while waiting: nobody reads the answer.

@@ -383,6 +383,11 @@ impl Placed {
     }
 }
 
+/// Message `m`'s children from step 3, in `children[start[m]..start[m + 1]]`.
+fn own_kids<'a>(start: &[u32], children: &'a [u32], m: u32) -> &'a [u32] {
+    &children[start[m as usize] as usize..start[m as usize + 1] as usize]
+}
+
 /// The threads after step 3: each message's children in `children[start[m]..start[m + 1]]`
 /// (by date), children linked to a message by step 5 in `extra`, each dummy's children.
 struct Forest {
@@ -420,9 +425,7 @@ impl Forest {
     fn kids(&self, m: u32) -> &[u32] {
         match self.extra.get(&m) {
             Some(v) => v,
-            None => {
-                &self.children[self.start[m as usize] as usize..self.start[m as usize + 1] as usize]
-            }
+            None => own_kids(&self.start, &self.children, m),
         }
     }
 
@@ -487,11 +490,11 @@ impl Forest {
                 (Item::Dummy(td), _) => self.dummies[td as usize].push(r),
                 (Item::Msg(tm), Item::Msg(rm)) if is_reply(r) && !is_reply(t) => {
                     // A message's first linked child starts its list from its own children.
-                    if !self.extra.contains_key(&tm) {
-                        let kids = self.kids(tm).to_vec();
-                        self.extra.insert(tm, kids);
-                    }
-                    self.extra.entry(tm).or_default().push(rm);
+                    let (start, children) = (&self.start, &self.children);
+                    self.extra
+                        .entry(tm)
+                        .or_insert_with(|| own_kids(start, children, tm).to_vec())
+                        .push(rm);
                 }
                 _ => {
                     let d = Item::Dummy(self.dummies.len() as u32);
