@@ -444,6 +444,25 @@ pub trait MailStore: Send + Sync + 'static {
         }
         Ok(out)
     }
+    /// The first `len` octets of each `(uid, len)` (ascending UIDs), in one call: the headers
+    /// a header-only FETCH over a range writes. `(uid, bytes)` ascending; a message shorter
+    /// than `len` gives all of itself; UIDs not in the mailbox are left out. By default, one
+    /// `message_reader` per message.
+    async fn message_prefixes(
+        &self,
+        mailbox: MailboxId,
+        wanted: &[(u32, u64)],
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let mut out = Vec::with_capacity(wanted.len());
+        for &(uid, len) in wanted {
+            match self.message_reader(mailbox, uid).await {
+                Ok(r) => out.push((uid, reader::read_prefix(r, uid, len)?)),
+                Err(StoreError::NoSuchMailbox) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
     /// Sort and thread keys (RFC 5256) saved for these messages' bodies, opaque to the store
     /// (the session computes and reads them): `(uid, keys)` ascending, only for the `uids`
     /// (ascending) that have some. Copies of a message share its keys.

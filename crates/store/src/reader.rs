@@ -54,6 +54,17 @@ impl MessageReader {
     }
 }
 
+/// The first `len` octets of `reader` (all of it if shorter): a message's header.
+pub(crate) fn read_prefix(reader: MessageReader, uid: u32, len: u64) -> crate::Result<Vec<u8>> {
+    let len = len.min(reader.size());
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    reader
+        .take(len)
+        .read_to_end(&mut out)
+        .map_err(|e| crate::StoreError::Internal(format!("reading UID {uid}: {e}")))?;
+    Ok(out)
+}
+
 impl Read for MessageReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;

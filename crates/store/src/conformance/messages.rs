@@ -85,6 +85,20 @@ pub async fn append(store: &dyn MailStore) {
         assert_eq!(got, want, "set {set:?}");
     }
     assert!(store.parsed_infos(ib, &[]).await.unwrap().is_empty());
+    // Prefixes of several messages in one call: cut at the length asked, whole when the
+    // message is shorter, missing UIDs left out, ascending.
+    let second = store.message_bytes(ib, all[1]).await.unwrap();
+    let got = store
+        .message_prefixes(ib, &[(all[0], 10), (all[1] + 1_000_000, 5)])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![(all[0], data[..10].to_vec())]);
+    let got = store
+        .message_prefixes(ib, &[(all[0], 0), (all[1], 1 << 40)])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![(all[0], Vec::new()), (all[1], second.to_vec())]);
+    assert!(store.message_prefixes(ib, &[]).await.unwrap().is_empty());
     assert!(matches!(
         store.message_bytes(ib, 999).await,
         Err(StoreError::NoSuchMailbox)

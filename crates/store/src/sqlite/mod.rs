@@ -575,6 +575,18 @@ impl MailStore for SqliteStore {
             .await
     }
 
+    async fn message_prefixes(
+        &self,
+        mailbox: MailboxId,
+        wanted: &[(u32, u64)],
+    ) -> Result<Vec<(u32, Vec<u8>)>> {
+        let blobs = self.blobs.clone();
+        let wanted = wanted.to_vec();
+        self.readers
+            .run(move |c| reads::message_prefixes(c, &blobs, mailbox, &wanted))
+            .await
+    }
+
     async fn parsed_info(&self, mailbox: MailboxId, uid: u32) -> Result<ParsedInfo> {
         self.readers
             .run(move |c| reads::parsed_info(c, mailbox, uid))

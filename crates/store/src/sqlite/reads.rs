@@ -262,6 +262,26 @@ pub(super) fn message_reader(
     r
 }
 
+/// The first octets of many messages (see `MailStore::message_prefixes`). Not in one read
+/// transaction: a body collected since its lookup must be seen as expunged (as in
+/// [`message_reader`]), not kept visible by an old snapshot.
+pub(super) fn message_prefixes(
+    conn: &Connection,
+    blobs: &BlobDir,
+    mailbox: MailboxId,
+    wanted: &[(u32, u64)],
+) -> Result<Vec<(u32, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(wanted.len());
+    for &(uid, len) in wanted {
+        match message_reader(conn, blobs, mailbox, uid) {
+            Ok(r) => out.push((uid, crate::reader::read_prefix(r, uid, len)?)),
+            Err(StoreError::NoSuchMailbox) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn message_bytes(
     conn: &Connection,
     blobs: &BlobDir,

@@ -73,6 +73,12 @@ pub(crate) struct FetchJob {
     batch: VecDeque<(u32, ParsedInfo)>,
     /// The same for object IDs and save dates.
     objects: VecDeque<(u32, MessageObjects)>,
+    /// For a header-only FETCH, the headers of the next messages of `batch`, read in one
+    /// store call (a FETCH of 100 messages' header fields is then one or two round trips
+    /// through the read pool, not 100 waits behind other sessions' reads), and the last
+    /// UID asked for.
+    headers: VecDeque<(u32, Vec<u8>)>,
+    headers_until: Option<u32>,
     expunged_meanwhile: bool,
     cur: Option<Current>,
 }
@@ -183,6 +189,8 @@ pub(crate) async fn fetch(
         with_modseq: condstore_active(ctx),
         batch: VecDeque::new(),
         objects: VecDeque::new(),
+        headers: VecDeque::new(),
+        headers_until: None,
         expunged_meanwhile: false,
         cur: None,
     })
@@ -289,6 +297,28 @@ impl FetchJob {
                 parsed = Some(p);
             }
         }
+        let mut header = None;
+        if plan.header_only {
+            if self.headers_until.is_none_or(|last| uid_i > last) {
+                let wanted = header_batch(uid_i, parsed.as_ref(), &self.batch);
+                self.headers_until = Some(wanted.last().map_or(uid_i, |w| w.0));
+                self.headers = ctx
+                    .store
+                    .message_prefixes(ctx.sel.mailbox.id, &wanted)
+                    .await?
+                    .into();
+            }
+            while let Some((u, _)) = self.headers.front() {
+                if *u > uid_i {
+                    break;
+                }
+                let (u, h) = self.headers.pop_front().expect("front exists");
+                if u == uid_i {
+                    header = Some(h);
+                }
+            }
+        }
+        let plan = &self.plan;
         let mut objects = None;
         if plan.needs_objects {
             if n.is_multiple_of(PARSE_BATCH) {
@@ -317,7 +347,7 @@ impl FetchJob {
                 return Ok(());
             }
         }
-        let loaded = match load(ctx, plan, uid_i, parsed).await {
+        let loaded = match load(ctx, plan, uid_i, parsed, header).await {
             Ok(loaded) => loaded,
             // Expunged by another session since this one last heard: the EXPUNGE may not be
             // sent during FETCH (RFC 9051 §7.5.1), so answer the rest and say NO at the end
@@ -423,6 +453,34 @@ impl Current {
 /// Messages whose stored parse is read in one store call.
 const PARSE_BATCH: usize = 256;
 
+/// Header octets read in one store call for a header-only FETCH (at least one header).
+const HEADER_BATCH_BYTES: u64 = 1 << 20;
+
+/// The `(uid, header length)` of the message `uid` (with its stored parse, if found) and of
+/// the following ones of `batch`, up to [`HEADER_BATCH_BYTES`]. Stops at a part tree it
+/// cannot read: that message's own load reports it.
+fn header_batch(
+    uid: u32,
+    parsed: Option<&ParsedInfo>,
+    batch: &VecDeque<(u32, ParsedInfo)>,
+) -> Vec<(u32, u64)> {
+    let mut wanted = Vec::new();
+    let mut total = 0;
+    let first = parsed.map(|p| (uid, p));
+    for (u, p) in first.into_iter().chain(batch.iter().map(|(u, p)| (*u, p))) {
+        let Some(tree) = PartTree::from_bytes(&p.parts) else {
+            break;
+        };
+        let len = tree.root.body_start;
+        if !wanted.is_empty() && total + len > HEADER_BATCH_BYTES {
+            break;
+        }
+        total += len;
+        wanted.push((u, len));
+    }
+    wanted
+}
+
 /// Load the bytes and the stored parse of one message, each only if some item needs it.
 /// `parsed` is the parse already read in a batch (a message missing from the batch was
 /// expunged meanwhile: the single read reports it).
@@ -431,6 +489,7 @@ async fn load(
     plan: &Plan,
     uid: u32,
     parsed: Option<ParsedInfo>,
+    header: Option<Vec<u8>>,
 ) -> Result<Loaded, StoreError> {
     let mut loaded = Loaded::default();
     if plan.view_only() {
@@ -450,8 +509,16 @@ async fn load(
                 StoreError::Internal(format!("unreadable part tree of UID {uid}"))
             })?;
             if plan.header_only {
-                let end = tree.root.body_start;
-                loaded.bytes = Some(Arc::new(read_prefix(ctx, mailbox, uid, end).await?));
+                let header = match header {
+                    Some(h) => h,
+                    None => {
+                        let end = tree.root.body_start;
+                        let mut one = ctx.store.message_prefixes(mailbox, &[(uid, end)]).await?;
+                        // Left out: expunged by another session meanwhile.
+                        one.pop().ok_or(StoreError::NoSuchMailbox)?.1
+                    }
+                };
+                loaded.bytes = Some(Arc::new(header));
             }
             loaded.tree = Some(tree);
         }
@@ -479,25 +546,6 @@ async fn load(
         };
     }
     Ok(loaded)
-}
-
-/// The first `len` bytes of a message (its header, for header-only FETCH items): only that much
-/// is read and decompressed, on the session's thread (a header is a few KiB).
-async fn read_prefix(
-    ctx: &Ctx<'_>,
-    mailbox: mailkeep_store::MailboxId,
-    uid: u32,
-    len: u64,
-) -> Result<Vec<u8>, StoreError> {
-    use std::io::Read;
-    let reader = ctx.store.message_reader(mailbox, uid).await?;
-    let len = len.min(reader.size());
-    let mut out = Vec::with_capacity(len as usize);
-    reader
-        .take(len)
-        .read_to_end(&mut out)
-        .map_err(|e| StoreError::Internal(format!("reading UID {uid}: {e}")))?;
-    Ok(out)
 }
 
 /// Messages up to this size get a missing preview made on the session's own thread.
