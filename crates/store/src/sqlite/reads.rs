@@ -273,10 +273,18 @@ pub(super) fn message_prefixes(
 ) -> Result<Vec<(u32, Vec<u8>)>> {
     let mut out = Vec::with_capacity(wanted.len());
     for &(uid, len) in wanted {
-        match message_reader(conn, blobs, mailbox, uid) {
-            Ok(r) => out.push((uid, crate::reader::read_prefix(r, uid, len)?)),
-            Err(StoreError::NoSuchMailbox) => {}
+        let body = match blob_of(conn, mailbox, uid) {
+            Ok(b) => b,
+            Err(StoreError::NoSuchMailbox) => continue,
             Err(e) => return Err(e),
+        };
+        match blobs.prefix(&body.hash, body.inline, body.size, len) {
+            Ok(bytes) => out.push((uid, bytes)),
+            // Expunged (and its file collected) since the lookup: left out, as if not found.
+            Err(e) => match blob_of(conn, mailbox, uid) {
+                Err(StoreError::NoSuchMailbox) => {}
+                _ => return Err(e),
+            },
         }
     }
     Ok(out)

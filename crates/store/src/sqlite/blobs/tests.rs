@@ -1,3 +1,4 @@
+use super::stream::PREFIX_CHUNK_FOR_TESTS;
 use super::*;
 use std::time::{Duration, Instant};
 use zstd::zstd_safe::get_dict_id_from_frame;
@@ -158,7 +159,45 @@ fn assert_all_load(blobs: &BlobDir, msgs: &[Vec<u8>]) {
             .read_to_end(&mut streamed)
             .unwrap();
         assert!(&streamed == m, "streamed body differs");
+        assert_prefixes(blobs, m);
     }
+}
+
+/// `BlobDir::prefix` of `m`, from its file and packed inline, at lengths from none to more
+/// than all of it.
+fn assert_prefixes(blobs: &BlobDir, m: &[u8]) {
+    let h = sha256(m);
+    let size = m.len() as u64;
+    let packed = blobs.compress(m).unwrap();
+    for len in [0, 1, 100, size / 2, size - 1, size, size + 5] {
+        let want = &m[..len.min(size) as usize];
+        let got = blobs.prefix(&h, None, size, len).unwrap();
+        assert!(got == want, "prefix {len} of {size} from the file");
+        let got = blobs.prefix(&h, Some(packed.clone()), size, len).unwrap();
+        assert!(got == want, "prefix {len} of {size} packed");
+    }
+}
+
+#[test]
+fn prefix_of_a_big_body_and_of_a_damaged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+    // Read in many chunks: a body that packs to far more than one chunk.
+    let mut rng = Rng(7);
+    let mut m = b"Subject: big\r\n\r\n".to_vec();
+    m.extend_from_slice(rng.base64(400 << 10).as_bytes());
+    assert!(blobs.compress(&m).unwrap().len() > 4 * PREFIX_CHUNK_FOR_TESTS);
+    blobs.store(&sha256(&m), &m).unwrap();
+    assert_prefixes(&blobs, &m);
+    // A body shorter than its recorded size is an error, not a short header.
+    let h = sha256(&m);
+    let size = m.len() as u64;
+    assert!(blobs.prefix(&h, None, size + 10, size + 10).is_err());
+    let packed = blobs.compress(&m).unwrap();
+    let cut = packed[..packed.len() / 2].to_vec();
+    assert!(blobs.prefix(&h, Some(cut), size, size).is_err());
+    blobs.remove(&h).unwrap();
+    assert!(blobs.prefix(&h, None, size, 10).is_err(), "file gone");
 }
 
 fn dict_files(root: &Path) -> Vec<String> {
