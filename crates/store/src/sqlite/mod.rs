@@ -456,8 +456,9 @@ impl MailStore for SqliteStore {
     }
 
     async fn list_mailboxes(&self, user: UserId) -> Result<Vec<Mailbox>> {
+        // One user's rows of the mailbox table: as small a read as `get_mailbox`.
         self.readers
-            .run(move |c| accounts::list_mailboxes(c, user))
+            .run_quick(move |c| accounts::list_mailboxes(c, user))
             .await
     }
 
@@ -509,12 +510,15 @@ impl MailStore for SqliteStore {
 
     async fn subscriptions(&self, user: UserId) -> Result<Vec<String>> {
         self.readers
-            .run(move |c| accounts::subscriptions(c, user))
+            .run_quick(move |c| accounts::subscriptions(c, user))
             .await
     }
 
     async fn status(&self, mailbox: MailboxId) -> Result<MailboxStatus> {
-        self.readers.run(move |c| reads::status(c, mailbox)).await
+        // The mailbox's counters and a count over its newest messages.
+        self.readers
+            .run_quick(move |c| reads::status(c, mailbox))
+            .await
     }
 
     async fn append(&self, mailbox: MailboxId, msgs: Vec<NewMessage>) -> Result<(u32, Vec<u32>)> {
