@@ -287,18 +287,8 @@ impl FetchJob {
                 .await?
                 .into();
         }
-        let mut parsed = None;
-        while let Some((u, _)) = self.batch.front() {
-            if *u > uid_i {
-                break;
-            }
-            let (u, p) = self.batch.pop_front().expect("front exists");
-            if u == uid_i {
-                parsed = Some(p);
-            }
-        }
-        let mut header = None;
-        if plan.header_only {
+        let parsed = take_uid(&mut self.batch, uid_i);
+        let header = if plan.header_only {
             if self.headers_until.is_none_or(|last| uid_i > last) {
                 let wanted = header_batch(uid_i, parsed.as_ref(), &self.batch);
                 self.headers_until = Some(wanted.last().map_or(uid_i, |w| w.0));
@@ -308,16 +298,10 @@ impl FetchJob {
                     .await?
                     .into();
             }
-            while let Some((u, _)) = self.headers.front() {
-                if *u > uid_i {
-                    break;
-                }
-                let (u, h) = self.headers.pop_front().expect("front exists");
-                if u == uid_i {
-                    header = Some(h);
-                }
-            }
-        }
+            take_uid(&mut self.headers, uid_i)
+        } else {
+            None
+        };
         let plan = &self.plan;
         let mut objects = None;
         if plan.needs_objects {
@@ -332,15 +316,7 @@ impl FetchJob {
                     .await?
                     .into();
             }
-            while let Some((u, _)) = self.objects.front() {
-                if *u > uid_i {
-                    break;
-                }
-                let (u, o) = self.objects.pop_front().expect("front exists");
-                if u == uid_i {
-                    objects = Some(o);
-                }
-            }
+            objects = take_uid(&mut self.objects, uid_i);
             if objects.is_none() {
                 // Expunged by another session meanwhile (see below).
                 self.expunged_meanwhile = true;
@@ -452,6 +428,18 @@ impl Current {
 
 /// Messages whose stored parse is read in one store call.
 const PARSE_BATCH: usize = 256;
+
+/// The entry for `uid` from a batch read ahead in ascending UID order, dropping the entries
+/// before it (messages skipped or left out). `None`: the store left `uid` out (expunged).
+fn take_uid<T>(batch: &mut VecDeque<(u32, T)>, uid: u32) -> Option<T> {
+    while batch.front().is_some_and(|(u, _)| *u < uid) {
+        batch.pop_front();
+    }
+    match batch.front() {
+        Some((u, _)) if *u == uid => batch.pop_front().map(|(_, v)| v),
+        _ => None,
+    }
+}
 
 /// Header octets read in one store call for a header-only FETCH (at least one header).
 const HEADER_BATCH_BYTES: u64 = 1 << 20;
