@@ -220,30 +220,13 @@ impl BlobDir {
     /// Reads and decompresses a body file; `size` is the recorded length (a capacity hint and
     /// check).
     pub(super) fn load(&self, hash: &Hash, size: u64) -> Result<Vec<u8>> {
-        let compressed = match fs::read(self.path(hash)) {
-            Ok(c) => c,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(StoreError::Internal(format!(
-                    "blob {} missing",
-                    hex::encode(hash)
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let compressed = fs::read(self.path(hash)).map_err(|e| file_error(hash, e))?;
         self.unpack(hash, &compressed, size)
     }
 
     /// Decompresses a packed body of `hash` (from its file or from the index).
     pub(super) fn unpack(&self, hash: &Hash, compressed: &[u8], size: u64) -> Result<Vec<u8>> {
-        let dict = match zstd::zstd_safe::get_dict_id_from_frame(compressed) {
-            None => None,
-            Some(id) => Some(self.decoder(id.get()).ok_or_else(|| {
-                StoreError::Internal(format!(
-                    "blob {} needs zstd dictionary {id}, which is missing",
-                    hex::encode(hash)
-                ))
-            })?),
-        };
+        let dict = self.frame_decoder(hash, compressed)?;
         let out = match usize::try_from(size) {
             // In one call, into a buffer of the recorded size, with this thread's context:
             // creating a context per body was 4% of the stress mix and 14% of the session
@@ -301,6 +284,21 @@ impl BlobDir {
     /// The zstd id of the dictionary new bodies are compressed with.
     fn dictionary_id(&self) -> Option<u32> {
         read(&self.inner.current).as_ref().map(|d| d.id)
+    }
+
+    /// The prepared dictionary the zstd frame starting with `frame` was packed with, if any.
+    fn frame_decoder(
+        &self,
+        hash: &Hash,
+        frame: &[u8],
+    ) -> Result<Option<Arc<DecoderDictionary<'static>>>> {
+        match zstd::zstd_safe::get_dict_id_from_frame(frame) {
+            None => Ok(None),
+            Some(id) => self
+                .decoder(id.get())
+                .map(Some)
+                .ok_or_else(|| no_dictionary(hash, id.get())),
+        }
     }
 
     fn decoder(&self, id: u32) -> Option<Arc<DecoderDictionary<'static>>> {
@@ -411,6 +409,22 @@ pub(super) fn load_source(src: &MessageBytes) -> Result<Arc<Vec<u8>>> {
 pub(super) fn hash_from_sql(v: &[u8]) -> Result<Hash> {
     v.try_into()
         .map_err(|_| StoreError::Internal("bad blob hash in index".into()))
+}
+
+/// An error opening or reading the file of body `hash`: a missing file is named as such.
+fn file_error(hash: &Hash, e: std::io::Error) -> StoreError {
+    if e.kind() == ErrorKind::NotFound {
+        StoreError::Internal(format!("blob {} missing", hex::encode(hash)))
+    } else {
+        e.into()
+    }
+}
+
+fn no_dictionary(hash: &Hash, id: u32) -> StoreError {
+    StoreError::Internal(format!(
+        "blob {} needs zstd dictionary {id}, which is missing",
+        hex::encode(hash)
+    ))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

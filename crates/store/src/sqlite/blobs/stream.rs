@@ -1,9 +1,9 @@
 //! Bodies as streams ([`MessageReader`]): unpacked a piece at a time, for big messages.
 
 use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{BufReader, Read};
 
-use super::{BlobDir, DECOMPRESSOR, Hash};
+use super::{BlobDir, DECOMPRESSOR, Hash, file_error, no_dictionary};
 use crate::{MessageReader, Result, StoreError};
 
 /// Compressed bytes read at a time by `prefix`.
@@ -18,16 +18,7 @@ impl BlobDir {
     /// A body file as a stream, unpacked a piece at a time: memory stays at zstd's window
     /// (at most a few MiB) whatever the message's size. `size` is the recorded length.
     pub(in crate::sqlite) fn stream(&self, hash: &Hash, size: u64) -> Result<MessageReader> {
-        let mut file = match File::open(self.path(hash)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(StoreError::Internal(format!(
-                    "blob {} missing",
-                    hex::encode(hash)
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let mut file = File::open(self.path(hash)).map_err(|e| file_error(hash, e))?;
         // The frame header (at most 18 bytes) names the dictionary, if any.
         let mut head = Vec::with_capacity(18);
         (&mut file).take(18).read_to_end(&mut head)?;
@@ -74,16 +65,7 @@ impl BlobDir {
             .map_err(|_| StoreError::Internal("prefix length".into()))?;
         let mut src: Box<dyn Read> = match packed {
             Some(p) => Box::new(std::io::Cursor::new(p)),
-            None => match File::open(self.path(hash)) {
-                Ok(f) => Box::new(f),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(StoreError::Internal(format!(
-                        "blob {} missing",
-                        hex::encode(hash)
-                    )));
-                }
-                Err(e) => return Err(e.into()),
-            },
+            None => Box::new(File::open(self.path(hash)).map_err(|e| file_error(hash, e))?),
         };
         let fault =
             |what: &str| StoreError::Internal(format!("blob {}: {what}", hex::encode(hash)));
@@ -91,13 +73,7 @@ impl BlobDir {
         let mut out = Vec::with_capacity(len);
         let mut chunk = vec![0u8; PREFIX_CHUNK];
         let mut filled = src.read(&mut chunk)?;
-        let dict =
-            match zstd::zstd_safe::get_dict_id_from_frame(&chunk[..filled]) {
-                None => None,
-                Some(id) => Some(self.decoder(id.get()).ok_or_else(|| {
-                    fault(&format!("needs zstd dictionary {id}, which is missing"))
-                })?),
-            };
+        let dict = self.frame_decoder(hash, &chunk[..filled])?;
         DECOMPRESSOR.with_borrow_mut(|d| {
             // The context forgets the dictionary on every exit (reset below), so it never
             // refers to one after this call.
@@ -149,12 +125,9 @@ impl BlobDir {
         let decoder: Box<dyn Read + Send> = match dict {
             None => Box::new(zstd::stream::read::Decoder::with_buffer(src)?),
             Some(id) => {
-                let raw = self.raw_dictionary(id.get()).ok_or_else(|| {
-                    StoreError::Internal(format!(
-                        "blob {} needs zstd dictionary {id}, which is missing",
-                        hex::encode(hash)
-                    ))
-                })?;
+                let raw = self
+                    .raw_dictionary(id.get())
+                    .ok_or_else(|| no_dictionary(hash, id.get()))?;
                 Box::new(zstd::stream::read::Decoder::with_dictionary(src, &raw)?)
             }
         };
