@@ -89,6 +89,10 @@ impl PartTree {
     pub fn from_bytes(b: &[u8]) -> Option<PartTree> {
         section::tree_from_bytes(b)
     }
+    /// `root.body_start` of the stored tree `b`, without decoding the whole tree.
+    pub fn header_len_from_bytes(b: &[u8]) -> Option<u64> {
+        section::stored_header_len(b)
+    }
 }
 
 /// What a `BODY[section]` refers to, as a byte range of the message (or an error).

@@ -123,6 +123,16 @@ pub fn tree_to_bytes(t: &PartTree) -> Vec<u8> {
     out
 }
 
+/// The root's `body_start` (the message header's length) from a stored tree, read without
+/// decoding the rest of it.
+pub fn stored_header_len(b: &[u8]) -> Option<u64> {
+    if b.first() != Some(&FORMAT_VERSION) {
+        return None;
+    }
+    // After the version: the root's header_start, then its body_start (see `put_part`).
+    Some(u64::from_le_bytes(b.get(9..17)?.try_into().ok()?))
+}
+
 pub fn tree_from_bytes(b: &[u8]) -> Option<PartTree> {
     if b.first() != Some(&FORMAT_VERSION) {
         return None;

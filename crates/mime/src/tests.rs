@@ -202,6 +202,13 @@ fn part_tree_roundtrip() {
     let a = analyze(NESTED);
     let bytes = a.parts.to_bytes();
     assert_eq!(PartTree::from_bytes(&bytes), Some(a.parts.clone()));
+    assert_eq!(
+        PartTree::header_len_from_bytes(&bytes),
+        Some(a.parts.root.body_start)
+    );
+    assert!(a.parts.root.body_start > 0);
+    assert_eq!(PartTree::header_len_from_bytes(&bytes[..16]), None);
+    assert_eq!(PartTree::header_len_from_bytes(b""), None);
     for cut in 0..bytes.len() {
         assert_eq!(PartTree::from_bytes(&bytes[..cut]), None);
     }

@@ -445,7 +445,8 @@ fn take_uid<T>(batch: &mut VecDeque<(u32, T)>, uid: u32) -> Option<T> {
 const HEADER_BATCH_BYTES: u64 = 1 << 20;
 
 /// The `(uid, header length)` of the message `uid` (with its stored parse, if found) and of
-/// the following ones of `batch`, up to [`HEADER_BATCH_BYTES`]. Stops at a part tree it
+/// the following ones of `batch`, up to [`HEADER_BATCH_BYTES`]. Only the length is read from
+/// each stored part tree (each message's load decodes its own tree). Stops at a tree it
 /// cannot read: that message's own load reports it.
 fn header_batch(
     uid: u32,
@@ -456,10 +457,9 @@ fn header_batch(
     let mut total = 0;
     let first = parsed.map(|p| (uid, p));
     for (u, p) in first.into_iter().chain(batch.iter().map(|(u, p)| (*u, p))) {
-        let Some(tree) = PartTree::from_bytes(&p.parts) else {
+        let Some(len) = PartTree::header_len_from_bytes(&p.parts) else {
             break;
         };
-        let len = tree.root.body_start;
         if !wanted.is_empty() && total + len > HEADER_BATCH_BYTES {
             break;
         }
