@@ -29,7 +29,7 @@ pub(crate) async fn append(
     }
     let name = names::decode(raw, &inner.enabled)?;
     let mut new = Vec::with_capacity(messages.len());
-    let selected = sel.map(|s| &s.mailbox);
+    let selected = sel.as_deref().map(|s| &s.mailbox);
     // CATENATE (RFC 4469): the parts joined into one message, within the same limit. Joined
     // messages are held in memory until the store takes them: all those of one MULTIAPPEND
     // together may be no bigger than one message may ([LIMIT] past that).
@@ -50,12 +50,32 @@ pub(crate) async fn append(
     }
     // MULTIAPPEND: all messages in one store transaction, so either all are added or none.
     // RFC 9051 §6.3.12: a missing target is NO [TRYCREATE] so the client can CREATE and retry.
-    let Some((uidvalidity, uids)) = inner.store.append_to(user.id, &name, new).await? else {
+    // To the mailbox selected read-write, \Recent is claimed with the APPEND (one store
+    // transaction, not a second one when the session catches up after the command).
+    let appended = match sel.as_deref().filter(|s| !s.read_only) {
+        Some(s) => {
+            let selected = s.mailbox.id;
+            inner
+                .store
+                .append_to_claiming(user.id, &name, new, selected)
+                .await?
+                .map(|a| (a.uidvalidity, a.uids, a.claimed))
+        }
+        None => inner
+            .store
+            .append_to(user.id, &name, new)
+            .await?
+            .map(|(v, uids)| (v, uids, Vec::new())),
+    };
+    let Some((uidvalidity, uids, claimed)) = appended else {
         return Err(CmdError::No(
             Some(Code::TryCreate),
             "Mailbox doesn't exist.".into(),
         ));
     };
+    if let Some(s) = sel {
+        s.claimed.extend(claimed);
+    }
     let mut set = Vec::new();
     let mut sorted = uids.clone();
     sorted.sort_unstable();

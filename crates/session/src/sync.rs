@@ -18,9 +18,24 @@ pub(crate) async fn sync(
     allow_expunge: bool,
 ) -> CmdResult<()> {
     let store = ctx.store;
-    let changes = store
-        .changes_since(ctx.sel.mailbox.id, ctx.sel.modseq)
-        .await?;
+    // Marks what is announced now: a change after this point wakes IDLE and the next call reads.
+    let news = ctx.sel.take_news();
+    let changes = if news || !store.notifies_every_change() {
+        store
+            .changes_since(ctx.sel.mailbox.id, ctx.sel.modseq)
+            .await?
+    } else {
+        // Nothing changed since the last look (the store would have said so): no read. What
+        // is pending in the view (expunges held back during FETCH, STORE, SEARCH) is still
+        // announced below.
+        mailkeep_store::Changes {
+            changed: Vec::new(),
+            expunged: Vec::new(),
+            pruned_modseq: 0,
+            highest_modseq: ctx.sel.modseq,
+            uidnext: ctx.sel.mailbox.uidnext,
+        }
+    };
     let sel = &mut *ctx.sel;
     let rev1 = !ctx.enabled.imap4rev2;
 
@@ -133,9 +148,12 @@ pub(crate) async fn sync(
     }
 
     if !new_messages.is_empty() {
-        let recent = store.claim_recent(sel.mailbox.id, !sel.read_only).await?;
-        sel.recent
-            .extend(recent.into_iter().filter(|u| *u > last_uid));
+        let mut recent = store.claim_recent(sel.mailbox.id, !sel.read_only).await?;
+        recent.append(&mut sel.claimed);
+        // Only messages the view now holds: one claimed and expunged before this look is
+        // not counted in RECENT.
+        let new_uid = |u: &u32| new_messages.binary_search_by_key(u, |m| m.uid).is_ok();
+        sel.recent.extend(recent.into_iter().filter(new_uid));
         sel.messages.extend(new_messages);
         out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
         if rev1 {

@@ -295,6 +295,17 @@ pub struct Changes {
     pub uidnext: u32,
 }
 
+/// What [`MailStore::append_to_claiming`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub uidvalidity: u32,
+    /// The new messages' UIDs, in the order given.
+    pub uids: Vec<u32>,
+    /// UIDs made \Recent for the caller (ascending): the new ones and any others not yet
+    /// claimed; empty if the mailbox was not the caller's selected one.
+    pub claimed: Vec<u32>,
+}
+
 /// The storage interface. Every method is one transaction; methods that add or change mail
 /// return only after the change is durable (fsync), and then notify sessions on that mailbox.
 #[async_trait]
@@ -405,6 +416,32 @@ pub trait MailStore: Send + Sync + 'static {
             Some(mailbox) => self.append(mailbox.id, messages).await.map(Some),
             None => Ok(None),
         }
+    }
+    /// `append_to` from a session that has `selected` selected read-write: when the mailbox
+    /// found is `selected`, \Recent is claimed in the same transaction (as `claim_recent
+    /// (selected, true)` right after would), so the session's catching up after its APPEND
+    /// has nothing left to claim. Returns also the UIDs claimed (empty for another mailbox).
+    async fn append_to_claiming(
+        &self,
+        user: UserId,
+        name: &str,
+        messages: Vec<NewMessage>,
+        selected: MailboxId,
+    ) -> Result<Option<Appended>> {
+        let Some(mailbox) = self.get_mailbox(user, name).await? else {
+            return Ok(None);
+        };
+        let (uidvalidity, uids) = self.append(mailbox.id, messages).await?;
+        let claimed = if mailbox.id == selected {
+            self.claim_recent(selected, true).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(Appended {
+            uidvalidity,
+            uids,
+            claimed,
+        }))
     }
     /// All messages of the mailbox, ascending UID (what SELECT loads).
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>>;
@@ -652,6 +689,14 @@ pub trait MailStore: Send + Sync + 'static {
 
     // ---- notifications and checks ----
     fn notifier(&self) -> &Notifier;
+    /// True if every change to a mailbox (new messages, flags, expunges, its deletion) made
+    /// through this store reaches [`MailStore::notifier`] before the call that made it
+    /// returns, and changes made elsewhere reach it soon after: a session whose subscription
+    /// was not woken then knows its view is current without reading (`changes_since` after
+    /// every command). False by default: the session reads after every command.
+    fn notifies_every_change(&self) -> bool {
+        false
+    }
     /// Integrity check (`mailkeep check`): index and blobs agree. Returns problems found.
     async fn check(&self) -> Result<Vec<String>>;
 }

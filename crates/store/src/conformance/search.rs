@@ -150,6 +150,7 @@ pub async fn recent(store: &dyn MailStore) {
         store.claim_recent(-3, true).await,
         Err(StoreError::NoSuchMailbox)
     ));
+    append_claiming(store, u, ib).await;
     // Two sessions selecting at once: exactly one of them gets the new messages.
     let (_, newest) = store
         .append(ib, vec![message("4", "d"), message("5", "e")])
@@ -162,6 +163,45 @@ pub async fn recent(store: &dyn MailStore) {
         "one claimer only: {a:?} {b:?}"
     );
     assert_eq!(if a.is_empty() { b } else { a }, newest);
+}
+
+/// An APPEND to the session's selected mailbox claims \Recent with it.
+async fn append_claiming(store: &dyn MailStore, u: crate::UserId, ib: crate::MailboxId) {
+    assert!(store.claim_recent(ib, true).await.unwrap().is_empty());
+    // One not yet claimed (delivered while nobody looked): the claim takes it too.
+    let (_, waiting) = store.append(ib, vec![message("w", "w")]).await.unwrap();
+    let a = store
+        .append_to_claiming(u, "inbox", vec![message("x", "x"), message("y", "y")], ib)
+        .await
+        .unwrap()
+        .expect("INBOX exists");
+    assert_eq!(a.uidvalidity, store.status(ib).await.unwrap().uidvalidity);
+    assert_eq!(a.uids.len(), 2);
+    let mut want = waiting.clone();
+    want.extend(&a.uids);
+    assert_eq!(a.claimed, want, "claimed with the append");
+    assert!(
+        store.claim_recent(ib, true).await.unwrap().is_empty(),
+        "nothing left for another session"
+    );
+    assert_eq!(store.status(ib).await.unwrap().recent, 0);
+    // To another mailbox than the selected one: nothing claimed there.
+    let other = store.create_mailbox(u, "elsewhere", None).await.unwrap();
+    let a = store
+        .append_to_claiming(u, "elsewhere", vec![message("z", "z")], ib)
+        .await
+        .unwrap()
+        .expect("exists");
+    assert!(a.claimed.is_empty());
+    assert_eq!(store.claim_recent(other.id, true).await.unwrap(), a.uids);
+    assert!(
+        store
+            .append_to_claiming(u, "missing", vec![message("m", "m")], ib)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.delete_mailbox(u, other.id).await.unwrap();
 }
 
 pub async fn notifications(store: &dyn MailStore) {
@@ -212,5 +252,51 @@ pub async fn notifications(store: &dyn MailStore) {
         woken,
         store.status(other.id).await.unwrap().highest_modseq,
         "expunge wakes with the new HIGHESTMODSEQ"
+    );
+    every_change_wakes(store).await;
+}
+
+/// A session that was not woken skips its read after a command when the store says it
+/// `notifies_every_change`: so each kind of change must wake, or such a session never sees it.
+async fn every_change_wakes(store: &dyn MailStore) {
+    let u = new_user(store, "notify-b").await;
+    let ib = inbox(store, u).await;
+    let other = store.create_mailbox(u, "other", None).await.unwrap();
+    let mut sub = store.notifier().subscribe(ib);
+    let mut other_sub = store.notifier().subscribe(other.id);
+    let (_, uids) = store
+        .append(ib, vec![message("a", "one"), message("b", "two")])
+        .await
+        .unwrap();
+    for rx in [&mut sub.receiver, &mut other_sub.receiver] {
+        rx.borrow_and_update();
+    }
+    store.move_messages(ib, &uids[..1], other.id).await.unwrap();
+    assert!(
+        sub.receiver.has_changed().unwrap_or(false),
+        "move wakes the source"
+    );
+    assert!(
+        other_sub.receiver.has_changed().unwrap_or(false),
+        "move wakes the destination"
+    );
+    sub.receiver.borrow_and_update();
+    let replaced = store
+        .replace(ib, uids[1], u, "INBOX", message("c", "three"))
+        .await
+        .unwrap();
+    assert!(replaced.is_some());
+    assert!(sub.receiver.has_changed().unwrap_or(false), "replace wakes");
+    other_sub.receiver.borrow_and_update();
+    store.delete_mailbox(u, other.id).await.unwrap();
+    assert!(
+        other_sub.receiver.has_changed().unwrap_or(false),
+        "deleting a mailbox wakes its sessions"
+    );
+    sub.receiver.borrow_and_update();
+    store.delete_user("notify-b").await.unwrap();
+    assert!(
+        sub.receiver.has_changed().unwrap_or(false),
+        "deleting the user wakes its mailboxes' sessions"
     );
 }
