@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Short fuzz runs for CI: each cargo-fuzz target for FUZZ_SECONDS (default 40) from the committed
 # seeds. cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain.
+# `--build-only`: build every target and stop.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null || cargo install --quiet --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
+if [ "${1:-}" = --build-only ]; then
+  # Every target built, nothing run (scripts/test.sh builds them while other tests run).
+  exec cargo fuzz build --release
+fi
 secs=${FUZZ_SECONDS:-40}
 for target in parse_command session oracle mime scram protocols; do
   case "$target" in

@@ -50,8 +50,18 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace --quiet
-echo "== real clients (pytest)"
 cargo build --quiet --bin mailkeep
+fuzz_build=""
+if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
+  # The fuzz targets' build (a sanitizer build of most of the workspace, the longest step)
+  # runs at the lowest priority while the client tests below mostly wait on sockets and disks.
+  echo "== fuzz targets: building in the background (nice 19)"
+  fuzz_log=$(mktemp)
+  setsid nice -n 19 scripts/fuzz-short.sh --build-only >"$fuzz_log" 2>&1 &
+  fuzz_build=$!
+  trap '[ -n "$fuzz_build" ] && kill -- "-$fuzz_build" 2>/dev/null; true' EXIT
+fi
+echo "== real clients (pytest)"
 python3 -m pytest -q tests/clients
 echo "== authentication: SCRAM, imported hashes, password policy (pytest: gsasl, mbsync)"
 python3 -m pytest -q tests/auth
@@ -71,7 +81,13 @@ echo "== PostgreSQL store: two mailkeep nodes on one database (pytest)"
 python3 -m pytest -q tests/postgres
 echo "== the client tests again with the server on PostgreSQL (one database per server)"
 MAILKEEP_TEST_STORE=postgres python3 -m pytest -q tests/clients
-if [ "${MAILKEEP_SKIP_FUZZ:-}" != 1 ] && [ -x scripts/fuzz-short.sh ]; then
+if [ -n "$fuzz_build" ]; then
   echo "== fuzz (short runs)"
+  if ! wait "$fuzz_build"; then
+    fuzz_build=""
+    cat "$fuzz_log"; echo "building the fuzz targets failed"; exit 1
+  fi
+  fuzz_build=""
+  rm -f "$fuzz_log"
   scripts/fuzz-short.sh
 fi
