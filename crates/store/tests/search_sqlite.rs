@@ -235,3 +235,45 @@ async fn waiting_bodies_are_indexed_before_search_and_after_restart() {
     drop(store);
     assert_eq!(waiting_for_index(dir.path()), 0);
 }
+
+/// Bodies left waiting by a stop are indexed when the writer is idle after the next start, and
+/// the WAL those idle flushes grow is truncated too, without waiting for a write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_indexing_after_restart_leaves_the_wal_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let user = store.create_user("t", "x").await.unwrap();
+        let inbox = store.get_mailbox(user.id, "INBOX").await.unwrap().unwrap();
+        let msgs = (0..40)
+            .map(|i| message(&format!("m{i}"), "words to index again"))
+            .collect();
+        store.append(inbox.id, msgs).await.unwrap();
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("index.sqlite3")).unwrap();
+    conn.execute_batch(
+        "DELETE FROM search_header WHERE rowid IN (SELECT id FROM blobs);
+         DELETE FROM search_body WHERE rowid IN (SELECT id FROM blobs);
+         INSERT INTO search_pending(blob_id) SELECT id FROM blobs;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(waiting_for_index(dir.path()), 40);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let wal = dir.path().join("index.sqlite3-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting = waiting_for_index(dir.path());
+        let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if waiting == 0 && wal_len == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} bodies waiting, WAL {wal_len} bytes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(store.check().await.unwrap().is_empty());
+}

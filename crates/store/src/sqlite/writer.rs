@@ -217,6 +217,8 @@ fn writer_loop(
                     let started = std::time::Instant::now();
                     flush_index(&mut conn, &blobs, &mut index, &mut sync, &stats);
                     load.busy(started);
+                    // The flush grew the WAL: truncate it once idle, as after a write.
+                    written = true;
                 } else if index.prune_waiting {
                     prune_vocabulary(&mut conn, &blobs, &mut index, &mut sync);
                     written = true;
