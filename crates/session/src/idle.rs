@@ -17,7 +17,8 @@ pub(crate) async fn start(
     out: &mut Vec<u8>,
 ) -> CmdResult<Outcome> {
     if let Some(sel) = sel {
-        // Catch up; `sync` marks what it read, so a change after that wakes `changed`.
+        // Mark what is known now, then catch up: a change after this point wakes `changed`.
+        sel.subscription.receiver.borrow_and_update();
         let mut ctx = Ctx {
             store: &inner.store,
             enabled: &inner.enabled,
@@ -41,8 +42,6 @@ pub(crate) async fn changed(state: &mut State) {
                 // The sender is gone (cannot happen while we hold the subscription): never wake.
                 std::future::pending::<()>().await;
             }
-            // `changed` marked the change seen: the next sync must still read it.
-            sel.woken = true;
         }
         _ => std::future::pending::<()>().await,
     }

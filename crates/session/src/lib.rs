@@ -662,7 +662,9 @@ impl Session {
     }
 
     pub async fn idle_update(&mut self, out: &mut Vec<u8>) {
-        // `sync_selected` marks the change that woke us as seen before it reads.
+        if let State::Selected { sel, .. } = &mut self.state {
+            sel.subscription.receiver.borrow_and_update();
+        }
         // A mailbox deleted under an IDLE ends the connection; the server sees the state on
         // the next command, so the BYE written here is enough.
         let _ = self.sync_selected(out, true).await;

@@ -265,9 +265,6 @@ pub struct SelectedMailbox {
     /// command that implies it).
     pub condstore: bool,
     pub subscription: Subscription,
-    /// IDLE's wait saw the subscription change (and so marked it seen) and the view has not
-    /// caught up yet: see [`SelectedMailbox::take_news`].
-    pub(crate) woken: bool,
     /// UIDs this session claimed as \Recent before its view has them (an APPEND to this
     /// mailbox claims with the append): added to `recent` when the view catches up.
     pub(crate) claimed: Vec<u32>,
@@ -320,22 +317,11 @@ impl SelectedMailbox {
             saved: Vec::new(),
             condstore,
             subscription,
-            woken: false,
             claimed: Vec::new(),
             pending_expunge: Vec::new(),
             keywords,
             contexts: Vec::new(),
         }
-    }
-
-    /// Whether the mailbox may have changed since the last call (a change was announced on the
-    /// subscription, or IDLE's wait was woken); marks it all seen, so a change announced after
-    /// this call makes the next one true.
-    pub(crate) fn take_news(&mut self) -> bool {
-        let news = std::mem::take(&mut self.woken)
-            || self.subscription.receiver.has_changed().unwrap_or(true);
-        self.subscription.receiver.borrow_and_update();
-        news
     }
 
     /// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for the flags this mailbox uses

@@ -18,24 +18,9 @@ pub(crate) async fn sync(
     allow_expunge: bool,
 ) -> CmdResult<()> {
     let store = ctx.store;
-    // Marks what is announced now: a change after this point wakes IDLE and the next call reads.
-    let news = ctx.sel.take_news();
-    let changes = if news || !store.notifies_every_change() {
-        store
-            .changes_since(ctx.sel.mailbox.id, ctx.sel.modseq)
-            .await?
-    } else {
-        // Nothing changed since the last look (the store would have said so): no read. What
-        // is pending in the view (expunges held back during FETCH, STORE, SEARCH) is still
-        // announced below.
-        mailkeep_store::Changes {
-            changed: Vec::new(),
-            expunged: Vec::new(),
-            pruned_modseq: 0,
-            highest_modseq: ctx.sel.modseq,
-            uidnext: ctx.sel.mailbox.uidnext,
-        }
-    };
+    let changes = store
+        .changes_since(ctx.sel.mailbox.id, ctx.sel.modseq)
+        .await?;
     let sel = &mut *ctx.sel;
     let rev1 = !ctx.enabled.imap4rev2;
 

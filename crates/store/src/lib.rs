@@ -689,14 +689,6 @@ pub trait MailStore: Send + Sync + 'static {
 
     // ---- notifications and checks ----
     fn notifier(&self) -> &Notifier;
-    /// True if every change to a mailbox (new messages, flags, expunges, its deletion) made
-    /// through this store reaches [`MailStore::notifier`] before the call that made it
-    /// returns, and changes made elsewhere reach it soon after: a session whose subscription
-    /// was not woken then knows its view is current without reading (`changes_since` after
-    /// every command). False by default: the session reads after every command.
-    fn notifies_every_change(&self) -> bool {
-        false
-    }
     /// Integrity check (`mailkeep check`): index and blobs agree. Returns problems found.
     async fn check(&self) -> Result<Vec<String>>;
 }

@@ -256,8 +256,7 @@ pub async fn notifications(store: &dyn MailStore) {
     every_change_wakes(store).await;
 }
 
-/// A session that was not woken skips its read after a command when the store says it
-/// `notifies_every_change`: so each kind of change must wake, or such a session never sees it.
+/// Each kind of change wakes the mailbox's sessions (an IDLE waits for nothing else).
 async fn every_change_wakes(store: &dyn MailStore) {
     let u = new_user(store, "notify-b").await;
     let ib = inbox(store, u).await;

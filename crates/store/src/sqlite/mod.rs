@@ -1018,13 +1018,6 @@ impl MailStore for SqliteStore {
         &self.notifier
     }
 
-    /// Every write goes through this process's writer, which notifies before it answers;
-    /// other processes' writes (`mailkeep import` while the server runs) are passed on by
-    /// `watch` within its interval.
-    fn notifies_every_change(&self) -> bool {
-        true
-    }
-
     async fn check(&self) -> Result<Vec<String>> {
         // The index is checked as a search would see it.
         self.index_waiting(None).await?;
